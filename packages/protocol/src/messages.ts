@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import { BACKENDS, RunConfigSchema } from './config.ts';
+import { ProtocolError } from './errors.ts';
+
+// Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator,
+// worker <-> worker). They travel as JSON inside `control` frames and are validated on arrival.
+
+const WireErrorSchema = z.object({ name: z.string(), message: z.string() });
+
+export const BackendProbeSchema = z.object({
+  backend: z.enum(BACKENDS),
+  ok: z.boolean(),
+  /** Measured matmul throughput; 0 when the backend failed. */
+  gflops: z.number().min(0),
+  /** Why the backend is unusable (init failure or failed numeric self-check). */
+  error: z.string().optional(),
+});
+export type BackendProbe = z.infer<typeof BackendProbeSchema>;
+
+export const DeviceInfoSchema = z.object({
+  backend: z.enum(BACKENDS),
+  gflops: z.number().min(0),
+  probes: z.array(BackendProbeSchema),
+  /** WebGPU adapter info (vendor, architecture, description, isFallbackAdapter) when present. */
+  adapter: z.record(z.string(), z.union([z.string(), z.boolean(), z.number()])).optional(),
+  /** WebGPU adapter limits actually requested for the device. */
+  limits: z.record(z.string(), z.number()).optional(),
+  userAgent: z.string().optional(),
+  hardwareConcurrency: z.number().optional(),
+  deviceMemoryGiB: z.number().optional(),
+});
+export type DeviceInfo = z.infer<typeof DeviceInfoSchema>;
+
+export const ShardSchema = z.object({
+  /** First training-sample index owned by this worker. */
+  start: z.number().int().min(0),
+  /** Number of training samples owned. */
+  count: z.number().int().min(1),
+});
+export type Shard = z.infer<typeof ShardSchema>;
+
+export const RoleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('worker') }),
+  /** Synchronous parameter server colocated with a worker: it also computes its own shard. */
+  z.object({ kind: z.literal('worker+server') }),
+]);
+export type Role = z.infer<typeof RoleSchema>;
+
+// ---- coordinator -> worker ----
+export const ToWorkerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('welcome'), protocolVersion: z.number().int(), room: z.string() }),
+  z.object({ type: z.literal('reject'), reason: z.string() }),
+  z.object({
+    type: z.literal('assign'),
+    runId: z.number().int().min(0),
+    rank: z.number().int().min(0),
+    /** Peer ids of all workers, index = rank. */
+    peers: z.array(z.string()).min(1),
+    role: RoleSchema,
+    /** Rank of the parameter-server peer when sync = ps. */
+    serverRank: z.number().int().min(0).optional(),
+    shard: ShardSchema,
+    config: RunConfigSchema,
+  }),
+  /** Step barrier: the worker may run steps up to and including `upTo`. */
+  z.object({ type: z.literal('step'), runId: z.number().int(), upTo: z.number().int().min(0) }),
+  z.object({ type: z.literal('evaluate'), runId: z.number().int(), step: z.number().int() }),
+  /** Train the single-worker reference on the same global batches and compare with the run's params. */
+  z.object({ type: z.literal('reference'), runId: z.number().int() }),
+  z.object({ type: z.literal('stop'), runId: z.number().int(), reason: z.string() }),
+  z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
+]);
+export type ToWorker = z.infer<typeof ToWorkerSchema>;
+
+// ---- worker -> coordinator ----
+export const ToCoordinatorSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('hello'),
+    protocolVersion: z.number().int(),
+    room: z.string(),
+    device: DeviceInfoSchema,
+  }),
+  /** Data loaded, peer links open, parameters initialised: ready for step 0. */
+  z.object({ type: z.literal('ready'), runId: z.number().int(), loadMs: z.number().min(0) }),
+  z.object({
+    type: z.literal('stepDone'),
+    runId: z.number().int(),
+    step: z.number().int().min(0),
+    loss: z.number(),
+    samples: z.number().int().min(0),
+    computeMs: z.number().min(0),
+    commMs: z.number().min(0),
+    bytesSent: z.number().min(0),
+  }),
+  z.object({
+    type: z.literal('evalResult'),
+    runId: z.number().int(),
+    step: z.number().int(),
+    accuracy: z.number().min(0).max(1),
+    loss: z.number(),
+    count: z.number().int(),
+  }),
+  z.object({
+    type: z.literal('referenceResult'),
+    runId: z.number().int(),
+    maxAbsDiff: z.number(),
+    maxRelDiff: z.number(),
+    referenceLoss: z.number(),
+  }),
+  /** A frame from `from` was refused (malformed); the worker kept going. */
+  z.object({ type: z.literal('frameRefused'), from: z.string(), error: WireErrorSchema }),
+  z.object({ type: z.literal('error'), runId: z.number().int().optional(), error: WireErrorSchema }),
+  z.object({ type: z.literal('pong'), id: z.number().int(), t0: z.number(), tWorker: z.number() }),
+  z.object({ type: z.literal('leave'), reason: z.string() }),
+]);
+export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
+
+// ---- worker <-> worker ----
+export const PeerControlSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('peerHello'), protocolVersion: z.number().int(), room: z.string(), runId: z.number().int() }),
+]);
+export type PeerControl = z.infer<typeof PeerControlSchema>;
+
+/** Any control message, whichever direction. The `type` fields are unique across directions. */
+export type ControlMessage = ToWorker | ToCoordinator | PeerControl;
+
+const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema, PeerControlSchema]);
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw new ProtocolError(
+      'bad-message',
+      `${what}: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}`,
+    );
+  }
+  return r.data;
+}
+
+/** unknown in, typed out; throws ProtocolError('bad-message'). */
+export const parseToWorker = (v: unknown): ToWorker => parseWith(ToWorkerSchema, v, 'to-worker message');
+export const parseToCoordinator = (v: unknown): ToCoordinator =>
+  parseWith(ToCoordinatorSchema, v, 'to-coordinator message');
+export const parsePeerControl = (v: unknown): PeerControl => parseWith(PeerControlSchema, v, 'peer message');
+export const parseControl = (v: unknown): ControlMessage =>
+  parseWith<ControlMessage>(AnyControlSchema, v, 'control message');
