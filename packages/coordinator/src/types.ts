@@ -1,4 +1,4 @@
-import type { DeviceInfo, RunConfig, WireError } from '@peertrain/protocol';
+import type { DeviceInfo, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 
 /** Lifecycle of a peer as the coordinator sees it. */
 export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'stalled' | 'gone';
@@ -87,4 +87,29 @@ export interface RunReport {
   evals: { step: number; accuracy: number }[];
   reference?: { maxAbsDiff: number; maxRelDiff: number; referenceLoss: number };
   errors: WireError[];
+}
+
+export type CoordinatorEvent =
+  | { type: 'log'; message: string }
+  | { type: 'progress'; step: number; totalSteps: number; loss: number; samplesPerSec: number }
+  | { type: 'eval'; step: number; accuracy: number }
+  | { type: 'done'; report: RunReport }
+  | { type: 'error'; error: WireError };
+
+/** The coordinator: admits peers of its room, assigns work, drives the step barrier, aggregates metrics. */
+export interface Coordinator {
+  readonly room: string;
+  view(): CoordinatorView;
+  /** Called on every view change (throttled by the caller if needed). */
+  subscribe(listener: (view: CoordinatorView) => void): () => void;
+  onEvent(listener: (event: CoordinatorEvent) => void): () => void;
+  /**
+   * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
+   * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').
+   */
+  run(config: RunConfigInput, opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] }): Promise<RunReport>;
+  pause(): void;
+  resume(): void;
+  stop(reason?: string): void;
+  dispose(): Promise<void>;
 }

@@ -41,3 +41,4 @@ export type {
 } from './messages.ts';
 // Binary frames (frame.ts) are exported here once written:
 // export { DTYPES, decodeFrame, encodeMessage, Reassembler, ... } from './frame.ts';
+export { coordinatorPeerId, isPeerOfRoom, randomId, validateRoom, workerPeerId } from './rooms.ts';

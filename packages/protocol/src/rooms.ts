@@ -1,0 +1,37 @@
+import { ConfigError } from './errors.ts';
+
+// Rooms are separated by peer id: every peer id of a room starts with `pt-<room>-`. The coordinator
+// admits only hellos from ids of its own room, so peers of other rooms never mix even though they
+// share one signaling server.
+
+const ROOM_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+export function validateRoom(room: string): string {
+  if (!ROOM_RE.test(room)) {
+    throw new ConfigError(`invalid room name "${room}"`, ['use 1-32 characters: a-z, 0-9 and -']);
+  }
+  return room;
+}
+
+export function coordinatorPeerId(room: string): string {
+  return `pt-${validateRoom(room)}-coordinator`;
+}
+
+/** `nonce`: random [a-z0-9]+ chosen by the worker (unique in the room). */
+export function workerPeerId(room: string, nonce: string): string {
+  return `pt-${validateRoom(room)}-w-${nonce}`;
+}
+
+export function isPeerOfRoom(peerId: string, room: string): boolean {
+  return peerId.startsWith(`pt-${room}-`);
+}
+
+/** Random lowercase id fragment for peer ids and room names. */
+export function randomId(length = 8): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = new Uint8Array(length);
+  crypto.getRandomValues(bytes);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
+}

@@ -1,0 +1,30 @@
+import type { DeviceInfo, Role, Shard, WireError } from '@peertrain/protocol';
+
+/** What a worker tab is doing, for its own page. */
+export type WorkerPhase = 'probing' | 'joining' | 'idle' | 'loading' | 'training' | 'reference' | 'done' | 'error' | 'left';
+
+export interface WorkerStatus {
+  phase: WorkerPhase;
+  peerId: string;
+  room: string;
+  device: DeviceInfo | null;
+  runId: number | null;
+  rank: number | null;
+  worldSize: number | null;
+  role: Role['kind'] | null;
+  shard: Shard | null;
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  bytesSent: number;
+  bytesReceived: number;
+  framesRefused: number;
+  lastError: WireError | null;
+}
+
+export interface WorkerRuntime {
+  status(): WorkerStatus;
+  subscribe(listener: (status: WorkerStatus) => void): () => void;
+  /** Leaves the room: tells the coordinator, aborts any step in flight, closes links. */
+  leave(reason?: string): Promise<void>;
+}
