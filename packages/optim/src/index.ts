@@ -1,0 +1,2 @@
+export { OptimizerStateError, createOptimizer } from './optimizer.ts';
+export type { Optimizer } from './optimizer.ts';
