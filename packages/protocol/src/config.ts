@@ -4,6 +4,15 @@ import { ConfigError } from './errors.ts';
 export const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
+/** Sizes of the built-in datasets; coordinator and engine agree on them through this table. */
+export const DATASETS = {
+  /** 10,000 real MNIST digits from the `mnist` package, fixed split (public/data/mnist.bin). */
+  mnist: { train: 8000, test: 2000, inputSize: 784, classes: 10 },
+  /** Seeded, learnable Gaussian blobs in the MNIST shape: fast tests without the data file. */
+  synthetic: { train: 4096, test: 1024, inputSize: 784, classes: 10 },
+} as const;
+export type DatasetName = keyof typeof DATASETS;
+
 export const OptimizerSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('sgd'), momentum: z.number().min(0).max(1).default(0) }),
   z.object({

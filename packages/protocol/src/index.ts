@@ -14,8 +14,8 @@ export {
 export type { ProtocolErrorCode, WireError } from './errors.ts';
 export { LayerSpecSchema, ModelSpecSchema } from './model.ts';
 export type { LayerSpec, ModelSpec } from './model.ts';
-export { BACKENDS, OptimizerSchema, RunConfigSchema, parseRunConfig } from './config.ts';
-export type { BackendName, OptimizerConfig, RunConfig, RunConfigInput } from './config.ts';
+export { BACKENDS, DATASETS, OptimizerSchema, RunConfigSchema, parseRunConfig } from './config.ts';
+export type { BackendName, DatasetName, OptimizerConfig, RunConfig, RunConfigInput } from './config.ts';
 export {
   BackendProbeSchema,
   DeviceInfoSchema,
@@ -39,6 +39,16 @@ export type {
   ToCoordinator,
   ToWorker,
 } from './messages.ts';
-// Binary frames (frame.ts) are exported here once written:
-// export { DTYPES, decodeFrame, encodeMessage, Reassembler, ... } from './frame.ts';
+export {
+  DTYPES,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  MAX_RANK,
+  MIN_FRAME_BYTES,
+  Reassembler,
+  bytesPerElement,
+  decodeFrame,
+  encodeMessage,
+} from './frame.ts';
+export type { DType, EncodeOptions, Frame, ReassemblerLimits, TensorMessage, WireMessage } from './frame.ts';
 export { coordinatorPeerId, isPeerOfRoom, randomId, validateRoom, workerPeerId } from './rooms.ts';

@@ -60,6 +60,8 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
     /** Rank of the parameter-server peer when sync = ps. */
     serverRank: z.number().int().min(0).optional(),
     shard: ShardSchema,
+    /** Every rank's shard (index = rank): the reference run trains on their union. */
+    allShards: z.array(ShardSchema).min(1),
     config: RunConfigSchema,
   }),
   /** Step barrier: the worker may run steps up to and including `upTo`. */

@@ -1,0 +1,1 @@
+export { planShards } from './shards.ts';
