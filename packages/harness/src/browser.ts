@@ -1,0 +1,115 @@
+import { access, constants } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { abortable } from './abort.ts';
+import { BrowserNotFoundError } from './errors.ts';
+
+export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * PLATFORM.md: without the background-networking flags Chromium keeps dialing out; WebGPU needs
+ * exactly --enable-unsafe-webgpu. Playwright adds --headless and a fresh temporary --user-data-dir
+ * itself (removed on close).
+ */
+export const CHROMIUM_ARGS: readonly string[] = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+  '--enable-unsafe-webgpu',
+];
+
+export interface LaunchBrowserOptions {
+  executablePath?: string;
+  headless?: boolean;
+  /** Extra Chromium flags after CHROMIUM_ARGS. */
+  args?: readonly string[];
+  signal?: AbortSignal;
+}
+
+/** Throws BrowserNotFoundError unless `path` is an executable file. */
+export async function assertBrowserExecutable(path: string): Promise<void> {
+  try {
+    await access(path, constants.X_OK);
+  } catch {
+    throw new BrowserNotFoundError(path);
+  }
+}
+
+/**
+ * Launches system Chromium through playwright-core. Close it with `browser.close()`: the driver
+ * then waits for the process, so nothing is left as a zombie. Playwright's own signal handlers are
+ * off: the caller owns SIGINT/SIGTERM and closes the browser through its AbortSignal.
+ */
+export async function launchBrowser(opts: LaunchBrowserOptions = {}): Promise<Browser> {
+  const { executablePath = DEFAULT_CHROMIUM, headless = true, args = [], signal } = opts;
+  signal?.throwIfAborted();
+  await assertBrowserExecutable(executablePath);
+  const launching = chromium.launch({
+    executablePath,
+    headless,
+    args: [...CHROMIUM_ARGS, ...args],
+    chromiumSandbox: false,
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+  });
+  try {
+    return await abortable(launching, signal, () => {
+      // Launch cannot be interrupted; close the browser as soon as it is up.
+      launching.then((b) => b.close()).catch(() => undefined);
+    });
+  } catch (err) {
+    if (err instanceof Error && /ENOENT|Failed to launch/.test(err.message) && !signal?.aborted) {
+      throw new BrowserNotFoundError(executablePath);
+    }
+    throw err;
+  }
+}
+
+export interface WebrtcProbeOptions {
+  /** How long the data channel may take to open. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * True when two RTCPeerConnections in one page (iceServers: [], so host candidates only) open a
+ * data channel within `timeoutMs`. False on this CI outside a network namespace: Chromium never
+ * offers 127.0.0.1 as a candidate (PLATFORM.md).
+ */
+export async function webrtcWorks(browser: Browser, opts: WebrtcProbeOptions = {}): Promise<boolean> {
+  const { timeoutMs = 4000, signal } = opts;
+  signal?.throwIfAborted();
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const probe = page.evaluate(async (ms: number): Promise<boolean> => {
+      const a = new RTCPeerConnection({ iceServers: [] });
+      const b = new RTCPeerConnection({ iceServers: [] });
+      try {
+        a.onicecandidate = (e) => void (e.candidate && b.addIceCandidate(e.candidate));
+        b.onicecandidate = (e) => void (e.candidate && a.addIceCandidate(e.candidate));
+        const channel = a.createDataChannel('probe');
+        const opened = new Promise<boolean>((resolve) => {
+          channel.onopen = () => resolve(true);
+          setTimeout(() => resolve(false), ms);
+        });
+        await a.setLocalDescription(await a.createOffer());
+        await b.setRemoteDescription(a.localDescription!);
+        await b.setLocalDescription(await b.createAnswer());
+        await a.setRemoteDescription(b.localDescription!);
+        return await opened;
+      } finally {
+        a.close();
+        b.close();
+      }
+    }, timeoutMs);
+    return await abortable(probe, signal);
+  } finally {
+    await context.close();
+  }
+}

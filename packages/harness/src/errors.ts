@@ -1,0 +1,38 @@
+import type { WireError } from '@peertrain/protocol';
+
+/**
+ * A session failed inside the browser: the dashboard reported an error, a page crashed or failed to
+ * load, or a page sent an invalid event. `remote` is the page's own `{ name, message }`; `pageErrors`
+ * are the last console errors of every page (prefixed with the page's label), also folded into the
+ * message so a one-line report carries them.
+ */
+export class SessionError extends Error {
+  override readonly name = 'SessionError';
+  constructor(
+    readonly remote: WireError,
+    readonly pageErrors: readonly string[] = [],
+  ) {
+    super(
+      `${remote.name}: ${remote.message}` +
+        (pageErrors.length > 0 ? ` [page errors: ${pageErrors.join(' | ')}]` : ''),
+    );
+  }
+}
+
+/** The Chromium executable is missing or not executable. */
+export class BrowserNotFoundError extends Error {
+  override readonly name = 'BrowserNotFoundError';
+  constructor(readonly executablePath: string) {
+    super(`Chromium not found at ${executablePath}`);
+  }
+}
+
+/** A private network namespace cannot be created here (needs root, unshare and ip). */
+export class IsolatedNetworkError extends Error {
+  override readonly name = 'IsolatedNetworkError';
+}
+
+/** `vite build` failed. */
+export class BuildError extends Error {
+  override readonly name = 'BuildError';
+}

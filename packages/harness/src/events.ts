@@ -1,0 +1,139 @@
+import { ConfigError, ProtocolError, parseRunConfig } from '@peertrain/protocol';
+import type { WireError } from '@peertrain/protocol';
+import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
+
+// Validation of what the dashboard page hands to `window.peertrainEmit(event)`: unknown in,
+// CoordinatorEvent out, ProtocolError('bad-message') on anything else.
+
+type Obj = Record<string, unknown>;
+
+function bad(path: string, what: string): never {
+  throw new ProtocolError('bad-message', `event ${path}: ${what}`);
+}
+function obj(v: unknown, path: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(path, 'expected an object');
+  return v as Obj;
+}
+/** A number; NaN and infinities allowed (a diverged loss is data, not a malformed event). */
+function num(o: Obj, key: string, path: string): number {
+  const v = o[key];
+  if (typeof v !== 'number') bad(`${path}.${key}`, 'expected a number');
+  return v;
+}
+function int(o: Obj, key: string, path: string): number {
+  const v = num(o, key, path);
+  if (!Number.isInteger(v) || v < 0) bad(`${path}.${key}`, 'expected a non-negative integer');
+  return v;
+}
+function str(o: Obj, key: string, path: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') bad(`${path}.${key}`, 'expected a string');
+  return v;
+}
+function arr(o: Obj, key: string, path: string): unknown[] {
+  const v = o[key];
+  if (!Array.isArray(v)) bad(`${path}.${key}`, 'expected an array');
+  return v;
+}
+
+function parseWireError(v: unknown, path: string): WireError {
+  const o = obj(v, path);
+  return { name: str(o, 'name', path), message: str(o, 'message', path) };
+}
+
+function parseAdapter(v: unknown, path: string): Record<string, string | number | boolean> {
+  const o = obj(v, path);
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean')
+      bad(`${path}.${k}`, 'expected a scalar');
+    out[k] = x;
+  }
+  return out;
+}
+
+/** Validates a RunReport (the `report` of a `done` event). */
+export function parseRunReport(v: unknown, path = 'report'): RunReport {
+  const o = obj(v, path);
+  let config;
+  try {
+    config = parseRunConfig(o.config);
+  } catch (err) {
+    bad(`${path}.config`, err instanceof ConfigError ? err.message : String(err));
+  }
+  const workers = arr(o, 'workers', path).map((w, i) => {
+    const p = `${path}.workers[${i}]`;
+    const wo = obj(w, p);
+    const worker: RunReport['workers'][number] = {
+      peerId: str(wo, 'peerId', p),
+      rank: int(wo, 'rank', p),
+      role: str(wo, 'role', p),
+      backend: str(wo, 'backend', p),
+      gflops: num(wo, 'gflops', p),
+      bytesSent: num(wo, 'bytesSent', p),
+      framesRefused: int(wo, 'framesRefused', p),
+    };
+    if (wo.adapter !== undefined) worker.adapter = parseAdapter(wo.adapter, `${p}.adapter`);
+    return worker;
+  });
+  const report: RunReport = {
+    config,
+    finalLoss: num(o, 'finalLoss', path),
+    testAccuracy: num(o, 'testAccuracy', path),
+    wallMs: num(o, 'wallMs', path),
+    stepMsMedian: num(o, 'stepMsMedian', path),
+    computeMsMedian: num(o, 'computeMsMedian', path),
+    commMsMedian: num(o, 'commMsMedian', path),
+    samplesPerSec: num(o, 'samplesPerSec', path),
+    bytesSent: num(o, 'bytesSent', path),
+    workers,
+    loss: arr(o, 'loss', path).map((x, i) => {
+      const p = obj(x, `${path}.loss[${i}]`);
+      return { step: int(p, 'step', `${path}.loss[${i}]`), loss: num(p, 'loss', `${path}.loss[${i}]`) };
+    }),
+    evals: arr(o, 'evals', path).map((x, i) => {
+      const p = obj(x, `${path}.evals[${i}]`);
+      return {
+        step: int(p, 'step', `${path}.evals[${i}]`),
+        accuracy: num(p, 'accuracy', `${path}.evals[${i}]`),
+      };
+    }),
+    errors: arr(o, 'errors', path).map((x, i) => parseWireError(x, `${path}.errors[${i}]`)),
+  };
+  if (o.reference !== undefined) {
+    const r = obj(o.reference, `${path}.reference`);
+    const p = `${path}.reference`;
+    report.reference = {
+      maxAbsDiff: num(r, 'maxAbsDiff', p),
+      maxRelDiff: num(r, 'maxRelDiff', p),
+      referenceLoss: num(r, 'referenceLoss', p),
+    };
+  }
+  return report;
+}
+
+/** Validates one event from the dashboard page. */
+export function parseCoordinatorEvent(v: unknown): CoordinatorEvent {
+  const o = obj(v, '');
+  const type = o.type;
+  switch (type) {
+    case 'log':
+      return { type, message: str(o, 'message', 'log') };
+    case 'progress':
+      return {
+        type,
+        step: int(o, 'step', type),
+        totalSteps: int(o, 'totalSteps', type),
+        loss: num(o, 'loss', type),
+        samplesPerSec: num(o, 'samplesPerSec', type),
+      };
+    case 'eval':
+      return { type, step: int(o, 'step', type), accuracy: num(o, 'accuracy', type) };
+    case 'done':
+      return { type, report: parseRunReport(o.report) };
+    case 'error':
+      return { type, error: parseWireError(o.error, 'error.error') };
+    default:
+      return bad('.type', `unknown type ${JSON.stringify(type)}`);
+  }
+}

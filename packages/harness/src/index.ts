@@ -1,0 +1,40 @@
+export { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from './errors.ts';
+export { abortReason, abortable } from './abort.ts';
+export { startSignalServer } from './signal-server.ts';
+export type { SignalServer, SignalServerOptions } from './signal-server.ts';
+export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } from './page-config.ts';
+export type { PageConfig, SignalInfo } from './page-config.ts';
+export { startStaticServer } from './static-server.ts';
+export type { StaticServer, StaticServerOptions } from './static-server.ts';
+export { BUILD_HASH_FILE, REPO_ROOT, computeBuildHash, ensureBuilt } from './build.ts';
+export type { BuildResult, EnsureBuiltOptions } from './build.ts';
+export {
+  CHROMIUM_ARGS,
+  DEFAULT_CHROMIUM,
+  assertBrowserExecutable,
+  launchBrowser,
+  webrtcWorks,
+} from './browser.ts';
+export type { LaunchBrowserOptions, WebrtcProbeOptions } from './browser.ts';
+export {
+  ISOLATED_ENV,
+  NETNS_SETUP_SCRIPT,
+  exitStatus,
+  insideIsolatedNetwork,
+  isolatedNetworkAvailable,
+  onParentExit,
+  reexecIsolated,
+  spawnIsolated,
+  waitForExit,
+} from './netns.ts';
+export type { ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
+export { parseCoordinatorEvent, parseRunReport } from './events.ts';
+export {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  dashboardUrl,
+  encodeConfigParam,
+  randomRoom,
+  runSession,
+  workerUrl,
+} from './session.ts';
+export type { RunSessionOptions, SessionInfo } from './session.ts';

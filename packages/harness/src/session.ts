@@ -1,0 +1,257 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
+import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
+import { abortReason } from './abort.ts';
+import { REPO_ROOT, ensureBuilt } from './build.ts';
+import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
+import { SessionError } from './errors.ts';
+import { parseCoordinatorEvent } from './events.ts';
+import { startSignalServer } from './signal-server.ts';
+import type { SignalServer } from './signal-server.ts';
+import { startStaticServer } from './static-server.ts';
+import type { StaticServer } from './static-server.ts';
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/** Console errors kept per session (the last ones), for the error text. */
+const MAX_PAGE_ERRORS = 20;
+
+export interface SessionInfo {
+  room: string;
+  /** Chromium version as the browser reports it, e.g. "156.0.8078.79". */
+  chromium: string;
+  baseUrl: string;
+  dashboardUrl: string;
+  workerUrl: string;
+  signalPort: number;
+}
+
+export interface RunSessionOptions {
+  config: RunConfigInput;
+  /** Fault injection passed to the dashboard (`&faults=a,b`), e.g. ['malformed']. */
+  faults?: readonly string[];
+  /** Room id; random when omitted. */
+  room?: string;
+  executablePath?: string;
+  /** Use this browser instead of launching one; it is left open (its pages are closed). */
+  browser?: Browser;
+  /** Serve this prebuilt directory instead of building the repository's dist/. */
+  dist?: string;
+  /** Repository root for the build (default: this checkout). */
+  root?: string;
+  /** Reject with PhaseTimeoutError when no event arrives for this long (default 120 s). */
+  idleTimeoutMs?: number;
+  onEvent?: (event: CoordinatorEvent) => void;
+  /** Called once the pages are opening. */
+  onReady?: (info: SessionInfo) => void;
+  /** Every console message of every page (`source` is 'dashboard' or 'worker N'). */
+  onConsole?: (source: string, type: string, text: string) => void;
+  /** Harness progress lines (build message). */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export function randomRoom(): string {
+  return `pt-${randomBytes(4).toString('hex')}`;
+}
+
+/** base64url of the JSON config, as the dashboard's `config=` parameter expects. */
+export function encodeConfigParam(config: RunConfigInput): string {
+  return Buffer.from(JSON.stringify(config), 'utf8').toString('base64url');
+}
+
+export function dashboardUrl(
+  base: string,
+  room: string,
+  config: RunConfigInput,
+  faults: readonly string[] = [],
+): string {
+  const url = new URL('/', base);
+  url.searchParams.set('room', room);
+  url.searchParams.set('headless', '1');
+  url.searchParams.set('config', encodeConfigParam(config));
+  if (faults.length > 0) url.searchParams.set('faults', faults.join(','));
+  return url.href;
+}
+
+export function workerUrl(base: string, room: string, backend?: RunConfig['backend']): string {
+  const url = new URL('/apps/worker/', base);
+  url.searchParams.set('room', room);
+  if (backend !== undefined && backend !== 'auto') url.searchParams.set('backend', backend);
+  return url.href;
+}
+
+/**
+ * Runs one training session headless: builds the pages if needed, starts the signaling and static
+ * servers on 127.0.0.1, opens the dashboard in headless mode and `config.workers` worker tabs (one
+ * browser context each), forwards the dashboard's events to `onEvent`, and resolves with the
+ * RunReport of its `done` event. Rejects with ConfigError (bad config), SessionError (the page
+ * reported an error, crashed, failed to load or sent an invalid event), PhaseTimeoutError (no event
+ * for idleTimeoutMs), BrowserNotFoundError, BuildError, or the abort reason. Pages, contexts, the
+ * browser (unless passed in) and both servers are always torn down.
+ */
+export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
+  const { signal, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = opts;
+  const config = parseRunConfig(opts.config);
+  signal?.throwIfAborted();
+  const room = opts.room ?? randomRoom();
+  let dist = opts.dist;
+  if (dist === undefined) {
+    const built = await ensureBuilt({
+      root: opts.root ?? REPO_ROOT,
+      ...(signal ? { signal } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    dist = built.outDir;
+  }
+
+  let signalServer: SignalServer | null = null;
+  let staticServer: StaticServer | null = null;
+  let browser: Browser | null = null;
+  const contexts: BrowserContext[] = [];
+  try {
+    signalServer = await startSignalServer({
+      host: '127.0.0.1',
+      port: 0,
+      path: '/peerjs',
+      ...(signal ? { signal } : {}),
+    });
+    staticServer = await startStaticServer({
+      root: resolve(dist),
+      host: '127.0.0.1',
+      port: 0,
+      signalInfo: { port: signalServer.port, path: signalServer.path, secure: false },
+      ...(signal ? { signal } : {}),
+    });
+    browser =
+      opts.browser ??
+      (await launchBrowser({
+        executablePath: opts.executablePath ?? DEFAULT_CHROMIUM,
+        ...(signal ? { signal } : {}),
+      }));
+    const info: SessionInfo = {
+      room,
+      chromium: browser.version(),
+      baseUrl: staticServer.url,
+      dashboardUrl: dashboardUrl(staticServer.url, room, config, opts.faults),
+      workerUrl: workerUrl(staticServer.url, room, config.backend),
+      signalPort: signalServer.port,
+    };
+    opts.onReady?.(info);
+    return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts);
+  } finally {
+    // Contexts first (a passed-in browser stays open), then the browser we own, then the servers.
+    await Promise.allSettled(contexts.map((c) => c.close()));
+    if (browser && !opts.browser) await browser.close().catch(() => undefined);
+    await Promise.allSettled([staticServer?.close(), signalServer?.close()]);
+  }
+}
+
+async function drive(
+  browser: Browser,
+  contexts: BrowserContext[],
+  info: SessionInfo,
+  workers: number,
+  idleTimeoutMs: number,
+  opts: RunSessionOptions,
+): Promise<RunReport> {
+  const { signal } = opts;
+  const pageErrors: string[] = [];
+  const notePageError = (line: string): void => {
+    pageErrors.push(line);
+    if (pageErrors.length > MAX_PAGE_ERRORS) pageErrors.shift();
+  };
+
+  let settle: { resolve: (r: RunReport) => void; reject: (e: Error) => void } | null = null;
+  const outcome = new Promise<RunReport>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  let finished = false;
+  let timer: NodeJS.Timeout | undefined;
+  let phase = 'startup (waiting for the dashboard and workers)';
+  const finish = (result: { report: RunReport } | { error: Error }): void => {
+    if (finished || !settle) return;
+    finished = true;
+    clearTimeout(timer);
+    if ('report' in result) settle.resolve(result.report);
+    else settle.reject(result.error);
+  };
+  const failRemote = (remote: WireError): void =>
+    finish({ error: new SessionError(remote, [...pageErrors]) });
+  const armIdle = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const err = new PhaseTimeoutError(phase, idleTimeoutMs);
+      if (pageErrors.length > 0) err.message += ` [page errors: ${pageErrors.join(' | ')}]`;
+      finish({ error: err });
+    }, idleTimeoutMs);
+  };
+  const onAbort = (): void => finish({ error: abortReason(signal!) });
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const watch = (page: Page, source: string): void => {
+    page.on('console', (msg) => {
+      opts.onConsole?.(source, msg.type(), msg.text());
+      if (msg.type() === 'error') notePageError(`${source}: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => {
+      opts.onConsole?.(source, 'pageerror', `${err.name}: ${err.message}`);
+      notePageError(`${source}: uncaught ${err.name}: ${err.message}`);
+    });
+    page.on('crash', () => failRemote({ name: 'PageCrashed', message: `the ${source} tab crashed` }));
+    page.on('close', () =>
+      failRemote({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` }),
+    );
+  };
+  const open = async (page: Page, url: string, source: string): Promise<void> => {
+    const res = await page.goto(url, { waitUntil: 'domcontentloaded' });
+    if (res && !res.ok())
+      failRemote({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
+  };
+
+  try {
+    armIdle();
+    const dashCtx = await browser.newContext();
+    contexts.push(dashCtx);
+    const dash = await dashCtx.newPage();
+    watch(dash, 'dashboard');
+    await dash.exposeFunction('peertrainEmit', (raw: unknown) => {
+      if (finished) return;
+      let event: CoordinatorEvent;
+      try {
+        event = parseCoordinatorEvent(raw);
+      } catch (err) {
+        failRemote({ name: 'ProtocolError', message: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      armIdle();
+      if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
+      opts.onEvent?.(event);
+      if (event.type === 'done') finish({ report: event.report });
+      else if (event.type === 'error') failRemote(event.error);
+    });
+    const loads: Promise<void>[] = [open(dash, info.dashboardUrl, 'dashboard')];
+    for (let i = 1; i <= workers && !finished; i++) {
+      const ctx = await browser.newContext();
+      contexts.push(ctx);
+      const page = await ctx.newPage();
+      watch(page, `worker ${i}`);
+      loads.push(open(page, info.workerUrl, `worker ${i}`));
+    }
+    // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
+    void Promise.all(loads).catch((err: unknown) => {
+      failRemote({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
+    });
+  } catch (err) {
+    finish({ error: err instanceof Error ? err : new Error(String(err)) });
+  }
+  try {
+    return await outcome;
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
