@@ -1,0 +1,565 @@
+import type { ControlMessage } from '@peertrain/protocol';
+import { createMesh } from './mesh.ts';
+import { abortReason, raceAbort, sleep } from './internal.ts';
+import type { Connection, DType, Mesh, TensorKey, TensorMessage, Transport, Unsubscribe } from './types.ts';
+
+/*
+ * One compliance suite for every Transport (memory in Node, PeerJS in Chromium) and the Mesh over it.
+ * Framework-agnostic: no Node or test-runner APIs, so a browser page can run it as it is. Each case
+ * makes its own pair of transports, throws ComplianceError (or the error it met) on failure, and may
+ * resolve with a short note of what it measured.
+ */
+
+export interface TransportPair {
+  a: Transport;
+  b: Transport;
+  /** Closes both transports and anything else the pair set up. */
+  cleanup(): Promise<void>;
+}
+
+export interface ComplianceOptions {
+  /** Upper bound asserted on bufferedAmount after every awaited send. Default 16 MiB. */
+  maxBufferedAmount?: number;
+  /** Bytes pushed through the backpressure case. Default 24 MiB. */
+  backpressureBytes?: number;
+  /** How long one expected event may take. Default 10 s. */
+  eventTimeoutMs?: number;
+}
+
+export interface ComplianceCase {
+  name: string;
+  /** Resolves (optionally with a note of measured figures) or throws. */
+  run(signal: AbortSignal): Promise<string | void>;
+}
+
+export interface ComplianceResult {
+  name: string;
+  ok: boolean;
+  ms: number;
+  note?: string;
+  error?: string;
+}
+
+export class ComplianceError extends Error {
+  override readonly name = 'ComplianceError';
+}
+
+function check(cond: boolean, what: string): asserts cond {
+  if (!cond) throw new ComplianceError(what);
+}
+
+function isNamed(err: unknown, ...names: string[]): boolean {
+  return err instanceof Error && names.includes(err.name);
+}
+
+async function expectRejects(p: Promise<unknown>, names: string[], what: string): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    check(isNamed(err, ...names), `${what}: expected ${names.join(' or ')}, got ${describe(err)}`);
+    return err as Error;
+  }
+  throw new ComplianceError(`${what}: expected a rejection (${names.join(' or ')})`);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Deterministic bytes: byte i of stream `seed` (cheap, position-dependent, never all zero). */
+function pattern(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Waits for the first event a subscription reports, with a timeout and the case's signal. */
+function nextEvent<T>(
+  on: (emit: (value: T) => void) => Unsubscribe,
+  what: string,
+  ms: number,
+  signal: AbortSignal,
+): Promise<T> {
+  let unsubscribe: Unsubscribe = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const p = new Promise<T>((resolve, reject) => {
+    let done = false;
+    unsubscribe = on((v) => {
+      if (done) return;
+      done = true;
+      resolve(v);
+    });
+    timer = setTimeout(() => reject(new ComplianceError(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return raceAbort(p, signal).finally(() => {
+    clearTimeout(timer);
+    unsubscribe();
+  });
+}
+
+/** Resolves once `cond()` holds (checked every 5 ms), else ComplianceError after `ms`. */
+async function until(cond: () => boolean, what: string, ms: number, signal: AbortSignal): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline)
+      throw new ComplianceError(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(5, signal);
+  }
+}
+
+/** Collects the next `n` messages of a connection. */
+function collect(conn: Connection, n: number, ms: number, signal: AbortSignal): Promise<Uint8Array[]> {
+  const got: Uint8Array[] = [];
+  return nextEvent<Uint8Array[]>(
+    (done) =>
+      conn.onMessage((m) => {
+        got.push(m);
+        if (got.length === n) done(got);
+      }),
+    `${n} messages (got ${got.length})`,
+    ms,
+    signal,
+  );
+}
+
+async function connectPair(
+  pair: TransportPair,
+  ms: number,
+  signal: AbortSignal,
+): Promise<{ ab: Connection; ba: Connection }> {
+  const incoming = nextEvent<Connection>(
+    (done) =>
+      pair.b.onConnection((c) => {
+        if (c.remoteId === pair.a.localId) done(c);
+      }),
+    'the incoming connection',
+    ms,
+    signal,
+  );
+  const [ab, ba] = await Promise.all([pair.a.dial(pair.b.localId, { signal }), incoming]);
+  return { ab, ba };
+}
+
+async function connectMeshes(
+  pair: TransportPair,
+  ms: number,
+  signal: AbortSignal,
+): Promise<{ ma: Mesh; mb: Mesh; a: string; b: string }> {
+  const ma = createMesh(pair.a);
+  const mb = createMesh(pair.b);
+  const a = pair.a.localId;
+  const b = pair.b.localId;
+  await ma.connect(b, { signal });
+  await until(() => mb.isConnected(a), 'the mesh link at b', ms, signal);
+  return { ma, mb, a, b };
+}
+
+function makeTensor(dtype: DType, shape: number[], key: TensorKey, seed: number): TensorMessage {
+  const bpe = { float32: 4, int32: 4, uint8: 1, float16: 2, int8: 1 }[dtype];
+  const n = shape.reduce((x, y) => x * y, 1);
+  return { ...key, dtype, shape, data: pattern(n * bpe, seed) };
+}
+
+function checkTensor(got: TensorMessage, want: TensorMessage, what: string): void {
+  check(got.dtype === want.dtype, `${what}: dtype ${got.dtype} != ${want.dtype}`);
+  check(got.shape.join(',') === want.shape.join(','), `${what}: shape [${got.shape.join(',')}]`);
+  check(
+    got.runId === want.runId &&
+      got.step === want.step &&
+      got.microBatch === want.microBatch &&
+      got.tag === want.tag,
+    `${what}: key differs`,
+  );
+  check(
+    sameBytes(got.data, want.data),
+    `${what}: ${got.data.byteLength} bytes differ from the ${want.data.byteLength} sent`,
+  );
+}
+
+const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/** The cases, each independent (own pair, own cleanup). Run them in order, one at a time. */
+export function transportComplianceCases(
+  makePair: () => Promise<TransportPair>,
+  opts: ComplianceOptions = {},
+): ComplianceCase[] {
+  const ms = opts.eventTimeoutMs ?? 10_000;
+  const maxBuffered = opts.maxBufferedAmount ?? 16 * 2 ** 20;
+  const bulkBytes = opts.backpressureBytes ?? 24 * 2 ** 20;
+
+  const withPair =
+    (fn: (pair: TransportPair, signal: AbortSignal) => Promise<string | void>) =>
+    async (signal: AbortSignal): Promise<string | void> => {
+      const pair = await makePair();
+      try {
+        return await fn(pair, signal);
+      } finally {
+        await pair.cleanup();
+      }
+    };
+
+  const cases: ComplianceCase[] = [
+    {
+      name: 'transport: dial and accept',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        check(ab.remoteId === pair.b.localId, `dialled remoteId ${ab.remoteId}`);
+        check(ba.remoteId === pair.a.localId, `accepted remoteId ${ba.remoteId}`);
+        check(!ab.closed && !ba.closed, 'a fresh connection reports closed');
+        check(ab.maxMessageSize >= 16_384, `maxMessageSize ${ab.maxMessageSize} < 16384`);
+        const toB = collect(ba, 1, ms, signal);
+        const toA = collect(ab, 1, ms, signal);
+        await ab.send(new Uint8Array([1, 2, 3]), { signal });
+        await ba.send(new Uint8Array([4, 5]), { signal });
+        const [[x], [y]] = await Promise.all([toB, toA]);
+        check(x !== undefined && sameBytes(x, new Uint8Array([1, 2, 3])), 'a -> b bytes');
+        check(y !== undefined && sameBytes(y, new Uint8Array([4, 5])), 'b -> a bytes');
+        return `maxMessageSize ${ab.maxMessageSize}`;
+      }),
+    },
+    {
+      name: 'transport: ordered delivery of 2000 messages',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        const n = 2000;
+        const got = collect(ba, n, ms * 3, signal);
+        for (let i = 0; i < n; i++) {
+          const m = pattern(4 + (i % 97), i);
+          new DataView(m.buffer).setUint32(0, i, true);
+          await ab.send(m, { signal });
+        }
+        const msgs = await got;
+        msgs.forEach((m, i) => {
+          check(m.byteLength === 4 + (i % 97), `message ${i} has ${m.byteLength} bytes`);
+          check(
+            new DataView(m.buffer, m.byteOffset, 4).getUint32(0, true) === i,
+            `message ${i} out of order`,
+          );
+        });
+      }),
+    },
+    {
+      name: 'transport: exact bytes of odd sizes, up to maxMessageSize',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        const max = ab.maxMessageSize;
+        const sizes = [1, 2, 3, 7, 13, 255, 1000, 4097, 16_385, 65_537, max - 1, max].filter((s) => s <= max);
+        const got = collect(ba, sizes.length, ms, signal);
+        for (const [i, s] of sizes.entries()) await ab.send(pattern(s, i + 1), { signal });
+        const msgs = await got;
+        sizes.forEach((s, i) => {
+          const m = msgs[i];
+          check(m !== undefined && sameBytes(m, pattern(s, i + 1)), `message of ${s} bytes arrived altered`);
+        });
+        return `sizes ${sizes.join(', ')}`;
+      }),
+    },
+    {
+      name: 'transport: oversize send rejected with TransportError, link survives',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        await expectRejects(
+          ab.send(new Uint8Array(ab.maxMessageSize + 1), { signal }),
+          ['TransportError'],
+          'oversize send',
+        );
+        const got = collect(ba, 1, ms, signal);
+        await ab.send(new Uint8Array([42]), { signal });
+        const [m] = await got;
+        check(m?.[0] === 42 && !ab.closed && !ba.closed, 'link unusable after an oversize send');
+      }),
+    },
+    {
+      name: 'transport: backpressure keeps bufferedAmount bounded',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        const size = Math.min(65_536, ab.maxMessageSize);
+        const count = Math.ceil(bulkBytes / size);
+        let received = 0;
+        let inOrder = true;
+        const all = nextEvent<void>(
+          (done) =>
+            ba.onMessage((m) => {
+              const seq = new DataView(m.buffer, m.byteOffset, 4).getUint32(0, true);
+              if (seq !== received || m.byteLength !== size) inOrder = false;
+              received++;
+              if (received === count) done();
+            }),
+          `${count} bulk messages`,
+          ms * 6,
+          signal,
+        );
+        const msg = pattern(size, 7);
+        let peak = 0;
+        const t0 = performance.now();
+        for (let i = 0; i < count; i++) {
+          new DataView(msg.buffer).setUint32(0, i, true);
+          await ab.send(msg, { signal });
+          peak = Math.max(peak, ab.bufferedAmount);
+          check(peak <= maxBuffered, `bufferedAmount ${peak} > ${maxBuffered} after an awaited send`);
+        }
+        await all;
+        const s = (performance.now() - t0) / 1000;
+        check(inOrder, 'bulk messages arrived out of order or resized');
+        return `${mib(count * size)} in ${s.toFixed(2)} s = ${((count * size) / s / 1e6).toFixed(1)} MB/s, peak bufferedAmount ${mib(peak)}`;
+      }),
+    },
+    {
+      name: 'transport: close propagates to the other side',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        const closed = nextEvent<Error | undefined>((done) => ba.onClose(done), 'onClose at b', ms, signal);
+        const t0 = performance.now();
+        ab.close();
+        check(ab.closed, 'closed is false after close()');
+        await closed;
+        check(ba.closed, 'remote end not closed after onClose');
+        await expectRejects(ab.send(new Uint8Array(1), { signal }), ['TransportError'], 'send after close');
+        return `onClose after ${(performance.now() - t0).toFixed(0)} ms`;
+      }),
+    },
+    {
+      name: 'transport: closing a transport closes its connections',
+      run: withPair(async (pair, signal) => {
+        const { ba } = await connectPair(pair, ms, signal);
+        const closed = nextEvent<Error | undefined>((done) => ba.onClose(done), 'onClose at b', ms, signal);
+        await pair.a.close();
+        await closed;
+        await expectRejects(pair.a.dial(pair.b.localId, { signal }), ['TransportError'], 'dial after close');
+      }),
+    },
+    {
+      name: 'transport: dial to an unknown id fails; an aborted dial rejects with the reason',
+      run: withPair(async (pair, signal) => {
+        await expectRejects(
+          pair.a.dial(`nobody-${Math.random().toString(36).slice(2)}`, {
+            signal: AbortSignal.any([signal, AbortSignal.timeout(ms)]),
+          }),
+          ['PeerLostError', 'TransportError'],
+          'dial to an unknown id',
+        );
+        const reason = new Error('changed my mind');
+        const ac = new AbortController();
+        ac.abort(reason);
+        const err = await expectRejects(
+          pair.a.dial(pair.b.localId, { signal: ac.signal }),
+          ['Error'],
+          'aborted dial',
+        );
+        check(err === reason, 'aborted dial did not reject with the signal reason');
+      }),
+    },
+    {
+      name: 'mesh: multi-MB tensor chunked and reassembled exactly',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const key: TensorKey = { runId: 1, step: 2, microBatch: null, tag: 3 };
+        const t = makeTensor('float32', [3, 333, 1001], key, 11); // [3, 333, 1001] float32 = 4.0 MB
+        const t0 = performance.now();
+        const got = mb.recvTensor(a, key, { signal });
+        await ma.sendTensor(b, t, { signal });
+        checkTensor(await got, t, '4 MB tensor');
+        const sent = ma.stats().perPeer[b];
+        check(
+          sent !== undefined && sent.messagesSent === 1 && sent.bytesSent > t.data.byteLength,
+          'sender stats',
+        );
+        const rcv = mb.stats().perPeer[a];
+        check(rcv !== undefined && rcv.messagesReceived === 1 && rcv.framesRefused === 0, 'receiver stats');
+        const s = (performance.now() - t0) / 1000;
+        await ma.close();
+        await mb.close();
+        return `${mib(t.data.byteLength)} in ${s.toFixed(2)} s`;
+      }),
+    },
+    {
+      name: 'mesh: concurrent tensors and a control message to the same peer',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const specs: [DType, number[]][] = [
+          ['float32', [0]],
+          ['int8', [1]],
+          ['float16', [7]],
+          ['int32', [70_001]],
+          ['uint8', [300_001]],
+          ['float32', [2, 125_001]],
+        ];
+        const tensors = specs.map(([dtype, shape], i) =>
+          makeTensor(dtype, shape, { runId: 1, step: 5, microBatch: i, tag: 9 }, 100 + i),
+        );
+        const ping: ControlMessage = { type: 'ping', id: 77, t0: 1.5 };
+        const control = nextEvent<ControlMessage>(
+          (done) => mb.onControl((from, m) => from === a && done(m)),
+          'the control message',
+          ms,
+          signal,
+        );
+        await Promise.all([
+          ...tensors.map((t) => ma.sendTensor(b, t, { signal })),
+          ma.sendControl(b, ping, { signal }),
+        ]);
+        for (const t of [...tensors].reverse()) {
+          checkTensor(await mb.recvTensor(a, t, { signal }), t, `tensor ${t.dtype}[${t.shape.join(',')}]`);
+        }
+        const c = await control;
+        check(c.type === 'ping' && c.id === 77 && c.t0 === 1.5, 'control message altered');
+        await ma.close();
+        await mb.close();
+      }),
+    },
+    {
+      name: 'mesh: recv before and after arrival',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const early: TensorKey = { runId: 1, step: 1, microBatch: null, tag: 1 };
+        const late: TensorKey = { runId: 1, step: 1, microBatch: null, tag: 2 };
+        const te = makeTensor('float32', [1000], early, 1);
+        const tl = makeTensor('int32', [10], late, 2);
+        const waiting = mb.recvTensor(a, early, { signal });
+        await ma.sendTensor(b, te, { signal });
+        checkTensor(await waiting, te, 'tensor awaited before it arrived');
+        await ma.sendTensor(b, tl, { signal });
+        await until(
+          () => (mb.stats().perPeer[a]?.messagesReceived ?? 0) >= 2,
+          'the second tensor',
+          ms,
+          signal,
+        );
+        checkTensor(await mb.recvTensor(a, late, { signal }), tl, 'tensor that arrived before recv');
+        await ma.close();
+        await mb.close();
+      }),
+    },
+    {
+      name: 'mesh: abort releases a pending recv with the reason',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const key: TensorKey = { runId: 2, step: 0, microBatch: 0, tag: 0 };
+        const ac = new AbortController();
+        const pending = mb.recvTensor(a, key, { signal: ac.signal });
+        const reason = new Error('stop waiting');
+        ac.abort(reason);
+        const err = await expectRejects(pending, ['Error'], 'aborted recv');
+        check(err === reason, 'aborted recv did not reject with the signal reason');
+        // The aborted receiver is gone: the tensor is buffered for the next recv.
+        const t = makeTensor('uint8', [5], key, 3);
+        await ma.sendTensor(b, t, { signal });
+        checkTensor(await mb.recvTensor(a, key, { signal }), t, 'tensor after an aborted recv');
+        await ma.close();
+        await mb.close();
+      }),
+    },
+    {
+      name: 'mesh: waiting receivers get PeerLostError when the peer goes',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const pending = mb.recvTensor(a, { runId: 3, step: 0, microBatch: null, tag: 0 }, { signal });
+        const peerClosed = nextEvent<string>(
+          (done) => mb.onPeer((id, ev) => ev === 'close' && done(id)),
+          'onPeer close',
+          ms,
+          signal,
+        );
+        const errored = nextEvent<Error>((done) => mb.onError((_from, e) => done(e)), 'onError', ms, signal);
+        await ma.close();
+        await expectRejects(pending, ['PeerLostError'], 'recv from a closed peer');
+        check((await peerClosed) === a, 'onPeer close names the wrong peer');
+        check(isNamed(await errored, 'PeerLostError'), 'onError did not report PeerLostError');
+        check(!mb.isConnected(a) && !mb.peers().includes(a), 'closed peer still listed');
+        await expectRejects(
+          mb.sendTensor(a, makeTensor('int8', [1], { runId: 3, step: 0, microBatch: null, tag: 1 }, 1)),
+          ['PeerLostError'],
+          'send to a closed peer',
+        );
+        await mb.close();
+        void b;
+      }),
+    },
+    {
+      name: 'mesh: a malformed raw frame is refused, the next message still delivered',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const refused = nextEvent<Error>((done) => mb.onError((_from, e) => done(e)), 'onError', ms, signal);
+        await ma.sendRaw(b, pattern(100, 5), { signal });
+        const err = await refused;
+        check(isNamed(err, 'ProtocolError'), `expected ProtocolError, got ${describe(err)}`);
+        const key: TensorKey = { runId: 4, step: 0, microBatch: null, tag: 0 };
+        const t = makeTensor('float32', [70_000], key, 9); // several frames
+        await ma.sendTensor(b, t, { signal });
+        checkTensor(await mb.recvTensor(a, key, { signal }), t, 'tensor after a refused frame');
+        check(mb.stats().perPeer[a]?.framesRefused === 1, 'framesRefused is not 1');
+        check(mb.isConnected(a) && ma.isConnected(b), 'link closed by a refused frame');
+        await ma.close();
+        await mb.close();
+        return err.message;
+      }),
+    },
+    {
+      name: 'mesh: both sides connect at once and agree on working links',
+      run: withPair(async (pair, signal) => {
+        const ma = createMesh(pair.a);
+        const mb = createMesh(pair.b);
+        const a = pair.a.localId;
+        const b = pair.b.localId;
+        await Promise.all([ma.connect(b, { signal }), mb.connect(a, { signal })]);
+        const key: TensorKey = { runId: 5, step: 0, microBatch: null, tag: 0 };
+        const ta = makeTensor('float32', [50_000], key, 1);
+        const tb = makeTensor('float32', [50_000], key, 2);
+        await Promise.all([ma.sendTensor(b, ta, { signal }), mb.sendTensor(a, tb, { signal })]);
+        checkTensor(await mb.recvTensor(a, key, { signal }), ta, 'a -> b');
+        checkTensor(await ma.recvTensor(b, key, { signal }), tb, 'b -> a');
+        const pong = nextEvent<ControlMessage>(
+          (done) => ma.onControl((_f, m) => done(m)),
+          'control b -> a',
+          ms,
+          signal,
+        );
+        await mb.sendControl(a, { type: 'leave', reason: 'done' }, { signal });
+        check((await pong).type === 'leave', 'control message lost');
+        await ma.close();
+        await mb.close();
+      }),
+    },
+  ];
+  return cases;
+}
+
+/** Runs cases one at a time, each under its own timeout; never throws. */
+export async function runComplianceCases(
+  cases: ComplianceCase[],
+  opts: { signal?: AbortSignal; caseTimeoutMs?: number } = {},
+): Promise<ComplianceResult[]> {
+  const results: ComplianceResult[] = [];
+  for (const c of cases) {
+    const t0 = performance.now();
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(opts.caseTimeoutMs ?? 120_000),
+      ...(opts.signal ? [opts.signal] : []),
+    ]);
+    try {
+      const note = await raceAbort(c.run(signal), signal);
+      results.push({
+        name: c.name,
+        ok: true,
+        ms: Math.round(performance.now() - t0),
+        ...(note ? { note } : {}),
+      });
+    } catch (err) {
+      const error =
+        signal.aborted && !(err instanceof ComplianceError) ? describe(abortReason(signal)) : describe(err);
+      results.push({ name: c.name, ok: false, ms: Math.round(performance.now() - t0), error });
+    }
+    if (opts.signal?.aborted) break;
+  }
+  return results;
+}

@@ -1,0 +1,15 @@
+export type {
+  AbortOptions,
+  Connection,
+  DType,
+  LinkStats,
+  Mesh,
+  TensorKey,
+  TensorMessage,
+  Transport,
+  Unsubscribe,
+} from './types.ts';
+export { createMemoryNetwork, memoryTransport } from './memory.ts';
+export type { MemoryNetwork, MemoryTransportOptions } from './memory.ts';
+export { createMesh } from './mesh.ts';
+export type { MeshOptions } from './mesh.ts';

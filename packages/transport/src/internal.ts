@@ -1,0 +1,196 @@
+// Small helpers shared by the adapters and the mesh. Not exported from the package.
+import { AbortError } from '@peertrain/protocol';
+
+/** The error an aborted signal stands for: its reason when that is an Error, else an AbortError. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new AbortError(typeof reason === 'string' ? reason : 'aborted');
+}
+
+/** Calls every handler; a handler that throws is reported asynchronously and does not stop the others. */
+export function emit<A extends unknown[]>(handlers: Iterable<(...args: A) => void>, ...args: A): void {
+  for (const h of [...handlers]) {
+    try {
+      h(...args);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+}
+
+/** Adds `handler` to `set` and returns the function that removes it. */
+export function subscribe<T>(set: Set<T>, handler: T): () => void {
+  set.add(handler);
+  return () => {
+    set.delete(handler);
+  };
+}
+
+/**
+ * Settles with `promise`, or rejects with the signal's reason as soon as it aborts (the underlying
+ * work is not cancelled by this; pass the signal down where it can be).
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason (and clears the timer) on abort. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A signal that aborts when any of the given ones does (undefined entries are skipped). */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}
+
+/**
+ * Waiters for "bufferedAmount dropped low enough" (backpressure). Each waiter settles once:
+ * resolved by wake(), rejected by fail() or by its own signal.
+ */
+export class DrainWaiters {
+  private readonly waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+
+  wait(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiters.delete(w);
+        reject(abortReason(signal as AbortSignal));
+      };
+      const w = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      this.waiters.add(w);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  wake(): void {
+    const all = [...this.waiters];
+    this.waiters.clear();
+    for (const w of all) w.resolve();
+  }
+
+  fail(err: Error): void {
+    const all = [...this.waiters];
+    this.waiters.clear();
+    for (const w of all) w.reject(err);
+  }
+}
+
+/**
+ * Incoming messages held until the first onMessage handler subscribes, so nothing sent right after
+ * a link opens is lost to a handler that subscribes a moment later. Delivery stays in order.
+ */
+export class Inbox {
+  private readonly handlers = new Set<(data: Uint8Array) => void>();
+  private readonly held: Uint8Array[] = [];
+  private flushScheduled = false;
+
+  subscribe(handler: (data: Uint8Array) => void): () => void {
+    const unsubscribe = subscribe(this.handlers, handler);
+    if (this.held.length > 0) this.scheduleFlush();
+    return unsubscribe;
+  }
+
+  push(data: Uint8Array): void {
+    if (this.handlers.size === 0 || this.held.length > 0) {
+      this.held.push(data);
+      if (this.handlers.size > 0) this.scheduleFlush();
+      return;
+    }
+    emit(this.handlers, data);
+  }
+
+  clear(): void {
+    this.held.length = 0;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      while (this.handlers.size > 0) {
+        const next = this.held.shift();
+        if (!next) break;
+        emit(this.handlers, next);
+      }
+    });
+  }
+}
+
+/** Close notification that fires once, also for handlers that subscribe after the close. */
+export class CloseSignal {
+  private readonly handlers = new Set<(reason?: Error) => void>();
+  private fired: { reason: Error | undefined } | null = null;
+
+  get closed(): boolean {
+    return this.fired !== null;
+  }
+
+  subscribe(handler: (reason?: Error) => void): () => void {
+    if (this.fired) {
+      const { reason } = this.fired;
+      let active = true;
+      queueMicrotask(() => {
+        if (active) emit([handler], reason);
+      });
+      return () => {
+        active = false;
+      };
+    }
+    return subscribe(this.handlers, handler);
+  }
+
+  /** Marks closed now; handlers run in a microtask. Returns false if it had already fired. */
+  fire(reason: Error | undefined): boolean {
+    if (this.fired) return false;
+    this.fired = { reason };
+    const all = [...this.handlers];
+    this.handlers.clear();
+    queueMicrotask(() => emit(all, reason));
+    return true;
+  }
+}
