@@ -23,7 +23,8 @@ export interface PeerView {
 }
 
 /** Lifecycle of a run: idle -> preparing -> running <-> paused -> (finishing) -> done | failed | stopped. */
-export type RunPhase = 'idle' | 'preparing' | 'running' | 'paused' | 'finishing' | 'done' | 'failed' | 'stopped';
+export type RunPhase =
+  'idle' | 'preparing' | 'running' | 'paused' | 'finishing' | 'done' | 'failed' | 'stopped';
 
 export interface StepPoint {
   step: number;
@@ -107,7 +108,10 @@ export interface Coordinator {
    * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
    * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').
    */
-  run(config: RunConfigInput, opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] }): Promise<RunReport>;
+  run(
+    config: RunConfigInput,
+    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] },
+  ): Promise<RunReport>;
   pause(): void;
   resume(): void;
   stop(reason?: string): void;

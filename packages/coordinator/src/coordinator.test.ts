@@ -1,0 +1,158 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION, coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
+import type { ControlMessage, DeviceInfo, ToCoordinator } from '@peertrain/protocol';
+import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
+import type { Mesh } from '@peertrain/transport';
+import { createCoordinator } from './coordinator.ts';
+import type { Coordinator } from './types.ts';
+
+// Scripted workers speak the control protocol by hand, so these tests pin the coordinator's
+// side of it (admission, assignment, barrier, report) without any compute engine.
+
+const device: DeviceInfo = { backend: 'cpu', gflops: 1, probes: [{ backend: 'cpu', ok: true, gflops: 1 }] };
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function setup(room = 'test'): {
+  net: ReturnType<typeof createMemoryNetwork>;
+  coord: Coordinator;
+  coordId: string;
+} {
+  const net = createMemoryNetwork();
+  const coordId = coordinatorPeerId(room);
+  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordId)), room, pingEveryMs: 20 });
+  cleanups.push(() => coord.dispose());
+  return { net, coord, coordId };
+}
+
+function nextMessage(mesh: Mesh, type: string): Promise<ControlMessage> {
+  return new Promise((resolve) => {
+    const off = mesh.onControl((_from, msg) => {
+      if (msg.type === type) {
+        off();
+        resolve(msg);
+      }
+    });
+  });
+}
+
+/** A worker that follows the protocol: hello, ready, a stepDone per granted step, evals on rank 0. */
+async function scriptedWorker(
+  net: ReturnType<typeof createMemoryNetwork>,
+  coordId: string,
+  id: string,
+  opts: { room?: string; version?: number } = {},
+): Promise<{ mesh: Mesh; answer: ControlMessage }> {
+  const mesh = createMesh(memoryTransport(net, id));
+  cleanups.push(() => mesh.close());
+  await mesh.connect(coordId);
+  const tell = (m: ToCoordinator): Promise<void> => mesh.sendControl(coordId, m);
+  let done = 0;
+  mesh.onControl((_from, msg) => {
+    if (msg.type === 'ping') void tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: msg.t0 + 1000 });
+    if (msg.type === 'assign') {
+      const { runId, rank, config } = msg;
+      void tell({ type: 'ready', runId, loadMs: 1 });
+      mesh.onControl((_f, m) => {
+        if (m.type !== 'step') return;
+        for (; done <= m.upTo; done++) {
+          void tell({
+            type: 'stepDone',
+            runId,
+            step: done,
+            loss: 2 / (done + 1),
+            samples: config.batch,
+            computeMs: 3,
+            commMs: 1,
+            bytesSent: 100 * (done + 1),
+          });
+          const completed = done + 1;
+          if (rank === 0 && (completed === config.steps || completed % config.evalEvery === 0)) {
+            void tell({
+              type: 'evalResult',
+              runId,
+              step: completed,
+              accuracy: 0.5 + completed / 100,
+              loss: 1,
+              count: 10,
+            });
+          }
+        }
+      });
+    }
+  });
+  const answer = Promise.race([nextMessage(mesh, 'welcome'), nextMessage(mesh, 'reject')]);
+  await tell({
+    type: 'hello',
+    protocolVersion: opts.version ?? PROTOCOL_VERSION,
+    room: opts.room ?? 'test',
+    device,
+  });
+  return { mesh, answer: await answer };
+}
+
+describe('coordinator', () => {
+  it('admits peers of its room and refuses other rooms and protocol versions', async () => {
+    const { net, coord, coordId } = setup();
+    const ok = await scriptedWorker(net, coordId, workerPeerId('test', 'a'));
+    expect(ok.answer.type).toBe('welcome');
+    const otherRoom = await scriptedWorker(net, coordId, workerPeerId('other', 'b'), { room: 'other' });
+    expect(otherRoom.answer).toMatchObject({ type: 'reject' });
+    const oldVersion = await scriptedWorker(net, coordId, workerPeerId('test', 'c'), {
+      version: PROTOCOL_VERSION + 1,
+    });
+    expect(oldVersion.answer).toMatchObject({
+      type: 'reject',
+      reason: expect.stringContaining('version') as unknown,
+    });
+    expect(coord.view().peers.map((p) => p.peerId)).toEqual([workerPeerId('test', 'a')]);
+  });
+
+  it('runs the step barrier to the end and reports loss, accuracy and bytes', async () => {
+    const { net, coord, coordId } = setup();
+    for (const n of ['a', 'b', 'c']) await scriptedWorker(net, coordId, workerPeerId('test', n));
+    const report = await coord.run({ workers: 3, steps: 10, batch: 4, evalEvery: 5, dataset: 'synthetic' });
+    expect(report.loss.map((l) => l.step)).toEqual([...Array(10).keys()]);
+    expect(report.finalLoss).toBeCloseTo(2 / 10);
+    expect(report.testAccuracy).toBeCloseTo(0.6);
+    expect(report.evals.map((e) => e.step)).toEqual([5, 10]);
+    expect(report.bytesSent).toBe(3 * 1000);
+    expect(report.workers.map((w) => w.rank)).toEqual([0, 1, 2]);
+    const shards = coord.view().peers.map((p) => p.shard);
+    expect(new Set(shards.map((s) => s?.start)).size).toBe(3);
+    expect(coord.view().run.phase).toBe('done');
+    expect(coord.view().peers.every((p) => p.state === 'idle')).toBe(true);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(coord.view().peers[0]!.clockOffsetMs).toBeGreaterThan(900); // workers' clocks run 1000 ms ahead
+  });
+
+  it('fails the run with PeerLostError when an assigned worker vanishes', async () => {
+    const { net, coord, coordId } = setup();
+    const ids = ['a', 'b'].map((n) => workerPeerId('test', n));
+    await scriptedWorker(net, coordId, ids[0]!);
+    // b joins but never answers assign: it crashes once assigned.
+    const b = createMesh(memoryTransport(net, ids[1]!));
+    cleanups.push(() => b.close());
+    await b.connect(coordId);
+    b.onControl((_f, m) => {
+      if (m.type === 'assign') net.closePeer(ids[1]!);
+    });
+    await b.sendControl(coordId, { type: 'hello', protocolVersion: PROTOCOL_VERSION, room: 'test', device });
+    await expect(coord.run({ workers: 2, steps: 5, dataset: 'synthetic' })).rejects.toMatchObject({
+      name: 'PeerLostError',
+    });
+    expect(coord.view().run.phase).toBe('failed');
+  });
+
+  it('refuses a bad configuration with a ConfigError and can be stopped while waiting', async () => {
+    const { coord } = setup();
+    await expect(coord.run({ steps: -1 })).rejects.toMatchObject({ name: 'ConfigError' });
+    const p = coord.run({ workers: 2, steps: 5 }, { waitMs: 10_000 });
+    setTimeout(() => coord.stop('user'), 20);
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    expect(coord.view().run.phase).toBe('stopped');
+  });
+});

@@ -1,0 +1,627 @@
+import {
+  AbortError,
+  ConfigError,
+  DATASETS,
+  PROTOCOL_VERSION,
+  PeerLostError,
+  PhaseTimeoutError,
+  ProtocolError,
+  coordinatorPeerId,
+  isPeerOfRoom,
+  parseRunConfig,
+  toWireError,
+} from '@peertrain/protocol';
+import type {
+  ControlMessage,
+  RunConfig,
+  RunConfigInput,
+  ToCoordinator,
+  ToWorker,
+  WireError,
+} from '@peertrain/protocol';
+import { planShards } from '@peertrain/planner';
+import type { Mesh } from '@peertrain/transport';
+import type {
+  Coordinator,
+  CoordinatorEvent,
+  CoordinatorView,
+  PeerView,
+  RunReport,
+  RunView,
+  StepPoint,
+} from './types.ts';
+
+/** Timers are injected so tests can drive them; defaults are the platform's. */
+export interface Timers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export interface CoordinatorInit {
+  mesh: Mesh;
+  room: string;
+  now?: () => number;
+  timers?: Timers;
+  /** Heartbeat / clock-sync ping period. */
+  pingEveryMs?: number;
+  /** Named phase timeouts. */
+  readyTimeoutMs?: number;
+  stepTimeoutMs?: number;
+}
+
+/** How many steps ahead of the slowest finished step workers may run (hides the barrier's round trip). */
+const STEP_WINDOW = 2;
+
+interface PeerRecord extends PeerView {
+  joinedAt: number;
+  rtts: number[];
+}
+
+type StepDoneMsg = Extract<ToCoordinator, { type: 'stepDone' }>;
+
+type Waiter = { match: (from: string, msg: ToCoordinator) => boolean; resolve: () => void };
+
+/** A run in flight: everything that must be torn down when it ends. */
+interface ActiveRun {
+  runId: number;
+  config: RunConfig;
+  ranks: string[];
+  abort: AbortController;
+  /** stepDone messages per step, by rank. */
+  stepDone: Map<number, Map<number, StepDoneMsg>>;
+  evals: Map<number, Extract<ToCoordinator, { type: 'evalResult' }>>;
+  reference: Extract<ToCoordinator, { type: 'referenceResult' }> | null;
+  ready: Set<string>;
+  errors: WireError[];
+  waiters: Set<Waiter>;
+  paused: boolean;
+  resume: (() => void) | null;
+}
+
+export function createCoordinator(init: CoordinatorInit): Coordinator {
+  const { mesh, room } = init;
+  const now = init.now ?? (() => performance.now());
+  const timers: Timers = init.timers ?? {
+    setInterval: (fn, ms) => globalThis.setInterval(fn, ms),
+    clearInterval: (h) => globalThis.clearInterval(h as ReturnType<typeof setInterval>),
+  };
+  const readyTimeoutMs = init.readyTimeoutMs ?? 120_000;
+  const stepTimeoutMs = init.stepTimeoutMs ?? 120_000;
+  const selfId = coordinatorPeerId(room);
+
+  const peers = new Map<string, PeerRecord>();
+  const viewListeners = new Set<(v: CoordinatorView) => void>();
+  const eventListeners = new Set<(e: CoordinatorEvent) => void>();
+  const idleWaiters = new Set<() => void>();
+  let runCounter = 0;
+  let active: ActiveRun | null = null;
+  let runView: RunView = emptyRun(0);
+  let pingId = 0;
+  let disposed = false;
+
+  function emptyRun(runId: number): RunView {
+    return {
+      runId,
+      phase: 'idle',
+      config: null,
+      step: 0,
+      totalSteps: 0,
+      steps: [],
+      evals: [],
+      error: null,
+      startedAt: null,
+    };
+  }
+
+  function view(): CoordinatorView {
+    return {
+      room,
+      coordinatorId: selfId,
+      peers: [...peers.values()].map(({ joinedAt: _j, rtts: _r, ...p }) => ({ ...p })),
+      run: { ...runView, steps: runView.steps, evals: runView.evals },
+    };
+  }
+
+  function changed(): void {
+    const v = view();
+    for (const l of viewListeners) l(v);
+  }
+
+  function emit(e: CoordinatorEvent): void {
+    for (const l of eventListeners) l(e);
+  }
+
+  function log(message: string): void {
+    emit({ type: 'log', message });
+  }
+
+  function send(peerId: string, msg: ToWorker): void {
+    mesh.sendControl(peerId, msg).catch((err: unknown) => {
+      log(`send ${msg.type} to ${peerId} failed: ${toWireError(err).message}`);
+    });
+  }
+
+  // ---- membership ----
+  const offControl = mesh.onControl((from, msg: ControlMessage) => {
+    if (!isToCoordinator(msg)) return;
+    handle(from, msg);
+  });
+
+  const offPeer = mesh.onPeer((peerId, event) => {
+    if (event !== 'close') return;
+    const p = peers.get(peerId);
+    if (!p) return;
+    p.state = 'gone';
+    changed();
+    if (active && active.ranks.includes(peerId)) {
+      failRun(new PeerLostError(peerId, 'left during the run'));
+    }
+  });
+
+  const offError = mesh.onError((from, err) => {
+    if (err instanceof ProtocolError) log(`refused a frame from ${from}: ${err.message}`);
+  });
+
+  function handle(from: string, msg: ToCoordinator): void {
+    if (msg.type === 'hello') {
+      if (!isPeerOfRoom(from, room) || msg.room !== room) {
+        send(from, { type: 'reject', reason: `this coordinator serves room "${room}"` });
+        return;
+      }
+      if (msg.protocolVersion !== PROTOCOL_VERSION) {
+        send(from, {
+          type: 'reject',
+          reason: `protocol version mismatch: coordinator ${PROTOCOL_VERSION}, worker ${msg.protocolVersion}`,
+        });
+        return;
+      }
+      peers.set(from, {
+        peerId: from,
+        state: 'idle',
+        device: msg.device,
+        rank: null,
+        role: null,
+        shard: null,
+        rttMs: null,
+        clockOffsetMs: null,
+        lastStep: null,
+        lastComputeMs: null,
+        lastCommMs: null,
+        bytesSent: 0,
+        framesRefused: 0,
+        joinedAt: now(),
+        rtts: [],
+      });
+      send(from, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, room });
+      log(`peer ${from} joined (${msg.device.backend}, ${msg.device.gflops.toFixed(2)} GFLOP/s)`);
+      changed();
+      for (const w of [...idleWaiters]) w();
+      return;
+    }
+    const p = peers.get(from);
+    if (!p) return; // not admitted: ignore everything but hello
+    switch (msg.type) {
+      case 'pong': {
+        const rtt = now() - msg.t0;
+        p.rtts.push(rtt);
+        if (p.rtts.length > 9) p.rtts.shift();
+        p.rttMs = median(p.rtts);
+        // NTP-style: the worker read its clock about half a round trip after t0.
+        p.clockOffsetMs = msg.tWorker - (msg.t0 + rtt / 2);
+        changed();
+        return;
+      }
+      case 'frameRefused':
+        p.framesRefused++;
+        active?.errors.push(msg.error);
+        log(`${from} refused a malformed frame from ${msg.from}: ${msg.error.name}: ${msg.error.message}`);
+        changed();
+        return;
+      case 'leave':
+        p.state = 'gone';
+        changed();
+        if (active && active.ranks.includes(from)) failRun(new PeerLostError(from, `left: ${msg.reason}`));
+        return;
+      case 'error':
+        active?.errors.push(msg.error);
+        if (active && (msg.runId === undefined || msg.runId === active.runId)) {
+          const err = new Error(`${from}: ${msg.error.message}`);
+          err.name = msg.error.name;
+          failRun(err);
+        }
+        return;
+      case 'ready':
+      case 'stepDone':
+      case 'evalResult':
+      case 'referenceResult':
+        if (!active || msg.runId !== active.runId) return;
+        onRunMessage(active, from, p, msg);
+        return;
+      default: {
+        const _exhaustive: never = msg;
+        return _exhaustive;
+      }
+    }
+  }
+
+  function onRunMessage(run: ActiveRun, from: string, p: PeerRecord, msg: ToCoordinator): void {
+    const rank = run.ranks.indexOf(from);
+    if (rank < 0) return;
+    if (msg.type === 'ready') run.ready.add(from);
+    if (msg.type === 'stepDone') {
+      let m = run.stepDone.get(msg.step);
+      if (!m) run.stepDone.set(msg.step, (m = new Map<number, StepDoneMsg>()));
+      m.set(rank, msg);
+      p.lastStep = msg.step;
+      p.lastComputeMs = msg.computeMs;
+      p.lastCommMs = msg.commMs;
+      p.bytesSent = msg.bytesSent;
+    }
+    if (msg.type === 'evalResult') {
+      // Evaluations arrive between steps (rank 0 evaluates): fold them into the live view.
+      run.evals.set(msg.step, msg);
+      const tMs = runView.startedAt === null ? 0 : now() - runView.startedAt;
+      runView = {
+        ...runView,
+        evals: [...runView.evals, { step: msg.step, accuracy: msg.accuracy, loss: msg.loss, tMs }],
+      };
+      emit({ type: 'eval', step: msg.step, accuracy: msg.accuracy });
+      changed();
+    }
+    if (msg.type === 'referenceResult') run.reference = msg;
+    for (const w of [...run.waiters]) {
+      if (w.match(from, msg)) {
+        run.waiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  // ---- heartbeat / clock sync ----
+  const pingTimer = timers.setInterval(() => {
+    const t0 = now();
+    for (const p of peers.values()) {
+      if (p.state !== 'gone') send(p.peerId, { type: 'ping', id: ++pingId, t0 });
+    }
+  }, init.pingEveryMs ?? 1000);
+
+  // ---- runs ----
+  function failRun(err: Error): void {
+    if (!active) return;
+    active.abort.abort(err);
+  }
+
+  /** Resolves when `cond()` holds after some message, or rejects on abort / timeout. */
+  function waitFor(run: ActiveRun, phase: string, ms: number, cond: () => boolean): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const signal = AbortSignal.any([run.abort.signal, AbortSignal.timeout(ms)]);
+      const waiter: Waiter = {
+        match: () => cond(),
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        run.waiters.delete(waiter);
+        reject(
+          run.abort.signal.aborted ? asError(run.abort.signal.reason) : new PhaseTimeoutError(phase, ms),
+        );
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      run.waiters.add(waiter);
+    });
+  }
+
+  function idlePeers(): PeerRecord[] {
+    return [...peers.values()].filter((p) => p.state === 'idle').sort((a, b) => a.joinedAt - b.joinedAt);
+  }
+
+  function waitForWorkers(n: number, ms: number, signal: AbortSignal): Promise<PeerRecord[]> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const idle = idlePeers();
+        if (idle.length >= n) {
+          cleanup();
+          resolve(idle.slice(0, n));
+        }
+      };
+      const s = AbortSignal.any([signal, AbortSignal.timeout(ms)]);
+      const onAbort = (): void => {
+        cleanup();
+        reject(
+          signal.aborted
+            ? asError(signal.reason)
+            : new PhaseTimeoutError(`waiting for ${n} workers (have ${idlePeers().length})`, ms),
+        );
+      };
+      const cleanup = (): void => {
+        idleWaiters.delete(check);
+        s.removeEventListener('abort', onAbort);
+      };
+      idleWaiters.add(check);
+      s.addEventListener('abort', onAbort, { once: true });
+      check();
+    });
+  }
+
+  async function run(
+    input: RunConfigInput,
+    opts: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] } = {},
+  ): Promise<RunReport> {
+    if (disposed) throw new AbortError('coordinator disposed');
+    if (active) throw new ConfigError('a run is already in progress');
+    const config = parseRunConfig(input);
+    const runId = ++runCounter;
+    const abort = new AbortController();
+    const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
+    opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    runView = { ...emptyRun(runId), phase: 'preparing', config, totalSteps: config.steps };
+    changed();
+    const placeholder: ActiveRun = {
+      runId,
+      config,
+      ranks: [],
+      abort,
+      stepDone: new Map(),
+      evals: new Map(),
+      reference: null,
+      ready: new Set(),
+      errors: [],
+      waiters: new Set(),
+      paused: false,
+      resume: null,
+    };
+    active = placeholder;
+    const t0 = now();
+    try {
+      log(`waiting for ${config.workers} workers in room ${room}`);
+      const chosen = await waitForWorkers(config.workers, opts.waitMs ?? 120_000, abort.signal);
+      const r = placeholder;
+      r.ranks = chosen.map((p) => p.peerId);
+      const shards = planShards(DATASETS[config.dataset].train, config.workers);
+      chosen.forEach((p, rank) => {
+        p.rank = rank;
+        p.role = config.sync === 'ps' && rank === 0 ? 'worker+server' : 'worker';
+        p.shard = shards[rank]!;
+        p.state = 'computing';
+        p.bytesSent = 0;
+        p.framesRefused = 0;
+        send(p.peerId, {
+          type: 'assign',
+          runId,
+          rank,
+          peers: r.ranks,
+          role: { kind: p.role },
+          ...(config.sync === 'ps' ? { serverRank: 0 } : {}),
+          shard: shards[rank]!,
+          allShards: shards,
+          config,
+        });
+      });
+      changed();
+      await waitFor(
+        r,
+        'workers loading data and connecting',
+        readyTimeoutMs,
+        () => r.ready.size === r.ranks.length,
+      );
+      log(`all ${config.workers} workers ready; training ${config.steps} steps (${config.sync})`);
+      runView = { ...runView, phase: 'running', startedAt: now() };
+      changed();
+      const trainStart = now();
+      let granted = -1;
+      const grant = (upTo: number): void => {
+        if (upTo <= granted) return;
+        granted = upTo;
+        for (const id of r.ranks) send(id, { type: 'step', runId, upTo });
+      };
+      let lastDoneAt = trainStart;
+      const stepMs: number[] = [];
+      const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
+      for (let step = 0; step < config.steps; step++) {
+        if (r.paused) {
+          runView = { ...runView, phase: 'paused' };
+          changed();
+          await new Promise<void>((resolve, reject) => {
+            r.resume = resolve;
+            abort.signal.addEventListener('abort', () => reject(asError(abort.signal.reason)), {
+              once: true,
+            });
+          });
+          runView = { ...runView, phase: 'running' };
+          changed();
+        }
+        grant(Math.min(step + STEP_WINDOW - 1, config.steps - 1));
+        if (step === malformedAt) await injectMalformedFrame(r.ranks[0]!);
+        await waitFor(
+          r,
+          `step ${step}`,
+          stepTimeoutMs,
+          () => (r.stepDone.get(step)?.size ?? 0) === r.ranks.length,
+        );
+        const done = [...r.stepDone.get(step)!.values()];
+        const t = now();
+        stepMs.push(t - lastDoneAt);
+        lastDoneAt = t;
+        const point: StepPoint = {
+          step,
+          loss: mean(done.map((d) => d.loss)),
+          tMs: t - trainStart,
+          samplesPerSec: (config.workers * config.batch * (step + 1)) / ((t - trainStart) / 1000),
+          computeMs: mean(done.map((d) => d.computeMs)),
+          commMs: mean(done.map((d) => d.commMs)),
+        };
+        runView = { ...runView, step: step + 1, steps: [...runView.steps, point] };
+        emit({
+          type: 'progress',
+          step: step + 1,
+          totalSteps: config.steps,
+          loss: point.loss,
+          samplesPerSec: point.samplesPerSec,
+        });
+        const isLast = step === config.steps - 1;
+        if (isLast || (config.evalEvery > 0 && (step + 1) % config.evalEvery === 0)) {
+          // Every worker holds identical parameters after a synchronous step: rank 0 evaluates.
+          send(r.ranks[0]!, { type: 'evaluate', runId, step: step + 1 });
+          if (isLast) await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
+        }
+        changed();
+      }
+      const trainMs = now() - trainStart;
+      runView = { ...runView, phase: 'finishing' };
+      changed();
+      if (config.reference) {
+        log('training the single-worker reference on the same global batches');
+        send(r.ranks[0]!, { type: 'reference', runId });
+        await waitFor(
+          r,
+          'reference run',
+          Math.max(stepTimeoutMs, config.steps * 5_000),
+          () => r.reference !== null,
+        );
+      }
+      for (const id of r.ranks) send(id, { type: 'stop', runId, reason: 'finished' });
+      const finalEval = r.evals.get(config.steps)!;
+      const steps = runView.steps;
+      const report: RunReport = {
+        config,
+        finalLoss: steps[steps.length - 1]?.loss ?? NaN,
+        testAccuracy: finalEval.accuracy,
+        wallMs: now() - t0,
+        stepMsMedian: median(stepMs),
+        computeMsMedian: median(steps.map((s) => s.computeMs)),
+        commMsMedian: median(steps.map((s) => s.commMs)),
+        samplesPerSec: (config.workers * config.batch * config.steps) / (trainMs / 1000),
+        bytesSent: chosen.reduce((a, p) => a + p.bytesSent, 0),
+        workers: chosen.map((p, rank) => ({
+          peerId: p.peerId,
+          rank,
+          role: p.role ?? 'worker',
+          backend: p.device?.backend ?? 'unknown',
+          gflops: p.device?.gflops ?? 0,
+          bytesSent: p.bytesSent,
+          framesRefused: p.framesRefused,
+          ...(p.device?.adapter ? { adapter: p.device.adapter } : {}),
+        })),
+        loss: steps.map((s) => ({ step: s.step, loss: s.loss })),
+        evals: runView.evals.map((e) => ({ step: e.step, accuracy: e.accuracy })),
+        ...(r.reference
+          ? {
+              reference: {
+                maxAbsDiff: r.reference.maxAbsDiff,
+                maxRelDiff: r.reference.maxRelDiff,
+                referenceLoss: r.reference.referenceLoss,
+              },
+            }
+          : {}),
+        errors: r.errors,
+      };
+      runView = { ...runView, phase: 'done' };
+      emit({ type: 'done', report });
+      return report;
+    } catch (e) {
+      const err = asError(e);
+      const stopped = err.name === 'AbortError';
+      runView = { ...runView, phase: stopped ? 'stopped' : 'failed', error: toWireError(err) };
+      for (const id of active?.ranks ?? [])
+        send(id, { type: 'stop', runId, reason: `${err.name}: ${err.message}` });
+      emit({ type: 'error', error: toWireError(err) });
+      throw err;
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuterAbort);
+      for (const id of active?.ranks ?? []) {
+        const p = peers.get(id);
+        if (p && p.state !== 'gone') p.state = 'idle';
+      }
+      active = null;
+      changed();
+    }
+  }
+
+  /** Fault injection: a frame with a valid magic and an impossible length, straight onto the link. */
+  async function injectMalformedFrame(peerId: string): Promise<void> {
+    const bytes = new Uint8Array(64);
+    const dv = new DataView(bytes.buffer);
+    dv.setUint16(0, 0x5450, true); // magic
+    dv.setUint8(2, PROTOCOL_VERSION);
+    dv.setUint8(3, 2); // tensor
+    dv.setUint8(4, 1); // float32
+    dv.setUint8(5, 1); // rank 1
+    dv.setUint32(16, 1, true); // chunkCount
+    dv.setUint32(20, 0xffffff00, true); // totalBytes: absurd
+    log(`fault injection: sending a malformed frame to ${peerId}`);
+    await mesh.sendRaw(peerId, bytes);
+  }
+
+  return {
+    room,
+    view,
+    subscribe(listener) {
+      viewListeners.add(listener);
+      return () => viewListeners.delete(listener);
+    },
+    onEvent(listener) {
+      eventListeners.add(listener);
+      return () => eventListeners.delete(listener);
+    },
+    run,
+    pause() {
+      if (active) active.paused = true;
+    },
+    resume() {
+      if (!active) return;
+      active.paused = false;
+      const r = active.resume;
+      active.resume = null;
+      r?.();
+    },
+    stop(reason = 'stopped by user') {
+      active?.abort.abort(new AbortError(reason));
+    },
+    async dispose() {
+      disposed = true;
+      active?.abort.abort(new AbortError('coordinator disposed'));
+      timers.clearInterval(pingTimer);
+      offControl();
+      offPeer();
+      offError();
+      viewListeners.clear();
+      eventListeners.clear();
+      await mesh.close();
+    },
+  };
+}
+
+const TO_COORDINATOR_TYPES = new Set<string>([
+  'hello',
+  'ready',
+  'stepDone',
+  'evalResult',
+  'referenceResult',
+  'frameRefused',
+  'error',
+  'pong',
+  'leave',
+] satisfies ToCoordinator['type'][]);
+
+function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {
+  return TO_COORDINATOR_TYPES.has(msg.type);
+}
+
+function asError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  return new AbortError(typeof e === 'string' ? e : 'aborted');
+}
+
+function mean(xs: number[]): number {
+  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
