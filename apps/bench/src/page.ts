@@ -1,0 +1,1 @@
+// Benchmark page: filled in by apps/bench (see README).
