@@ -1,0 +1,198 @@
+import { useCallback, useMemo, useSyncExternalStore } from 'react';
+import { coordinatorPeerId, toWireError } from '@peertrain/protocol';
+import { createCoordinator, type Coordinator } from '@peertrain/coordinator';
+import { BootPanel } from './shared/BootPanel.tsx';
+import { TopBar } from './shared/ui.tsx';
+import { CONFIG_STAGE, type BootStage } from './shared/bootStage.ts';
+import { fetchPageConfig, signalUrl } from './shared/pageConfig.ts';
+import { openPeerSession, type PeerSession } from './shared/peerSession.ts';
+import { useBoot, type BootContext } from './shared/useBoot.ts';
+import { useFrameThrottled } from './shared/useFrameThrottled.ts';
+import { formatPercent } from './shared/format.ts';
+import { runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
+import { createRunController, type RunController } from './runController.ts';
+import type { DashboardParams } from './params.ts';
+import { ShareCard } from './components/ShareCard.tsx';
+import { PeerTable } from './components/PeerTable.tsx';
+import { RunForm } from './components/RunForm.tsx';
+import { RunProgress } from './components/RunProgress.tsx';
+import { LineChart } from './components/LineChart.tsx';
+import { ReportCard } from './components/ReportCard.tsx';
+
+/** What the dashboard holds while it is up; torn down in reverse order. */
+interface Live {
+  session: PeerSession;
+  coordinator: Coordinator;
+  runs: RunController;
+  offs: (() => void)[];
+}
+
+async function startDashboard(
+  params: DashboardParams,
+  emit: Emit,
+  ctx: BootContext<BootStage>,
+): Promise<Live> {
+  const { signal, setStage } = ctx;
+  setStage(CONFIG_STAGE);
+  const config = await fetchPageConfig({ defaultHost: location.hostname, signal });
+  const peerId = coordinatorPeerId(params.room);
+  const url = signalUrl(config.signal);
+  setStage({ kind: 'signal', url, peerId });
+  const session = await openPeerSession({ peerId, config, signal });
+  emit({ type: 'log', message: `transport open: ${peerId} registered with ${url}` });
+  try {
+    setStage({ kind: 'start', what: 'the coordinator' });
+    const offs = [
+      session.mesh.onPeer((id, event) =>
+        emit({ type: 'log', message: event === 'open' ? `peer joined: ${id}` : `peer left: ${id}` }),
+      ),
+      session.mesh.onError((from, err) =>
+        emit({ type: 'log', message: `from ${from}: ${err.name}: ${err.message}` }),
+      ),
+    ];
+    const coordinator = createCoordinator({ mesh: session.mesh, room: params.room });
+    const runs = createRunController();
+    const request = params.request;
+    if (request?.ok) {
+      runs.start((runSignal) =>
+        runHeadless(coordinator, request.value, { emit, signal: runSignal, waitMs: HEADLESS_WAIT_MS }),
+      );
+    }
+    return { session, coordinator, runs, offs };
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+}
+
+async function stopDashboard(live: Live): Promise<void> {
+  live.runs.dispose();
+  for (const off of live.offs) off();
+  try {
+    await live.coordinator.dispose();
+  } finally {
+    await live.session.close();
+  }
+}
+
+export function App(props: { params: DashboardParams; origin: string; emit: Emit }) {
+  const { params, emit } = props;
+  const start = useCallback(
+    async (ctx: BootContext<BootStage>) => {
+      try {
+        return await startDashboard(params, emit, ctx);
+      } catch (err) {
+        // The harness waits for a terminal event: a page that cannot start must say so.
+        if (params.headless && !ctx.signal.aborted) {
+          emit({ type: 'error', error: toWireError(err) });
+        }
+        throw err;
+      }
+    },
+    [params, emit],
+  );
+  const { state, retry } = useBoot(start, stopDashboard, CONFIG_STAGE);
+
+  return (
+    <div className="page dashboard">
+      <TopBar title="PeerTrain" room={params.room}>
+        <span className={`pill conn-${state.status}`}>
+          {state.status === 'ready'
+            ? 'coordinator online'
+            : state.status === 'failed'
+              ? 'offline'
+              : 'connecting'}
+        </span>
+        {params.headless && <span className="pill">headless</span>}
+      </TopBar>
+      {params.roomError && (
+        <p className="banner error-text" role="alert">
+          {params.roomError.message}; using the new room {params.room}.
+        </p>
+      )}
+      {params.request?.ok === false && (
+        <p className="banner error-text" role="alert">
+          <strong>{params.request.error.name}</strong>: {params.request.error.message}
+        </p>
+      )}
+      {state.status === 'ready' ? (
+        <Dashboard live={state.value} room={params.room} origin={props.origin} />
+      ) : (
+        <main className="layout">
+          <aside className="side">
+            <ShareCard room={params.room} origin={props.origin} />
+          </aside>
+          <div className="main">
+            <BootPanel
+              stage={state.stage}
+              error={state.status === 'failed' ? state.error : null}
+              onRetry={retry}
+            />
+          </div>
+        </main>
+      )}
+    </div>
+  );
+}
+
+const percent = (v: number): string => formatPercent(v, 0);
+
+function Dashboard(props: { live: Live; room: string; origin: string }) {
+  const { coordinator, runs } = props.live;
+  const source = useMemo(
+    () => ({
+      get: () => coordinator.view(),
+      subscribe: (l: (v: ReturnType<Coordinator['view']>) => void) => coordinator.subscribe(l),
+    }),
+    [coordinator],
+  );
+  const view = useFrameThrottled(source);
+  const outcome = useSyncExternalStore(runs.subscribe, runs.state);
+  const { run, peers } = view;
+
+  const lossX = useMemo(() => run.steps.map((p) => p.step), [run.steps]);
+  const lossY = useMemo(() => run.steps.map((p) => p.loss), [run.steps]);
+  const accX = useMemo(() => run.evals.map((p) => p.step), [run.evals]);
+  const accY = useMemo(() => run.evals.map((p) => p.accuracy), [run.evals]);
+
+  return (
+    <main className="layout">
+      <aside className="side">
+        <ShareCard room={props.room} origin={props.origin} />
+        <RunForm
+          phase={run.phase}
+          busy={outcome.busy}
+          onStart={(config) =>
+            runs.start((signal) => coordinator.run(config, { signal, waitMs: HEADLESS_WAIT_MS }))
+          }
+          onPause={() => coordinator.pause()}
+          onResume={() => coordinator.resume()}
+          onStop={() => coordinator.stop('stopped from the dashboard')}
+        />
+      </aside>
+      <div className="main">
+        <RunProgress run={run} peers={peers} />
+        {outcome.error && !outcome.busy && (
+          <p className="banner error-text" role="alert">
+            Run failed: <strong>{outcome.error.name}</strong>: {outcome.error.message}
+          </p>
+        )}
+        <div className="charts">
+          <LineChart title="Training loss" x={lossX} y={lossY} yLabel="loss" color="#2563eb" />
+          <LineChart
+            title="Test accuracy"
+            x={accX}
+            y={accY}
+            yLabel="accuracy"
+            color="#16a34a"
+            yRange={[0, 1]}
+            points
+            format={percent}
+          />
+        </div>
+        <PeerTable peers={peers} room={props.room} />
+        {outcome.report && <ReportCard report={outcome.report} room={props.room} />}
+      </div>
+    </main>
+  );
+}

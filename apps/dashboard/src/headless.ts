@@ -1,0 +1,74 @@
+import { toWireError } from '@peertrain/protocol';
+import type { Coordinator, CoordinatorEvent, RunReport } from '@peertrain/coordinator';
+import type { HeadlessRequest } from './params.ts';
+
+// Headless mode (/?headless=1&...): the CLI harness exposes window.peertrainEmit through Playwright
+// and reads the session from the events: logs, progress, evals, then exactly one terminal event,
+// {type:'done', report} or {type:'error', error}.
+
+/** How long a headless run waits for its workers to join. */
+export const HEADLESS_WAIT_MS = 120_000;
+
+declare global {
+  interface Window {
+    /** Set by the harness (Playwright exposeFunction); returns a Promise that must not be awaited. */
+    peertrainEmit?: (event: CoordinatorEvent) => unknown;
+  }
+}
+
+export type Emit = (event: CoordinatorEvent) => void;
+
+/**
+ * Emits to `host.peertrainEmit` when present, never throwing and never waiting: a rejected or
+ * thrown emit is logged to the console, and the run goes on.
+ */
+export function pageEmitter(host: { peertrainEmit?: (event: CoordinatorEvent) => unknown }): Emit {
+  return (event) => {
+    const fn = host.peertrainEmit;
+    if (typeof fn !== 'function') return;
+    try {
+      const r = fn(event);
+      if (r instanceof Promise) r.catch((err: unknown) => console.warn('peertrainEmit rejected', err));
+    } catch (err) {
+      console.warn('peertrainEmit threw', err);
+    }
+  };
+}
+
+/**
+ * Runs the requested session on `coordinator`, forwarding its events to `emit`, and emits the
+ * terminal event once: `done` with run()'s report (a `done` the coordinator emits itself is not
+ * forwarded, so there is never a second one), or `error` (skipped when the coordinator already
+ * emitted that same error as its last event). Resolves with the report, rejects with run()'s error.
+ */
+export async function runHeadless(
+  coordinator: Pick<Coordinator, 'run' | 'onEvent'>,
+  request: HeadlessRequest,
+  opts: { emit: Emit; signal?: AbortSignal; waitMs?: number },
+): Promise<RunReport> {
+  let lastForwarded: CoordinatorEvent | null = null;
+  const off = coordinator.onEvent((event) => {
+    if (event.type === 'done') return;
+    lastForwarded = event;
+    opts.emit(event);
+  });
+  try {
+    const runOpts: { signal?: AbortSignal; waitMs: number; faults: readonly string[] } = {
+      waitMs: opts.waitMs ?? HEADLESS_WAIT_MS,
+      faults: request.faults,
+    };
+    if (opts.signal) runOpts.signal = opts.signal;
+    const report = await coordinator.run(request.config, runOpts);
+    opts.emit({ type: 'done', report });
+    return report;
+  } catch (err) {
+    const error = toWireError(err);
+    const last = lastForwarded as CoordinatorEvent | null;
+    const already =
+      last?.type === 'error' && last.error.name === error.name && last.error.message === error.message;
+    if (!already) opts.emit({ type: 'error', error });
+    throw err;
+  } finally {
+    off();
+  }
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { frameThrottledStore, type FrameScheduler, type Source } from './frameStore.ts';
+
+function manualFrames(): FrameScheduler & { run(): void; pending(): number } {
+  const queue = new Map<number, () => void>();
+  let next = 1;
+  return {
+    request: (cb) => {
+      queue.set(next, cb);
+      return next++;
+    },
+    cancel: (h) => void queue.delete(h),
+    run() {
+      const cbs = [...queue.values()];
+      queue.clear();
+      for (const cb of cbs) cb();
+    },
+    pending: () => queue.size,
+  };
+}
+
+function counterSource(): Source<{ n: number }> & { bump(): void; listeners: number } {
+  let value = { n: 0 };
+  const ls = new Set<(v: { n: number }) => void>();
+  return {
+    get: () => value,
+    subscribe(l) {
+      ls.add(l);
+      return () => ls.delete(l);
+    },
+    bump() {
+      value = { n: value.n + 1 };
+      for (const l of ls) l(value);
+    },
+    get listeners() {
+      return ls.size;
+    },
+  };
+}
+
+describe('frameThrottledStore', () => {
+  it('renders at most once per frame, with the latest value', () => {
+    const frames = manualFrames();
+    const src = counterSource();
+    const store = frameThrottledStore(src, frames);
+    let renders = 0;
+    const unsub = store.subscribe(() => renders++);
+    frames.run(); // initial catch-up frame: nothing changed
+    expect(renders).toBe(0);
+    for (let i = 0; i < 100; i++) src.bump();
+    expect(frames.pending()).toBe(1);
+    expect(store.getSnapshot().n).toBe(0);
+    frames.run();
+    expect(renders).toBe(1);
+    expect(store.getSnapshot().n).toBe(100);
+    unsub();
+  });
+
+  it('catches a change made between getSnapshot and subscribe', () => {
+    const frames = manualFrames();
+    const src = counterSource();
+    const store = frameThrottledStore(src, frames);
+    src.bump();
+    let renders = 0;
+    store.subscribe(() => renders++);
+    frames.run();
+    expect(renders).toBe(1);
+    expect(store.getSnapshot().n).toBe(1);
+  });
+
+  it('unsubscribe removes the listener and cancels the pending frame', () => {
+    const frames = manualFrames();
+    const src = counterSource();
+    const store = frameThrottledStore(src, frames);
+    const unsub = store.subscribe(() => undefined);
+    frames.run();
+    src.bump();
+    expect(frames.pending()).toBe(1);
+    unsub();
+    expect(frames.pending()).toBe(0);
+    expect(src.listeners).toBe(0);
+  });
+});

@@ -1,0 +1,80 @@
+import {
+  BACKENDS,
+  ConfigError,
+  toWireError,
+  validateRoom,
+  type BackendName,
+  type WireError,
+} from '@peertrain/protocol';
+import type { WorkerPhase } from '@peertrain/worker-runtime';
+
+// Worker URL: /apps/worker/?room=ROOM[&backend=auto|webgpu|webgl|wasm|cpu]
+
+export type BackendChoice = 'auto' | BackendName;
+
+export interface WorkerParams {
+  /** Null when missing or invalid: the page then asks for it. */
+  room: string | null;
+  backend: BackendChoice;
+  /** Why the URL cannot be used as given (bad room or backend). */
+  error: WireError | null;
+}
+
+function isBackendChoice(v: string): v is BackendChoice {
+  return v === 'auto' || (BACKENDS as readonly string[]).includes(v);
+}
+
+export function parseWorkerParams(search: string): WorkerParams {
+  const q = new URLSearchParams(search);
+  const rawRoom = q.get('room');
+  const rawBackend = q.get('backend');
+  let room: string | null = null;
+  let error: WireError | null = null;
+  if (rawRoom !== null && rawRoom !== '') {
+    try {
+      room = validateRoom(rawRoom.trim().toLowerCase());
+    } catch (err) {
+      error = toWireError(err);
+    }
+  }
+  let backend: BackendChoice = 'auto';
+  if (rawBackend !== null && rawBackend !== '') {
+    if (isBackendChoice(rawBackend)) {
+      backend = rawBackend;
+    } else {
+      error ??= toWireError(
+        new ConfigError(`unknown backend "${rawBackend}"`, [`use auto, ${BACKENDS.join(', ')}`]),
+      );
+      room = null;
+    }
+  }
+  return { room, backend, error };
+}
+
+/** One line for the page header: what the worker is doing now. */
+export function phaseText(phase: WorkerPhase): string {
+  switch (phase) {
+    case 'probing':
+      return 'Measuring compute backends…';
+    case 'joining':
+      return 'Joining the coordinator…';
+    case 'idle':
+      return 'Ready, waiting for a run';
+    case 'loading':
+      return 'Loading data and linking to peers…';
+    case 'training':
+      return 'Training';
+    case 'reference':
+      return 'Training the single-worker reference…';
+    case 'done':
+      return 'Run finished';
+    case 'error':
+      return 'Stopped by an error';
+    case 'left':
+      return 'Left the room';
+    default: {
+      const _: never = phase;
+      return _;
+    }
+  }
+}
