@@ -33,6 +33,8 @@ async function startDashboard(
   ctx: BootContext<BootStage>,
 ): Promise<Live> {
   const { signal, setStage } = ctx;
+  // A headless request that cannot be decoded is the session's terminal event; the page still starts.
+  if (params.request?.ok === false) emit({ type: 'error', error: params.request.error });
   setStage(CONFIG_STAGE);
   const config = await fetchPageConfig({ defaultHost: location.hostname, signal });
   const peerId = coordinatorPeerId(params.room);

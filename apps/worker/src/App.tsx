@@ -124,11 +124,23 @@ function WorkerView(props: { live: Live }) {
         <div className="status-head">
           <span className={`pill phase-${s.phase}`}>{s.phase}</span>
           <strong>{phaseText(s.phase)}</strong>
+          {s.phase === 'left' ? (
+            <button type="button" className="primary" onClick={() => location.reload()}>
+              Join again
+            </button>
+          ) : (
+            <button type="button" className="danger" onClick={leave} disabled={leaving}>
+              {leaving ? 'Leaving…' : 'Leave'}
+            </button>
+          )}
         </div>
         <dl className="kvs">
           <Row label="rank / world">{s.rank === null ? '–' : `${s.rank} / ${orDash(s.worldSize)}`}</Row>
           <Row label="role">{orDash(s.role)}</Row>
           <Row label="shard">{formatShard(s.shard)}</Row>
+          <Row label="backend">
+            {device === null ? 'measuring…' : `${device.backend}, ${formatGflops(device.gflops)} GFLOP/s`}
+          </Row>
           <Row label="peer id">
             <span className="mono">{s.peerId}</span>
           </Row>
@@ -202,18 +214,6 @@ function WorkerView(props: { live: Live }) {
           </p>
         )}
       </section>
-
-      <div className="leave">
-        {s.phase === 'left' ? (
-          <button type="button" className="primary" onClick={() => location.reload()}>
-            Join again
-          </button>
-        ) : (
-          <button type="button" className="danger" onClick={leave} disabled={leaving}>
-            {leaving ? 'Leaving…' : 'Leave'}
-          </button>
-        )}
-      </div>
     </>
   );
 }

@@ -12,7 +12,13 @@ export function ReportCard(props: { report: RunReport; room: string }) {
   return (
     <section className="card report">
       <div className="card-head">
-        <h2>Report</h2>
+        <h2>
+          Report{' '}
+          <span className="muted">
+            {r.workers.length} workers, {r.config.sync}, {r.config.model}, {r.config.steps} steps ×{' '}
+            {r.config.batch}
+          </span>
+        </h2>
         <button type="button" onClick={() => downloadReport(r, props.room)}>
           Download report JSON
         </button>
@@ -26,7 +32,6 @@ export function ReportCard(props: { report: RunReport; room: string }) {
           ['step (median)', formatMs(r.stepMsMedian)],
           ['compute / comm', `${formatMs(r.computeMsMedian)} / ${formatMs(r.commMsMedian)}`],
           ['bytes sent', formatBytes(r.bytesSent)],
-          ['workers', `${r.workers.length} × ${r.config.sync} ${r.config.model}`],
         ]}
       />
       {ref ? (
