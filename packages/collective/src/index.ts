@@ -1,0 +1,23 @@
+export {
+  PHASE_ALL_GATHER,
+  PHASE_REDUCE_SCATTER,
+  chunkBounds,
+  ringAllReduce,
+  ringAllReduceBuckets,
+  ringElemsSent,
+  ringRank,
+  ringTag,
+  ringTagSpan,
+} from './ring.ts';
+export type {
+  AllReduceOptions,
+  AllReduceStats,
+  RingBucket,
+  RingOptions,
+  RingPhase,
+  StreamingAllReduceOptions,
+} from './ring.ts';
+export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
+export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
+export { f32FromMessage, f32ToBytes } from './f32.ts';
+export type { TrafficStats } from './f32.ts';
