@@ -150,6 +150,7 @@ export function createParameterServer(mesh: Mesh, opts: ParameterServerOptions):
       scope.watchPeers(mesh, workers);
       const signal = scope.signal;
       try {
+        await scope.connect(mesh, workers);
         const remote = ranges.some((r) => r.serverId !== localId)
           ? exchange(mesh, ranges, localGrad, params, { runId, step, tagBase }, traffic, signal)
           : undefined;
@@ -218,6 +219,10 @@ export async function psWorkerStep(
   );
   const traffic = opts.traffic ?? { bytesSent: 0, bytesReceived: 0 };
   try {
+    await scope.connect(
+      mesh,
+      ranges.map((r) => r.serverId),
+    );
     const done = exchange(
       mesh,
       ranges,

@@ -214,6 +214,7 @@ describe('ringAllReduce', () => {
     const n = 5;
     const group = ids(n);
     const meshes = group.map((id) => h.mesh(id));
+    h.linkAll(group); // every survivor hears of the loss over its own link (not only p2's neighbours)
     const data = inputs(n, 50_000, 8);
     const runs = meshes.map((m, r) =>
       ringAllReduce(m, group, data[r]!, { runId: 0, step: 0, bucketElems: 500 }).then(

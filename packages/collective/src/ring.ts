@@ -217,7 +217,7 @@ export async function ringAllReduceBuckets(
   };
 
   try {
-    if (n > 1 && !mesh.isConnected(right)) await scope.race(mesh.connect(right, { signal: scope.signal }));
+    await scope.connect(mesh, [left, right]);
     await runPool(buckets, maxInFlight, scope, startBucket);
   } finally {
     scope.dispose();

@@ -66,6 +66,16 @@ export class OpScope {
     );
   }
 
+  /**
+   * Opens the links to `peerIds` that are not open yet (a peer can only receive from a peer it has a
+   * link to, so each side opens the links it will use; both sides dialling is fine: the Mesh reuses).
+   */
+  async connect(mesh: Mesh, peerIds: readonly string[]): Promise<void> {
+    const missing = [...new Set(peerIds)].filter((p) => p !== mesh.localId && !mesh.isConnected(p));
+    if (missing.length === 0) return;
+    await this.race(Promise.all(missing.map((p) => mesh.connect(p, { signal: this.signal }))));
+  }
+
   /** Resolves with `promise`, or rejects with the scope's error as soon as the scope fails. */
   race<T>(promise: Promise<T>): Promise<T> {
     if (this.#failed) {

@@ -23,6 +23,7 @@ describe('TestHub mesh double', () => {
     const h = newHub();
     const a = h.mesh('a');
     const b = h.mesh('b');
+    await a.connect('b');
     const m = msg(7, 1);
     await a.sendTensor('b', m);
     m.data[0] = 99; // must not reach b
@@ -39,6 +40,7 @@ describe('TestHub mesh double', () => {
     const h = newHub({ jitterMs: 5 });
     const a = h.mesh('a');
     const b = h.mesh('b');
+    await a.connect('b');
     const order: number[] = [];
     const received = Array.from({ length: 20 }, (_, tag) =>
       b.recvTensor('a', key(tag)).then(() => order.push(tag)),
@@ -56,6 +58,11 @@ describe('TestHub mesh double', () => {
     const h = newHub();
     const a = h.mesh('a');
     h.mesh('b');
+    h.mesh('c');
+    await expect(a.recvTensor('b', key(1))).rejects.toThrow('not connected');
+    await expect(a.sendTensor('b', msg(1, 0))).rejects.toThrow('not connected');
+    h.linkAll(['a', 'b', 'c']);
+    expect(a.peers()).toEqual(['b', 'c']);
     const ac = new AbortController();
     const aborted = a.recvTensor('b', key(1), { signal: ac.signal });
     const lost = a.recvTensor('b', key(2));

@@ -3,9 +3,11 @@
 // - sendTensor copies the message and delivers it asynchronously (next microtask, or after the
 //   link's delay plus a random jitter); messages with different keys may overtake each other,
 //   messages with the same key (same sender) arrive in the order sent, as on one ordered link.
+// - links are explicit, as in the real Mesh: connect(peer) opens one link for both ends, and sending
+//   to or receiving from a peer without a link rejects with PeerLostError('not connected').
 // - recvTensor matches exactly (sender, runId, step, microBatch, tag); early arrivals are buffered.
 // - closing (or killing) a peer rejects the receivers waiting on it with PeerLostError and tells the
-//   other peers through onPeer('close') and onError.
+//   peers linked to it through onPeer('close') and onError.
 // The real memory transport is tested against the same algorithms by the lead's integration tests.
 import { PeerLostError, ProtocolError, TransportError } from '@peertrain/protocol';
 import type { ControlMessage } from '@peertrain/protocol';
@@ -44,6 +46,8 @@ export function seededRandom(seed: number): () => number {
 const keyString = (from: string, k: TensorKey): string =>
   `${from}|${k.runId}|${k.step}|${k.microBatch ?? '-'}|${k.tag}`;
 
+const linkKey = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
+
 const emptyStats = (): LinkStats => ({
   bytesSent: 0,
   bytesReceived: 0,
@@ -75,6 +79,8 @@ export function useTestHubs(): (opts?: TestHubOptions) => TestHub {
 
 export class TestHub {
   readonly #meshes = new Map<string, TestMesh>();
+  /** Open links, as "a|b" with a < b. */
+  readonly #links = new Set<string>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Messages in flight per (link, key), in send order: each delivery takes the oldest. */
   readonly #inFlight = new Map<string, (() => void)[]>();
@@ -88,29 +94,42 @@ export class TestHub {
     this.#random = opts.random ?? seededRandom(1);
   }
 
-  /** The mesh of peer `id` (created on first use; every other live peer sees it open). */
+  /** The mesh of peer `id` (created on first use, with no links). */
   mesh(id: string): TestMesh {
     let m = this.#meshes.get(id);
     if (m === undefined) {
       m = new TestMesh(id, this);
       this.#meshes.set(id, m);
-      for (const other of this.#meshes.values()) {
-        if (other === m || other.closed) continue;
-        other.notifyPeer(id, 'open');
-        m.notifyPeer(other.localId, 'open');
-      }
     }
     return m;
+  }
+
+  /** Opens a link between every pair of the given peers at once (as a worker runtime would). */
+  linkAll(ids: readonly string[]): void {
+    for (const a of ids) for (const b of ids) if (a < b) this.link(a, b);
+  }
+
+  /** Opens the link a-b (both live); both ends see onPeer('open'). False when one end is not live. */
+  link(a: string, b: string): boolean {
+    const ma = this.live(a);
+    const mb = this.live(b);
+    if (ma === undefined || mb === undefined || a === b) return false;
+    const k = linkKey(a, b);
+    if (this.#links.has(k)) return true;
+    this.#links.add(k);
+    ma.notifyPeer(b, 'open');
+    mb.notifyPeer(a, 'open');
+    return true;
+  }
+
+  linked(a: string, b: string): boolean {
+    return this.#links.has(linkKey(a, b));
   }
 
   /** Live peer `id`, or undefined when it never existed or is closed. */
   live(id: string): TestMesh | undefined {
     const m = this.#meshes.get(id);
     return m !== undefined && !m.closed ? m : undefined;
-  }
-
-  known(id: string): boolean {
-    return this.#meshes.has(id);
   }
 
   /** Abruptly closes peer `id`, as if its tab crashed. */
@@ -144,7 +163,11 @@ export class TestHub {
 
   onClosed(id: string): void {
     const lost = new PeerLostError(id);
-    for (const m of this.#meshes.values()) if (!m.closed) m.peerLost(id, lost);
+    for (const m of this.#meshes.values()) {
+      const k = linkKey(id, m.localId);
+      if (!this.#links.delete(k)) continue;
+      if (!m.closed) m.peerLost(id, lost);
+    }
   }
 
   /** Messages scheduled but not yet delivered. */
@@ -192,11 +215,14 @@ export class TestMesh implements Mesh {
   }
 
   connect(peerId: string, opts: AbortOptions = {}): Promise<void> {
-    return this.#guard(peerId, opts, () => undefined);
+    if (this.closed) return Promise.reject(new TransportError(`mesh ${this.localId} is closed`));
+    if (opts.signal?.aborted === true) return Promise.reject(abortReason(opts.signal));
+    if (!this.hub.link(this.localId, peerId)) return Promise.reject(new PeerLostError(peerId, 'dial failed'));
+    return Promise.resolve();
   }
 
   isConnected(peerId: string): boolean {
-    return !this.closed && this.hub.live(peerId) !== undefined && peerId !== this.localId;
+    return !this.closed && this.hub.linked(this.localId, peerId);
   }
 
   peers(): string[] {
@@ -232,9 +258,7 @@ export class TestMesh implements Mesh {
       if (this.#buffered.get(k)?.length === 0) this.#buffered.delete(k);
       return Promise.resolve(early);
     }
-    if (this.hub.known(peerId) && this.hub.live(peerId) === undefined) {
-      return Promise.reject(new PeerLostError(peerId));
-    }
+    if (!this.isConnected(peerId)) return Promise.reject(new PeerLostError(peerId, 'not connected'));
     return new Promise<TensorMessage>((resolve, reject) => {
       const signal = opts.signal;
       const remove = (): void => {
@@ -322,7 +346,7 @@ export class TestMesh implements Mesh {
   }
 
   deliverTensor(from: string, msg: TensorMessage): void {
-    if (this.closed || this.hub.live(from) === undefined) return; // dropped with the link
+    if (!this.isConnected(from)) return; // dropped with the link
     const link = this.#link(from);
     link.bytesReceived += msg.data.byteLength;
     link.messagesReceived++;
@@ -338,7 +362,7 @@ export class TestMesh implements Mesh {
   }
 
   deliverControl(from: string, msg: ControlMessage): void {
-    if (this.closed || this.hub.live(from) === undefined) return;
+    if (!this.isConnected(from)) return;
     for (const h of [...this.#controlHandlers]) h(from, msg);
   }
 
@@ -375,9 +399,8 @@ export class TestMesh implements Mesh {
   #guard(peerId: string, opts: AbortOptions, send: (target: TestMesh) => void): Promise<void> {
     if (this.closed) return Promise.reject(new TransportError(`mesh ${this.localId} is closed`));
     if (opts.signal?.aborted === true) return Promise.reject(abortReason(opts.signal));
-    const target = this.hub.live(peerId);
-    if (target === undefined || peerId === this.localId)
-      return Promise.reject(new PeerLostError(peerId, 'not connected'));
+    const target = this.isConnected(peerId) ? this.hub.live(peerId) : undefined;
+    if (target === undefined) return Promise.reject(new PeerLostError(peerId, 'not connected'));
     send(target);
     return Promise.resolve();
   }
