@@ -13,22 +13,12 @@ import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MNIST_MAGIC } from '../src/data/mnist.ts';
+import { mulberry32 } from '../src/prng.ts';
 
-export const MNIST_MAGIC = 0x54534e4d;
 const SPLIT_SEED = 20171031;
 const TRAIN_COUNT = 8000;
 const PIXELS = 784;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function buildMnistBinary(): Uint8Array {
   const require = createRequire(import.meta.url);

@@ -1,0 +1,259 @@
+// Backend probing: initialise each tfjs backend, check its numbers, measure its matmul speed, and
+// pick the fastest correct one. Backends are imported on demand so Node never loads browser-only
+// code; the browser entry (browser.ts) installs a platform hook that sets the wasm file URLs.
+import { BACKENDS, BackendError, throwIfAborted } from '@peertrain/protocol';
+import type { BackendName, BackendProbe, DeviceInfo } from '@peertrain/protocol';
+import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
+import { mulberry32 } from './prng.ts';
+import { tf } from './tf.ts';
+import type { Tensor } from './tf.ts';
+import { registerWebGpu, webGpuState } from './webgpu.ts';
+
+/** Environment-specific setup the engine cannot do itself. */
+export interface BackendPlatform {
+  /** Called after the wasm backend module loads and before it initialises (browser: setWasmPaths). */
+  configureWasm?(wasm: typeof WasmBackend): void;
+}
+
+let platform: BackendPlatform = {};
+let lastProbes: BackendProbe[] = [];
+
+/** Installs the platform hook (the browser entry does this on import). */
+export function setBackendPlatform(p: BackendPlatform): void {
+  platform = p;
+}
+
+const registered = new Set<BackendName>(['cpu']);
+
+async function ensureRegistered(name: BackendName): Promise<void> {
+  if (registered.has(name)) return;
+  switch (name) {
+    case 'cpu':
+      break;
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      // Threaded wasm needs COOP/COEP, breaks minified builds and was slower on 2 cores (PLATFORM.md).
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      platform.configureWasm?.(wasm);
+      break;
+    }
+    case 'webgl':
+      await import('@tensorflow/tfjs-backend-webgl');
+      break;
+    case 'webgpu':
+      await registerWebGpu();
+      break;
+    default: {
+      const unknownName: never = name;
+      throw new BackendError(`unknown backend ${String(unknownName)}`);
+    }
+  }
+  registered.add(name);
+}
+
+function initError(name: BackendName): string {
+  const webgpuError = name === 'webgpu' ? webGpuState().error : undefined;
+  return webgpuError ?? `${name}: initialisation failed`;
+}
+
+/** Makes `name` the active tfjs backend; throws BackendError if it cannot initialise. */
+export async function activateBackend(name: BackendName, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  throwIfAborted(opts.signal);
+  try {
+    await ensureRegistered(name);
+  } catch (err) {
+    throw new BackendError(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  throwIfAborted(opts.signal);
+  if (!(await tf.setBackend(name))) throw new BackendError(initError(name));
+  await tf.ready();
+}
+
+/** Deterministic test matrix [rows, cols] with values in [-1, 1). */
+function testMatrix(rows: number, cols: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: rows * cols }, () => 2 * rand() - 1);
+}
+
+/**
+ * The numeric self-check: a matmul and a softmax against JavaScript references (float64), and an
+ * addN of 12 tensors (the WebGPU binding-limit bug). Returns why it failed, or undefined.
+ */
+export async function selfCheck(): Promise<string | undefined> {
+  const [m, k, n] = [33, 17, 9];
+  const a = testMatrix(m, k, 1);
+  const b = testMatrix(k, n, 2);
+  const logits = testMatrix(4, 10, 3).map((v) => v * 20); // [4, 10], large enough to need max-subtraction
+  const parts = Array.from({ length: 12 }, (_, i) => testMatrix(1, 8, 10 + i));
+  const out = tf.tidy(() => ({
+    mm: tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])),
+    sm: tf.softmax(tf.tensor2d(logits, [4, 10])),
+    sum: tf.addN(parts.map((p) => tf.tensor1d(p))),
+  }));
+  try {
+    const [mm, sm, sum] = await Promise.all([out.mm.data(), out.sm.data(), out.sum.data()]);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let ref = 0;
+        for (let p = 0; p < k; p++) ref += a[i * k + p]! * b[p * n + j]!;
+        if (!(Math.abs(mm[i * n + j]! - ref) <= 1e-4 * k))
+          return `matmul[${i},${j}] = ${mm[i * n + j]}, expected ${ref}`;
+      }
+    }
+    for (let r = 0; r < 4; r++) {
+      const row = logits.subarray(r * 10, r * 10 + 10);
+      const max = Math.max(...row);
+      const z = row.reduce((s, v) => s + Math.exp(v - max), 0);
+      for (let c = 0; c < 10; c++) {
+        const ref = Math.exp(row[c]! - max) / z;
+        if (!(Math.abs(sm[r * 10 + c]! - ref) <= 1e-5))
+          return `softmax[${r},${c}] = ${sm[r * 10 + c]}, expected ${ref}`;
+      }
+    }
+    for (let j = 0; j < 8; j++) {
+      const ref = parts.reduce((s, p) => s + p[j]!, 0);
+      if (!(Math.abs(sum[j]! - ref) <= 1e-5)) return `addN of 12 [${j}] = ${sum[j]}, expected ${ref}`;
+    }
+    return undefined;
+  } catch (err) {
+    return `self-check threw: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    tf.dispose(out);
+  }
+}
+
+/**
+ * Square matmul throughput of the active backend in GFLOP/s. Grows n from 64 until one product takes
+ * a few ms (at most 1024), then times as many products as fit in `budgetMs`, waiting on the last
+ * one (a GPU queue runs in order) through a one-number read so the readback is not timed.
+ */
+export async function benchmarkMatmul(
+  opts: { budgetMs?: number; signal?: AbortSignal } = {},
+): Promise<number> {
+  const budget = opts.budgetMs ?? 150;
+  const run = async (n: number, a: Tensor, reps: number): Promise<number> => {
+    const t0 = performance.now();
+    const last = tf.tidy(() => {
+      let c: Tensor | undefined;
+      for (let r = 0; r < reps; r++) {
+        c?.dispose();
+        c = tf.matMul(a, a);
+      }
+      return tf.sum(tf.slice(c!, [0, 0], [1, 1]));
+    });
+    await last.data();
+    last.dispose();
+    return performance.now() - t0;
+  };
+  let n = 64;
+  for (;;) {
+    throwIfAborted(opts.signal);
+    const a = tf.tensor2d(testMatrix(n, n, n), [n, n]);
+    try {
+      await run(n, a, 1); // warm-up: shader compilation, allocation
+      const once = await run(n, a, 1);
+      if ((once < 4 && n < 1024) || once <= 0) {
+        n *= 2;
+        continue;
+      }
+      const reps = Math.max(1, Math.min(50, Math.floor(budget / once)));
+      throwIfAborted(opts.signal);
+      const ms = await run(n, a, reps);
+      return (2 * n ** 3 * reps) / (ms * 1e6);
+    } finally {
+      a.dispose();
+    }
+  }
+}
+
+/**
+ * Initialises each backend in turn (default: all four), runs the self-check and the benchmark.
+ * Never throws for a failing backend: its probe says ok: false and why. Leaves the last working
+ * backend active; call `selectBackend` then `activateBackend`.
+ */
+export async function probeBackends(
+  opts: { only?: readonly BackendName[]; signal?: AbortSignal; budgetMs?: number } = {},
+): Promise<BackendProbe[]> {
+  const probes: BackendProbe[] = [];
+  for (const backend of opts.only ?? BACKENDS) {
+    throwIfAborted(opts.signal);
+    try {
+      await activateBackend(backend, opts.signal ? { signal: opts.signal } : {});
+      const problem = await selfCheck();
+      if (problem !== undefined) {
+        probes.push({ backend, ok: false, gflops: 0, error: `self-check failed: ${problem}` });
+        continue;
+      }
+      const gflops = await benchmarkMatmul({
+        ...(opts.budgetMs !== undefined ? { budgetMs: opts.budgetMs } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      probes.push({ backend, ok: true, gflops });
+    } catch (err) {
+      throwIfAborted(opts.signal);
+      probes.push({ backend, ok: false, gflops: 0, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  lastProbes = probes;
+  return probes;
+}
+
+/**
+ * 'auto': the fastest backend that passed its probe. A named backend: that one, if it passed;
+ * otherwise BackendError (an explicit choice that cannot work should be loud, not silently replaced).
+ */
+export function selectBackend(
+  preference: 'auto' | BackendName,
+  probes: readonly BackendProbe[],
+): BackendName {
+  if (preference !== 'auto') {
+    const probe = probes.find((p) => p.backend === preference);
+    if (!probe) throw new BackendError(`${preference} was not probed`);
+    if (!probe.ok) throw new BackendError(`${preference} is unusable: ${probe.error ?? 'failed its probe'}`);
+    return preference;
+  }
+  let best: BackendProbe | undefined;
+  for (const p of probes) if (p.ok && (!best || p.gflops > best.gflops)) best = p;
+  if (!best)
+    throw new BackendError(
+      `no usable backend: ${probes.map((p) => `${p.backend}: ${p.error ?? '?'}`).join('; ')}`,
+    );
+  return best.backend;
+}
+
+/** Probes (only the preferred backend unless 'auto'), selects, activates; returns the device description. */
+export async function initBackend(
+  preference: 'auto' | BackendName,
+  opts: { signal?: AbortSignal; budgetMs?: number } = {},
+): Promise<DeviceInfo> {
+  const probes = await probeBackends({ ...opts, ...(preference === 'auto' ? {} : { only: [preference] }) });
+  const chosen = selectBackend(preference, probes);
+  await activateBackend(chosen, opts.signal ? { signal: opts.signal } : {});
+  return describeDevice();
+}
+
+interface NavigatorLike {
+  userAgent?: string;
+  hardwareConcurrency?: number;
+  deviceMemory?: number;
+}
+
+/** The active backend, the last probes, WebGPU adapter info and limits, and what the navigator says. */
+export function describeDevice(): DeviceInfo {
+  const backend = tf.getBackend() as BackendName;
+  const nav = (globalThis as { navigator?: NavigatorLike }).navigator;
+  const info: DeviceInfo = {
+    backend,
+    gflops: lastProbes.find((p) => p.backend === backend)?.gflops ?? 0,
+    probes: lastProbes,
+  };
+  const { details } = webGpuState();
+  if (details) {
+    info.adapter = details.adapter;
+    info.limits = details.limits;
+  }
+  if (nav?.userAgent !== undefined) info.userAgent = nav.userAgent;
+  if (nav?.hardwareConcurrency !== undefined) info.hardwareConcurrency = nav.hardwareConcurrency;
+  if (nav?.deviceMemory !== undefined) info.deviceMemoryGiB = nav.deviceMemory;
+  return info;
+}

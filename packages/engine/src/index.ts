@@ -1,0 +1,59 @@
+// @peertrain/engine: models, layers, backends, data and the reference trainer. Node-safe (and
+// browser-safe): browser-only setup lives in ./browser.ts (the `@peertrain/engine/browser` entry).
+export { tf } from './tf.ts';
+export type { Tensor } from './tf.ts';
+export { DataError, ShapeError } from './errors.ts';
+export { mixSeed, mulberry32 } from './prng.ts';
+
+export { buildLayers, conv2dFilterGradIm2col, maxPoolGradByTaps } from './layers.ts';
+export type { Layer, LayerBackward, LayerForward, ParamInfo } from './layers.ts';
+export { softmaxCrossEntropy } from './loss.ts';
+export type { LossAndGrad } from './loss.ts';
+export { buildModel, disposeSaved, readTensorsInto } from './model.ts';
+export type {
+  Evaluation,
+  Labels,
+  LossAndGrads,
+  Model,
+  SavedActivations,
+  Stage,
+  StageBackward,
+  StageForward,
+} from './model.ts';
+export { MODEL_PRESETS, modelPreset } from './presets.ts';
+export type { ModelPreset } from './presets.ts';
+
+export {
+  activateBackend,
+  benchmarkMatmul,
+  describeDevice,
+  initBackend,
+  probeBackends,
+  selectBackend,
+  selfCheck,
+  setBackendPlatform,
+} from './backends.ts';
+export type { BackendPlatform } from './backends.ts';
+
+export { sampleSize, trainSamples } from './data/dataset.ts';
+export type { Dataset, Samples } from './data/dataset.ts';
+export { MNIST_MAGIC, MNIST_URL, loadMnist, parseMnist } from './data/mnist.ts';
+export type { MnistSource } from './data/mnist.ts';
+export { syntheticDataset } from './data/synthetic.ts';
+export type { SyntheticOptions } from './data/synthetic.ts';
+export { gatherBatch, globalBatchIndices, shardBatchIndices } from './data/batching.ts';
+export type { Batch } from './data/batching.ts';
+export { Prefetcher } from './data/prefetch.ts';
+export type { PrefetcherOptions, Scheduler } from './data/prefetch.ts';
+export {
+  defaultShardCache,
+  indexedDbShardCache,
+  loadShard,
+  memoryShardCache,
+  shardCacheKey,
+  sliceSamples,
+} from './data/cache.ts';
+export type { ShardCache } from './data/cache.ts';
+
+export { createReplica, paramDiff, trainReference } from './reference.ts';
+export type { ParamDiff, ReferenceOptions, Replica, TrainingConfig } from './reference.ts';

@@ -1,0 +1,418 @@
+// Layers with an explicit forward and an explicit backward (vector-Jacobian product).
+//
+// Shapes: every `inputShape`/`outputShape` here is per sample (no batch dimension); tensors carry
+// the batch first: dense [B, in] -> [B, units], conv2d/maxpool NHWC [B, H, W, C].
+// `forward` returns what `backward` needs (`saved`); neither disposes anything: callers run them
+// inside tf.tidy (model.ts does) and own the saved tensors in between.
+import { ConfigError } from '@peertrain/protocol';
+import type { LayerSpec } from '@peertrain/protocol';
+import { mixSeed, mulberry32 } from './prng.ts';
+import { tf } from './tf.ts';
+import type { Tensor } from './tf.ts';
+
+/** One parameter tensor of the model and where it lives in the flat parameter array. */
+export interface ParamInfo {
+  /** e.g. "2.conv2d.kernel" */
+  readonly name: string;
+  readonly layer: number;
+  /** dense kernel [in, units]; conv kernel [k, k, inChannels, filters] (HWIO); bias [units|filters] */
+  readonly shape: readonly number[];
+  readonly size: number;
+  /** Offset in the model's flat Float32Array. */
+  readonly offset: number;
+}
+
+export type LayerForward = {
+  /** [B, ...outputShape] */
+  readonly y: Tensor;
+  /** What backward needs (inputs and/or outputs); owned by the caller. */
+  readonly saved: Tensor[];
+};
+
+export type LayerBackward = {
+  /** [B, ...inputShape]; absent when not requested (first layer of the model). */
+  readonly dx: Tensor | undefined;
+  /** One gradient per parameter of the layer, same order and shapes as `params`. */
+  readonly dw: Tensor[];
+};
+
+export interface Layer {
+  readonly index: number;
+  readonly spec: LayerSpec;
+  readonly inputShape: readonly number[];
+  readonly outputShape: readonly number[];
+  readonly params: readonly ParamInfo[];
+  /** First element of this layer's parameters in the model's flat array. */
+  readonly paramOffset: number;
+  readonly paramCount: number;
+  /** Forward floating-point operations per sample (multiply-add = 2); backward is about twice. */
+  readonly flops: number;
+  /** x: [B, ...inputShape]; w: this layer's parameter tensors in `params` order. */
+  forward(x: Tensor, w: readonly Tensor[]): LayerForward;
+  backward(dy: Tensor, saved: readonly Tensor[], w: readonly Tensor[], needDx: boolean): LayerBackward;
+  /** Writes this layer's initial parameters into `out` (the layer's slice of the flat array). */
+  init(out: Float32Array, seed: number): void;
+}
+
+const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** TF's 'same' padding: total = max((out - 1) * stride + k - in, 0), the extra pixel at the end. */
+function samePadding(inSize: number, outSize: number, k: number, stride: number): [number, number] {
+  const total = Math.max((outSize - 1) * stride + k - inSize, 0);
+  const before = Math.floor(total / 2);
+  return [before, total - before];
+}
+
+/**
+ * Uniform initialisation from a per-layer seed (so a pipeline stage can initialise its own layers
+ * without drawing the others'). He uniform before a relu, Glorot uniform otherwise; biases zero.
+ */
+function initKernel(
+  out: Float32Array,
+  size: number,
+  fanIn: number,
+  fanOut: number,
+  he: boolean,
+  seed: number,
+): void {
+  const limit = he ? Math.sqrt(6 / fanIn) : Math.sqrt(6 / (fanIn + fanOut));
+  const rand = mulberry32(seed);
+  for (let i = 0; i < size; i++) out[i] = (2 * rand() - 1) * limit;
+  out.fill(0, size);
+}
+
+function expectRank(spec: LayerSpec, index: number, inputShape: readonly number[], rank: number): void {
+  if (inputShape.length !== rank) {
+    const hint = spec.kind === 'dense' ? ' (add a flatten layer before it)' : '';
+    throw new ConfigError('invalid model', [
+      `layer ${index} (${spec.kind}) needs a rank-${rank} input per sample, got [${inputShape.join(', ')}]${hint}`,
+    ]);
+  }
+}
+
+interface LayerContext {
+  readonly index: number;
+  readonly inputShape: readonly number[];
+  readonly paramOffset: number;
+  /** The next layer is a relu: use He initialisation. */
+  readonly beforeRelu: boolean;
+}
+
+function paramInfos(ctx: LayerContext, kind: string, shapes: Record<string, readonly number[]>): ParamInfo[] {
+  let offset = ctx.paramOffset;
+  return Object.entries(shapes).map(([name, shape]) => {
+    const size = product(shape);
+    const info = { name: `${ctx.index}.${kind}.${name}`, layer: ctx.index, shape, size, offset };
+    offset += size;
+    return info;
+  });
+}
+
+type LayerBody = Omit<
+  Layer,
+  'index' | 'spec' | 'inputShape' | 'paramOffset' | 'paramCount' | 'params' | 'init'
+> & {
+  readonly params?: ParamInfo[];
+  readonly init?: (out: Float32Array, seed: number) => void;
+};
+
+function finish(spec: LayerSpec, ctx: LayerContext, body: LayerBody): Layer {
+  const params = body.params ?? [];
+  return {
+    ...body,
+    index: ctx.index,
+    spec,
+    inputShape: ctx.inputShape,
+    params,
+    paramOffset: ctx.paramOffset,
+    paramCount: params.reduce((a, p) => a + p.size, 0),
+    init: body.init ?? (() => undefined),
+  };
+}
+
+function dense(spec: Extract<LayerSpec, { kind: 'dense' }>, ctx: LayerContext): Layer {
+  expectRank(spec, ctx.index, ctx.inputShape, 1);
+  const inUnits = ctx.inputShape[0]!;
+  const units = spec.units;
+  const params = paramInfos(ctx, 'dense', { kernel: [inUnits, units], bias: [units] });
+  return finish(spec, ctx, {
+    outputShape: [units],
+    params,
+    flops: 2 * inUnits * units,
+    forward(x, [w, b]) {
+      // x [B, in] @ w [in, units] + b [units] -> [B, units]
+      return { y: tf.add(tf.matMul(x, w!), b!), saved: [x] };
+    },
+    backward(dy, [x], [w], needDx) {
+      return {
+        dx: needDx ? tf.matMul(dy, w!, false, true) : undefined, // [B, units] @ w^T -> [B, in]
+        dw: [tf.matMul(x!, dy, true, false), tf.sum(dy, 0)], // x^T @ dy -> [in, units]; [units]
+      };
+    },
+    init(out, seed) {
+      initKernel(out, inUnits * units, inUnits, units, ctx.beforeRelu, mixSeed(seed, ctx.index));
+    },
+  });
+}
+
+/**
+ * dL/dkernel of a conv2d without the Conv2DBackpropFilter kernel (the wasm backend has none):
+ * im2col, then one matmul. x [B, H, W, C], dy [B, OH, OW, F] -> [k, k, C, F].
+ */
+export function conv2dFilterGradIm2col(
+  x: Tensor,
+  dy: Tensor,
+  k: number,
+  stride: number,
+  padding: 'same' | 'valid',
+): Tensor {
+  const [batch, h, w, c] = x.shape as [number, number, number, number];
+  const [, oh, ow, f] = dy.shape as [number, number, number, number];
+  const [top, bottom] = padding === 'same' ? samePadding(h, oh, k, stride) : [0, 0];
+  const [left, right] = padding === 'same' ? samePadding(w, ow, k, stride) : [0, 0];
+  const xp = tf.pad(x, [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ]);
+  const taps: Tensor[] = [];
+  for (let kh = 0; kh < k; kh++) {
+    for (let kw = 0; kw < k; kw++) {
+      // every output pixel's input at kernel tap (kh, kw): [B, OH, OW, C]
+      taps.push(
+        tf.stridedSlice(
+          xp,
+          [0, kh, kw, 0],
+          [batch, kh + (oh - 1) * stride + 1, kw + (ow - 1) * stride + 1, c],
+          [1, stride, stride, 1],
+        ),
+      );
+    }
+  }
+  // [B*OH*OW, k*k*C] with column (kh*k + kw)*C + c, which is the HWIO kernel layout
+  const patches = tf.reshape(tf.concat(taps, 3), [batch * oh * ow, k * k * c]);
+  const grad = tf.matMul(patches, tf.reshape(dy, [batch * oh * ow, f]), true, false); // [k*k*C, F]
+  return tf.reshape(grad, [k, k, c, f]);
+}
+
+/** Backend kernels are looked up once per backend name. */
+const hasKernelCache = new Map<string, boolean>();
+function backendHasKernel(kernel: string): boolean {
+  const key = `${tf.getBackend()}/${kernel}`;
+  let has = hasKernelCache.get(key);
+  if (has === undefined) {
+    has = tf.getKernel(kernel, tf.getBackend()) !== undefined;
+    hasKernelCache.set(key, has);
+  }
+  return has;
+}
+
+function conv2d(spec: Extract<LayerSpec, { kind: 'conv2d' }>, ctx: LayerContext): Layer {
+  expectRank(spec, ctx.index, ctx.inputShape, 3);
+  const [h, w, c] = ctx.inputShape as [number, number, number];
+  const { filters, kernel: k, stride, padding } = spec;
+  const oh = padding === 'same' ? Math.ceil(h / stride) : Math.floor((h - k) / stride) + 1;
+  const ow = padding === 'same' ? Math.ceil(w / stride) : Math.floor((w - k) / stride) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new ConfigError('invalid model', [
+      `layer ${ctx.index} (conv2d): kernel ${k} larger than input ${h}x${w}`,
+    ]);
+  }
+  const filterShape: [number, number, number, number] = [k, k, c, filters];
+  const params = paramInfos(ctx, 'conv2d', { kernel: filterShape, bias: [filters] });
+  return finish(spec, ctx, {
+    outputShape: [oh, ow, filters],
+    params,
+    flops: 2 * k * k * c * filters * oh * ow,
+    forward(x, [kern, b]) {
+      // [B, H, W, C] * [k, k, C, F] -> [B, OH, OW, F]
+      const y = tf.add(tf.conv2d(x as tf.Tensor4D, kern as tf.Tensor4D, stride, padding), b!);
+      return { y, saved: [x] };
+    },
+    backward(dy, [x], [kern], needDx) {
+      const dy4 = dy as tf.Tensor4D;
+      const x4 = x as tf.Tensor4D;
+      const dx = needDx
+        ? tf.conv2dTranspose(dy4, kern as tf.Tensor4D, x4.shape, stride, padding) // [B, H, W, C]
+        : undefined;
+      const dk = !avoidKernel('Conv2DBackpropFilter')
+        ? tf
+            .engine()
+            .runKernel<Tensor>(
+              'Conv2DBackpropFilter',
+              { x: x4, dy: dy4 },
+              { strides: [stride, stride], pad: padding, dataFormat: 'NHWC', filterShape },
+            )
+        : conv2dFilterGradIm2col(x4, dy4, k, stride, padding);
+      return { dx, dw: [dk, tf.sum(dy, [0, 1, 2])] };
+    },
+    init(out, seed) {
+      initKernel(
+        out,
+        k * k * c * filters,
+        k * k * c,
+        k * k * filters,
+        ctx.beforeRelu,
+        mixSeed(seed, ctx.index),
+      );
+    },
+  });
+}
+
+/**
+ * Kernels we must not use for training on some backends, with the measured reason. The wasm
+ * backend (tfjs 4.22) has no Conv2DBackpropFilter, and its MaxPoolGrad and MaxPoolWithArgmax start
+ * the running max at FLT_MIN (the smallest positive float), so a window of negative values gets
+ * no gradient (layers.test.ts shows both against autodiff). There we use im2col and
+ * `maxPoolGradByTaps`.
+ */
+function avoidKernel(kernel: 'Conv2DBackpropFilter' | 'MaxPoolGrad'): boolean {
+  return !backendHasKernel(kernel) || (kernel === 'MaxPoolGrad' && tf.getBackend() === 'wasm');
+}
+
+/**
+ * Max-pool backward from plain ops: for each window tap in row-major order, the first input equal
+ * to the window's max takes the window's dy (the same tie rule as tfjs's MaxPoolGrad), then a
+ * scatterND adds the dy values into place (summing positions shared by overlapping windows).
+ * x: [B, H, W, C], y and dy: [B, OH, OW, C] -> [B, H, W, C]. 'valid' padding.
+ */
+export function maxPoolGradByTaps(dy: Tensor, x: Tensor, y: Tensor, size: number, stride: number): Tensor {
+  const [batch, h, w, c] = x.shape as [number, number, number, number];
+  const [, oh, ow] = y.shape as [number, number, number, number];
+  // flat index into x of each window's top-left input: [B, OH, OW, C]
+  const axis = (n: number, step: number, shape: number[]): Tensor =>
+    tf.reshape(tf.range(0, n * step, step, 'int32'), shape);
+  const corner = tf.add(
+    tf.add(axis(batch, h * w * c, [batch, 1, 1, 1]), axis(oh, stride * w * c, [1, oh, 1, 1])),
+    tf.add(axis(ow, stride * c, [1, 1, ow, 1]), axis(c, 1, [1, 1, 1, c])),
+  ); // broadcast to [B, OH, OW, C]
+  let argmax = tf.fill([batch, oh, ow, c], -1, 'int32');
+  for (let i = 0; i < size; i++) {
+    for (let j = 0; j < size; j++) {
+      const tap = tf.stridedSlice(
+        x,
+        [0, i, j, 0],
+        [batch, i + (oh - 1) * stride + 1, j + (ow - 1) * stride + 1, c],
+        [1, stride, stride, 1],
+      );
+      const first = tf.logicalAnd(tf.equal(tap, y), tf.less(argmax, 0));
+      argmax = tf.where(first, tf.add(corner, tf.scalar((i * w + j) * c, 'int32')), argmax);
+    }
+  }
+  const flat = tf.scatterND(tf.reshape(argmax, [argmax.size, 1]), tf.reshape(dy, [dy.size]), [
+    batch * h * w * c,
+  ]);
+  return tf.reshape(flat, [batch, h, w, c]);
+}
+
+function maxpool(spec: Extract<LayerSpec, { kind: 'maxpool' }>, ctx: LayerContext): Layer {
+  expectRank(spec, ctx.index, ctx.inputShape, 3);
+  const [h, w, c] = ctx.inputShape as [number, number, number];
+  const size = spec.size;
+  const stride = spec.stride ?? size;
+  // 'valid' pooling: a trailing row/column that does not fill a window is dropped
+  const oh = Math.floor((h - size) / stride) + 1;
+  const ow = Math.floor((w - size) / stride) + 1;
+  if (oh < 1 || ow < 1) {
+    throw new ConfigError('invalid model', [
+      `layer ${ctx.index} (maxpool): window ${size} larger than ${h}x${w}`,
+    ]);
+  }
+  return finish(spec, ctx, {
+    outputShape: [oh, ow, c],
+    flops: size * size * c * oh * ow,
+    forward(x) {
+      const y = tf.maxPool(x as tf.Tensor4D, size, stride, 'valid'); // [B, OH, OW, C]
+      return { y, saved: [x, y] };
+    },
+    backward(dy, [x, y], _w, needDx) {
+      if (!needDx) return { dx: undefined, dw: [] };
+      if (avoidKernel('MaxPoolGrad')) return { dx: maxPoolGradByTaps(dy, x!, y!, size, stride), dw: [] };
+      const dx = tf
+        .engine()
+        .runKernel<Tensor>(
+          'MaxPoolGrad',
+          { dy, input: x!, output: y! },
+          { filterSize: [size, size], strides: [stride, stride], pad: 'valid' },
+        );
+      return { dx, dw: [] };
+    },
+  });
+}
+
+function flatten(spec: Extract<LayerSpec, { kind: 'flatten' }>, ctx: LayerContext): Layer {
+  const size = product(ctx.inputShape);
+  return finish(spec, ctx, {
+    outputShape: [size],
+    flops: 0,
+    forward(x) {
+      return { y: tf.reshape(x, [x.shape[0], size]), saved: [] };
+    },
+    backward(dy, _saved, _w, needDx) {
+      return { dx: needDx ? tf.reshape(dy, [dy.shape[0], ...ctx.inputShape]) : undefined, dw: [] };
+    },
+  });
+}
+
+function activation(spec: Extract<LayerSpec, { kind: 'relu' | 'tanh' }>, ctx: LayerContext): Layer {
+  const size = product(ctx.inputShape);
+  const relu = spec.kind === 'relu';
+  return finish(spec, ctx, {
+    outputShape: ctx.inputShape,
+    flops: size,
+    forward(x) {
+      if (relu) return { y: tf.relu(x), saved: [x] };
+      const y = tf.tanh(x);
+      return { y, saved: [y] };
+    },
+    backward(dy, [s], _w, needDx) {
+      if (!needDx) return { dx: undefined, dw: [] };
+      // relu: dy * (x > 0); tanh: dy * (1 - y^2)
+      const dx = relu ? tf.mul(dy, tf.step(s!)) : tf.mul(dy, tf.sub(1, tf.square(s!)));
+      return { dx, dw: [] };
+    },
+  });
+}
+
+/** Builds the layers of a model, inferring every layer's input and output shapes. */
+export function buildLayers(inputShape: readonly number[], specs: readonly LayerSpec[]): Layer[] {
+  const layers: Layer[] = [];
+  let shape = inputShape;
+  let paramOffset = 0;
+  specs.forEach((spec, index) => {
+    const ctx: LayerContext = {
+      index,
+      inputShape: shape,
+      paramOffset,
+      beforeRelu: specs[index + 1]?.kind === 'relu',
+    };
+    let layer: Layer;
+    switch (spec.kind) {
+      case 'dense':
+        layer = dense(spec, ctx);
+        break;
+      case 'conv2d':
+        layer = conv2d(spec, ctx);
+        break;
+      case 'maxpool':
+        layer = maxpool(spec, ctx);
+        break;
+      case 'flatten':
+        layer = flatten(spec, ctx);
+        break;
+      case 'relu':
+      case 'tanh':
+        layer = activation(spec, ctx);
+        break;
+      default: {
+        const unknownSpec: never = spec;
+        throw new ConfigError('invalid model', [`unknown layer ${JSON.stringify(unknownSpec)}`]);
+      }
+    }
+    layers.push(layer);
+    shape = layer.outputShape;
+    paramOffset += layer.paramCount;
+  });
+  return layers;
+}
