@@ -1,6 +1,12 @@
 import { useCallback, useMemo, useState, type ReactNode } from 'react';
 import { coordinatorPeerId, randomId, workerPeerId } from '@peertrain/protocol';
-import { createWorkerRuntime, type WorkerRuntime, type WorkerStatus } from '@peertrain/worker-runtime';
+import '@peertrain/engine/browser';
+import {
+  createWorkerRuntime,
+  engineCompute,
+  type WorkerRuntime,
+  type WorkerStatus,
+} from '@peertrain/worker-runtime';
 import { BootPanel } from '../../dashboard/src/shared/BootPanel.tsx';
 import { Stats, StepProgress, TopBar } from '../../dashboard/src/shared/ui.tsx';
 import { CONFIG_STAGE, type BootStage } from '../../dashboard/src/shared/bootStage.ts';
@@ -40,8 +46,7 @@ async function startWorker(room: string, backend: BackendChoice, ctx: BootContex
       mesh: session.mesh,
       room,
       coordinatorId: coordinatorPeerId(room),
-      backend,
-      mnistUrl: MNIST_URL,
+      compute: (o) => engineCompute({ backend, mnist: { kind: 'url', url: MNIST_URL }, signal: o.signal }),
       signal,
     });
     let leaving: Promise<void> | null = null;

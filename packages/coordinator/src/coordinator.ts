@@ -462,10 +462,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           samplesPerSec: point.samplesPerSec,
         });
         const isLast = step === config.steps - 1;
-        if (isLast || (config.evalEvery > 0 && (step + 1) % config.evalEvery === 0)) {
-          // Every worker holds identical parameters after a synchronous step: rank 0 evaluates.
-          send(r.ranks[0]!, { type: 'evaluate', runId, step: step + 1 });
-          if (isLast) await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
+        if (isLast) {
+          // Rank 0 evaluates on its own schedule (every evalEvery steps and after the last one):
+          // every worker holds identical parameters after a synchronous step.
+          await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
         }
         changed();
       }

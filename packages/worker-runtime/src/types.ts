@@ -1,7 +1,8 @@
 import type { DeviceInfo, Role, Shard, WireError } from '@peertrain/protocol';
 
 /** What a worker tab is doing, for its own page. */
-export type WorkerPhase = 'probing' | 'joining' | 'idle' | 'loading' | 'training' | 'reference' | 'done' | 'error' | 'left';
+export type WorkerPhase =
+  'probing' | 'joining' | 'idle' | 'loading' | 'training' | 'reference' | 'done' | 'error' | 'left';
 
 export interface WorkerStatus {
   phase: WorkerPhase;

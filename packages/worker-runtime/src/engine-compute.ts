@@ -1,0 +1,140 @@
+import {
+  Prefetcher,
+  buildModel,
+  defaultShardCache,
+  gatherBatch,
+  initBackend,
+  loadMnist,
+  loadShard,
+  modelPreset,
+  paramDiff,
+  shardBatchIndices,
+  shardCacheKey,
+  sliceSamples,
+  syntheticDataset,
+  trainReference,
+  trainSamples,
+} from '@peertrain/engine';
+import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
+import { DATASETS } from '@peertrain/protocol';
+import type { BackendName, DatasetName } from '@peertrain/protocol';
+import type { Compute, PrepareRun, TrainSession } from './compute.ts';
+
+export interface EngineComputeOptions {
+  backend: 'auto' | BackendName;
+  /** Where MNIST comes from (browser: the page's /data/mnist.bin; Node: the file). */
+  mnist?: MnistSource;
+  /** Shard cache (default: IndexedDB in browsers, memory in Node). */
+  cache?: ShardCache;
+  signal?: AbortSignal;
+}
+
+/** The synthetic dataset is a fixed dataset, not a function of the run's seed. */
+const SYNTHETIC_SEED = 7;
+
+/** The TensorFlow.js compute engine: probes backends, then serves runs. */
+export async function engineCompute(opts: EngineComputeOptions): Promise<Compute> {
+  const device = await initBackend(opts.backend, opts.signal ? { signal: opts.signal } : {});
+  const cache = opts.cache ?? defaultShardCache();
+  const datasets = new Map<DatasetName, Promise<Dataset>>();
+  const sessions = new Set<TrainSession>();
+
+  function dataset(name: DatasetName, signal: AbortSignal | undefined): Promise<Dataset> {
+    let d = datasets.get(name);
+    if (!d) {
+      d =
+        name === 'mnist'
+          ? loadMnist(opts.mnist, signal ? { signal } : {})
+          : Promise.resolve(
+              syntheticDataset(SYNTHETIC_SEED, {
+                train: DATASETS.synthetic.train,
+                test: DATASETS.synthetic.test,
+              }),
+            );
+      d.catch(() => datasets.delete(name)); // a failed or cancelled load is retried next time
+      datasets.set(name, d);
+    }
+    return d;
+  }
+
+  async function prepare(run: PrepareRun, { signal }: { signal?: AbortSignal }): Promise<TrainSession> {
+    const { config, shard, allShards } = run;
+    const model = buildModel(modelPreset(config.model));
+    const so = signal ? { signal } : {};
+    // The shard and the test split come from the cache when this tab (or a reload of it) has
+    // held them before; only a miss loads the whole dataset.
+    const [train, test] = await Promise.all([
+      loadShard(
+        cache,
+        shardCacheKey(config.dataset, shard),
+        async (s) => sliceSamples(trainSamples(await dataset(config.dataset, s)), shard, model.inputSize),
+        so,
+      ),
+      loadShard(
+        cache,
+        shardCacheKey(config.dataset, 'test'),
+        async (s): Promise<Samples> => {
+          const d = await dataset(config.dataset, s);
+          return { x: d.testX, y: d.testY, count: d.testCount, first: 0 };
+        },
+        so,
+      ),
+    ]);
+    const makeBatches = (firstStep: number): Prefetcher<Batch> =>
+      new Prefetcher<Batch>(
+        (step) =>
+          gatherBatch(
+            train.samples,
+            shardBatchIndices(shard, step, config.batch, config.seed),
+            model.inputSize,
+          ),
+        { firstStep, depth: 1, lastStep: config.steps - 1 },
+      );
+    let batches = makeBatches(0);
+
+    const session: TrainSession = {
+      paramCount: model.paramCount,
+      initParams: () => model.initParams(config.seed),
+      async gradients(params, step, o) {
+        if (batches.step !== step) {
+          batches.close();
+          batches = makeBatches(step);
+        }
+        const batch = await batches.next(o.signal ? { signal: o.signal } : {});
+        const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y);
+        return { loss, grads };
+      },
+      evaluate(params, o) {
+        return model.evaluate(params, test.samples.x, test.samples.y, o.signal ? { signal: o.signal } : {});
+      },
+      async reference(params, o) {
+        const data = await dataset(config.dataset, o.signal);
+        const ref = await trainReference({
+          spec: model,
+          config: { lr: config.lr, optimizer: config.optimizer, batch: config.batch, seed: config.seed },
+          shards: allShards,
+          data,
+          steps: config.steps,
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+        const diff = paramDiff(params, ref.params, model.params);
+        return { ...diff, referenceLoss: ref.losses[ref.losses.length - 1] ?? NaN };
+      },
+      dispose() {
+        batches.close();
+        sessions.delete(session);
+      },
+    };
+    sessions.add(session);
+    return session;
+  }
+
+  return {
+    device,
+    prepare,
+    dispose() {
+      for (const s of [...sessions]) s.dispose();
+      datasets.clear();
+    },
+  };
+}

@@ -1,0 +1,429 @@
+import {
+  AbortError,
+  PROTOCOL_VERSION,
+  PeerLostError,
+  PhaseTimeoutError,
+  ProtocolError,
+  toWireError,
+} from '@peertrain/protocol';
+import type { ControlMessage, ToCoordinator, ToWorker } from '@peertrain/protocol';
+import { createParameterServer, psWorkerStep, ringAllReduce } from '@peertrain/collective';
+import { createOptimizer } from '@peertrain/optim';
+import type { Mesh } from '@peertrain/transport';
+import type { Compute, TrainSession } from './compute.ts';
+import type { WorkerRuntime, WorkerStatus } from './types.ts';
+
+export interface WorkerRuntimeInit {
+  mesh: Mesh;
+  room: string;
+  coordinatorId: string;
+  /** Builds the compute engine (probing backends); called once, before joining. */
+  compute: (opts: { signal: AbortSignal }) => Promise<Compute>;
+  now?: () => number;
+  joinTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+type Assign = Extract<ToWorker, { type: 'assign' }>;
+
+/** One assigned run: commands from the coordinator queue here and the loop drains them in order. */
+interface RunState {
+  assign: Assign;
+  abort: AbortController;
+  grantedUpTo: number;
+  completed: number;
+  pendingEvals: number[];
+  pendingReference: boolean;
+  wake: (() => void) | null;
+  params: Float32Array | null;
+}
+
+export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
+  const { mesh, room, coordinatorId } = init;
+  const now = init.now ?? (() => performance.now());
+  const lifetime = new AbortController();
+  const onOuterAbort = (): void => lifetime.abort(init.signal?.reason ?? new AbortError('worker stopped'));
+  init.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const listeners = new Set<(s: WorkerStatus) => void>();
+  let status: WorkerStatus = {
+    phase: 'probing',
+    peerId: mesh.localId,
+    room,
+    device: null,
+    runId: null,
+    rank: null,
+    worldSize: null,
+    role: null,
+    shard: null,
+    step: 0,
+    totalSteps: 0,
+    loss: null,
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesRefused: 0,
+    lastError: null,
+  };
+  let compute: Compute | null = null;
+  let current: RunState | null = null;
+  let welcomed: ((ok: true | Error) => void) | null = null;
+
+  /** Bytes this worker sent to other workers (gradients, parameters): the coordinator link excluded. */
+  function peerBytesSent(): number {
+    let sum = 0;
+    for (const [peer, s] of Object.entries(mesh.stats().perPeer))
+      if (peer !== coordinatorId) sum += s.bytesSent;
+    return sum;
+  }
+
+  function update(patch: Partial<WorkerStatus>): void {
+    const t = mesh.stats().total;
+    status = { ...status, ...patch, bytesSent: t.bytesSent, bytesReceived: t.bytesReceived };
+    for (const l of listeners) l(status);
+  }
+
+  function tell(msg: ToCoordinator): void {
+    mesh.sendControl(coordinatorId, msg).catch(() => {
+      // The coordinator link is gone; onPeer('close') reports it.
+    });
+  }
+
+  const offError = mesh.onError((from, err) => {
+    if (err instanceof ProtocolError) {
+      // A malformed frame: refused and reported, training goes on.
+      update({ framesRefused: status.framesRefused + 1, lastError: toWireError(err) });
+      tell({ type: 'frameRefused', from, error: toWireError(err) });
+    }
+  });
+
+  const offPeer = mesh.onPeer((peerId, event) => {
+    if (event !== 'close') return;
+    if (peerId === coordinatorId) {
+      current?.abort.abort(new PeerLostError(peerId, 'coordinator went away'));
+      update({ phase: 'error', lastError: toWireError(new PeerLostError(peerId, 'coordinator went away')) });
+    } else if (current?.assign.peers.includes(peerId)) {
+      current.abort.abort(new PeerLostError(peerId));
+    }
+  });
+
+  const offControl = mesh.onControl((from, msg: ControlMessage) => {
+    if (from !== coordinatorId) return; // peers talk tensors; control comes from the coordinator only
+    switch (msg.type) {
+      case 'welcome':
+        welcomed?.(true);
+        return;
+      case 'reject':
+        welcomed?.(new Error(`rejected by coordinator: ${msg.reason}`));
+        return;
+      case 'ping':
+        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now() });
+        return;
+      case 'assign':
+        startRun(msg);
+        return;
+      case 'step':
+        if (current && current.assign.runId === msg.runId) {
+          current.grantedUpTo = Math.max(current.grantedUpTo, msg.upTo);
+          poke(current);
+        }
+        return;
+      case 'evaluate':
+        if (current && current.assign.runId === msg.runId) {
+          current.pendingEvals.push(msg.step);
+          poke(current);
+        }
+        return;
+      case 'reference':
+        if (current && current.assign.runId === msg.runId) {
+          current.pendingReference = true;
+          poke(current);
+        }
+        return;
+      case 'stop':
+        if (current && current.assign.runId === msg.runId)
+          current.abort.abort(new AbortError(`stopped: ${msg.reason}`));
+        return;
+      default:
+        return; // other directions' messages are not for a worker
+    }
+  });
+
+  function poke(run: RunState): void {
+    const w = run.wake;
+    run.wake = null;
+    w?.();
+  }
+
+  function startRun(assign: Assign): void {
+    current?.abort.abort(new AbortError('superseded by a new assignment'));
+    const run: RunState = {
+      assign,
+      abort: new AbortController(),
+      grantedUpTo: -1,
+      completed: 0,
+      pendingEvals: [],
+      pendingReference: false,
+      wake: null,
+      params: null,
+    };
+    current = run;
+    update({
+      phase: 'loading',
+      runId: assign.runId,
+      rank: assign.rank,
+      worldSize: assign.peers.length,
+      role: assign.role.kind,
+      shard: assign.shard,
+      step: 0,
+      totalSteps: assign.config.steps,
+      loss: null,
+    });
+    runLoop(run)
+      .then(
+        () => {
+          if (current === run) update({ phase: 'idle' });
+        },
+        (e: unknown) => {
+          const err = asError(e);
+          if (err.name === 'AbortError') {
+            if (current === run && !lifetime.signal.aborted) update({ phase: 'idle' });
+            return;
+          }
+          update({ phase: 'error', lastError: toWireError(err) });
+          tell({ type: 'error', runId: assign.runId, error: toWireError(err) });
+        },
+      )
+      .finally(() => {
+        if (current === run) current = null;
+      });
+  }
+
+  /** Waits until `peerId` has an open link (it dials us, or we dial it). */
+  function waitConnected(peerId: string, signal: AbortSignal): Promise<void> {
+    if (mesh.isConnected(peerId)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const off = mesh.onPeer((id, ev) => {
+        if (id === peerId && ev === 'open') {
+          cleanup();
+          resolve();
+        }
+      });
+      const onAbort = (): void => {
+        cleanup();
+        reject(asError(signal.reason));
+      };
+      const cleanup = (): void => {
+        off();
+        signal.removeEventListener('abort', onAbort);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (mesh.isConnected(peerId)) {
+        cleanup();
+        resolve();
+      }
+    });
+  }
+
+  async function connectPeers(assign: Assign, signal: AbortSignal): Promise<void> {
+    const { peers, rank, config } = assign;
+    const n = peers.length;
+    if (n === 1) return;
+    const timeoutMs = init.connectTimeoutMs ?? 60_000;
+    const s = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    const need: string[] = [];
+    const dial: string[] = [];
+    if (config.sync === 'allreduce') {
+      // Ring: we send to the next rank and receive from the previous one.
+      const next = peers[(rank + 1) % n]!;
+      const prev = peers[(rank - 1 + n) % n]!;
+      dial.push(next);
+      need.push(next, prev);
+    } else {
+      const server = peers[assign.serverRank ?? 0]!;
+      if (peers[rank] === server) need.push(...peers.filter((p) => p !== server));
+      else {
+        dial.push(server);
+        need.push(server);
+      }
+    }
+    try {
+      await Promise.all(dial.map((p) => mesh.connect(p, { signal: s })));
+      await Promise.all(need.map((p) => waitConnected(p, s)));
+    } catch (e) {
+      if (signal.aborted) throw asError(signal.reason);
+      if (s.aborted) throw new PhaseTimeoutError('connecting to peers', timeoutMs);
+      throw e;
+    }
+  }
+
+  async function runLoop(run: RunState): Promise<void> {
+    const { assign } = run;
+    const { config, peers, rank, runId } = assign;
+    const signal = AbortSignal.any([run.abort.signal, lifetime.signal]);
+    const loadStart = now();
+    if (!compute) throw new Error('compute engine not ready');
+    let session: TrainSession | null = null;
+    try {
+      const [s] = await Promise.all([
+        compute.prepare({ config, shard: assign.shard, allShards: assign.allShards }, { signal }),
+        connectPeers(assign, signal),
+      ]);
+      session = s;
+      const params = session.initParams();
+      run.params = params;
+      const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
+      const n = peers.length;
+      const serverId = config.sync === 'ps' ? peers[assign.serverRank ?? 0]! : null;
+      const server =
+        serverId === mesh.localId
+          ? createParameterServer(mesh, {
+              workers: peers,
+              params,
+              runId,
+              apply: (p, meanGrad) => optimizer.step(p, meanGrad),
+            })
+          : null;
+      tell({ type: 'ready', runId, loadMs: now() - loadStart });
+      update({ phase: 'training' });
+
+      for (;;) {
+        signal.throwIfAborted();
+        if (run.completed < config.steps && run.completed <= run.grantedUpTo) {
+          const step = run.completed;
+          const t0 = now();
+          const { loss, grads } = await session.gradients(params, step, { signal });
+          const t1 = now();
+          if (config.sync === 'allreduce') {
+            await ringAllReduce(mesh, peers, grads, { runId, step, bucketElems: config.bucketElems, signal });
+            const inv = 1 / n;
+            for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
+            optimizer.step(params, grads);
+          } else if (server) {
+            await server.serveStep(step, grads, { signal });
+          } else {
+            params.set(await psWorkerStep(mesh, serverId!, grads, { runId, step, signal }));
+          }
+          const t2 = now();
+          run.completed = step + 1;
+          tell({
+            type: 'stepDone',
+            runId,
+            step,
+            loss,
+            samples: config.batch,
+            computeMs: t1 - t0,
+            commMs: t2 - t1,
+            bytesSent: peerBytesSent(),
+          });
+          update({ step: run.completed, loss });
+          const due =
+            run.completed === config.steps ||
+            (config.evalEvery > 0 && run.completed % config.evalEvery === 0);
+          // Every worker holds the same parameters after a synchronous step: rank 0 evaluates.
+          if (due && rank === 0) run.pendingEvals.push(run.completed);
+        }
+        while (run.pendingEvals.length > 0) {
+          const evalStep = run.pendingEvals.shift()!;
+          const r = await session.evaluate(params, { signal });
+          tell({
+            type: 'evalResult',
+            runId,
+            step: evalStep,
+            accuracy: r.accuracy,
+            loss: r.loss,
+            count: r.count,
+          });
+        }
+        if (run.pendingReference) {
+          run.pendingReference = false;
+          update({ phase: 'reference' });
+          const diff = await session.reference(params, { signal });
+          tell({ type: 'referenceResult', runId, ...diff });
+          update({ phase: 'training' });
+        }
+        const more = run.completed < config.steps && run.completed <= run.grantedUpTo;
+        if (!more && run.pendingEvals.length === 0 && !run.pendingReference) {
+          if (run.completed === config.steps) update({ phase: 'done' });
+          await new Promise<void>((resolve, reject) => {
+            run.wake = resolve;
+            const onAbort = (): void => reject(asError(signal.reason));
+            signal.addEventListener('abort', onAbort, { once: true });
+          });
+        }
+      }
+    } finally {
+      session?.dispose();
+    }
+  }
+
+  async function main(): Promise<void> {
+    const signal = lifetime.signal;
+    update({ phase: 'probing' });
+    compute = await init.compute({ signal });
+    update({ phase: 'joining', device: compute.device });
+    const timeoutMs = init.joinTimeoutMs ?? 30_000;
+    await mesh.connect(coordinatorId, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    const welcome = new Promise<true | Error>((resolve) => (welcomed = resolve));
+    const hello: ToCoordinator = {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      room,
+      device: compute.device,
+    };
+    await mesh.sendControl(coordinatorId, hello, { signal });
+    const timer = AbortSignal.timeout(timeoutMs);
+    const answer = await Promise.race([
+      welcome,
+      new Promise<Error>((resolve) =>
+        timer.addEventListener('abort', () => resolve(new PhaseTimeoutError('joining the room', timeoutMs)), {
+          once: true,
+        }),
+      ),
+    ]);
+    welcomed = null;
+    if (answer !== true) throw answer;
+    update({ phase: 'idle' });
+  }
+
+  main().catch((e: unknown) => {
+    const err = asError(e);
+    if (!lifetime.signal.aborted) update({ phase: 'error', lastError: toWireError(err) });
+  });
+
+  return {
+    status: () => status,
+    subscribe(listener) {
+      listeners.add(listener);
+      listener(status);
+      return () => listeners.delete(listener);
+    },
+    async leave(reason = 'left') {
+      if (lifetime.signal.aborted) return;
+      try {
+        await mesh.sendControl(
+          coordinatorId,
+          { type: 'leave', reason },
+          { signal: AbortSignal.timeout(2000) },
+        );
+      } catch {
+        // leaving anyway
+      }
+      lifetime.abort(new AbortError(reason));
+      current?.abort.abort(new AbortError(reason));
+      init.signal?.removeEventListener('abort', onOuterAbort);
+      offControl();
+      offError();
+      offPeer();
+      compute?.dispose();
+      await mesh.close();
+      update({ phase: 'left' });
+      listeners.clear();
+    },
+  };
+}
+
+function asError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  return new AbortError(typeof e === 'string' ? e : 'aborted');
+}
