@@ -418,6 +418,41 @@ export function transportComplianceCases(
       }),
     },
     {
+      name: 'mesh: back-to-back awaited sends all arrive',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const seen: number[] = [];
+        mb.onControl((_from, m) => {
+          if (m.type === 'ping') seen.push(m.id);
+        });
+        const n = 50;
+        for (let i = 0; i < n; i++) {
+          // Half without a signal: the shortest path back to the caller.
+          await ma.sendControl(b, { type: 'ping', id: i, t0: 0 }, i % 2 === 0 ? {} : { signal });
+          await ma.sendTensor(
+            b,
+            makeTensor('int32', [i], { runId: 6, step: i, microBatch: null, tag: 0 }, i),
+            { signal },
+          );
+        }
+        for (let i = 0; i < n; i++) {
+          const key: TensorKey = { runId: 6, step: i, microBatch: null, tag: 0 };
+          checkTensor(
+            await mb.recvTensor(a, key, { signal }),
+            makeTensor('int32', [i], key, i),
+            `tensor ${i}`,
+          );
+        }
+        await until(() => seen.length === n, `${n} control messages`, ms, signal);
+        check(
+          seen.every((id, i) => id === i),
+          'control messages out of order',
+        );
+        await ma.close();
+        await mb.close();
+      }),
+    },
+    {
       name: 'mesh: recv before and after arrival',
       run: withPair(async (pair, signal) => {
         const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);

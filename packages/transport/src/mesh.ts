@@ -318,17 +318,21 @@ class MeshImpl implements Mesh {
   private pump(link: Link): void {
     if (link.pumping) return;
     link.pumping = true;
-    void this.runPump(link).finally(() => {
-      link.pumping = false;
-    });
+    void this.drain(link);
   }
 
-  private async runPump(link: Link): Promise<void> {
+  /** Sends queued frames until both queues are empty or the link dies; runs once per link at a time. */
+  private async drain(link: Link): Promise<void> {
     const stats = this.peerState(link.conn.remoteId).stats;
     for (;;) {
       const queue = link.control.length > 0 ? link.control : link.tensor;
       const job = queue[0];
-      if (!job) return;
+      if (!job) {
+        // Cleared in the same microtask that found the queues empty, so a message queued right
+        // after starts a new pump instead of waiting on one that has stopped.
+        link.pumping = false;
+        return;
+      }
       const frame = job.frames[job.next];
       try {
         if (!frame) throw new TransportError('empty job');
@@ -336,6 +340,7 @@ class MeshImpl implements Mesh {
       } catch (err) {
         if (link.conn.closed || this.life.signal.aborted) {
           this.failJobs(link, new PeerLostError(link.conn.remoteId, errorText(err)));
+          link.pumping = false;
           return;
         }
         // The link lives (e.g. an oversized raw send): only this message fails.

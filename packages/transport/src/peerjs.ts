@@ -31,7 +31,7 @@ export interface PeerjsTransportInit {
   secure?: boolean | undefined;
   /** [] on a LAN or inside a network namespace; STUN/TURN beyond. */
   iceServers?: RTCIceServer[] | undefined;
-  /** Backpressure threshold in bytes. Default 4 MiB (see the README for the measurement). */
+  /** Backpressure threshold in bytes. Default 1 MiB (see the README for the measurement). */
   highWaterMark?: number | undefined;
   /** Caps every link's maxMessageSize below what SCTP allows. */
   maxMessageSize?: number | undefined;
@@ -43,7 +43,7 @@ export interface PeerjsTransportInit {
   signal?: AbortSignal | undefined;
 }
 
-const DEFAULT_HIGH_WATER_MARK = 4 * 2 ** 20;
+const DEFAULT_HIGH_WATER_MARK = 2 ** 20;
 const FALLBACK_MAX_MESSAGE_SIZE = 65_536;
 /** How long close() lets queued bytes drain before it closes the channel anyway. */
 const CLOSE_DRAIN_MS = 3_000;
