@@ -1,0 +1,6 @@
+export { SPAN_KINDS, SpanRecorder, laneOf } from './spans.ts';
+export type { Lane, Span, SpanKind, SpanMeta, SpanRecorderOptions } from './spans.ts';
+export { ClockSync } from './clock.ts';
+export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
+export { parseChromeTrace, toChromeTrace } from './trace.ts';
+export type { ChromeTrace, ChromeTraceEvent, TraceOptions } from './trace.ts';
