@@ -71,6 +71,8 @@ export interface EnsureBuiltOptions {
   outDir?: string;
   /** Where the one-line "building" message goes (stderr by default). */
   log?: (line: string) => void;
+  /** Vite's own output (warnings and the error details by default). */
+  logLevel?: 'info' | 'warn' | 'error' | 'silent';
   signal?: AbortSignal;
 }
 
@@ -94,7 +96,7 @@ export async function ensureBuilt(opts: EnsureBuiltOptions = {}): Promise<BuildR
   signal?.throwIfAborted();
   log(`peertrain: building the web app into ${relative(process.cwd(), outDir) || '.'} (vite build)...`);
   const worker = new Worker(new URL('./build.worker.mjs', import.meta.url), {
-    workerData: { root, configFile: join(root, 'vite.config.ts'), outDir },
+    workerData: { root, configFile: join(root, 'vite.config.ts'), outDir, logLevel: opts.logLevel ?? 'warn' },
     execArgv: [],
   });
   const done = new Promise<void>((resolvePromise, reject) => {
@@ -109,6 +111,8 @@ export async function ensureBuilt(opts: EnsureBuiltOptions = {}): Promise<BuildR
     worker.once('error', (err) => reject(new BuildError(`vite build failed: ${err.message}`)));
     worker.once('exit', (code) => reject(new BuildError(`vite build exited early (code ${code})`)));
   });
+  // After an abort, terminate() makes `done` reject too; that rejection is expected and moot.
+  done.catch(() => undefined);
   try {
     await abortable(done, signal);
   } finally {

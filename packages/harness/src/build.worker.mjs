@@ -3,9 +3,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { build } from 'vite';
 
-const { root, configFile, outDir } = workerData;
+const { root, configFile, outDir, logLevel } = workerData;
 try {
-  await build({ root, configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  await build({ root, configFile, logLevel, build: { outDir, emptyOutDir: true } });
   parentPort.postMessage({ ok: true });
 } catch (err) {
   parentPort.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) });

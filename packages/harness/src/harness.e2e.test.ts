@@ -88,5 +88,5 @@ describe('private network namespace + PeerJS signaling', () => {
     expect(result.probe).toBe(true);
     expect(result.reply).toEqual([3, 2, 1]);
     expect(result.openMs).toBeLessThan(5000);
-  }, 30_000);
+  }, 60_000);
 });

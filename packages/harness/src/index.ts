@@ -6,6 +6,8 @@ export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } fr
 export type { PageConfig, SignalInfo } from './page-config.ts';
 export { startStaticServer } from './static-server.ts';
 export type { StaticServer, StaticServerOptions } from './static-server.ts';
+export { startSessionServers } from './servers.ts';
+export type { SessionServers } from './servers.ts';
 export { BUILD_HASH_FILE, REPO_ROOT, computeBuildHash, ensureBuilt } from './build.ts';
 export type { BuildResult, EnsureBuiltOptions } from './build.ts';
 export {
@@ -31,6 +33,8 @@ export type { ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
 export { parseCoordinatorEvent, parseRunReport } from './events.ts';
 export {
   DEFAULT_IDLE_TIMEOUT_MS,
+  ROOM_PATTERN,
+  ROOM_RULE,
   dashboardUrl,
   encodeConfigParam,
   randomRoom,

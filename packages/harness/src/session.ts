@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
 import { abortReason } from './abort.ts';
@@ -9,10 +8,8 @@ import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
 import { parseCoordinatorEvent } from './events.ts';
-import { startSignalServer } from './signal-server.ts';
-import type { SignalServer } from './signal-server.ts';
-import { startStaticServer } from './static-server.ts';
-import type { StaticServer } from './static-server.ts';
+import { startSessionServers } from './servers.ts';
+import type { SessionServers } from './servers.ts';
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 /** Console errors kept per session (the last ones), for the error text. */
@@ -52,6 +49,13 @@ export interface RunSessionOptions {
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
+
+/**
+ * What a room id may look like: peer ids are built from it and PeerJS accepts letters and digits
+ * joined by single '-' or '_'. Up to 64 characters.
+ */
+export const ROOM_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*$/;
+export const ROOM_RULE = 'up to 64 letters and digits, optionally joined by single - or _';
 
 export function randomRoom(): string {
   return `pt-${randomBytes(4).toString('hex')}`;
@@ -97,6 +101,8 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   const config = parseRunConfig(opts.config);
   signal?.throwIfAborted();
   const room = opts.room ?? randomRoom();
+  if (!ROOM_PATTERN.test(room))
+    throw new ConfigError('invalid room', [`${JSON.stringify(room)}: ${ROOM_RULE}`]);
   let dist = opts.dist;
   if (dist === undefined) {
     const built = await ensureBuilt({
@@ -107,24 +113,11 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
     dist = built.outDir;
   }
 
-  let signalServer: SignalServer | null = null;
-  let staticServer: StaticServer | null = null;
+  let servers: SessionServers | null = null;
   let browser: Browser | null = null;
   const contexts: BrowserContext[] = [];
   try {
-    signalServer = await startSignalServer({
-      host: '127.0.0.1',
-      port: 0,
-      path: '/peerjs',
-      ...(signal ? { signal } : {}),
-    });
-    staticServer = await startStaticServer({
-      root: resolve(dist),
-      host: '127.0.0.1',
-      port: 0,
-      signalInfo: { port: signalServer.port, path: signalServer.path, secure: false },
-      ...(signal ? { signal } : {}),
-    });
+    servers = await startSessionServers({ dist, ...(signal ? { signal } : {}) });
     browser =
       opts.browser ??
       (await launchBrowser({
@@ -134,10 +127,10 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
     const info: SessionInfo = {
       room,
       chromium: browser.version(),
-      baseUrl: staticServer.url,
-      dashboardUrl: dashboardUrl(staticServer.url, room, config, opts.faults),
-      workerUrl: workerUrl(staticServer.url, room, config.backend),
-      signalPort: signalServer.port,
+      baseUrl: servers.web.url,
+      dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults),
+      workerUrl: workerUrl(servers.web.url, room, config.backend),
+      signalPort: servers.signal.port,
     };
     opts.onReady?.(info);
     return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts);
@@ -145,7 +138,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
     // Contexts first (a passed-in browser stays open), then the browser we own, then the servers.
     await Promise.allSettled(contexts.map((c) => c.close()));
     if (browser && !opts.browser) await browser.close().catch(() => undefined);
-    await Promise.allSettled([staticServer?.close(), signalServer?.close()]);
+    await servers?.close();
   }
 }
 
@@ -168,6 +161,8 @@ async function drive(
   const outcome = new Promise<RunReport>((resolve, reject) => {
     settle = { resolve, reject };
   });
+  // It may settle while pages are still opening, before anything awaits it.
+  outcome.catch(() => undefined);
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   let phase = 'startup (waiting for the dashboard and workers)';

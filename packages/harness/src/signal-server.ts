@@ -43,6 +43,7 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`signal server exited early (code ${code})`)));
   });
+  listening.catch(() => undefined); // after an abort nobody awaits it any more
   let boundPort: number;
   try {
     boundPort = await abortable(listening, signal);

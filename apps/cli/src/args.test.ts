@@ -1,0 +1,122 @@
+import { parseRunConfig } from '@peertrain/protocol';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_REPORT, parseCommandLine } from './args.ts';
+
+function train(argv: string[]) {
+  const cmd = parseCommandLine(['train', ...argv]);
+  if (cmd.kind !== 'train') throw new Error('expected train');
+  return cmd;
+}
+
+function issuesOf(argv: string[]): readonly string[] {
+  try {
+    parseCommandLine(argv);
+  } catch (err) {
+    expect((err as Error).name).toBe('ConfigError');
+    return (err as { issues: readonly string[] }).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseCommandLine', () => {
+  it('gives the schema defaults and the runner defaults for a bare `train`', () => {
+    const { config, runner } = train([]);
+    expect(config).toEqual(parseRunConfig({}));
+    expect(runner).toEqual({
+      report: DEFAULT_REPORT,
+      isolatedNetwork: false,
+      chromium: '/usr/bin/chromium',
+      room: undefined,
+      idleTimeoutMs: 120_000,
+      dist: undefined,
+      faults: [],
+      quiet: false,
+      verbose: false,
+    });
+  });
+
+  it('maps every option onto the run config', () => {
+    const { config, runner } = train(
+      (
+        '--workers 4 --strategy data --sync ps --model cnn --dataset synthetic --steps 10 --batch 16 --lr 0.1 ' +
+        '--optimizer sgd --momentum 0.5 --seed 7 --backend webgpu --eval-every 5 --bucket-elems 1024 --reference ' +
+        '--report out.json --isolated-network --chromium /opt/chrome --room lab-1 --idle-timeout 2.5 --dist build ' +
+        '--inject-fault malformed --quiet'
+      ).split(' '),
+    );
+    expect(config).toEqual({
+      strategy: 'data',
+      sync: 'ps',
+      model: 'cnn',
+      dataset: 'synthetic',
+      workers: 4,
+      steps: 10,
+      batch: 16,
+      lr: 0.1,
+      optimizer: { kind: 'sgd', momentum: 0.5 },
+      seed: 7,
+      backend: 'webgpu',
+      bucketElems: 1024,
+      evalEvery: 5,
+      reference: true,
+    });
+    expect(runner).toMatchObject({
+      report: 'out.json',
+      isolatedNetwork: true,
+      chromium: '/opt/chrome',
+      room: 'lab-1',
+      idleTimeoutMs: 2500,
+      dist: 'build',
+      faults: ['malformed'],
+      quiet: true,
+    });
+  });
+
+  it('keeps the default momentum for a bare --optimizer sgd, implies sgd from --momentum', () => {
+    const defaults = parseRunConfig({}).optimizer;
+    expect(train(['--optimizer', 'sgd']).config.optimizer).toEqual(defaults);
+    expect(train(['--momentum', '0']).config.optimizer).toEqual({ kind: 'sgd', momentum: 0 });
+    expect(train(['--optimizer', 'adam']).config.optimizer).toMatchObject({ kind: 'adam', beta1: 0.9 });
+  });
+
+  it('accepts --opt=value and answers help', () => {
+    expect(train(['--steps=12']).config.steps).toBe(12);
+    expect(parseCommandLine(['--help'])).toEqual({ kind: 'help' });
+    expect(parseCommandLine(['train', '-h'])).toEqual({ kind: 'help' });
+    expect(parseCommandLine(['help'])).toEqual({ kind: 'help' });
+  });
+
+  it('lists every problem at once, with flags as the user typed them', () => {
+    // prettier-ignore
+    const argv = [
+      'train', '--steps', '12abc', '--workers', '0', '--sync', 'ring', '--optimizer', 'adam', '--momentum', '0.5',
+      '--eval-every=-1', '--inject-fault', 'slow', '--room', 'a b', '--idle-timeout', '0', '--lr', '',
+    ];
+    expect(issuesOf(argv)).toEqual([
+      '--steps: expected a number, got "12abc"',
+      '--lr: expected a number, got ""',
+      '--momentum applies only to --optimizer sgd',
+      '--inject-fault: expected one of malformed, got "slow"',
+      '--idle-timeout: must be positive',
+      '--room: up to 64 letters and digits, optionally joined by single - or _',
+      '--sync: Invalid option: expected one of "allreduce"|"ps"',
+      '--workers: Too small: expected number to be >=1',
+      '--eval-every: Too small: expected number to be >=0',
+    ]);
+    expect(issuesOf(['train', '--batch', '1.5'])).toEqual([
+      '--batch: Invalid input: expected int, received number',
+    ]);
+    expect(issuesOf(['train', '--optimizer', 'rmsprop'])).toEqual([
+      '--optimizer: expected sgd or adam, got "rmsprop"',
+    ]);
+    expect(issuesOf(['train', '--quiet', '--verbose'])).toEqual(['--quiet and --verbose exclude each other']);
+  });
+
+  it('refuses unknown options, commands and stray arguments', () => {
+    expect(issuesOf(['train', '--bogus'])).toEqual(["Unknown option '--bogus'"]);
+    expect(issuesOf(['train', '--steps'])[0]).toMatch(/--steps/);
+    expect(issuesOf([])).toEqual(['expected `peertrain train [options]`']);
+    expect(issuesOf(['fly'])).toEqual(['fly (expected train)']);
+    expect(issuesOf(['train', 'now'])).toEqual(['now']);
+  });
+});

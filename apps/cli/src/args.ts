@@ -1,0 +1,227 @@
+import { parseArgs } from 'node:util';
+import { BACKENDS, ConfigError, parseRunConfig } from '@peertrain/protocol';
+import type { RunConfig } from '@peertrain/protocol';
+import { DEFAULT_CHROMIUM, DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
+
+/** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
+export const FAULTS = ['malformed'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export const DEFAULT_REPORT = 'peertrain-report.json';
+
+export const HELP = `Usage: peertrain train [options]
+
+Trains a model across headless Chromium tabs over WebRTC: starts the signaling and static servers,
+opens the dashboard (coordinator) and N worker tabs, shows progress and writes a JSON report.
+
+Training (defaults from the run configuration):
+  --workers N            worker tabs (default 3)
+  --strategy data        parallelism strategy (only data parallelism so far)
+  --sync allreduce|ps    gradient exchange: ring all-reduce or parameter server (default allreduce)
+  --model mlp|cnn        model (default mlp)
+  --dataset mnist|synthetic                                         (default mnist)
+  --steps K              training steps (default 300)
+  --batch B              batch size per worker; global batch is N*B (default 32)
+  --lr X                 learning rate (default 0.05)
+  --optimizer sgd|adam   (default sgd with momentum 0.9)
+  --momentum M           SGD momentum (sgd only; default 0.9)
+  --seed S               random seed (default 42)
+  --backend auto|${BACKENDS.join('|')}
+                         compute backend of the workers (default auto: fastest measured)
+  --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default 50)
+  --bucket-elems N       all-reduce bucket size in float32 elements (default 65536)
+  --reference            also train the single-worker reference and report the difference
+
+Runner:
+  --report FILE          JSON report path (default ${DEFAULT_REPORT})
+  --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
+                         Without it, WebRTC is probed first and the namespace is used
+                         automatically when data channels cannot connect otherwise.
+  --chromium PATH        Chromium executable (default ${DEFAULT_CHROMIUM})
+  --room ID              room id (default random)
+  --idle-timeout SEC     fail when the session reports nothing for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
+  --dist DIR             serve this prebuilt bundle instead of building dist/ when stale
+  --inject-fault KIND    FAULT INJECTION for testing: ${FAULTS.join(', ')} (a worker sends malformed
+                         frames; the run must refuse them and go on). Repeatable.
+  --quiet                no progress bar or log lines (errors and the summary still print)
+  --verbose              also print every console message of every page
+  -h, --help             this help
+
+Exit status: 0 success, 1 failure, 2 invalid command line or configuration, 130 interrupted.
+`;
+
+export interface RunnerOptions {
+  report: string;
+  isolatedNetwork: boolean;
+  chromium: string;
+  room: string | undefined;
+  idleTimeoutMs: number;
+  dist: string | undefined;
+  faults: Fault[];
+  quiet: boolean;
+  verbose: boolean;
+}
+
+export type Command = { kind: 'help' } | { kind: 'train'; config: RunConfig; runner: RunnerOptions };
+
+const OPTIONS = {
+  workers: { type: 'string' },
+  strategy: { type: 'string' },
+  sync: { type: 'string' },
+  model: { type: 'string' },
+  dataset: { type: 'string' },
+  steps: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  optimizer: { type: 'string' },
+  momentum: { type: 'string' },
+  seed: { type: 'string' },
+  backend: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'bucket-elems': { type: 'string' },
+  reference: { type: 'boolean' },
+  report: { type: 'string' },
+  'isolated-network': { type: 'boolean' },
+  chromium: { type: 'string' },
+  room: { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  dist: { type: 'string' },
+  'inject-fault': { type: 'string', multiple: true },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** A number option: the whole string must be a finite number (no '', '12abc', 'Infinity'). */
+function toNumber(flag: string, raw: string, issues: string[]): number | undefined {
+  const n = raw.trim() === '' ? NaN : Number(raw);
+  if (!Number.isFinite(n)) {
+    issues.push(`--${flag}: expected a number, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  return n;
+}
+
+/** Config keys as the command line spells them, for the schema's issue paths. */
+const FLAG_OF: Record<string, string> = {
+  evalEvery: 'eval-every',
+  bucketElems: 'bucket-elems',
+  'optimizer.momentum': 'momentum',
+  'optimizer.kind': 'optimizer',
+};
+
+/** "evalEvery: Too small..." -> "--eval-every: Too small...". */
+function issueAsFlag(issue: string): string {
+  const colon = issue.indexOf(': ');
+  if (colon < 0) return issue;
+  const path = issue.slice(0, colon);
+  return `--${FLAG_OF[path] ?? path}${issue.slice(colon)}`;
+}
+
+/**
+ * Parses `peertrain <command> [options]` (argv without node and script). Returns the run config
+ * input (only what was given; the schema supplies defaults) and the runner options. Throws
+ * ConfigError listing every problem: unknown options, non-numbers, invalid enum values, ranges
+ * (the latter checked with parseRunConfig so the messages match the schema).
+ */
+export function parseCommandLine(argv: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    // Node's message goes on about '--' positionals; the first sentence is the point.
+    const message =
+      err instanceof Error ? (err.message.split('. To specify')[0] ?? err.message) : String(err);
+    throw new ConfigError('invalid command line', [message]);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true || positionals[0] === 'help') return { kind: 'help' };
+  if (positionals.length === 0)
+    throw new ConfigError('missing command', ['expected `peertrain train [options]`']);
+  if (positionals[0] !== 'train')
+    throw new ConfigError('unknown command', [`${positionals[0]} (expected train)`]);
+  if (positionals.length > 1) throw new ConfigError('unexpected arguments', positionals.slice(1));
+
+  const issues: string[] = [];
+  const config: Record<string, unknown> = {};
+  const numeric: [
+    flag: 'workers' | 'steps' | 'batch' | 'lr' | 'seed' | 'eval-every' | 'bucket-elems',
+    key: string,
+  ][] = [
+    ['workers', 'workers'],
+    ['steps', 'steps'],
+    ['batch', 'batch'],
+    ['lr', 'lr'],
+    ['seed', 'seed'],
+    ['eval-every', 'evalEvery'],
+    ['bucket-elems', 'bucketElems'],
+  ];
+  for (const [flag, key] of numeric) {
+    const raw = values[flag];
+    if (typeof raw === 'string') {
+      const n = toNumber(flag, raw, issues);
+      if (n !== undefined) config[key] = n;
+    }
+  }
+  for (const key of ['strategy', 'sync', 'model', 'dataset', 'backend'] as const) {
+    if (values[key] !== undefined) config[key] = values[key];
+  }
+  if (values.reference === true) config.reference = true;
+
+  const momentum = values.momentum === undefined ? undefined : toNumber('momentum', values.momentum, issues);
+  const optimizer = values.optimizer ?? (values.momentum !== undefined ? 'sgd' : undefined);
+  if (optimizer === 'adam') {
+    if (values.momentum !== undefined) issues.push('--momentum applies only to --optimizer sgd');
+    config.optimizer = { kind: 'adam' };
+  } else if (optimizer === 'sgd') {
+    const defaults = parseRunConfig({}).optimizer;
+    const fallback = defaults.kind === 'sgd' ? defaults.momentum : 0;
+    config.optimizer = { kind: 'sgd', momentum: momentum ?? fallback };
+  } else if (optimizer !== undefined) {
+    issues.push(`--optimizer: expected sgd or adam, got ${JSON.stringify(optimizer)}`);
+  }
+
+  const faults: Fault[] = [];
+  for (const f of values['inject-fault'] ?? []) {
+    if ((FAULTS as readonly string[]).includes(f)) faults.push(f as Fault);
+    else issues.push(`--inject-fault: expected one of ${FAULTS.join(', ')}, got ${JSON.stringify(f)}`);
+  }
+
+  let idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS;
+  if (values['idle-timeout'] !== undefined) {
+    const s = toNumber('idle-timeout', values['idle-timeout'], issues);
+    if (s !== undefined && s <= 0) issues.push('--idle-timeout: must be positive');
+    else if (s !== undefined) idleTimeoutMs = Math.round(s * 1000);
+  }
+  if (values.quiet === true && values.verbose === true)
+    issues.push('--quiet and --verbose exclude each other');
+  if (values.room !== undefined && !ROOM_PATTERN.test(values.room)) {
+    issues.push(`--room: ${ROOM_RULE}`);
+  }
+
+  // Schema problems (ranges, enum values) in the same list as ours.
+  let runConfig: RunConfig | undefined;
+  try {
+    runConfig = parseRunConfig(config);
+  } catch (err) {
+    if (err instanceof ConfigError) issues.push(...err.issues.map(issueAsFlag));
+    else throw err;
+  }
+  if (issues.length > 0 || runConfig === undefined) throw new ConfigError('invalid options', issues);
+
+  return {
+    kind: 'train',
+    config: runConfig,
+    runner: {
+      report: values.report ?? DEFAULT_REPORT,
+      isolatedNetwork: values['isolated-network'] === true,
+      chromium: values.chromium ?? DEFAULT_CHROMIUM,
+      room: values.room,
+      idleTimeoutMs,
+      dist: values.dist,
+      faults,
+      quiet: values.quiet === true,
+      verbose: values.verbose === true,
+    },
+  };
+}

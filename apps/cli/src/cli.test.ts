@@ -1,0 +1,134 @@
+import { AbortError, ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
+import { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from '@peertrain/harness';
+import { describe, expect, it } from 'vitest';
+import { HELP } from './args.ts';
+import { WebrtcUnavailableError, describeFailure, runCli } from './cli.ts';
+import { formatSummary } from './report.ts';
+import type { CliReport } from './report.ts';
+
+function io() {
+  const out = { stdout: '', stderr: '' };
+  return {
+    out,
+    io: {
+      stdout: { write: (t: string) => (out.stdout += t) },
+      stderr: { write: (t: string) => (out.stderr += t), isTTY: false },
+    },
+  };
+}
+
+describe('runCli', () => {
+  it('prints help on stdout and exits 0', async () => {
+    const { out, io: streams } = io();
+    expect(await runCli(['--help'], streams)).toBe(0);
+    expect(out.stdout).toBe(HELP);
+    expect(out.stderr).toBe('');
+  });
+
+  it('exits 2 with a one-line message and a hint on a bad command line', async () => {
+    const { out, io: streams } = io();
+    expect(await runCli(['train', '--workers', 'many'], streams)).toBe(2);
+    expect(out.stderr).toBe(
+      'peertrain: invalid options: --workers: expected a number, got "many"\n' +
+        'hint: run `peertrain --help` for the options\n',
+    );
+    expect(out.stdout).toBe('');
+  });
+
+  it('exits 1 with the apt-get hint when Chromium is missing, before starting anything', async () => {
+    const { out, io: streams } = io();
+    expect(await runCli(['train', '--chromium', '/nonexistent/chromium'], streams)).toBe(1);
+    expect(out.stderr).toBe(
+      'peertrain: BrowserNotFoundError: Chromium not found at /nonexistent/chromium\n' +
+        'hint: install Chromium with `apt-get install -y chromium`, or pass --chromium PATH\n',
+    );
+  });
+});
+
+describe('describeFailure', () => {
+  it('maps errors to status, message and hint', () => {
+    const outside = { isolated: false };
+    expect(describeFailure(new ConfigError('invalid options', ['x']), outside)).toMatchObject({ code: 2 });
+    expect(describeFailure(new AbortError('received SIGINT'), outside)).toEqual({
+      code: 130,
+      message: 'interrupted: received SIGINT',
+    });
+    expect(describeFailure(new IsolatedNetworkError('no'), outside).hint).toMatch(/root/);
+    expect(describeFailure(new WebrtcUnavailableError('no'), outside).hint).toMatch(/--isolated-network/);
+    expect(describeFailure(new BuildError('x'), outside).hint).toMatch(/npm run build/);
+    expect(describeFailure(new BrowserNotFoundError('/x'), outside).hint).toMatch(
+      /apt-get install -y chromium/,
+    );
+    const startup = new PhaseTimeoutError('startup (waiting for the dashboard and workers)', 1000);
+    expect(describeFailure(startup, outside).hint).toMatch(/--isolated-network/);
+    expect(describeFailure(startup, { isolated: true }).hint).toBeUndefined();
+    expect(describeFailure(new SessionError({ name: 'PeerLostError', message: 'gone' }), outside)).toEqual({
+      code: 1,
+      message: 'SessionError: PeerLostError: gone',
+    });
+    expect(describeFailure('weird', outside)).toEqual({ code: 1, message: 'weird' });
+  });
+});
+
+describe('formatSummary', () => {
+  it('summarises the report', () => {
+    const report: CliReport = {
+      config: parseRunConfig({ workers: 2, steps: 100, reference: true }),
+      finalLoss: 0.25,
+      testAccuracy: 0.9312,
+      wallMs: 1,
+      stepMsMedian: 12.34,
+      computeMsMedian: 8,
+      commMsMedian: 4,
+      samplesPerSec: 5120.4,
+      bytesSent: 2_500_000,
+      workers: [
+        {
+          peerId: 'a',
+          rank: 0,
+          role: 'worker',
+          backend: 'wasm',
+          gflops: 17.25,
+          bytesSent: 1_250_000,
+          framesRefused: 0,
+        },
+        {
+          peerId: 'b',
+          rank: 1,
+          role: 'worker',
+          backend: 'webgl',
+          gflops: 1,
+          bytesSent: 1_250_000,
+          framesRefused: 3,
+        },
+      ],
+      loss: [],
+      evals: [],
+      reference: { maxAbsDiff: 1.5e-7, maxRelDiff: 3e-6, referenceLoss: 0.25 },
+      errors: [{ name: 'ProtocolError', message: 'bad-magic: x' }],
+      harness: {
+        wallMs: 83_000,
+        chromium: '156.0.1',
+        isolated: true,
+        room: 'r',
+        node: 'v20',
+        startedAt: '',
+        faults: ['malformed'],
+      },
+    };
+    expect(formatSummary(report, '/tmp/r.json').split('\n')).toEqual([
+      'peertrain: done in 1:23 (2 workers, data/allreduce, mlp on mnist, 100 steps, batch 32/worker, isolated network)',
+      '  final loss      0.2500',
+      '  test accuracy   93.12%',
+      '  throughput      5120 samples/s (step median 12.3 ms: compute 8.0 ms, comm 4.0 ms)',
+      '  bytes sent      2.5 MB',
+      '  worker 0        worker, wasm 17.3 GFLOP/s, sent 1.3 MB',
+      '  worker 1        worker, webgl 1.0 GFLOP/s, sent 1.3 MB, 3 frames refused',
+      '  reference       max |diff| 1.50e-7 (relative 3.00e-6), reference loss 0.2500',
+      '  errors          ProtocolError: bad-magic: x',
+      '  report          /tmp/r.json',
+      '  chromium        156.0.1',
+      '',
+    ]);
+  });
+});

@@ -1,0 +1,209 @@
+import { AbortError, ConfigError, PhaseTimeoutError } from '@peertrain/protocol';
+import type { RunConfig } from '@peertrain/protocol';
+import type { Browser } from 'playwright-core';
+import {
+  BrowserNotFoundError,
+  BuildError,
+  IsolatedNetworkError,
+  assertBrowserExecutable,
+  insideIsolatedNetwork,
+  isolatedNetworkAvailable,
+  launchBrowser,
+  onParentExit,
+  reexecIsolated,
+  runSession,
+  webrtcWorks,
+} from '@peertrain/harness';
+import { HELP, parseCommandLine } from './args.ts';
+import type { RunnerOptions } from './args.ts';
+import { createProgress } from './progress.ts';
+import type { ProgressSink } from './progress.ts';
+import { formatSummary, writeReport } from './report.ts';
+import type { CliReport } from './report.ts';
+
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: ProgressSink;
+}
+
+/** The data channels of the in-page probe could not open and no namespace is available. */
+export class WebrtcUnavailableError extends Error {
+  override readonly name = 'WebrtcUnavailableError';
+}
+
+export interface Failure {
+  code: number;
+  message: string;
+  hint?: string;
+}
+
+/** Maps an error to the exit status, a one-line message and a hint for the common cases. */
+export function describeFailure(err: unknown, ctx: { isolated: boolean }): Failure {
+  if (err instanceof ConfigError) {
+    return { code: 2, message: err.message, hint: 'run `peertrain --help` for the options' };
+  }
+  if (err instanceof AbortError) return { code: 130, message: `interrupted: ${err.message}` };
+  if (!(err instanceof Error)) return { code: 1, message: String(err) };
+  const message = `${err.name}: ${err.message}`;
+  if (err instanceof BrowserNotFoundError) {
+    return {
+      code: 1,
+      message,
+      hint: 'install Chromium with `apt-get install -y chromium`, or pass --chromium PATH',
+    };
+  }
+  if (err instanceof IsolatedNetworkError) {
+    return {
+      code: 1,
+      message,
+      hint: 'the private network namespace needs root and the `unshare` and `ip` tools',
+    };
+  }
+  if (err instanceof WebrtcUnavailableError) {
+    return { code: 1, message, hint: 'run as root with --isolated-network (needs `unshare` and `ip`)' };
+  }
+  if (err instanceof BuildError)
+    return { code: 1, message, hint: 'run `npm run build` to see the full output' };
+  if (err instanceof PhaseTimeoutError && !ctx.isolated && err.phase.startsWith('startup')) {
+    return {
+      code: 1,
+      message,
+      hint: 'if the workers never connect, WebRTC may be blocked here: try --isolated-network',
+    };
+  }
+  return { code: 1, message };
+}
+
+function printFailure(io: CliIo, f: Failure): void {
+  io.stderr.write(`peertrain: ${f.message.split('\n')[0]}\n`);
+  if (f.hint) io.stderr.write(`hint: ${f.hint}\n`);
+}
+
+/**
+ * Runs the in-process part under SIGINT/SIGTERM/SIGHUP: the first signal aborts (teardown runs),
+ * a second one exits at once. In a re-executed child, the parent's death aborts too.
+ */
+async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    controller.abort(new AbortError(`received ${sig}`));
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  const stopWatching = onParentExit(() => controller.abort(new AbortError('parent process exited')));
+  try {
+    return await fn(controller.signal);
+  } finally {
+    stopWatching();
+    for (const s of signals) process.off(s, onSignal);
+  }
+}
+
+/** `peertrain ...`: resolves with the exit status. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (err) {
+    const f = describeFailure(err, { isolated: false });
+    printFailure(io, f);
+    return f.code;
+  }
+  if (command.kind === 'help') {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const { config, runner } = command;
+  const isolated = insideIsolatedNetwork();
+  const note = (text: string): void => {
+    if (!runner.quiet) io.stderr.write(`peertrain: ${text}\n`);
+  };
+  try {
+    await assertBrowserExecutable(runner.chromium);
+    if (!isolated && runner.isolatedNetwork) {
+      if (!(await isolatedNetworkAvailable())) {
+        throw new IsolatedNetworkError('cannot create a private network namespace here');
+      }
+      note('running inside a private network namespace (--isolated-network)');
+      return await reexecIsolated();
+    }
+    const outcome = await withInterrupts((signal) => train(config, runner, isolated, io, signal));
+    if (outcome === 'reexec') {
+      note(
+        'WebRTC data channels cannot connect on this machine; re-running inside a private network namespace',
+      );
+      return await reexecIsolated();
+    }
+    return 0;
+  } catch (err) {
+    const f = describeFailure(err, { isolated });
+    printFailure(io, f);
+    return f.code;
+  }
+}
+
+/** Probe (outside a namespace), run the session, write the report and print the summary. */
+async function train(
+  config: RunConfig,
+  runner: RunnerOptions,
+  isolated: boolean,
+  io: CliIo,
+  signal: AbortSignal,
+): Promise<'ok' | 'reexec'> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  let browser: Browser | null = await launchBrowser({ executablePath: runner.chromium, signal });
+  try {
+    if (!isolated && !(await webrtcWorks(browser, { signal }))) {
+      if (await isolatedNetworkAvailable({ signal })) return 'reexec';
+      throw new WebrtcUnavailableError('WebRTC data channels cannot connect on this machine');
+    }
+    const progress = createProgress({ sink: io.stderr, quiet: runner.quiet });
+    let chromium = browser.version();
+    let room = runner.room ?? '';
+    let report;
+    try {
+      report = await runSession({
+        config,
+        faults: runner.faults,
+        browser,
+        idleTimeoutMs: runner.idleTimeoutMs,
+        signal,
+        log: (line) => progress.line(line),
+        onEvent: (event) => progress.event(event),
+        onReady: (info) => {
+          chromium = info.chromium;
+          room = info.room;
+          progress.line(`peertrain: room ${info.room}, ${config.workers} workers, chromium ${info.chromium}`);
+        },
+        ...(runner.room !== undefined ? { room: runner.room } : {}),
+        ...(runner.dist !== undefined ? { dist: runner.dist } : {}),
+        ...(runner.verbose
+          ? { onConsole: (src, type, text) => progress.line(`[${src}] ${type}: ${text}`) }
+          : {}),
+      });
+    } finally {
+      progress.stop();
+    }
+    const full: CliReport = {
+      ...report,
+      harness: {
+        wallMs: performance.now() - t0,
+        chromium,
+        isolated,
+        room,
+        node: process.version,
+        startedAt,
+        faults: [...runner.faults],
+      },
+    };
+    const file = await writeReport(runner.report, full);
+    io.stdout.write(formatSummary(full, file));
+    return 'ok';
+  } finally {
+    const b = browser;
+    browser = null;
+    await b.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,67 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { RunReport } from '@peertrain/coordinator';
+import { formatDuration } from './progress.ts';
+
+/** What the runner adds to the dashboard's RunReport. */
+export interface HarnessFields {
+  /** Wall time measured by the CLI around the whole session (build check, servers, browser, run). */
+  wallMs: number;
+  /** Chromium version as the browser reports it. */
+  chromium: string;
+  /** True when the session ran inside a private network namespace. */
+  isolated: boolean;
+  room: string;
+  node: string;
+  startedAt: string;
+  faults: string[];
+}
+
+export type CliReport = RunReport & { harness: HarnessFields };
+
+export async function writeReport(path: string, report: CliReport): Promise<string> {
+  const file = resolve(path);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+function bytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+/** The final summary printed on stdout. */
+export function formatSummary(report: CliReport, reportPath: string): string {
+  const c = report.config;
+  const h = report.harness;
+  const lines = [
+    `peertrain: done in ${h.wallMs < 60_000 ? `${(h.wallMs / 1000).toFixed(1)} s` : formatDuration(h.wallMs)} (${c.workers} workers, ${c.strategy}/${c.sync}, ${c.model} on ${c.dataset}, ` +
+      `${c.steps} steps, batch ${c.batch}/worker${h.isolated ? ', isolated network' : ''})`,
+    `  final loss      ${report.finalLoss.toFixed(4)}`,
+    `  test accuracy   ${(report.testAccuracy * 100).toFixed(2)}%`,
+    `  throughput      ${Math.round(report.samplesPerSec)} samples/s (step median ${report.stepMsMedian.toFixed(1)} ms: ` +
+      `compute ${report.computeMsMedian.toFixed(1)} ms, comm ${report.commMsMedian.toFixed(1)} ms)`,
+    `  bytes sent      ${bytes(report.bytesSent)}`,
+  ];
+  for (const w of report.workers) {
+    lines.push(
+      `  worker ${w.rank}        ${w.role}, ${w.backend} ${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
+        (w.framesRefused > 0 ? `, ${w.framesRefused} frames refused` : ''),
+    );
+  }
+  if (report.reference) {
+    const r = report.reference;
+    lines.push(
+      `  reference       max |diff| ${r.maxAbsDiff.toExponential(2)} (relative ${r.maxRelDiff.toExponential(2)}), ` +
+        `reference loss ${r.referenceLoss.toFixed(4)}`,
+    );
+  }
+  if (report.errors.length > 0) {
+    lines.push(`  errors          ${report.errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`);
+  }
+  lines.push(`  report          ${reportPath}`, `  chromium        ${h.chromium}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,63 @@
+// `npm start`: the dashboard and worker pages from the Vite dev server plus PeerJS signaling, for
+// people running PeerTrain on their own machine or LAN. Pages find the signaling server through
+// /peertrain.json (host omitted: the page's own hostname, so LAN devices reach it too).
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createServer } from 'vite';
+import { ConfigError } from '@peertrain/protocol';
+import {
+  REPO_ROOT,
+  pageConfig,
+  peertrainJsonPlugin,
+  randomRoom,
+  startSignalServer,
+} from '@peertrain/harness';
+import { USAGE, displayHosts, joinUrls, parseStartOptions } from './options.ts';
+
+let opts;
+try {
+  opts = parseStartOptions(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(
+    `peertrain start: ${err instanceof ConfigError ? err.message : String(err)}\n${USAGE}`,
+  );
+  process.exit(2);
+}
+if (opts === null) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+const room = opts.room ?? randomRoom();
+const signal = await startSignalServer({ host: opts.host, port: opts.signalPort, path: '/peerjs' });
+const vite = await createServer({
+  root: REPO_ROOT,
+  configFile: join(REPO_ROOT, 'vite.config.ts'),
+  server: { host: opts.host, port: opts.port },
+  plugins: [peertrainJsonPlugin(pageConfig({ port: signal.port, path: signal.path, secure: false }))],
+});
+try {
+  await vite.listen();
+} catch (err) {
+  await signal.close();
+  throw err;
+}
+const port = (vite.httpServer?.address() as AddressInfo | null)?.port ?? opts.port;
+
+const lines = ['PeerTrain dev server (Ctrl-C stops)'];
+for (const host of displayHosts(opts.host)) {
+  const urls = joinUrls(host, port, room);
+  lines.push(`  dashboard  ${urls.dashboard}`, `  worker     ${urls.worker}`);
+}
+lines.push(`  signaling  ws://${opts.host}:${signal.port}${signal.path}`);
+process.stdout.write(`${lines.join('\n')}\n`);
+
+let stopping = false;
+const stop = (sig: NodeJS.Signals): void => {
+  if (stopping) process.exit(130);
+  stopping = true;
+  process.stdout.write(`\n${sig}: stopping\n`);
+  void Promise.allSettled([vite.close(), signal.close()]).then(() => process.exit(0));
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -1,0 +1,99 @@
+import { parseRunConfig } from '@peertrain/protocol';
+import { describe, expect, it } from 'vitest';
+import { parseCoordinatorEvent, parseRunReport } from './events.ts';
+
+function sampleReport(): Record<string, unknown> {
+  return {
+    config: parseRunConfig({ workers: 2, steps: 3 }),
+    finalLoss: 0.5,
+    testAccuracy: 0.9,
+    wallMs: 1000,
+    stepMsMedian: 10,
+    computeMsMedian: 7,
+    commMsMedian: 3,
+    samplesPerSec: 640,
+    bytesSent: 1234,
+    workers: [
+      { peerId: 'a', rank: 0, role: 'worker', backend: 'wasm', gflops: 15, bytesSent: 600, framesRefused: 0 },
+      {
+        peerId: 'b',
+        rank: 1,
+        role: 'worker+server',
+        backend: 'webgpu',
+        gflops: 0.3,
+        bytesSent: 634,
+        framesRefused: 2,
+        adapter: { vendor: 'google', isFallbackAdapter: true, maxStorageBuffersPerShaderStage: 10 },
+      },
+    ],
+    loss: [{ step: 1, loss: 2.3 }],
+    evals: [{ step: 3, accuracy: 0.9 }],
+    reference: { maxAbsDiff: 1e-7, maxRelDiff: 2e-6, referenceLoss: 0.5 },
+    errors: [{ name: 'ProtocolError', message: 'bad-magic: x' }],
+  };
+}
+
+describe('parseCoordinatorEvent', () => {
+  it('accepts every event type and returns only the known fields', () => {
+    expect(parseCoordinatorEvent({ type: 'log', message: 'hi', extra: 1 })).toEqual({
+      type: 'log',
+      message: 'hi',
+    });
+    expect(
+      parseCoordinatorEvent({ type: 'progress', step: 3, totalSteps: 10, loss: NaN, samplesPerSec: 100 }),
+    ).toMatchObject({ type: 'progress', step: 3, totalSteps: 10, samplesPerSec: 100 });
+    expect(parseCoordinatorEvent({ type: 'eval', step: 3, accuracy: 0.5 })).toEqual({
+      type: 'eval',
+      step: 3,
+      accuracy: 0.5,
+    });
+    expect(parseCoordinatorEvent({ type: 'error', error: { name: 'PeerLostError', message: 'x' } })).toEqual({
+      type: 'error',
+      error: { name: 'PeerLostError', message: 'x' },
+    });
+    const done = parseCoordinatorEvent({ type: 'done', report: sampleReport() });
+    expect(done.type === 'done' && done.report.workers[1]?.adapter?.vendor).toBe('google');
+  });
+
+  it.each([
+    [null, /expected an object/],
+    [[], /expected an object/],
+    [{ type: 'nope' }, /unknown type "nope"/],
+    [{ type: 'log' }, /log.message: expected a string/],
+    [{ type: 'progress', step: -1, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /progress.step/],
+    [{ type: 'progress', step: 1.5, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /progress.step/],
+    [{ type: 'eval', step: 1, accuracy: '0.5' }, /eval.accuracy: expected a number/],
+    [{ type: 'error', error: 'boom' }, /error.error: expected an object/],
+  ])('refuses %j with a ProtocolError', (input, message) => {
+    expect(() => parseCoordinatorEvent(input)).toThrowError(message);
+    try {
+      parseCoordinatorEvent(input);
+    } catch (err) {
+      expect((err as Error).name).toBe('ProtocolError');
+    }
+  });
+});
+
+describe('parseRunReport', () => {
+  it('validates the config with the protocol schema', () => {
+    const report = sampleReport();
+    report.config = { workers: 0 };
+    expect(() => parseRunReport(report)).toThrowError(/report.config: invalid run configuration: workers/);
+  });
+
+  it('names the path of a bad nested field', () => {
+    const report = sampleReport();
+    (report.workers as Record<string, unknown>[])[1]!.framesRefused = 'two';
+    expect(() => parseRunReport(report)).toThrowError(/report.workers\[1\].framesRefused/);
+    const r2 = sampleReport();
+    r2.workers = [{ ...(sampleReport().workers as object[])[0], adapter: { nested: {} } }];
+    expect(() => parseRunReport(r2)).toThrowError(/adapter.nested: expected a scalar/);
+  });
+
+  it('keeps reference only when present', () => {
+    const report = sampleReport();
+    delete report.reference;
+    expect('reference' in parseRunReport(report)).toBe(false);
+    expect(parseRunReport(sampleReport()).reference?.maxRelDiff).toBe(2e-6);
+  });
+});
