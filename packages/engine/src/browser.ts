@@ -4,15 +4,20 @@
 // because Node cannot import `?url` specifiers.
 import plainWasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import threadedSimdWasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { setBackendPlatform } from './backends.ts';
 
-/** Sets the wasm file URLs (threads are disabled in backends.ts, so no threaded binary is needed). */
+/**
+ * Sets the wasm file URLs. Threads are disabled in backends.ts, so the threaded binary is never
+ * fetched, but setWasmPaths refuses a map that lacks any of the three names.
+ */
 export function installBrowserPlatform(): void {
   setBackendPlatform({
     configureWasm(wasm) {
       wasm.setWasmPaths({
         'tfjs-backend-wasm.wasm': plainWasmUrl,
         'tfjs-backend-wasm-simd.wasm': simdWasmUrl,
+        'tfjs-backend-wasm-threaded-simd.wasm': threadedSimdWasmUrl,
       });
     },
   });
