@@ -286,7 +286,7 @@ export function decodeFrame(bytes: Uint8Array): Frame {
 export interface ReassemblerLimits {
   /** Messages in flight at once (partially received); default 32. */
   maxPartialMessages?: number;
-  /** Bytes held for partial messages, all together; default 512 MiB. */
+  /** Bytes held for partial messages, all together; default 256 MiB. */
   maxPartialBytes?: number;
   /** Largest single message accepted; default maxPartialBytes. */
   maxMessageBytes?: number;
@@ -316,7 +316,7 @@ export class Reassembler {
 
   constructor(limits: ReassemblerLimits = {}) {
     this.maxPartialMessages = limits.maxPartialMessages ?? 32;
-    this.maxPartialBytes = limits.maxPartialBytes ?? 512 * 2 ** 20;
+    this.maxPartialBytes = limits.maxPartialBytes ?? 256 * 2 ** 20;
     this.maxMessageBytes = Math.min(limits.maxMessageBytes ?? this.maxPartialBytes, this.maxPartialBytes);
   }
 

@@ -170,6 +170,21 @@ describe('createMesh over memoryTransport', () => {
     await expect(waiting).rejects.toBeInstanceOf(PeerLostError);
   });
 
+  it('a send during a dial waits for the link', async () => {
+    const net = createMemoryNetwork();
+    const ta = memoryTransport(net, 'a', { latencyMs: 10 });
+    const tb = memoryTransport(net, 'b');
+    const ma = createMesh(ta);
+    const mb = createMesh(tb);
+    cleanups.push(async () => {
+      await Promise.all([ma.close(), mb.close(), ta.close(), tb.close()]);
+    });
+    const dial = ma.connect('b');
+    await ma.sendTensor('b', f32(4));
+    await dial;
+    expect((await mb.recvTensor('a', key)).shape).toEqual([4]);
+  });
+
   it('a throwing subscriber does not stop delivery to the others', async () => {
     const { ma, mb } = await pair();
     const seen: string[] = [];

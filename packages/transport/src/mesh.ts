@@ -161,11 +161,11 @@ class MeshImpl implements Mesh {
   }
 
   isConnected(peerId: string): boolean {
-    return (this.peerStates.get(peerId)?.links.length ?? 0) > 0;
+    return this.peerStates.get(peerId)?.links.some((l) => !l.conn.closed) ?? false;
   }
 
   peers(): string[] {
-    return [...this.peerStates.values()].filter((p) => p.links.length > 0).map((p) => p.id);
+    return [...this.peerStates.keys()].filter((id) => this.isConnected(id));
   }
 
   sendControl(peerId: string, msg: ControlMessage, opts: AbortOptions = {}): Promise<void> {
@@ -292,7 +292,12 @@ class MeshImpl implements Mesh {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.life.signal.aborted) return Promise.reject(new PeerLostError(peerId, 'local mesh closed'));
     const link = this.preferredLink(peerId);
-    if (!link) return Promise.reject(new PeerLostError(peerId, 'not connected'));
+    if (!link) {
+      // A dial in progress: send once it opens (or fail with its error).
+      const dial = this.dials.get(peerId);
+      if (!dial) return Promise.reject(new PeerLostError(peerId, 'not connected'));
+      return raceAbort(dial, signal).then(() => this.enqueue(peerId, build, opts));
+    }
     let built: ReturnType<typeof build>;
     try {
       built = build(link);
