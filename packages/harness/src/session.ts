@@ -58,7 +58,7 @@ export const ROOM_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*$/;
 export const ROOM_RULE = 'up to 64 letters and digits, optionally joined by single - or _';
 
 export function randomRoom(): string {
-  return `pt-${randomBytes(4).toString('hex')}`;
+  return randomBytes(4).toString('hex');
 }
 
 /** base64url of the JSON config, as the dashboard's `config=` parameter expects. */
@@ -188,8 +188,13 @@ async function drive(
 
   const watch = (page: Page, source: string): void => {
     page.on('console', (msg) => {
-      opts.onConsole?.(source, msg.type(), msg.text());
-      if (msg.type() === 'error') notePageError(`${source}: ${msg.text()}`);
+      // "Failed to load resource: ..." does not say which one; the location does.
+      const where = msg.location().url;
+      const text =
+        where && msg.text().startsWith('Failed to load resource') ? `${msg.text()} (${where})` : msg.text();
+      opts.onConsole?.(source, msg.type(), text);
+      // A missing favicon is not a session problem.
+      if (msg.type() === 'error' && !where.endsWith('/favicon.ico')) notePageError(`${source}: ${text}`);
     });
     page.on('pageerror', (err) => {
       opts.onConsole?.(source, 'pageerror', `${err.name}: ${err.message}`);
