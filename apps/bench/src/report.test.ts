@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { settingsFor } from './args.ts';
+import { cpuSplit, renderMarkdown } from './report.ts';
+import type { AllReduceRow, BenchReport, CpuUse, RawFigure } from './report.ts';
+
+const cpu: CpuUse = {
+  wallMs: 1000,
+  machineBusy: 0.97,
+  chromiumMs: { browser: 100, renderer: 700, network: 150, gpu: 50, other: 0 },
+  chromiumCores: 1,
+};
+
+const rawFigure: RawFigure = {
+  id: 'raw',
+  label: 'raw Connection, 2 tabs, one way',
+  links: 1,
+  msgBytes: 262_144,
+  bytesPerLink: 32 * 2 ** 20,
+  perLinkMbps: 21.44,
+  minLinkMbps: 21.44,
+  aggregateMbps: 21.44,
+  ms: 1565,
+  wireOverhead: 1,
+  cpu,
+  cpuMsPerMb: 47.6,
+};
+
+const row: AllReduceRow = {
+  n: 3,
+  bucketElems: 262_144,
+  maxInFlight: null,
+  frameBytes: 65_536,
+  sizeBytes: 8 * 2 ** 20,
+  repsMs: [1886, 1900, 1850],
+  medianMs: 1886,
+  algbwMbps: 4.45,
+  busbwMbps: 5.93,
+  ratioRaw: 0.277,
+  ratioRawRing: 1.27,
+  aggregateMbps: 17.8,
+  bytesSentPerWorker: 11_184_812,
+  maxStartSkewMs: 2.5,
+  cpu,
+  cpuMsPerMb: 81,
+  mismatches: 0,
+};
+
+function report(): BenchReport {
+  return {
+    name: '20261121-223417',
+    machine: {
+      cpus: 2,
+      cpuModel: 'AMD EPYC',
+      totalMemGiB: 24,
+      loadAvgStart: [1.5, 1, 0.5],
+      loadAvgEnd: [2, 1, 0.5],
+      platform: 'linux x64',
+      node: 'v20.20.2',
+      chromium: '156.0.8078.79',
+      date: '2026-11-21T22:34:17.291Z',
+      commit: '38c514564e0123',
+    },
+    settings: settingsFor({ quick: false, parts: ['raw', 'allreduce', 'train'] }),
+    clock: { offsetsMs: [0.1, -0.2], maxErrorMs: 0.4 },
+    raw: { maxMessageSize: 262_144, figures: [rawFigure] },
+    allReduce: { rawMbps: 21.44, rows: [row], sweep: [row], inFlight: [], frames: [], memory: [] },
+    train: [{ sync: 'ps', ok: false, error: 'SessionError: boom' }],
+    errors: ['train: something | odd'],
+    durationMs: 140_000,
+  };
+}
+
+describe('renderMarkdown', () => {
+  const md = renderMarkdown(report());
+
+  it('states the machine and the units', () => {
+    expect(md).toContain('# PeerTrain benchmark 20261121-223417');
+    expect(md).toContain('2 x AMD EPYC');
+    expect(md).toContain('Chromium 156.0.8078.79');
+    expect(md).toContain('commit 38c514564e\n');
+    expect(md).toContain('MB/s (10^6 bytes/s)');
+  });
+
+  it('prints every figure row with its ratios and CPU split', () => {
+    expect(md).toMatch(
+      /\| raw Connection, 2 tabs, one way +\| +1 \| +256 KiB \| +32 MiB \| +21\.4 \(21\.4\) \|/,
+    );
+    expect(md).toContain('## Ring all-reduce (raw point-to-point: 21.4 MB/s)');
+    const line = md.split('\n').find((l) => l.startsWith('|   3 |'));
+    expect(
+      line
+        ?.split('|')
+        .map((c) => c.trim())
+        .filter((c) => c !== ''),
+    ).toEqual([
+      '3',
+      '256K',
+      'default',
+      '64 KiB',
+      '8 MiB',
+      '1886',
+      '4.5',
+      '5.9',
+      '0.28x',
+      '1.27x',
+      '17.8',
+      '2.5',
+      '1.00',
+      '81',
+      '70/15/10/5',
+      'yes',
+    ]);
+    expect(md).toContain('### Bucket sweep');
+    expect(md).not.toContain('### Buckets in flight');
+  });
+
+  it('shows failed parts and errors instead of figures', () => {
+    expect(md).toContain('failed: SessionError: boom');
+    expect(md).toContain('- train: something | odd');
+    expect(md).toContain('Run took 140 s.');
+  });
+
+  it('leaves out parts that did not run', () => {
+    const r = report();
+    r.raw = null;
+    r.train = null;
+    const text = renderMarkdown(r);
+    expect(text).not.toContain('## Data channel throughput');
+    expect(text).not.toContain('## Training step split');
+  });
+});
+
+describe('cpuSplit', () => {
+  it('gives renderer/network/browser/gpu+other percentages', () => {
+    expect(cpuSplit(cpu)).toBe('70/15/10/5');
+    expect(cpuSplit({ ...cpu, chromiumMs: { browser: 0, renderer: 0, network: 0, gpu: 0, other: 0 } })).toBe(
+      '-',
+    );
+  });
+});

@@ -1,0 +1,328 @@
+import type { RoleMs } from './procfs.ts';
+import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
+
+// The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
+// Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
+
+export type Part = 'raw' | 'allreduce' | 'train';
+export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train'];
+
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  totalMemGiB: number;
+  /** os.loadavg() when the run started: other work on a shared machine skews every figure. */
+  loadAvgStart: number[];
+  loadAvgEnd: number[];
+  platform: string;
+  node: string;
+  chromium: string;
+  date: string;
+  commit: string | null;
+}
+
+export interface BenchSettings {
+  quick: boolean;
+  parts: Part[];
+  /** Bytes per link of the raw tests. */
+  rawBytes: number;
+  /** S: bytes all-reduced (float32). */
+  allReduceBytes: number;
+  warmup: number;
+  reps: number;
+  ns: number[];
+  /** Bucket of the N = 2, 3, 4 rows. */
+  bucketElems: number;
+  /** Buckets of the N = 3 sweep. */
+  sweepBuckets: number[];
+  trainSteps: number;
+}
+
+/** CPU use around one measured operation. */
+export interface CpuUse {
+  wallMs: number;
+  /** Fraction of the machine's cores busy (every process, other people's work included). */
+  machineBusy: number;
+  /** CPU ms of Chromium's processes, by role (renderer = the tabs; network = the network service). */
+  chromiumMs: RoleMs;
+  /** Chromium CPU ms per ms of transfer time: how many cores the browser kept busy. */
+  chromiumCores: number;
+}
+
+/** One raw transfer test: `links` senders stream at once, each `bytesPerLink`. */
+export interface RawFigure {
+  id: string;
+  label: string;
+  links: number;
+  /** Bytes per send (Connection.send) or per Mesh frame. */
+  msgBytes: number;
+  bytesPerLink: number;
+  /** Median over links of bytes / (receiver has everything - sender started). */
+  perLinkMbps: number;
+  minLinkMbps: number;
+  /** All bytes / (last receiver done - first sender started). */
+  aggregateMbps: number;
+  ms: number;
+  /** Bytes on the wire per payload byte (Mesh frame headers; 1 for raw sends). */
+  wireOverhead: number;
+  cpu: CpuUse;
+  /** Chromium CPU ms per MB of payload (all links together). */
+  cpuMsPerMb: number;
+}
+
+export interface AllReduceRow {
+  n: number;
+  bucketElems: number;
+  maxInFlight: number | null;
+  /** Mesh frame size. */
+  frameBytes: number;
+  sizeBytes: number;
+  /** Group time of each measured repetition: last tab done - first tab started. */
+  repsMs: number[];
+  medianMs: number;
+  /** S / t */
+  algbwMbps: number;
+  /** S * 2(n-1)/n / t */
+  busbwMbps: number;
+  /** busbw / raw point-to-point rate. */
+  ratioRaw: number;
+  /** busbw / per-link rate of n tabs streaming raw in a ring at once (same contention). */
+  ratioRawRing: number | null;
+  /** n * busbw: what the whole machine moves. */
+  aggregateMbps: number;
+  /** Payload bytes one worker sent (median over tabs), from AllReduceStats. */
+  bytesSentPerWorker: number;
+  /** Latest start minus earliest start of the tabs (scheduling skew, inside the time). */
+  maxStartSkewMs: number;
+  /** Over the measured repetitions. */
+  cpu: CpuUse;
+  /** Chromium CPU ms per MB sent by all workers together. */
+  cpuMsPerMb: number;
+  mismatches: number;
+}
+
+export interface MemoryRow {
+  n: number;
+  bucketElems: number;
+  ms: number;
+  /** busbw of each in-page rank: S * 2(n-1)/n / t, all n ranks on one thread. */
+  busbwMbps: number;
+  mismatches: number;
+}
+
+export type TrainFigure =
+  | {
+      sync: 'allreduce' | 'ps';
+      ok: true;
+      workers: number;
+      steps: number;
+      batch: number;
+      backend: string;
+      stepMsMedian: number;
+      computeMsMedian: number;
+      commMsMedian: number;
+      samplesPerSec: number;
+      bytesSent: number;
+      finalLoss: number;
+      testAccuracy: number;
+      wallMs: number;
+      /** Backends the workers actually used. */
+      workerBackends: string[];
+    }
+  | { sync: 'allreduce' | 'ps'; ok: false; error: string };
+
+export interface BenchReport {
+  name: string;
+  machine: MachineInfo;
+  settings: BenchSettings;
+  /** Estimated page clock minus driver clock, per tab, and its error bound. */
+  clock: { offsetsMs: number[]; maxErrorMs: number } | null;
+  raw: { maxMessageSize: number; figures: RawFigure[] } | null;
+  allReduce: {
+    /** The point-to-point rate every busbw is compared with (figure "raw"). */
+    rawMbps: number;
+    rows: AllReduceRow[];
+    sweep: AllReduceRow[];
+    inFlight: AllReduceRow[];
+    frames: AllReduceRow[];
+    memory: MemoryRow[];
+  } | null;
+  train: TrainFigure[] | null;
+  errors: string[];
+  durationMs: number;
+}
+
+const R = 'right' as const;
+const L = 'left' as const;
+
+/** "renderer/network/browser/gpu" shares of Chromium's CPU time, e.g. "71/22/6/1". */
+export function cpuSplit(cpu: CpuUse): string {
+  const r = cpu.chromiumMs;
+  const total = r.browser + r.renderer + r.network + r.gpu + r.other;
+  if (!(total > 0)) return '-';
+  const pct = (x: number): string => String(Math.round((100 * x) / total));
+  return [r.renderer, r.network, r.browser, r.gpu + r.other].map(pct).join('/');
+}
+
+function rawTable(figures: readonly RawFigure[]): string {
+  return markdownTable(
+    [
+      'test',
+      'links',
+      'msg',
+      'per link',
+      'MB/s per link (min)',
+      'MB/s aggregate',
+      'wire/payload',
+      'Chromium cores',
+      'CPU ms/MB',
+      'CPU % r/n/b/g',
+      'machine busy',
+    ],
+    figures.map((f) => [
+      f.label,
+      String(f.links),
+      fmtBytes(f.msgBytes),
+      fmtBytes(f.bytesPerLink),
+      `${fmt(f.perLinkMbps)} (${fmt(f.minLinkMbps)})`,
+      fmt(f.aggregateMbps),
+      fmt(f.wireOverhead, 3),
+      fmt(f.cpu.chromiumCores, 2),
+      fmt(f.cpuMsPerMb, 0),
+      cpuSplit(f.cpu),
+      fmtPercent(f.cpu.machineBusy),
+    ]),
+    [L, R, R, R, R, R, R, R, R, R, R],
+  );
+}
+
+function allReduceTable(rows: readonly AllReduceRow[]): string {
+  return markdownTable(
+    [
+      'N',
+      'bucket',
+      'in flight',
+      'frame',
+      'S',
+      'median ms',
+      'algbw',
+      'busbw',
+      'busbw/raw',
+      'busbw/raw ring',
+      'N x busbw',
+      'skew ms',
+      'Chromium cores',
+      'CPU ms/MB',
+      'CPU % r/n/b/g',
+      'ok',
+    ],
+    rows.map((r) => [
+      String(r.n),
+      fmtElems(r.bucketElems),
+      r.maxInFlight === null ? 'default' : String(r.maxInFlight),
+      fmtBytes(r.frameBytes),
+      fmtBytes(r.sizeBytes),
+      fmt(r.medianMs, 0),
+      fmt(r.algbwMbps),
+      fmt(r.busbwMbps),
+      fmtRatio(r.ratioRaw),
+      fmtRatio(r.ratioRawRing ?? undefined),
+      fmt(r.aggregateMbps),
+      fmt(r.maxStartSkewMs, 1),
+      fmt(r.cpu.chromiumCores, 2),
+      fmt(r.cpuMsPerMb, 0),
+      cpuSplit(r.cpu),
+      r.mismatches === 0 ? 'yes' : `${r.mismatches} wrong`,
+    ]),
+    [R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, L],
+  );
+}
+
+function trainTable(figures: readonly TrainFigure[]): string {
+  return markdownTable(
+    [
+      'sync',
+      'workers',
+      'steps',
+      'batch',
+      'backend',
+      'step ms',
+      'compute ms',
+      'comm ms',
+      'samples/s',
+      'bytes sent',
+      'final loss',
+      'test acc',
+    ],
+    figures.map((f) =>
+      f.ok
+        ? [
+            f.sync,
+            String(f.workers),
+            String(f.steps),
+            String(f.batch),
+            f.workerBackends.join(',') || f.backend,
+            fmt(f.stepMsMedian),
+            fmt(f.computeMsMedian),
+            fmt(f.commMsMedian),
+            fmt(f.samplesPerSec, 0),
+            fmtBytes(f.bytesSent),
+            fmt(f.finalLoss, 3),
+            fmtPercent(f.testAccuracy),
+          ]
+        : [f.sync, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `failed: ${f.error}`],
+    ),
+    [L, R, R, R, L, R, R, R, R, R, R, L],
+  );
+}
+
+/** The markdown report: machine, then one section per part that ran. */
+export function renderMarkdown(r: BenchReport): string {
+  const m = r.machine;
+  const out: string[] = [
+    `# PeerTrain benchmark ${r.name}${r.settings.quick ? ' (quick)' : ''}`,
+    '',
+    `${m.date} · ${m.cpus} x ${m.cpuModel} · ${fmt(m.totalMemGiB, 0)} GiB · load ${m.loadAvgStart.map((x) => fmt(x, 2)).join(' ')} · ` +
+      `Node ${m.node} · Chromium ${m.chromium} · ${m.platform}${m.commit ? ` · commit ${m.commit.slice(0, 10)}` : ''}`,
+    '',
+    'Rates in MB/s (10^6 bytes/s). Shared machine: compare figures within this run only.',
+  ];
+  if (r.raw) {
+    out.push(
+      '',
+      `## Data channel throughput (maxMessageSize ${r.raw.maxMessageSize} B)`,
+      '',
+      rawTable(r.raw.figures),
+    );
+  }
+  const ar = r.allReduce;
+  if (ar) {
+    out.push('', `## Ring all-reduce (raw point-to-point: ${fmt(ar.rawMbps)} MB/s)`, '');
+    if (ar.rows.length > 0) out.push(allReduceTable(ar.rows), '');
+    if (ar.sweep.length > 0) out.push('### Bucket sweep', '', allReduceTable(ar.sweep), '');
+    if (ar.inFlight.length > 0) out.push('### Buckets in flight', '', allReduceTable(ar.inFlight), '');
+    if (ar.frames.length > 0) out.push('### Mesh frame size', '', allReduceTable(ar.frames), '');
+    if (ar.memory.length > 0) {
+      out.push(
+        '### Same all-reduce over the in-page memory transport (CPU cost, no WebRTC; all ranks on one thread)',
+        '',
+        markdownTable(
+          ['N', 'bucket', 'ms', 'busbw per rank', 'ok'],
+          ar.memory.map((x) => [
+            String(x.n),
+            fmtElems(x.bucketElems),
+            fmt(x.ms, 0),
+            fmt(x.busbwMbps),
+            x.mismatches === 0 ? 'yes' : `${x.mismatches} wrong`,
+          ]),
+          [R, R, R, R, L],
+        ),
+        '',
+      );
+    }
+  }
+  if (r.train) out.push('', '## Training step split (MNIST MLP)', '', trainTable(r.train));
+  if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
+  out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
+  return out.join('\n');
+}

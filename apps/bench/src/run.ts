@@ -1,0 +1,228 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import type { Browser } from 'playwright-core';
+import {
+  REPO_ROOT,
+  ensureBuilt,
+  launchBrowser,
+  startSignalServer,
+  startStaticServer,
+} from '@peertrain/harness';
+import type { SignalServer, StaticServer } from '@peertrain/harness';
+import type {
+  AllReduceRow,
+  BenchReport,
+  BenchSettings,
+  MachineInfo,
+  MemoryRow,
+  RawFigure,
+} from './report.ts';
+import { CpuMeter, TRANSPORTS, measureAllReduce, measureMemoryAllReduce, measureRaw } from './measure.ts';
+import type { AllReduceCase } from './measure.ts';
+import { findProcessByArg } from './procfs.ts';
+import { BenchTabs } from './tabs.ts';
+import { measureTraining } from './train.ts';
+
+// The whole benchmark in one process (already inside the network namespace): build, servers,
+// Chromium, the bench tabs for parts 1 and 2, then runSession for part 3. A failing part is
+// recorded in report.errors and the others still run; everything is torn down on every path.
+
+export interface RunOptions {
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** "2025-11-21T22:16:05.123Z" -> "20251121-221605" */
+export function stamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0] ?? ''}` : String(err);
+}
+
+const SETUP_TIMEOUT_MS = 60_000;
+
+export async function runBench(settings: BenchSettings, opts: RunOptions): Promise<BenchReport> {
+  const { log, signal } = opts;
+  const started = new Date();
+  const t0 = performance.now();
+  const machine: MachineInfo = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    totalMemGiB: totalmem() / 2 ** 30,
+    loadAvgStart: loadavg(),
+    loadAvgEnd: [],
+    platform: `${process.platform} ${process.arch}`,
+    node: process.version,
+    chromium: 'unknown',
+    date: started.toISOString(),
+    commit: gitCommit(),
+  };
+  const report: BenchReport = {
+    name: `${stamp(started)}${settings.quick ? '-quick' : ''}`,
+    machine,
+    settings,
+    clock: null,
+    raw: null,
+    allReduce: null,
+    train: null,
+    errors: [],
+    durationMs: 0,
+  };
+
+  const nonce = `bench-${randomBytes(3).toString('hex')}`;
+  const built = await ensureBuilt({ log, ...(signal ? { signal } : {}) });
+  let signalServer: SignalServer | null = null;
+  let staticServer: StaticServer | null = null;
+  let browser: Browser | null = null;
+  try {
+    signalServer = await startSignalServer({
+      host: '127.0.0.1',
+      port: 0,
+      path: '/peerjs',
+      ...(signal ? { signal } : {}),
+    });
+    staticServer = await startStaticServer({
+      root: resolve(built.outDir),
+      host: '127.0.0.1',
+      port: 0,
+      signalInfo: { port: signalServer.port, path: signalServer.path, secure: false },
+      ...(signal ? { signal } : {}),
+    });
+    // A switch Chromium ignores, to find its process tree in /proc for the CPU figures.
+    const marker = `--peertrain-bench=${nonce}`;
+    browser = await launchBrowser({ args: [marker], ...(signal ? { signal } : {}) });
+    machine.chromium = browser.version();
+    const meter = new CpuMeter(findProcessByArg(marker));
+
+    const wantsTabs = settings.parts.includes('raw') || settings.parts.includes('allreduce');
+    if (wantsTabs) {
+      await runTabParts(report, browser, staticServer.url, meter, nonce, opts);
+    }
+    if (settings.parts.includes('train')) {
+      log('train: 3 workers, MNIST MLP, allreduce then ps');
+      report.train = await measureTraining({
+        browser,
+        dist: built.outDir,
+        settings,
+        log,
+        ...(signal ? { signal } : {}),
+      });
+    }
+  } finally {
+    if (browser) await browser.close().catch(() => undefined);
+    await Promise.allSettled([staticServer?.close(), signalServer?.close()]);
+  }
+  machine.loadAvgEnd = loadavg();
+  report.durationMs = performance.now() - t0;
+  return report;
+}
+
+async function runTabParts(
+  report: BenchReport,
+  browser: Browser,
+  baseUrl: string,
+  meter: CpuMeter,
+  nonce: string,
+  opts: RunOptions,
+): Promise<void> {
+  const { settings } = report;
+  const { log, signal } = opts;
+  const count = Math.max(
+    2,
+    ...(settings.parts.includes('allreduce') ? settings.ns : []),
+    settings.parts.includes('raw') ? 4 : 2,
+  );
+  log(`opening ${count} bench tabs`);
+  const bench = await BenchTabs.open({
+    browser,
+    baseUrl,
+    count,
+    nonce,
+    timeoutMs: SETUP_TIMEOUT_MS,
+    onConsole: (tab, type, text) => {
+      if (type === 'error' || type === 'pageerror') log(`tab ${tab} ${type}: ${text}`);
+    },
+    ...(signal ? { signal } : {}),
+  });
+  try {
+    report.clock = { offsetsMs: bench.tabs.map((t) => t.offsetMs), maxErrorMs: bench.clockErrorMs };
+    if (settings.parts.includes('raw')) {
+      try {
+        report.raw = await measureRaw(bench, meter, settings, log);
+      } catch (err) {
+        signal?.throwIfAborted();
+        report.errors.push(`raw: ${describe(err)}`);
+      }
+    }
+    if (settings.parts.includes('allreduce')) {
+      try {
+        report.allReduce = await allReducePart(bench, meter, settings, report.raw?.figures ?? [], log);
+      } catch (err) {
+        signal?.throwIfAborted();
+        report.errors.push(`allreduce: ${describe(err)}`);
+      }
+    }
+  } finally {
+    await bench.close();
+  }
+}
+
+async function allReducePart(
+  bench: BenchTabs,
+  meter: CpuMeter,
+  settings: BenchSettings,
+  raw: readonly RawFigure[],
+  log: (line: string) => void,
+): Promise<NonNullable<BenchReport['allReduce']>> {
+  const rawMbps = raw.find((f) => f.id === 'raw')?.perLinkMbps ?? Number.NaN;
+  // The raw per-link rate with the same number of tabs streaming at once (duplex for N = 2).
+  const rawRingMbps = (n: number): number | null =>
+    raw.find((f) => f.id === (n === 2 ? 'duplex' : `ring${n}`))?.perLinkMbps ?? null;
+  const done = new Map<string, AllReduceRow>();
+  const run = async (c: AllReduceCase): Promise<AllReduceRow> => {
+    const key = `${c.n}/${c.bucketElems}/${c.maxInFlight}/${c.transport.name}`;
+    const cached = done.get(key);
+    if (cached) return cached;
+    const row = await measureAllReduce(bench, meter, settings, c, { rawMbps, rawRingMbps: rawRingMbps(c.n) });
+    log(
+      `all-reduce N=${c.n} bucket=${c.bucketElems} inFlight=${c.maxInFlight ?? 'default'} frames=${row.frameBytes}: ` +
+        `${row.medianMs.toFixed(0)} ms, busbw ${row.busbwMbps.toFixed(1)} MB/s` +
+        (row.mismatches > 0 ? `, ${row.mismatches} WRONG` : ''),
+    );
+    done.set(key, row);
+    return row;
+  };
+  const base = { bucketElems: settings.bucketElems, maxInFlight: null, transport: TRANSPORTS.mesh };
+  const rows: AllReduceRow[] = [];
+  for (const n of settings.ns) rows.push(await run({ ...base, n }));
+  const sweepN = settings.ns.includes(3) ? 3 : (settings.ns.at(-1) ?? 2);
+  const sweep: AllReduceRow[] = [];
+  for (const bucketElems of settings.sweepBuckets) sweep.push(await run({ ...base, n: sweepN, bucketElems }));
+  const inFlight: AllReduceRow[] = [];
+  for (const maxInFlight of settings.quick ? [1] : [1, 2, 8])
+    inFlight.push(await run({ ...base, n: sweepN, maxInFlight }));
+  const frames = [await run({ ...base, n: sweepN, transport: TRANSPORTS.meshBigFrames })];
+  const memory: MemoryRow[] = [];
+  for (const n of settings.ns) {
+    const m = await measureMemoryAllReduce(bench, settings, n, settings.bucketElems);
+    log(`memory all-reduce N=${n}: ${m.ms.toFixed(0)} ms, busbw ${m.busbwMbps.toFixed(1)} MB/s per rank`);
+    memory.push(m);
+  }
+  return { rawMbps, rows, sweep, inFlight, frames, memory };
+}
