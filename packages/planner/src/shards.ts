@@ -8,7 +8,8 @@ import { ConfigError } from '@peertrain/protocol';
  * workers * batch; speed-weighted shards come with the planner issue.
  */
 export function planShards(trainCount: number, workers: number): Shard[] {
-  if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`workers must be >= 1, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new ConfigError(`workers must be >= 1, got ${workers}`);
   const count = Math.floor(trainCount / workers);
   if (count < 1) throw new ConfigError(`${trainCount} samples cannot be split over ${workers} workers`);
   return Array.from({ length: workers }, (_, rank) => ({ start: rank * count, count }));
