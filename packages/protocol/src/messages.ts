@@ -119,7 +119,12 @@ export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
 
 // ---- worker <-> worker ----
 export const PeerControlSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('peerHello'), protocolVersion: z.number().int(), room: z.string(), runId: z.number().int() }),
+  z.object({
+    type: z.literal('peerHello'),
+    protocolVersion: z.number().int(),
+    room: z.string(),
+    runId: z.number().int(),
+  }),
 ]);
 export type PeerControl = z.infer<typeof PeerControlSchema>;
 
