@@ -5,7 +5,13 @@ export type { Tensor } from './tf.ts';
 export { DataError, ShapeError } from './errors.ts';
 export { mixSeed, mulberry32 } from './prng.ts';
 
-export { buildLayers, conv2dFilterGradIm2col, maxPoolGradByTaps } from './layers.ts';
+export {
+  buildLayers,
+  conv2dFilterGradByConv,
+  conv2dInputGradByConv,
+  maxPoolGradByTaps,
+  maxPoolGradByUpsampling,
+} from './layers.ts';
 export type { Layer, LayerBackward, LayerForward, ParamInfo } from './layers.ts';
 export { softmaxCrossEntropy } from './loss.ts';
 export type { LossAndGrad } from './loss.ts';

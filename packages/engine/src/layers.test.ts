@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LayerSpec } from '@peertrain/protocol';
 import { activateBackend } from './backends.ts';
-import { buildLayers, conv2dFilterGradIm2col, maxPoolGradByTaps } from './layers.ts';
+import {
+  buildLayers,
+  conv2dFilterGradByConv,
+  conv2dInputGradByConv,
+  maxPoolGradByTaps,
+  maxPoolGradByUpsampling,
+} from './layers.ts';
 import { expectClose, randomArray } from './testing.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
@@ -42,6 +48,30 @@ const cases: Case[] = [
     inputShape: [7, 7, 3],
     spec: { kind: 'conv2d', filters: 4, kernel: 2, stride: 2, padding: 'valid' },
     reference: (x, [w, b]) => tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'valid'), b!),
+  },
+  {
+    name: 'conv2d 2x2 same stride 1 (padding only after)',
+    inputShape: [5, 6, 2],
+    spec: { kind: 'conv2d', filters: 3, kernel: 2, stride: 1, padding: 'same' },
+    reference: (x, [w, b]) => tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'), b!),
+  },
+  {
+    name: 'conv2d 3x3 valid stride 1',
+    inputShape: [6, 5, 2],
+    spec: { kind: 'conv2d', filters: 2, kernel: 3, stride: 1, padding: 'valid' },
+    reference: (x, [w, b]) => tf.add(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid'), b!),
+  },
+  {
+    name: 'maxpool 2 on odd sizes (last row and column dropped)',
+    inputShape: [7, 5, 2],
+    spec: { kind: 'maxpool', size: 2 },
+    reference: (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'),
+  },
+  {
+    name: 'maxpool 4',
+    inputShape: [8, 8, 2],
+    spec: { kind: 'maxpool', size: 4 },
+    reference: (x) => tf.maxPool(x as tf.Tensor4D, 4, 4, 'valid'),
   },
   {
     name: 'maxpool 2',
@@ -150,29 +180,55 @@ describe.each(['cpu', 'wasm'] as const)('layer backward equals autodiff on %s', 
   }
 });
 
-describe('conv2d filter gradient without the backend kernel (im2col)', () => {
+describe('conv2d gradients as convolutions (the wasm path)', () => {
   beforeAll(async () => {
     await activateBackend('cpu');
   });
 
-  for (const [stride, padding] of [
-    [1, 'same'],
-    [2, 'same'],
-    [2, 'valid'],
+  for (const [k, stride, padding, h, w] of [
+    [3, 1, 'same', 7, 8],
+    [3, 2, 'same', 7, 8],
+    [3, 2, 'valid', 8, 7], // a leftover row the forward never reaches
+    [2, 1, 'same', 5, 5],
+    [2, 3, 'valid', 8, 8],
   ] as const) {
-    it(`stride ${stride} ${padding} equals Conv2DBackpropFilter`, async () => {
-      const x = tf.tensor4d(randomArray(2 * 7 * 8 * 3, 5), [2, 7, 8, 3]);
-      const w = tf.tensor4d(randomArray(3 * 3 * 3 * 4, 6), [3, 3, 3, 4]);
-      const y = tf.conv2d(x, w, stride, padding);
+    it(`k ${k} stride ${stride} ${padding} on ${h}x${w}: filter gradient equals autodiff`, async () => {
+      const x = tf.tensor4d(randomArray(2 * h * w * 3, 5), [2, h, w, 3]);
+      const kern = tf.tensor4d(randomArray(k * k * 3 * 4, 6), [k, k, 3, 4]);
+      const y = tf.conv2d(x, kern, stride, padding);
       const dy = tf.tensor4d(randomArray(y.size, 7), y.shape);
-      const native = tf.grad((k: Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(x, k as tf.Tensor4D, stride, padding), dy)),
-      )(w);
-      const ours = conv2dFilterGradIm2col(x, dy, 3, stride, padding);
-      expectClose(await ours.data(), await native.data(), 1e-5);
-      tf.dispose([x, w, y, dy, native, ours]);
+      const ref = tf.grads((xv: Tensor, kv: Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, kv as tf.Tensor4D, stride, padding), dy)),
+      )([x, kern]);
+      const dk = conv2dFilterGradByConv(x, dy, k, stride, padding);
+      expect(dk.shape).toEqual([k, k, 3, 4]);
+      expectClose(await dk.data(), await ref[1]!.data(), 1e-5, 'dkernel');
+      if (stride === 1) {
+        const dx = conv2dInputGradByConv(dy, kern, x.shape, padding);
+        expectClose(await dx.data(), await ref[0]!.data(), 1e-5, 'dx');
+      }
+      tf.dispose([x, kern, y, dy, ...ref, dk]);
     });
   }
+});
+
+describe('max-pool gradient by upsampling (the wasm path)', () => {
+  beforeAll(async () => {
+    await activateBackend('cpu');
+  });
+
+  it('after a relu (ties at zero) it gives the same gradient as autodiff through both', async () => {
+    const z = tf.tensor4d(randomArray(2 * 9 * 8 * 3, 11), [2, 9, 8, 3]); // half negative: relu ties
+    const x = tf.relu(z);
+    const y = tf.maxPool(x, 2, 2, 'valid');
+    const dy = tf.tensor4d(randomArray(y.size, 12), y.shape);
+    const ref = tf.grad((v: Tensor) =>
+      tf.sum(tf.mul(tf.maxPool(tf.relu(v) as tf.Tensor4D, 2, 2, 'valid'), dy)),
+    )(z);
+    const ours = tf.mul(maxPoolGradByUpsampling(dy, x, y, 2), tf.step(z)); // then the relu backward
+    expectClose(await ours.data(), await ref.data(), 1e-6);
+    tf.dispose([z, x, y, dy, ref, ours]);
+  });
 });
 
 describe('max-pool gradient from plain ops (the wasm path)', () => {

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { DataError } from '../errors.ts';
+import { defaultShardCache, loadShard, memoryShardCache, shardCacheKey, sliceSamples } from './cache.ts';
+import type { ShardCache } from './cache.ts';
+import type { Samples } from './dataset.ts';
+
+const split: Samples = {
+  x: Float32Array.from({ length: 20 }, (_, i) => i),
+  y: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+  count: 10,
+  first: 0,
+};
+
+describe('shard cache', () => {
+  it('keys name the dataset, its version and the shard', () => {
+    expect(shardCacheKey('mnist', { start: 100, count: 50 })).toBe('mnist@1/100+50');
+    expect(shardCacheKey('mnist', 'test', 2)).toBe('mnist@2/test');
+  });
+
+  it('sliceSamples copies a shard and keeps its global offset', () => {
+    const s = sliceSamples(split, { start: 3, count: 2 }, 2);
+    expect(Array.from(s.x)).toEqual([6, 7, 8, 9]);
+    expect(Array.from(s.y)).toEqual([3, 4]);
+    expect(s.first).toBe(3);
+    expect(() => sliceSamples(split, { start: 9, count: 2 }, 2)).toThrow(DataError);
+  });
+
+  it('in Node the default cache is memory', () => {
+    expect(defaultShardCache().kind).toBe('memory');
+  });
+
+  it('loadShard builds once, then serves from the cache', async () => {
+    const cache = memoryShardCache();
+    let builds = 0;
+    const build = (): Samples => (builds++, sliceSamples(split, { start: 2, count: 4 }, 2));
+    const first = await loadShard(cache, 'k', build);
+    const second = await loadShard(cache, 'k', build);
+    expect([first.cached, second.cached, builds]).toEqual([false, true, 1]);
+    expect(second.samples.first).toBe(2);
+    expect(await cache.keys()).toEqual(['k']);
+    await cache.delete('k');
+    expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it('a failing cache never fails the load', async () => {
+    const broken: ShardCache = {
+      kind: 'memory',
+      get: () => Promise.reject(new DataError('unreadable')),
+      put: () => Promise.reject(new DataError('quota')),
+      delete: () => Promise.resolve(),
+      keys: () => Promise.resolve([]),
+    };
+    const r = await loadShard(broken, 'k', () => split);
+    expect(r).toEqual({ samples: split, cached: false });
+  });
+
+  it('honours an aborted signal', async () => {
+    await expect(
+      loadShard(memoryShardCache(), 'k', () => split, { signal: AbortSignal.abort() }),
+    ).rejects.toThrow();
+  });
+});
