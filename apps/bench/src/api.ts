@@ -108,6 +108,16 @@ export interface MeshRecvResult {
   bytes: number;
 }
 
+export interface PingOptions {
+  local: string;
+  /** Mesh id of the tab that runs pong. */
+  peer: string;
+  count: number;
+  /** First tag; message k uses tag + k both ways. */
+  tag: number;
+  timeoutMs: number;
+}
+
 export interface AllReduceOptions {
   /** This tab's mesh transport; it must be in `group`. */
   local: string;
@@ -164,6 +174,10 @@ export interface BenchApi {
   rawWait(opts: RawWaitOptions): Promise<RawWaitResult>;
   meshSend(opts: MeshSendOptions): Promise<MeshSendResult>;
   meshRecv(opts: MeshRecvOptions): Promise<MeshRecvResult>;
+  /** Sends `count` 4-byte tensors one at a time, each after the echo of the previous: round trips in ms. */
+  ping(opts: PingOptions): Promise<number[]>;
+  /** Echoes `count` tensors from `peer` back to it (the other end of ping). */
+  pong(opts: PingOptions): Promise<void>;
   allReduce(opts: AllReduceOptions): Promise<AllReduceResult>;
   /** Ring all-reduce of n ranks inside this page over the memory transport: the CPU cost alone. */
   memoryAllReduce(opts: MemoryAllReduceOptions): Promise<MemoryAllReduceResult>;

@@ -1,5 +1,5 @@
 import { ConfigError } from '@peertrain/protocol';
-import type { AllReduceRow, BenchSettings, CpuUse, MemoryRow, RawFigure } from './report.ts';
+import type { AllReduceRow, BenchReport, BenchSettings, CpuUse, MemoryRow, RawFigure } from './report.ts';
 import { algBandwidth, busBandwidth, cpuBusy, mbPerSec, median, ratio } from './metrics.ts';
 import { TICKS_PER_SEC, cpuMsBetween, emptyRoleMs, snapshotTree, totalMs } from './procfs.ts';
 import { driverNow, readCpu } from './tabs.ts';
@@ -22,8 +22,11 @@ const MSG_64K = 64 * KIB;
 /** Transports each tab may open; the name picks one. */
 export const TRANSPORTS = {
   raw: { name: 'raw', kind: 'raw' },
-  rawSmallHwm: { name: 'rawh256k', kind: 'raw', highWaterMark: 256 * KIB },
-  rawBigHwm: { name: 'rawh16m', kind: 'raw', highWaterMark: 16 * MIB },
+  // Chromium refuses a send once 16 MiB are queued ("send queue is full"), so a high-water mark
+  // must stay below 16 MiB minus one message: 16 MiB itself fails mid-transfer.
+  rawHwm256k: { name: 'rawh256k', kind: 'raw', highWaterMark: 256 * KIB },
+  rawHwm1m: { name: 'rawh1m', kind: 'raw', highWaterMark: MIB },
+  rawHwm8m: { name: 'rawh8m', kind: 'raw', highWaterMark: 8 * MIB },
   mesh: { name: 'mesh', kind: 'mesh' },
   meshBigFrames: { name: 'mesh256k', kind: 'mesh', maxFrameBytes: 256 * KIB },
 } as const satisfies Record<string, TransportSpec>;
@@ -168,19 +171,21 @@ const ring = (bench: BenchTabs, n: number): LinkSpec[] =>
 
 /**
  * Part 1: raw Connection throughput 0 -> 1 (messages of maxMessageSize and of 64 KiB, high-water
- * marks 256 KiB / default / 16 MiB), the same bytes as one Mesh tensor (64 KiB and 256 KiB frames),
+ * marks 256 KiB, 1 MiB, default 4 MiB, 8 MiB), the same bytes as one Mesh tensor (64 KiB and 256 KiB frames),
  * then both directions at once and rings of 3 and 4 tabs streaming at once: the ceiling of the
- * all-reduce's busbw under the same contention.
+ * all-reduce's busbw under the same contention. A test that fails is reported in `errors` and
+ * the others still run.
  */
 export async function measureRaw(
   bench: BenchTabs,
   meter: CpuMeter,
   settings: BenchSettings,
   log: (line: string) => void,
-): Promise<{ maxMessageSize: number; figures: RawFigure[] }> {
+): Promise<NonNullable<BenchReport['raw']> & { errors: string[] }> {
   const n = bench.tabs.length;
-  const { raw, rawSmallHwm, rawBigHwm } = TRANSPORTS;
-  for (const spec of [raw, rawSmallHwm, rawBigHwm]) await bench.ensureTransport(spec);
+  const { raw, rawHwm256k, rawHwm1m, rawHwm8m } = TRANSPORTS;
+  const hwms = [rawHwm256k, rawHwm1m, rawHwm8m];
+  for (const spec of [raw, ...hwms]) await bench.ensureTransport(spec);
   const ringLinks: [number, number][] = [
     [0, 1],
     [1, 0],
@@ -188,7 +193,7 @@ export async function measureRaw(
   for (const k of [3, 4].filter((k) => k <= n)) for (let i = 1; i < k; i++) ringLinks.push([i, (i + 1) % k]);
   const uniq = [...new Map(ringLinks.map((p) => [p.join('>'), p] as const)).values()];
   const maxMessageSize = await connectLinks(bench, raw.name, uniq);
-  for (const spec of [rawSmallHwm, rawBigHwm]) await connectLinks(bench, spec.name, [[0, 1]]);
+  for (const spec of hwms) await connectLinks(bench, spec.name, [[0, 1]]);
 
   const bytes = settings.rawBytes;
   const warm = Math.min(bytes, 4 * MIB);
@@ -196,29 +201,46 @@ export async function measureRaw(
   // (congestion window), and the first sends of a page run unoptimised code.
   for (const [i, j] of uniq)
     await rawTransfer(bench, raw.name, [{ from: bench.tab(i), to: bench.tab(j) }], warm, maxMessageSize);
-  for (const spec of [rawSmallHwm, rawBigHwm])
+  for (const spec of hwms)
     await rawTransfer(bench, spec.name, [{ from: bench.tab(0), to: bench.tab(1) }], warm, maxMessageSize);
 
   const figures: RawFigure[] = [];
+  const errors: string[] = [];
+  let ping: { medianMs: number; p90Ms: number; count: number } | null = null;
   const pair: LinkSpec[] = [{ from: bench.tab(0), to: bench.tab(1) }];
-  const one = async (spec: FigureSpec, name: string, links: LinkSpec[]): Promise<void> => {
-    const { result, cpu } = await meter.around(() => rawTransfer(bench, name, links, bytes, spec.msgBytes));
-    figures.push(figure(spec, result, cpu));
-    log(`${spec.id}: ${median(result.perLinkMbps).toFixed(1)} MB/s per link`);
+  const attempt = async (id: string, fn: () => Promise<RawFigure>): Promise<void> => {
+    try {
+      const f = await fn();
+      figures.push(f);
+      log(`${id}: ${f.perLinkMbps.toFixed(1)} MB/s per link`);
+    } catch (err) {
+      if (bench.aborted) throw err;
+      errors.push(`${id}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      log(`${id} failed: ${errors.at(-1)}`);
+    }
   };
+  const one = (spec: FigureSpec, name: string, links: LinkSpec[]): Promise<void> =>
+    attempt(spec.id, async () => {
+      const { result, cpu } = await meter.around(() => rawTransfer(bench, name, links, bytes, spec.msgBytes));
+      return figure(spec, result, cpu);
+    });
   const base = { links: 1, msgBytes: maxMessageSize, bytesPerLink: bytes };
   await one({ ...base, id: 'raw', label: 'raw Connection, 2 tabs, one way' }, raw.name, pair);
   await one({ ...base, id: 'raw64k', label: 'raw, 64 KiB sends', msgBytes: MSG_64K }, raw.name, pair);
-  await one({ ...base, id: 'hwm256k', label: 'raw, high-water mark 256 KiB' }, rawSmallHwm.name, pair);
-  await one({ ...base, id: 'hwm16m', label: 'raw, high-water mark 16 MiB' }, rawBigHwm.name, pair);
-  figures.push(await meshTransfer(bench, meter, TRANSPORTS.mesh, bytes, MSG_64K));
-  figures.push(await meshTransfer(bench, meter, TRANSPORTS.meshBigFrames, bytes, 256 * KIB));
-  log(
-    `mesh: ${figures
-      .filter((f) => f.id.startsWith('mesh'))
-      .map((f) => f.perLinkMbps.toFixed(1))
-      .join(', ')} MB/s`,
-  );
+  for (const spec of hwms) {
+    const hwm = spec.highWaterMark;
+    const label = `raw, high-water mark ${hwm >= MIB ? `${hwm / MIB} MiB` : `${hwm / KIB} KiB`}`;
+    await one({ ...base, id: spec.name.replace('rawh', 'hwm'), label }, spec.name, pair);
+  }
+  try {
+    ping = await measurePing(bench, 50);
+    log(`mesh round trip: median ${ping.medianMs.toFixed(2)} ms, p90 ${ping.p90Ms.toFixed(2)} ms`);
+  } catch (err) {
+    if (bench.aborted) throw err;
+    errors.push(`ping: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+  await attempt('mesh64k', () => meshTransfer(bench, meter, TRANSPORTS.mesh, bytes, MSG_64K));
+  await attempt('mesh256k', () => meshTransfer(bench, meter, TRANSPORTS.meshBigFrames, bytes, 256 * KIB));
   const both: LinkSpec[] = [...pair, { from: bench.tab(1), to: bench.tab(0) }];
   await one({ ...base, id: 'duplex', label: 'raw, 2 tabs, both ways at once', links: 2 }, raw.name, both);
   for (const k of [3, 4].filter((k) => k <= n)) {
@@ -228,7 +250,31 @@ export async function measureRaw(
       ring(bench, k),
     );
   }
-  return { maxMessageSize, figures };
+  return { maxMessageSize, figures, ping, errors };
+}
+
+/** Round trip of a 4-byte tensor through the Mesh, tab 0 -> 1 -> 0: median and 90th percentile. */
+export async function measurePing(
+  bench: BenchTabs,
+  count: number,
+): Promise<{ medianMs: number; p90Ms: number; count: number }> {
+  const spec = TRANSPORTS.mesh;
+  await bench.ensureTransport(spec);
+  await connectLinks(bench, spec.name, [[0, 1]]);
+  const a = bench.tab(0);
+  const b = bench.tab(1);
+  const opts = { count, tag: 1000, timeoutMs: OP_TIMEOUT_MS };
+  const [rtts] = await Promise.all([
+    bench.call(a, 'ping', { ...opts, local: bench.id(a, spec.name), peer: bench.id(b, spec.name) }),
+    bench.call(b, 'pong', { ...opts, local: bench.id(b, spec.name), peer: bench.id(a, spec.name) }),
+  ]);
+  // The first few include unoptimised code: skip them.
+  const kept = rtts.slice(Math.min(5, Math.floor(rtts.length / 2))).sort((x, y) => x - y);
+  return {
+    medianMs: median(kept),
+    p90Ms: kept[Math.floor(kept.length * 0.9)] ?? Number.NaN,
+    count: kept.length,
+  };
 }
 
 /** One `bytes` tensor from tab 0 to tab 1 through a Mesh (after a 4 MiB warm-up tensor). */

@@ -25,6 +25,7 @@ import type {
   RawWaitResult,
   InitResult,
   OpenOptions,
+  PingOptions,
 } from './api.ts';
 import { expectedSum, fillRank } from './pattern.ts';
 
@@ -320,6 +321,33 @@ class BenchPage implements BenchApi {
         );
       }
       return { endEpoch, bytes: msg.data.byteLength };
+    });
+  }
+
+  async ping(opts: PingOptions): Promise<number[]> {
+    const { mesh } = this.meshEndpoint(opts.local);
+    return withTimeout(`ping ${opts.peer}`, opts.timeoutMs, this.life.signal, async (signal) => {
+      const rtts: number[] = [];
+      const data = new Uint8Array(4); // [4] uint8
+      for (let k = 0; k < opts.count; k++) {
+        const key = meshKey(opts.tag + k);
+        const t0 = performance.now();
+        const back = mesh.recvTensor(opts.peer, key, { signal });
+        await mesh.sendTensor(opts.peer, { ...key, dtype: 'uint8', shape: [4], data }, { signal });
+        await back;
+        rtts.push(performance.now() - t0);
+      }
+      return rtts;
+    });
+  }
+
+  async pong(opts: PingOptions): Promise<void> {
+    const { mesh } = this.meshEndpoint(opts.local);
+    await withTimeout(`pong ${opts.peer}`, opts.timeoutMs, this.life.signal, async (signal) => {
+      for (let k = 0; k < opts.count; k++) {
+        const msg = await mesh.recvTensor(opts.peer, meshKey(opts.tag + k), { signal });
+        await mesh.sendTensor(opts.peer, msg, { signal });
+      }
     });
   }
 

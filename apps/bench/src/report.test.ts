@@ -62,7 +62,7 @@ function report(): BenchReport {
     },
     settings: settingsFor({ quick: false, parts: ['raw', 'allreduce', 'train'] }),
     clock: { offsetsMs: [0.1, -0.2], maxErrorMs: 0.4 },
-    raw: { maxMessageSize: 262_144, figures: [rawFigure] },
+    raw: { maxMessageSize: 262_144, figures: [rawFigure], ping: { medianMs: 0.84, p90Ms: 1.5, count: 45 } },
     allReduce: { rawMbps: 21.44, rows: [row], sweep: [row], inFlight: [], frames: [], memory: [] },
     train: [{ sync: 'ps', ok: false, error: 'SessionError: boom' }],
     errors: ['train: something | odd'],
@@ -79,6 +79,7 @@ describe('renderMarkdown', () => {
     expect(md).toContain('Chromium 156.0.8078.79');
     expect(md).toContain('commit 38c514564e\n');
     expect(md).toContain('MB/s (10^6 bytes/s)');
+    expect(md).toContain('median 0.84 ms, p90 1.50 ms (45 samples)');
   });
 
   it('prints every figure row with its ratios and CPU split', () => {

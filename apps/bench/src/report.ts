@@ -137,7 +137,12 @@ export interface BenchReport {
   settings: BenchSettings;
   /** Estimated page clock minus driver clock, per tab, and its error bound. */
   clock: { offsetsMs: number[]; maxErrorMs: number } | null;
-  raw: { maxMessageSize: number; figures: RawFigure[] } | null;
+  raw: {
+    maxMessageSize: number;
+    figures: RawFigure[];
+    /** Round trip of a 4-byte tensor through the Mesh between two tabs (latency of one ring round). */
+    ping: { medianMs: number; p90Ms: number; count: number } | null;
+  } | null;
   allReduce: {
     /** The point-to-point rate every busbw is compared with (figure "raw"). */
     rawMbps: number;
@@ -294,6 +299,13 @@ export function renderMarkdown(r: BenchReport): string {
       '',
       rawTable(r.raw.figures),
     );
+    const p = r.raw.ping;
+    if (p) {
+      out.push(
+        '',
+        `Mesh round trip of a 4-byte tensor, 2 tabs: median ${fmt(p.medianMs, 2)} ms, p90 ${fmt(p.p90Ms, 2)} ms (${p.count} samples).`,
+      );
+    }
   }
   const ar = r.allReduce;
   if (ar) {

@@ -164,7 +164,9 @@ async function runTabParts(
     report.clock = { offsetsMs: bench.tabs.map((t) => t.offsetMs), maxErrorMs: bench.clockErrorMs };
     if (settings.parts.includes('raw')) {
       try {
-        report.raw = await measureRaw(bench, meter, settings, log);
+        const { errors, ...raw } = await measureRaw(bench, meter, settings, log);
+        report.raw = raw;
+        report.errors.push(...errors.map((e) => `raw ${e}`));
       } catch (err) {
         signal?.throwIfAborted();
         report.errors.push(`raw: ${describe(err)}`);

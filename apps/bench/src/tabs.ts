@@ -142,6 +142,11 @@ export class BenchTabs {
     return abortable(run, this.signal);
   }
 
+  /** True once the run's signal has aborted (a failure is then the abort, not a result). */
+  get aborted(): boolean {
+    return this.signal?.aborted ?? false;
+  }
+
   /** A driver time as the tab's page clock reads it. */
   toPage(tab: Tab, driverMs: number): number {
     return driverMs + tab.offsetMs;
