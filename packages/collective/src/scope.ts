@@ -1,12 +1,7 @@
-import { AbortError, PeerLostError } from '@peertrain/protocol';
+import { AbortError, abortReason, PeerLostError } from '@peertrain/protocol';
 import type { Mesh, Unsubscribe } from '@peertrain/transport';
 
-/** The error a caller's aborted signal stands for (its reason when that is an Error). */
-export function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  return new AbortError(typeof reason === 'string' ? reason : 'aborted');
-}
+export { abortReason };
 
 /**
  * The lifetime of one collective operation. Its signal is passed to every send and receive the

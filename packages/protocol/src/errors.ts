@@ -93,6 +93,13 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
+/** The error an aborted signal stands for: its reason when that is an Error, else an AbortError. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new AbortError(typeof reason === 'string' ? reason : 'aborted');
+}
+
 /** Plain form of an error for control messages. */
 export interface WireError {
   name: string;

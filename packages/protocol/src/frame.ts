@@ -56,7 +56,7 @@ export function bytesPerElement(dtype: DType): number {
   return BYTES_PER_ELEMENT[dtype];
 }
 
-/** Same shape as TensorMessage in @peertrain/transport (which should re-export this one). */
+/** A tensor on the wire (re-exported by @peertrain/transport). */
 export interface TensorMessage {
   runId: number;
   step: number;

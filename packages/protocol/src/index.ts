@@ -8,6 +8,7 @@ export {
   ProtocolError,
   TransportError,
   VersionMismatchError,
+  abortReason,
   throwIfAborted,
   toWireError,
 } from './errors.ts';

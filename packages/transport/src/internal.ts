@@ -1,12 +1,7 @@
 // Small helpers shared by the adapters and the mesh. Not exported from the package.
-import { AbortError } from '@peertrain/protocol';
+import { abortReason } from '@peertrain/protocol';
 
-/** The error an aborted signal stands for: its reason when that is an Error, else an AbortError. */
-export function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  return new AbortError(typeof reason === 'string' ? reason : 'aborted');
-}
+export { abortReason };
 
 /** Calls every handler; a handler that throws is reported asynchronously and does not stop the others. */
 export function emit<A extends unknown[]>(handlers: Iterable<(...args: A) => void>, ...args: A): void {

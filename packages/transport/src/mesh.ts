@@ -7,18 +7,11 @@ import {
   encodeMessage,
   throwIfAborted,
 } from '@peertrain/protocol';
-import type {
-  ControlMessage,
-  DType as WireDType,
-  ReassemblerLimits,
-  TensorMessage as WireTensor,
-  WireMessage,
-} from '@peertrain/protocol';
+import type { ControlMessage, ReassemblerLimits, WireMessage } from '@peertrain/protocol';
 import { abortReason, emit, raceAbort, subscribe } from './internal.ts';
 import type {
   AbortOptions,
   Connection,
-  DType,
   LinkStats,
   Mesh,
   TensorKey,
@@ -95,12 +88,6 @@ const emptyStats = (): LinkStats => ({
   messagesReceived: 0,
   framesRefused: 0,
 });
-
-// types.ts restates the wire's DType and TensorMessage; this fails to compile if they drift apart.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const dtypesAgree: Same<DType, WireDType> = true;
-const tensorsAgree: Same<TensorMessage, WireTensor> = true;
-void [dtypesAgree, tensorsAgree];
 
 function keyOf(k: TensorKey): string {
   return `${k.runId}/${k.step}/${k.microBatch ?? '-'}/${k.tag}`;

@@ -1,4 +1,7 @@
-import type { ControlMessage, ProtocolError, PeerLostError } from '@peertrain/protocol';
+import type { ControlMessage, DType, ProtocolError, PeerLostError, TensorMessage } from '@peertrain/protocol';
+
+// The wire's tensor message and dtypes are protocol's; re-exported for transport users.
+export type { DType, TensorMessage };
 
 /** Returned by every subscribe(): calling it removes the handler. */
 export type Unsubscribe = () => void;
@@ -46,15 +49,6 @@ export interface TensorKey {
   microBatch: number | null;
   /** What the tensor is, chosen by the algorithm (e.g. all-reduce bucket and chunk). */
   tag: number;
-}
-
-export type DType = 'float32' | 'int32' | 'uint8' | 'float16' | 'int8';
-
-export interface TensorMessage extends TensorKey {
-  dtype: DType;
-  shape: number[];
-  /** Raw little-endian bytes; byteLength = product(shape) * bytesPerElement(dtype). */
-  data: Uint8Array;
 }
 
 export interface LinkStats {
