@@ -10,7 +10,7 @@ export {
   conv2dFilterGradByConv,
   conv2dInputGradByConv,
   maxPoolGradByTaps,
-  maxPoolGradByUpsampling,
+  maxPoolGradByMarking,
 } from './layers.ts';
 export type { Layer, LayerBackward, LayerForward, ParamInfo } from './layers.ts';
 export { softmaxCrossEntropy } from './loss.ts';

@@ -1,13 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LayerSpec } from '@peertrain/protocol';
 import { activateBackend } from './backends.ts';
-import {
-  buildLayers,
-  conv2dFilterGradByConv,
-  conv2dInputGradByConv,
-  maxPoolGradByTaps,
-  maxPoolGradByUpsampling,
-} from './layers.ts';
+import { buildLayers, conv2dFilterGradByConv, conv2dInputGradByConv, maxPoolGradByTaps } from './layers.ts';
 import { expectClose, randomArray } from './testing.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
@@ -212,23 +206,40 @@ describe('conv2d gradients as convolutions (the wasm path)', () => {
   }
 });
 
-describe('max-pool gradient by upsampling (the wasm path)', () => {
-  beforeAll(async () => {
+describe.each(['cpu', 'wasm'] as const)('max-pool layer backward with ties on %s', (backend) => {
+  afterAll(async () => {
     await activateBackend('cpu');
   });
 
-  it('after a relu (ties at zero) it gives the same gradient as autodiff through both', async () => {
-    const z = tf.tensor4d(randomArray(2 * 9 * 8 * 3, 11), [2, 9, 8, 3]); // half negative: relu ties
-    const x = tf.relu(z);
-    const y = tf.maxPool(x, 2, 2, 'valid');
-    const dy = tf.tensor4d(randomArray(y.size, 12), y.shape);
-    const ref = tf.grad((v: Tensor) =>
-      tf.sum(tf.mul(tf.maxPool(tf.relu(v) as tf.Tensor4D, 2, 2, 'valid'), dy)),
-    )(z);
-    const ours = tf.mul(maxPoolGradByUpsampling(dy, x, y, 2), tf.step(z)); // then the relu backward
-    expectClose(await ours.data(), await ref.data(), 1e-6);
-    tf.dispose([z, x, y, dy, ref, ours]);
-  });
+  // MNIST strokes are runs of equal pixels: windows with tied maxima, positive and zero
+  for (const [size, stride, h] of [
+    [2, 2, 9],
+    [4, 4, 8],
+    [3, 2, 7],
+    [3, 3, 7],
+  ] as const) {
+    it(`size ${size} stride ${stride}: the first maximum of each window gets dy, like autodiff`, async () => {
+      const values = randomArray(2 * h * h * 3, 8).map((v) => (v > 0.5 ? 1 : v > 0 ? 0 : v));
+      await activateBackend('cpu');
+      const x = tf.tensor4d(values, [2, h, h, 3]);
+      const y = tf.maxPool(x, size, stride, 'valid');
+      const dy = tf.tensor4d(randomArray(y.size, 9), y.shape);
+      const ref = tf.grad((v: Tensor) =>
+        tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, size, stride, 'valid'), dy)),
+      )(x);
+      const expected = await ref.data();
+      const dyValues = await dy.data();
+      tf.dispose([x, y, dy, ref]);
+      await activateBackend(backend);
+      const [layer] = buildLayers([h, h, 3], [{ kind: 'maxpool', size, stride }]);
+      const dx = tf.tidy(() => {
+        const f = layer!.forward(tf.tensor4d(values, [2, h, h, 3]), []);
+        return layer!.backward(tf.tensor(dyValues, f.y.shape), f.saved, [], true).dx!;
+      });
+      expectClose(await dx.data(), expected, 1e-6);
+      dx.dispose();
+    });
+  }
 });
 
 describe('max-pool gradient from plain ops (the wasm path)', () => {

@@ -307,28 +307,50 @@ function conv2d(spec: Extract<LayerSpec, { kind: 'conv2d' }>, ctx: LayerContext)
  * Kernels we must not use for training on some backends, with the measured reason. The wasm
  * backend (tfjs 4.22) has no Conv2DBackpropFilter, and its MaxPoolGrad and MaxPoolWithArgmax start
  * the running max at FLT_MIN (the smallest positive float), so a window of negative values gets
- * no gradient (layers.test.ts shows both against autodiff). There we use the functions below.
+ * no gradient, and give tied maxima's gradient to the last instead of the first (layers.test.ts
+ * shows both against autodiff). There we use the functions above.
  */
 function avoidKernel(kernel: 'Conv2DBackpropFilter' | 'MaxPoolGrad'): boolean {
   return !backendHasKernel(kernel) || (kernel === 'MaxPoolGrad' && tf.getBackend() === 'wasm');
 }
 
+/** On wasm, non-overlapping power-of-two windows can still use its MaxPoolGrad on marked input. */
+function markedMaxPoolGrad(size: number, stride: number): boolean {
+  return (
+    tf.getBackend() === 'wasm' && stride === size && isPowerOfTwo(size) && backendHasKernel('MaxPoolGrad')
+  );
+}
+
 /**
- * Max-pool backward for non-overlapping windows whose size is a power of two (nearest-neighbour
- * upsampling by it is exact in floating point): each position gets its window's dy where it
- * equals the window's max. About 20x faster than `maxPoolGradByTaps` on wasm, where strided
- * slices and scatterND are slow. Exact ties all receive dy (autodiff gives it to the first); in a
- * CNN ties are the zeros of a preceding relu, whose backward zeroes them again, so parameter
- * gradients agree. x [B, H, W, C], y and dy [B, OH, OW, C] -> [B, H, W, C].
+ * Max-pool backward for non-overlapping windows whose size is a power of two, through the
+ * backend's MaxPoolGrad kernel on a rewritten input. The wasm kernel starts its running max at
+ * FLT_MIN (windows of non-positive values lose their gradient) and keeps the LAST of tied maxima
+ * (autodiff and the other backends keep the first; MNIST strokes tie all the time). Feeding it
+ * x' = 1 + (x == window max) * (size^2 - tap), tap = the position's index in its window in
+ * row-major order, makes the first tied maximum the unique maximum, every value >= 1. The window
+ * max comes back to full size by nearest-neighbour upsampling, exact for a power-of-two factor.
+ * x [B, H, W, C], y and dy [B, OH, OW, C] -> [B, H, W, C].
  */
-export function maxPoolGradByUpsampling(dy: Tensor, x: Tensor, y: Tensor, size: number): Tensor {
+export function maxPoolGradByMarking(dy: Tensor, x: Tensor, y: Tensor, size: number): Tensor {
   const [batch, h, w, c] = x.shape as [number, number, number, number];
   const [, oh, ow] = y.shape as [number, number, number, number];
   const [hh, ww] = [oh * size, ow * size]; // rows/columns a window covers ('valid' drops the rest)
   const whole = hh === h && ww === w;
   const xc = whole ? x : tf.slice(x, [0, 0, 0, 0], [batch, hh, ww, c]);
-  const up = (t: Tensor): Tensor => tf.image.resizeNearestNeighbor(t as tf.Tensor4D, [hh, ww]);
-  const dx = tf.mul(up(dy), tf.cast(tf.equal(xc, up(y)), 'float32'));
+  const windowMax = tf.image.resizeNearestNeighbor(y as tf.Tensor4D, [hh, ww]);
+  const rank = new Float32Array(hh * ww); // size^2 - tap: earlier in the window ranks higher
+  for (let i = 0; i < hh; i++) {
+    for (let j = 0; j < ww; j++) rank[i * ww + j] = size * size - ((i % size) * size + (j % size));
+  }
+  const isMax = tf.cast(tf.equal(xc, windowMax), 'float32');
+  const marked = tf.add<tf.Tensor4D>(tf.mul(isMax, tf.tensor4d(rank, [1, hh, ww, 1])), 1);
+  const dx = tf
+    .engine()
+    .runKernel<Tensor>(
+      'MaxPoolGrad',
+      { dy, input: marked, output: tf.maxPool(marked, size, size, 'valid') },
+      { filterSize: [size, size], strides: [size, size], pad: 'valid' },
+    );
   return whole
     ? dx
     : tf.pad(dx, [
@@ -399,10 +421,9 @@ function maxpool(spec: Extract<LayerSpec, { kind: 'maxpool' }>, ctx: LayerContex
     backward(dy, [x, y], _w, needDx) {
       if (!needDx) return { dx: undefined, dw: [] };
       if (avoidKernel('MaxPoolGrad')) {
-        const dx =
-          stride === size && isPowerOfTwo(size)
-            ? maxPoolGradByUpsampling(dy, x!, y!, size)
-            : maxPoolGradByTaps(dy, x!, y!, size, stride);
+        const dx = markedMaxPoolGrad(size, stride)
+          ? maxPoolGradByMarking(dy, x!, y!, size)
+          : maxPoolGradByTaps(dy, x!, y!, size, stride);
         return { dx, dw: [] };
       }
       const dx = tf
