@@ -9,27 +9,30 @@ export type Fault = (typeof FAULTS)[number];
 
 export const DEFAULT_REPORT = 'peertrain-report.json';
 
+/** The run configuration's own defaults, so the help text cannot drift from them. */
+const D = parseRunConfig({});
+
 export const HELP = `Usage: peertrain train [options]
 
 Trains a model across headless Chromium tabs over WebRTC: starts the signaling and static servers,
 opens the dashboard (coordinator) and N worker tabs, shows progress and writes a JSON report.
 
 Training (defaults from the run configuration):
-  --workers N            worker tabs (default 3)
+  --workers N            worker tabs (default ${D.workers})
   --strategy data        parallelism strategy (only data parallelism so far)
-  --sync allreduce|ps    gradient exchange: ring all-reduce or parameter server (default allreduce)
-  --model mlp|cnn        model (default mlp)
-  --dataset mnist|synthetic                                         (default mnist)
-  --steps K              training steps (default 300)
-  --batch B              batch size per worker; global batch is N*B (default 32)
-  --lr X                 learning rate (default 0.05)
+  --sync allreduce|ps    gradient exchange: ring all-reduce or parameter server (default ${D.sync})
+  --model mlp|cnn        model (default ${D.model})
+  --dataset mnist|synthetic                                         (default ${D.dataset})
+  --steps K              training steps (default ${D.steps})
+  --batch B              batch size per worker; global batch is N*B (default ${D.batch})
+  --lr X                 learning rate (default ${D.lr})
   --optimizer sgd|adam   (default sgd with momentum 0.9)
   --momentum M           SGD momentum (sgd only; default 0.9)
-  --seed S               random seed (default 42)
+  --seed S               random seed (default ${D.seed})
   --backend auto|${BACKENDS.join('|')}
                          compute backend of the workers (default auto: fastest measured)
-  --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default 50)
-  --bucket-elems N       all-reduce bucket size in float32 elements (default 65536)
+  --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default ${D.evalEvery})
+  --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
 
 Runner:

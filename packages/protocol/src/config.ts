@@ -34,7 +34,8 @@ export const RunConfigSchema = z.object({
   steps: z.number().int().min(1).default(300),
   /** Per-worker batch size; the global batch is workers * batch. */
   batch: z.number().int().min(1).max(4096).default(32),
-  lr: z.number().positive().default(0.05),
+  // 0.1: MNIST MLP reaches 0.94+ in 300 steps at global batch 96 on every seed tried (engine README).
+  lr: z.number().positive().default(0.1),
   optimizer: OptimizerSchema.default({ kind: 'sgd', momentum: 0.9 }),
   seed: z.number().int().min(0).max(0xffffffff).default(42),
   backend: z.enum(['auto', ...BACKENDS]).default('auto'),
