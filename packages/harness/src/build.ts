@@ -14,7 +14,14 @@ export const BUILD_HASH_FILE = '.build-hash';
 
 /** Everything that can change the bundle: sources, both HTML entries, Vite config, lock file, public/. */
 const SOURCE_DIRS = ['apps/*/src', 'packages/*/src', 'public'];
-const SOURCE_FILES = ['index.html', 'apps/worker/index.html', 'vite.config.ts', 'package-lock.json'];
+// Every page's HTML entry (the build inputs in vite.config.ts) plus what configures the build.
+const SOURCE_FILES = [
+  'index.html',
+  'apps/worker/index.html',
+  'apps/bench/index.html',
+  'vite.config.ts',
+  'package-lock.json',
+];
 
 async function listFiles(dir: string): Promise<string[]> {
   let entries;
