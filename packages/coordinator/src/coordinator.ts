@@ -20,6 +20,7 @@ import type {
   WireError,
 } from '@peertrain/protocol';
 import { planShards } from '@peertrain/planner';
+import { ClockSync } from '@peertrain/telemetry';
 import type { Mesh } from '@peertrain/transport';
 import type {
   Coordinator,
@@ -54,7 +55,7 @@ const STEP_WINDOW = 2;
 
 interface PeerRecord extends PeerView {
   joinedAt: number;
-  rtts: number[];
+  clock: ClockSync;
 }
 
 type StepDoneMsg = Extract<ToCoordinator, { type: 'stepDone' }>;
@@ -117,7 +118,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     return {
       room,
       coordinatorId: selfId,
-      peers: [...peers.values()].map(({ joinedAt: _j, rtts: _r, ...p }) => ({ ...p })),
+      peers: [...peers.values()].map(({ joinedAt: _j, clock: _c, ...p }) => ({ ...p })),
       run: { ...runView, steps: runView.steps, evals: runView.evals },
     };
   }
@@ -190,7 +191,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         bytesSent: 0,
         framesRefused: 0,
         joinedAt: now(),
-        rtts: [],
+        clock: new ClockSync(),
       });
       send(from, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, room });
       log(`peer ${from} joined (${msg.device.backend}, ${msg.device.gflops.toFixed(2)} GFLOP/s)`);
@@ -202,12 +203,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     if (!p) return; // not admitted: ignore everything but hello
     switch (msg.type) {
       case 'pong': {
-        const rtt = now() - msg.t0;
-        p.rtts.push(rtt);
-        if (p.rtts.length > 9) p.rtts.shift();
-        p.rttMs = median(p.rtts);
-        // NTP-style: the worker read its clock about half a round trip after t0.
-        p.clockOffsetMs = msg.tWorker - (msg.t0 + rtt / 2);
+        // NTP-style; the minimum-RTT sample of the window wins (telemetry's ClockSync).
+        p.clock.add({ t0: msg.t0, t1: msg.tWorker, t3: now() });
+        p.rttMs = p.clock.rttMs;
+        p.clockOffsetMs = p.clock.offsetMs;
         changed();
         return;
       }
