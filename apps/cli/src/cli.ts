@@ -1,4 +1,4 @@
-import { AbortError, ConfigError, PhaseTimeoutError } from '@peertrain/protocol';
+import { AbortError, ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import type { Browser } from 'playwright-core';
 import {
@@ -19,7 +19,7 @@ import type { RunnerOptions } from './args.ts';
 import { createProgress } from './progress.ts';
 import type { ProgressSink } from './progress.ts';
 import { formatSummary, writeReport } from './report.ts';
-import type { CliReport } from './report.ts';
+import type { CliReport, PartialRun } from './report.ts';
 
 export interface CliIo {
   stdout: { write(text: string): unknown };
@@ -163,6 +163,17 @@ async function train(
     let chromium = browser.version();
     let room = runner.room ?? '';
     let report;
+    // What the session computed so far, kept for a partial report if it fails.
+    const seen: PartialRun = { loss: [], evals: [] };
+    const harnessFields = (): CliReport['harness'] => ({
+      wallMs: performance.now() - t0,
+      chromium,
+      isolated,
+      room,
+      node: process.version,
+      startedAt,
+      faults: [...runner.faults],
+    });
     try {
       report = await runSession({
         config,
@@ -171,7 +182,11 @@ async function train(
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,
         log: (line) => progress.line(line),
-        onEvent: (event) => progress.event(event),
+        onEvent: (event) => {
+          if (event.type === 'progress') seen.loss.push({ step: event.step - 1, loss: event.loss });
+          if (event.type === 'eval') seen.evals.push({ step: event.step, accuracy: event.accuracy });
+          progress.event(event);
+        },
         onReady: (info) => {
           chromium = info.chromium;
           room = info.room;
@@ -183,21 +198,24 @@ async function train(
           ? { onConsole: (src, type, text) => progress.line(`[${src}] ${type}: ${text}`) }
           : {}),
       });
+    } catch (err) {
+      // Nothing already computed is lost: the steps and evaluations seen so far go to the report
+      // file, marked failed, before the error propagates.
+      if (seen.loss.length > 0) {
+        const file = await writeReport(runner.report, {
+          failed: true,
+          error: toWireError(err),
+          config,
+          ...seen,
+          harness: harnessFields(),
+        }).catch(() => null);
+        if (file) progress.line(`peertrain: partial report (${seen.loss.length} steps) written to ${file}`);
+      }
+      throw err;
     } finally {
       progress.stop();
     }
-    const full: CliReport = {
-      ...report,
-      harness: {
-        wallMs: performance.now() - t0,
-        chromium,
-        isolated,
-        room,
-        node: process.version,
-        startedAt,
-        faults: [...runner.faults],
-      },
-    };
+    const full: CliReport = { ...report, harness: harnessFields() };
     const file = await writeReport(runner.report, full);
     io.stdout.write(formatSummary(full, file));
     return 'ok';

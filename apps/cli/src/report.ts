@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { RunReport } from '@peertrain/coordinator';
+import type { RunConfig, WireError } from '@peertrain/protocol';
 import { formatDuration } from './progress.ts';
 
 /** What the runner adds to the dashboard's RunReport. */
@@ -19,7 +20,21 @@ export interface HarnessFields {
 
 export type CliReport = RunReport & { harness: HarnessFields };
 
-export async function writeReport(path: string, report: CliReport): Promise<string> {
+/** Steps and evaluations of a session, as its progress events reported them. */
+export interface PartialRun {
+  loss: { step: number; loss: number }[];
+  evals: { step: number; accuracy: number }[];
+}
+
+/** The report of a session that failed part-way: what it computed before the error. */
+export type PartialReport = PartialRun & {
+  failed: true;
+  error: WireError;
+  config: RunConfig;
+  harness: HarnessFields;
+};
+
+export async function writeReport(path: string, report: CliReport | PartialReport): Promise<string> {
   const file = resolve(path);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
