@@ -189,3 +189,14 @@ export class CloseSignal {
     return true;
   }
 }
+
+/** Chromium refuses a send ("RTCDataChannel send queue is full") once 16 MiB are queued. */
+export const CHROMIUM_SEND_QUEUE_BYTES = 16 * 2 ** 20;
+
+/**
+ * The high-water mark a link really uses: `requested`, capped so that the queue (at most the mark
+ * plus one message, since an awaited send stops at the mark) stays clear of Chromium's 16 MiB limit.
+ */
+export function effectiveHighWaterMark(requested: number, maxMessageSize: number): number {
+  return Math.max(1, Math.min(requested, CHROMIUM_SEND_QUEUE_BYTES - 2 * maxMessageSize));
+}

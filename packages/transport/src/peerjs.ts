@@ -3,7 +3,16 @@ import type { DataConnection, PeerError } from 'peerjs';
 import { PeerLostError, PhaseTimeoutError, TransportError, throwIfAborted } from '@peertrain/protocol';
 import { runComplianceCases, transportComplianceCases } from './compliance.ts';
 import type { ComplianceResult, TransportPair } from './compliance.ts';
-import { CloseSignal, DrainWaiters, Inbox, abortReason, anySignal, emit, subscribe } from './internal.ts';
+import {
+  CloseSignal,
+  DrainWaiters,
+  Inbox,
+  abortReason,
+  anySignal,
+  effectiveHighWaterMark,
+  emit,
+  subscribe,
+} from './internal.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
 
 /*
@@ -31,7 +40,8 @@ export interface PeerjsTransportInit {
   secure?: boolean | undefined;
   /** [] on a LAN or inside a network namespace; STUN/TURN beyond. */
   iceServers?: RTCIceServer[] | undefined;
-  /** Backpressure threshold in bytes. Default 1 MiB (see the README for the measurement). */
+  /** Backpressure threshold in bytes. Default 1 MiB (see the README for the measurement); capped at
+   *  16 MiB - 2 * maxMessageSize per link, since Chromium refuses sends past 16 MiB queued. */
   highWaterMark?: number | undefined;
   /** Caps every link's maxMessageSize below what SCTP allows. */
   maxMessageSize?: number | undefined;
@@ -305,9 +315,12 @@ class PeerjsConnection implements Connection {
   private lastError: Error | undefined;
   private readonly onLow = (): void => this.drained.wake();
 
+  /** Backpressure threshold of this link: the transport's, capped below Chromium's send queue. */
+  private readonly highWaterMark: number;
+
   constructor(
     private readonly dc: DataConnection,
-    private readonly highWaterMark: number,
+    highWaterMark: number,
     cap: number | undefined,
     private readonly onGone: (c: PeerjsConnection) => void,
   ) {
@@ -318,7 +331,8 @@ class PeerjsConnection implements Connection {
     const linkMax =
       sctpMax !== undefined && Number.isFinite(sctpMax) && sctpMax > 0 ? sctpMax : FALLBACK_MAX_MESSAGE_SIZE;
     this.maxMessageSize = Math.min(linkMax, cap ?? Number.POSITIVE_INFINITY);
-    this.channel.bufferedAmountLowThreshold = Math.floor(highWaterMark / 2);
+    this.highWaterMark = effectiveHighWaterMark(highWaterMark, this.maxMessageSize);
+    this.channel.bufferedAmountLowThreshold = Math.floor(this.highWaterMark / 2);
     this.channel.addEventListener('bufferedamountlow', this.onLow);
     dc.on('data', this.onData);
     dc.on('error', this.onError);
