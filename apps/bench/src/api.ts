@@ -1,3 +1,4 @@
+import type { TraceSummary } from './trace.ts';
 import type { AllReduceStats } from '@peertrain/collective';
 
 // The contract between the benchmark driver (Node, main.ts) and the benchmark page (page.ts): the
@@ -140,6 +141,8 @@ export interface AllReduceResult {
   stats: AllReduceStats;
   /** Elements whose sum differs from the expected value (0 when correct). */
   mismatches: number;
+  /** When each link was busy or idle during the operation (see trace.ts). */
+  trace?: TraceSummary;
 }
 
 export interface MemoryAllReduceOptions {

@@ -22,8 +22,8 @@ const MSG_64K = 64 * KIB;
 /** Transports each tab may open; the name picks one. */
 export const TRANSPORTS = {
   raw: { name: 'raw', kind: 'raw' },
-  // Chromium refuses a send once 16 MiB are queued ("send queue is full"), so a high-water mark
-  // must stay below 16 MiB minus one message: 16 MiB itself fails mid-transfer.
+  // Chromium refuses a send once 16 MiB are queued ("send queue is full"); the adapter caps every
+  // link's high-water mark at 16 MiB - 2 * maxMessageSize.
   rawHwm256k: { name: 'rawh256k', kind: 'raw', highWaterMark: 256 * KIB },
   rawHwm1m: { name: 'rawh1m', kind: 'raw', highWaterMark: MIB },
   rawHwm8m: { name: 'rawh8m', kind: 'raw', highWaterMark: 8 * MIB },
@@ -346,6 +346,7 @@ export async function measureAllReduce(
   settings: BenchSettings,
   c: AllReduceCase,
   baselines: { rawMbps: number; rawRingMbps: number | null },
+  log?: (line: string) => void,
 ): Promise<AllReduceRow> {
   const tabs = bench.tabs.slice(0, c.n);
   if (tabs.length < c.n) throw new ConfigError('all-reduce', [`need ${c.n} tabs, have ${tabs.length}`]);
@@ -386,6 +387,19 @@ export async function measureAllReduce(
     );
     mismatches += results.reduce((s, r) => s + r.mismatches, 0);
     if (rep < settings.warmup) continue;
+    if (log) {
+      for (const [r, res] of results.entries()) {
+        const t = res.trace;
+        if (!t) continue;
+        const f = (x: number): string => x.toFixed(1);
+        log(
+          `  trace N=${c.n} b=${c.bucketElems} rep ${rep} rank ${r}: ${f(res.endEpoch - res.startEpoch)} ms, ` +
+            `first send/recv +${f(t.firstSendMs)}/+${f(t.firstRecvMs)}, last send/recv -${f(t.lastSendMs)}/-${f(t.lastRecvMs)}, ` +
+            `sends ${t.sends} (${t.sendsOnEmpty} on empty), waits ${t.waits} ${f(t.waitMs)} ms, ` +
+            `recv gaps>5ms ${t.recvGaps} ${f(t.recvGapMs)} ms (max ${f(t.maxRecvGapMs)}), recv ${f(t.recvMbps)} MB/s`,
+        );
+      }
+    }
     const starts = results.map((r, i) => bench.toDriver(bench.tab(i), r.startEpoch));
     const ends = results.map((r, i) => bench.toDriver(bench.tab(i), r.endEpoch));
     repsMs.push(Math.max(...ends) - Math.min(...starts));

@@ -28,6 +28,8 @@ import type {
   PingOptions,
 } from './api.ts';
 import { expectedSum, fillRank } from './pattern.ts';
+import { LinkTracer, summarizeTrace } from './trace.ts';
+import type { TraceEvent } from './trace.ts';
 
 const epochNow = (): number => performance.timeOrigin + performance.now();
 
@@ -141,6 +143,8 @@ interface RawEndpoint {
 interface MeshEndpoint {
   transport: Transport;
   mesh: Mesh;
+  /** Records the frames of the mesh's links during an all-reduce. */
+  tracer?: LinkTracer;
 }
 
 type PageConfig = Awaited<ReturnType<typeof fetchPageConfig>>;
@@ -178,11 +182,12 @@ class BenchPage implements BenchApi {
       }),
     );
     if (opts.kind === 'mesh') {
+      const tracer = new LinkTracer();
       const mesh = createMesh(
-        transport,
+        tracer.wrapTransport(transport),
         opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {},
       );
-      this.meshes.set(opts.id, { transport, mesh });
+      this.meshes.set(opts.id, { transport, mesh, tracer });
     } else {
       const ep: RawEndpoint = { transport, outgoing: new Map(), incoming: new Map(), unsub: () => undefined };
       ep.unsub = transport.onConnection((conn) => acceptRaw(ep, conn));
@@ -352,7 +357,7 @@ class BenchPage implements BenchApi {
   }
 
   async allReduce(opts: AllReduceOptions): Promise<AllReduceResult> {
-    const { mesh } = this.meshEndpoint(opts.local);
+    const { mesh, tracer } = this.meshEndpoint(opts.local);
     const rank = opts.group.indexOf(mesh.localId);
     if (rank < 0) throw new ConfigError('invalid all-reduce', [`group does not include ${mesh.localId}`]);
     let data = this.buffers.get(opts.sizeElems);
@@ -365,15 +370,31 @@ class BenchPage implements BenchApi {
     return withTimeout(`all-reduce step ${opts.step}`, opts.timeoutMs, this.life.signal, async (signal) => {
       await sleepUntil(opts.startAt, signal);
       const startEpoch = epochNow();
-      const stats: AllReduceStats = await ringAllReduce(mesh, opts.group, buffer, {
-        runId: opts.runId,
-        step: opts.step,
-        bucketElems: opts.bucketElems,
-        ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
-        signal,
-      });
+      const t0 = performance.now();
+      tracer?.arm();
+      let stats: AllReduceStats;
+      let events: TraceEvent[] = [];
+      try {
+        stats = await ringAllReduce(mesh, opts.group, buffer, {
+          runId: opts.runId,
+          step: opts.step,
+          bucketElems: opts.bucketElems,
+          ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
+          signal,
+        });
+      } finally {
+        events = tracer?.disarm() ?? [];
+      }
+      const t1 = performance.now();
+      const trace = tracer ? summarizeTrace(events, t0, t1) : undefined;
       const endEpoch = epochNow();
-      return { startEpoch, endEpoch, stats, mismatches: countMismatches(buffer, opts.group.length) };
+      return {
+        startEpoch,
+        endEpoch,
+        stats,
+        mismatches: countMismatches(buffer, opts.group.length),
+        ...(trace ? { trace } : {}),
+      };
     });
   }
 

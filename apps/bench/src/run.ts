@@ -201,7 +201,14 @@ async function allReducePart(
     const key = `${c.n}/${c.bucketElems}/${c.maxInFlight}/${c.transport.name}`;
     const cached = done.get(key);
     if (cached) return cached;
-    const row = await measureAllReduce(bench, meter, settings, c, { rawMbps, rawRingMbps: rawRingMbps(c.n) });
+    const row = await measureAllReduce(
+      bench,
+      meter,
+      settings,
+      c,
+      { rawMbps, rawRingMbps: rawRingMbps(c.n) },
+      log,
+    );
     log(
       `all-reduce N=${c.n} bucket=${c.bucketElems} inFlight=${c.maxInFlight ?? 'default'} frames=${row.frameBytes}: ` +
         `${row.medianMs.toFixed(0)} ms, busbw ${row.busbwMbps.toFixed(1)} MB/s` +
