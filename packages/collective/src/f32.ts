@@ -51,7 +51,22 @@ export interface TrafficStats {
   bytesReceived: number;
 }
 
-/** Sends `values` ([n] float32) to `peerId` under `key`; counts the payload once the mesh accepted it. */
+/**
+ * The little-endian bytes of `values` ([n] -> [4n]): a view of the same memory on little-endian
+ * platforms (no copy), a copy elsewhere. For payloads handed to Mesh.sendTensor, which reads them
+ * before it returns; use f32ToBytes where the bytes must outlive later changes to `values`.
+ */
+export function f32Bytes(values: Float32Array): Uint8Array {
+  return LITTLE_ENDIAN
+    ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+    : f32ToBytes(values);
+}
+
+/**
+ * Sends `values` ([n] float32) to `peerId` under `key`; counts the payload once the mesh accepted it.
+ * No copy here: the Mesh copies the payload into its frames before sendTensor returns, so the caller
+ * may change `values` as soon as this is called (the ring still waits for the send to resolve).
+ */
 export async function sendF32(
   mesh: Mesh,
   peerId: string,
@@ -60,7 +75,7 @@ export async function sendF32(
   traffic: TrafficStats,
   signal: AbortSignal,
 ): Promise<void> {
-  const data = f32ToBytes(values);
+  const data = f32Bytes(values);
   await mesh.sendTensor(peerId, { ...key, dtype: 'float32', shape: [values.length], data }, { signal });
   traffic.bytesSent += data.byteLength;
 }

@@ -170,7 +170,7 @@ describe('createMesh over memoryTransport', () => {
     await expect(waiting).rejects.toBeInstanceOf(PeerLostError);
   });
 
-  it('a send during a dial waits for the link', async () => {
+  it('a send during a dial waits for the link, with the payload as it was when sent', async () => {
     const net = createMemoryNetwork();
     const ta = memoryTransport(net, 'a', { latencyMs: 10 });
     const tb = memoryTransport(net, 'b');
@@ -180,9 +180,23 @@ describe('createMesh over memoryTransport', () => {
       await Promise.all([ma.close(), mb.close(), ta.close(), tb.close()]);
     });
     const dial = ma.connect('b');
-    await ma.sendTensor('b', f32(4));
-    await dial;
-    expect((await mb.recvTensor('a', key)).shape).toEqual([4]);
+    const msg = f32(4);
+    const sent = ma.sendTensor('b', msg);
+    msg.data.fill(0xff);
+    await Promise.all([dial, sent]);
+    const got = await mb.recvTensor('a', key);
+    expect(got.shape).toEqual([4]);
+    expect([...new Float32Array(got.data.slice().buffer)]).toEqual([0, 1, 2, 3]);
+  });
+
+  it('sendTensor reads the payload before it returns', async () => {
+    const { ma, mb } = await pair();
+    const msg = f32(70_000);
+    const sent = ma.sendTensor('b', msg);
+    msg.data.fill(0xff);
+    await sent;
+    const got = new Float32Array((await mb.recvTensor('a', key)).data.slice().buffer);
+    expect(got[69_999]).toBe(69_999);
   });
 
   it('a throwing subscriber does not stop delivery to the others', async () => {

@@ -27,6 +27,8 @@ import type {
  * maxMessageSize). Each link has one send pump with two queues: control (and raw) messages go
  * before tensor frames, at frame boundaries, so a heartbeat is not stuck behind a 40 MB tensor;
  * within a queue messages go whole, in order. Every frame is awaited (the link's backpressure).
+ * A tensor's payload is read before sendTensor returns (encoded now, or copied while a dial is
+ * pending), so callers need not copy it first.
  *
  * Receiving: one Reassembler per link; a refused frame is counted, reported through onError, and
  * the link goes on. Tensors go to the receiver waiting for their key (from, runId, step,
@@ -250,7 +252,15 @@ class MeshImpl implements Mesh {
 
   // ---- sending ----
 
-  private sendMessage(peerId: string, msg: WireMessage, opts: AbortOptions): Promise<void> {
+  /**
+   * The payload is read before this returns: encoded into frames (a copy) when the link is open, or
+   * copied now while a dial is still pending, so the caller may reuse its buffer at once.
+   */
+  private sendMessage(peerId: string, input: WireMessage, opts: AbortOptions): Promise<void> {
+    const msg: WireMessage =
+      input.kind === 'tensor' && !this.preferredLink(peerId)
+        ? { kind: 'tensor', tensor: { ...input.tensor, data: input.tensor.data.slice() } }
+        : input;
     return this.enqueue(
       peerId,
       (link) => {
