@@ -71,6 +71,10 @@ export interface Mesh {
   isConnected(peerId: string): boolean;
   peers(): string[];
   sendControl(peerId: string, msg: ControlMessage, opts?: AbortOptions): Promise<void>;
+  /**
+   * Sends a tensor. The payload is read before this returns (encoded into frames, or copied while a
+   * dial is pending), so the caller may reuse `msg.data` at once.
+   */
   sendTensor(peerId: string, msg: TensorMessage, opts?: AbortOptions): Promise<void>;
   /**
    * Resolves with the tensor matching `key` from `peerId` (buffered if it arrived earlier).
