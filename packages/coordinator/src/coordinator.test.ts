@@ -155,4 +155,23 @@ describe('coordinator', () => {
     await expect(p).rejects.toMatchObject({ name: 'AbortError' });
     expect(coord.view().run.phase).toBe('stopped');
   });
+
+  it('pauses between steps and resumes to the end', async () => {
+    const { net, coord, coordId } = setup();
+    for (const n of ['a', 'b']) await scriptedWorker(net, coordId, workerPeerId('test', n));
+    coord.onEvent((e) => {
+      if (e.type === 'progress' && e.step === 3) coord.pause();
+    });
+    const done = coord.run({ workers: 2, steps: 8, evalEvery: 4, dataset: 'synthetic' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(coord.view().run.phase).toBe('paused');
+    const pausedAt = coord.view().run.step;
+    expect(pausedAt).toBeLessThan(8);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(coord.view().run.step).toBe(pausedAt); // nothing moves while paused
+    coord.resume();
+    const report = await done;
+    expect(report.loss).toHaveLength(8);
+    expect(coord.view().run.phase).toBe('done');
+  });
 });

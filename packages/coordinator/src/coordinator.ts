@@ -424,10 +424,12 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           runView = { ...runView, phase: 'paused' };
           changed();
           await new Promise<void>((resolve, reject) => {
-            r.resume = resolve;
-            abort.signal.addEventListener('abort', () => reject(asError(abort.signal.reason)), {
-              once: true,
-            });
+            const onAbort = (): void => reject(asError(abort.signal.reason));
+            r.resume = () => {
+              abort.signal.removeEventListener('abort', onAbort);
+              resolve();
+            };
+            abort.signal.addEventListener('abort', onAbort, { once: true });
           });
           runView = { ...runView, phase: 'running' };
           changed();

@@ -345,9 +345,14 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         const more = run.completed < config.steps && run.completed <= run.grantedUpTo;
         if (!more && run.pendingEvals.length === 0 && !run.pendingReference) {
           if (run.completed === config.steps) update({ phase: 'done' });
+          // Sleep until the coordinator grants a step, asks for an eval or the reference, or the
+          // run is aborted; the abort listener goes with the wake so idle waits do not pile up.
           await new Promise<void>((resolve, reject) => {
-            run.wake = resolve;
             const onAbort = (): void => reject(asError(signal.reason));
+            run.wake = () => {
+              signal.removeEventListener('abort', onAbort);
+              resolve();
+            };
             signal.addEventListener('abort', onAbort, { once: true });
           });
         }
