@@ -205,11 +205,19 @@ async function drive(
       failRemote({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` }),
     );
   };
-  const open = async (page: Page, url: string, source: string): Promise<void> => {
-    const res = await page.goto(url, { waitUntil: 'domcontentloaded' });
-    if (res && !res.ok())
-      failRemote({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
-  };
+  // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
+  // Each navigation handles its own rejection at once: a later await that throws (the session
+  // aborted while opening pages) must not leave an earlier navigation's rejection unhandled.
+  const open = (page: Page, url: string, source: string): Promise<void> =>
+    page.goto(url, { waitUntil: 'domcontentloaded' }).then(
+      (res) => {
+        if (res && !res.ok())
+          failRemote({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
+      },
+      (err: unknown) => {
+        failRemote({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
+      },
+    );
 
   try {
     armIdle();
@@ -232,18 +240,14 @@ async function drive(
       if (event.type === 'done') finish({ report: event.report });
       else if (event.type === 'error') failRemote(event.error);
     });
-    const loads: Promise<void>[] = [open(dash, info.dashboardUrl, 'dashboard')];
+    void open(dash, info.dashboardUrl, 'dashboard');
     for (let i = 1; i <= workers && !finished; i++) {
       const ctx = await browser.newContext();
       contexts.push(ctx);
       const page = await ctx.newPage();
       watch(page, `worker ${i}`);
-      loads.push(open(page, info.workerUrl, `worker ${i}`));
+      void open(page, info.workerUrl, `worker ${i}`);
     }
-    // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
-    void Promise.all(loads).catch((err: unknown) => {
-      failRemote({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
-    });
   } catch (err) {
     finish({ error: err instanceof Error ? err : new Error(String(err)) });
   }
