@@ -9,7 +9,7 @@
 // - closing (or killing) a peer rejects the receivers waiting on it with PeerLostError and tells the
 //   peers linked to it through onPeer('close') and onError.
 // The real memory transport is tested against the same algorithms by the lead's integration tests.
-import { PeerLostError, ProtocolError, TransportError } from '@peertrain/protocol';
+import { PeerLostError, ProtocolError, TransportError, mulberry32 } from '@peertrain/protocol';
 import type { ControlMessage } from '@peertrain/protocol';
 import type {
   AbortOptions,
@@ -31,17 +31,8 @@ export interface TestHubOptions {
   random?: () => number;
 }
 
-/** Small seeded PRNG (mulberry32): deterministic test data and jitter. Returns values in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded random source in [0, 1): deterministic test data and jitter. */
+export const seededRandom = mulberry32;
 
 const keyString = (from: string, k: TensorKey): string =>
   `${from}|${k.runId}|${k.step}|${k.microBatch ?? '-'}|${k.tag}`;

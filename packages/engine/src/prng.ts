@@ -3,17 +3,10 @@
 // bytes everywhere). Only integer ops, float64 arithmetic and Math.sqrt
 // (correctly rounded by the spec), never Math.log/sin/pow (whose last bit may differ between engines).
 
-/** mulberry32: 32-bit state, uniform floats in [0, 1). Small, fast, good enough for shuffles. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The generator itself lives in protocol (shared with the collective's tests).
+import { mulberry32 } from '@peertrain/protocol';
+
+export { mulberry32 };
 
 /** Mixes several integers into one 32-bit seed (murmur3's finalizer over a running hash). */
 export function mixSeed(...parts: number[]): number {
