@@ -7,8 +7,12 @@ export type {
   EvalPoint,
   PeerState,
   PeerView,
+  PipelineReport,
+  PipelineView,
   RunPhase,
   RunReport,
   RunView,
+  StageAssignment,
   StepPoint,
+  TimelineSpan,
 } from './types.ts';

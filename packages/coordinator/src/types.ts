@@ -1,4 +1,5 @@
 import type { DeviceInfo, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type { Span } from '@peertrain/telemetry';
 
 /** Lifecycle of a peer as the coordinator sees it. */
 export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'stalled' | 'gone';
@@ -9,8 +10,10 @@ export interface PeerView {
   device: DeviceInfo | null;
   /** Rank in the current run, null when not assigned. */
   rank: number | null;
-  role: 'worker' | 'worker+server' | null;
+  role: 'worker' | 'worker+server' | 'stage' | null;
   shard: { start: number; count: number } | null;
+  /** Pipeline / hybrid: the stage this peer holds. */
+  stage: StageAssignment | null;
   /** Round trip to the coordinator, median of recent pings. */
   rttMs: number | null;
   /** Estimated worker clock minus coordinator clock. */
@@ -44,6 +47,38 @@ export interface EvalPoint {
   tMs: number;
 }
 
+/** Pipeline stage `stage` of replica `replica` holds layers [first, end). */
+export interface StageAssignment {
+  stage: number;
+  replica: number;
+  first: number;
+  end: number;
+}
+
+/**
+ * A span on the coordinator's clock (ms, the coordinator's performance.now): the worker's span
+ * shifted by that worker's clock offset. `peer` is the other end of a send or recv.
+ */
+export type TimelineSpan = Span & { peer?: string };
+
+export interface PipelineView {
+  stages: number;
+  replicas: number;
+  microBatches: number;
+  schedule: 'naive' | 'gpipe' | '1f1b';
+  recompute: boolean;
+  /** Who holds what, replica-major (index = rank). */
+  assignments: (StageAssignment & { peerId: string })[];
+  /** Planner's prediction when the partition was planned (auto), else null. */
+  predictedStepMs: number | null;
+  /** (P - 1) / (M + P - 1). */
+  bubbleTheory: number;
+  /** Median over the steps measured so far (null before the first). */
+  bubbleMeasured: number | null;
+  /** Measured bubble per step (idle fraction of the stages between the first forward and the last backward). */
+  bubbles: { step: number; bubble: number }[];
+}
+
 export interface RunView {
   runId: number;
   phase: RunPhase;
@@ -54,6 +89,9 @@ export interface RunView {
   evals: EvalPoint[];
   error: WireError | null;
   startedAt: number | null;
+  /** Spans of the last TIMELINE_STEPS steps, every peer, on the coordinator's clock. */
+  spans: TimelineSpan[];
+  pipeline: PipelineView | null;
 }
 
 export interface CoordinatorView {
@@ -87,7 +125,31 @@ export interface RunReport {
   loss: { step: number; loss: number }[];
   evals: { step: number; accuracy: number }[];
   reference?: { maxAbsDiff: number; maxRelDiff: number; referenceLoss: number };
+  pipeline?: PipelineReport;
   errors: WireError[];
+}
+
+export interface PipelineReport {
+  schedule: 'naive' | 'gpipe' | '1f1b';
+  stages: number;
+  replicas: number;
+  microBatches: number;
+  recompute: boolean;
+  /** Median measured bubble over the steps after the first few (warm-up). */
+  bubbleMeasured: number;
+  bubbleTheory: number;
+  predictedStepMs: number | null;
+  perStage: {
+    stage: number;
+    layers: [number, number];
+    layerNames: string[];
+    parameterBytes: number;
+    /** Most activation bytes held at once (replica 0's peer), with this run's recompute setting. */
+    peakActivationBytes: number;
+    /** The same without recomputation (what forward would have kept). */
+    peakActivationBytesNoRecompute: number;
+    peerId: string;
+  }[];
 }
 
 export type CoordinatorEvent =

@@ -15,16 +15,39 @@ export {
 export type { ProtocolErrorCode, WireError } from './errors.ts';
 export { LayerSpecSchema, ModelSpecSchema } from './model.ts';
 export type { LayerSpec, ModelSpec } from './model.ts';
-export { BACKENDS, DATASETS, OptimizerSchema, RunConfigSchema, parseRunConfig } from './config.ts';
-export type { BackendName, DatasetName, OptimizerConfig, RunConfig, RunConfigInput } from './config.ts';
+export {
+  BACKENDS,
+  DATASETS,
+  DEFAULT_BATCH,
+  DEFAULT_MICRO_BATCHES,
+  OptimizerSchema,
+  RunConfigSchema,
+  SCHEDULES,
+  STRATEGIES,
+  microBatchRange,
+  parseRunConfig,
+  runShape,
+} from './config.ts';
+export type {
+  BackendName,
+  DatasetName,
+  OptimizerConfig,
+  RunConfig,
+  RunConfigInput,
+  ScheduleKind,
+  Strategy,
+} from './config.ts';
 export {
   BackendProbeSchema,
   DeviceInfoSchema,
+  LayerCostSchema,
   PeerControlSchema,
   RoleSchema,
   ShardSchema,
+  StageRangeSchema,
   ToCoordinatorSchema,
   ToWorkerSchema,
+  WireSpanSchema,
   parseControl,
   parsePeerControl,
   parseToCoordinator,
@@ -34,11 +57,14 @@ export type {
   BackendProbe,
   ControlMessage,
   DeviceInfo,
+  LayerCost,
   PeerControl,
   Role,
   Shard,
+  StageRange,
   ToCoordinator,
   ToWorker,
+  WireSpan,
 } from './messages.ts';
 export {
   DTYPES,

@@ -43,8 +43,43 @@ export const RoleSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('worker') }),
   /** Synchronous parameter server colocated with a worker: it also computes its own shard. */
   z.object({ kind: z.literal('worker+server') }),
+  /** Pipeline stage `stage` of replica `replica`: layers [first, end) of the model. */
+  z.object({
+    kind: z.literal('stage'),
+    stage: z.number().int().min(0),
+    replica: z.number().int().min(0),
+  }),
 ]);
 export type Role = z.infer<typeof RoleSchema>;
+
+/** Layers [first, end) of the model, held by one pipeline stage. */
+export const StageRangeSchema = z.object({ first: z.number().int().min(0), end: z.number().int().min(1) });
+export type StageRange = z.infer<typeof StageRangeSchema>;
+
+/** One span a worker recorded, on its own clock (the coordinator shifts it onto the common one). */
+export const WireSpanSchema = z.object({
+  kind: z.enum(['forward', 'backward', 'optimizer', 'send', 'recv', 'wait', 'allreduce', 'compute', 'eval']),
+  startMs: z.number(),
+  durMs: z.number().min(0),
+  step: z.number().int(),
+  microBatch: z.number().int().optional(),
+  bytes: z.number().min(0).optional(),
+  lane: z.enum(['compute', 'comm']),
+  /** The peer on the other end of a send / recv. */
+  peer: z.string().optional(),
+});
+export type WireSpan = z.infer<typeof WireSpanSchema>;
+
+/** What a worker measured of one layer (pipeline planning): per micro-batch of the run. */
+export const LayerCostSchema = z.object({
+  name: z.string(),
+  /** Forward + backward of one micro-batch, ms, on this worker. */
+  costMs: z.number().min(0),
+  paramBytes: z.number().int().min(0),
+  /** Bytes one micro-batch keeps alive from forward to backward. */
+  activationBytes: z.number().int().min(0),
+});
+export type LayerCost = z.infer<typeof LayerCostSchema>;
 
 // ---- coordinator -> worker ----
 export const ToWorkerSchema = z.discriminatedUnion('type', [
@@ -63,7 +98,11 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
     /** Every rank's shard (index = rank): the reference run trains on their union. */
     allShards: z.array(ShardSchema).min(1),
     config: RunConfigSchema,
+    /** Pipeline and hybrid: every stage's layers (index = stage); peers[replica * P + stage]. */
+    stages: z.array(StageRangeSchema).min(1).optional(),
   }),
+  /** Measure each layer's cost for this config (pipeline planning); answered by profileResult. */
+  z.object({ type: z.literal('profile'), runId: z.number().int(), config: RunConfigSchema }),
   /** Step barrier: the worker may run steps up to and including `upTo`. */
   z.object({ type: z.literal('step'), runId: z.number().int(), upTo: z.number().int().min(0) }),
   z.object({ type: z.literal('evaluate'), runId: z.number().int(), step: z.number().int() }),
@@ -88,11 +127,22 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     type: z.literal('stepDone'),
     runId: z.number().int(),
     step: z.number().int().min(0),
-    loss: z.number(),
+    /** Training loss of the step; absent on pipeline stages that do not hold the loss. */
+    loss: z.number().optional(),
     samples: z.number().int().min(0),
     computeMs: z.number().min(0),
     commMs: z.number().min(0),
     bytesSent: z.number().min(0),
+    /** What the worker did during the step, on its own clock. */
+    spans: z.array(WireSpanSchema).max(10_000).optional(),
+    /** Pipeline: most activation bytes held at once during the step, and what it would be without recomputation. */
+    peakActivationBytes: z.number().int().min(0).optional(),
+    peakActivationBytesNoRecompute: z.number().int().min(0).optional(),
+  }),
+  z.object({
+    type: z.literal('profileResult'),
+    runId: z.number().int(),
+    layers: z.array(LayerCostSchema).min(1),
   }),
   z.object({
     type: z.literal('evalResult'),

@@ -14,6 +14,8 @@ export interface WorkerStatus {
   worldSize: number | null;
   role: Role['kind'] | null;
   shard: Shard | null;
+  /** Pipeline / hybrid: the stage held (layers [first, end) of `stages`), else null. */
+  stage: { stage: number; replica: number; first: number; end: number; stages: number } | null;
   step: number;
   totalSteps: number;
   loss: number | null;
