@@ -63,3 +63,5 @@ export type { ShardCache } from './data/cache.ts';
 
 export { createReplica, paramDiff, trainReference } from './reference.ts';
 export type { ParamDiff, ReferenceOptions, Replica, TrainingConfig } from './reference.ts';
+export { StageOrderError, createStageRunner, distinctBytes, profileLayers } from './stage-runner.ts';
+export type { StageRunner, StageRunnerOptions, StageStepResult, StepData } from './stage-runner.ts';

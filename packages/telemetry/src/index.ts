@@ -4,3 +4,4 @@ export { ClockSync } from './clock.ts';
 export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
 export { parseChromeTrace, toChromeTrace } from './trace.ts';
 export type { ChromeTrace, ChromeTraceEvent, TraceOptions } from './trace.ts';
+export { pipelineBubble } from './bubble.ts';

@@ -1,0 +1,334 @@
+// One pipeline stage at work: the tensors a stage holds between the ops of a schedule. The worker
+// runtime walks the schedule's op list and calls forward(mb) / backward(mb) here; the bytes that
+// cross to the neighbouring stages go in and out as Float32Arrays.
+//
+// Per step: beginStep uploads the stage's parameters once, forward(mb) keeps what backward(mb)
+// needs (or, with recomputation, only the micro-batch's input), backward(mb) adds the micro-batch's
+// parameter gradients to the step's sum, endStep reads the sum out. Micro-batch losses are divided
+// by the whole batch's size, so the sum over micro-batches is the batch's mean-loss gradient: the
+// same numbers as one worker on the whole batch (up to fp32 summation order).
+import { microBatchRange } from '@peertrain/protocol';
+import type { LayerCost, StageRange } from '@peertrain/protocol';
+import { ShapeError } from './errors.ts';
+import { disposeSaved, readTensorsInto } from './model.ts';
+import type { Model, SavedActivations, Stage } from './model.ts';
+import { softmaxCrossEntropy } from './loss.ts';
+import { tf } from './tf.ts';
+import type { Tensor } from './tf.ts';
+
+/** Raised when ops arrive out of the order a schedule allows (a runtime bug or a corrupt peer). */
+export class StageOrderError extends Error {
+  override readonly name = 'StageOrderError';
+}
+
+export interface StageRunnerOptions {
+  /** The whole pipeline batch (per replica), split into `microBatches` near-equal parts. */
+  readonly batch: number;
+  readonly microBatches: number;
+  /** Keep only each micro-batch's input; run forward again inside backward. */
+  readonly recompute: boolean;
+}
+
+/** What a stage needs of the step's batch: the inputs on the first stage, the labels on the last. */
+export interface StepData {
+  /** [batch * model.inputSize] */
+  readonly x?: Float32Array;
+  /** [batch] class indices */
+  readonly y?: Uint8Array | Int32Array;
+}
+
+export interface StageStepResult {
+  /** Mean loss over the batch (last stage only). */
+  readonly loss: number | null;
+  /** Most activation bytes held at once during the step. */
+  readonly peakActivationBytes: number;
+  /** What forward would have kept without recomputation (= peakActivationBytes when not recomputing). */
+  readonly peakActivationBytesNoRecompute: number;
+}
+
+export interface StageRunner {
+  readonly stage: Stage;
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  /** Rows of micro-batch mb. */
+  rows(mb: number): number;
+  /** Uploads this step's parameters (the stage's flat slice) and takes the step's data. */
+  beginStep(params: Float32Array, data: StepData): void;
+  /** input: [rows(mb), ...inputShape] from the previous stage (null on the first). Returns the output to send (null on the last). */
+  forward(mb: number, input: Float32Array | null): Promise<Float32Array | null>;
+  /** dy: [rows(mb), ...outputShape] from the next stage (null on the last). Returns dx to send back (null on the first). */
+  backward(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  /** Writes the step's summed gradients into `grads` (stage layout) and ends the step. */
+  endStep(grads: Float32Array): Promise<StageStepResult>;
+  /** Drops whatever the step holds (a cancelled step). */
+  reset(): void;
+  dispose(): void;
+}
+
+interface Held {
+  /** Saved activations (no recompute) or null (recompute). */
+  saved: SavedActivations | null;
+  /** The stage input, kept for recomputation. */
+  input: Tensor | null;
+  /** Last stage: d(loss)/d(logits) of the micro-batch. */
+  dlogits: Tensor | null;
+  bytes: number;
+  bytesNoRecompute: number;
+}
+
+/** Bytes of distinct tensor buffers (a reshape shares its source's buffer and is counted once). */
+export function distinctBytes(tensors: readonly Tensor[]): number {
+  const seen = new Set<object>();
+  let bytes = 0;
+  for (const t of tensors) {
+    if (seen.has(t.dataId)) continue;
+    seen.add(t.dataId);
+    bytes += t.size * 4;
+  }
+  return bytes;
+}
+
+export function createStageRunner(model: Model, range: StageRange, opts: StageRunnerOptions): StageRunner {
+  const stage = model.stage(range.first, range.end);
+  const isFirst = range.first === 0;
+  const isLast = range.end === model.layers.length;
+  const { batch, microBatches: m, recompute } = opts;
+  if (m < 1 || m > batch) throw new ShapeError(`${m} micro-batches of a batch of ${batch}`);
+  const inSize = stage.inputShape.reduce((a, b) => a * b, 1);
+  const outSize = stage.outputShape.reduce((a, b) => a * b, 1);
+
+  let w: Tensor[] | null = null;
+  let data: StepData = {};
+  const held = new Map<number, Held>();
+  let gradSum: Tensor[] | null = null;
+  let lossSum: Tensor | null = null;
+  let current = 0;
+  let currentNo = 0;
+  let peak = 0;
+  let peakNo = 0;
+
+  const rows = (mb: number): number => {
+    if (!Number.isInteger(mb) || mb < 0 || mb >= m) throw new StageOrderError(`no micro-batch ${mb} of ${m}`);
+    const r = microBatchRange(batch, m, mb);
+    return r.end - r.start;
+  };
+
+  function weights(): Tensor[] {
+    if (!w) throw new StageOrderError('beginStep was not called');
+    return w;
+  }
+
+  /** The micro-batch's input tensor: a slice of the batch (first stage) or the received activations. */
+  function inputOf(mb: number, input: Float32Array | null): Tensor {
+    const n = rows(mb);
+    if (isFirst) {
+      if (!data.x) throw new StageOrderError('the first stage needs the batch inputs');
+      const { start, end } = microBatchRange(batch, m, mb);
+      return tf.tensor(data.x.subarray(start * inSize, end * inSize), [n, ...stage.inputShape]);
+    }
+    if (!input) throw new StageOrderError(`stage [${range.first}, ${range.end}) needs its input`);
+    if (input.length !== n * inSize) {
+      throw new ShapeError(`micro-batch ${mb}: input of ${input.length} floats, expected ${n} x ${inSize}`);
+    }
+    return tf.tensor(input, [n, ...stage.inputShape]);
+  }
+
+  function labelsOf(mb: number): Tensor {
+    if (!data.y) throw new StageOrderError('the last stage needs the batch labels');
+    const { start, end } = microBatchRange(batch, m, mb);
+    return tf.tensor1d(Int32Array.from(data.y.subarray(start, end)), 'int32');
+  }
+
+  function track(bytes: number, bytesNo: number): void {
+    current += bytes;
+    currentNo += bytesNo;
+    peak = Math.max(peak, current);
+    peakNo = Math.max(peakNo, currentNo);
+  }
+
+  function dropHeld(h: Held): void {
+    if (h.saved) disposeSaved(h.saved);
+    h.input?.dispose();
+    h.dlogits?.dispose();
+  }
+
+  function resetStep(): void {
+    for (const h of held.values()) dropHeld(h);
+    held.clear();
+    if (w) tf.dispose(w);
+    w = null;
+    if (gradSum) tf.dispose(gradSum);
+    gradSum = null;
+    lossSum?.dispose();
+    lossSum = null;
+    data = {};
+    current = currentNo = peak = peakNo = 0;
+  }
+
+  return {
+    stage,
+    isFirst,
+    isLast,
+    rows,
+    beginStep(params, stepData) {
+      resetStep();
+      w = stage.uploadParams(params);
+      data = stepData;
+    },
+
+    async forward(mb, input) {
+      const wt = weights();
+      if (held.has(mb)) throw new StageOrderError(`micro-batch ${mb} ran forward twice`);
+      const x = inputOf(mb, input);
+      const f = stage.forward(x, wt);
+      const savedBytes = distinctBytes(f.saved.flat());
+      const h: Held = { saved: f.saved, input: null, dlogits: null, bytes: 0, bytesNoRecompute: savedBytes };
+      if (recompute) {
+        disposeSaved(f.saved);
+        h.saved = null;
+        h.input = x; // [rows, ...inputShape]: all the stage keeps
+        h.bytes = x.size * 4;
+      } else {
+        x.dispose(); // the saved tensors keep their own handles on x's buffer
+        h.bytes = savedBytes;
+      }
+      let out: Float32Array | null = null;
+      try {
+        if (isLast) {
+          const r = tf.tidy(() => {
+            const l = softmaxCrossEntropy(f.y, labelsOf(mb), batch);
+            return { loss: lossSum ? tf.add(lossSum, l.loss) : l.loss, dlogits: l.dlogits };
+          });
+          lossSum?.dispose();
+          lossSum = r.loss;
+          h.dlogits = r.dlogits;
+          h.bytes += r.dlogits.size * 4;
+          h.bytesNoRecompute += r.dlogits.size * 4;
+        } else {
+          out = await f.y.data<'float32'>(); // [rows, ...outputShape]
+        }
+      } finally {
+        f.y.dispose();
+      }
+      held.set(mb, h);
+      track(h.bytes, h.bytesNoRecompute);
+      return out;
+    },
+
+    async backward(mb, dyIn) {
+      const wt = weights();
+      const h = held.get(mb);
+      if (!h) throw new StageOrderError(`micro-batch ${mb}: backward before forward`);
+      const n = rows(mb);
+      if (!isLast && (!dyIn || dyIn.length !== n * outSize)) {
+        throw new ShapeError(
+          `micro-batch ${mb}: gradient of ${dyIn?.length ?? 0} floats, expected ${n} x ${outSize}`,
+        );
+      }
+      held.delete(mb);
+      let saved = h.saved;
+      try {
+        if (!saved) {
+          // Recomputation: the forward again, from the kept input; its activations live only now.
+          const again = stage.forward(h.input!, wt);
+          again.y.dispose();
+          saved = again.saved;
+          const transient = distinctBytes(saved.flat());
+          peak = Math.max(peak, current + transient);
+        }
+        const s = saved;
+        const r = tf.tidy(() => {
+          const dy = isLast ? h.dlogits! : tf.tensor(dyIn!, [n, ...stage.outputShape]);
+          const b = stage.backward(dy, s, wt, { needInputGrad: !isFirst });
+          const sum = gradSum ? b.grads.map((g, i) => tf.add(gradSum![i]!, g)) : b.grads;
+          return { dx: b.dx, sum };
+        });
+        if (gradSum) tf.dispose(gradSum);
+        gradSum = r.sum;
+        if (isFirst || !r.dx) {
+          r.dx?.dispose();
+          return null;
+        }
+        try {
+          return await r.dx.data<'float32'>(); // [rows, ...inputShape]
+        } finally {
+          r.dx.dispose();
+        }
+      } finally {
+        if (saved && saved !== h.saved) disposeSaved(saved);
+        dropHeld(h);
+        current -= h.bytes;
+        currentNo -= h.bytesNoRecompute;
+      }
+    },
+
+    async endStep(grads) {
+      if (grads.length !== stage.paramCount) {
+        throw new ShapeError(`stage has ${stage.paramCount} parameters, grads buffer ${grads.length}`);
+      }
+      if (held.size > 0) throw new StageOrderError(`${held.size} micro-batches still wait for backward`);
+      if (!gradSum) throw new StageOrderError('no backward ran this step');
+      const [loss] = await Promise.all([
+        lossSum ? lossSum.data<'float32'>() : null,
+        readTensorsInto(gradSum, grads),
+      ]);
+      const result: StageStepResult = {
+        loss: loss ? loss[0]! : null,
+        peakActivationBytes: peak,
+        peakActivationBytesNoRecompute: peakNo,
+      };
+      resetStep();
+      return result;
+    },
+
+    reset: resetStep,
+    dispose: resetStep,
+  };
+}
+
+/**
+ * Measures each layer's forward + backward time on this device for one micro-batch of `rows`
+ * samples (median of `reps` after one warm-up), with its parameter and activation bytes.
+ */
+export async function profileLayers(
+  model: Model,
+  rows: number,
+  opts: { reps?: number; signal?: AbortSignal; seed?: number } = {},
+): Promise<LayerCost[]> {
+  const reps = Math.max(1, opts.reps ?? 3);
+  const params = model.initParams(opts.seed ?? 1);
+  const out: LayerCost[] = [];
+  for (const layer of model.layers) {
+    opts.signal?.throwIfAborted();
+    const stage = model.stage(layer.index, layer.index + 1);
+    const w = stage.uploadParams(params.subarray(stage.paramOffset, stage.paramOffset + stage.paramCount));
+    const x = tf.randomUniform([rows, ...stage.inputShape], -1, 1, 'float32', 7);
+    const dy = tf.randomUniform([rows, ...stage.outputShape], -1, 1, 'float32', 8);
+    const times: number[] = [];
+    let activationBytes = 0;
+    try {
+      for (let i = 0; i <= reps; i++) {
+        const t0 = performance.now();
+        const f = stage.forward(x, w);
+        activationBytes = distinctBytes(f.saved.flat());
+        const b = stage.backward(dy, f.saved, w, { needInputGrad: layer.index > 0 });
+        // Reading one value waits for the kernels (an async backend runs them behind the call).
+        await Promise.all([...b.grads, ...(b.dx ? [b.dx] : [])].map((t) => t.data()));
+        if (i > 0) times.push(performance.now() - t0);
+        f.y.dispose();
+        disposeSaved(f.saved);
+        tf.dispose([...b.grads, ...(b.dx ? [b.dx] : [])]);
+      }
+    } finally {
+      tf.dispose([...w, x, dy]);
+    }
+    times.sort((a, b) => a - b);
+    out.push({
+      name: `${layer.index}.${layer.spec.kind}`,
+      costMs: times[times.length >> 1]!,
+      paramBytes: layer.paramCount * 4,
+      activationBytes,
+    });
+  }
+  return out;
+}
