@@ -17,6 +17,8 @@ function run(partial: Partial<RunView>): RunView {
     evals: [],
     error: null,
     startedAt: 0,
+    spans: [],
+    pipeline: null,
     ...partial,
   };
 }

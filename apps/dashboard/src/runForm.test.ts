@@ -1,6 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseRunConfig } from '@peertrain/protocol';
-import { initialRunForm, runFormToConfig } from './runForm.ts';
+import {
+  checkRunForm,
+  describeShape,
+  initialRunForm,
+  issueField,
+  issuesByField,
+  runFormToConfig,
+  withStrategy,
+  type RunFormState,
+} from './runForm.ts';
+
+const form = (patch: Partial<RunFormState>): RunFormState => ({ ...initialRunForm(), ...patch });
+const issuesOf = (f: RunFormState): string[] => {
+  const check = checkRunForm(f);
+  return check.ok ? [] : check.issues;
+};
 
 describe('run form', () => {
   it('starts from the protocol defaults and round-trips them', () => {
@@ -37,5 +52,114 @@ describe('run form', () => {
     }
     expect(() => runFormToConfig({ ...initialRunForm(), workers: '0' })).toThrow(/workers/);
     expect(() => runFormToConfig({ ...initialRunForm(), batch: '2.5' })).toThrow(/batch/);
+  });
+
+  it('maps the strategy choice onto strategy and sync', () => {
+    expect(runFormToConfig(form({ strategy: 'ps' }))).toMatchObject({ strategy: 'data', sync: 'ps' });
+    expect(runFormToConfig(form({ strategy: 'data' }))).toMatchObject({
+      strategy: 'data',
+      sync: 'allreduce',
+    });
+    const pipe = runFormToConfig(withStrategy(form({ model: 'deepMlp' }), 'pipeline'));
+    expect(pipe).toMatchObject({ strategy: 'pipeline', sync: 'allreduce', replicas: 1, batch: 128 });
+    expect(pipe).toMatchObject({ schedule: '1f1b', microBatches: 8, recompute: false, partition: 'auto' });
+  });
+
+  it('leaves pipeline settings out of a data-parallel run', () => {
+    // A schedule picked and then abandoned must not leak into the data run's config.
+    const cfg = runFormToConfig(
+      form({ schedule: 'gpipe', microBatches: '4', recompute: true, replicas: '3' }),
+    );
+    expect(cfg).toEqual(parseRunConfig({}));
+  });
+
+  it('passes pipeline and hybrid settings through', () => {
+    const hybrid = form({
+      strategy: 'hybrid',
+      workers: '6',
+      replicas: '2',
+      schedule: 'gpipe',
+      microBatches: ' 4 ',
+      recompute: true,
+      partition: '0-3, 4-6, 7-8',
+      batch: '64',
+    });
+    expect(runFormToConfig(hybrid)).toMatchObject({
+      strategy: 'hybrid',
+      workers: 6,
+      replicas: 2,
+      schedule: 'gpipe',
+      microBatches: 4,
+      recompute: true,
+      partition: '0-3, 4-6, 7-8',
+      batch: 64,
+    });
+    // Blank micro-batches: the schedule's default.
+    expect(
+      runFormToConfig(form({ strategy: 'pipeline', schedule: 'naive', microBatches: '' })).microBatches,
+    ).toBe(1);
+  });
+
+  it('reports the schema issues of pipeline settings next to their fields', () => {
+    const issues = issuesOf(form({ strategy: 'hybrid', workers: '3', replicas: '2', microBatches: 'x' }));
+    expect(issues).toContain('microBatches: "x" is not a number');
+    const byField = issuesByField(issues);
+    expect(byField.get('workers')?.[0]).toMatch(/3 workers do not split into 2 replicas/);
+    expect(byField.get('microBatches')).toEqual(['"x" is not a number']);
+    expect(issuesOf(form({ strategy: 'pipeline', schedule: 'naive', microBatches: '4' }))).toEqual([
+      'microBatches: naive runs the whole batch at once: microBatches must be 1, got 4',
+    ]);
+    expect(issuesOf(form({ strategy: 'pipeline', batch: '4', microBatches: '8' }))[0]).toMatch(
+      /^microBatches: 8 micro-batches need a batch of at least 8/,
+    );
+  });
+
+  it('checks a user partition: ranges, one per stage', () => {
+    const pipe = (partition: string, workers = '3'): string[] =>
+      issuesOf(form({ strategy: 'pipeline', partition, workers }));
+    expect(pipe('auto')).toEqual([]);
+    expect(pipe('')).toEqual([]);
+    expect(pipe('0-2,3-5,6-8')).toEqual([]);
+    expect(pipe('0-2,3-8')).toEqual(['partition: 2 ranges for 3 stages']);
+    expect(pipe('0-2,x,6-8')).toEqual(["partition: 'x' is not a layer range like 3-5"]);
+    // Hybrid: stages = workers / replicas.
+    expect(issuesOf(form({ strategy: 'hybrid', workers: '4', replicas: '2', partition: '0-4,5-8' }))).toEqual(
+      [],
+    );
+    // With workers unreadable, the count is not checked (the workers issue says enough).
+    expect(pipe('0-2', 'many')).toEqual(['workers: "many" is not a number']);
+  });
+
+  it('splits issues into fields, mapping config paths the form shows elsewhere', () => {
+    expect(issueField('optimizer.momentum: Too big')).toEqual({ field: 'momentum', message: 'Too big' });
+    expect(issueField('sync: hybrid needs allreduce')).toEqual({
+      field: 'strategy',
+      message: 'hybrid needs allreduce',
+    });
+    expect(issueField('(root): odd')).toEqual({ field: null, message: '(root): odd' });
+    expect(issueField('no colon here')).toEqual({ field: null, message: 'no colon here' });
+  });
+
+  it('moves the batch to the new strategy default unless the user changed it', () => {
+    const pipe = withStrategy(initialRunForm(), 'pipeline');
+    expect(pipe.batch).toBe('128');
+    expect(withStrategy(pipe, 'data').batch).toBe('32');
+    expect(withStrategy(form({ batch: '50' }), 'pipeline').batch).toBe('50');
+    expect(withStrategy(initialRunForm(), 'ps').batch).toBe('32');
+    expect(withStrategy(initialRunForm(), 'hybrid').replicas).toBe('2');
+    expect(withStrategy(form({ replicas: '3' }), 'hybrid').replicas).toBe('3');
+  });
+
+  it('describes the shape of a valid run', () => {
+    expect(describeShape(parseRunConfig({}))).toBe('3 workers · global batch 96');
+    expect(describeShape(parseRunConfig({ sync: 'ps', workers: 2 }))).toBe(
+      '2 workers, one also serves parameters · global batch 64',
+    );
+    expect(describeShape(parseRunConfig({ strategy: 'hybrid', workers: 6, replicas: 2 }))).toBe(
+      '3 stages × 2 replicas · global batch 256 · 8 micro-batches of 16',
+    );
+    expect(
+      describeShape(parseRunConfig({ strategy: 'pipeline', workers: 2, batch: 100, microBatches: 8 })),
+    ).toBe('2 stages × 1 replica · global batch 100 · 8 micro-batches of ~12');
   });
 });

@@ -1,20 +1,38 @@
 import {
   ConfigError,
+  DEFAULT_BATCH,
+  DEFAULT_MICRO_BATCHES,
   parseRunConfig,
+  runShape,
   type BackendName,
   type RunConfig,
-  type RunConfigInput,
+  type ScheduleKind,
+  type Strategy,
 } from '@peertrain/protocol';
 
 // The run form edits strings (so a half-typed number is not lost); this turns them into a
-// validated RunConfig, with one message per bad field.
+// validated RunConfig, with one message per bad field, each tied to the field that shows it.
+
+/**
+ * What the form offers: the protocol's strategies, with data parallelism split by its sync
+ * (a parameter server run is strategy 'data' with sync 'ps').
+ */
+export type StrategyChoice = 'data' | 'ps' | 'pipeline' | 'hybrid';
+
+export const STRATEGY_CHOICES: readonly (readonly [StrategyChoice, string])[] = [
+  ['data', 'data parallel (all-reduce)'],
+  ['ps', 'parameter server'],
+  ['pipeline', 'pipeline'],
+  ['hybrid', 'hybrid (pipeline × data)'],
+];
 
 export interface RunFormState {
   workers: string;
-  sync: RunConfig['sync'];
+  strategy: StrategyChoice;
   model: RunConfig['model'];
   dataset: RunConfig['dataset'];
   steps: string;
+  /** Per worker (data) or per replica (pipeline, hybrid). */
   batch: string;
   lr: string;
   optimizer: RunConfig['optimizer']['kind'];
@@ -23,12 +41,35 @@ export interface RunFormState {
   seed: string;
   backend: 'auto' | BackendName;
   reference: boolean;
+  // ---- pipeline and hybrid only ----
+  schedule: ScheduleKind;
+  /** Blank: the protocol's default for the schedule. */
+  microBatches: string;
+  recompute: boolean;
+  /** 'auto' (or blank): the planner cuts; else inclusive layer ranges "0-2,3-5,6-8". */
+  partition: string;
+  replicas: string;
+}
+
+export type RunFormField = keyof RunFormState;
+
+/** The protocol strategy of a form choice. */
+export function protocolStrategy(choice: StrategyChoice): Strategy {
+  return choice === 'ps' ? 'data' : choice;
+}
+
+export function isPipelined(choice: StrategyChoice): boolean {
+  return choice === 'pipeline' || choice === 'hybrid';
+}
+
+function strategyChoice(c: RunConfig): StrategyChoice {
+  return c.strategy === 'data' && c.sync === 'ps' ? 'ps' : c.strategy;
 }
 
 export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFormState {
   return {
     workers: String(defaults.workers),
-    sync: defaults.sync,
+    strategy: strategyChoice(defaults),
     model: defaults.model,
     dataset: defaults.dataset,
     steps: String(defaults.steps),
@@ -39,23 +80,92 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     seed: String(defaults.seed),
     backend: defaults.backend,
     reference: defaults.reference,
+    schedule: defaults.schedule,
+    microBatches: defaults.strategy === 'data' ? '' : String(defaults.microBatches),
+    recompute: defaults.recompute,
+    partition: defaults.partition,
+    replicas: String(defaults.replicas),
   };
 }
 
-/** Form -> RunConfig; throws ConfigError listing every bad field. */
+/**
+ * The form after picking another strategy. The batch follows the new strategy's default while the
+ * user has not changed it (data batches are per worker, pipeline batches per replica), and hybrid
+ * starts at 2 replicas (1 would be a plain pipeline).
+ */
+export function withStrategy(form: RunFormState, next: StrategyChoice): RunFormState {
+  const before = DEFAULT_BATCH[protocolStrategy(form.strategy)];
+  const batch =
+    form.batch.trim() === String(before) ? String(DEFAULT_BATCH[protocolStrategy(next)]) : form.batch;
+  const replicas = next === 'hybrid' && form.replicas.trim() === '1' ? '2' : form.replicas;
+  return { ...form, strategy: next, batch, replicas };
+}
+
+const FORM_FIELDS: ReadonlySet<string> = new Set(Object.keys(initialRunForm()));
+
+/** Config paths (as ConfigError issues name them) that the form shows under another field. */
+const FIELD_OF_PATH: Readonly<Record<string, RunFormField>> = {
+  sync: 'strategy',
+  strategy: 'strategy',
+  optimizer: 'optimizer',
+  'optimizer.momentum': 'momentum',
+};
+
+/**
+ * An issue "path: message" split into the form field that shows it (null: the form as a whole)
+ * and the message.
+ */
+export function issueField(issue: string): { field: RunFormField | null; message: string } {
+  const colon = issue.indexOf(': ');
+  if (colon < 0) return { field: null, message: issue };
+  const path = issue.slice(0, colon);
+  const message = issue.slice(colon + 2);
+  const mapped = FIELD_OF_PATH[path];
+  if (mapped) return { field: mapped, message };
+  return FORM_FIELDS.has(path) ? { field: path as RunFormField, message } : { field: null, message: issue };
+}
+
+/** Issues grouped by the field that shows them; form-wide ones under `null`. */
+export function issuesByField(issues: readonly string[]): Map<RunFormField | null, string[]> {
+  const out = new Map<RunFormField | null, string[]>();
+  for (const issue of issues) {
+    const { field, message } = issueField(issue);
+    const list = out.get(field) ?? [];
+    list.push(message);
+    out.set(field, list);
+  }
+  return out;
+}
+
+/**
+ * Form checks of a user partition that need no model: inclusive ranges "a-b" or single layers,
+ * one per stage. Layer coverage is checked when the run starts, against the model's layers.
+ */
+function partitionIssues(text: string, stages: number | null): string[] {
+  const parts = text.split(',').map((p) => p.trim());
+  const bad = parts.filter((p) => !/^\d+(\s*-\s*\d+)?$/.test(p));
+  if (bad.length > 0) return bad.map((p) => `partition: '${p}' is not a layer range like 3-5`);
+  if (stages !== null && parts.length !== stages)
+    return [`partition: ${parts.length} range${parts.length === 1 ? '' : 's'} for ${stages} stages`];
+  return [];
+}
+
+/** Form -> RunConfig; throws ConfigError listing every bad field ("field: message"). */
 export function runFormToConfig(form: RunFormState): RunConfig {
   const issues: string[] = [];
-  const num = (field: keyof RunFormState, text: string): number => {
+  const num = (field: RunFormField, text: string): number | undefined => {
     const t = text.trim();
     const v = t === '' ? NaN : Number(t);
-    if (!Number.isFinite(v)) issues.push(`${field}: "${text}" is not a number`);
-    return v;
+    if (Number.isFinite(v)) return v;
+    issues.push(`${field}: "${text}" is not a number`);
+    return undefined;
   };
-  const input: RunConfigInput = {
-    workers: num('workers', form.workers),
-    sync: form.sync,
+  const input: Record<string, unknown> = {
+    strategy: protocolStrategy(form.strategy),
+    sync: form.strategy === 'ps' ? 'ps' : 'allreduce',
     model: form.model,
     dataset: form.dataset,
+    workers: num('workers', form.workers),
     steps: num('steps', form.steps),
     batch: num('batch', form.batch),
     lr: num('lr', form.lr),
@@ -65,6 +175,66 @@ export function runFormToConfig(form: RunFormState): RunConfig {
     backend: form.backend,
     reference: form.reference,
   };
-  if (issues.length > 0) throw new ConfigError('invalid run configuration', issues);
-  return parseRunConfig(input);
+  if (isPipelined(form.strategy)) {
+    input.schedule = form.schedule;
+    input.recompute = form.recompute;
+    if (form.microBatches.trim() !== '') input.microBatches = num('microBatches', form.microBatches);
+    if (form.strategy === 'hybrid') input.replicas = num('replicas', form.replicas);
+    const partition = form.partition.trim();
+    if (partition !== '' && partition !== 'auto') {
+      const workers = input.workers;
+      const replicas = form.strategy === 'hybrid' ? input.replicas : 1;
+      const stages =
+        typeof workers === 'number' && typeof replicas === 'number' && replicas > 0
+          ? workers / replicas
+          : null;
+      issues.push(...partitionIssues(partition, stages !== null && Number.isInteger(stages) ? stages : null));
+      input.partition = partition;
+    }
+  }
+  // Fields that are not numbers are left out (the schema's default stands in) so that the schema
+  // still reports every other problem in the same pass.
+  for (const [k, v] of Object.entries(input)) if (v === undefined) delete input[k];
+  const optimizer = input.optimizer as { momentum?: number };
+  if (optimizer.momentum === undefined) delete optimizer.momentum;
+  let config: RunConfig | null = null;
+  try {
+    config = parseRunConfig(input);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
+  }
+  if (config === null || issues.length > 0) throw new ConfigError('invalid run configuration', issues);
+  return config;
+}
+
+export type FormCheck = { ok: true; config: RunConfig } | { ok: false; issues: string[] };
+
+/** runFormToConfig without the throw, for validating as the user types. */
+export function checkRunForm(form: RunFormState): FormCheck {
+  try {
+    return { ok: true, config: runFormToConfig(form) };
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, issues: [...err.issues] };
+    throw err;
+  }
+}
+
+/** One line on what a valid config will run: "3 stages × 2 replicas · global batch 256 · 8 micro-batches of 16". */
+export function describeShape(c: RunConfig): string {
+  const { replicas, stages, globalBatch } = runShape(c);
+  if (c.strategy === 'data') {
+    const what = c.sync === 'ps' ? 'workers, one also serves parameters' : 'workers';
+    return `${replicas} ${what} · global batch ${globalBatch}`;
+  }
+  const per = Math.floor(c.batch / c.microBatches);
+  const even = per * c.microBatches === c.batch;
+  const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
+  const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
+  return `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+}
+
+/** The default shown in the micro-batches field when it is blank. */
+export function defaultMicroBatches(schedule: ScheduleKind): number {
+  return schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES;
 }
