@@ -65,3 +65,14 @@ export { createReplica, paramDiff, trainReference } from './reference.ts';
 export type { ParamDiff, ReferenceOptions, Replica, TrainingConfig } from './reference.ts';
 export { StageOrderError, createStageRunner, distinctBytes, profileLayers } from './stage-runner.ts';
 export type { StageRunner, StageRunnerOptions, StageStepResult, StepData } from './stage-runner.ts';
+
+export {
+  TFJS_GENERATED_BY,
+  TFJS_WEIGHTS_FILE,
+  exportFiles,
+  exportTfjsModel,
+  tfjsModelArtifacts,
+} from './export.ts';
+export type { KerasLayerJson, TfjsExport, TfjsFiles, TfjsModelJson, TfjsWeightSpec } from './export.ts';
+export { loadExportedModel } from './export-load.ts';
+export type { LoadedModel, WeightBytes } from './export-load.ts';
