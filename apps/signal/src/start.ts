@@ -1,6 +1,7 @@
 // `npm start`: the dashboard and worker pages from the Vite dev server plus PeerJS signaling, for
 // people running PeerTrain on their own machine or LAN. Pages find the signaling server through
-// /peertrain.json (host omitted: the page's own hostname, so LAN devices reach it too).
+// /peertrain.json (host omitted: the page's own hostname, so LAN devices reach it too), and the
+// STUN/TURN servers given with --ice there too, for volunteers beyond the LAN.
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createServer } from 'vite';
@@ -12,11 +13,11 @@ import {
   randomRoom,
   startSignalServer,
 } from '@peertrain/harness';
-import { USAGE, displayHosts, joinUrls, parseStartOptions } from './options.ts';
+import { USAGE, parseStartOptions, startBanner } from './options.ts';
 
 let opts;
 try {
-  opts = parseStartOptions(process.argv.slice(2));
+  opts = parseStartOptions(process.argv.slice(2), process.env);
 } catch (err) {
   process.stderr.write(
     `peertrain start: ${err instanceof ConfigError ? err.message : String(err)}\n${USAGE}`,
@@ -34,7 +35,9 @@ const vite = await createServer({
   root: REPO_ROOT,
   configFile: join(REPO_ROOT, 'vite.config.ts'),
   server: { host: opts.host, port: opts.port },
-  plugins: [peertrainJsonPlugin(pageConfig({ port: signal.port, path: signal.path, secure: false }))],
+  plugins: [
+    peertrainJsonPlugin(pageConfig({ port: signal.port, path: signal.path, secure: false }, opts.iceServers)),
+  ],
 });
 try {
   await vite.listen();
@@ -44,12 +47,14 @@ try {
 }
 const port = (vite.httpServer?.address() as AddressInfo | null)?.port ?? opts.port;
 
-const lines = ['PeerTrain dev server (Ctrl-C stops)'];
-for (const host of displayHosts(opts.host)) {
-  const urls = joinUrls(host, port, room);
-  lines.push(`  dashboard  ${urls.dashboard}`, `  worker     ${urls.worker}`);
-}
-lines.push(`  signaling  ws://${opts.host}:${signal.port}${signal.path}`);
+const lines = startBanner({
+  host: opts.host,
+  port,
+  signalPort: signal.port,
+  signalPath: signal.path,
+  room,
+  iceServers: opts.iceServers,
+});
 process.stdout.write(`${lines.join('\n')}\n`);
 
 let stopping = false;
