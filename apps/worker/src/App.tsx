@@ -8,7 +8,7 @@ import {
   type WorkerStatus,
 } from '@peertrain/worker-runtime';
 import { BootPanel } from '../../dashboard/src/shared/BootPanel.tsx';
-import { Stats, StepProgress, TopBar } from '../../dashboard/src/shared/ui.tsx';
+import { StepProgress, TopBar } from '../../dashboard/src/shared/ui.tsx';
 import { CONFIG_STAGE, type BootStage } from '../../dashboard/src/shared/bootStage.ts';
 import { fetchPageConfig, signalUrl } from '../../dashboard/src/shared/pageConfig.ts';
 import { openPeerSession, type PeerSession } from '../../dashboard/src/shared/peerSession.ts';
@@ -21,7 +21,7 @@ import {
   formatShard,
   orDash,
 } from '../../dashboard/src/shared/format.ts';
-import { phaseText, type BackendChoice } from './workerParams.ts';
+import { phaseText, roleText, type BackendChoice } from './workerParams.ts';
 
 /** Served from public/data (built by packages/engine/scripts/build-mnist.ts). */
 export const MNIST_URL = '/data/mnist.bin';
@@ -97,12 +97,31 @@ export function App(props: { room: string; backend: BackendChoice }) {
   );
 }
 
-function Row(props: { label: string; children: ReactNode }) {
+/** One labelled field of the status card; `id` names it for tests (`data-testid="worker-<id>"`). */
+function Row(props: { id: string; label: string; wide?: boolean; children: ReactNode }) {
   return (
-    <div className="kv">
+    <div className={props.wide === true ? 'kv wide' : 'kv'}>
       <dt>{props.label}</dt>
-      <dd>{props.children}</dd>
+      <dd data-testid={`worker-${props.id}`}>{props.children}</dd>
     </div>
+  );
+}
+
+/** The training figures, as the shared `.stats` grid, each named for tests. */
+function Figures(props: {
+  items: readonly (readonly [id: string, label: string, value: ReactNode, bad?: boolean])[];
+}) {
+  return (
+    <dl className="stats figures">
+      {props.items.map(([id, label, value, bad]) => (
+        <div key={id}>
+          <dt>{label}</dt>
+          <dd data-testid={`worker-${id}`} className={bad === true ? 'error-text' : undefined}>
+            {value}
+          </dd>
+        </div>
+      ))}
+    </dl>
   );
 }
 
@@ -125,92 +144,106 @@ function WorkerView(props: { live: Live }) {
 
   return (
     <>
-      <section className="card status">
+      <section className="card status" aria-label="worker status">
         <div className="status-head">
-          <span className={`pill phase-${s.phase}`}>{s.phase}</span>
-          <strong>{phaseText(s.phase)}</strong>
+          <span className={`pill phase-${s.phase}`} data-testid="worker-phase">
+            {s.phase}
+          </span>
+          <strong className="phase-text" data-testid="worker-phase-text">
+            {phaseText(s.phase)}
+          </strong>
           {s.phase === 'left' ? (
             <button type="button" className="primary" onClick={() => location.reload()}>
               Join again
             </button>
           ) : (
-            <button type="button" className="danger" onClick={leave} disabled={leaving}>
+            <button
+              type="button"
+              className="danger"
+              onClick={leave}
+              disabled={leaving}
+              data-testid="worker-leave"
+            >
               {leaving ? 'Leaving…' : 'Leave'}
             </button>
           )}
         </div>
         <dl className="kvs">
-          <Row label="rank / world">{s.rank === null ? '–' : `${s.rank} / ${orDash(s.worldSize)}`}</Row>
-          <Row label="role">{orDash(s.role)}</Row>
-          <Row label="shard">{formatShard(s.shard)}</Row>
-          <Row label="backend">
+          <Row id="room" label="room">
+            <span className="mono">{s.room}</span>
+          </Row>
+          <Row id="rank" label="rank / world">
+            {s.rank === null ? '–' : `${s.rank} / ${orDash(s.worldSize)}`}
+          </Row>
+          <Row id="role" label="role" wide>
+            {roleText(s.role, s.stage)}
+          </Row>
+          <Row id="shard" label="data shard">
+            {formatShard(s.shard)}
+          </Row>
+          <Row id="backend" label="backend">
             {device === null ? 'measuring…' : `${device.backend}, ${formatGflops(device.gflops)} GFLOP/s`}
           </Row>
-          <Row label="peer id">
+          <Row id="peer-id" label="peer id" wide>
             <span className="mono">{s.peerId}</span>
+          </Row>
+          <Row id="last-error" label="last error" wide>
+            {s.lastError === null ? (
+              '–'
+            ) : (
+              <span className="error-text" role="alert">
+                <strong>{s.lastError.name}</strong>: {s.lastError.message}
+              </span>
+            )}
           </Row>
         </dl>
       </section>
 
-      <section className="card training">
+      <section className="card training" aria-label="training progress" data-testid="worker-progress">
         <StepProgress title="Training" step={s.step} total={s.totalSteps} />
-        <Stats
+        <Figures
           items={[
-            ['loss', formatLoss(s.loss)],
-            ['sent', formatBytes(s.bytesSent)],
-            ['received', formatBytes(s.bytesReceived)],
-            ['frames refused', s.framesRefused, s.framesRefused > 0 ? 'error-text' : undefined],
+            ['loss', 'loss', formatLoss(s.loss)],
+            ['sent', 'sent', formatBytes(s.bytesSent)],
+            ['received', 'received', formatBytes(s.bytesReceived)],
+            ['refused', 'frames refused', s.framesRefused, s.framesRefused > 0],
           ]}
         />
       </section>
 
-      {s.lastError && (
-        <section className="card last-error" role="alert">
-          <h2>Last error</h2>
-          <p className="error-text">
-            <strong>{s.lastError.name}</strong>: {s.lastError.message}
-          </p>
-        </section>
-      )}
-
       <section className="card device">
-        <h2>
-          Device{' '}
-          {device && (
-            <span className="muted">
-              {device.backend}, {formatGflops(device.gflops)} GFLOP/s
-            </span>
-          )}
-        </h2>
+        <h2>Device</h2>
         {device === null ? (
           <p className="muted">Measuring backends…</p>
         ) : (
-          <table>
-            <thead>
-              <tr>
-                <th>backend</th>
-                <th className="num">GFLOP/s</th>
-                <th>result</th>
-              </tr>
-            </thead>
-            <tbody>
-              {device.probes.map((p) => (
-                <tr key={p.backend} className={p.backend === device.backend ? 'chosen' : undefined}>
-                  <td>
-                    {p.backend}
-                    {p.backend === device.backend && ' ✓'}
-                  </td>
-                  <td className="num">{p.ok ? formatGflops(p.gflops) : '–'}</td>
-                  <td className={p.ok ? 'ok-text' : 'error-text probe-error'}>
-                    {p.ok ? 'ok' : (p.error ?? 'failed')}
-                  </td>
+          <div className="table-scroll">
+            <table>
+              <thead>
+                <tr>
+                  <th>backend</th>
+                  <th className="num">GFLOP/s</th>
+                  <th>result</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {device.probes.map((p) => (
+                  <tr key={p.backend} className={p.backend === device.backend ? 'chosen' : undefined}>
+                    <td>
+                      {p.backend}
+                      {p.backend === device.backend && ' ✓'}
+                    </td>
+                    <td className="num">{p.ok ? formatGflops(p.gflops) : '–'}</td>
+                    <td className={p.ok ? 'ok-text' : 'error-text probe-error'}>
+                      {p.ok ? 'ok' : (p.error ?? 'failed')}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )}
         {device?.adapter && (
-          <p className="muted small">
+          <p className="muted small adapter">
             GPU adapter:{' '}
             {Object.entries(device.adapter)
               .filter(([, v]) => v !== '')

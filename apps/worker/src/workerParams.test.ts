@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWorkerParams, phaseText } from './workerParams.ts';
+import { parseWorkerParams, phaseText, roleText } from './workerParams.ts';
 
 describe('worker params', () => {
   it('reads room and backend', () => {
@@ -28,5 +28,23 @@ describe('worker params', () => {
   it('describes every phase', () => {
     expect(phaseText('training')).toBe('Training');
     expect(phaseText('left')).toBe('Left the room');
+  });
+});
+
+describe('roleText', () => {
+  it('names data-parallel roles', () => {
+    expect(roleText(null, null)).toBe('–');
+    expect(roleText('worker', null)).toBe('worker');
+    expect(roleText('worker+server', null)).toBe('worker + parameter server');
+  });
+
+  it('counts stages and replicas from 1 and shows inclusive layer indices', () => {
+    const stage = { stage: 1, replica: 0, first: 3, end: 6, stages: 4 };
+    expect(roleText('stage', stage)).toBe('stage 2 of 4, replica 1, layers 3-5');
+    expect(roleText('stage', { ...stage, stage: 3, replica: 2, first: 7, end: 8 })).toBe(
+      'stage 4 of 4, replica 3, layer 7',
+    );
+    // The assignment may lag the role by one status update.
+    expect(roleText('stage', null)).toBe('pipeline stage');
   });
 });

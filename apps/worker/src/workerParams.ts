@@ -6,7 +6,7 @@ import {
   type BackendName,
   type WireError,
 } from '@peertrain/protocol';
-import type { WorkerPhase } from '@peertrain/worker-runtime';
+import type { WorkerPhase, WorkerStatus } from '@peertrain/worker-runtime';
 
 // Worker URL: /apps/worker/?room=ROOM[&backend=auto|webgpu|webgl|wasm|cpu]
 
@@ -74,6 +74,32 @@ export function phaseText(phase: WorkerPhase): string {
       return 'Left the room';
     default: {
       const _: never = phase;
+      return _;
+    }
+  }
+}
+
+/**
+ * What this worker holds, for a person: "worker", "worker + parameter server", or for a pipeline
+ * stage "stage 2 of 4, replica 1, layers 3-5". Stage and replica are counted from 1 (ordinals a
+ * volunteer reads); layers are the model's 0-based indices, inclusive, as `--partition` writes them.
+ */
+export function roleText(role: WorkerStatus['role'], stage: WorkerStatus['stage']): string {
+  switch (role) {
+    case null:
+      return '–';
+    case 'worker':
+      return 'worker';
+    case 'worker+server':
+      return 'worker + parameter server';
+    case 'stage': {
+      if (stage === null) return 'pipeline stage';
+      const last = stage.end - 1;
+      const layers = last > stage.first ? `layers ${stage.first}-${last}` : `layer ${stage.first}`;
+      return `stage ${stage.stage + 1} of ${stage.stages}, replica ${stage.replica + 1}, ${layers}`;
+    }
+    default: {
+      const _: never = role;
       return _;
     }
   }
