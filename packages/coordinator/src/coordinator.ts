@@ -9,18 +9,23 @@ import {
   coordinatorPeerId,
   isPeerOfRoom,
   parseRunConfig,
+  runShape,
   toWireError,
 } from '@peertrain/protocol';
 import type {
+  LayerCost,
   ControlMessage,
   RunConfig,
   RunConfigInput,
   ToCoordinator,
   ToWorker,
   WireError,
+  WireSpan,
 } from '@peertrain/protocol';
-import { planShards } from '@peertrain/planner';
-import { ClockSync } from '@peertrain/telemetry';
+import { evaluatePartition, parsePartition, planShards, planStages } from '@peertrain/planner';
+import type { StagePlan } from '@peertrain/planner';
+import { ClockSync, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/telemetry';
 import type { Mesh } from '@peertrain/transport';
 import type {
   Coordinator,
@@ -28,8 +33,11 @@ import type {
   CoordinatorView,
   PeerView,
   RunReport,
+  PipelineReport,
+  PipelineView,
   RunView,
   StepPoint,
+  TimelineSpan,
 } from './types.ts';
 
 /** Timers are injected so tests can drive them; defaults are the platform's. */
@@ -52,6 +60,14 @@ export interface CoordinatorInit {
 
 /** How many steps ahead of the slowest finished step workers may run (hides the barrier's round trip). */
 const STEP_WINDOW = 2;
+/** Steps of spans the live view keeps (a ring: the dashboard's timeline runs for hours). */
+export const TIMELINE_STEPS = 12;
+/** Spans kept for the trace export; beyond this the oldest go (and the trace says how many). */
+const TRACE_CAPACITY = 400_000;
+/** Steps left out of the measured bubble: the first ones warm up kernels and links. */
+const BUBBLE_WARMUP_STEPS = 3;
+/** Memory assumed for a tab that does not report navigator.deviceMemory, GiB. */
+const DEFAULT_DEVICE_GIB = 4;
 
 interface PeerRecord extends PeerView {
   joinedAt: number;
@@ -73,6 +89,9 @@ interface ActiveRun {
   evals: Map<number, Extract<ToCoordinator, { type: 'evalResult' }>>;
   reference: Extract<ToCoordinator, { type: 'referenceResult' }> | null;
   ready: Set<string>;
+  profiles: Map<string, LayerCost[]>;
+  /** Pipeline: per stage (replica 0) the largest peaks reported. */
+  peaks: Map<number, { withRe: number; without: number }>;
   errors: WireError[];
   waiters: Set<Waiter>;
   paused: boolean;
@@ -99,6 +118,42 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   let runView: RunView = emptyRun(0);
   let pingId = 0;
   let disposed = false;
+  // Spans on the coordinator's clock: every span of the run for the trace, the last steps for the view.
+  let traceSpans: TimelineSpan[] = [];
+  let traceDropped = 0;
+  let traceNames: Record<string, string> = {};
+  let liveSpans: TimelineSpan[] = [];
+  let liveMaxStep = -1;
+
+  function addSpans(from: string, spans: readonly WireSpan[]): void {
+    const offset = peers.get(from)?.clockOffsetMs ?? 0; // worker clock minus ours
+    let maxStep = liveMaxStep;
+    for (const w of spans) {
+      const t: TimelineSpan = {
+        peerId: from,
+        kind: w.kind,
+        startMs: w.startMs - offset,
+        durMs: w.durMs,
+        step: w.step,
+        lane: w.lane,
+      };
+      if (w.microBatch !== undefined) t.microBatch = w.microBatch;
+      if (w.bytes !== undefined) t.bytes = w.bytes;
+      if (w.peer !== undefined) t.peer = w.peer;
+      traceSpans.push(t);
+      liveSpans.push(t);
+      maxStep = Math.max(maxStep, w.step);
+    }
+    if (traceSpans.length > TRACE_CAPACITY) {
+      const drop = traceSpans.length - TRACE_CAPACITY;
+      traceSpans.splice(0, drop);
+      traceDropped += drop;
+    }
+    if (maxStep > liveMaxStep) {
+      liveMaxStep = maxStep;
+      liveSpans = liveSpans.filter((sp) => sp.step > liveMaxStep - TIMELINE_STEPS);
+    }
+  }
 
   function emptyRun(runId: number): RunView {
     return {
@@ -111,6 +166,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       evals: [],
       error: null,
       startedAt: null,
+      spans: [],
+      pipeline: null,
     };
   }
 
@@ -183,6 +240,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         rank: null,
         role: null,
         shard: null,
+        stage: null,
         rttMs: null,
         clockOffsetMs: null,
         lastStep: null,
@@ -230,6 +288,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         }
         return;
       case 'ready':
+      case 'profileResult':
       case 'stepDone':
       case 'evalResult':
       case 'referenceResult':
@@ -247,7 +306,16 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     const rank = run.ranks.indexOf(from);
     if (rank < 0) return;
     if (msg.type === 'ready') run.ready.add(from);
+    if (msg.type === 'profileResult') run.profiles.set(from, msg.layers);
     if (msg.type === 'stepDone') {
+      if (msg.spans && msg.spans.length > 0) addSpans(from, msg.spans);
+      if (msg.peakActivationBytes !== undefined && p.stage && p.stage.replica === 0) {
+        const prev = run.peaks.get(p.stage.stage) ?? { withRe: 0, without: 0 };
+        run.peaks.set(p.stage.stage, {
+          withRe: Math.max(prev.withRe, msg.peakActivationBytes),
+          without: Math.max(prev.without, msg.peakActivationBytesNoRecompute ?? 0),
+        });
+      }
       let m = run.stepDone.get(msg.step);
       if (!m) run.stepDone.set(msg.step, (m = new Map<number, StepDoneMsg>()));
       m.set(rank, msg);
@@ -357,6 +425,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
     opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
     runView = { ...emptyRun(runId), phase: 'preparing', config, totalSteps: config.steps };
+    traceSpans = [];
+    traceDropped = 0;
+    liveSpans = [];
+    liveMaxStep = -1;
     changed();
     const placeholder: ActiveRun = {
       runId,
@@ -367,6 +439,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       evals: new Map(),
       reference: null,
       ready: new Set(),
+      profiles: new Map(),
+      peaks: new Map(),
       errors: [],
       waiters: new Set(),
       paused: false,
@@ -379,14 +453,43 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const chosen = await waitForWorkers(config.workers, opts.waitMs ?? 120_000, abort.signal);
       const r = placeholder;
       r.ranks = chosen.map((p) => p.peerId);
-      const shards = planShards(DATASETS[config.dataset].train, config.workers);
+      const shape = runShape(config);
+      const isPipe = config.strategy !== 'data';
+      const P = shape.stages;
+      const pipe = isPipe ? await planPipeline(r, chosen.slice(0, P)) : null;
+      const shards = planShards(DATASETS[config.dataset].train, isPipe ? shape.replicas : config.workers);
+      traceNames = {};
       chosen.forEach((p, rank) => {
         p.rank = rank;
-        p.role = config.sync === 'ps' && rank === 0 ? 'worker+server' : 'worker';
-        p.shard = shards[rank]!;
-        p.state = 'computing';
         p.bytesSent = 0;
         p.framesRefused = 0;
+        p.state = 'computing';
+        if (pipe) {
+          const stage = rank % P;
+          const replica = Math.floor(rank / P);
+          const range = pipe.plan.stages[stage]!;
+          p.role = 'stage';
+          p.stage = { stage, replica, first: range.first, end: range.end };
+          p.shard = shards[replica]!;
+          traceNames[p.peerId] =
+            `rank ${rank}: stage ${stage}${shape.replicas > 1 ? ` replica ${replica}` : ''} (layers ${range.first}-${range.end - 1})`;
+          send(p.peerId, {
+            type: 'assign',
+            runId,
+            rank,
+            peers: r.ranks,
+            role: { kind: 'stage', stage, replica },
+            shard: shards[replica]!,
+            allShards: shards,
+            config,
+            stages: pipe.plan.stages.map(({ first, end }) => ({ first, end })),
+          });
+          return;
+        }
+        p.role = config.sync === 'ps' && rank === 0 ? 'worker+server' : 'worker';
+        p.stage = null;
+        p.shard = shards[rank]!;
+        traceNames[p.peerId] = `rank ${rank}${p.role === 'worker+server' ? ' (server)' : ''}`;
         send(p.peerId, {
           type: 'assign',
           runId,
@@ -399,6 +502,25 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           config,
         });
       });
+      const bubbleTheory = (P - 1) / (config.microBatches + P - 1);
+      if (pipe) {
+        runView = {
+          ...runView,
+          pipeline: {
+            stages: P,
+            replicas: shape.replicas,
+            microBatches: config.microBatches,
+            schedule: config.schedule,
+            recompute: config.recompute,
+            assignments: chosen.map((p) => ({ peerId: p.peerId, ...p.stage! })),
+            predictedStepMs: config.partition === 'auto' ? pipe.plan.predictedStepMs : null,
+            bubbleTheory,
+            bubbleMeasured: null,
+            bubbles: [],
+          },
+        };
+      }
+      const replica0 = new Set(chosen.slice(0, P).map((p) => p.peerId));
       changed();
       await waitFor(
         r,
@@ -448,13 +570,32 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         lastDoneAt = t;
         const point: StepPoint = {
           step,
-          loss: mean(done.map((d) => d.loss)),
+          loss: mean(done.flatMap((d) => (d.loss === undefined ? [] : [d.loss]))),
           tMs: t - trainStart,
-          samplesPerSec: (config.workers * config.batch * (step + 1)) / ((t - trainStart) / 1000),
+          samplesPerSec: (shape.globalBatch * (step + 1)) / ((t - trainStart) / 1000),
           computeMs: mean(done.map((d) => d.computeMs)),
           commMs: mean(done.map((d) => d.commMs)),
         };
-        runView = { ...runView, step: step + 1, steps: [...runView.steps, point] };
+        runView = { ...runView, step: step + 1, steps: [...runView.steps, point], spans: liveSpans };
+        const pv = runView.pipeline;
+        if (pv) {
+          const bubble = pipelineBubble(
+            liveSpans.filter((sp) => sp.step === step && replica0.has(sp.peerId)),
+            P,
+          );
+          if (bubble !== null) {
+            const bubbles = [...pv.bubbles, { step, bubble }];
+            const measured = bubbles.filter((b) => b.step >= BUBBLE_WARMUP_STEPS);
+            runView = {
+              ...runView,
+              pipeline: {
+                ...pv,
+                bubbles,
+                bubbleMeasured: median((measured.length > 0 ? measured : bubbles).map((b) => b.bubble)),
+              },
+            };
+          }
+        }
         emit({
           type: 'progress',
           step: step + 1,
@@ -494,7 +635,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         stepMsMedian: median(stepMs),
         computeMsMedian: median(steps.map((s) => s.computeMs)),
         commMsMedian: median(steps.map((s) => s.commMs)),
-        samplesPerSec: (config.workers * config.batch * config.steps) / (trainMs / 1000),
+        samplesPerSec: (shape.globalBatch * config.steps) / (trainMs / 1000),
         bytesSent: chosen.reduce((a, p) => a + p.bytesSent, 0),
         workers: chosen.map((p, rank) => ({
           peerId: p.peerId,
@@ -516,6 +657,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
                 referenceLoss: r.reference.referenceLoss,
               },
             }
+          : {}),
+        ...(pipe && runView.pipeline
+          ? { pipeline: pipelineReport(r, runView.pipeline, pipe, chosen.slice(0, P)) }
           : {}),
         errors: r.errors,
       };
@@ -541,6 +685,83 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     }
   }
 
+  /**
+   * Profiles the layers on each device of replica 0 (one at a time: profiles taken at once would
+   * share the CPU), then cuts the model: the planner for 'auto', else the user's ranges checked
+   * against the devices' memory. Throws ConfigError or PlanError with the reason.
+   */
+  async function planPipeline(
+    r: ActiveRun,
+    devices: PeerRecord[],
+  ): Promise<{ plan: StagePlan; layers: LayerCost[] }> {
+    const { config } = r;
+    log(`profiling layers on ${devices.length} devices`);
+    for (const d of devices) {
+      send(d.peerId, { type: 'profile', runId: r.runId, config });
+      await waitFor(r, `profiling layers on ${d.peerId}`, readyTimeoutMs, () => r.profiles.has(d.peerId));
+    }
+    const profiles = devices.map((d) => r.profiles.get(d.peerId)!);
+    const totals = profiles.map((ls) => ls.reduce((a, l) => a + l.costMs, 0));
+    const fastest = totals.indexOf(Math.min(...totals));
+    const layers = profiles[fastest]!;
+    if (profiles.some((ls) => ls.length !== layers.length)) {
+      throw new ConfigError('invalid pipeline', ['workers disagree on the number of layers']);
+    }
+    // A device's speed is what its own profile says: micro-batches per second through the whole model.
+    const stageDevices = devices.map((d, i) => ({
+      id: d.peerId,
+      gflops: 1000 / Math.max(totals[i]!, 1e-3),
+      memoryBytes: ((d.device?.deviceMemoryGiB ?? DEFAULT_DEVICE_GIB) * 2 ** 30) / 4,
+    }));
+    const opts = { microBatches: config.microBatches, referenceGflops: stageDevices[fastest]!.gflops };
+    const plan =
+      config.partition === 'auto'
+        ? planStages(layers, stageDevices, opts)
+        : evaluatePartition(
+            layers,
+            stageDevices,
+            parsePartition(config.partition, layers.length, devices.length),
+            opts,
+          );
+    log(
+      `stages: ${plan.stages.map((st, i) => `${i}: layers ${st.first}-${st.end - 1}`).join(', ')}` +
+        ` (predicted ${plan.predictedStepMs.toFixed(1)} ms per step)`,
+    );
+    return { plan, layers };
+  }
+
+  function pipelineReport(
+    r: ActiveRun,
+    pv: PipelineView,
+    pipe: { plan: StagePlan; layers: LayerCost[] },
+    replica0: PeerRecord[],
+  ): PipelineReport {
+    const measured = pv.bubbles.filter((b) => b.step >= BUBBLE_WARMUP_STEPS);
+    return {
+      schedule: pv.schedule,
+      stages: pv.stages,
+      replicas: pv.replicas,
+      microBatches: pv.microBatches,
+      recompute: pv.recompute,
+      bubbleMeasured: median((measured.length > 0 ? measured : pv.bubbles).map((b) => b.bubble)),
+      bubbleTheory: pv.bubbleTheory,
+      predictedStepMs: pv.predictedStepMs,
+      perStage: pipe.plan.stages.map((st, i) => {
+        const layers = pipe.layers.slice(st.first, st.end);
+        const peak = r.peaks.get(i) ?? { withRe: 0, without: 0 };
+        return {
+          stage: i,
+          layers: [st.first, st.end - 1] as [number, number],
+          layerNames: layers.map((l) => l.name),
+          parameterBytes: layers.reduce((a, l) => a + l.paramBytes, 0),
+          peakActivationBytes: peak.withRe,
+          peakActivationBytesNoRecompute: peak.without,
+          peerId: replica0[i]!.peerId,
+        };
+      }),
+    };
+  }
+
   /** Fault injection: a frame with a valid magic and an impossible length, straight onto the link. */
   async function injectMalformedFrame(peerId: string): Promise<void> {
     const bytes = new Uint8Array(64);
@@ -559,6 +780,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   return {
     room,
     view,
+    trace(): ChromeTrace {
+      const t = toChromeTrace(traceSpans, { peerNames: traceNames });
+      if (traceDropped > 0) {
+        t.traceEvents.push({ name: 'dropped_spans', ph: 'M', pid: 0, tid: 0, args: { count: traceDropped } });
+      }
+      return t;
+    },
     subscribe(listener) {
       viewListeners.add(listener);
       return () => viewListeners.delete(listener);
@@ -598,6 +826,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 const TO_COORDINATOR_TYPES = new Set<string>([
   'hello',
   'ready',
+  'profileResult',
   'stepDone',
   'evalResult',
   'referenceResult',

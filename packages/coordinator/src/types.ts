@@ -1,5 +1,5 @@
 import type { DeviceInfo, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
-import type { Span } from '@peertrain/telemetry';
+import type { ChromeTrace, Span } from '@peertrain/telemetry';
 
 /** Lifecycle of a peer as the coordinator sees it. */
 export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'stalled' | 'gone';
@@ -166,6 +166,8 @@ export interface Coordinator {
   /** Called on every view change (throttled by the caller if needed). */
   subscribe(listener: (view: CoordinatorView) => void): () => void;
   onEvent(listener: (event: CoordinatorEvent) => void): () => void;
+  /** Every span of the current (or last) run as Chrome trace JSON, one process per peer (opens in Perfetto). */
+  trace(): ChromeTrace;
   /**
    * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
    * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').

@@ -233,7 +233,8 @@ export function createStageRunner(model: Model, range: StageRange, opts: StageRu
           const again = stage.forward(h.input!, wt);
           again.y.dispose();
           saved = again.saved;
-          const transient = distinctBytes(saved.flat());
+          // What the recomputed forward adds to what is already held (its input is counted there).
+          const transient = distinctBytes([h.input!, ...saved.flat()]) - h.input!.size * 4;
           peak = Math.max(peak, current + transient);
         }
         const s = saved;

@@ -1,4 +1,4 @@
-import type { DeviceInfo, RunConfig, Shard } from '@peertrain/protocol';
+import type { DeviceInfo, LayerCost, RunConfig, Shard, StageRange } from '@peertrain/protocol';
 
 /**
  * What the worker runtime needs from a compute engine. The runtime owns the protocol, the
@@ -9,7 +9,41 @@ export interface Compute {
   readonly device: DeviceInfo;
   /** Loads (or reuses from cache) the shard's data, builds the model: ready for step 0. */
   prepare(run: PrepareRun, opts: { signal?: AbortSignal }): Promise<TrainSession>;
+  /** Each layer's forward + backward time on this device for one micro-batch of `config` (pipeline planning). */
+  profile(config: RunConfig, opts: { signal?: AbortSignal }): Promise<LayerCost[]>;
   dispose(): void;
+}
+
+/** What one pipeline step leaves behind on a stage. */
+export interface StageStepOutcome {
+  /** Mean loss of the batch (last stage only). */
+  readonly loss: number | null;
+  readonly peakActivationBytes: number;
+  readonly peakActivationBytesNoRecompute: number;
+}
+
+/**
+ * One pipeline stage of a run: layers [first, end). The runtime walks the schedule's ops and moves
+ * the Float32Arrays between stages; the tensors stay in here.
+ */
+export interface StageSession {
+  readonly first: number;
+  readonly end: number;
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  /** The stage's parameters are the model's [paramOffset, paramOffset + paramCount). */
+  readonly paramOffset: number;
+  readonly paramCount: number;
+  /** Uploads the parameters and loads the step's batch (prefetched). */
+  beginStep(step: number, params: Float32Array, opts: { signal?: AbortSignal }): Promise<void>;
+  /** input from the previous stage (null on the first); resolves with the output to send (null on the last). */
+  forward(mb: number, input: Float32Array | null): Promise<Float32Array | null>;
+  /** dy from the next stage (null on the last); resolves with dx to send back (null on the first). */
+  backward(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  /** Writes the step's gradient sum into `grads` and ends the step. */
+  endStep(grads: Float32Array): Promise<StageStepOutcome>;
+  /** Drops what a cancelled step holds. */
+  reset(): void;
 }
 
 export interface PrepareRun {
@@ -45,5 +79,9 @@ export interface TrainSession {
     params: Float32Array,
     opts: { signal?: AbortSignal },
   ): Promise<{ maxAbsDiff: number; maxRelDiff: number; referenceLoss: number }>;
+  /** Pipeline / hybrid: layers [first, end) of the model, on this shard's batches. */
+  stage(range: StageRange): StageSession;
+  /** Where each stage's parameters sit in the model's flat array. */
+  paramRange(range: StageRange): { offset: number; count: number };
   dispose(): void;
 }

@@ -1,6 +1,7 @@
 import {
   Prefetcher,
   buildModel,
+  createStageRunner,
   defaultShardCache,
   gatherBatch,
   initBackend,
@@ -8,6 +9,7 @@ import {
   loadShard,
   modelPreset,
   paramDiff,
+  profileLayers,
   shardBatchIndices,
   shardCacheKey,
   sliceSamples,
@@ -18,7 +20,7 @@ import {
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
 import { DATASETS } from '@peertrain/protocol';
 import type { BackendName, DatasetName } from '@peertrain/protocol';
-import type { Compute, PrepareRun, TrainSession } from './compute.ts';
+import type { Compute, PrepareRun, StageSession, TrainSession } from './compute.ts';
 
 export interface EngineComputeOptions {
   backend: 'auto' | BackendName;
@@ -91,16 +93,20 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         { firstStep, depth: 1, lastStep: config.steps - 1 },
       );
     let batches = makeBatches(0);
+    const batchFor = async (step: number, signal: AbortSignal | undefined): Promise<Batch> => {
+      if (batches.step !== step) {
+        batches.close();
+        batches = makeBatches(step);
+      }
+      return batches.next(signal ? { signal } : {});
+    };
+    const stages = new Set<{ reset(): void }>();
 
     const session: TrainSession = {
       paramCount: model.paramCount,
       initParams: () => model.initParams(config.seed),
       async gradients(params, step, o) {
-        if (batches.step !== step) {
-          batches.close();
-          batches = makeBatches(step);
-        }
-        const batch = await batches.next(o.signal ? { signal: o.signal } : {});
+        const batch = await batchFor(step, o.signal);
         const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y);
         return { loss, grads };
       },
@@ -120,8 +126,42 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         const diff = paramDiff(params, ref.params, model.params);
         return { ...diff, referenceLoss: ref.losses[ref.losses.length - 1] ?? NaN };
       },
+      stage(range) {
+        const runner = createStageRunner(model, range, {
+          batch: config.batch,
+          microBatches: config.microBatches,
+          recompute: config.recompute,
+        });
+        const st: StageSession = {
+          first: range.first,
+          end: range.end,
+          isFirst: runner.isFirst,
+          isLast: runner.isLast,
+          paramOffset: runner.stage.paramOffset,
+          paramCount: runner.stage.paramCount,
+          async beginStep(step, params, o) {
+            const batch = await batchFor(step, o.signal);
+            runner.beginStep(params, {
+              ...(runner.isFirst ? { x: batch.x } : {}),
+              ...(runner.isLast ? { y: batch.y } : {}),
+            });
+          },
+          forward: (mb, input) => runner.forward(mb, input),
+          backward: (mb, dy) => runner.backward(mb, dy),
+          endStep: (grads) => runner.endStep(grads),
+          reset: () => runner.reset(),
+        };
+        stages.add(runner);
+        return st;
+      },
+      paramRange(range) {
+        const s = model.stage(range.first, range.end);
+        return { offset: s.paramOffset, count: s.paramCount };
+      },
       dispose() {
         batches.close();
+        for (const r of stages) r.reset();
+        stages.clear();
         sessions.delete(session);
       },
     };
@@ -132,6 +172,11 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
   return {
     device,
     prepare,
+    profile(config, o) {
+      const model = buildModel(modelPreset(config.model));
+      const rows = Math.max(1, Math.floor(config.batch / config.microBatches));
+      return profileLayers(model, rows, o.signal ? { signal: o.signal } : {});
+    },
     dispose() {
       for (const s of [...sessions]) s.dispose();
       datasets.clear();

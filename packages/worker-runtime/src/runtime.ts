@@ -4,13 +4,16 @@ import {
   PeerLostError,
   PhaseTimeoutError,
   ProtocolError,
+  runShape,
   toWireError,
 } from '@peertrain/protocol';
-import type { ControlMessage, ToCoordinator, ToWorker } from '@peertrain/protocol';
+import type { ControlMessage, ToCoordinator, ToWorker, WireSpan } from '@peertrain/protocol';
 import { createParameterServer, psWorkerStep, ringAllReduce } from '@peertrain/collective';
 import { createOptimizer } from '@peertrain/optim';
+import { schedule } from '@peertrain/schedules';
 import type { Mesh } from '@peertrain/transport';
-import type { Compute, TrainSession } from './compute.ts';
+import type { Compute, StageSession, TrainSession } from './compute.ts';
+import { PARAM_TAG_BASE, f32View, runPipelineStep } from './pipeline.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 
 export interface WorkerRuntimeInit {
@@ -57,6 +60,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     worldSize: null,
     role: null,
     shard: null,
+    stage: null,
     step: 0,
     totalSteps: 0,
     loss: null,
@@ -122,6 +126,15 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       case 'assign':
         startRun(msg);
         return;
+      case 'profile': {
+        const c = compute;
+        if (!c) return;
+        c.profile(msg.config, { signal: lifetime.signal }).then(
+          (layers) => tell({ type: 'profileResult', runId: msg.runId, layers }),
+          (e: unknown) => tell({ type: 'error', runId: msg.runId, error: toWireError(asError(e)) }),
+        );
+        return;
+      }
       case 'step':
         if (current && current.assign.runId === msg.runId) {
           current.grantedUpTo = Math.max(current.grantedUpTo, msg.upTo);
@@ -168,7 +181,13 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       params: null,
     };
     current = run;
+    const { stages: p } = runShape(assign.config);
+    const range = assign.stages?.[assign.rank % p];
     update({
+      stage:
+        assign.role.kind === 'stage' && range
+          ? { stage: assign.role.stage, replica: assign.role.replica, stages: p, ...range }
+          : null,
       phase: 'loading',
       runId: assign.runId,
       rank: assign.rank,
@@ -233,7 +252,29 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     const s = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
     const need: string[] = [];
     const dial: string[] = [];
-    if (config.sync === 'allreduce') {
+    if (config.strategy !== 'data') {
+      const { stages: p, replicas: r } = runShape(config);
+      const stage = rank % p;
+      const replica = Math.floor(rank / p);
+      const at = (rep: number, st: number): string => peers[rep * p + st]!;
+      // Pipeline neighbours: we dial the next stage; the previous one dials us.
+      if (stage + 1 < p) {
+        dial.push(at(replica, stage + 1));
+        need.push(at(replica, stage + 1));
+      }
+      if (stage > 0) need.push(at(replica, stage - 1));
+      // Hybrid: the stage group's ring over the replicas.
+      if (r > 1) {
+        dial.push(at((replica + 1) % r, stage));
+        need.push(at((replica + 1) % r, stage), at((replica - 1 + r) % r, stage));
+      }
+      // Replica 0's stages send their parameters to rank 0 for evaluation.
+      if (replica === 0 && stage >= 2) {
+        dial.push(peers[0]!);
+        need.push(peers[0]!);
+      }
+      if (rank === 0) for (let st = 2; st < p; st++) need.push(at(0, st));
+    } else if (config.sync === 'allreduce') {
       // Ring: we send to the next rank and receive from the previous one.
       const next = peers[(rank + 1) % n]!;
       const prev = peers[(rank - 1 + n) % n]!;
@@ -248,7 +289,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       }
     }
     try {
-      await Promise.all(dial.map((p) => mesh.connect(p, { signal: s })));
+      await Promise.all([...new Set(dial)].map((p) => mesh.connect(p, { signal: s })));
       await Promise.all(need.map((p) => waitConnected(p, s)));
     } catch (e) {
       if (signal.aborted) throw asError(signal.reason);
@@ -270,11 +311,27 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         connectPeers(assign, signal),
       ]);
       session = s;
-      const params = session.initParams();
-      run.params = params;
+      const full = session.initParams();
+      const isPipe = config.strategy !== 'data';
+      const shape = runShape(config);
+      const p = shape.stages;
+      const stageIdx = rank % p;
+      const replica = Math.floor(rank / p);
+      const ranges = assign.stages ?? [];
+      let stage: StageSession | null = null;
+      if (isPipe) {
+        const range = ranges[stageIdx];
+        if (!range) throw new ProtocolError('bad-message', 'a stage assignment without stage ranges');
+        stage = session.stage(range);
+      }
+      // Data parallel: every worker holds the whole model. Pipeline: the stage's slice only (rank 0
+      // also keeps a whole-model buffer that the stages' parameters are gathered into for evaluation).
+      const params = stage ? full.slice(stage.paramOffset, stage.paramOffset + stage.paramCount) : full;
+      const evalParams = !stage ? params : rank === 0 ? full : null;
+      run.params = evalParams;
       const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
       const n = peers.length;
-      const serverId = config.sync === 'ps' ? peers[assign.serverRank ?? 0]! : null;
+      const serverId = !isPipe && config.sync === 'ps' ? peers[assign.serverRank ?? 0]! : null;
       const server =
         serverId === mesh.localId
           ? createParameterServer(mesh, {
@@ -284,25 +341,123 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
               apply: (p, meanGrad) => optimizer.step(p, meanGrad),
             })
           : null;
+      const ops = stage ? schedule(config.schedule, p, config.microBatches)[stageIdx]! : [];
+      const at = (rep: number, st: number): string => peers[rep * p + st]!;
+      const group = Array.from({ length: shape.replicas }, (_, r) => at(r, stageIdx));
+      const stageGrads = new Float32Array(params.length);
       tell({ type: 'ready', runId, loadMs: now() - loadStart });
       update({ phase: 'training' });
+
+      /** One data-parallel step: gradients, then all-reduce or the parameter server. */
+      const dataStep = async (
+        step: number,
+        spans: WireSpan[],
+      ): Promise<{ loss: number; computeMs: number }> => {
+        const t0 = now();
+        const { loss, grads } = await session!.gradients(params, step, { signal });
+        const t1 = now();
+        spans.push({ kind: 'compute', startMs: t0, durMs: t1 - t0, step, lane: 'compute' });
+        if (config.sync === 'allreduce') {
+          await ringAllReduce(mesh, peers, grads, { runId, step, bucketElems: config.bucketElems, signal });
+          const inv = 1 / n;
+          for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
+          optimizer.step(params, grads);
+        } else if (server) {
+          await server.serveStep(step, grads, { signal });
+        } else {
+          params.set(await psWorkerStep(mesh, serverId!, grads, { runId, step, signal }));
+        }
+        spans.push({ kind: 'allreduce', startMs: t1, durMs: now() - t1, step, lane: 'comm' });
+        return { loss, computeMs: t1 - t0 };
+      };
+
+      /** Replica 0's stages hand their parameters to rank 0, which evaluates the whole model. */
+      const gatherParams = async (step: number): Promise<void> => {
+        if (!stage || replica !== 0) return;
+        const key = (st: number) => ({ runId, step, microBatch: null, tag: PARAM_TAG_BASE + st });
+        if (rank !== 0) {
+          if (params.length === 0) return;
+          const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+          await mesh.sendTensor(
+            peers[0]!,
+            { ...key(stageIdx), dtype: 'float32', shape: [params.length], data: bytes },
+            { signal },
+          );
+          return;
+        }
+        full.set(params, stage.paramOffset);
+        await Promise.all(
+          ranges.map(async (range, st) => {
+            if (st === 0) return;
+            const { offset, count } = session!.paramRange(range);
+            if (count === 0) return;
+            const msg = await mesh.recvTensor(at(0, st), key(st), { signal });
+            const got = f32View(msg.data);
+            if (got.length !== count)
+              throw new ProtocolError(
+                'bad-message',
+                `stage ${st} sent ${got.length} parameters, expected ${count}`,
+              );
+            full.set(got, offset);
+          }),
+        );
+      };
 
       for (;;) {
         signal.throwIfAborted();
         if (run.completed < config.steps && run.completed <= run.grantedUpTo) {
           const step = run.completed;
+          const spans: WireSpan[] = [];
           const t0 = now();
-          const { loss, grads } = await session.gradients(params, step, { signal });
-          const t1 = now();
-          if (config.sync === 'allreduce') {
-            await ringAllReduce(mesh, peers, grads, { runId, step, bucketElems: config.bucketElems, signal });
-            const inv = 1 / n;
-            for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
-            optimizer.step(params, grads);
-          } else if (server) {
-            await server.serveStep(step, grads, { signal });
+          let loss: number | null;
+          let computeMs: number;
+          let peak: { peakActivationBytes: number; peakActivationBytesNoRecompute: number } | null = null;
+          if (stage) {
+            const outcome = await runPipelineStep({
+              mesh,
+              runId,
+              step,
+              ops,
+              stage,
+              prev: stageIdx > 0 ? at(replica, stageIdx - 1) : null,
+              next: stageIdx + 1 < p ? at(replica, stageIdx + 1) : null,
+              params,
+              grads: stageGrads,
+              now,
+              spans,
+              signal,
+              optimizer: async () => {
+                if (group.length > 1 && params.length > 0) {
+                  const ta = now();
+                  await ringAllReduce(mesh, group, stageGrads, {
+                    runId,
+                    step,
+                    bucketElems: config.bucketElems,
+                    signal,
+                  });
+                  const inv = 1 / group.length;
+                  for (let i = 0; i < stageGrads.length; i++) stageGrads[i]! *= inv;
+                  spans.push({
+                    kind: 'allreduce',
+                    startMs: ta,
+                    durMs: now() - ta,
+                    step,
+                    lane: 'comm',
+                    bytes: stageGrads.byteLength,
+                  });
+                }
+                const to = now();
+                optimizer.step(params, stageGrads);
+                spans.push({ kind: 'optimizer', startMs: to, durMs: now() - to, step, lane: 'compute' });
+              },
+            });
+            loss = outcome.loss;
+            peak = outcome;
+            computeMs = spans.reduce((a, sp) => (sp.lane === 'compute' ? a + sp.durMs : a), 0);
           } else {
-            params.set(await psWorkerStep(mesh, serverId!, grads, { runId, step, signal }));
+            const r = await dataStep(step, spans);
+            loss = r.loss;
+            computeMs = r.computeMs;
           }
           const t2 = now();
           run.completed = step + 1;
@@ -310,22 +465,30 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
             type: 'stepDone',
             runId,
             step,
-            loss,
+            ...(loss !== null ? { loss } : {}),
             samples: config.batch,
-            computeMs: t1 - t0,
-            commMs: t2 - t1,
+            computeMs,
+            commMs: Math.max(0, t2 - t0 - computeMs),
             bytesSent: peerBytesSent(),
+            spans,
+            ...(peak
+              ? {
+                  peakActivationBytes: peak.peakActivationBytes,
+                  peakActivationBytesNoRecompute: peak.peakActivationBytesNoRecompute,
+                }
+              : {}),
           });
-          update({ step: run.completed, loss });
+          update({ step: run.completed, ...(loss !== null ? { loss } : {}) });
           const due =
             run.completed === config.steps ||
             (config.evalEvery > 0 && run.completed % config.evalEvery === 0);
-          // Every worker holds the same parameters after a synchronous step: rank 0 evaluates.
+          if (due) await gatherParams(run.completed);
+          // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
           if (due && rank === 0) run.pendingEvals.push(run.completed);
         }
         while (run.pendingEvals.length > 0) {
           const evalStep = run.pendingEvals.shift()!;
-          const r = await session.evaluate(params, { signal });
+          const r = await session.evaluate(evalParams!, { signal });
           tell({
             type: 'evalResult',
             runId,
@@ -338,7 +501,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         if (run.pendingReference) {
           run.pendingReference = false;
           update({ phase: 'reference' });
-          const diff = await session.reference(params, { signal });
+          const diff = await session.reference(evalParams!, { signal });
           tell({ type: 'referenceResult', runId, ...diff });
           update({ phase: 'training' });
         }

@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCoordinator } from '@peertrain/coordinator';
+import type { Coordinator } from '@peertrain/coordinator';
+import { memoryShardCache, tf } from '@peertrain/engine';
+import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
+import type { RunConfigInput } from '@peertrain/protocol';
+import { parseChromeTrace } from '@peertrain/telemetry';
+import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
+import { engineCompute } from './engine-compute.ts';
+import { createWorkerRuntime } from './runtime.ts';
+
+// Pipeline and hybrid parallelism end to end in Node: a real coordinator and real worker runtimes
+// over the in-memory transport. Every schedule, with and without recomputation, must give the
+// parameters of the single worker on the whole batch (rank 0 gathers the stages and trains it).
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function cluster(n: number, room = 'pp'): Coordinator {
+  const net = createMemoryNetwork();
+  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
+  cleanups.push(() => coord.dispose());
+  for (let i = 0; i < n; i++) {
+    const w = createWorkerRuntime({
+      mesh: createMesh(memoryTransport(net, workerPeerId(room, `w${i}`), { maxMessageSize: 16 * 1024 })),
+      room,
+      coordinatorId: coordinatorPeerId(room),
+      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    });
+    cleanups.push(() => w.leave('test over'));
+  }
+  return coord;
+}
+
+const base: RunConfigInput = {
+  strategy: 'pipeline',
+  dataset: 'synthetic',
+  model: 'deepMlp',
+  steps: 4,
+  batch: 12,
+  lr: 0.05,
+  seed: 5,
+  evalEvery: 2,
+  reference: true,
+};
+
+describe('pipeline parallelism over the in-memory transport', () => {
+  const cases: [RunConfigInput['schedule'], number, boolean][] = [
+    ['naive', 1, false],
+    ['gpipe', 4, false],
+    ['gpipe', 4, true],
+    ['1f1b', 4, false],
+    ['1f1b', 3, true],
+  ];
+  for (const [schedule, m, recompute] of cases) {
+    it(`3 stages, ${schedule} M=${m}${recompute ? ' recompute' : ''} equal the single worker`, async () => {
+      const coord = cluster(3);
+      const report = await coord.run(
+        { ...base, workers: 3, schedule, microBatches: m, recompute },
+        { waitMs: 30_000 },
+      );
+      expect(report.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+      expect(Math.abs(report.reference!.referenceLoss - report.finalLoss)).toBeLessThan(1e-4);
+      expect(report.evals.map((e) => e.step)).toEqual([2, 4]);
+      const pl = report.pipeline!;
+      expect(pl.stages).toBe(3);
+      expect(pl.bubbleTheory).toBeCloseTo(2 / (m + 2), 10);
+      expect(pl.bubbleMeasured).toBeGreaterThan(0);
+      // the stages cover the model's 9 layers, contiguous
+      expect(pl.perStage.map((s) => s.layers)).toHaveLength(3);
+      expect(pl.perStage[0]!.layers[0]).toBe(0);
+      expect(pl.perStage[2]!.layers[1]).toBe(8);
+      for (const s of pl.perStage) {
+        expect(s.peakActivationBytes).toBeGreaterThan(0);
+        if (recompute) expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
+        else expect(s.peakActivationBytes).toBe(s.peakActivationBytesNoRecompute);
+      }
+      const trace = parseChromeTrace(JSON.parse(JSON.stringify(coord.trace())));
+      const kinds = new Set(trace.traceEvents.filter((e) => e.ph === 'X').map((e) => e.name.split(' ')[0]));
+      expect(kinds).toContain('forward');
+      expect(kinds).toContain('backward');
+      expect(kinds).toContain('send');
+    });
+  }
+
+  it('a user partition is used as given and a bad one is refused with the reason', async () => {
+    const coord = cluster(2);
+    const report = await coord.run({ ...base, workers: 2, partition: '0-1,2-8', reference: false });
+    expect(report.pipeline!.perStage.map((s) => s.layers)).toEqual([
+      [0, 1],
+      [2, 8],
+    ]);
+    await expect(coord.run({ ...base, workers: 2, partition: '0-3,5-8' })).rejects.toThrow(/contiguous/);
+  });
+
+  it('hybrid: 2 replicas of 2 stages equal the single worker at batch 2b', async () => {
+    const coord = cluster(4, 'hy');
+    const report = await coord.run(
+      { ...base, strategy: 'hybrid', replicas: 2, workers: 4, microBatches: 3 },
+      { waitMs: 30_000 },
+    );
+    expect(report.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+    expect(report.pipeline!.replicas).toBe(2);
+  });
+
+  it('keeps tf.memory().numTensors flat across runs', async () => {
+    const coord = cluster(2);
+    await coord.run({ ...base, workers: 2, steps: 2, reference: false });
+    const before = tf.memory().numTensors;
+    await coord.run({ ...base, workers: 2, steps: 6, reference: false });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
