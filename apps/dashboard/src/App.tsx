@@ -18,6 +18,8 @@ import { RunForm } from './components/RunForm.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
 import { LineChart } from './components/LineChart.tsx';
 import { ReportCard } from './components/ReportCard.tsx';
+import { Timeline } from './components/Timeline.tsx';
+import { Topology } from './components/Topology.tsx';
 
 /** What the dashboard holds while it is up; torn down in reverse order. */
 interface Live {
@@ -151,6 +153,8 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
   const view = useFrameThrottled(source);
   const outcome = useSyncExternalStore(runs.subscribe, runs.state);
   const { run, peers } = view;
+  // Timeline and topology: once a run has spans, or is a pipeline (whose spans are on their way).
+  const parallel = run.spans.length > 0 || run.pipeline !== null;
 
   const lossX = useMemo(() => run.steps.map((p) => p.step), [run.steps]);
   const lossY = useMemo(() => run.steps.map((p) => p.loss), [run.steps]);
@@ -171,6 +175,7 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
           onResume={() => coordinator.resume()}
           onStop={() => coordinator.stop('stopped from the dashboard')}
         />
+        {parallel && <Topology spans={run.spans} pipeline={run.pipeline} peers={peers} room={props.room} />}
       </aside>
       <div className="main">
         <RunProgress run={run} peers={peers} />
@@ -192,6 +197,15 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
             format={percent}
           />
         </div>
+        {parallel && (
+          <Timeline
+            spans={run.spans}
+            pipeline={run.pipeline}
+            peers={peers}
+            room={props.room}
+            originMs={run.startedAt}
+          />
+        )}
         <PeerTable peers={peers} room={props.room} />
         {outcome.report && <ReportCard report={outcome.report} room={props.room} />}
       </div>

@@ -1,8 +1,12 @@
 import type { RunReport } from '@peertrain/coordinator';
+import { strategyName } from './peerLabels.ts';
 
 export function reportFileName(report: RunReport, room: string, now: Date = new Date()): string {
   const stamp = now.toISOString().replace(/[:.]/g, '-').replace(/Z$/, '');
-  return `peertrain-${room}-${report.config.model}-${report.config.sync}-${stamp}.json`;
+  const strategy = strategyName(report.config)
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .toLowerCase();
+  return `peertrain-${room}-${report.config.model}-${strategy}-${stamp}.json`;
 }
 
 /** Saves the report as a JSON file through a temporary object URL. */

@@ -1,13 +1,10 @@
 import type { PeerView } from '@peertrain/coordinator';
 import { formatBytes, formatGflops, formatMs, formatShard, orDash } from '../shared/format.ts';
-
-/** Shortens `pt-<room>-w-<nonce>` to `w-<nonce>`; the room is shown once in the header. */
-export function shortPeerId(peerId: string, room: string): string {
-  const prefix = `pt-${room}-`;
-  return peerId.startsWith(prefix) ? peerId.slice(prefix.length) : peerId;
-}
+import { layersText, roleText, shortPeerId } from '../peerLabels.ts';
 
 export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
+  // Layers only mean something in pipeline and hybrid runs.
+  const staged = props.peers.some((p) => p.stage !== null);
   return (
     <section className="card peers">
       <h2>
@@ -28,6 +25,7 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                 <th className="num">rank</th>
                 <th>role</th>
                 <th>shard</th>
+                {staged && <th>layers</th>}
                 <th className="num">RTT</th>
                 <th className="num">last step</th>
                 <th className="num">compute / comm</th>
@@ -47,8 +45,9 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                   <td>{orDash(p.device?.backend)}</td>
                   <td className="num">{formatGflops(p.device?.gflops)}</td>
                   <td className="num">{orDash(p.rank)}</td>
-                  <td>{orDash(p.role)}</td>
+                  <td>{orDash(roleText(p))}</td>
                   <td>{formatShard(p.shard)}</td>
+                  {staged && <td className="mono">{p.stage ? layersText(p.stage) : orDash(null)}</td>}
                   <td className="num">{formatMs(p.rttMs)}</td>
                   <td className="num">{orDash(p.lastStep)}</td>
                   <td className="num">

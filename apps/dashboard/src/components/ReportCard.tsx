@@ -1,7 +1,8 @@
-import type { RunReport } from '@peertrain/coordinator';
+import type { PipelineReport, RunReport } from '@peertrain/coordinator';
 import { formatBytes, formatLoss, formatMs, formatPercent, formatRate } from '../shared/format.ts';
 import { downloadReport } from '../report.ts';
 import { Stats } from '../shared/ui.tsx';
+import { layersText, scheduleName, shortPeerId, strategyName } from '../peerLabels.ts';
 
 /** Relative tolerance under which a parallel run agrees with the single-worker reference (DESIGN.md). */
 export const REFERENCE_REL_TOLERANCE = 1e-4;
@@ -15,7 +16,7 @@ export function ReportCard(props: { report: RunReport; room: string }) {
         <h2>
           Report{' '}
           <span className="muted">
-            {r.workers.length} workers, {r.config.sync}, {r.config.model}, {r.config.steps} steps ×{' '}
+            {r.workers.length} workers, {strategyName(r.config)}, {r.config.model}, {r.config.steps} steps ×{' '}
             {r.config.batch}
           </span>
         </h2>
@@ -45,6 +46,7 @@ export function ReportCard(props: { report: RunReport; room: string }) {
       ) : (
         <p className="muted">No reference run (tick the reference box to compare).</p>
       )}
+      {r.pipeline && <PipelineSection pipeline={r.pipeline} room={props.room} />}
       {r.errors.length > 0 && (
         <ul className="error-list">
           {r.errors.map((e, i) => (
@@ -55,5 +57,77 @@ export function ReportCard(props: { report: RunReport; room: string }) {
         </ul>
       )}
     </section>
+  );
+}
+
+/** Share of the peak activation memory that recomputation saved (0 when it saved none). */
+function recomputeSaving(withSetting: number, without: number): number {
+  return without > 0 ? Math.max(0, 1 - withSetting / without) : 0;
+}
+
+/** The pipeline's bubble, and per stage its layers, parameters and peak activation memory. */
+function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
+  const p = props.pipeline;
+  const peakWith = p.perStage.reduce((m, s) => Math.max(m, s.peakActivationBytes), 0);
+  const peakWithout = p.perStage.reduce((m, s) => Math.max(m, s.peakActivationBytesNoRecompute), 0);
+  return (
+    <div className="report-pipeline">
+      <h3>
+        Pipeline{' '}
+        <span className="muted">
+          {scheduleName(p.schedule)}, {p.stages} stages
+          {p.replicas > 1 ? ` × ${p.replicas} replicas` : ''}, {p.microBatches} micro-batches
+          {p.recompute ? ', recompute' : ''}
+        </span>
+      </h3>
+      <Stats
+        items={[
+          [
+            'bubble measured',
+            formatPercent(p.bubbleMeasured, 1),
+            p.bubbleMeasured > p.bubbleTheory + 0.05 ? 'warn-text' : undefined,
+          ],
+          ['bubble theory', formatPercent(p.bubbleTheory, 1)],
+          ['predicted step', formatMs(p.predictedStepMs)],
+          [
+            'peak activations',
+            p.recompute
+              ? `${formatBytes(peakWith)} (−${formatPercent(recomputeSaving(peakWith, peakWithout), 0)})`
+              : formatBytes(peakWith),
+          ],
+        ]}
+      />
+      <div className="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th className="num">stage</th>
+              <th>layers</th>
+              <th>peer</th>
+              <th className="num">parameters</th>
+              <th className="num">peak activations</th>
+              <th className="num">without recompute</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.perStage.map((s) => (
+              <tr key={s.stage}>
+                <td className="num">{s.stage}</td>
+                <td>
+                  <span className="mono">{layersText({ first: s.layers[0], end: s.layers[1] })}</span>{' '}
+                  <span className="muted small">{s.layerNames.join(' · ')}</span>
+                </td>
+                <td className="mono" title={s.peerId}>
+                  {shortPeerId(s.peerId, props.room)}
+                </td>
+                <td className="num">{formatBytes(s.parameterBytes)}</td>
+                <td className="num">{formatBytes(s.peakActivationBytes)}</td>
+                <td className="num">{formatBytes(s.peakActivationBytesNoRecompute)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
   );
 }

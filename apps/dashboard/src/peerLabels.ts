@@ -1,0 +1,60 @@
+import type { PeerView, StageAssignment } from '@peertrain/coordinator';
+import type { RunConfig } from '@peertrain/protocol';
+
+// Short names for peers, their roles and their layers, shared by the table, timeline and topology.
+
+/** Shortens `pt-<room>-w-<nonce>` to `w-<nonce>`; the room is shown once in the header. */
+export function shortPeerId(peerId: string, room: string): string {
+  const prefix = `pt-${room}-`;
+  return peerId.startsWith(prefix) ? peerId.slice(prefix.length) : peerId;
+}
+
+/** "stage 1 of replica 0", "worker + server", "worker", or null when unassigned. */
+export function roleText(peer: Pick<PeerView, 'role' | 'stage'>): string | null {
+  switch (peer.role) {
+    case 'stage':
+      return peer.stage ? `stage ${peer.stage.stage} of replica ${peer.stage.replica}` : 'stage';
+    case 'worker+server':
+      return 'worker + server';
+    case 'worker':
+      return 'worker';
+    case null:
+      return null;
+    default: {
+      const never: never = peer.role;
+      return String(never);
+    }
+  }
+}
+
+/** Half-open layer range as the contracts define it: "[3, 6)". */
+export function layersText(stage: Pick<StageAssignment, 'first' | 'end'>): string {
+  return `[${stage.first}, ${stage.end})`;
+}
+
+/** Compact place in the pipeline for small spaces: "S1" with one replica, "S1·R0" with several. */
+export function stageBadge(stage: Pick<StageAssignment, 'stage' | 'replica'>, replicas: number): string {
+  return replicas > 1 ? `S${stage.stage}·R${stage.replica}` : `S${stage.stage}`;
+}
+
+/** Display name of a schedule: "1F1B", "GPipe", "naive". */
+export function scheduleName(kind: RunConfig['schedule']): string {
+  return kind === '1f1b' ? '1F1B' : kind === 'gpipe' ? 'GPipe' : 'naive';
+}
+
+/** How a run splits the work, in a few words: "all-reduce", "parameter server", "pipeline 1F1B", "hybrid 2 × GPipe". */
+export function strategyName(c: Pick<RunConfig, 'strategy' | 'sync' | 'schedule' | 'replicas'>): string {
+  const schedule = scheduleName(c.schedule);
+  switch (c.strategy) {
+    case 'data':
+      return c.sync === 'ps' ? 'parameter server' : 'all-reduce';
+    case 'pipeline':
+      return `pipeline ${schedule}`;
+    case 'hybrid':
+      return `hybrid ${c.replicas} × ${schedule}`;
+    default: {
+      const never: never = c.strategy;
+      return String(never);
+    }
+  }
+}
