@@ -24,6 +24,7 @@ describe('parseCommandLine', () => {
     expect(config).toEqual(parseRunConfig({}));
     expect(runner).toEqual({
       report: DEFAULT_REPORT,
+      trace: undefined,
       isolatedNetwork: false,
       chromium: '/usr/bin/chromium',
       room: undefined,
@@ -59,6 +60,12 @@ describe('parseCommandLine', () => {
       bucketElems: 1024,
       evalEvery: 5,
       reference: true,
+      // pipeline settings keep their defaults in a data-parallel run
+      schedule: '1f1b',
+      microBatches: 1,
+      recompute: false,
+      partition: 'auto',
+      replicas: 1,
     });
     expect(runner).toMatchObject({
       report: 'out.json',
@@ -70,6 +77,32 @@ describe('parseCommandLine', () => {
       faults: ['malformed'],
       quiet: true,
     });
+  });
+
+  it('maps the pipeline and hybrid options', () => {
+    const pipe = train(
+      '--strategy pipeline --workers 4 --micro-batches 8 --schedule gpipe --recompute --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
+        ' ',
+      ),
+    );
+    expect(pipe.config).toMatchObject({
+      strategy: 'pipeline',
+      workers: 4,
+      microBatches: 8,
+      schedule: 'gpipe',
+      recompute: true,
+      partition: '0-1,2-3,4-5,6-7',
+      batch: 128,
+    });
+    expect(pipe.runner.trace).toBe('t.json');
+    expect(train('--strategy hybrid --replicas 2 --workers 4'.split(' ')).config).toMatchObject({
+      replicas: 2,
+      microBatches: 8,
+    });
+    expect(() => train('--strategy hybrid --replicas 3 --workers 4'.split(' '))).toThrow(/replicas/);
+    expect(() => train('--strategy pipeline --schedule naive --micro-batches 4'.split(' '))).toThrow(
+      /--micro-batches: naive/,
+    );
   });
 
   it('keeps the default momentum for a bare --optimizer sgd, implies sgd from --momentum', () => {

@@ -1,5 +1,11 @@
 import { parseArgs } from 'node:util';
-import { BACKENDS, ConfigError, parseRunConfig } from '@peertrain/protocol';
+import {
+  BACKENDS,
+  ConfigError,
+  DEFAULT_BATCH,
+  DEFAULT_MICRO_BATCHES,
+  parseRunConfig,
+} from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import { DEFAULT_CHROMIUM, DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
 
@@ -19,12 +25,16 @@ opens the dashboard (coordinator) and N worker tabs, shows progress and writes a
 
 Training (defaults from the run configuration):
   --workers N            worker tabs (default ${D.workers})
-  --strategy data        parallelism strategy (only data parallelism so far)
-  --sync allreduce|ps    gradient exchange: ring all-reduce or parameter server (default ${D.sync})
-  --model mlp|cnn        model (default ${D.model})
+  --strategy data|pipeline|hybrid
+                         data: every tab holds the model; pipeline: the model is cut into one
+                         stage per tab; hybrid: --replicas pipelines (default ${D.strategy})
+  --sync allreduce|ps    data parallel gradient exchange: ring all-reduce or parameter server (default ${D.sync})
+  --model mlp|cnn|deepMlp
+                         model (default ${D.model})
   --dataset mnist|synthetic                                         (default ${D.dataset})
   --steps K              training steps (default ${D.steps})
-  --batch B              batch size per worker; global batch is N*B (default ${D.batch})
+  --batch B              data: batch per worker, global batch N*B (default ${DEFAULT_BATCH.data});
+                         pipeline/hybrid: batch per pipeline (default ${DEFAULT_BATCH.pipeline})
   --lr X                 learning rate (default ${D.lr})
   --optimizer sgd|adam   (default sgd with momentum 0.9)
   --momentum M           SGD momentum (sgd only; default 0.9)
@@ -35,8 +45,19 @@ Training (defaults from the run configuration):
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
 
+Pipeline and hybrid:
+  --schedule naive|gpipe|1f1b
+                         pipeline schedule (default ${D.schedule})
+  --micro-batches M      micro-batches per step (default ${DEFAULT_MICRO_BATCHES}; naive: 1)
+  --recompute            keep only each stage's input; recompute the forward in backward
+  --partition auto|RANGES
+                         stage layers, e.g. 0-2,3-5,6-7 (default auto: planned from per-layer
+                         costs measured on each worker, within each device's memory)
+  --replicas R           hybrid: R pipelines of workers/R stages (default 1)
+
 Runner:
   --report FILE          JSON report path (default ${DEFAULT_REPORT})
+  --trace FILE           write every span as Chrome trace JSON (open in https://ui.perfetto.dev)
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
@@ -55,6 +76,7 @@ Exit status: 0 success, 1 failure, 2 invalid command line or configuration, 130 
 
 export interface RunnerOptions {
   report: string;
+  trace: string | undefined;
   isolatedNetwork: boolean;
   chromium: string;
   room: string | undefined;
@@ -83,7 +105,13 @@ const OPTIONS = {
   'eval-every': { type: 'string' },
   'bucket-elems': { type: 'string' },
   reference: { type: 'boolean' },
+  schedule: { type: 'string' },
+  'micro-batches': { type: 'string' },
+  recompute: { type: 'boolean' },
+  partition: { type: 'string' },
+  replicas: { type: 'string' },
   report: { type: 'string' },
+  trace: { type: 'string' },
   'isolated-network': { type: 'boolean' },
   chromium: { type: 'string' },
   room: { type: 'string' },
@@ -109,6 +137,7 @@ function toNumber(flag: string, raw: string, issues: string[]): number | undefin
 const FLAG_OF: Record<string, string> = {
   evalEvery: 'eval-every',
   bucketElems: 'bucket-elems',
+  microBatches: 'micro-batches',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -148,7 +177,16 @@ export function parseCommandLine(argv: readonly string[]): Command {
   const issues: string[] = [];
   const config: Record<string, unknown> = {};
   const numeric: [
-    flag: 'workers' | 'steps' | 'batch' | 'lr' | 'seed' | 'eval-every' | 'bucket-elems',
+    flag:
+      | 'workers'
+      | 'steps'
+      | 'batch'
+      | 'lr'
+      | 'seed'
+      | 'eval-every'
+      | 'bucket-elems'
+      | 'micro-batches'
+      | 'replicas',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -158,6 +196,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['seed', 'seed'],
     ['eval-every', 'evalEvery'],
     ['bucket-elems', 'bucketElems'],
+    ['micro-batches', 'microBatches'],
+    ['replicas', 'replicas'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];
@@ -166,10 +206,11 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (n !== undefined) config[key] = n;
     }
   }
-  for (const key of ['strategy', 'sync', 'model', 'dataset', 'backend'] as const) {
+  for (const key of ['strategy', 'sync', 'model', 'dataset', 'backend', 'schedule', 'partition'] as const) {
     if (values[key] !== undefined) config[key] = values[key];
   }
   if (values.reference === true) config.reference = true;
+  if (values.recompute === true) config.recompute = true;
 
   const momentum = values.momentum === undefined ? undefined : toNumber('momentum', values.momentum, issues);
   const optimizer = values.optimizer ?? (values.momentum !== undefined ? 'sgd' : undefined);
@@ -217,6 +258,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     config: runConfig,
     runner: {
       report: values.report ?? DEFAULT_REPORT,
+      trace: values.trace,
       isolatedNetwork: values['isolated-network'] === true,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
       room: values.room,

@@ -1,10 +1,12 @@
 import { AbortError, ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import type { Browser } from 'playwright-core';
+import type { ChromeTrace } from '@peertrain/telemetry';
 import {
   BrowserNotFoundError,
   BuildError,
   IsolatedNetworkError,
+  SessionError,
   assertBrowserExecutable,
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
@@ -18,7 +20,7 @@ import { HELP, parseCommandLine } from './args.ts';
 import type { RunnerOptions } from './args.ts';
 import { createProgress } from './progress.ts';
 import type { ProgressSink } from './progress.ts';
-import { formatSummary, writeReport } from './report.ts';
+import { formatSummary, writeReport, writeTrace } from './report.ts';
 import type { CliReport, PartialRun } from './report.ts';
 
 export interface CliIo {
@@ -165,6 +167,7 @@ async function train(
     let report;
     // What the session computed so far, kept for a partial report if it fails.
     const seen: PartialRun = { loss: [], evals: [] };
+    let trace: ChromeTrace | null = null;
     const harnessFields = (): CliReport['harness'] => ({
       wallMs: performance.now() - t0,
       chromium,
@@ -185,6 +188,7 @@ async function train(
         onEvent: (event) => {
           if (event.type === 'progress') seen.loss.push({ step: event.step - 1, loss: event.loss });
           if (event.type === 'eval') seen.evals.push({ step: event.step, accuracy: event.accuracy });
+          if (event.type === 'trace') trace = event.trace;
           progress.event(event);
         },
         onReady: (info) => {
@@ -201,6 +205,7 @@ async function train(
     } catch (err) {
       // Nothing already computed is lost: the steps and evaluations seen so far go to the report
       // file, marked failed, before the error propagates.
+      if (runner.trace && trace) await writeTrace(runner.trace, trace).catch(() => null);
       if (seen.loss.length > 0) {
         const file = await writeReport(runner.report, {
           failed: true,
@@ -218,6 +223,10 @@ async function train(
     const full: CliReport = { ...report, harness: harnessFields() };
     const file = await writeReport(runner.report, full);
     io.stdout.write(formatSummary(full, file));
+    if (runner.trace) {
+      if (!trace) throw new SessionError({ name: 'TraceMissing', message: 'the dashboard sent no trace' });
+      io.stdout.write(`  trace           ${await writeTrace(runner.trace, trace)}\n`);
+    }
     return 'ok';
   } finally {
     const b = browser;

@@ -144,7 +144,8 @@ export function createProgress(opts: ProgressOptions): Progress {
           return;
         case 'done':
         case 'error':
-          return; // the caller prints the summary or the error
+        case 'trace':
+          return; // the caller prints the summary or the error, and writes the trace
         default: {
           const _exhaustive: never = event;
           return _exhaustive;

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { RunReport } from '@peertrain/coordinator';
+import type { ChromeTrace } from '@peertrain/telemetry';
 import type { RunConfig, WireError } from '@peertrain/protocol';
 import { formatDuration } from './progress.ts';
 
@@ -41,6 +42,14 @@ export async function writeReport(path: string, report: CliReport | PartialRepor
   return file;
 }
 
+/** Writes a Chrome trace (opens in Perfetto); returns the absolute path. */
+export async function writeTrace(path: string, trace: ChromeTrace): Promise<string> {
+  const file = resolve(path);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify(trace));
+  return file;
+}
+
 function bytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
@@ -53,8 +62,9 @@ export function formatSummary(report: CliReport, reportPath: string): string {
   const c = report.config;
   const h = report.harness;
   const lines = [
-    `peertrain: done in ${h.wallMs < 60_000 ? `${(h.wallMs / 1000).toFixed(1)} s` : formatDuration(h.wallMs)} (${c.workers} workers, ${c.strategy}/${c.sync}, ${c.model} on ${c.dataset}, ` +
-      `${c.steps} steps, batch ${c.batch}/worker${h.isolated ? ', isolated network' : ''})`,
+    `peertrain: done in ${h.wallMs < 60_000 ? `${(h.wallMs / 1000).toFixed(1)} s` : formatDuration(h.wallMs)} (${c.workers} workers, ` +
+      `${c.strategy === 'data' ? `data/${c.sync}` : `${c.strategy} ${c.schedule} M=${c.microBatches}${c.recompute ? ' recompute' : ''}${c.strategy === 'hybrid' ? ` R=${c.replicas}` : ''}`}, ` +
+      `${c.model} on ${c.dataset}, ${c.steps} steps, batch ${c.batch}/${c.strategy === 'data' ? 'worker' : 'pipeline'}${h.isolated ? ', isolated network' : ''})`,
     `  final loss      ${report.finalLoss.toFixed(4)}`,
     `  test accuracy   ${(report.testAccuracy * 100).toFixed(2)}%`,
     `  throughput      ${Math.round(report.samplesPerSec)} samples/s (step median ${report.stepMsMedian.toFixed(1)} ms: ` +
@@ -73,6 +83,19 @@ export function formatSummary(report: CliReport, reportPath: string): string {
       `  reference       max |diff| ${r.maxAbsDiff.toExponential(2)} (relative ${r.maxRelDiff.toExponential(2)}), ` +
         `reference loss ${r.referenceLoss.toFixed(4)}`,
     );
+  }
+  if (report.pipeline) {
+    const pl = report.pipeline;
+    lines.push(
+      `  bubble          measured ${(pl.bubbleMeasured * 100).toFixed(1)}%, theory (P-1)/(M+P-1) ${(pl.bubbleTheory * 100).toFixed(1)}%`,
+    );
+    for (const st of pl.perStage) {
+      lines.push(
+        `  stage ${st.stage}         layers ${st.layers[0]}-${st.layers[1]} (${st.layerNames.join(' ')}), params ${bytes(st.parameterBytes)}, ` +
+          `peak activations ${bytes(st.peakActivationBytes)}` +
+          (pl.recompute ? ` (${bytes(st.peakActivationBytesNoRecompute)} without recompute)` : ''),
+      );
+    }
   }
   if (report.errors.length > 0) {
     lines.push(`  errors          ${report.errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`);

@@ -664,6 +664,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         errors: r.errors,
       };
       runView = { ...runView, phase: 'done' };
+      emit({ type: 'trace', trace: buildTrace() });
       emit({ type: 'done', report });
       return report;
     } catch (e) {
@@ -672,6 +673,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       runView = { ...runView, phase: stopped ? 'stopped' : 'failed', error: toWireError(err) };
       for (const id of active?.ranks ?? [])
         send(id, { type: 'stop', runId, reason: `${err.name}: ${err.message}` });
+      emit({ type: 'trace', trace: buildTrace() });
       emit({ type: 'error', error: toWireError(err) });
       throw err;
     } finally {
@@ -762,6 +764,14 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     };
   }
 
+  function buildTrace(): ChromeTrace {
+    const t = toChromeTrace(traceSpans, { peerNames: traceNames });
+    if (traceDropped > 0) {
+      t.traceEvents.push({ name: 'dropped_spans', ph: 'M', pid: 0, tid: 0, args: { count: traceDropped } });
+    }
+    return t;
+  }
+
   /** Fault injection: a frame with a valid magic and an impossible length, straight onto the link. */
   async function injectMalformedFrame(peerId: string): Promise<void> {
     const bytes = new Uint8Array(64);
@@ -780,13 +790,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   return {
     room,
     view,
-    trace(): ChromeTrace {
-      const t = toChromeTrace(traceSpans, { peerNames: traceNames });
-      if (traceDropped > 0) {
-        t.traceEvents.push({ name: 'dropped_spans', ph: 'M', pid: 0, tid: 0, args: { count: traceDropped } });
-      }
-      return t;
-    },
+    trace: buildTrace,
     subscribe(listener) {
       viewListeners.add(listener);
       return () => viewListeners.delete(listener);

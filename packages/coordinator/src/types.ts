@@ -157,6 +157,8 @@ export type CoordinatorEvent =
   | { type: 'progress'; step: number; totalSteps: number; loss: number; samplesPerSec: number }
   | { type: 'eval'; step: number; accuracy: number }
   | { type: 'done'; report: RunReport }
+  /** Every span of the run as a Chrome trace; emitted once as the run ends (before done or error). */
+  | { type: 'trace'; trace: ChromeTrace }
   | { type: 'error'; error: WireError };
 
 /** The coordinator: admits peers of its room, assigns work, drives the step barrier, aggregates metrics. */

@@ -5,7 +5,7 @@ import type { ModelSpec } from '@peertrain/protocol';
 import { activateBackend } from './backends.ts';
 import { ShapeError } from './errors.ts';
 import { exportFiles, exportTfjsModel, tfjsModelArtifacts } from './export.ts';
-import type { KerasLayerJson, TfjsModelJson } from './export.ts';
+import type { KerasLayerJson, TfjsFiles, TfjsModelJson } from './export.ts';
 import { loadExportedModel } from './export-load.ts';
 import { buildModel } from './model.ts';
 import type { Model } from './model.ts';
@@ -63,17 +63,25 @@ function expectSameBits(a: Float32Array, b: Float32Array): void {
 }
 
 /** Serves `files` to tf.io.http as a web server would (paths relative to model.json). */
-function fakeFetch(files: Record<string, string | Uint8Array>): (url: string) => Promise<Response> {
-  return (url) => {
-    const body = files[url.slice(url.lastIndexOf('/') + 1)];
+function fakeFetch(files: TfjsFiles): typeof fetch {
+  return (input) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const name = url.slice(url.lastIndexOf('/') + 1);
+    const body =
+      name === 'model.json' ? files['model.json'] : name === 'weights.bin' ? files['weights.bin'] : undefined;
     return Promise.resolve(
-      body === undefined ? new Response('missing', { status: 404 }) : new Response(body),
+      body === undefined
+        ? new Response('missing', { status: 404 })
+        : new Response(new Blob([body as BlobPart])),
     );
   };
 }
 
 /** A mutable deep copy of the exported model.json. */
 const copyJson = (json: TfjsModelJson): TfjsModelJson => JSON.parse(JSON.stringify(json)) as TfjsModelJson;
+/** A weight spec of a copied model.json, writable. */
+const weightSpec = (json: TfjsModelJson, i: number) =>
+  json.weightsManifest[0].weights[i] as { name: string; shape: number[] };
 
 beforeAll(async () => {
   await activateBackend('cpu');
@@ -313,7 +321,7 @@ describe('loadExportedModel', () => {
 
     it('a weight whose shape does not fit the layer', () => {
       const json = copyJson(modelJson);
-      json.weightsManifest[0].weights[0]!.shape = [3, 3, 8, 1]; // same size, transposed channels
+      weightSpec(json, 0).shape = [3, 3, 8, 1]; // same size, transposed channels
       expectError(
         json,
         weightData,
@@ -324,7 +332,7 @@ describe('loadExportedModel', () => {
 
     it('a manifest that does not name the layer weights', () => {
       const json = copyJson(modelJson);
-      json.weightsManifest[0].weights[1]!.name = 'conv2d_9/bias';
+      weightSpec(json, 1).name = 'conv2d_9/bias';
       expectError(json, weightData, ConfigError, /conv2d_1\/bias is not in the manifest/);
     });
 

@@ -1,6 +1,7 @@
 import { ConfigError, ProtocolError, parseRunConfig } from '@peertrain/protocol';
 import type { WireError } from '@peertrain/protocol';
-import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
+import type { CoordinatorEvent, PipelineReport, RunReport } from '@peertrain/coordinator';
+import { parseChromeTrace } from '@peertrain/telemetry';
 
 // Validation of what the dashboard page hands to `window.peertrainEmit(event)`: unknown in,
 // CoordinatorEvent out, ProtocolError('bad-message') on anything else.
@@ -109,7 +110,49 @@ export function parseRunReport(v: unknown, path = 'report'): RunReport {
       referenceLoss: num(r, 'referenceLoss', p),
     };
   }
+  if (o.pipeline !== undefined) report.pipeline = parsePipelineReport(o.pipeline, `${path}.pipeline`);
   return report;
+}
+
+const SCHEDULE_KINDS = ['naive', 'gpipe', '1f1b'] as const;
+
+function parsePipelineReport(v: unknown, path: string): PipelineReport {
+  const o = obj(v, path);
+  const schedule = str(o, 'schedule', path);
+  if (!(SCHEDULE_KINDS as readonly string[]).includes(schedule)) bad(`${path}.schedule`, 'unknown schedule');
+  const predicted = o.predictedStepMs;
+  if (predicted !== null && typeof predicted !== 'number')
+    bad(`${path}.predictedStepMs`, 'expected a number or null');
+  if (typeof o.recompute !== 'boolean') bad(`${path}.recompute`, 'expected a boolean');
+  return {
+    schedule: schedule as PipelineReport['schedule'],
+    stages: int(o, 'stages', path),
+    replicas: int(o, 'replicas', path),
+    microBatches: int(o, 'microBatches', path),
+    recompute: o.recompute,
+    bubbleMeasured: num(o, 'bubbleMeasured', path),
+    bubbleTheory: num(o, 'bubbleTheory', path),
+    predictedStepMs: predicted,
+    perStage: arr(o, 'perStage', path).map((x, i) => {
+      const p = `${path}.perStage[${i}]`;
+      const so = obj(x, p);
+      const layers = arr(so, 'layers', p);
+      if (layers.length !== 2 || !layers.every((n) => Number.isInteger(n)))
+        bad(`${p}.layers`, 'expected [first, last]');
+      return {
+        stage: int(so, 'stage', p),
+        layers: [layers[0] as number, layers[1] as number],
+        layerNames: arr(so, 'layerNames', p).map((n, j) => {
+          if (typeof n !== 'string') bad(`${p}.layerNames[${j}]`, 'expected a string');
+          return n;
+        }),
+        parameterBytes: int(so, 'parameterBytes', p),
+        peakActivationBytes: int(so, 'peakActivationBytes', p),
+        peakActivationBytesNoRecompute: int(so, 'peakActivationBytesNoRecompute', p),
+        peerId: str(so, 'peerId', p),
+      };
+    }),
+  };
 }
 
 /** Validates one event from the dashboard page. */
@@ -131,6 +174,8 @@ export function parseCoordinatorEvent(v: unknown): CoordinatorEvent {
       return { type, step: int(o, 'step', type), accuracy: num(o, 'accuracy', type) };
     case 'done':
       return { type, report: parseRunReport(o.report) };
+    case 'trace':
+      return { type, trace: parseChromeTrace(o.trace) };
     case 'error':
       return { type, error: parseWireError(o.error, 'error.error') };
     default:
