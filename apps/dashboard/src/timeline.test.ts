@@ -13,6 +13,7 @@ import {
   labelFits,
   layoutRects,
   layoutRows,
+  memoLayoutRects,
   liveWindow,
   niceStep,
   panBy,
@@ -100,7 +101,8 @@ describe('span index and culling', () => {
     expect(index.extent?.startMs).toBe(1000);
     const end = Math.max(...spans.map((s) => s.startMs + s.durMs));
     expect(index.extent?.endMs).toBe(end);
-    expect(indexSpans([])).toEqual({ spans: [], maxDurMs: 0, extent: null, lastStep: -1 });
+    expect(indexSpans([])).toEqual({ spans: [], maxDurMs: 0, extent: null, lastStep: -1, steps: [] });
+    expect(index.steps.map((x) => x.step)).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('returns exactly the spans that overlap the window, including long ones that began before it', () => {
@@ -216,10 +218,32 @@ describe('rects', () => {
     expect(near.every((r) => r.count === 1 && r.w >= 1)).toBe(true);
   });
 
+  it('drops narrow spans of any kind into pixels already painted in their sub-row', () => {
+    // Interleaved sends and receives 10 µs apart over 20 ms, at 1 ms per px: at most two rects a pixel.
+    const mixed = Array.from({ length: 2000 }, (_, i) =>
+      span({ kind: i % 2 === 0 ? 'send' : 'recv', lane: 'comm', startMs: i * 0.01, durMs: 0.005 }),
+    );
+    const rects = layoutRects(indexSpans(mixed), rows, { startMs: 0, endMs: 100 }, 100);
+    expect(rects.length).toBeLessThanOrEqual(2 * 20 + 1);
+    expect(rects.reduce((n, r) => n + r.count, 0)).toBe(2000);
+  });
+
+  it('reuses the rects while nothing they depend on changed', () => {
+    const index = indexSpans([span({ startMs: 10, durMs: 10 })]);
+    const layout = memoLayoutRects();
+    const a = layout(index, rows, { startMs: 0, endMs: 100 }, 100);
+    expect(layout(index, rows, { startMs: 0, endMs: 100 }, 100)).toBe(a);
+    expect(layout(index, rows, { startMs: 0, endMs: 50 }, 100)).not.toBe(a);
+    expect(layout(index, rows, { startMs: 0, endMs: 50 }, 200)[0]!.w).toBe(40);
+    expect(
+      layout(indexSpans([span({ startMs: 10, durMs: 10 })]), rows, { startMs: 0, endMs: 50 }, 200),
+    ).toHaveLength(1);
+  });
+
   it('does not merge different kinds, different rows or wide spans', () => {
     const index = indexSpans([
       span({ startMs: 0, durMs: 0.001 }),
-      span({ kind: 'backward', startMs: 0.002, durMs: 0.001 }),
+      span({ kind: 'backward', startMs: 5, durMs: 0.001 }),
       span({ peerId: 'b', startMs: 0.002, durMs: 0.001 }),
       span({ startMs: 10, durMs: 10 }),
       span({ startMs: 20, durMs: 10 }),

@@ -88,17 +88,26 @@ export interface SpanIndex {
   extent: TimeWindow | null;
   /** Highest step seen, -1 when empty. */
   lastStep: number;
+  /** Where each step starts (its earliest span), in time order. */
+  steps: readonly { step: number; startMs: number }[];
 }
 
 export function indexSpans(spans: readonly TimelineSpan[]): SpanIndex {
-  const sorted = [...spans].sort((a, b) => a.startMs - b.startMs);
+  // The coordinator appends spans roughly in time order: skip the sort when they already are.
+  let sortedAlready = true;
+  for (let i = 1; i < spans.length && sortedAlready; i++) {
+    if ((spans[i]?.startMs ?? 0) < (spans[i - 1]?.startMs ?? 0)) sortedAlready = false;
+  }
+  const sorted = sortedAlready ? spans : [...spans].sort((a, b) => a.startMs - b.startMs);
   let maxDurMs = 0;
   let end = -Infinity;
   let lastStep = -1;
+  const firstOfStep = new Map<number, number>();
   for (const s of sorted) {
     maxDurMs = Math.max(maxDurMs, s.durMs);
     end = Math.max(end, s.startMs + s.durMs);
     lastStep = Math.max(lastStep, s.step);
+    if (!firstOfStep.has(s.step)) firstOfStep.set(s.step, s.startMs); // sorted: the earliest
   }
   const first = sorted[0];
   return {
@@ -106,6 +115,9 @@ export function indexSpans(spans: readonly TimelineSpan[]): SpanIndex {
     maxDurMs,
     extent: first ? { startMs: first.startMs, endMs: end } : null,
     lastStep,
+    steps: [...firstOfStep]
+      .map(([step, startMs]) => ({ step, startMs }))
+      .sort((a, b) => a.startMs - b.startMs),
   };
 }
 
@@ -155,14 +167,13 @@ export function liveWindow(index: SpanIndex, steps: number = LIVE_STEPS): TimeWi
   const e = index.extent;
   if (!e) return null;
   const fromStep = index.lastStep - steps + 1;
-  let start = Infinity;
-  for (const s of index.spans) {
+  let start = e.startMs;
+  for (const s of index.steps) {
     if (s.step >= fromStep) {
-      start = s.startMs; // sorted by start: the first match is the earliest
+      start = s.startMs; // in time order: the first match is the earliest
       break;
     }
   }
-  if (!Number.isFinite(start)) start = e.startMs;
   const width = Math.max(MIN_WINDOW_MS, e.endMs - start);
   return { startMs: start, endMs: start + width * 1.03 };
 }
@@ -237,36 +248,69 @@ export interface SpanRect {
   count: number;
 }
 
-/** Spans narrower than this are merged with a touching neighbour of the same kind. */
+/** Spans narrower than this are merged into their neighbours. */
 export const MERGE_BELOW_PX = 2;
 
 /**
  * The rectangles for the spans visible in `win`, clipped to [0, widthPx], at least 1 px wide so a
- * short send stays visible. Narrow spans that touch a previous rect of the same kind in the same
- * sub-row join it: zoomed out, thousands of spans become a few hundred rects.
+ * short send stays visible. A narrow span joins the previous rect of its sub-row when it touches
+ * it and is of the same kind, and vanishes into it when that rect already covers its pixels: so a
+ * sub-row never needs many more rects than it has pixels, and zoomed out thousands of spans become
+ * a few hundred rects.
  */
 export function layoutRects(index: SpanIndex, rows: RowLayout, win: TimeWindow, widthPx: number): SpanRect[] {
   const out: SpanRect[] = [];
-  const last = new Map<string, SpanRect>(); // "peer|lane" -> its latest rect
+  const slot = new Map<string, number>(rows.rows.map((r, i) => [r.peerId, i]));
+  // The latest rect of each sub-row: [2 * row] compute, [2 * row + 1] comm.
+  const last: (SpanRect | undefined)[] = [];
+  const scale = widthPx / (win.endMs - win.startMs);
   for (const s of visibleSpans(index, win)) {
-    const row = rows.byPeer.get(s.peerId);
-    if (!row) continue;
-    const x0 = Math.max(0, timeToX(s.startMs, win, widthPx));
-    const x1 = Math.min(widthPx, timeToX(s.startMs + s.durMs, win, widthPx));
+    const i = slot.get(s.peerId);
+    const row = i === undefined ? undefined : rows.rows[i];
+    if (i === undefined || !row) continue;
+    const x0 = Math.max(0, (s.startMs - win.startMs) * scale);
+    const x1 = Math.min(widthPx, (s.startMs + s.durMs - win.startMs) * scale);
     const w = Math.max(1, x1 - x0);
-    const key = `${s.peerId}|${s.lane}`;
-    const prev = last.get(key);
-    if (prev && prev.kind === s.kind && w < MERGE_BELOW_PX && x0 <= prev.x + prev.w + 0.5) {
-      prev.w = Math.max(prev.w, x0 + w - prev.x);
-      prev.count++;
-      continue;
+    const k = 2 * i + (s.lane === 'compute' ? 0 : 1);
+    const prev = last[k];
+    if (prev && w < MERGE_BELOW_PX) {
+      const prevEnd = prev.x + prev.w;
+      if (x0 + w <= prevEnd + 0.5) {
+        prev.count++; // inside pixels already painted
+        continue;
+      }
+      if (prev.kind === s.kind && x0 <= prevEnd + 0.5) {
+        prev.w = x0 + w - prev.x;
+        prev.count++;
+        continue;
+      }
     }
     const { y, h } = laneY(row, s.lane);
     const rect: SpanRect = { x: x0, y, w, h, kind: s.kind, span: s, count: 1 };
     out.push(rect);
-    last.set(key, rect);
+    last[k] = rect;
   }
   return out;
+}
+
+/** layoutRects remembering its last result: a redraw for hover alone reuses the rects. */
+export function memoLayoutRects(): typeof layoutRects {
+  let last: { index: SpanIndex; rows: RowLayout; start: number; end: number; width: number } | null = null;
+  let rects: SpanRect[] = [];
+  return (index, rows, win, widthPx) => {
+    const same =
+      last !== null &&
+      last.index === index &&
+      last.rows === rows &&
+      last.start === win.startMs &&
+      last.end === win.endMs &&
+      last.width === widthPx;
+    if (!same) {
+      rects = layoutRects(index, rows, win, widthPx);
+      last = { index, rows, start: win.startMs, end: win.endMs, width: widthPx };
+    }
+    return rects;
+  };
 }
 
 /** Short text drawn inside a span: F3 / B3 / S3 / R3 for micro-batch 3, or the kind. */
@@ -381,12 +425,7 @@ export function timeTicks(win: TimeWindow, widthPx: number, originMs: number, mi
 
 /** Start of each step (its earliest span) inside `win`, for the faint step lines. */
 export function stepStarts(index: SpanIndex, win: TimeWindow): { step: number; startMs: number }[] {
-  const first = new Map<number, number>();
-  for (const s of index.spans) if (!first.has(s.step)) first.set(s.step, s.startMs); // sorted: earliest first
-  return [...first]
-    .map(([step, startMs]) => ({ step, startMs }))
-    .filter((s) => s.startMs >= win.startMs && s.startMs <= win.endMs)
-    .sort((a, b) => a.startMs - b.startMs);
+  return index.steps.filter((s) => s.startMs >= win.startMs && s.startMs <= win.endMs);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PipelineView, TimelineSpan } from '@peertrain/coordinator';
-import { edgeGeometry, edgeWidth, layoutNodes, linkRates } from './topology.ts';
+import { ROW_SPACING, edgeGeometry, edgeWidth, layoutNodes, linkRates } from './topology.ts';
 import { stagePeer, syntheticGpipe } from './timeline.fixture.ts';
 
 const send = (from: string, to: string, startMs: number, bytes: number): TimelineSpan => ({
@@ -65,23 +65,59 @@ describe('layoutNodes', () => {
   });
 
   it('puts a pipeline on a grid: stages left to right, replicas top to bottom', () => {
-    const nodes = layoutNodes(['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'ps'], pipeline(3, 2), 400, 200, 40);
+    const { nodes, height } = layoutNodes(
+      ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'ps'],
+      pipeline(3, 2),
+      400,
+      40,
+    );
     const at = (id: string) => nodes.find((n) => n.peerId === id)!;
     expect(at('p0')).toMatchObject({ x: 40, y: 40 });
     expect(at('p2')).toMatchObject({ x: 360, y: 40 });
-    expect(at('p4')).toMatchObject({ x: 200, y: 160 });
-    // A peer outside the pipeline sits along the bottom edge.
-    expect(at('ps').y).toBeGreaterThan(160);
+    expect(at('p4')).toMatchObject({ x: 200, y: 40 + ROW_SPACING });
+    // A peer outside the pipeline gets a row under it, inside the height.
+    expect(at('ps').y).toBe(40 + 2 * ROW_SPACING);
+    expect(height).toBe(at('ps').y + 40);
     expect(nodes).toHaveLength(7);
   });
 
+  it('snakes a long pipeline over several rows, neighbours kept side by side', () => {
+    // 300 px: (300 - 80) / 60 + 1 = 4 columns.
+    const { nodes, height } = layoutNodes([], pipeline(10, 1), 300, 40);
+    const at = (stage: number) => nodes.find((n) => n.peerId === `p${stage}`)!;
+    expect([0, 1, 2, 3].map((s) => at(s).y)).toEqual([40, 40, 40, 40]);
+    expect(at(3).x).toBe(260);
+    // Row two runs back: stage 4 under stage 3.
+    expect(at(4)).toMatchObject({ x: 260, y: 40 + ROW_SPACING });
+    expect(at(7)).toMatchObject({ x: 40, y: 40 + ROW_SPACING });
+    expect(at(8)).toMatchObject({ x: 40, y: 40 + 2 * ROW_SPACING });
+    // Consecutive stages are one column or one row apart, never across the grid.
+    const step = Math.max(ROW_SPACING, 220 / 3) + 1e-9;
+    for (let s = 1; s < 10; s++) {
+      expect(Math.hypot(at(s).x - at(s - 1).x, at(s).y - at(s - 1).y)).toBeLessThanOrEqual(step);
+    }
+    expect(height).toBe(80 + 2 * ROW_SPACING);
+  });
+
   it('puts other runs on a circle, the first at the top', () => {
-    const nodes = layoutNodes(['a', 'b', 'c', 'd'], null, 200, 200, 20);
+    const { nodes, height } = layoutNodes(['a', 'b', 'c', 'd'], null, 200, 20);
+    expect(height).toBe(180);
     expect(nodes[0]!.x).toBeCloseTo(100, 9);
     expect(nodes[0]!.y).toBeCloseTo(20, 9);
-    expect(nodes[1]!.x).toBeCloseTo(180, 9);
-    for (const n of nodes) expect(Math.hypot(n.x - 100, n.y - 100)).toBeCloseTo(80, 9);
-    expect(layoutNodes(['solo'], null, 200, 100)).toEqual([{ peerId: 'solo', x: 100, y: 50 }]);
+    expect(nodes[1]!.x).toBeCloseTo(170, 9);
+    for (const n of nodes) expect(Math.hypot(n.x - 100, n.y - 90)).toBeCloseTo(70, 9);
+    expect(layoutNodes(['solo'], null, 200, 20)).toEqual({
+      nodes: [{ peerId: 'solo', x: 100, y: 20 }],
+      height: 40,
+    });
+    // Many peers: a bigger circle, as wide as the box allows.
+    const many = layoutNodes(
+      Array.from({ length: 16 }, (_, i) => `w${i}`),
+      null,
+      360,
+      40,
+    );
+    expect(many.height).toBe(360);
   });
 });
 

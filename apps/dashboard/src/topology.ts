@@ -45,50 +45,66 @@ export interface NodePlace {
   y: number;
 }
 
+export interface NodeLayout {
+  nodes: NodePlace[];
+  /** The height the layout needs at the given width. */
+  height: number;
+}
+
+/** Closest two node centres may come (a node is about 34 px wide with its name under it). */
+export const NODE_SPACING = 60;
+/** Vertical distance between rows of a pipeline grid. */
+export const ROW_SPACING = 72;
+
 /**
- * Where each peer sits in a `width` x `height` box. A pipeline is a grid: stage left to right,
- * replica top to bottom (activations flow right, gradients left). Otherwise, and for peers the
- * pipeline does not name, a circle (a ring all-reduce reads as a ring).
+ * Where each peer sits in a box `width` wide. A pipeline is a grid: stage left to right, replica
+ * top to bottom (activations flow right, gradients left); a pipeline too long for one row snakes
+ * on (left to right, then right to left), so neighbouring stages stay neighbours. Other runs sit on
+ * a circle (a ring all-reduce reads as a ring). Peers the pipeline does not name (a parameter
+ * server, a spare) get a row of their own at the bottom.
  */
 export function layoutNodes(
   peerIds: readonly string[],
   pipeline: PipelineView | null,
   width: number,
-  height: number,
   margin = 40,
-): NodePlace[] {
+): NodeLayout {
   const placed = new Map<string, NodePlace>();
+  let height = 0;
   if (pipeline && pipeline.assignments.length > 0) {
-    const cols = Math.max(1, pipeline.stages);
-    const rows = Math.max(1, pipeline.replicas);
-    const cx = (stage: number): number =>
-      cols === 1 ? width / 2 : margin + (stage * (width - 2 * margin)) / (cols - 1);
-    const cy = (replica: number): number =>
-      rows === 1 ? height / 2 : margin + (replica * (height - 2 * margin)) / (rows - 1);
+    const stages = Math.max(1, pipeline.stages);
+    const fit = Math.max(1, Math.floor((width - 2 * margin) / NODE_SPACING) + 1);
+    const cols = Math.min(stages, fit);
+    const bands = Math.ceil(stages / cols); // rows per replica
+    const dx = cols === 1 ? 0 : (width - 2 * margin) / (cols - 1);
     for (const a of pipeline.assignments) {
-      placed.set(a.peerId, { peerId: a.peerId, x: cx(a.stage), y: cy(a.replica) });
+      const band = Math.floor(a.stage / cols);
+      const k = a.stage % cols;
+      const col = band % 2 === 0 ? k : cols - 1 - k;
+      const row = a.replica * bands + band;
+      const x = cols === 1 ? width / 2 : margin + col * dx;
+      placed.set(a.peerId, { peerId: a.peerId, x, y: margin + row * ROW_SPACING });
     }
+    height = 2 * margin + (Math.max(1, pipeline.replicas) * bands - 1) * ROW_SPACING;
   }
   const rest = peerIds.filter((id) => !placed.has(id));
   if (placed.size === 0) {
-    const r = Math.max(0, Math.min(width, height) / 2 - margin);
+    const n = rest.length;
+    // A circle big enough for n nodes NODE_SPACING apart, within the width when it can be.
+    const r = n <= 1 ? 0 : Math.min(width / 2 - margin, Math.max(70, (n * NODE_SPACING) / (2 * Math.PI)));
+    height = 2 * (r + margin);
     rest.forEach((peerId, i) => {
-      // Start at the top, clockwise.
-      const a = -Math.PI / 2 + (2 * Math.PI * i) / rest.length;
-      const one = rest.length === 1;
-      placed.set(peerId, {
-        peerId,
-        x: width / 2 + (one ? 0 : r * Math.cos(a)),
-        y: height / 2 + (one ? 0 : r * Math.sin(a)),
-      });
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / n; // from the top, clockwise
+      placed.set(peerId, { peerId, x: width / 2 + r * Math.cos(a), y: height / 2 + r * Math.sin(a) });
     });
-  } else {
-    // Peers outside the pipeline (a parameter server, a spare): a row along the bottom edge.
+  } else if (rest.length > 0) {
+    const y = height - margin + ROW_SPACING;
     rest.forEach((peerId, i) => {
-      placed.set(peerId, { peerId, x: ((i + 1) * width) / (rest.length + 1), y: height - margin / 3 });
+      placed.set(peerId, { peerId, x: ((i + 1) * width) / (rest.length + 1), y });
     });
+    height += ROW_SPACING;
   }
-  return [...placed.values()];
+  return { nodes: [...placed.values()], height };
 }
 
 export interface EdgeGeometry {
@@ -101,13 +117,15 @@ export interface EdgeGeometry {
 
 /**
  * The curve of edge a -> b between node circles of radius `r`, bowed to the left of its direction
- * by `bend` px so that a -> b and b -> a are two separate arcs. Null when the nodes coincide.
+ * by `bend` px so that a -> b and b -> a are two separate arcs; the label sits `labelGap` px
+ * outside the arc. Null when the nodes overlap.
  */
 export function edgeGeometry(
   a: { x: number; y: number },
   b: { x: number; y: number },
   r: number,
-  bend = 14,
+  bend = 16,
+  labelGap = 7,
 ): EdgeGeometry | null {
   const dx = b.x - a.x;
   const dy = b.y - a.y;
@@ -132,9 +150,9 @@ export function edgeGeometry(
   const f = (v: number): string => v.toFixed(1);
   return {
     d: `M${f(sx)},${f(sy)} Q${f(mx)},${f(my)} ${f(ex)},${f(ey)}`,
-    // A quadratic's midpoint: (start + 2 control + end) / 4.
-    labelX: (sx + 2 * mx + ex) / 4,
-    labelY: (sy + 2 * my + ey) / 4,
+    // A quadratic's midpoint is (start + 2 control + end) / 4; the label sits just outside it.
+    labelX: (sx + 2 * mx + ex) / 4 + nx * labelGap,
+    labelY: (sy + 2 * my + ey) / 4 + ny * labelGap,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   indexSpans,
   layoutRows,
   liveWindow,
+  memoLayoutRects,
   panBy,
   peerOrder,
   spanAt,
@@ -43,7 +44,7 @@ function rowLabels(
       const place = places.get(id) ?? byId.get(id)?.stage ?? null;
       const peer = byId.get(id);
       const detail = place
-        ? `${stageBadge(place, pipeline?.replicas ?? 1)} · layers ${layersText(place)}`
+        ? `${stageBadge(place, pipeline?.replicas ?? 1)} · ${layersText(place)}`
         : ((peer && roleText(peer)) ?? '');
       return [id, { name: shortPeerId(id, room), detail }];
     }),
@@ -123,6 +124,7 @@ export function Timeline(props: {
     if (!canvas || !box) return;
     const s = paint.current;
     let frame: number | null = null;
+    const layoutRects = memoLayoutRects();
     const draw = (): void => {
       frame = null;
       const ctx = canvas.getContext('2d');
@@ -138,7 +140,8 @@ export function Timeline(props: {
         ctx.clearRect(0, 0, s.width, cssH);
         return;
       }
-      drawTimeline(ctx, { ...s, win: s.win, height: cssH });
+      const rects = layoutRects(s.index, s.rows, s.win, plotWidth(s.width));
+      drawTimeline(ctx, { ...s, win: s.win, height: cssH, rects });
     };
     const request = (): void => {
       frame ??= animationFrames.request(draw);

@@ -39,8 +39,7 @@ export function Topology(props: {
       (a, b) => (ranks.get(a) ?? Infinity) - (ranks.get(b) ?? Infinity) || a.localeCompare(b),
     );
   }, [pipeline, peers, links]);
-  const height = pipeline ? Math.max(150, 80 * pipeline.replicas + 60) : 240;
-  const nodes = useMemo(() => layoutNodes(ids, pipeline, W, height, 42), [ids, pipeline, height]);
+  const { nodes, height } = useMemo(() => layoutNodes(ids, pipeline, W, 46), [ids, pipeline]);
   const at = new Map(nodes.map((n) => [n.peerId, n]));
   const stageOf = new Map(pipeline?.assignments.map((a) => [a.peerId, a.stage]) ?? []);
   const placeOf = new Map(pipeline?.assignments.map((a) => [a.peerId, a]) ?? []);
@@ -68,8 +67,9 @@ export function Topology(props: {
                 viewBox="0 0 10 10"
                 refX="9"
                 refY="5"
-                markerWidth="5"
-                markerHeight="5"
+                markerUnits="userSpaceOnUse"
+                markerWidth="9"
+                markerHeight="9"
                 orient="auto-start-reverse"
               >
                 <path d="M0,0 L10,5 L0,10 z" fill={SPAN_STYLE[k].fill} />

@@ -3,12 +3,12 @@ import {
   ROW,
   SPAN_STYLE,
   labelFits,
-  layoutRects,
   spanLabel,
   stepStarts,
   timeTicks,
   timeToX,
   type RowLayout,
+  type SpanRect,
   type SpanIndex,
   type TimeWindow,
 } from '../timeline.ts';
@@ -41,6 +41,8 @@ export interface TimelineScene {
   /** Tick labels count from here (the run start). */
   originMs: number;
   hover: TimelineSpan | null;
+  /** layoutRects(index, rows, win, plotWidth(width)), computed (and cached) by the caller. */
+  rects: readonly SpanRect[];
 }
 
 const INK = '#1b2230';
@@ -76,6 +78,9 @@ export function drawTimeline(ctx: CanvasRenderingContext2D, scene: TimelineScene
   for (const t of timeTicks(win, pw, scene.originMs)) {
     ctx.fillStyle = LINE;
     ctx.fillRect(Math.round(t.x), ROW.axis - 4, 1, height - ROW.axis + 4);
+    // A label cut by either edge of the plot is left out (its grid line stays).
+    const half = ctx.measureText(t.label).width / 2;
+    if (t.x - half < 0 || t.x + half > pw + RIGHT_PAD) continue;
     ctx.fillStyle = MUTED;
     ctx.fillText(t.label, t.x, ROW.axis / 2);
   }
@@ -100,7 +105,7 @@ export function drawTimeline(ctx: CanvasRenderingContext2D, scene: TimelineScene
   ctx.setLineDash([]);
 
   // The spans. Wide ones get a thin white edge so back-to-back micro-batches stay apart.
-  const rects = layoutRects(scene.index, rows, win, pw);
+  const rects = scene.rects;
   for (const r of rects) {
     const style = SPAN_STYLE[r.kind];
     ctx.fillStyle = style.fill;

@@ -1,0 +1,149 @@
+import { StrictMode, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { parseRunConfig } from '@peertrain/protocol';
+import type { PeerView, PipelineView, RunReport, TimelineSpan } from '@peertrain/coordinator';
+import { TopBar } from './shared/ui.tsx';
+import { Timeline } from './components/Timeline.tsx';
+import { Topology } from './components/Topology.tsx';
+import { PeerTable } from './components/PeerTable.tsx';
+import { ReportCard } from './components/ReportCard.tsx';
+import { RunForm } from './components/RunForm.tsx';
+import { syntheticGpipe } from './timeline.fixture.ts';
+import './shared/theme.css';
+import './dashboard.css';
+
+// Dev-only page (vite dev server: /apps/dashboard/gallery.html; not in the build): the pipeline
+// views on synthetic GPipe spans, to look at them without a session.
+// ?stages=4&mb=8&steps=3 shape the run; &live=1 adds a step every 400 ms (follow mode).
+
+const q = new URLSearchParams(location.search);
+const num = (k: string, d: number): number => Number(q.get(k) ?? d) || d;
+const STAGES = num('stages', 4);
+const MB = num('mb', 8);
+const STEPS = num('steps', 3);
+const ROOM = 'demo';
+
+function data(steps: number): { spans: TimelineSpan[]; pipeline: PipelineView } {
+  const { spans, pipeline } = syntheticGpipe({ stages: STAGES, microBatches: MB, steps, t0: 200 });
+  const peerId = (p: number) => `pt-${ROOM}-w-s${p}`;
+  const rename = (id: string) => id.replace('pt-room-', `pt-${ROOM}-`);
+  const bubbles = Array.from({ length: steps }, (_, step) => ({
+    step,
+    bubble: pipeline.bubbleTheory + 0.06 + 0.02 * Math.sin(step),
+  }));
+  return {
+    spans: spans.map((s) => ({
+      ...s,
+      peerId: rename(s.peerId),
+      ...(s.peer ? { peer: rename(s.peer) } : {}),
+    })),
+    pipeline: {
+      ...pipeline,
+      assignments: pipeline.assignments.map((a) => ({ ...a, peerId: peerId(a.stage) })),
+      predictedStepMs: 140,
+      bubbleMeasured: bubbles.length > 0 ? pipeline.bubbleTheory + 0.06 : null,
+      bubbles,
+    },
+  };
+}
+
+function peersOf(pipeline: PipelineView): PeerView[] {
+  return pipeline.assignments.map((a, rank) => ({
+    peerId: a.peerId,
+    state: 'computing',
+    device: null,
+    rank,
+    role: 'stage',
+    shard: null,
+    stage: { stage: a.stage, replica: a.replica, first: a.first, end: a.end },
+    rttMs: 0.6,
+    clockOffsetMs: 0,
+    lastStep: 2,
+    lastComputeMs: 60,
+    lastCommMs: 8,
+    bytesSent: 1_200_000,
+    framesRefused: 0,
+  }));
+}
+
+function report(pipeline: PipelineView): RunReport {
+  return {
+    config: parseRunConfig({ strategy: 'pipeline', workers: STAGES, model: 'deepMlp', schedule: 'gpipe' }),
+    finalLoss: 0.2345,
+    testAccuracy: 0.9412,
+    wallMs: 61_000,
+    stepMsMedian: 150,
+    computeMsMedian: 120,
+    commMsMedian: 20,
+    samplesPerSec: 850,
+    bytesSent: 48_000_000,
+    workers: [],
+    loss: [],
+    evals: [],
+    pipeline: {
+      schedule: 'gpipe',
+      stages: STAGES,
+      replicas: 1,
+      microBatches: MB,
+      recompute: true,
+      bubbleMeasured: pipeline.bubbleMeasured ?? 0,
+      bubbleTheory: pipeline.bubbleTheory,
+      predictedStepMs: 140,
+      perStage: pipeline.assignments.map((a) => ({
+        stage: a.stage,
+        layers: [a.first, a.end],
+        layerNames: ['dense', 'relu', 'dense'],
+        parameterBytes: 400_000 / (a.stage + 1),
+        peakActivationBytes: 120_000,
+        peakActivationBytesNoRecompute: 900_000,
+        peerId: a.peerId,
+      })),
+    },
+    errors: [],
+  };
+}
+
+function Gallery() {
+  const [steps, setSteps] = useState(STEPS);
+  useEffect(() => {
+    if (q.get('live') !== '1') return;
+    const t = setInterval(() => setSteps((s) => s + 1), 400);
+    return () => clearInterval(t);
+  }, []);
+  // The coordinator keeps the last few steps only.
+  const all = data(steps);
+  const keep = Math.max(0, steps - 8);
+  const spans = all.spans.filter((s) => s.step >= keep);
+  const peers = peersOf(all.pipeline);
+  return (
+    <div className="page dashboard">
+      <TopBar title="PeerTrain gallery" room={ROOM} />
+      <main className="layout">
+        <aside className="side">
+          <RunForm
+            phase="idle"
+            busy={false}
+            onStart={() => {}}
+            onPause={() => {}}
+            onResume={() => {}}
+            onStop={() => {}}
+          />
+          <Topology spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} />
+        </aside>
+        <div className="main">
+          <Timeline spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} originMs={200} />
+          <PeerTable peers={peers} room={ROOM} />
+          <ReportCard report={report(all.pipeline)} room={ROOM} />
+        </div>
+      </main>
+    </div>
+  );
+}
+
+const el = document.getElementById('root');
+if (!el) throw new Error('#root is missing');
+createRoot(el).render(
+  <StrictMode>
+    <Gallery />
+  </StrictMode>,
+);
