@@ -91,7 +91,7 @@ function report(pipeline: PipelineView): RunReport {
       predictedStepMs: 140,
       perStage: pipeline.assignments.map((a) => ({
         stage: a.stage,
-        layers: [a.first, a.end],
+        layers: [a.first, a.end - 1], // inclusive, as the coordinator reports them
         layerNames: ['dense', 'relu', 'dense'],
         parameterBytes: 400_000 / (a.stage + 1),
         peakActivationBytes: 120_000,

@@ -114,7 +114,10 @@ function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
               <tr key={s.stage}>
                 <td className="num">{s.stage}</td>
                 <td>
-                  <span className="mono">{layersText({ first: s.layers[0], end: s.layers[1] })}</span>{' '}
+                  {/* The report's layers are [first, last], inclusive. */}
+                  <span className="mono">
+                    {layersText({ first: s.layers[0], end: s.layers[1] + 1 })}
+                  </span>{' '}
                   <span className="muted small">{s.layerNames.join(' · ')}</span>
                 </td>
                 <td className="mono" title={s.peerId}>

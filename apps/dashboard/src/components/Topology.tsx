@@ -119,7 +119,12 @@ export function Topology(props: {
               <g key={n.peerId} className="node" transform={`translate(${n.x.toFixed(1)},${n.y.toFixed(1)})`}>
                 <title>{n.peerId}</title>
                 <circle r={NODE_R} />
-                <text className="node-badge" textAnchor="middle" dominantBaseline="central">
+                <text
+                  className="node-badge"
+                  textAnchor="middle"
+                  dominantBaseline="central"
+                  fontSize={badge.length > 3 ? 8 : 10}
+                >
                   {badge}
                 </text>
                 <text className="node-name" y={NODE_R + 11} textAnchor="middle">
@@ -131,7 +136,11 @@ export function Topology(props: {
         </svg>
       )}
       {ids.length > 0 && links.length === 0 && (
-        <p className="muted small">No peer-to-peer sends in the timeline window yet.</p>
+        <p className="muted small">
+          {spans.length === 0
+            ? 'No transfers yet.'
+            : 'No send in the timeline names its receiver (all-reduce and parameter-server traffic is not drawn as links).'}
+        </p>
       )}
     </section>
   );

@@ -17,7 +17,7 @@ import {
 // layout math lives in ../timeline.ts. Called at most once per animation frame.
 
 /** Left gutter for peer names, and air on the right, CSS px. */
-export const GUTTER = 136;
+export const GUTTER = 150;
 export const RIGHT_PAD = 10;
 
 export function plotWidth(cssWidth: number): number {
@@ -150,10 +150,10 @@ export function drawTimeline(ctx: CanvasRenderingContext2D, scene: TimelineScene
     const label = scene.labels.get(r.peerId) ?? { name: r.peerId, detail: '' };
     ctx.fillStyle = INK;
     ctx.font = FONT_BOLD;
-    ctx.fillText(ellipsize(ctx, label.name, GUTTER - 44), 8, r.computeY + ROW.compute / 2);
+    ctx.fillText(ellipsize(ctx, label.name, GUTTER - 58), 8, r.computeY + ROW.compute / 2);
     ctx.fillStyle = MUTED;
     ctx.font = FONT;
-    ctx.fillText(ellipsize(ctx, label.detail, GUTTER - 44), 8, r.commY + ROW.comm / 2 + 1);
+    ctx.fillText(ellipsize(ctx, label.detail, GUTTER - 50), 8, r.commY + ROW.comm / 2 + 1);
     ctx.textAlign = 'right';
     ctx.fillStyle = '#8a93a1';
     ctx.font = '9px system-ui, sans-serif';
