@@ -66,6 +66,11 @@ export const TIMELINE_STEPS = 12;
 const TRACE_CAPACITY = 400_000;
 /** Steps left out of the measured bubble: the first ones warm up kernels and links. */
 const BUBBLE_WARMUP_STEPS = 3;
+/**
+ * Link speed the planner assumes between stages, bytes/ms: a WebRTC data channel between two tabs
+ * measured 18-30 MB/s on the development machine (npm run bench, raw one-way).
+ */
+const PLANNER_LINK_BYTES_PER_MS = 20_000;
 /** Memory assumed for a tab that does not report navigator.deviceMemory, GiB. */
 const DEFAULT_DEVICE_GIB = 4;
 
@@ -715,7 +720,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       gflops: 1000 / Math.max(totals[i]!, 1e-3),
       memoryBytes: ((d.device?.deviceMemoryGiB ?? DEFAULT_DEVICE_GIB) * 2 ** 30) / 4,
     }));
-    const opts = { microBatches: config.microBatches, referenceGflops: stageDevices[fastest]!.gflops };
+    const opts = {
+      microBatches: config.microBatches,
+      referenceGflops: stageDevices[fastest]!.gflops,
+      bytesPerMs: PLANNER_LINK_BYTES_PER_MS,
+    };
     const plan =
       config.partition === 'auto'
         ? planStages(layers, stageDevices, opts)

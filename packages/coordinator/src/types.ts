@@ -141,6 +141,7 @@ export interface PipelineReport {
   predictedStepMs: number | null;
   perStage: {
     stage: number;
+    /** First and last layer, inclusive (as --partition writes them: "0-2" is [0, 2]). */
     layers: [number, number];
     layerNames: string[];
     parameterBytes: number;

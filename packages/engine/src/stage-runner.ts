@@ -329,6 +329,7 @@ export async function profileLayers(
       costMs: times[times.length >> 1]!,
       paramBytes: layer.paramCount * 4,
       activationBytes,
+      outputBytes: rows * layer.outputShape.reduce((a, b) => a * b, 1) * 4,
     });
   }
   return out;

@@ -222,3 +222,25 @@ function bruteForce(
   walk(0, 0, 0);
   return best;
 }
+
+describe('planStages with communication', () => {
+  it('moves a cut to where activations are small when links are slow', () => {
+    // Four equal layers; the output after layer 1 is huge, after layer 2 tiny.
+    const layers = [
+      { costMs: 10, paramBytes: 0, activationBytes: 0, outputBytes: 1000 },
+      { costMs: 10, paramBytes: 0, activationBytes: 0, outputBytes: 1_000_000 },
+      { costMs: 10, paramBytes: 0, activationBytes: 0, outputBytes: 10 },
+      { costMs: 10, paramBytes: 0, activationBytes: 0, outputBytes: 10 },
+    ];
+    const devices = [
+      { id: 'a', gflops: 1, memoryBytes: 1e9 },
+      { id: 'b', gflops: 1, memoryBytes: 1e9 },
+    ];
+    const free = planStages(layers, devices);
+    expect(free.stages.map((s) => s.end)).toEqual([2, 4]);
+    const slow = planStages(layers, devices, { bytesPerMs: 10_000 });
+    expect(slow.stages.map((s) => s.end)).toEqual([3, 4]);
+    // the boundary's bytes cross twice (activation forward, gradient backward)
+    expect(slow.stages[0]!.predictedMs).toBeCloseTo(30 + (2 * 10) / 10_000, 10);
+  });
+});

@@ -12,6 +12,11 @@ export interface LayerProfile {
   readonly paramBytes: number;
   /** Activation bytes one micro-batch keeps alive until its backward. */
   readonly activationBytes: number;
+  /**
+   * Bytes of the layer's output for one micro-batch: what crosses the link when a stage ends after
+   * this layer (forward), and again as its gradient (backward). Default 0 (communication free).
+   */
+  readonly outputBytes?: number | undefined;
 }
 
 /** One pipeline device as measured at join. */
@@ -31,6 +36,12 @@ export interface StagePlanOptions {
    * where the cuts go.
    */
   readonly referenceGflops?: number;
+  /**
+   * Link speed between neighbouring stages, bytes per ms. A stage then also pays the time to move
+   * its input and output activations and their gradients: cuts go where activations are small.
+   * Default: Infinity (communication free).
+   */
+  readonly bytesPerMs?: number;
 }
 
 /** A half-open range of layers, [first, end). */
@@ -87,6 +98,9 @@ interface Prepared {
   readonly cost: Float64Array;
   readonly params: Float64Array;
   readonly acts: Float64Array;
+  /** outputBytes of each layer. */
+  readonly out: readonly number[];
+  readonly bytesPerMs: number;
 }
 
 function prepare(
@@ -111,6 +125,12 @@ function prepare(
     ids.add(d.id);
   }
   if (devices.length === 0) issues.push('no devices');
+  layers.forEach((l, i) => {
+    if (l.outputBytes !== undefined && !nonNegative(l.outputBytes))
+      issues.push(`layer ${i}: outputBytes ${l.outputBytes} is not >= 0`);
+  });
+  const bytesPerMs = opts.bytesPerMs ?? Infinity;
+  if (!(bytesPerMs > 0)) issues.push(`bytesPerMs ${bytesPerMs} is not > 0`);
   const P = devices.length;
   const M = opts.microBatches ?? Math.max(P, 1);
   if (!Number.isInteger(M) || M < 1) issues.push(`microBatches must be an integer >= 1, got ${M}`);
@@ -130,13 +150,18 @@ function prepare(
     params[i + 1] = (params[i] ?? 0) + l.paramBytes;
     acts[i + 1] = (acts[i] ?? 0) + l.activationBytes;
   });
-  return { P, M, inFlight: Math.min(P, M), referenceGflops, cost, params, acts };
+  const out = layers.map((l) => l.outputBytes ?? 0);
+  return { P, M, inFlight: Math.min(P, M), referenceGflops, cost, params, acts, out, bytesPerMs };
 }
 
 const at = (a: Float64Array, i: number): number => a[i] ?? 0;
 
 function stageMs(p: Prepared, device: StageDevice, first: number, end: number): number {
-  return ((at(p.cost, end) - at(p.cost, first)) * p.referenceGflops) / device.gflops;
+  const compute = ((at(p.cost, end) - at(p.cost, first)) * p.referenceGflops) / device.gflops;
+  // Activations in and out, and their gradients back: each boundary's bytes cross twice.
+  const boundary =
+    (first > 0 ? (p.out[first - 1] ?? 0) : 0) + (end < p.out.length ? (p.out[end - 1] ?? 0) : 0);
+  return compute + (2 * boundary) / p.bytesPerMs;
 }
 
 function stageBytes(p: Prepared, first: number, end: number): number {

@@ -76,7 +76,8 @@ const RunConfigObject = z.object({
 
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
-  const issue = (path: string, message: string): void => ctx.addIssue({ code: 'custom', path: [path], message });
+  const issue = (path: string, message: string): void =>
+    ctx.addIssue({ code: 'custom', path: [path], message });
   if (c.strategy === 'data') return;
   const replicas = c.strategy === 'hybrid' ? c.replicas : 1;
   if (c.strategy === 'pipeline' && c.replicas !== 1)
@@ -93,7 +94,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
 }).transform((c) => ({
   ...c,
   batch: c.batch ?? DEFAULT_BATCH[c.strategy],
-  microBatches: c.microBatches ?? (c.strategy === 'data' || c.schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES),
+  microBatches:
+    c.microBatches ?? (c.strategy === 'data' || c.schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES),
   replicas: c.strategy === 'hybrid' ? c.replicas : 1,
 }));
 export type RunConfig = z.output<typeof RunConfigSchema>;

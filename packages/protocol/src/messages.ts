@@ -78,6 +78,8 @@ export const LayerCostSchema = z.object({
   paramBytes: z.number().int().min(0),
   /** Bytes one micro-batch keeps alive from forward to backward. */
   activationBytes: z.number().int().min(0),
+  /** Bytes of the layer's output for one micro-batch (what a stage boundary after it sends). */
+  outputBytes: z.number().int().min(0).optional(),
 });
 export type LayerCost = z.infer<typeof LayerCostSchema>;
 
