@@ -29,7 +29,7 @@ Training (defaults from the run configuration):
                          data: every tab holds the model; pipeline: the model is cut into one
                          stage per tab; hybrid: --replicas pipelines (default ${D.strategy})
   --sync allreduce|ps    data parallel gradient exchange: ring all-reduce or parameter server (default ${D.sync})
-  --model mlp|cnn|deepMlp
+  --model mlp|cnn|deepMlp|wideMlp
                          model (default ${D.model})
   --dataset mnist|synthetic                                         (default ${D.dataset})
   --steps K              training steps (default ${D.steps})

@@ -1,7 +1,7 @@
 import { ConfigError } from '@peertrain/protocol';
 import type { ModelSpec } from '@peertrain/protocol';
 
-export const MODEL_PRESETS = ['mlp', 'cnn', 'deepMlp'] as const;
+export const MODEL_PRESETS = ['mlp', 'cnn', 'deepMlp', 'wideMlp'] as const;
 export type ModelPreset = (typeof MODEL_PRESETS)[number];
 
 /**
@@ -9,6 +9,9 @@ export type ModelPreset = (typeof MODEL_PRESETS)[number];
  * - mlp: 784-128-10 relu, 101,770 parameters: the data-parallel workhorse (fast on every backend).
  * - cnn: 8 layers, 9,098 parameters, reads the same 784 floats as a 28x28x1 image.
  * - deepMlp: 9 layers (784-256-128-128-64-10 relu), for cutting into pipeline stages.
+ * - wideMlp: 9 layers (784-1024-1024-1024-1024-10 relu, 3.9M parameters): four nearly equal dense
+ *   layers, heavy enough per micro-batch that a pipeline's compute outweighs its message latency
+ *   (the benchmark measures the bubble on it).
  */
 export function modelPreset(name: ModelPreset): ModelSpec {
   switch (name) {
@@ -48,6 +51,23 @@ export function modelPreset(name: ModelPreset): ModelSpec {
           { kind: 'dense', units: 128 },
           { kind: 'relu' },
           { kind: 'dense', units: 64 },
+          { kind: 'relu' },
+          { kind: 'dense', units: 10 },
+        ],
+      };
+    case 'wideMlp':
+      return {
+        name: 'wideMlp',
+        inputShape: [784],
+        classes: 10,
+        layers: [
+          { kind: 'dense', units: 1024 },
+          { kind: 'relu' },
+          { kind: 'dense', units: 1024 },
+          { kind: 'relu' },
+          { kind: 'dense', units: 1024 },
+          { kind: 'relu' },
+          { kind: 'dense', units: 1024 },
           { kind: 'relu' },
           { kind: 'dense', units: 10 },
         ],

@@ -42,7 +42,7 @@ const RunConfigObject = z.object({
    */
   strategy: z.enum(STRATEGIES).default('data'),
   sync: z.enum(['allreduce', 'ps']).default('allreduce'),
-  model: z.enum(['mlp', 'cnn', 'deepMlp']).default('mlp'),
+  model: z.enum(['mlp', 'cnn', 'deepMlp', 'wideMlp']).default('mlp'),
   dataset: z.enum(['mnist', 'synthetic']).default('mnist'),
   workers: z.number().int().min(1).max(64).default(3),
   steps: z.number().int().min(1).default(300),

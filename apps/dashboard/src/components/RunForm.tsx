@@ -144,6 +144,7 @@ export function RunForm(props: {
               ['mlp', 'MLP (3 layers)'],
               ['cnn', 'CNN (8 layers)'],
               ['deepMlp', 'deep MLP (9 layers)'],
+              ['wideMlp', 'wide MLP (9 layers, 3.9M parameters)'],
             ]),
           )}
           {field(
