@@ -25,6 +25,7 @@ describe('parseCommandLine', () => {
     expect(runner).toEqual({
       report: DEFAULT_REPORT,
       trace: undefined,
+      exportModel: undefined,
       isolatedNetwork: false,
       chromium: '/usr/bin/chromium',
       room: undefined,

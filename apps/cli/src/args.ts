@@ -58,6 +58,8 @@ Pipeline and hybrid:
 Runner:
   --report FILE          JSON report path (default ${DEFAULT_REPORT})
   --trace FILE           write every span as Chrome trace JSON (open in https://ui.perfetto.dev)
+  --export-model DIR     write the trained model as TensorFlow.js files (DIR/model.json and
+                         DIR/weights.bin; load with tf.loadLayersModel)
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
@@ -77,6 +79,7 @@ Exit status: 0 success, 1 failure, 2 invalid command line or configuration, 130 
 export interface RunnerOptions {
   report: string;
   trace: string | undefined;
+  exportModel: string | undefined;
   isolatedNetwork: boolean;
   chromium: string;
   room: string | undefined;
@@ -112,6 +115,7 @@ const OPTIONS = {
   replicas: { type: 'string' },
   report: { type: 'string' },
   trace: { type: 'string' },
+  'export-model': { type: 'string' },
   'isolated-network': { type: 'boolean' },
   chromium: { type: 'string' },
   room: { type: 'string' },
@@ -259,6 +263,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     runner: {
       report: values.report ?? DEFAULT_REPORT,
       trace: values.trace,
+      exportModel: values['export-model'],
       isolatedNetwork: values['isolated-network'] === true,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
       room: values.room,

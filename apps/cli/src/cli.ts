@@ -20,7 +20,7 @@ import { HELP, parseCommandLine } from './args.ts';
 import type { RunnerOptions } from './args.ts';
 import { createProgress } from './progress.ts';
 import type { ProgressSink } from './progress.ts';
-import { formatSummary, writeReport, writeTrace } from './report.ts';
+import { formatSummary, writeModel, writeReport, writeTrace } from './report.ts';
 import type { CliReport, PartialRun } from './report.ts';
 
 export interface CliIo {
@@ -168,6 +168,7 @@ async function train(
     // What the session computed so far, kept for a partial report if it fails.
     const seen: PartialRun = { loss: [], evals: [] };
     let trace: ChromeTrace | null = null;
+    let trained: { model: RunConfig['model']; paramsBase64: string } | null = null;
     const harnessFields = (): CliReport['harness'] => ({
       wallMs: performance.now() - t0,
       chromium,
@@ -189,6 +190,7 @@ async function train(
           if (event.type === 'progress') seen.loss.push({ step: event.step - 1, loss: event.loss });
           if (event.type === 'eval') seen.evals.push({ step: event.step, accuracy: event.accuracy });
           if (event.type === 'trace') trace = event.trace;
+          if (event.type === 'model') trained = { model: event.model, paramsBase64: event.paramsBase64 };
           progress.event(event);
         },
         onReady: (info) => {
@@ -226,6 +228,12 @@ async function train(
     if (runner.trace) {
       if (!trace) throw new SessionError({ name: 'TraceMissing', message: 'the dashboard sent no trace' });
       io.stdout.write(`  trace           ${await writeTrace(runner.trace, trace)}\n`);
+    }
+    if (runner.exportModel) {
+      const t = trained as { model: RunConfig['model']; paramsBase64: string } | null;
+      if (!t)
+        throw new SessionError({ name: 'ModelMissing', message: 'the dashboard sent no trained model' });
+      io.stdout.write(`  model           ${await writeModel(runner.exportModel, t.model, t.paramsBase64)}\n`);
     }
     return 'ok';
   } finally {

@@ -145,6 +145,7 @@ export function createProgress(opts: ProgressOptions): Progress {
         case 'done':
         case 'error':
         case 'trace':
+        case 'model':
           return; // the caller prints the summary or the error, and writes the trace
         default: {
           const _exhaustive: never = event;

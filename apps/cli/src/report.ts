@@ -103,3 +103,23 @@ export function formatSummary(report: CliReport, reportPath: string): string {
   lines.push(`  report          ${reportPath}`, `  chromium        ${h.chromium}`);
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * Writes the trained model as TensorFlow.js Layers files (DIR/model.json, DIR/weights.bin).
+ * The engine (and tfjs) loads only here, when asked.
+ */
+export async function writeModel(
+  dir: string,
+  model: RunConfig['model'],
+  paramsBase64: string,
+): Promise<string> {
+  const { buildModel, exportFiles, modelPreset } = await import('@peertrain/engine');
+  const bytes = Buffer.from(paramsBase64, 'base64');
+  const params = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const files = exportFiles(buildModel(modelPreset(model)), params);
+  const out = resolve(dir);
+  await mkdir(out, { recursive: true });
+  await writeFile(resolve(out, 'model.json'), files['model.json']);
+  await writeFile(resolve(out, 'weights.bin'), files['weights.bin']);
+  return resolve(out, 'model.json');
+}

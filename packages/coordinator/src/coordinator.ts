@@ -7,6 +7,7 @@ import {
   PhaseTimeoutError,
   ProtocolError,
   coordinatorPeerId,
+  finalParamsKey,
   isPeerOfRoom,
   parseRunConfig,
   runShape,
@@ -38,6 +39,7 @@ import type {
   RunView,
   StepPoint,
   TimelineSpan,
+  TrainedModel,
 } from './types.ts';
 
 /** Timers are injected so tests can drive them; defaults are the platform's. */
@@ -128,6 +130,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   let traceDropped = 0;
   let traceNames: Record<string, string> = {};
   let liveSpans: TimelineSpan[] = [];
+  let trained: TrainedModel | null = null;
   let liveMaxStep = -1;
 
   function addSpans(from: string, spans: readonly WireSpan[]): void {
@@ -430,6 +433,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
     opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
     runView = { ...emptyRun(runId), phase: 'preparing', config, totalSteps: config.steps };
+    trained = null;
     traceSpans = [];
     traceDropped = 0;
     liveSpans = [];
@@ -611,8 +615,25 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         const isLast = step === config.steps - 1;
         if (isLast) {
           // Rank 0 evaluates on its own schedule (every evalEvery steps and after the last one):
-          // every worker holds identical parameters after a synchronous step.
+          // every worker holds identical parameters after a synchronous step. The parameters travel ahead of the result on the same ordered link: when the result is
+          // here they are too (a short grace covers a worker that never sends them).
+          const got = mesh.recvTensor(r.ranks[0]!, finalParamsKey(runId, config.steps), {
+            signal: AbortSignal.any([abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
+          });
+          got.catch(() => {});
           await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
+          const msg = await Promise.race([got, sleep(1000, abort.signal).then(() => null)]).catch(() => null);
+          if (msg) {
+            const bytes = msg.data.slice(); // own, aligned copy
+            trained = {
+              runId,
+              model: config.model,
+              params: new Float32Array(bytes.buffer, 0, bytes.byteLength / 4),
+              testAccuracy: r.evals.get(step + 1)!.accuracy,
+            };
+          } else {
+            log('rank 0 sent no trained parameters: the model cannot be exported');
+          }
         }
         changed();
       }
@@ -670,6 +691,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       };
       runView = { ...runView, phase: 'done' };
       emit({ type: 'trace', trace: buildTrace() });
+      if (trained && trained.runId === runId)
+        emit({ type: 'model', model: trained.model, paramsBase64: toBase64(trained.params) });
       emit({ type: 'done', report });
       return report;
     } catch (e) {
@@ -800,6 +823,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     room,
     view,
     trace: buildTrace,
+    trainedModel: () => trained,
     subscribe(listener) {
       viewListeners.add(listener);
       return () => viewListeners.delete(listener);
@@ -851,6 +875,28 @@ const TO_COORDINATOR_TYPES = new Set<string>([
 
 function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {
   return TO_COORDINATOR_TYPES.has(msg.type);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Bytes of a typed array as base64 (btoa exists in browsers and Node). */
+export function toBase64(a: Float32Array): string {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
 }
 
 function asError(e: unknown): Error {

@@ -15,4 +15,5 @@ export type {
   StageAssignment,
   StepPoint,
   TimelineSpan,
+  TrainedModel,
 } from './types.ts';

@@ -101,6 +101,16 @@ export interface CoordinatorView {
   run: RunView;
 }
 
+export interface TrainedModel {
+  runId: number;
+  /** The model preset (engine's modelPreset(name) gives the layers). */
+  model: RunConfig['model'];
+  /** Flat float32 parameters in the model's layout. */
+  params: Float32Array;
+  /** Test accuracy the run measured with these parameters. */
+  testAccuracy: number;
+}
+
 /** The JSON report of a finished run (what `peertrain train --report` writes). */
 export interface RunReport {
   config: RunConfig;
@@ -160,6 +170,8 @@ export type CoordinatorEvent =
   | { type: 'done'; report: RunReport }
   /** Every span of the run as a Chrome trace; emitted once as the run ends (before done or error). */
   | { type: 'trace'; trace: ChromeTrace }
+  /** The trained parameters (little-endian float32, the model preset's flat layout, base64); emitted before done. */
+  | { type: 'model'; model: RunConfig['model']; paramsBase64: string }
   | { type: 'error'; error: WireError };
 
 /** The coordinator: admits peers of its room, assigns work, drives the step barrier, aggregates metrics. */
@@ -171,6 +183,8 @@ export interface Coordinator {
   onEvent(listener: (event: CoordinatorEvent) => void): () => void;
   /** Every span of the current (or last) run as Chrome trace JSON, one process per peer (opens in Perfetto). */
   trace(): ChromeTrace;
+  /** The last finished run's trained parameters, or null. */
+  trainedModel(): TrainedModel | null;
   /**
    * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
    * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').

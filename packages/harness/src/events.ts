@@ -115,6 +115,7 @@ export function parseRunReport(v: unknown, path = 'report'): RunReport {
 }
 
 const SCHEDULE_KINDS = ['naive', 'gpipe', '1f1b'] as const;
+const MODEL_NAMES = ['mlp', 'cnn', 'deepMlp', 'wideMlp'] as const;
 
 function parsePipelineReport(v: unknown, path: string): PipelineReport {
   const o = obj(v, path);
@@ -176,6 +177,13 @@ export function parseCoordinatorEvent(v: unknown): CoordinatorEvent {
       return { type, report: parseRunReport(o.report) };
     case 'trace':
       return { type, trace: parseChromeTrace(o.trace) };
+    case 'model': {
+      const model = str(o, 'model', type);
+      if (!(MODEL_NAMES as readonly string[]).includes(model)) bad('.model', `unknown model ${model}`);
+      const paramsBase64 = str(o, 'paramsBase64', type);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(paramsBase64)) bad('.paramsBase64', 'not base64');
+      return { type, model: model as (typeof MODEL_NAMES)[number], paramsBase64 };
+    }
     case 'error':
       return { type, error: parseWireError(o.error, 'error.error') };
     default:

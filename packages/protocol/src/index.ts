@@ -78,5 +78,12 @@ export {
   encodeMessage,
 } from './frame.ts';
 export type { DType, EncodeOptions, Frame, ReassemblerLimits, TensorMessage, WireMessage } from './frame.ts';
-export { coordinatorPeerId, isPeerOfRoom, randomId, validateRoom, workerPeerId } from './rooms.ts';
+export {
+  coordinatorPeerId,
+  finalParamsKey,
+  isPeerOfRoom,
+  randomId,
+  validateRoom,
+  workerPeerId,
+} from './rooms.ts';
 export { mulberry32 } from './random.ts';

@@ -35,3 +35,14 @@ export function randomId(length = 8): string {
   for (const b of bytes) s += alphabet[b % alphabet.length];
   return s;
 }
+
+/**
+ * The key of the trained parameters rank 0 sends the coordinator after the last step (float32,
+ * the whole model's flat array), ahead of the final evaluation result.
+ */
+export function finalParamsKey(
+  runId: number,
+  steps: number,
+): { runId: number; step: number; microBatch: null; tag: number } {
+  return { runId, step: steps, microBatch: null, tag: 0x7fff_0000 };
+}

@@ -92,6 +92,13 @@ describe('pipeline parallelism over the in-memory transport', () => {
       [0, 1],
       [2, 8],
     ]);
+    // rank 0 handed the whole trained model to the coordinator (for export)
+    const trained = coord.trainedModel()!;
+    expect(trained.model).toBe('deepMlp');
+    expect(trained.params.length).toBe(
+      784 * 256 + 256 + 256 * 128 + 128 + 128 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10,
+    );
+    expect(trained.testAccuracy).toBe(report.testAccuracy);
     await expect(coord.run({ ...base, workers: 2, partition: '0-3,5-8' })).rejects.toThrow(/contiguous/);
   });
 

@@ -14,6 +14,7 @@ import { schedule } from '@peertrain/schedules';
 import type { Mesh } from '@peertrain/transport';
 import type { Compute, StageSession, TrainSession } from './compute.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from './pipeline.ts';
+import { finalParamsKey } from '@peertrain/protocol';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 
 export interface WorkerRuntimeInit {
@@ -489,6 +490,20 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         while (run.pendingEvals.length > 0) {
           const evalStep = run.pendingEvals.shift()!;
           const r = await session.evaluate(evalParams!, { signal });
+          if (evalStep === config.steps) {
+            // The trained model goes to the coordinator (for export) ahead of the final result.
+            const p = evalParams!;
+            await mesh.sendTensor(
+              coordinatorId,
+              {
+                ...finalParamsKey(runId, config.steps),
+                dtype: 'float32',
+                shape: [p.length],
+                data: new Uint8Array(p.buffer, p.byteOffset, p.byteLength),
+              },
+              { signal },
+            );
+          }
           tell({
             type: 'evalResult',
             runId,
