@@ -207,7 +207,14 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
           />
         )}
         <PeerTable peers={peers} room={props.room} />
-        {outcome.report && <ReportCard report={outcome.report} room={props.room} />}
+        {outcome.report && (
+          <ReportCard
+            report={outcome.report}
+            room={props.room}
+            trace={() => coordinator.trace()}
+            trained={() => coordinator.trainedModel()}
+          />
+        )}
       </div>
     </main>
   );

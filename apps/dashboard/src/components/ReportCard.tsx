@@ -1,13 +1,22 @@
 import type { PipelineReport, RunReport } from '@peertrain/coordinator';
 import { formatBytes, formatLoss, formatMs, formatPercent, formatRate } from '../shared/format.ts';
-import { downloadReport } from '../report.ts';
+import type { ChromeTrace } from '@peertrain/telemetry';
+import type { TrainedModel } from '@peertrain/coordinator';
+import { downloadModel, downloadReport, downloadTrace } from '../report.ts';
 import { Stats } from '../shared/ui.tsx';
 import { layersText, scheduleName, shortPeerId, strategyName } from '../peerLabels.ts';
 
 /** Relative tolerance under which a parallel run agrees with the single-worker reference (DESIGN.md). */
 export const REFERENCE_REL_TOLERANCE = 1e-4;
 
-export function ReportCard(props: { report: RunReport; room: string }) {
+export function ReportCard(props: {
+  report: RunReport;
+  room: string;
+  /** The run's spans as a Chrome trace (null: none kept). */
+  trace?: () => ChromeTrace;
+  /** The trained parameters, when rank 0 sent them. */
+  trained?: () => TrainedModel | null;
+}) {
   const r = props.report;
   const ref = r.reference;
   return (
@@ -20,9 +29,30 @@ export function ReportCard(props: { report: RunReport; room: string }) {
             {r.config.batch}
           </span>
         </h2>
-        <button type="button" onClick={() => downloadReport(r, props.room)}>
-          Download report JSON
-        </button>
+        <div className="button-row">
+          <button type="button" onClick={() => downloadReport(r, props.room)}>
+            Report JSON
+          </button>
+          {props.trace && (
+            <button
+              type="button"
+              data-testid="export-trace"
+              onClick={() => downloadTrace(props.trace!(), r, props.room)}
+            >
+              Trace (Perfetto)
+            </button>
+          )}
+          {props.trained?.() && (
+            <button
+              type="button"
+              data-testid="export-model"
+              title="TensorFlow.js Layers model: model.json + weights.bin, load with tf.loadLayersModel"
+              onClick={() => void downloadModel(props.trained!()!)}
+            >
+              Model (TF.js)
+            </button>
+          )}
+        </div>
       </div>
       <Stats
         items={[
