@@ -1,5 +1,6 @@
 import type { TraceSummary } from './trace.ts';
 import type { AllReduceStats } from '@peertrain/collective';
+import type { RunConfigInput } from '@peertrain/protocol';
 
 // The contract between the benchmark driver (Node, main.ts) and the benchmark page (page.ts): the
 // page exposes `window.peertrainBench`, the driver calls it through Playwright's page.evaluate.
@@ -159,6 +160,39 @@ export interface MemoryAllReduceResult {
   mismatches: number;
 }
 
+/** Hosts a coordinator in this tab (part 4): worker tabs of `room` join it. */
+export interface CoordinatorOpenOptions {
+  room: string;
+  timeoutMs: number;
+}
+
+export interface CoordinatorWaitOptions {
+  /** Idle workers (joined, device measured) to wait for. */
+  workers: number;
+  timeoutMs: number;
+}
+
+export interface CoordinatorRunOptions {
+  config: RunConfigInput;
+  /** How long the run may wait for its workers. */
+  waitMs: number;
+  /** The whole run's limit (cancelled with PhaseTimeoutError after it). */
+  timeoutMs: number;
+}
+
+/**
+ * One finished run: the coordinator's RunReport and Chrome trace as plain JSON (the driver
+ * validates them). While it runs, the page logs `PROGRESS_MARKER <step>` to the console after
+ * every step, so the driver can read /proc at step boundaries.
+ */
+export interface CoordinatorRunResult {
+  report: unknown;
+  trace: unknown;
+}
+
+/** Console line prefix of the page's per-step progress (the driver watches for it). */
+export const PROGRESS_MARKER = 'peertrain-bench-progress';
+
 /** What the page exposes on window.peertrainBench. Every call rejects with a named error on failure. */
 export interface BenchApi {
   /** Loads /peertrain.json (where the signaling server is). */
@@ -184,7 +218,13 @@ export interface BenchApi {
   allReduce(opts: AllReduceOptions): Promise<AllReduceResult>;
   /** Ring all-reduce of n ranks inside this page over the memory transport: the CPU cost alone. */
   memoryAllReduce(opts: MemoryAllReduceOptions): Promise<MemoryAllReduceResult>;
-  /** Closes every transport of the page. */
+  /** Registers the room's coordinator id and starts a coordinator on it. */
+  coordinatorOpen(opts: CoordinatorOpenOptions): Promise<{ peerId: string }>;
+  /** Resolves once at least `workers` workers are idle in the room. */
+  coordinatorWait(opts: CoordinatorWaitOptions): Promise<number>;
+  /** Runs one training session on the hosted coordinator. */
+  coordinatorRun(opts: CoordinatorRunOptions): Promise<CoordinatorRunResult>;
+  /** Closes every transport of the page (and the coordinator). */
   close(): Promise<void>;
 }
 

@@ -6,8 +6,9 @@ describe('parseArgs', () => {
   it('defaults to every part, full size', () => {
     expect(parseArgs([])).toEqual({
       quick: false,
-      parts: ['raw', 'allreduce', 'train'],
+      parts: ['raw', 'allreduce', 'train', 'pipeline'],
       outDir: null,
+      pipelineSteps: null,
       help: false,
     });
   });
@@ -17,19 +18,30 @@ describe('parseArgs', () => {
       quick: true,
       parts: ['raw', 'train'],
       outDir: '/tmp/x',
+      pipelineSteps: null,
       help: false,
     });
   });
 
+  it('selects the pipeline part alone and its step count', () => {
+    expect(parseArgs(['--only=pipeline', '--pipeline-steps', '8'])).toMatchObject({
+      parts: ['pipeline'],
+      pipelineSteps: 8,
+    });
+    expect(settingsFor(parseArgs(['--only=pipeline', '--pipeline-steps=8'])).pipeline.steps).toBe(8);
+  });
+
   it('lists every problem', () => {
     try {
-      parseArgs(['--only', 'raw,gpu', '--frobnicate']);
+      parseArgs(['--only', 'raw,gpu', '--frobnicate', '--pipeline-steps', '3', '--pipeline-steps=x']);
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "gpu" (expected raw, allreduce, train)',
+        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline)',
         'unknown argument "--frobnicate"',
+        '--pipeline-steps needs an integer of at least 4, got 3',
+        '--pipeline-steps needs an integer of at least 4, got x',
       ]);
     }
   });
@@ -44,5 +56,20 @@ describe('settingsFor', () => {
     expect(quick.allReduceBytes).toBeLessThan(full.allReduceBytes);
     expect(quick.rawBytes).toBeLessThan(full.rawBytes);
     expect(full.trainSteps).toBe(60);
+  });
+
+  it("runs the pipeline grid of the brief, past the coordinator's 3 warm-up steps", () => {
+    const { pipeline } = settingsFor({ quick: false, parts: ['pipeline'] });
+    expect(pipeline).toMatchObject({
+      stages: [2, 3, 4],
+      microBatches: [1, 4, 8, 16],
+      warmupSteps: 3,
+      batch: 128,
+      headline: { stages: 4, microBatches: 8 },
+      recompute: [{ stages: 4, schedule: '1f1b', microBatches: 8 }],
+    });
+    expect(pipeline.steps).toBeGreaterThan(pipeline.warmupSteps);
+    expect(pipeline.recomputeSteps).toBeGreaterThan(pipeline.steps);
+    expect(settingsFor({ quick: true, parts: ['pipeline'] }).pipeline.stages).toEqual([2, 4]);
   });
 });

@@ -1,23 +1,30 @@
 import { ConfigError } from '@peertrain/protocol';
 import { PARTS } from './report.ts';
-import type { BenchSettings, Part } from './report.ts';
+import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline] [--out DIR]
 
-Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs) and the
-training step split, in headless Chromium inside a private network namespace. Writes
-DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the table.
+Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
+data-parallel training step split and pipeline parallelism (bubble, throughput and activation
+memory for P = 2, 3, 4 stages, M = 1, 4, 8, 16 micro-batches, naive / GPipe / 1F1B, and the cost
+of recomputation), in headless Chromium inside a private network namespace. Writes
+DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the tables.
 
-  --quick        small sizes, one repetition: a smoke check (results named *-quick)
-  --only LIST    parts to run, comma-separated: raw, allreduce, train (default: all)
-  --out DIR      where to write the results
-  -h, --help     this text
+  --quick              small sizes, one repetition: a smoke check (results named *-quick)
+  --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline
+                       (default: all; pipeline alone takes about 10 minutes)
+  --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
+                       are warm-up); the recompute pair runs 12
+  --out DIR            where to write the results
+  -h, --help           this text
 `;
 
 export interface BenchArgs {
   quick: boolean;
   parts: Part[];
   outDir: string | null;
+  /** Steps per pipeline run; null: the default of the mode. */
+  pipelineSteps: number | null;
   help: boolean;
 }
 
@@ -27,7 +34,7 @@ function isPart(s: string): s is Part {
 
 /** argv (without node and the script) in, BenchArgs out; ConfigError lists every problem. */
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { quick: false, parts: [...PARTS], outDir: null, help: false };
+  const args: BenchArgs = { quick: false, parts: [...PARTS], outDir: null, pipelineSteps: null, help: false };
   const issues: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
@@ -52,8 +59,17 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         const bad = list.filter((s) => !isPart(s));
         if (list.length === 0) issues.push(`--only needs a list of ${PARTS.join(', ')}`);
         for (const b of bad) issues.push(`--only: unknown part "${b}" (expected ${PARTS.join(', ')})`);
-        // Run order stays raw, allreduce, train whatever order was given.
+        // Run order stays raw, allreduce, train, pipeline whatever order was given.
         args.parts = PARTS.filter((p) => list.includes(p));
+        break;
+      }
+      case '--pipeline-steps': {
+        const v = value();
+        const n = Number(v);
+        // The coordinator's bubble is the median after 3 warm-up steps: 4 is the least that measures.
+        if (v === undefined || !Number.isInteger(n) || n < 4)
+          issues.push(`--pipeline-steps needs an integer of at least 4, got ${v ?? 'nothing'}`);
+        else args.pipelineSteps = n;
         break;
       }
       case '--out': {
@@ -72,8 +88,30 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
 
 const ELEMS_64K = 65_536;
 
+/**
+ * Part 4's runs. Full: P = 2, 3, 4 x (naive M = 1, gpipe and 1f1b at M = 1, 4, 8, 16) at 6 steps,
+ * then 1f1b at P = 4, M = 8 without and with recomputation at 12 steps: 29 runs, about 7 minutes
+ * here. Quick: P = 2, 4 at M = 1, 8, 4 steps, the recompute pair at 5.
+ */
+export function pipelineSettings(quick: boolean, steps: number | null = null): PipelineSettings {
+  const recompute = [{ stages: 4, schedule: '1f1b' as const, microBatches: 8 }];
+  const common = {
+    // 128 rows: 8 per micro-batch at M = 16, still a real matmul (the whole batch is one step).
+    batch: 128,
+    warmupSteps: 3,
+    recompute,
+    headline: { stages: 4, microBatches: 8 },
+  };
+  return quick
+    ? { ...common, stages: [2, 4], microBatches: [1, 8], steps: steps ?? 4, recomputeSteps: 5 }
+    : { ...common, stages: [2, 3, 4], microBatches: [1, 4, 8, 16], steps: steps ?? 6, recomputeSteps: 12 };
+}
+
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */
-export function settingsFor(args: Pick<BenchArgs, 'quick' | 'parts'>): BenchSettings {
+export function settingsFor(
+  args: Pick<BenchArgs, 'quick' | 'parts'> & Partial<Pick<BenchArgs, 'pipelineSteps'>>,
+): BenchSettings {
+  const pipeline = pipelineSettings(args.quick, args.pipelineSteps ?? null);
   if (args.quick) {
     return {
       quick: true,
@@ -86,6 +124,7 @@ export function settingsFor(args: Pick<BenchArgs, 'quick' | 'parts'>): BenchSett
       bucketElems: ELEMS_64K,
       sweepBuckets: [ELEMS_64K, 4 * ELEMS_64K],
       trainSteps: 10,
+      pipeline,
     };
   }
   return {
@@ -101,5 +140,6 @@ export function settingsFor(args: Pick<BenchArgs, 'quick' | 'parts'>): BenchSett
     bucketElems: 4 * ELEMS_64K,
     sweepBuckets: [ELEMS_64K, 4 * ELEMS_64K, 16 * ELEMS_64K, 64 * ELEMS_64K],
     trainSteps: 60,
+    pipeline,
   };
 }

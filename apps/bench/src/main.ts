@@ -47,9 +47,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const stopWatching = onParentExit(() => controller.abort(new AbortError('parent process exited')));
   try {
     const settings = settingsFor(args);
-    const report = await runBench(settings, { log, signal: controller.signal });
+    const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
     const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results');
-    const paths = await writeResults(outDir, report);
+    const paths = await writeResults(outDir, report, attachments);
     process.stdout.write(`${renderMarkdown(report)}\n`);
     log(`wrote ${relative(process.cwd(), paths.json)} and ${relative(process.cwd(), paths.md)}`);
     return report.errors.length > 0 ? 1 : 0;

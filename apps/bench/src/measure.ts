@@ -1,7 +1,9 @@
 import { ConfigError } from '@peertrain/protocol';
 import type { AllReduceRow, BenchReport, BenchSettings, CpuUse, MemoryRow, RawFigure } from './report.ts';
 import { algBandwidth, busBandwidth, cpuBusy, mbPerSec, median, ratio } from './metrics.ts';
+import type { CpuTimes } from './metrics.ts';
 import { TICKS_PER_SEC, cpuMsBetween, emptyRoleMs, snapshotTree, totalMs } from './procfs.ts';
+import type { CpuSnapshot } from './procfs.ts';
 import { driverNow, readCpu } from './tabs.ts';
 import type { BenchTabs, Tab, TransportSpec } from './tabs.ts';
 
@@ -31,28 +33,38 @@ export const TRANSPORTS = {
   meshBigFrames: { name: 'mesh256k', kind: 'mesh', maxFrameBytes: 256 * KIB },
 } as const satisfies Record<string, TransportSpec>;
 
+/** Machine and Chromium CPU counters at one instant. */
+export interface CpuMark {
+  t: number;
+  machine: CpuTimes | null;
+  chromium: CpuSnapshot;
+}
+
+/** Reads the counters now (Chromium's: the process tree under `chromiumPid`). */
+export function markCpu(chromiumPid: number | null): CpuMark {
+  return { t: performance.now(), machine: readCpu(), chromium: snapshotTree(chromiumPid) };
+}
+
+/** CPU use between two marks of the same process tree. */
+export function cpuBetween(a: CpuMark, b: CpuMark, chromiumPid: number | null): CpuUse {
+  const wallMs = b.t - a.t;
+  const chromium = chromiumPid === null ? emptyRoleMs() : cpuMsBetween(a.chromium, b.chromium, TICKS_PER_SEC);
+  return {
+    wallMs,
+    machineBusy: a.machine && b.machine ? cpuBusy(a.machine, b.machine) : Number.NaN,
+    chromiumMs: chromium,
+    chromiumCores: totalMs(chromium) / wallMs,
+  };
+}
+
 /** Measures machine and Chromium CPU use around an operation. */
 export class CpuMeter {
-  constructor(private readonly chromiumPid: number | null) {}
+  constructor(readonly chromiumPid: number | null) {}
 
   async around<T>(fn: () => Promise<T>): Promise<{ result: T; cpu: CpuUse }> {
-    const m0 = readCpu();
-    const c0 = snapshotTree(this.chromiumPid);
-    const t0 = performance.now();
+    const a = markCpu(this.chromiumPid);
     const result = await fn();
-    const wallMs = performance.now() - t0;
-    const c1 = snapshotTree(this.chromiumPid);
-    const m1 = readCpu();
-    const chromium = this.chromiumPid === null ? emptyRoleMs() : cpuMsBetween(c0, c1, TICKS_PER_SEC);
-    return {
-      result,
-      cpu: {
-        wallMs,
-        machineBusy: m0 && m1 ? cpuBusy(m0, m1) : Number.NaN,
-        chromiumMs: chromium,
-        chromiumCores: totalMs(chromium) / wallMs,
-      },
-    };
+    return { result, cpu: cpuBetween(a, markCpu(this.chromiumPid), this.chromiumPid) };
   }
 }
 

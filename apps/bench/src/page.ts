@@ -1,6 +1,8 @@
 // Benchmark page (apps/bench/index.html): one per tab. It exposes window.peertrainBench (api.ts)
 // and does nothing by itself; the driver (main.ts) calls it with page.evaluate, all tabs at once.
-import { ConfigError, PhaseTimeoutError, TransportError } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, TransportError, coordinatorPeerId } from '@peertrain/protocol';
+import { createCoordinator } from '@peertrain/coordinator';
+import type { Coordinator } from '@peertrain/coordinator';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Connection, Mesh, TensorKey, Transport, Unsubscribe } from '@peertrain/transport';
 import { peerjsTransport } from '@peertrain/transport/peerjs';
@@ -18,6 +20,10 @@ import type {
   MeshRecvResult,
   MeshSendOptions,
   MeshSendResult,
+  CoordinatorOpenOptions,
+  CoordinatorRunOptions,
+  CoordinatorRunResult,
+  CoordinatorWaitOptions,
   RawArmOptions,
   RawSendOptions,
   RawSendResult,
@@ -27,6 +33,7 @@ import type {
   OpenOptions,
   PingOptions,
 } from './api.ts';
+import { PROGRESS_MARKER } from './api.ts';
 import { expectedSum, fillRank } from './pattern.ts';
 import { LinkTracer, summarizeTrace } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
@@ -147,6 +154,13 @@ interface MeshEndpoint {
   tracer?: LinkTracer;
 }
 
+/** A coordinator hosted by this tab (part 4), on its own transport and mesh. */
+interface HostedCoordinator {
+  coordinator: Coordinator;
+  mesh: Mesh;
+  transport: Transport;
+}
+
 type PageConfig = Awaited<ReturnType<typeof fetchPageConfig>>;
 
 class BenchPage implements BenchApi {
@@ -156,6 +170,8 @@ class BenchPage implements BenchApi {
   private readonly life = new AbortController();
   /** One all-reduce buffer per size, reused across repetitions. [sizeElems] float32 */
   private readonly buffers = new Map<number, Float32Array>();
+  /** The hosted coordinator (part 4) and the transport and mesh under it. */
+  private host: HostedCoordinator | null = null;
 
   async init(opts: { timeoutMs: number }): Promise<InitResult> {
     this.config = await withTimeout(
@@ -430,9 +446,70 @@ class BenchPage implements BenchApi {
     }
   }
 
+  async coordinatorOpen(opts: CoordinatorOpenOptions): Promise<{ peerId: string }> {
+    const cfg = this.config;
+    if (!cfg) throw new TransportError('init has not run');
+    if (this.host) throw new ConfigError('coordinatorOpen', ['a coordinator is already open in this tab']);
+    const peerId = coordinatorPeerId(opts.room);
+    const transport = await withTimeout(`register ${peerId}`, opts.timeoutMs, this.life.signal, (signal) =>
+      peerjsTransport({ id: peerId, ...cfg.signal, iceServers: cfg.iceServers, signal }),
+    );
+    const mesh = createMesh(transport);
+    this.host = { coordinator: createCoordinator({ mesh, room: opts.room }), mesh, transport };
+    log(`coordinator of room ${opts.room} open as ${peerId}`);
+    return { peerId };
+  }
+
+  async coordinatorWait(opts: CoordinatorWaitOptions): Promise<number> {
+    const { coordinator } = this.hosted();
+    const idle = (): number =>
+      coordinator.view().peers.filter((p) => p.state === 'idle' && p.device !== null).length;
+    return withTimeout(`waiting for ${opts.workers} workers`, opts.timeoutMs, this.life.signal, (signal) => {
+      if (idle() >= opts.workers) return Promise.resolve(idle());
+      return new Promise<number>((resolve, reject) => {
+        const onAbort = (): void => {
+          off();
+          reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+        };
+        const off = coordinator.subscribe(() => {
+          if (idle() < opts.workers) return;
+          off();
+          signal.removeEventListener('abort', onAbort);
+          resolve(idle());
+        });
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    });
+  }
+
+  async coordinatorRun(opts: CoordinatorRunOptions): Promise<CoordinatorRunResult> {
+    const { coordinator } = this.hosted();
+    const off = coordinator.onEvent((e) => {
+      if (e.type === 'progress') console.info(`${PROGRESS_MARKER} ${e.step}`);
+    });
+    try {
+      return await withTimeout('pipeline run', opts.timeoutMs, this.life.signal, async (signal) => {
+        const report = await coordinator.run(opts.config, { signal, waitMs: opts.waitMs });
+        return { report, trace: coordinator.trace() };
+      });
+    } finally {
+      off();
+    }
+  }
+
   async close(): Promise<void> {
     this.life.abort(new TransportError('benchmark page closed'));
     const closing: Promise<void>[] = [];
+    const host = this.host;
+    this.host = null;
+    if (host) {
+      closing.push(
+        host.coordinator
+          .dispose()
+          .then(() => host.mesh.close())
+          .then(() => host.transport.close()),
+      );
+    }
     for (const ep of this.raws.values()) {
       ep.unsub();
       for (const c of ep.incoming.values()) c.unsub();
@@ -443,6 +520,11 @@ class BenchPage implements BenchApi {
     this.meshes.clear();
     this.buffers.clear();
     await Promise.allSettled(closing);
+  }
+
+  private hosted(): HostedCoordinator {
+    if (!this.host) throw new TransportError('no coordinator open in this tab (coordinatorOpen first)');
+    return this.host;
   }
 
   private rawEndpoint(id: string): RawEndpoint {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { settingsFor } from './args.ts';
+import { headline } from './pipeline-cases.ts';
+import { key, okRow } from './pipeline.fixture.ts';
 import { cpuSplit, renderMarkdown } from './report.ts';
 import type { AllReduceRow, BenchReport, CpuUse, RawFigure } from './report.ts';
 
@@ -65,6 +67,7 @@ function report(): BenchReport {
     raw: { maxMessageSize: 262_144, figures: [rawFigure], ping: { medianMs: 0.84, p90Ms: 1.5, count: 45 } },
     allReduce: { rawMbps: 21.44, rows: [row], sweep: [row], inFlight: [], frames: [], memory: [] },
     train: [{ sync: 'ps', ok: false, error: 'SessionError: boom' }],
+    pipeline: null,
     errors: ['train: something | odd'],
     durationMs: 140_000,
   };
@@ -128,6 +131,17 @@ describe('renderMarkdown', () => {
     const text = renderMarkdown(r);
     expect(text).not.toContain('## Data channel throughput');
     expect(text).not.toContain('## Training step split');
+    expect(text).not.toContain('## Pipeline parallelism');
+  });
+
+  it('adds the pipeline section after the other parts', () => {
+    const r = report();
+    const rows = [okRow(key(4, 'gpipe', 8), [900_000], 1000), okRow(key(4, '1f1b', 8), [450_000], 1100)];
+    r.pipeline = { rows, recompute: [], headline: headline(rows, 4, 8), traceFile: null };
+    const text = renderMarkdown(r);
+    expect(text.indexOf('## Pipeline parallelism')).toBeGreaterThan(text.indexOf('## Training step split'));
+    expect(text).toContain('1F1B bubble at P=4, M=8: measured 0.323 vs theory 0.273');
+    expect(text).toContain('= 0.50x (target at most 0.50x): met.');
   });
 });
 

@@ -1,11 +1,15 @@
+import type { ScheduleKind } from '@peertrain/protocol';
+import type { Headline, PipelineCase, RecomputeCost } from './pipeline-cases.ts';
+import type { PipelineSpanAnalysis } from './pipeline-spans.ts';
+import { renderPipeline } from './pipeline-table.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train';
-export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train'];
+export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline';
+export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline'];
 
 export interface MachineInfo {
   cpus: number;
@@ -36,6 +40,27 @@ export interface BenchSettings {
   /** Buckets of the N = 3 sweep. */
   sweepBuckets: number[];
   trainSteps: number;
+  pipeline: PipelineSettings;
+}
+
+/** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
+export interface PipelineSettings {
+  /** P values (stages = worker tabs). */
+  stages: number[];
+  /** M values for gpipe and 1f1b (naive always runs M = 1). */
+  microBatches: number[];
+  /** Steps per run; the coordinator's measured bubble is the median after its 3 warm-up steps. */
+  steps: number;
+  /** Steps of the recompute pairs (run apart from the grid, back to back). */
+  recomputeSteps: number;
+  /** Batch per step, split into M micro-batches. */
+  batch: number;
+  /** Steps the span analysis leaves out (the coordinator's warm-up). */
+  warmupSteps: number;
+  /** Runs made twice after the grid, without and with recomputation, at recomputeSteps. */
+  recompute: { stages: number; schedule: ScheduleKind; microBatches: number }[];
+  /** Where the brief's checks are made (1F1B bubble vs theory, stage-0 memory vs GPipe). */
+  headline: { stages: number; microBatches: number };
 }
 
 /** CPU use around one measured operation. */
@@ -131,6 +156,51 @@ export type TrainFigure =
     }
   | { sync: 'allreduce' | 'ps'; ok: false; error: string };
 
+/** Per stage of a pipeline run, from its RunReport (layers inclusive). */
+export interface PipelineStageFigure {
+  layers: [number, number];
+  parameterBytes: number;
+  peakActivationBytes: number;
+  peakActivationBytesNoRecompute: number;
+}
+
+export type PipelineRow = PipelineCase &
+  (
+    | {
+        ok: true;
+        partition: string;
+        batch: number;
+        /** The coordinator's: median over steps after its warm-up. */
+        bubbleMeasured: number;
+        bubbleTheory: number;
+        /** The coordinator's: over every step, warm-up included. */
+        samplesPerSec: number;
+        /** The coordinator's: median time between step completions, warm-up included. */
+        stepMsMedian: number;
+        /** Mean step time over the measured steps (after the warm-up), from the progress events. */
+        steadyStepMs: number | null;
+        steadySamplesPerSec: number | null;
+        /** The run from waiting for workers to the report (profiling and evaluation included). */
+        wallMs: number;
+        perStage: PipelineStageFigure[];
+        /** Backends the stages actually used. */
+        backends: string[];
+        /** From the run's trace: where the step time goes. */
+        spans: PipelineSpanAnalysis | null;
+        /** Machine and Chromium CPU over the measured steps (after the warm-up). */
+        cpu: CpuUse | null;
+      }
+    | { ok: false; error: string }
+  );
+
+export interface PipelinePart {
+  rows: PipelineRow[];
+  recompute: RecomputeCost[];
+  headline: Headline;
+  /** File (beside the report) holding the Chrome trace of the headline 1F1B run, if written. */
+  traceFile: string | null;
+}
+
 export interface BenchReport {
   name: string;
   machine: MachineInfo;
@@ -153,6 +223,7 @@ export interface BenchReport {
     memory: MemoryRow[];
   } | null;
   train: TrainFigure[] | null;
+  pipeline: PipelinePart | null;
   errors: string[];
   durationMs: number;
 }
@@ -334,6 +405,7 @@ export function renderMarkdown(r: BenchReport): string {
     }
   }
   if (r.train) out.push('', '## Training step split (MNIST MLP)', '', trainTable(r.train));
+  if (r.pipeline) out.push('', ...renderPipeline(r.pipeline));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

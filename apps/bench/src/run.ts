@@ -24,10 +24,13 @@ import type { AllReduceCase } from './measure.ts';
 import { findProcessByArg } from './procfs.ts';
 import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
+import { measurePipeline } from './pipeline.ts';
+import type { ChromeTrace } from '@peertrain/telemetry';
 
 // The whole benchmark in one process (already inside the network namespace): build, servers,
-// Chromium, the bench tabs for parts 1 and 2, then runSession for part 3. A failing part is
-// recorded in report.errors and the others still run; everything is torn down on every path.
+// Chromium, the bench tabs for parts 1 and 2, runSession for part 3, a hosted coordinator and
+// worker tabs for part 4. A failing part is recorded in report.errors and the others still run;
+// everything is torn down on every path.
 
 export interface RunOptions {
   log: (line: string) => void;
@@ -57,7 +60,16 @@ function describe(err: unknown): string {
 
 const SETUP_TIMEOUT_MS = 60_000;
 
-export async function runBench(settings: BenchSettings, opts: RunOptions): Promise<BenchReport> {
+/** A file written beside the report: DIR/<report name><suffix>. */
+export interface Attachment {
+  suffix: string;
+  data: ChromeTrace;
+}
+
+export async function runBench(
+  settings: BenchSettings,
+  opts: RunOptions,
+): Promise<{ report: BenchReport; attachments: Attachment[] }> {
   const { log, signal } = opts;
   const started = new Date();
   const t0 = performance.now();
@@ -81,10 +93,12 @@ export async function runBench(settings: BenchSettings, opts: RunOptions): Promi
     raw: null,
     allReduce: null,
     train: null,
+    pipeline: null,
     errors: [],
     durationMs: 0,
   };
 
+  const attachments: Attachment[] = [];
   const nonce = `bench-${randomBytes(3).toString('hex')}`;
   const built = await ensureBuilt({ log, ...(signal ? { signal } : {}) });
   let signalServer: SignalServer | null = null;
@@ -124,13 +138,41 @@ export async function runBench(settings: BenchSettings, opts: RunOptions): Promi
         ...(signal ? { signal } : {}),
       });
     }
+    if (settings.parts.includes('pipeline')) {
+      try {
+        const { part, headlineTrace } = await measurePipeline({
+          browser,
+          baseUrl: staticServer.url,
+          settings,
+          nonce,
+          chromiumPid: meter.chromiumPid,
+          log,
+          ...(signal ? { signal } : {}),
+        });
+        if (headlineTrace) {
+          const { stages: p, microBatches: m } = settings.pipeline.headline;
+          const suffix = `-pipeline-1f1b-P${p}-M${m}.trace.json`;
+          attachments.push({ suffix, data: headlineTrace });
+          part.traceFile = `${report.name}${suffix}`;
+        }
+        report.pipeline = part;
+        report.errors.push(
+          ...part.rows.flatMap((r) =>
+            r.ok ? [] : [`pipeline P=${r.stages} ${r.schedule} M=${r.microBatches}: ${r.error}`],
+          ),
+        );
+      } catch (err) {
+        signal?.throwIfAborted();
+        report.errors.push(`pipeline: ${describe(err)}`);
+      }
+    }
   } finally {
     if (browser) await browser.close().catch(() => undefined);
     await Promise.allSettled([staticServer?.close(), signalServer?.close()]);
   }
   machine.loadAvgEnd = loadavg();
   report.durationMs = performance.now() - t0;
-  return report;
+  return { report, attachments };
 }
 
 async function runTabParts(

@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseRunConfig } from '@peertrain/protocol';
+import { pipelineSettings } from './args.ts';
+import {
+  caseLabel,
+  findRow,
+  headline,
+  maxPeak,
+  pipelineCases,
+  pipelineConfig,
+  recomputeCosts,
+  samplesPerSec,
+  stepMs,
+} from './pipeline-cases.ts';
+import type { OkRow } from './pipeline-cases.ts';
+import { key, okRow } from './pipeline.fixture.ts';
+import type { PipelineRow } from './report.ts';
+
+describe('pipelineCases', () => {
+  it('runs naive at M = 1 and gpipe, 1f1b at every M for each P, then the recompute pair', () => {
+    const s = pipelineSettings(false);
+    const cases = pipelineCases(s);
+    // 3 x (1 + 2 x 4) grid runs + 2 recompute runs.
+    expect(cases).toHaveLength(29);
+    expect(cases.slice(0, 9).map(caseLabel)).toEqual([
+      'P=2 naive M=1',
+      'P=2 gpipe M=1',
+      'P=2 gpipe M=4',
+      'P=2 gpipe M=8',
+      'P=2 gpipe M=16',
+      'P=2 1f1b M=1',
+      'P=2 1f1b M=4',
+      'P=2 1f1b M=8',
+      'P=2 1f1b M=16',
+    ]);
+    expect(cases.filter((c) => c.schedule === 'naive').every((c) => c.microBatches === 1)).toBe(true);
+    expect(cases.slice(27)).toEqual([key(4, '1f1b', 8, false, 12), key(4, '1f1b', 8, true, 12)]);
+    expect(cases.slice(0, 27).every((c) => c.steps === 6 && !c.recompute)).toBe(true);
+  });
+
+  it('keeps --pipeline-steps for the grid and a small quick plan', () => {
+    expect(
+      pipelineCases(pipelineSettings(false, 9))
+        .slice(0, 27)
+        .every((c) => c.steps === 9),
+    ).toBe(true);
+    const quick = pipelineCases(pipelineSettings(true));
+    expect(quick.map(caseLabel)).toEqual([
+      'P=2 naive M=1',
+      'P=2 gpipe M=1',
+      'P=2 gpipe M=8',
+      'P=2 1f1b M=1',
+      'P=2 1f1b M=8',
+      'P=4 naive M=1',
+      'P=4 gpipe M=1',
+      'P=4 gpipe M=8',
+      'P=4 1f1b M=1',
+      'P=4 1f1b M=8',
+      'P=4 1f1b M=8',
+      'P=4 1f1b M=8 +recompute',
+    ]);
+  });
+
+  it('refuses a P without a partition and an M the batch cannot hold, listing each', () => {
+    const s = { ...pipelineSettings(false), stages: [2, 5], microBatches: [4, 256] };
+    try {
+      pipelineCases({ ...s, recompute: [{ stages: 6, schedule: 'naive', microBatches: 2 }] });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues).toEqual([
+        'no partition for P=5',
+        'M=256 micro-batches do not fit a batch of 128',
+        'no partition for P=6',
+        'naive runs M=1, not 2',
+      ]);
+    }
+  });
+});
+
+describe('pipelineConfig', () => {
+  it('is a valid pipeline run of wideMlp with the explicit partition of P', () => {
+    const s = pipelineSettings(false);
+    for (const c of pipelineCases(s)) {
+      const config = parseRunConfig(pipelineConfig(c, s));
+      expect(config).toMatchObject({
+        strategy: 'pipeline',
+        model: 'wideMlp',
+        dataset: 'synthetic',
+        workers: c.stages,
+        steps: c.steps,
+        schedule: c.schedule,
+        microBatches: c.microBatches,
+        recompute: c.recompute,
+        batch: 128,
+        backend: 'wasm',
+        evalEvery: 0,
+      });
+      // Every layer 0..8 in exactly one stage, in order.
+      const ranges = config.partition.split(',').map((r) => r.split('-').map(Number));
+      expect(ranges).toHaveLength(c.stages);
+      expect(ranges.flat()[0]).toBe(0);
+      expect(ranges.at(-1)?.[1]).toBe(8);
+      ranges.slice(1).forEach((r, i) => expect(r[0]).toBe((ranges[i]?.[1] ?? -2) + 1));
+    }
+  });
+});
+
+describe('summaries', () => {
+  const s = pipelineSettings(false);
+  const rows: PipelineRow[] = [
+    okRow(key(4, 'gpipe', 8), [900_000, 800_000, 700_000, 1_500_000], 1000),
+    okRow(key(4, '1f1b', 8), [460_000, 400_000, 260_000, 200_000], 1100),
+    { ...key(4, '1f1b', 8, false, 12), ok: false, error: 'PhaseTimeoutError: step 3' },
+    okRow(key(4, '1f1b', 8, true, 12), [260_000, 250_000, 150_000, 120_000], 1200),
+  ];
+
+  it('maxPeak names the stage with the most activation bytes', () => {
+    expect(maxPeak(rows[0] as OkRow)).toEqual({ stage: 3, bytes: 1_500_000 });
+    expect(maxPeak(okRow(key(2, 'naive', 1), [], 10)).bytes).toBeNaN();
+  });
+
+  it('findRow takes the successful run with the most steps, or the given step count', () => {
+    expect(findRow(rows, key(4, '1f1b', 8))?.steps).toBe(6);
+    expect(findRow(rows, key(4, '1f1b', 8), 12)).toBeNull();
+    expect(findRow(rows, key(4, '1f1b', 8, true))?.steps).toBe(12);
+  });
+
+  it('prefers the steady step time and throughput when measured', () => {
+    const plain = okRow(key(2, 'gpipe', 4), [1], 500);
+    expect(stepMs(plain)).toBe(500);
+    expect(samplesPerSec(plain)).toBe(128);
+    const steady = okRow(key(2, 'gpipe', 4), [1], 500, { steadyStepMs: 400, steadySamplesPerSec: 320 });
+    expect(stepMs(steady)).toBe(400);
+    expect(samplesPerSec(steady)).toBe(320);
+  });
+
+  it('recomputeCosts needs both runs of the pair at recomputeSteps', () => {
+    expect(recomputeCosts(rows, s)).toEqual([]);
+    const both = [...rows, okRow(key(4, '1f1b', 8, false, 12), [460_000, 400_000, 260_000, 200_000], 1000)];
+    const [cost, ...rest] = recomputeCosts(both, s);
+    expect(rest).toEqual([]);
+    expect(cost).toMatchObject({
+      stages: 4,
+      schedule: '1f1b',
+      microBatches: 8,
+      stepMs: 1000,
+      stepMsRecompute: 1200,
+      stage0PeakBytes: 460_000,
+      stage0PeakBytesRecompute: 260_000,
+      maxPeakBytes: 460_000,
+      maxPeakBytesRecompute: 260_000,
+    });
+    expect(cost?.stepIncrease).toBeCloseTo(0.2, 12);
+    expect(cost?.stage0PeakDecrease).toBeCloseTo(200 / 460, 12);
+  });
+
+  it('headline compares 1f1b with theory and stage-0 memory with gpipe', () => {
+    const h = headline(rows, 4, 8);
+    expect(h.bubbleTheory).toBeCloseTo(3 / 11, 12);
+    expect(h.bubbleError).toBeCloseTo(0.05, 12);
+    expect(h.stage0Peak1f1b).toBe(460_000);
+    expect(h.stage0PeakGpipe).toBe(900_000);
+    expect(h.peakRatio).toBeCloseTo(460 / 900, 12);
+    expect(h.peakRatioRecompute).toBeCloseTo(260 / 900, 12);
+  });
+
+  it('headline leaves out what did not run', () => {
+    const h = headline([rows[2]!], 4, 8);
+    expect(h).toMatchObject({
+      bubbleMeasured: null,
+      bubbleError: null,
+      peakRatio: null,
+      peakRatioRecompute: null,
+      stage0PeakGpipe: null,
+    });
+    expect(h.bubbleTheory).toBeCloseTo(3 / 11, 12);
+  });
+});

@@ -1,0 +1,218 @@
+import type { Browser, BrowserContext } from 'playwright-core';
+import { abortable, parseRunReport, workerUrl } from '@peertrain/harness';
+import { parseChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/telemetry';
+import type { RunReport } from '@peertrain/coordinator';
+import { PROGRESS_MARKER } from './api.ts';
+import { cpuBetween, markCpu } from './measure.ts';
+import type { CpuMark } from './measure.ts';
+import {
+  caseLabel,
+  headline,
+  pipelineCases,
+  pipelineConfig,
+  recomputeCosts,
+  samplesPerSec,
+  sameCase,
+  stepMs,
+} from './pipeline-cases.ts';
+import type { PipelineCase } from './pipeline-cases.ts';
+import { analyzePipelineTrace } from './pipeline-spans.ts';
+import type { BenchSettings, CpuUse, PipelinePart, PipelineRow } from './report.ts';
+import { BenchTabs } from './tabs.ts';
+
+// Part 4: pipeline parallelism. One bench tab hosts a coordinator for a room of its own and
+// max(P) worker tabs (the real worker page, one browser context each) join it once; then every
+// case runs on that same set of tabs, one after the other (a run takes the first P idle workers),
+// so a case costs its steps plus profiling and the final evaluation, not a session's startup.
+// Around the measured steps (after the warm-up) the driver reads /proc at the page's per-step
+// progress lines: the CPU the tabs used while the bubble was measured.
+
+const SETUP_TIMEOUT_MS = 120_000;
+/** A run's wait for its workers (they are idle between runs: only a broken tab makes it wait). */
+const RUN_WAIT_MS = 60_000;
+/** One run's limit: the slowest case (P = 4, M = 16) takes well under a minute here. */
+const RUN_TIMEOUT_MS = 300_000;
+
+export interface PipelineOptions {
+  browser: Browser;
+  /** Static server URL (trailing slash). */
+  baseUrl: string;
+  settings: BenchSettings;
+  /** Prefix of this run's PeerJS ids; the room is `<nonce>-pipe`. */
+  nonce: string;
+  /** Root of Chromium's process tree (CPU figures), null when unknown. */
+  chromiumPid: number | null;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface PipelineResult {
+  part: PipelinePart;
+  /** Chrome trace of the headline 1F1B run (written beside the report). */
+  headlineTrace: ChromeTrace | null;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0] ?? ''}` : String(err);
+}
+
+/** Opens the host tab and the worker tabs, runs every case, closes everything. */
+export async function measurePipeline(opts: PipelineOptions): Promise<PipelineResult> {
+  const { browser, settings, log, signal } = opts;
+  const ps = settings.pipeline;
+  const cases = pipelineCases(ps);
+  const workers = Math.max(...ps.stages);
+  const room = `${opts.nonce}-pipe`;
+  // Progress marks of the current run, by number of steps done.
+  let marks = new Map<number, CpuMark>();
+  let workerErrors = 0;
+
+  log(`pipeline: ${cases.length} runs of ${ps.steps} steps, ${workers} worker tabs, room ${room}`);
+  const host = await BenchTabs.open({
+    browser,
+    baseUrl: opts.baseUrl,
+    count: 1,
+    nonce: opts.nonce,
+    timeoutMs: SETUP_TIMEOUT_MS,
+    onConsole: (_tab, type, text) => {
+      if (text.startsWith(PROGRESS_MARKER)) {
+        const done = Number(text.slice(PROGRESS_MARKER.length));
+        if (Number.isInteger(done) && done >= ps.warmupSteps) marks.set(done, markCpu(opts.chromiumPid));
+      } else if (type === 'error' || type === 'pageerror') log(`coordinator tab ${type}: ${text}`);
+    },
+    ...(signal ? { signal } : {}),
+  });
+  const contexts: BrowserContext[] = [];
+  try {
+    const tab = host.tab(0);
+    await host.call(tab, 'coordinatorOpen', { room, timeoutMs: SETUP_TIMEOUT_MS });
+    const url = workerUrl(opts.baseUrl, room, 'wasm');
+    for (let i = 0; i < workers; i++) {
+      signal?.throwIfAborted();
+      const context = await browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      page.on('pageerror', (err) => {
+        if (workerErrors++ < 20) log(`worker ${i} pageerror: ${err.name}: ${err.message}`);
+      });
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && workerErrors++ < 20) log(`worker ${i}: ${msg.text()}`);
+      });
+      await abortable(page.goto(url, { waitUntil: 'domcontentloaded', timeout: SETUP_TIMEOUT_MS }), signal);
+    }
+    const idle = await host.call(tab, 'coordinatorWait', { workers, timeoutMs: SETUP_TIMEOUT_MS });
+    log(`pipeline: ${idle} workers joined`);
+    // Every tab's first run compiles its kernels and grows its heap: do that once, unmeasured.
+    const warm: PipelineCase = {
+      stages: workers,
+      schedule: '1f1b',
+      microBatches: Math.max(...ps.microBatches),
+      recompute: false,
+      steps: 2,
+    };
+    await host.call(tab, 'coordinatorRun', {
+      config: pipelineConfig(warm, ps),
+      waitMs: RUN_WAIT_MS,
+      timeoutMs: RUN_TIMEOUT_MS,
+    });
+    log(`pipeline: warm-up run done`);
+
+    const rows: PipelineRow[] = [];
+    let headlineTrace: ChromeTrace | null = null;
+    // The trace kept is that of the headline 1F1B run with the most steps (the recompute pair's).
+    const headlineKey = {
+      stages: ps.headline.stages,
+      schedule: '1f1b' as const,
+      microBatches: ps.headline.microBatches,
+      recompute: false,
+    };
+    const headlineSteps = Math.max(0, ...cases.filter((c) => sameCase(c, headlineKey)).map((c) => c.steps));
+    const isHeadline = (c: PipelineCase): boolean => sameCase(c, headlineKey) && c.steps === headlineSteps;
+    for (const [i, c] of cases.entries()) {
+      signal?.throwIfAborted();
+      marks = new Map();
+      const t0 = performance.now();
+      try {
+        const res = await host.call(tab, 'coordinatorRun', {
+          config: pipelineConfig(c, ps),
+          waitMs: RUN_WAIT_MS,
+          timeoutMs: RUN_TIMEOUT_MS,
+        });
+        const report = parseRunReport(res.report);
+        const trace = parseChromeTrace(res.trace);
+        const a = marks.get(ps.warmupSteps);
+        const b = marks.get(c.steps);
+        const steady = a && b && c.steps > ps.warmupSteps ? { a, b, steps: c.steps - ps.warmupSteps } : null;
+        const row = pipelineRow(c, report, trace, ps.warmupSteps, steady, opts.chromiumPid);
+        rows.push(row);
+        if (isHeadline(c)) headlineTrace = trace;
+        log(
+          `pipeline ${i + 1}/${cases.length} ${caseLabel(c)}: ` +
+            (row.ok
+              ? `bubble ${row.bubbleMeasured.toFixed(3)} (theory ${row.bubbleTheory.toFixed(3)}), ` +
+                `step ${stepMs(row).toFixed(0)} ms, ${samplesPerSec(row).toFixed(0)} samples/s, ` +
+                `${((performance.now() - t0) / 1000).toFixed(0)} s`
+              : row.error),
+        );
+      } catch (err) {
+        signal?.throwIfAborted();
+        rows.push({ ...c, ok: false, error: describe(err) });
+        log(`pipeline ${i + 1}/${cases.length} ${caseLabel(c)} failed: ${describe(err)}`);
+      }
+    }
+    return {
+      part: {
+        rows,
+        recompute: recomputeCosts(rows, ps),
+        headline: headline(rows, ps.headline.stages, ps.headline.microBatches),
+        traceFile: null,
+      },
+      headlineTrace,
+    };
+  } finally {
+    await Promise.allSettled(contexts.map((c) => c.close()));
+    await host.close();
+  }
+}
+
+/**
+ * A row from a run's report and trace, and the CPU marks at the end of the warm-up and of the last
+ * step (`steps` steps apart); a report without its pipeline section is a failed row.
+ */
+export function pipelineRow(
+  c: PipelineCase,
+  report: RunReport,
+  trace: ChromeTrace,
+  warmupSteps: number,
+  steady: { a: CpuMark; b: CpuMark; steps: number } | null,
+  chromiumPid: number | null,
+): PipelineRow {
+  const p = report.pipeline;
+  if (!p) return { ...c, ok: false, error: 'the report has no pipeline section' };
+  const steadyMs = steady ? steady.b.t - steady.a.t : Number.NaN;
+  const cpu: CpuUse | null = steady && steadyMs > 0 ? cpuBetween(steady.a, steady.b, chromiumPid) : null;
+  return {
+    ...c,
+    ok: true,
+    partition: report.config.partition,
+    batch: report.config.batch,
+    bubbleMeasured: p.bubbleMeasured,
+    bubbleTheory: p.bubbleTheory,
+    samplesPerSec: report.samplesPerSec,
+    stepMsMedian: report.stepMsMedian,
+    steadyStepMs: steady && steadyMs > 0 ? steadyMs / steady.steps : null,
+    steadySamplesPerSec:
+      steady && steadyMs > 0 ? (report.config.batch * steady.steps) / (steadyMs / 1000) : null,
+    wallMs: report.wallMs,
+    perStage: p.perStage.map((s) => ({
+      layers: s.layers,
+      parameterBytes: s.parameterBytes,
+      peakActivationBytes: s.peakActivationBytes,
+      peakActivationBytesNoRecompute: s.peakActivationBytesNoRecompute,
+    })),
+    backends: [...new Set(report.workers.map((w) => w.backend))],
+    spans: analyzePipelineTrace(trace, { stages: p.stages, microBatches: p.microBatches, warmupSteps }),
+    cpu,
+  };
+}
