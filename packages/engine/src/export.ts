@@ -42,7 +42,9 @@ export interface TfjsModelJson {
   readonly generatedBy: string;
   readonly convertedBy: null;
   /** One group, one file: the weights in model.params order, float32 little-endian. */
-  readonly weightsManifest: [{ readonly paths: [typeof TFJS_WEIGHTS_FILE]; readonly weights: TfjsWeightSpec[] }];
+  readonly weightsManifest: [
+    { readonly paths: [typeof TFJS_WEIGHTS_FILE]; readonly weights: TfjsWeightSpec[] },
+  ];
 }
 
 export interface TfjsExport {
