@@ -69,8 +69,9 @@ describe('pipelineGridTable', () => {
   it('shows bubble against theory, steady throughput, peaks and CPU', () => {
     const row = lines[4] ?? '';
     const cells = row.split('|').map((c) => c.trim());
-    // ['', P, schedule, M, recompute, steps, bubble, theory, diff, samples/s, step ms, peak 0, peak max, imbalance, at once, cores, busy, '']
-    expect(cells.slice(1, 17)).toEqual([
+    // ['', P, schedule, M, recompute, steps, bubble, theory, diff, samples/s, step ms, peak 0, peak max,
+    //  imbalance, at once, none computing, cores, busy, '']
+    expect(cells.slice(1, 18)).toEqual([
       '4',
       '1f1b',
       '8',
@@ -85,6 +86,7 @@ describe('pipelineGridTable', () => {
       '452.5 KiB (0)',
       '0.410',
       '1.60',
+      '10%',
       '1.67',
       '99%',
     ]);
@@ -93,7 +95,7 @@ describe('pipelineGridTable', () => {
   it('falls back to the coordinator figures and dashes, and escapes a failure', () => {
     const naive = (lines[2] ?? '').split('|').map((c) => c.trim());
     expect(naive.slice(9, 11)).toEqual(['107', '600']);
-    expect(naive.slice(13, 17)).toEqual(['-', '-', '-', '-']);
+    expect(naive.slice(13, 18)).toEqual(['-', '-', '-', '-', '-']);
     expect(
       (lines[5] ?? '')
         .split('|')

@@ -42,6 +42,7 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
       'peak act. max (stage)',
       'imbalance bubble',
       'stages at once',
+      'none computing',
       'Chromium cores',
       'machine busy',
     ],
@@ -54,7 +55,7 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
         String(r.steps),
       ];
       // The reason is listed under the table (and in the report's errors).
-      if (!r.ok) return [...head, 'failed', ...new Array<string>(10).fill('-')];
+      if (!r.ok) return [...head, 'failed', ...new Array<string>(11).fill('-')];
       const mp = maxPeak(r);
       return [
         ...head,
@@ -67,11 +68,12 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
         `${bytesOrDash(mp.bytes)} (${mp.stage})`,
         fmt(r.spans?.imbalanceBubble, 3),
         fmt(r.spans?.meanConcurrency, 2),
+        fmtPercent(r.spans?.concurrency[0]),
         fmt(r.cpu?.chromiumCores, 2),
         fmtPercent(r.cpu?.machineBusy),
       ];
     }),
-    [R, L, R, L, R, R, R, R, R, R, R, R, R, R, R, R],
+    [R, L, R, L, R, R, R, R, R, R, R, R, R, R, R, R, R],
   );
 }
 
@@ -196,6 +198,7 @@ export function renderPipeline(part: PipelinePart): string[] {
       '"samples/s", "step ms": over the steps after the warm-up; ' +
       '"imbalance bubble": what these measured stage times would give with free links and a core per stage; ' +
       '"stages at once": mean number of stages computing during a step (busy / makespan); ' +
+      '"none computing": share of the step when no stage computes (every stage waits on a link); ' +
       '"Chromium cores": Chromium CPU ms per ms over the measured steps; "machine busy": all cores, every process.',
   ];
   if (part.recompute.length > 0)

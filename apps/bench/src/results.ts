@@ -1,12 +1,21 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BenchReport } from './report.ts';
-import { renderMarkdown } from './report.ts';
+import type { BenchReport, BenchSettings } from './report.ts';
+import { PARTS, renderMarkdown } from './report.ts';
 
 /**
- * Writes DIR/<name>.json and DIR/<name>.md, and copies them to DIR/latest.* (DIR/latest-quick.*
- * for --quick runs, so a smoke check never replaces the last full figures), and each attachment as
- * DIR/<name><suffix>. Returns the paths of the report.
+ * What tells a run's files apart from a full run's: "-quick" for --quick, "-<parts>" when not
+ * every part ran ("-pipeline", "-quick-raw-train"); "" for a full run of everything.
+ */
+export function runKind(settings: Pick<BenchSettings, 'quick' | 'parts'>): string {
+  const partial = PARTS.some((p) => !settings.parts.includes(p));
+  return `${settings.quick ? '-quick' : ''}${partial ? `-${settings.parts.join('-')}` : ''}`;
+}
+
+/**
+ * Writes DIR/<name>.json and DIR/<name>.md, and copies them to DIR/latest<kind>.* (runKind: a
+ * smoke check or a run of some parts never replaces the last full figures in DIR/latest.*), and
+ * each attachment as DIR/<name><suffix>. Returns the paths of the report.
  */
 export async function writeResults(
   dir: string,
@@ -20,7 +29,7 @@ export async function writeResults(
   const md = join(dir, `${report.name}.md`);
   await writeFile(json, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(md, renderMarkdown(report));
-  const latest = report.settings.quick ? 'latest-quick' : 'latest';
+  const latest = `latest${runKind(report.settings)}`;
   await copyFile(json, join(dir, `${latest}.json`));
   await copyFile(md, join(dir, `${latest}.md`));
   return { json, md };

@@ -25,6 +25,7 @@ import { findProcessByArg } from './procfs.ts';
 import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
+import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/telemetry';
 
 // The whole benchmark in one process (already inside the network namespace): build, servers,
@@ -86,7 +87,7 @@ export async function runBench(
     commit: gitCommit(),
   };
   const report: BenchReport = {
-    name: `${stamp(started)}${settings.quick ? '-quick' : ''}`,
+    name: `${stamp(started)}${runKind(settings)}`,
     machine,
     settings,
     clock: null,
