@@ -141,6 +141,16 @@ function matMulT(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean)
   return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
 }
 
+/**
+ * dy [B, units] @ w^T -> [B, in]. On wasm, as (w @ dy^T)^T: the same products, but the transposes
+ * are of the small [B, *] tensors, not of the kernel (transposing a 1024 x 1024 kernel made this
+ * 63 ms against 2.3 ms at B = 16, measured in Node).
+ */
+function denseInputGrad(dy: Tensor, w: Tensor): Tensor {
+  if (tf.getBackend() !== 'wasm') return tf.matMul(dy, w, false, true);
+  return tf.transpose(tf.matMul(w, tf.transpose(dy)));
+}
+
 function dense(spec: Extract<LayerSpec, { kind: 'dense' }>, ctx: LayerContext): Layer {
   expectRank(spec, ctx.index, ctx.inputShape, 1);
   const inUnits = ctx.inputShape[0]!;
@@ -156,7 +166,7 @@ function dense(spec: Extract<LayerSpec, { kind: 'dense' }>, ctx: LayerContext): 
     },
     backward(dy, [x], [w], needDx) {
       return {
-        dx: needDx ? matMulT(dy, w!, false, true) : undefined, // [B, units] @ w^T -> [B, in]
+        dx: needDx ? denseInputGrad(dy, w!) : undefined, // [B, units] @ w^T -> [B, in]
         dw: [matMulT(x!, dy, true, false), tf.sum(dy, 0)], // x^T @ dy -> [in, units]; [units]
       };
     },
