@@ -152,7 +152,7 @@ export async function runBench(
         });
         if (headlineTrace) {
           const { stages: p, microBatches: m } = settings.pipeline.headline;
-          const suffix = `-pipeline-1f1b-P${p}-M${m}.trace.json`;
+          const suffix = `-trace-1f1b-P${p}-M${m}.json`;
           attachments.push({ suffix, data: headlineTrace });
           part.traceFile = `${report.name}${suffix}`;
         }
