@@ -45,12 +45,12 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                   <td>{orDash(p.device?.backend)}</td>
                   <td className="num">{formatGflops(p.device?.gflops)}</td>
                   <td className="num">{orDash(p.rank)}</td>
-                  <td>{orDash(roleText(p))}</td>
+                  <td className="wrap">{orDash(roleText(p))}</td>
                   <td>{formatShard(p.shard)}</td>
                   {staged && <td className="mono">{p.stage ? layersText(p.stage) : orDash(null)}</td>}
                   <td className="num">{formatMs(p.rttMs)}</td>
                   <td className="num">{orDash(p.lastStep)}</td>
-                  <td className="num">
+                  <td className="num wrap">
                     {formatMs(p.lastComputeMs)} / {formatMs(p.lastCommMs)}
                   </td>
                   <td className="num">{formatBytes(p.bytesSent)}</td>

@@ -7,6 +7,11 @@ import { edgeGeometry, edgeWidth, layoutNodes, linkRates, type Link } from '../t
 
 const W = 360;
 const NODE_R = 17;
+/**
+ * Rate labels sit inside the lens between an edge and its reverse (negative gap: towards the
+ * chord), clear of the peer names under the nodes; outside, a backward label lands on the names.
+ */
+const LABEL_GAP = -12;
 
 /** Activations go to a later stage, gradients to an earlier one; other traffic is plain "send". */
 function direction(link: Link, stageOf: ReadonlyMap<string, number>): 'forward' | 'backward' | 'send' {
@@ -79,7 +84,7 @@ export function Topology(props: {
           {links.map((l) => {
             const a = at.get(l.from);
             const b = at.get(l.to);
-            const g = a && b ? edgeGeometry(a, b, NODE_R + 2) : null;
+            const g = a && b ? edgeGeometry(a, b, NODE_R + 2, 16, LABEL_GAP) : null;
             if (!g) return null;
             const kind = direction(l, stageOf);
             return (
@@ -127,7 +132,7 @@ export function Topology(props: {
                 >
                   {badge}
                 </text>
-                <text className="node-name" y={NODE_R + 11} textAnchor="middle">
+                <text className="node-name" y={NODE_R + 13} textAnchor="middle">
                   {shortPeerId(n.peerId, room)}
                 </text>
               </g>
