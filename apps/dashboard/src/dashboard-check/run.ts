@@ -1,0 +1,336 @@
+// Inside a private network namespace (spawned by dashboard.e2e.test.ts): starts `npm start`
+// (apps/signal) on free ports, opens the interactive dashboard and 4 worker tabs through the
+// dashboard's own worker link, sets up a 4-stage 1F1B pipeline by clicking and typing in the Run
+// form, reads the peer table, timeline and loss chart while it trains, saves screenshots, then
+// clicks the report's trace and model exports and saves the downloads. Prints one JSON line
+// (DashboardCheckResult, or { error }) on stdout; what it saw is judged by the test.
+import { spawn } from 'node:child_process';
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Download, Locator, Page } from 'playwright-core';
+import { REPO_ROOT, abortReason, launchBrowser, waitForExit } from '@peertrain/harness';
+import {
+  FORM,
+  ROOM,
+  VIEWPORT,
+  WORKERS,
+  type CanvasPixels,
+  type DashboardCheckResult,
+  type LiveView,
+} from './check.ts';
+
+const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
+/** The exported trace and model files land here (replaced on every run). */
+const DOWNLOADS = join(REPO_ROOT, '.artifacts/dashboard-check');
+/** Waits are generous (2 shared cores, a cold Vite dev server); speed is not what is tested here. */
+const LONG_WAIT_MS = 180_000;
+
+/** SIGTERM (npm start closes both servers on it) and wait; nothing to do once it has exited. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = waitForExit(child);
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Starts `npm start` on free ports; resolves with the dashboard and worker links it printed. */
+async function startServer(signal: AbortSignal): Promise<{
+  child: ChildProcessByStdio<null, Readable, null>;
+  links: { dashboard: string; worker: string };
+}> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...['--import', 'tsx', join(REPO_ROOT, 'apps/signal/src/start.ts')],
+      ...['--port', '0', '--signal-port', '0', '--room', ROOM],
+    ],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout });
+  let onAbort = (): void => undefined;
+  try {
+    const links = await new Promise<{ dashboard: string; worker: string }>((resolve, reject) => {
+      onAbort = () => reject(abortReason(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      child.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)));
+      let dashboard: string | null = null;
+      // Its output goes on to stderr, for the test's failure message.
+      lines.on('line', (line) => {
+        process.stderr.write(`[start] ${line}\n`);
+        const m = /^\s*(dashboard|worker)\s+(http:\/\/\S+)$/.exec(line);
+        if (m?.[1] === 'dashboard' && m[2] !== undefined) dashboard ??= m[2];
+        if (m?.[1] === 'worker' && m[2] !== undefined && dashboard !== null)
+          resolve({ dashboard, worker: m[2] });
+      });
+    });
+    return { child, links };
+  } catch (err) {
+    await stop(child);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** RGB of the colours counted: forward blue #3b82f6, backward amber #f59e0b, loss line #2563eb. */
+const COLOURS = {
+  forward: [0x3b, 0x82, 0xf6],
+  backward: [0xf5, 0x9e, 0x0b],
+  line: [0x25, 0x63, 0xeb],
+} as const;
+
+/**
+ * Counts the pixels of `canvas` that are inked, or near the colours the test looks for. (No named
+ * functions inside: tsx would wrap them in a `__name` helper the page does not have.)
+ */
+function canvasPixels(canvas: Locator): Promise<CanvasPixels> {
+  return canvas.evaluate((c: HTMLCanvasElement, colours) => {
+    const ctx = c.getContext('2d');
+    const out = { width: c.width, height: c.height, inked: 0, forward: 0, backward: 0, line: 0 };
+    if (!ctx || c.width === 0 || c.height === 0) return out;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data; // [h * w * 4] RGBA
+    const kinds = ['forward', 'backward', 'line'] as const;
+    for (let i = 0; i < d.length; i += 4) {
+      const [r, g, b, a] = [d[i]!, d[i + 1]!, d[i + 2]!, d[i + 3]!];
+      if (a > 32 && !(r > 245 && g > 245 && b > 245)) out.inked++;
+      if (a <= 200) continue;
+      for (const k of kinds) {
+        const [cr, cg, cb] = colours[k];
+        if (Math.abs(r - cr) + Math.abs(g - cg) + Math.abs(b - cb) < 40) out[k]++;
+      }
+    }
+    return out;
+  }, COLOURS);
+}
+
+/** The input or select of the Run form field whose caption is exactly `caption`. */
+function formControl(page: Page, caption: string): Locator {
+  return page
+    .locator('form.run-form label.field')
+    .filter({ has: page.locator(':scope > span', { hasText: new RegExp(`^${caption}$`) }) })
+    .locator('input, select')
+    .first();
+}
+
+/** Clears a text field and types `value` key by key, as a person would. */
+async function typeInto(field: Locator, value: string): Promise<void> {
+  await field.click();
+  await field.press('ControlOrMeta+a');
+  await field.press('Backspace');
+  await field.pressSequentially(value);
+}
+
+/** Step shown by the dashboard's progress bar. */
+async function progressStep(page: Page): Promise<number> {
+  return Number(
+    await page.getByRole('progressbar', { name: 'training progress' }).getAttribute('aria-valuenow'),
+  );
+}
+
+/** The run's phase pill and the progress bar's step. */
+async function phaseAndStep(page: Page): Promise<{ phase: string; step: number }> {
+  const phase = (await page.locator('.progress-card .pill').first().textContent()) ?? '';
+  return { phase: phase.trim(), step: await progressStep(page) };
+}
+
+/** Waits until the progress bar reaches `step` (or the run ends), polling slowly. */
+async function waitForStep(page: Page, step: number): Promise<void> {
+  await page.waitForFunction(
+    (step) => {
+      const bar = document.querySelector('[role="progressbar"][aria-label="training progress"]');
+      const done = document.querySelector(
+        '.progress-card .pill.phase-done, .progress-card .pill.phase-failed',
+      );
+      return done !== null || Number(bar?.getAttribute('aria-valuenow')) >= step;
+    },
+    step,
+    { timeout: LONG_WAIT_MS, polling: 250 },
+  );
+}
+
+/** Peer table and timeline, read in one go. */
+async function readLive(page: Page): Promise<LiveView> {
+  const table = await page.locator('section.peers').evaluate((section) => {
+    const heads = [...section.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+    const rows = [...section.querySelectorAll('tbody tr')].map((tr) =>
+      [...tr.querySelectorAll('td')].map((td) => td.textContent.trim()),
+    );
+    return { heading: section.querySelector('h2')?.textContent.trim() ?? '', heads, rows };
+  });
+  const column = (name: string): string[] => {
+    const at = table.heads.indexOf(name);
+    return table.rows.map((row) => (at < 0 ? '' : (row[at] ?? '')));
+  };
+  const timeline = page.locator('.timeline-canvas');
+  return {
+    step: await progressStep(page),
+    roles: column('role'),
+    layers: column('layers'),
+    peersHeading: table.heading,
+    timelineLabel: (await timeline.getAttribute('aria-label')) ?? '',
+    timeline: await canvasPixels(timeline),
+  };
+}
+
+/** A download saved under DOWNLOADS with the name the page suggested. */
+async function save(download: Download): Promise<{ path: string; suggested: string }> {
+  const suggested = download.suggestedFilename();
+  const path = join(DOWNLOADS, suggested);
+  await download.saveAs(path);
+  return { path, suggested };
+}
+
+async function main(): Promise<DashboardCheckResult> {
+  const signal = AbortSignal.timeout(400_000);
+  const t0 = performance.now();
+  const since = (): number => performance.now() - t0;
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await rm(DOWNLOADS, { recursive: true, force: true });
+  await mkdir(DOWNLOADS, { recursive: true });
+  const { child, links } = await startServer(signal);
+  const browser = await launchBrowser({ signal });
+  try {
+    const serverUp = since();
+
+    // The interactive dashboard (no config in the URL: nothing runs until Start is clicked).
+    const dashCtx = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
+    const page = await dashCtx.newPage();
+    const dashboardErrors: string[] = [];
+    page.on('console', (m) => void (m.type() === 'error' && dashboardErrors.push(m.text())));
+    page.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
+    await page.goto(links.dashboard, { waitUntil: 'domcontentloaded' });
+    await page.getByText('coordinator online').waitFor({ timeout: LONG_WAIT_MS });
+
+    // Workers join through the link the dashboard shows (the one npm start printed too).
+    const shared = await page.getByRole('textbox', { name: 'worker link' }).inputValue();
+    const workerErrors: string[] = [];
+    for (let i = 0; i < WORKERS; i++) {
+      const worker = await (await browser.newContext()).newPage();
+      worker.on('pageerror', (e) => workerErrors.push(`worker ${i}: ${e.name}: ${e.message}`));
+      await worker.goto(shared, { waitUntil: 'domcontentloaded' });
+    }
+    await page
+      .locator('section.peers h2', { hasText: `(${WORKERS} connected)` })
+      .waitFor({ timeout: LONG_WAIT_MS });
+    // Each worker measures its backends before it is idle; a pipeline needs all 4 ready.
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
+      WORKERS,
+      { timeout: LONG_WAIT_MS, polling: 250 },
+    );
+    const peersJoined = since();
+
+    // The run, by clicking and typing in the Run form.
+    await formControl(page, 'strategy').selectOption(FORM.strategy);
+    await typeInto(formControl(page, 'workers'), FORM.workers);
+    await formControl(page, 'model').selectOption(FORM.model);
+    await formControl(page, 'dataset').selectOption(FORM.dataset);
+    await typeInto(formControl(page, 'steps'), FORM.steps);
+    await formControl(page, 'schedule').selectOption(FORM.schedule);
+    await typeInto(formControl(page, 'micro-batches'), FORM.microBatches);
+    const shape = (
+      (await page.locator('form.run-form p.shape').textContent({ timeout: 5_000 })) ?? ''
+    ).trim();
+    const start = page.getByRole('button', { name: 'Start', exact: true });
+    await start.click();
+    await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
+    const started = since();
+    const totalSteps = Number(
+      await page.getByRole('progressbar', { name: 'training progress' }).getAttribute('aria-valuemax'),
+    );
+
+    // While it trains: the loss chart early, then peers, timeline and chart again later on.
+    const lossChart = page.locator('figure.chart', { hasText: 'Training loss' });
+    await waitForStep(page, 8);
+    const lossCanvas = lossChart.locator('canvas').first();
+    const lossEarly = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
+    await waitForStep(page, 30);
+    // Spans reach the coordinator a little after their step; let a frame or two draw them.
+    await page.waitForTimeout(500);
+    const live = await readLive(page);
+    const lossLater = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
+    const liveShot = join(SCREENSHOTS, 'dashboard-pipeline-live.png');
+    const before = await phaseAndStep(page);
+    await page.screenshot({ path: liveShot, fullPage: true });
+    const after = await phaseAndStep(page);
+
+    // After it ends: the report, then its exports.
+    await page.locator('section.report').waitFor({ timeout: LONG_WAIT_MS });
+    const finished = since();
+    const finalPhase = (await phaseAndStep(page)).phase;
+    const report = page.locator('section.report');
+    const reportHeading = ((await report.locator('h2').first().textContent()) ?? '').trim();
+    const pipelineHeading = ((await report.locator('.report-pipeline h3').textContent()) ?? '').trim();
+    const reportStats = await report
+      .locator('dl.stats')
+      .first()
+      .evaluate((dl) =>
+        Object.fromEntries(
+          [...dl.querySelectorAll(':scope > div')].map((d) => [
+            d.querySelector('dt')?.textContent.trim() ?? '',
+            d.querySelector('dd')?.textContent.trim() ?? '',
+          ]),
+        ),
+      );
+    const reportStages = await report
+      .locator('.report-pipeline tbody tr')
+      .evaluateAll((rows) =>
+        rows.map((tr) => [...tr.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent.trim())),
+      );
+
+    // Trace (Perfetto): one download, the run's spans as Chrome trace JSON.
+    const traceDownload = page.waitForEvent('download', { timeout: LONG_WAIT_MS });
+    await page.getByTestId('export-trace').click();
+    const trace = await save(await traceDownload);
+    // Model (TF.js): two downloads, model.json then weights.bin (the engine loads on first click).
+    const exportModel = page.getByTestId('export-model');
+    await exportModel.waitFor({ timeout: 60_000 });
+    const named = (name: string) =>
+      page.waitForEvent('download', {
+        predicate: (d) => d.suggestedFilename() === name,
+        timeout: LONG_WAIT_MS,
+      });
+    const jsonDownload = named('model.json');
+    const weightsDownload = named('weights.bin');
+    await exportModel.click();
+    const modelJson = await save(await jsonDownload);
+    const weights = await save(await weightsDownload);
+
+    const doneShot = join(SCREENSHOTS, 'dashboard-pipeline-done.png');
+    await page.screenshot({ path: doneShot, fullPage: true });
+
+    return {
+      dashboardUrl: links.dashboard,
+      workerUrl: shared,
+      shape,
+      totalSteps,
+      live,
+      liveShot: { before, after },
+      lossEarly,
+      lossLater,
+      finalPhase,
+      reportHeading,
+      pipelineHeading,
+      reportStats,
+      reportStages,
+      downloads: { trace, modelJson, weights },
+      screenshots: { live: liveShot, done: doneShot },
+      dashboardErrors,
+      workerErrors,
+      ms: { serverUp, peersJoined, started, finished, total: since() },
+    };
+  } finally {
+    await browser.close();
+    await stop(child);
+  }
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await main())}\n`);
+} catch (err) {
+  process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.stack : String(err) })}\n`);
+  process.exitCode = 1;
+}
