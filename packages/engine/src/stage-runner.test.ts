@@ -189,6 +189,21 @@ describe('stage runner', () => {
     expect(ofobRe.peakActivationBytesNoRecompute).toBe(ofob.peakActivationBytes);
   });
 
+  it('recomputation never holds more than forward would: a reshape-only stage keeps what it saved', async () => {
+    const flat = createStageRunner(
+      model,
+      { first: 5, end: 6 },
+      { batch: 4, microBatches: 2, recompute: true },
+    );
+    flat.beginStep(new Float32Array(0), {});
+    const inSize = flat.stage.inputShape.reduce((a, b) => a * b, 1);
+    for (let mb = 0; mb < 2; mb++) await flat.forward(mb, new Float32Array(2 * inSize).fill(0.5));
+    for (let mb = 0; mb < 2; mb++) await flat.backward(mb, new Float32Array(2 * inSize).fill(1));
+    const res = await flat.endStep(new Float32Array(0));
+    expect(res.peakActivationBytes).toBeLessThanOrEqual(res.peakActivationBytesNoRecompute);
+    flat.dispose();
+  });
+
   it('refuses ops out of order with a named error and keeps working', async () => {
     const runner = createStageRunner(
       model,

@@ -183,7 +183,9 @@ export function createStageRunner(model: Model, range: StageRange, opts: StageRu
       const f = stage.forward(x, wt);
       const savedBytes = distinctBytes(f.saved.flat());
       const h: Held = { saved: f.saved, input: null, dlogits: null, bytes: 0, bytesNoRecompute: savedBytes };
-      if (recompute) {
+      // Recomputation keeps the input instead of what forward saved: only worth it when the input
+      // is smaller (a reshape-only stage saves nothing and keeps what it saved).
+      if (recompute && x.size * 4 < savedBytes) {
         disposeSaved(f.saved);
         h.saved = null;
         h.input = x; // [rows, ...inputShape]: all the stage keeps

@@ -246,6 +246,11 @@ async function drive(
       contexts.push(ctx);
       const page = await ctx.newPage();
       watch(page, `worker ${i}`);
+      retryOnNetworkChange(
+        page,
+        () => !finished,
+        (line) => opts.log?.(`worker ${i}: ${line}`),
+      );
       void open(page, info.workerUrl, `worker ${i}`);
     }
   } catch (err) {
@@ -258,4 +263,22 @@ async function drive(
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Chromium sometimes reports a network change while a fresh private namespace settles, and fails
+ * whatever it was loading with net::ERR_NETWORK_CHANGED (seen once in CI: a worker tab lost two
+ * script chunks and never joined). A worker page that had not started can simply load again: this
+ * reloads it, once, when one of its requests fails that way.
+ */
+function retryOnNetworkChange(page: Page, live: () => boolean, log: (line: string) => void): void {
+  let retried = false;
+  page.on('requestfailed', (req) => {
+    if (retried || !live() || !(req.failure()?.errorText ?? '').includes('ERR_NETWORK_CHANGED')) return;
+    retried = true;
+    log(`reloading after ${req.failure()?.errorText ?? ''} on ${req.url()}`);
+    page.reload({ waitUntil: 'domcontentloaded' }).catch(() => {
+      // the page's own load error is reported by open()/watch()
+    });
+  });
 }
