@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, spawnIsolated, waitForExit } from '@peertrain/harness';
+import { runIsolatedScript } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/telemetry';
 import { buildModel, loadExportedModel, modelPreset } from '@peertrain/engine';
 import { parseRunConfig } from '@peertrain/protocol';
@@ -14,17 +13,12 @@ import { FORM, ROOM, WORKERS, type DashboardCheckResult } from './dashboard-chec
 // does the browser work). Screenshots: .artifacts/screenshots/dashboard-pipeline-{live,done}.png.
 describe('dashboard: a pipeline run set up, watched and exported by hand', () => {
   it('trains 4 stages of 1F1B from the Run form and exports a trace and a loadable model', async () => {
-    const child = spawnIsolated(
-      process.execPath,
-      ['--import', 'tsx', join(REPO_ROOT, 'apps/dashboard/src/dashboard-check/run.ts')],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT },
-    );
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await waitForExit(child);
-    const r = JSON.parse(out.trim().split('\n').at(-1) ?? 'null') as DashboardCheckResult | { error: string };
+    const {
+      code,
+      stderr: err,
+      result,
+    } = await runIsolatedScript('apps/dashboard/src/dashboard-check/run.ts');
+    const r = result as DashboardCheckResult | { error: string };
     if ('error' in r) throw new Error(`dashboard check failed: ${r.error}\n${err.slice(-4000)}`);
     expect(code, err).toBe(0);
 

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, spawnIsolated, waitForExit } from '@peertrain/harness';
+import { runIsolatedScript } from '@peertrain/harness';
 import { FIELDS, ICE_URL, PHONE, type PhoneCheckResult } from './phone-check/check.ts';
 
 // The worker page on a phone: `npm start --ice ...` serves it, the real dashboard coordinates a
@@ -9,17 +8,8 @@ import { FIELDS, ICE_URL, PHONE, type PhoneCheckResult } from './phone-check/che
 // Screenshots land in .artifacts/screenshots/worker-phone*.png.
 describe('worker page on a phone', () => {
   it('fits 360 px while training, shows every status field, and leaves on request', async () => {
-    const child = spawnIsolated(
-      process.execPath,
-      ['--import', 'tsx', join(REPO_ROOT, 'apps/worker/src/phone-check/run.ts')],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT },
-    );
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await waitForExit(child);
-    const r = JSON.parse(out.trim().split('\n').at(-1) ?? 'null') as PhoneCheckResult | { error: string };
+    const { code, stderr: err, result } = await runIsolatedScript('apps/worker/src/phone-check/run.ts');
+    const r = result as PhoneCheckResult | { error: string };
     if ('error' in r) throw new Error(`phone check failed: ${r.error}\n${err.slice(-4000)}`);
     expect(code, err).toBe(0);
 

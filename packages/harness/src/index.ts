@@ -26,10 +26,11 @@ export {
   isolatedNetworkAvailable,
   onParentExit,
   reexecIsolated,
+  runIsolatedScript,
   spawnIsolated,
   waitForExit,
 } from './netns.ts';
-export type { ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
+export type { IsolatedScriptResult, ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
 export { parseCoordinatorEvent, parseRunReport } from './events.ts';
 export {
   DEFAULT_IDLE_TIMEOUT_MS,

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { abortable } from './abort.ts';
+import { REPO_ROOT } from './build.ts';
 
 /** Set in the environment of a process started inside the private namespace (value: parent pid). */
 export const ISOLATED_ENV = 'PEERTRAIN_ISOLATED_NETNS';
@@ -130,4 +132,29 @@ export function onParentExit(callback: () => void, intervalMs = 1000): () => voi
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** What a script run in the private namespace printed: its exit code, stderr, and its last stdout line as JSON. */
+export interface IsolatedScriptResult {
+  code: number;
+  stderr: string;
+  /** JSON.parse of the last stdout line (null when it printed nothing). */
+  result: unknown;
+}
+
+/**
+ * Runs a TypeScript script (`node --import tsx`) inside a private network namespace from the repo
+ * root and collects its output: the e2e tests that drive browsers in a script share this.
+ */
+export async function runIsolatedScript(script: string): Promise<IsolatedScriptResult> {
+  const child = spawnIsolated(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+  });
+  let out = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await waitForExit(child);
+  return { code, stderr, result: JSON.parse(out.trim().split('\n').at(-1) || 'null') as unknown };
 }
