@@ -28,6 +28,8 @@ const vitestOk = step('vitest', 'npx', [
   ...process.argv.slice(2),
 ]);
 
+// Failures are repeated just above the final count: CI logs are often read from the tail only.
+const failures = [];
 let passed = results.filter((r) => r.name !== 'vitest' && r.ok).length;
 let failed = results.filter((r) => r.name !== 'vitest' && !r.ok).length;
 if (existsSync(json)) {
@@ -35,10 +37,23 @@ if (existsSync(json)) {
   passed += v.numPassedTests;
   failed += v.numFailedTests + (v.numTotalTests === 0 ? 1 : 0);
   if (!vitestOk && v.numFailedTests === 0) failed += 1; // a suite failed to load
+  for (const file of v.testResults ?? []) {
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== 'failed') continue;
+      failures.push(`FAILED ${file.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
+      const msg = (t.failureMessages ?? []).join('\n').replace(/\u001b\[[0-9;]*m/g, '');
+      const lines = msg.split('\n').filter((l) => !/^\s+at /.test(l));
+      failures.push(...lines.filter((l) => l.trim() !== '').slice(-12));
+    }
+    if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) {
+      failures.push(`FAILED to load ${file.name}: ${String(file.message ?? '').slice(0, 600)}`);
+    }
+  }
 } else {
   failed += 1;
 }
 writeFileSync('.artifacts/test-summary.json', JSON.stringify({ passed, failed, steps: results }, null, 2));
 console.log(`\n${results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}`).join('\n')}`);
+if (failures.length > 0) console.log(`\n${failures.join('\n')}\n`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
