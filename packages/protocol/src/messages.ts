@@ -58,7 +58,19 @@ export type StageRange = z.infer<typeof StageRangeSchema>;
 
 /** One span a worker recorded, on its own clock (the coordinator shifts it onto the common one). */
 export const WireSpanSchema = z.object({
-  kind: z.enum(['forward', 'backward', 'optimizer', 'send', 'recv', 'wait', 'allreduce', 'compute', 'eval']),
+  kind: z.enum([
+    'forward',
+    'backward',
+    'optimizer',
+    'send',
+    'recv',
+    'wait',
+    'allreduce',
+    'reduceScatter',
+    'allGather',
+    'compute',
+    'eval',
+  ]),
   startMs: z.number(),
   durMs: z.number().min(0),
   step: z.number().int(),
@@ -82,6 +94,27 @@ export const LayerCostSchema = z.object({
   outputBytes: z.number().int().min(0).optional(),
 });
 export type LayerCost = z.infer<typeof LayerCostSchema>;
+
+/**
+ * What a worker's engine holds (TensorFlow.js `tf.memory()` plus what the runtime knows of it), sent
+ * with each pong. Bytes are the engine's own count; `numBytesInGPU` only where the backend has one.
+ */
+export const MemoryReportSchema = z.object({
+  numBytes: z.number().int().min(0),
+  numTensors: z.number().int().min(0),
+  numBytesInGPU: z.number().int().min(0).optional(),
+  /** The engine cannot count exactly (tfjs's `unreliable`, e.g. strings on webgl). */
+  unreliable: z.boolean().optional(),
+  /** Parameters of the model (or of the stage) this worker holds, float32 bytes. */
+  paramBytes: z.number().int().min(0).optional(),
+  /** Pipeline: activations held for backward at the end of the last step (and their bytes at peak). */
+  savedActivations: z.number().int().min(0).optional(),
+  peakActivationBytes: z.number().int().min(0).optional(),
+});
+export type MemoryReport = z.infer<typeof MemoryReportSchema>;
+
+/** Largest bandwidth probe payload a worker accepts (1 MiB; the coordinator sends 256 KiB by default). */
+export const MAX_PROBE_BYTES = 1 << 20;
 
 // ---- coordinator -> worker ----
 export const ToWorkerSchema = z.discriminatedUnion('type', [
@@ -112,6 +145,17 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('reference'), runId: z.number().int() }),
   z.object({ type: z.literal('stop'), runId: z.number().int(), reason: z.string() }),
   z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
+  /**
+   * Bandwidth probe: a uint8 tensor of `bytes` follows on the same link, keyed
+   * { runId: 0, step: id, microBatch: null, tag } (runId 0 is never a run's); answered by probeAck
+   * once it has all arrived. Sent between runs only.
+   */
+  z.object({
+    type: z.literal('probe'),
+    id: z.number().int().min(0),
+    bytes: z.number().int().min(1).max(MAX_PROBE_BYTES),
+    tag: z.number().int().min(0).max(0xffff_ffff),
+  }),
 ]);
 export type ToWorker = z.infer<typeof ToWorkerSchema>;
 
@@ -164,7 +208,21 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
   /** A frame from `from` was refused (malformed); the worker kept going. */
   z.object({ type: z.literal('frameRefused'), from: z.string(), error: WireErrorSchema }),
   z.object({ type: z.literal('error'), runId: z.number().int().optional(), error: WireErrorSchema }),
-  z.object({ type: z.literal('pong'), id: z.number().int(), t0: z.number(), tWorker: z.number() }),
+  z.object({
+    type: z.literal('pong'),
+    id: z.number().int(),
+    t0: z.number(),
+    tWorker: z.number(),
+    /** The worker's engine memory at the time of the pong (absent before the engine is up). */
+    memory: MemoryReportSchema.optional(),
+  }),
+  /** The probe's payload arrived whole: `bytes` received (or `error` when it did not arrive). */
+  z.object({
+    type: z.literal('probeAck'),
+    id: z.number().int().min(0),
+    bytes: z.number().int().min(0),
+    error: WireErrorSchema.optional(),
+  }),
   z.object({ type: z.literal('leave'), reason: z.string() }),
 ]);
 export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ProtocolError } from './errors.ts';
+import { MAX_PROBE_BYTES, parseControl, parseToCoordinator, parseToWorker } from './messages.ts';
+
+// The telemetry additions: pong's memory report, the bandwidth probe and its ack. Old fields keep
+// their meaning: a pong without memory is still a pong.
+
+const memory = { numBytes: 1_234_567, numTensors: 42, numBytesInGPU: 1_000_000, paramBytes: 407_080 };
+
+describe('pong memory report', () => {
+  it('accepts a pong without memory (old workers) and with one', () => {
+    expect(parseToCoordinator({ type: 'pong', id: 1, t0: 5, tWorker: 9 })).toEqual({
+      type: 'pong',
+      id: 1,
+      t0: 5,
+      tWorker: 9,
+    });
+    const full = { ...memory, unreliable: false, savedActivations: 8, peakActivationBytes: 65_536 };
+    expect(parseToCoordinator({ type: 'pong', id: 2, t0: 5, tWorker: 9, memory: full })).toMatchObject({
+      memory: full,
+    });
+  });
+
+  it.each([
+    ['negative bytes', { ...memory, numBytes: -1 }],
+    ['fractional tensors', { ...memory, numTensors: 1.5 }],
+    ['a string count', { ...memory, numTensors: '42' }],
+    ['missing numBytes', { numTensors: 1 }],
+    ['negative GPU bytes', { ...memory, numBytesInGPU: -5 }],
+  ])('refuses a memory report with %s', (_what, bad) => {
+    expect(() => parseToCoordinator({ type: 'pong', id: 1, t0: 5, tWorker: 9, memory: bad })).toThrow(
+      ProtocolError,
+    );
+    expect(() => parseToCoordinator({ type: 'pong', id: 1, t0: 5, tWorker: 9, memory: bad })).toThrow(
+      /memory/,
+    );
+  });
+});
+
+describe('bandwidth probe', () => {
+  it('parses a probe and its ack in their own directions and in the any-direction parser', () => {
+    const probe = { type: 'probe', id: 3, bytes: 262_144, tag: 0x7ffe_0000 };
+    expect(parseToWorker(probe)).toEqual(probe);
+    expect(parseControl(probe)).toEqual(probe);
+    const ack = { type: 'probeAck', id: 3, bytes: 262_144 };
+    expect(parseToCoordinator(ack)).toEqual(ack);
+    const failed = { type: 'probeAck', id: 3, bytes: 0, error: { name: 'AbortError', message: 'timeout' } };
+    expect(parseToCoordinator(failed)).toEqual(failed);
+  });
+
+  it.each([
+    ['no payload', { type: 'probe', id: 1, bytes: 0, tag: 1 }],
+    ['a payload over the limit', { type: 'probe', id: 1, bytes: MAX_PROBE_BYTES + 1, tag: 1 }],
+    ['a tag beyond u32', { type: 'probe', id: 1, bytes: 10, tag: 2 ** 32 }],
+    ['a negative id', { type: 'probe', id: -1, bytes: 10, tag: 1 }],
+    ['no tag', { type: 'probe', id: 1, bytes: 10 }],
+  ])('refuses a probe with %s', (_what, bad) => {
+    expect(() => parseToWorker(bad)).toThrow(ProtocolError);
+  });
+
+  it('refuses a malformed ack and a probe sent the wrong way', () => {
+    expect(() => parseToCoordinator({ type: 'probeAck', id: 1, bytes: -3 })).toThrow(ProtocolError);
+    expect(() => parseToCoordinator({ type: 'probeAck', id: 1, bytes: 3, error: 'x' })).toThrow(
+      ProtocolError,
+    );
+    expect(() => parseToCoordinator({ type: 'probe', id: 1, bytes: 10, tag: 1 })).toThrow(ProtocolError);
+    expect(() => parseToWorker({ type: 'probeAck', id: 1, bytes: 10 })).toThrow(ProtocolError);
+  });
+});
