@@ -258,6 +258,8 @@ describe('labels and hit test', () => {
     expect(spanLabel(span({ kind: 'backward', startMs: 0, durMs: 1, microBatch: 0 }))).toBe('B0');
     expect(spanLabel(span({ kind: 'send', startMs: 0, durMs: 1, microBatch: 12 }))).toBe('S12');
     expect(spanLabel(span({ kind: 'allreduce', startMs: 0, durMs: 1 }))).toBe('AR');
+    expect(spanLabel(span({ kind: 'reduceScatter', startMs: 0, durMs: 1 }))).toBe('RS');
+    expect(spanLabel(span({ kind: 'allGather', startMs: 0, durMs: 1 }))).toBe('AG');
     expect(labelFits('F3', 19)).toBe(true);
     expect(labelFits('F3', 12)).toBe(false);
   });

@@ -21,6 +21,8 @@ export const SPAN_STYLE: Readonly<Record<SpanKind, { fill: string; text: string;
   send: { fill: '#0d9488', text: '#ffffff', name: 'send' },
   recv: { fill: '#38bdf8', text: '#1b2230', name: 'recv' },
   allreduce: { fill: '#db2777', text: '#ffffff', name: 'all-reduce' },
+  reduceScatter: { fill: '#be185d', text: '#ffffff', name: 'reduce-scatter' },
+  allGather: { fill: '#f9a8d4', text: '#1b2230', name: 'all-gather' },
   wait: { fill: '#d6dbe3', text: '#5b6472', name: 'wait' },
 };
 
@@ -34,6 +36,8 @@ export const LEGEND_KINDS: readonly SpanKind[] = [
   'send',
   'recv',
   'allreduce',
+  'reduceScatter',
+  'allGather',
   'wait',
 ];
 
@@ -329,6 +333,10 @@ export function spanLabel(s: TimelineSpan): string {
       return 'opt';
     case 'allreduce':
       return 'AR';
+    case 'reduceScatter':
+      return 'RS';
+    case 'allGather':
+      return 'AG';
     case 'wait':
       return 'wait';
     case 'compute':

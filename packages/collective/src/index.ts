@@ -15,6 +15,7 @@ export type {
   RingBucket,
   RingOptions,
   RingPhase,
+  RingPhaseName,
   StreamingAllReduceOptions,
 } from './ring.ts';
 export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';

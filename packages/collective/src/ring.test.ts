@@ -179,6 +179,44 @@ describe('ringAllReduce', () => {
     expect(peak).toBe(3);
   });
 
+  it('reports each phase as disjoint busy intervals that add up to its stats', async () => {
+    const h = newHub({ delayMs: () => 1 });
+    const n = 3;
+    const group = ids(n);
+    const data = inputs(n, 3000, 9);
+    const seen = group.map(() => [] as { phase: string; t0: number; t1: number }[]);
+    const meshes = group.map((id) => h.mesh(id));
+    const stats = await Promise.all(
+      meshes.map((m, r) =>
+        ringAllReduce(m, group, data[r]!, {
+          runId: 0,
+          step: 0,
+          bucketElems: 500,
+          maxInFlight: 2,
+          onPhase: (phase, t0, t1) => seen[r]!.push({ phase, t0, t1 }),
+        }),
+      ),
+    );
+    for (let r = 0; r < n; r++) {
+      for (const [phase, total] of [
+        ['reduceScatter', stats[r]!.reduceScatterMs],
+        ['allGather', stats[r]!.allGatherMs],
+      ] as const) {
+        const spans = seen[r]!.filter((s) => s.phase === phase);
+        expect(spans.length).toBeGreaterThan(0);
+        for (let i = 0; i < spans.length; i++) {
+          expect(spans[i]!.t1).toBeGreaterThanOrEqual(spans[i]!.t0);
+          if (i > 0) expect(spans[i]!.t0).toBeGreaterThanOrEqual(spans[i - 1]!.t1);
+        }
+        const sum = spans.reduce((a, s) => a + (s.t1 - s.t0), 0);
+        expect(sum).toBeCloseTo(total, 6);
+      }
+      // The first reduce-scatter starts before the first all-gather (a bucket's halves run in order).
+      const first = (p: string) => seen[r]!.find((s) => s.phase === p)!.t0;
+      expect(first('reduceScatter')).toBeLessThanOrEqual(first('allGather'));
+    }
+  });
+
   it('rejects promptly everywhere on abort and leaves no pending receivers', async () => {
     const h = newHub({ delayMs: () => 2 });
     const n = 4;

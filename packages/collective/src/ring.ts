@@ -84,7 +84,15 @@ export interface RingOptions {
   signal?: AbortSignal;
   /** Clock for the stats (default performance.now). */
   now?: () => number;
+  /**
+   * Called each time a phase's busy interval ends: [startMs, endMs) on `now`'s clock during which
+   * at least one bucket was in that phase (for timelines; buckets overlap, so the two phases may).
+   */
+  onPhase?: (phase: RingPhaseName, startMs: number, endMs: number) => void;
 }
+
+/** The two halves of a ring all-reduce, by name (span kinds). */
+export type RingPhaseName = 'reduceScatter' | 'allGather';
 
 export interface AllReduceOptions extends RingOptions {
   /** Elements per bucket (the last bucket may be shorter). */
@@ -163,7 +171,10 @@ export async function ringAllReduceBuckets(
   const right = group[(rank + 1) % n] ?? mesh.localId;
   const left = group[(rank + n - 1) % n] ?? mesh.localId;
   const traffic: TrafficStats = { bytesSent: 0, bytesReceived: 0 };
-  const phases = [new PhaseClock(now), new PhaseClock(now)] as const;
+  const phases = [
+    new PhaseClock(now, (t0, t1) => opts.onPhase?.('reduceScatter', t0, t1)),
+    new PhaseClock(now, (t0, t1) => opts.onPhase?.('allGather', t0, t1)),
+  ] as const;
   const seen = new Set<number>();
   const scope = new OpScope(opts.signal);
   scope.watchPeers(mesh, group);
@@ -258,12 +269,19 @@ class PhaseClock {
   totalMs = 0;
   #active = 0;
   #since = 0;
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly onInterval: (startMs: number, endMs: number) => void,
+  ) {}
   enter(): void {
     if (this.#active++ === 0) this.#since = this.now();
   }
   exit(): void {
-    if (--this.#active === 0) this.totalMs += this.now() - this.#since;
+    if (--this.#active === 0) {
+      const end = this.now();
+      this.totalMs += end - this.#since;
+      this.onInterval(this.#since, end);
+    }
   }
 }
 

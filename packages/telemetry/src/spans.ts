@@ -4,7 +4,17 @@ import { ConfigError } from '@peertrain/protocol';
 // axis with each peer's clock offset (clock.ts) and draws or exports them (trace.ts).
 
 export type SpanKind =
-  'forward' | 'backward' | 'optimizer' | 'send' | 'recv' | 'wait' | 'allreduce' | 'compute' | 'eval';
+  | 'forward'
+  | 'backward'
+  | 'optimizer'
+  | 'send'
+  | 'recv'
+  | 'wait'
+  | 'allreduce'
+  | 'reduceScatter'
+  | 'allGather'
+  | 'compute'
+  | 'eval';
 
 /** Timeline row: computation, or communication (which may overlap computation). */
 export type Lane = 'compute' | 'comm';
@@ -38,6 +48,8 @@ export const SPAN_KINDS: readonly SpanKind[] = [
   'recv',
   'wait',
   'allreduce',
+  'reduceScatter',
+  'allGather',
   'compute',
   'eval',
 ];
@@ -49,6 +61,8 @@ export function laneOf(kind: SpanKind): Lane {
     case 'recv':
     case 'wait':
     case 'allreduce':
+    case 'reduceScatter':
+    case 'allGather':
       return 'comm';
     case 'forward':
     case 'backward':

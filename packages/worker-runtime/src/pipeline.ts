@@ -8,6 +8,7 @@
 import { ProtocolError } from '@peertrain/protocol';
 import type { WireSpan } from '@peertrain/protocol';
 import type { StageOps } from '@peertrain/schedules';
+import { laneOf } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { StageSession, StageStepOutcome } from './compute.ts';
 
@@ -65,8 +66,7 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
       startMs: t0,
       durMs: now() - t0,
       step,
-      lane:
-        kind === 'send' || kind === 'recv' || kind === 'wait' || kind === 'allreduce' ? 'comm' : 'compute',
+      lane: laneOf(kind),
       ...extra,
     });
   };

@@ -359,7 +359,16 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         const t1 = now();
         spans.push({ kind: 'compute', startMs: t0, durMs: t1 - t0, step, lane: 'compute' });
         if (config.sync === 'allreduce') {
-          await ringAllReduce(mesh, peers, grads, { runId, step, bucketElems: config.bucketElems, signal });
+          // The timeline shows the ring's two halves: when any bucket was in reduce-scatter or all-gather.
+          await ringAllReduce(mesh, peers, grads, {
+            runId,
+            step,
+            bucketElems: config.bucketElems,
+            signal,
+            now,
+            onPhase: (kind, startMs, endMs) =>
+              spans.push({ kind, startMs, durMs: endMs - startMs, step, lane: 'comm' }),
+          });
           const inv = 1 / n;
           for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
           optimizer.step(params, grads);
@@ -368,7 +377,10 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         } else {
           params.set(await psWorkerStep(mesh, serverId!, grads, { runId, step, signal }));
         }
-        spans.push({ kind: 'allreduce', startMs: t1, durMs: now() - t1, step, lane: 'comm' });
+        // The whole exchange (push/pull with a parameter server), or the ring with its phases above.
+        if (config.sync !== 'allreduce') {
+          spans.push({ kind: 'allreduce', startMs: t1, durMs: now() - t1, step, lane: 'comm' });
+        }
         return { loss, computeMs: t1 - t0 };
       };
 
