@@ -72,12 +72,39 @@ const RunConfigObject = z.object({
   partition: z.string().min(1).default('auto'),
   /** Pipeline replicas (hybrid); workers = replicas * stages. */
   replicas: z.number().int().min(1).max(64).default(1),
+  /**
+   * Relative data-shard sizes, one per data-parallel rank (data: per worker; pipeline / hybrid: per
+   * replica), each > 0: rank r gets floor(train * w_r / sum(w)) samples. Absent: equal shards. Only
+   * which samples a rank draws changes; its per-step batch does not, so the single-worker
+   * reference (the union of every rank's batch) still matches.
+   */
+  shards: z.array(z.number()).min(1).max(64).optional(),
 });
+
+/**
+ * Problems with shard weights for `ranks` data-parallel ranks (none when absent): one weight per
+ * rank, each a finite number > 0.
+ */
+function shardIssues(weights: readonly number[] | undefined, ranks: number): string[] {
+  if (weights === undefined) return [];
+  const issues: string[] = [];
+  if (weights.length !== ranks)
+    issues.push(
+      `${weights.length} shard weight${weights.length === 1 ? '' : 's'} for ${ranks} data-parallel ranks`,
+    );
+  weights.forEach((w, r) => {
+    if (!(Number.isFinite(w) && w > 0)) issues.push(`rank ${r}: shard weight ${w} is not a number > 0`);
+  });
+  return issues;
+}
 
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
     ctx.addIssue({ code: 'custom', path: [path], message });
+  shardIssues(c.shards, c.strategy === 'data' ? c.workers : c.strategy === 'hybrid' ? c.replicas : 1).forEach(
+    (m) => issue('shards', m),
+  );
   if (c.strategy === 'data') return;
   const replicas = c.strategy === 'hybrid' ? c.replicas : 1;
   if (c.strategy === 'pipeline' && c.replicas !== 1)
