@@ -24,7 +24,7 @@ import type {
   WireSpan,
 } from '@peertrain/protocol';
 import { evaluatePartition, parsePartition, planShards, planStages } from '@peertrain/planner';
-import type { StagePlan } from '@peertrain/planner';
+import type { StageDevice, StagePlan } from '@peertrain/planner';
 import { ClockSync, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
 import type { ChromeTrace } from '@peertrain/telemetry';
 import type { Mesh } from '@peertrain/transport';
@@ -36,6 +36,7 @@ import type {
   RunReport,
   PipelineReport,
   PipelineView,
+  PlanPreview,
   RunView,
   StepPoint,
   TimelineSpan,
@@ -102,6 +103,20 @@ interface ActiveRun {
   errors: WireError[];
   waiters: Set<Waiter>;
   paused: boolean;
+/**
+ * Who waits for layer profiles: a run, or a plan preview (`plan()`, its ids negative so that they
+ * never meet a run's). Profiles are only taken from `devices`, and only for the current id.
+ */
+interface ProfileSession {
+  runId: number;
+  abort: AbortController;
+  waiters: Set<Waiter>;
+  profiles: Map<string, LayerCost[]>;
+}
+
+/** What the planner needs from the profiles of replica 0's devices. */
+type PlanInputs = Pick<PlanPreview, 'layers' | 'options'> & { devices: StageDevice[] };
+
   resume: (() => void) | null;
 }
 
@@ -139,6 +154,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     for (const w of spans) {
       const t: TimelineSpan = {
         peerId: from,
+  /** The plan preview in flight (plan()), with the peers it profiles. */
+  let planning: (ProfileSession & { devices: ReadonlySet<string> }) | null = null;
+  let planCounter = 0;
         kind: w.kind,
         startMs: w.startMs - offset,
         durMs: w.durMs,
@@ -282,6 +300,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         log(`${from} refused a malformed frame from ${msg.from}: ${msg.error.name}: ${msg.error.message}`);
         changed();
         return;
+    if (planning && onPlanMessage(planning, from, msg)) return;
       case 'leave':
         p.state = 'gone';
         changed();
@@ -367,7 +386,12 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   }
 
   /** Resolves when `cond()` holds after some message, or rejects on abort / timeout. */
-  function waitFor(run: ActiveRun, phase: string, ms: number, cond: () => boolean): Promise<void> {
+  function waitFor(
+    run: Pick<ProfileSession, 'abort' | 'waiters'>,
+    phase: string,
+    ms: number,
+    cond: () => boolean,
+  ): Promise<void> {
     if (cond()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const signal = AbortSignal.any([run.abort.signal, AbortSignal.timeout(ms)]);
@@ -375,6 +399,27 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         match: () => cond(),
         resolve: () => {
           signal.removeEventListener('abort', onAbort);
+  /** A plan preview's profile result or error; false when `msg` is not for it. */
+  function onPlanMessage(s: NonNullable<typeof planning>, from: string, msg: ToCoordinator): boolean {
+    if (msg.type !== 'profileResult' && msg.type !== 'error') return false;
+    if (msg.runId !== s.runId) return false;
+    if (!s.devices.has(from)) return true;
+    if (msg.type === 'error') {
+      const err = new Error(`${from}: ${msg.error.message}`);
+      err.name = msg.error.name;
+      s.abort.abort(err);
+      return true;
+    }
+    s.profiles.set(from, msg.layers);
+    for (const w of [...s.waiters]) {
+      if (w.match(from, msg)) {
+        s.waiters.delete(w);
+        w.resolve();
+      }
+    }
+    return true;
+  }
+
           resolve();
         },
       };
@@ -466,7 +511,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const isPipe = config.strategy !== 'data';
       const P = shape.stages;
       const pipe = isPipe ? await planPipeline(r, chosen.slice(0, P)) : null;
-      const shards = planShards(DATASETS[config.dataset].train, isPipe ? shape.replicas : config.workers);
+      const shards = planShards(
+        DATASETS[config.dataset].train,
+        isPipe ? shape.replicas : config.workers,
+        config.shards,
+      );
       traceNames = {};
       chosen.forEach((p, rank) => {
         p.rank = rank;
@@ -559,6 +608,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             r.resume = () => {
               abort.signal.removeEventListener('abort', onAbort);
               resolve();
+    // A run profiles the devices itself: a preview still in flight would only share their CPU.
+    planning?.abort.abort(new AbortError('a run started'));
             };
             abort.signal.addEventListener('abort', onAbort, { once: true });
           });
@@ -717,20 +768,19 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 
   /**
    * Profiles the layers on each device of replica 0 (one at a time: profiles taken at once would
-   * share the CPU), then cuts the model: the planner for 'auto', else the user's ranges checked
-   * against the devices' memory. Throws ConfigError or PlanError with the reason.
+   * share the CPU) and turns the profiles into the planner's inputs. Shared by run() and plan().
    */
-  async function planPipeline(
-    r: ActiveRun,
-    devices: PeerRecord[],
-  ): Promise<{ plan: StagePlan; layers: LayerCost[] }> {
-    const { config } = r;
+  async function profilePipeline(
+    s: ProfileSession,
+    config: RunConfig,
+    devices: readonly PeerRecord[],
+  ): Promise<PlanInputs> {
     log(`profiling layers on ${devices.length} devices`);
     for (const d of devices) {
-      send(d.peerId, { type: 'profile', runId: r.runId, config });
-      await waitFor(r, `profiling layers on ${d.peerId}`, readyTimeoutMs, () => r.profiles.has(d.peerId));
+      send(d.peerId, { type: 'profile', runId: s.runId, config });
+      await waitFor(s, `profiling layers on ${d.peerId}`, readyTimeoutMs, () => s.profiles.has(d.peerId));
     }
-    const profiles = devices.map((d) => r.profiles.get(d.peerId)!);
+    const profiles = devices.map((d) => s.profiles.get(d.peerId)!);
     const totals = profiles.map((ls) => ls.reduce((a, l) => a + l.costMs, 0));
     const fastest = totals.indexOf(Math.min(...totals));
     const layers = profiles[fastest]!;
@@ -743,19 +793,19 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       gflops: 1000 / Math.max(totals[i]!, 1e-3),
       memoryBytes: ((d.device?.deviceMemoryGiB ?? DEFAULT_DEVICE_GIB) * 2 ** 30) / 4,
     }));
-    const opts = {
+    const options = {
       microBatches: config.microBatches,
       referenceGflops: stageDevices[fastest]!.gflops,
       bytesPerMs: PLANNER_LINK_BYTES_PER_MS,
     };
     const plan =
       config.partition === 'auto'
-        ? planStages(layers, stageDevices, opts)
+        ? planStages(layers, stageDevices, options)
         : evaluatePartition(
             layers,
             stageDevices,
             parsePartition(config.partition, layers.length, devices.length),
-            opts,
+            options,
           );
     log(
       `stages: ${plan.stages.map((st, i) => `${i}: layers ${st.first}-${st.end - 1}`).join(', ')}` +
@@ -897,6 +947,19 @@ export function toBase64(a: Float32Array): string {
     bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(bin);
+    return { layers, devices: stageDevices, options };
+  }
+
+  /**
+   * Cuts the model for a run: the planner for 'auto', else the user's ranges checked against the
+   * devices' memory. Throws ConfigError or PlanError with the reason.
+   */
+  async function planPipeline(
+    r: ActiveRun,
+    devices: PeerRecord[],
+  ): Promise<{ plan: StagePlan; layers: LayerCost[] }> {
+    const { config } = r;
+    const { layers, devices: stageDevices, options } = await profilePipeline(r, config, devices);
 }
 
 function asError(e: unknown): Error {
@@ -913,4 +976,47 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  async function plan(
+    input: RunConfigInput,
+    opts: { signal?: AbortSignal; waitMs?: number } = {},
+  ): Promise<PlanPreview> {
+    if (disposed) throw new AbortError('coordinator disposed');
+    if (active) throw new ConfigError('cannot plan now', [`run ${active.runId} is in progress`]);
+    const config = parseRunConfig(input);
+    if (config.strategy === 'data')
+      throw new ConfigError('cannot plan now', ['strategy: data parallelism has no stages to plan']);
+    const P = runShape(config).stages;
+    planning?.abort.abort(new AbortError('superseded by a newer plan request'));
+    const abort = new AbortController();
+    const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('plan cancelled'));
+    opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    if (opts.signal?.aborted) onOuterAbort();
+    const devices = new Set<string>();
+    const s = { runId: --planCounter, abort, waiters: new Set<Waiter>(), profiles: new Map(), devices };
+    planning = s;
+    try {
+      if (abort.signal.aborted) throw asError(abort.signal.reason);
+      const waitMs = opts.waitMs ?? 0;
+      const chosen = waitMs > 0 ? await waitForWorkers(P, waitMs, abort.signal) : idlePeers().slice(0, P);
+      if (chosen.length < P)
+        throw new ConfigError('cannot plan now', [`${P} stages need ${P} idle peers; ${chosen.length} idle`]);
+      for (const d of chosen) devices.add(d.peerId);
+      const inputs = await profilePipeline(s, config, chosen);
+      if (abort.signal.aborted) throw asError(abort.signal.reason);
+      const proposal = planStages(inputs.layers, inputs.devices, inputs.options);
+      return {
+        layers: inputs.layers,
+        devices: inputs.devices.map((d) => ({ peerId: d.id, speed: d.gflops, memoryBytes: d.memoryBytes })),
+        options: inputs.options,
+        plan: proposal,
+      };
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuterAbort);
+      for (const w of s.waiters) s.waiters.delete(w);
+      if (planning === s) planning = null;
+    }
+  }
+
 }
+    plan,
++      planning?.abort.abort(new AbortError('coordinator disposed'));

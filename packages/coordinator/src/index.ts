@@ -9,6 +9,7 @@ export type {
   PeerView,
   PipelineReport,
   PipelineView,
+  PlanPreview,
   RunPhase,
   RunReport,
   RunView,

@@ -1,4 +1,5 @@
-import type { DeviceInfo, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type { DeviceInfo, LayerCost, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type { StagePlan, StagePlanOptions } from '@peertrain/planner';
 import type { ChromeTrace, Span } from '@peertrain/telemetry';
 
 /** Lifecycle of a peer as the coordinator sees it. */
@@ -198,3 +199,31 @@ export interface Coordinator {
   stop(reason?: string): void;
   dispose(): Promise<void>;
 }
+/**
+ * The planner's proposal for a pipeline (replica 0's devices), taken before a run: everything the
+ * dashboard needs to re-evaluate another partition locally with the planner's `evaluatePartition`
+ * (layers, devices, options) and the proposal itself.
+ */
+export interface PlanPreview {
+  /** The model's layers as profiled on the fastest device (per micro-batch costs, names). */
+  layers: LayerCost[];
+  /** Replica 0's devices in stage order (stage s runs on devices[s]). */
+  devices: {
+    peerId: string;
+    /** Relative speed from the device's own profile (micro-batches per second through the model). */
+    speed: number;
+    /** Memory the planner lets a stage use on this device. */
+    memoryBytes: number;
+  }[];
+  /** Options the plan was made with (pass them to evaluatePartition for the same model). */
+  options: Required<Pick<StagePlanOptions, 'microBatches' | 'referenceGflops' | 'bytesPerMs'>>;
+  plan: StagePlan;
+}
+
+  /**
+   * Profiles the layers on the idle peers that would be replica 0 of a run of `config` (one device
+   * at a time, as a run does) and returns the planner's proposal. Rejects with ConfigError while a
+   * run is active or when fewer idle peers than stages (after `waitMs`, default 0), PlanError when
+   * no plan fits, AbortError on abort (late profile results are then ignored).
+   */
+  plan(config: RunConfigInput, opts?: { signal?: AbortSignal; waitMs?: number }): Promise<PlanPreview>;
