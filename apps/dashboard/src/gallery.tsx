@@ -63,6 +63,8 @@ function peersOf(pipeline: PipelineView): PeerView[] {
     lastCommMs: 8,
     bytesSent: 1_200_000,
     framesRefused: 0,
+    memory: null,
+    bandwidthBytesPerSec: null,
   }));
 }
 

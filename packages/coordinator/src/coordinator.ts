@@ -59,6 +59,10 @@ export interface CoordinatorInit {
   /** Named phase timeouts. */
   readyTimeoutMs?: number;
   stepTimeoutMs?: number;
+  /** Bandwidth probe payload, bytes (0: no probes). Sent after a peer's first pong and between runs. */
+  probeBytes?: number;
+  /** A peer of a running run that has not reported a step for this long is 'stalled'. */
+  stallAfterMs?: number;
 }
 
 /** How many steps ahead of the slowest finished step workers may run (hides the barrier's round trip). */
@@ -76,15 +80,42 @@ const BUBBLE_WARMUP_STEPS = 3;
 const PLANNER_LINK_BYTES_PER_MS = 20_000;
 /** Memory assumed for a tab that does not report navigator.deviceMemory, GiB. */
 const DEFAULT_DEVICE_GIB = 4;
+/**
+ * Bandwidth probe: 256 KiB (a single data-channel message at most; a few ms on a LAN link, so
+ * RTT/2 does not dominate), keyed with runId 0 (never a run's) and a tag no collective uses.
+ */
+const DEFAULT_PROBE_BYTES = 256 * 1024;
+const PROBE_TAG = 0x7ffe_0000;
+const PROBE_TIMEOUT_MS = 10_000;
+/** Longer than an evaluation on a slow backend takes (rank 0 evaluates between steps). */
+const DEFAULT_STALL_AFTER_MS = 15_000;
 
 interface PeerRecord extends PeerView {
   joinedAt: number;
   clock: ClockSync;
+  /** When the peer last reported a step (coordinator clock), null outside runs. */
+  lastReportAt: number | null;
+  /** The bandwidth probe in flight, if any (aborted when a run takes the peer). */
+  probe: AbortController | null;
 }
 
 type StepDoneMsg = Extract<ToCoordinator, { type: 'stepDone' }>;
 
 type Waiter = { match: (from: string, msg: ToCoordinator) => boolean; resolve: () => void };
+
+/**
+ * Who waits for layer profiles: a run, or a plan preview (`plan()`, its ids negative so that they
+ * never meet a run's). Profiles are only taken from `devices`, and only for the current id.
+ */
+interface ProfileSession {
+  runId: number;
+  abort: AbortController;
+  waiters: Set<Waiter>;
+  profiles: Map<string, LayerCost[]>;
+}
+
+/** What the planner needs from the profiles of replica 0's devices. */
+type PlanInputs = Pick<PlanPreview, 'layers' | 'options'> & { devices: StageDevice[] };
 
 /** A run in flight: everything that must be torn down when it ends. */
 interface ActiveRun {
@@ -103,20 +134,6 @@ interface ActiveRun {
   errors: WireError[];
   waiters: Set<Waiter>;
   paused: boolean;
-/**
- * Who waits for layer profiles: a run, or a plan preview (`plan()`, its ids negative so that they
- * never meet a run's). Profiles are only taken from `devices`, and only for the current id.
- */
-interface ProfileSession {
-  runId: number;
-  abort: AbortController;
-  waiters: Set<Waiter>;
-  profiles: Map<string, LayerCost[]>;
-}
-
-/** What the planner needs from the profiles of replica 0's devices. */
-type PlanInputs = Pick<PlanPreview, 'layers' | 'options'> & { devices: StageDevice[] };
-
   resume: (() => void) | null;
 }
 
@@ -137,6 +154,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const idleWaiters = new Set<() => void>();
   let runCounter = 0;
   let active: ActiveRun | null = null;
+  /** The plan preview in flight (plan()), with the peers it profiles. */
+  let planning: (ProfileSession & { devices: ReadonlySet<string> }) | null = null;
+  let planCounter = 0;
   let runView: RunView = emptyRun(0);
   let pingId = 0;
   let disposed = false;
@@ -147,6 +167,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   let liveSpans: TimelineSpan[] = [];
   let trained: TrainedModel | null = null;
   let liveMaxStep = -1;
+  const probeBytes = init.probeBytes ?? DEFAULT_PROBE_BYTES;
+  const stallAfterMs = init.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
+  let probeCounter = 0;
+  const probeAcks = new Map<number, (ack: Extract<ToCoordinator, { type: 'probeAck' }>) => void>();
+  let probePayload: Uint8Array | null = null;
 
   function addSpans(from: string, spans: readonly WireSpan[]): void {
     const offset = peers.get(from)?.clockOffsetMs ?? 0; // worker clock minus ours
@@ -154,9 +179,6 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     for (const w of spans) {
       const t: TimelineSpan = {
         peerId: from,
-  /** The plan preview in flight (plan()), with the peers it profiles. */
-  let planning: (ProfileSession & { devices: ReadonlySet<string> }) | null = null;
-  let planCounter = 0;
         kind: w.kind,
         startMs: w.startMs - offset,
         durMs: w.durMs,
@@ -201,7 +223,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     return {
       room,
       coordinatorId: selfId,
-      peers: [...peers.values()].map(({ joinedAt: _j, clock: _c, ...p }) => ({ ...p })),
+      peers: [...peers.values()].map(({ joinedAt: _j, clock: _c, lastReportAt: _l, probe: _p, ...p }) => ({
+        ...p,
+      })),
       run: { ...runView, steps: runView.steps, evals: runView.evals },
     };
   }
@@ -232,9 +256,17 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   });
 
   const offPeer = mesh.onPeer((peerId, event) => {
-    if (event !== 'close') return;
+    if (event === 'open') {
+      // Linked but not introduced yet: 'joining' until its hello (a worker probes its backends first).
+      if (isPeerOfRoom(peerId, room) && peers.get(peerId)?.state !== 'idle') {
+        peers.set(peerId, newPeer(peerId, 'joining', null));
+        changed();
+      }
+      return;
+    }
     const p = peers.get(peerId);
     if (!p) return;
+    p.probe?.abort(new PeerLostError(peerId));
     p.state = 'gone';
     changed();
     if (active && active.ranks.includes(peerId)) {
@@ -248,35 +280,20 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 
   function handle(from: string, msg: ToCoordinator): void {
     if (msg.type === 'hello') {
+      // A refused peer leaves the room's list (it showed as 'joining' since its link opened).
+      const refuse = (reason: string): void => {
+        send(from, { type: 'reject', reason });
+        if (peers.get(from)?.state === 'joining' && peers.delete(from)) changed();
+      };
       if (!isPeerOfRoom(from, room) || msg.room !== room) {
-        send(from, { type: 'reject', reason: `this coordinator serves room "${room}"` });
+        refuse(`this coordinator serves room "${room}"`);
         return;
       }
       if (msg.protocolVersion !== PROTOCOL_VERSION) {
-        send(from, {
-          type: 'reject',
-          reason: `protocol version mismatch: coordinator ${PROTOCOL_VERSION}, worker ${msg.protocolVersion}`,
-        });
+        refuse(`protocol version mismatch: coordinator ${PROTOCOL_VERSION}, worker ${msg.protocolVersion}`);
         return;
       }
-      peers.set(from, {
-        peerId: from,
-        state: 'idle',
-        device: msg.device,
-        rank: null,
-        role: null,
-        shard: null,
-        stage: null,
-        rttMs: null,
-        clockOffsetMs: null,
-        lastStep: null,
-        lastComputeMs: null,
-        lastCommMs: null,
-        bytesSent: 0,
-        framesRefused: 0,
-        joinedAt: now(),
-        clock: new ClockSync(),
-      });
+      peers.set(from, newPeer(from, 'idle', msg.device));
       send(from, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, room });
       log(`peer ${from} joined (${msg.device.backend}, ${msg.device.gflops.toFixed(2)} GFLOP/s)`);
       changed();
@@ -284,23 +301,29 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       return;
     }
     const p = peers.get(from);
-    if (!p) return; // not admitted: ignore everything but hello
+    if (!p || p.state === 'joining') return; // not admitted: ignore everything but hello
+    if (planning && onPlanMessage(planning, from, msg)) return;
     switch (msg.type) {
       case 'pong': {
         // NTP-style; the minimum-RTT sample of the window wins (telemetry's ClockSync).
         p.clock.add({ t0: msg.t0, t1: msg.tWorker, t3: now() });
         p.rttMs = p.clock.rttMs;
         p.clockOffsetMs = p.clock.offsetMs;
+        if (msg.memory) p.memory = { ...msg.memory };
+        // The first round trip is known: measure the link once (RTT/2 is taken off the probe's time).
+        if (p.bandwidthBytesPerSec === null && p.state === 'idle') void probeBandwidth(p);
         changed();
         return;
       }
+      case 'probeAck':
+        probeAcks.get(msg.id)?.(msg);
+        return;
       case 'frameRefused':
         p.framesRefused++;
         active?.errors.push(msg.error);
         log(`${from} refused a malformed frame from ${msg.from}: ${msg.error.name}: ${msg.error.message}`);
         changed();
         return;
-    if (planning && onPlanMessage(planning, from, msg)) return;
       case 'leave':
         p.state = 'gone';
         changed();
@@ -350,6 +373,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       p.lastComputeMs = msg.computeMs;
       p.lastCommMs = msg.commMs;
       p.bytesSent = msg.bytesSent;
+      p.lastReportAt = now();
+      if (p.state !== 'gone') p.state = activityOf(msg);
     }
     if (msg.type === 'evalResult') {
       // Evaluations arrive between steps (rank 0 evaluates): fold them into the live view.
@@ -371,34 +396,6 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     }
   }
 
-  // ---- heartbeat / clock sync ----
-  const pingTimer = timers.setInterval(() => {
-    const t0 = now();
-    for (const p of peers.values()) {
-      if (p.state !== 'gone') send(p.peerId, { type: 'ping', id: ++pingId, t0 });
-    }
-  }, init.pingEveryMs ?? 1000);
-
-  // ---- runs ----
-  function failRun(err: Error): void {
-    if (!active) return;
-    active.abort.abort(err);
-  }
-
-  /** Resolves when `cond()` holds after some message, or rejects on abort / timeout. */
-  function waitFor(
-    run: Pick<ProfileSession, 'abort' | 'waiters'>,
-    phase: string,
-    ms: number,
-    cond: () => boolean,
-  ): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const signal = AbortSignal.any([run.abort.signal, AbortSignal.timeout(ms)]);
-      const waiter: Waiter = {
-        match: () => cond(),
-        resolve: () => {
-          signal.removeEventListener('abort', onAbort);
   /** A plan preview's profile result or error; false when `msg` is not for it. */
   function onPlanMessage(s: NonNullable<typeof planning>, from: string, msg: ToCoordinator): boolean {
     if (msg.type !== 'profileResult' && msg.type !== 'error') return false;
@@ -420,6 +417,142 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     return true;
   }
 
+  // ---- heartbeat / clock sync ----
+  const pingTimer = timers.setInterval(() => {
+    const t0 = now();
+    for (const p of peers.values()) {
+      if (p.state !== 'gone' && p.state !== 'joining') send(p.peerId, { type: 'ping', id: ++pingId, t0 });
+    }
+    if (checkStalls(t0)) changed();
+  }, init.pingEveryMs ?? 1000);
+
+  function newPeer(peerId: string, state: 'joining' | 'idle', device: PeerRecord['device']): PeerRecord {
+    return {
+      peerId,
+      state,
+      device,
+      rank: null,
+      role: null,
+      shard: null,
+      stage: null,
+      rttMs: null,
+      clockOffsetMs: null,
+      lastStep: null,
+      lastComputeMs: null,
+      lastCommMs: null,
+      bytesSent: 0,
+      framesRefused: 0,
+      memory: null,
+      bandwidthBytesPerSec: null,
+      joinedAt: now(),
+      clock: new ClockSync(),
+      lastReportAt: null,
+      probe: null,
+    };
+  }
+
+  /**
+   * Marks the run's peers that went silent 'stalled': no step reported for stallAfterMs while the
+   * run is running, and either behind the furthest peer or everyone silent (a peer that finished
+   * its window and waits at the barrier is not stalled). A pause stops the clock. True if any changed.
+   */
+  function checkStalls(t: number): boolean {
+    const run = active;
+    if (!run || run.ranks.length === 0) return false;
+    const members = run.ranks.flatMap((id) => peers.get(id) ?? []);
+    if (runView.phase === 'paused') {
+      for (const p of members) if (p.lastReportAt !== null) p.lastReportAt = t;
+      return false;
+    }
+    if (runView.phase !== 'running') return false;
+    const since = (p: PeerRecord): number => t - (p.lastReportAt ?? runView.startedAt ?? t);
+    const lead = Math.max(...members.map((p) => p.lastStep ?? -1));
+    const allSilent = members.every((p) => since(p) > stallAfterMs);
+    let any = false;
+    for (const p of members) {
+      if (p.state === 'gone' || p.state === 'stalled' || since(p) <= stallAfterMs) continue;
+      if (!allSilent && (p.lastStep ?? -1) >= lead) continue;
+      p.state = 'stalled';
+      log(`${p.peerId} stalled: no step reported for ${Math.round(since(p))} ms`);
+      any = true;
+    }
+    return any;
+  }
+
+  /**
+   * Measures coordinator -> peer bandwidth: a probe message, then probeBytes of uint8 on the same
+   * ordered link; the peer acks once all of it arrived. bandwidth = bytes / (ack time - RTT/2).
+   * Between runs only; a run that takes the peer aborts it. Failures are logged, never thrown.
+   */
+  async function probeBandwidth(p: PeerRecord): Promise<void> {
+    if (probeBytes <= 0 || p.probe || disposed) return;
+    const ctl = new AbortController();
+    p.probe = ctl;
+    const id = ++probeCounter;
+    const signal = AbortSignal.any([ctl.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]);
+    const acked = new Promise<Extract<ToCoordinator, { type: 'probeAck' }>>((resolve, reject) => {
+      const onAbort = (): void => {
+        probeAcks.delete(id);
+        reject(asError(signal.reason));
+      };
+      probeAcks.set(id, (ack) => {
+        probeAcks.delete(id);
+        signal.removeEventListener('abort', onAbort);
+        resolve(ack);
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    acked.catch(() => {}); // awaited below; a send failure must not leave it unhandled
+    try {
+      probePayload ??= new Uint8Array(probeBytes);
+      const t0 = now();
+      await mesh.sendControl(p.peerId, { type: 'probe', id, bytes: probeBytes, tag: PROBE_TAG }, { signal });
+      await mesh.sendTensor(
+        p.peerId,
+        {
+          runId: 0,
+          step: id,
+          microBatch: null,
+          tag: PROBE_TAG,
+          dtype: 'uint8',
+          shape: [probeBytes],
+          data: probePayload,
+        },
+        { signal },
+      );
+      const ack = await acked;
+      if (ack.error) throw Object.assign(new Error(ack.error.message), { name: ack.error.name });
+      // Floor at 0.1 ms: a probe can beat the RTT estimate on an idle loopback link.
+      const ms = Math.max(now() - t0 - (p.rttMs ?? 0) / 2, 0.1);
+      p.bandwidthBytesPerSec = (ack.bytes / ms) * 1000;
+      changed();
+    } catch (e) {
+      if (!ctl.signal.aborted) log(`bandwidth probe to ${p.peerId} failed: ${toWireError(e).message}`);
+    } finally {
+      if (p.probe === ctl) p.probe = null;
+    }
+  }
+
+  // ---- runs ----
+  function failRun(err: Error): void {
+    if (!active) return;
+    active.abort.abort(err);
+  }
+
+  /** Resolves when `cond()` holds after some message, or rejects on abort / timeout. */
+  function waitFor(
+    run: Pick<ProfileSession, 'abort' | 'waiters'>,
+    phase: string,
+    ms: number,
+    cond: () => boolean,
+  ): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const signal = AbortSignal.any([run.abort.signal, AbortSignal.timeout(ms)]);
+      const waiter: Waiter = {
+        match: () => cond(),
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
           resolve();
         },
       };
@@ -473,6 +606,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     if (disposed) throw new AbortError('coordinator disposed');
     if (active) throw new ConfigError('a run is already in progress');
     const config = parseRunConfig(input);
+    // A run profiles the devices itself: a preview still in flight would only share their CPU.
+    planning?.abort.abort(new AbortError('a run started'));
     const runId = ++runCounter;
     const abort = new AbortController();
     const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
@@ -507,6 +642,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       const chosen = await waitForWorkers(config.workers, opts.waitMs ?? 120_000, abort.signal);
       const r = placeholder;
       r.ranks = chosen.map((p) => p.peerId);
+      for (const p of chosen) p.probe?.abort(new AbortError('a run took the peer'));
       const shape = runShape(config);
       const isPipe = config.strategy !== 'data';
       const P = shape.stages;
@@ -598,6 +734,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       };
       let lastDoneAt = trainStart;
       const stepMs: number[] = [];
+      // Bytes each rank had sent after the previous step (stepDone carries a running total).
+      const sentBefore: number[] = r.ranks.map(() => 0);
       const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
       for (let step = 0; step < config.steps; step++) {
         if (r.paused) {
@@ -608,8 +746,6 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             r.resume = () => {
               abort.signal.removeEventListener('abort', onAbort);
               resolve();
-    // A run profiles the devices itself: a preview still in flight would only share their CPU.
-    planning?.abort.abort(new AbortError('a run started'));
             };
             abort.signal.addEventListener('abort', onAbort, { once: true });
           });
@@ -624,10 +760,19 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           stepTimeoutMs,
           () => (r.stepDone.get(step)?.size ?? 0) === r.ranks.length,
         );
-        const done = [...r.stepDone.get(step)!.values()];
+        const byRank = r.stepDone.get(step)!;
+        const done = [...byRank.values()];
         const t = now();
-        stepMs.push(t - lastDoneAt);
+        const wallMs = t - lastDoneAt;
+        stepMs.push(wallMs);
         lastDoneAt = t;
+        let stepBytes = 0;
+        const computeMsByRank = r.ranks.map((_, rank) => {
+          const d = byRank.get(rank);
+          stepBytes += Math.max(0, (d?.bytesSent ?? 0) - sentBefore[rank]!);
+          sentBefore[rank] = d?.bytesSent ?? sentBefore[rank]!;
+          return d?.computeMs ?? 0;
+        });
         const point: StepPoint = {
           step,
           loss: mean(done.flatMap((d) => (d.loss === undefined ? [] : [d.loss]))),
@@ -635,6 +780,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           samplesPerSec: (shape.globalBatch * (step + 1)) / ((t - trainStart) / 1000),
           computeMs: mean(done.map((d) => d.computeMs)),
           commMs: mean(done.map((d) => d.commMs)),
+          stepMs: wallMs,
+          bytes: stepBytes,
+          computeMsByRank,
         };
         runView = { ...runView, step: step + 1, steps: [...runView.steps, point], spans: liveSpans };
         const pv = runView.pipeline;
@@ -757,12 +905,15 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       throw err;
     } finally {
       opts.signal?.removeEventListener('abort', onOuterAbort);
-      for (const id of active?.ranks ?? []) {
-        const p = peers.get(id);
-        if (p && p.state !== 'gone') p.state = 'idle';
+      const members = (active?.ranks ?? []).flatMap((id) => peers.get(id) ?? []);
+      for (const p of members) {
+        p.lastReportAt = null;
+        if (p.state !== 'gone') p.state = 'idle';
       }
       active = null;
       changed();
+      // Between runs: measure the links again (the run may have changed what they carry).
+      for (const p of members) if (p.state === 'idle' && !disposed) void probeBandwidth(p);
     }
   }
 
@@ -798,6 +949,19 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       referenceGflops: stageDevices[fastest]!.gflops,
       bytesPerMs: PLANNER_LINK_BYTES_PER_MS,
     };
+    return { layers, devices: stageDevices, options };
+  }
+
+  /**
+   * Cuts the model for a run: the planner for 'auto', else the user's ranges checked against the
+   * devices' memory. Throws ConfigError or PlanError with the reason.
+   */
+  async function planPipeline(
+    r: ActiveRun,
+    devices: PeerRecord[],
+  ): Promise<{ plan: StagePlan; layers: LayerCost[] }> {
+    const { config } = r;
+    const { layers, devices: stageDevices, options } = await profilePipeline(r, config, devices);
     const plan =
       config.partition === 'auto'
         ? planStages(layers, stageDevices, options)
@@ -812,6 +976,47 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         ` (predicted ${plan.predictedStepMs.toFixed(1)} ms per step)`,
     );
     return { plan, layers };
+  }
+
+  async function plan(
+    input: RunConfigInput,
+    opts: { signal?: AbortSignal; waitMs?: number } = {},
+  ): Promise<PlanPreview> {
+    if (disposed) throw new AbortError('coordinator disposed');
+    if (active) throw new ConfigError('cannot plan now', [`run ${active.runId} is in progress`]);
+    const config = parseRunConfig(input);
+    if (config.strategy === 'data')
+      throw new ConfigError('cannot plan now', ['strategy: data parallelism has no stages to plan']);
+    const P = runShape(config).stages;
+    planning?.abort.abort(new AbortError('superseded by a newer plan request'));
+    const abort = new AbortController();
+    const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('plan cancelled'));
+    opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    if (opts.signal?.aborted) onOuterAbort();
+    const devices = new Set<string>();
+    const s = { runId: --planCounter, abort, waiters: new Set<Waiter>(), profiles: new Map(), devices };
+    planning = s;
+    try {
+      if (abort.signal.aborted) throw asError(abort.signal.reason);
+      const waitMs = opts.waitMs ?? 0;
+      const chosen = waitMs > 0 ? await waitForWorkers(P, waitMs, abort.signal) : idlePeers().slice(0, P);
+      if (chosen.length < P)
+        throw new ConfigError('cannot plan now', [`${P} stages need ${P} idle peers; ${chosen.length} idle`]);
+      for (const d of chosen) devices.add(d.peerId);
+      const inputs = await profilePipeline(s, config, chosen);
+      if (abort.signal.aborted) throw asError(abort.signal.reason);
+      const proposal = planStages(inputs.layers, inputs.devices, inputs.options);
+      return {
+        layers: inputs.layers,
+        devices: inputs.devices.map((d) => ({ peerId: d.id, speed: d.gflops, memoryBytes: d.memoryBytes })),
+        options: inputs.options,
+        plan: proposal,
+      };
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuterAbort);
+      for (const w of s.waiters) s.waiters.delete(w);
+      if (planning === s) planning = null;
+    }
   }
 
   function pipelineReport(
@@ -883,6 +1088,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       return () => eventListeners.delete(listener);
     },
     run,
+    plan,
     pause() {
       if (active) active.paused = true;
     },
@@ -899,6 +1105,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     async dispose() {
       disposed = true;
       active?.abort.abort(new AbortError('coordinator disposed'));
+      for (const p of peers.values()) p.probe?.abort(new AbortError('coordinator disposed'));
+      planning?.abort.abort(new AbortError('coordinator disposed'));
       timers.clearInterval(pingTimer);
       offControl();
       offPeer();
@@ -920,11 +1128,37 @@ const TO_COORDINATOR_TYPES = new Set<string>([
   'frameRefused',
   'error',
   'pong',
+  'probeAck',
   'leave',
 ] satisfies ToCoordinator['type'][]);
 
 function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {
   return TO_COORDINATOR_TYPES.has(msg.type);
+}
+
+/**
+ * What a step kept a peer busy with, from its spans (time per lane, overlaps counted once per
+ * lane): 'sending' when communication took longer than computation, else 'computing'. Without
+ * spans, the step's computeMs / commMs decide.
+ */
+export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' {
+  const spans = msg.spans ?? [];
+  if (spans.length === 0) return msg.commMs > msg.computeMs ? 'sending' : 'computing';
+  const busy = (lane: 'compute' | 'comm'): number => {
+    const iv = spans
+      .filter((s) => s.lane === lane)
+      .map((s) => [s.startMs, s.startMs + s.durMs] as const)
+      .sort((a, b) => a[0] - b[0]);
+    let total = 0;
+    let end = -Infinity;
+    for (const [a, b] of iv) {
+      if (b <= end) continue;
+      total += b - Math.max(a, end);
+      end = b;
+    }
+    return total;
+  };
+  return busy('comm') > busy('compute') ? 'sending' : 'computing';
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -947,19 +1181,6 @@ export function toBase64(a: Float32Array): string {
     bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(bin);
-    return { layers, devices: stageDevices, options };
-  }
-
-  /**
-   * Cuts the model for a run: the planner for 'auto', else the user's ranges checked against the
-   * devices' memory. Throws ConfigError or PlanError with the reason.
-   */
-  async function planPipeline(
-    r: ActiveRun,
-    devices: PeerRecord[],
-  ): Promise<{ plan: StagePlan; layers: LayerCost[] }> {
-    const { config } = r;
-    const { layers, devices: stageDevices, options } = await profilePipeline(r, config, devices);
 }
 
 function asError(e: unknown): Error {
@@ -976,47 +1197,4 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-  async function plan(
-    input: RunConfigInput,
-    opts: { signal?: AbortSignal; waitMs?: number } = {},
-  ): Promise<PlanPreview> {
-    if (disposed) throw new AbortError('coordinator disposed');
-    if (active) throw new ConfigError('cannot plan now', [`run ${active.runId} is in progress`]);
-    const config = parseRunConfig(input);
-    if (config.strategy === 'data')
-      throw new ConfigError('cannot plan now', ['strategy: data parallelism has no stages to plan']);
-    const P = runShape(config).stages;
-    planning?.abort.abort(new AbortError('superseded by a newer plan request'));
-    const abort = new AbortController();
-    const onOuterAbort = (): void => abort.abort(opts.signal?.reason ?? new AbortError('plan cancelled'));
-    opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    if (opts.signal?.aborted) onOuterAbort();
-    const devices = new Set<string>();
-    const s = { runId: --planCounter, abort, waiters: new Set<Waiter>(), profiles: new Map(), devices };
-    planning = s;
-    try {
-      if (abort.signal.aborted) throw asError(abort.signal.reason);
-      const waitMs = opts.waitMs ?? 0;
-      const chosen = waitMs > 0 ? await waitForWorkers(P, waitMs, abort.signal) : idlePeers().slice(0, P);
-      if (chosen.length < P)
-        throw new ConfigError('cannot plan now', [`${P} stages need ${P} idle peers; ${chosen.length} idle`]);
-      for (const d of chosen) devices.add(d.peerId);
-      const inputs = await profilePipeline(s, config, chosen);
-      if (abort.signal.aborted) throw asError(abort.signal.reason);
-      const proposal = planStages(inputs.layers, inputs.devices, inputs.options);
-      return {
-        layers: inputs.layers,
-        devices: inputs.devices.map((d) => ({ peerId: d.id, speed: d.gflops, memoryBytes: d.memoryBytes })),
-        options: inputs.options,
-        plan: proposal,
-      };
-    } finally {
-      opts.signal?.removeEventListener('abort', onOuterAbort);
-      for (const w of s.waiters) s.waiters.delete(w);
-      if (planning === s) planning = null;
-    }
-  }
-
 }
-    plan,
-+      planning?.abort.abort(new AbortError('coordinator disposed'));

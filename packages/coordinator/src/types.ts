@@ -24,6 +24,23 @@ export interface PeerView {
   lastCommMs: number | null;
   bytesSent: number;
   framesRefused: number;
+  /** The worker's engine memory, from its latest pong (null until it reports). */
+  memory: PeerMemory | null;
+  /** Coordinator -> worker bandwidth from the latest probe, bytes/s (null until measured). */
+  bandwidthBytesPerSec: number | null;
+}
+
+/** What a peer's engine holds: TensorFlow.js tf.memory() plus what its runtime knows. */
+export interface PeerMemory {
+  numBytes: number;
+  numTensors: number;
+  numBytesInGPU?: number | undefined;
+  unreliable?: boolean | undefined;
+  /** Parameters held (the model, or the stage's layers), bytes. */
+  paramBytes?: number | undefined;
+  /** Pipeline: activations kept for backward, and their peak bytes in the last step. */
+  savedActivations?: number | undefined;
+  peakActivationBytes?: number | undefined;
 }
 
 /** Lifecycle of a run: idle -> preparing -> running <-> paused -> (finishing) -> done | failed | stopped. */
@@ -39,6 +56,15 @@ export interface StepPoint {
   samplesPerSec: number;
   computeMs: number;
   commMs: number;
+  /** Wall time of the step on the coordinator (since the previous step finished), ms. */
+  stepMs?: number;
+  /** Bytes every peer sent to other peers during this step (summed). */
+  bytes?: number;
+  /**
+   * Each rank's compute time in this step, ms (index = rank): utilization = computeMs / stepMs.
+   * (The three are optional only so older fixtures stay valid; the coordinator always fills them.)
+   */
+  computeMsByRank?: number[];
 }
 
 export interface EvalPoint {
@@ -175,30 +201,6 @@ export type CoordinatorEvent =
   | { type: 'model'; model: RunConfig['model']; paramsBase64: string }
   | { type: 'error'; error: WireError };
 
-/** The coordinator: admits peers of its room, assigns work, drives the step barrier, aggregates metrics. */
-export interface Coordinator {
-  readonly room: string;
-  view(): CoordinatorView;
-  /** Called on every view change (throttled by the caller if needed). */
-  subscribe(listener: (view: CoordinatorView) => void): () => void;
-  onEvent(listener: (event: CoordinatorEvent) => void): () => void;
-  /** Every span of the current (or last) run as Chrome trace JSON, one process per peer (opens in Perfetto). */
-  trace(): ChromeTrace;
-  /** The last finished run's trained parameters, or null. */
-  trainedModel(): TrainedModel | null;
-  /**
-   * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
-   * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').
-   */
-  run(
-    config: RunConfigInput,
-    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] },
-  ): Promise<RunReport>;
-  pause(): void;
-  resume(): void;
-  stop(reason?: string): void;
-  dispose(): Promise<void>;
-}
 /**
  * The planner's proposal for a pipeline (replica 0's devices), taken before a run: everything the
  * dashboard needs to re-evaluate another partition locally with the planner's `evaluatePartition`
@@ -220,6 +222,25 @@ export interface PlanPreview {
   plan: StagePlan;
 }
 
+/** The coordinator: admits peers of its room, assigns work, drives the step barrier, aggregates metrics. */
+export interface Coordinator {
+  readonly room: string;
+  view(): CoordinatorView;
+  /** Called on every view change (throttled by the caller if needed). */
+  subscribe(listener: (view: CoordinatorView) => void): () => void;
+  onEvent(listener: (event: CoordinatorEvent) => void): () => void;
+  /** Every span of the current (or last) run as Chrome trace JSON, one process per peer (opens in Perfetto). */
+  trace(): ChromeTrace;
+  /** The last finished run's trained parameters, or null. */
+  trainedModel(): TrainedModel | null;
+  /**
+   * Runs one session with the first `config.workers` idle peers (waits for them up to `waitMs`).
+   * Resolves with the report; rejects with a named error (the run is then 'failed' or 'stopped').
+   */
+  run(
+    config: RunConfigInput,
+    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] },
+  ): Promise<RunReport>;
   /**
    * Profiles the layers on the idle peers that would be replica 0 of a run of `config` (one device
    * at a time, as a run does) and returns the planner's proposal. Rejects with ConfigError while a
@@ -227,3 +248,8 @@ export interface PlanPreview {
    * no plan fits, AbortError on abort (late profile results are then ignored).
    */
   plan(config: RunConfigInput, opts?: { signal?: AbortSignal; waitMs?: number }): Promise<PlanPreview>;
+  pause(): void;
+  resume(): void;
+  stop(reason?: string): void;
+  dispose(): Promise<void>;
+}

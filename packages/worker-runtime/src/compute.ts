@@ -11,7 +11,18 @@ export interface Compute {
   prepare(run: PrepareRun, opts: { signal?: AbortSignal }): Promise<TrainSession>;
   /** Each layer's forward + backward time on this device for one micro-batch of `config` (pipeline planning). */
   profile(config: RunConfig, opts: { signal?: AbortSignal }): Promise<LayerCost[]>;
+  /** What the engine holds now (TensorFlow.js tf.memory()); cheap: called on every ping. */
+  memory?(): EngineMemory;
   dispose(): void;
+}
+
+export interface EngineMemory {
+  numBytes: number;
+  numTensors: number;
+  /** Only where the backend has GPU memory of its own (webgl, webgpu). */
+  numBytesInGPU?: number;
+  /** The engine's count is not exact (tfjs's own flag). */
+  unreliable?: boolean;
 }
 
 /** What one pipeline step leaves behind on a stage. */

@@ -14,13 +14,14 @@ import {
   shardCacheKey,
   sliceSamples,
   syntheticDataset,
+  tf,
   trainReference,
   trainSamples,
 } from '@peertrain/engine';
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
 import { DATASETS } from '@peertrain/protocol';
 import type { BackendName, DatasetName } from '@peertrain/protocol';
-import type { Compute, PrepareRun, StageSession, TrainSession } from './compute.ts';
+import type { Compute, EngineMemory, PrepareRun, StageSession, TrainSession } from './compute.ts';
 
 export interface EngineComputeOptions {
   backend: 'auto' | BackendName;
@@ -177,9 +178,25 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
       const rows = Math.max(1, Math.floor(config.batch / config.microBatches));
       return profileLayers(model, rows, o.signal ? { signal: o.signal } : {});
     },
+    memory: engineMemory,
     dispose() {
       for (const s of [...sessions]) s.dispose();
       datasets.clear();
     },
+  };
+}
+
+/**
+ * tf.memory() of the active backend: tensors and bytes the engine holds; webgl and webgpu add
+ * numBytesInGPU (typed as the base MemoryInfo, so read it as unknown).
+ */
+export function engineMemory(): EngineMemory {
+  const m = tf.memory();
+  const gpu: unknown = (m as unknown as Record<string, unknown>)['numBytesInGPU'];
+  return {
+    numBytes: m.numBytes,
+    numTensors: m.numTensors,
+    ...(typeof gpu === 'number' && Number.isFinite(gpu) ? { numBytesInGPU: Math.round(gpu) } : {}),
+    ...(m.unreliable ? { unreliable: true } : {}),
   };
 }

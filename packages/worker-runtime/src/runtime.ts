@@ -41,7 +41,13 @@ interface RunState {
   pendingReference: boolean;
   wake: (() => void) | null;
   params: Float32Array | null;
+  /** What the run holds, for the memory report: parameters (model or stage), last step's activation peak. */
+  paramBytes: number;
+  peakActivationBytes: number | null;
 }
+
+/** How long a bandwidth probe's payload may take to arrive after its announcement. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
   const { mesh, room, coordinatorId } = init;
@@ -122,8 +128,18 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         welcomed?.(new Error(`rejected by coordinator: ${msg.reason}`));
         return;
       case 'ping':
-        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now() });
+        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now(), ...memoryReport() });
         return;
+      case 'probe': {
+        // The payload follows on the same ordered link; ack once it is all here (the coordinator times it).
+        const key = { runId: 0, step: msg.id, microBatch: null, tag: msg.tag };
+        const signal = AbortSignal.any([lifetime.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]);
+        mesh.recvTensor(coordinatorId, key, { signal }).then(
+          (t) => tell({ type: 'probeAck', id: msg.id, bytes: t.data.byteLength }),
+          (e: unknown) => tell({ type: 'probeAck', id: msg.id, bytes: 0, error: toWireError(asError(e)) }),
+        );
+        return;
+      }
       case 'assign':
         startRun(msg);
         return;
@@ -163,6 +179,20 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     }
   });
 
+  /** The engine's tf.memory() and what the current run holds; nothing before the engine is up. */
+  function memoryReport(): { memory?: NonNullable<Extract<ToCoordinator, { type: 'pong' }>['memory']> } {
+    const m = compute?.memory?.();
+    if (!m) return {};
+    const run = current;
+    return {
+      memory: {
+        ...m,
+        ...(run && run.paramBytes > 0 ? { paramBytes: run.paramBytes } : {}),
+        ...(run?.peakActivationBytes != null ? { peakActivationBytes: run.peakActivationBytes } : {}),
+      },
+    };
+  }
+
   function poke(run: RunState): void {
     const w = run.wake;
     run.wake = null;
@@ -180,6 +210,8 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       pendingReference: false,
       wake: null,
       params: null,
+      paramBytes: 0,
+      peakActivationBytes: null,
     };
     current = run;
     const { stages: p } = runShape(assign.config);
@@ -330,6 +362,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       const params = stage ? full.slice(stage.paramOffset, stage.paramOffset + stage.paramCount) : full;
       const evalParams = !stage ? params : rank === 0 ? full : null;
       run.params = evalParams;
+      run.paramBytes = params.byteLength;
       const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
       const n = peers.length;
       const serverId = !isPipe && config.sync === 'ps' ? peers[assign.serverRank ?? 0]! : null;
@@ -466,6 +499,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
             });
             loss = outcome.loss;
             peak = outcome;
+            run.peakActivationBytes = outcome.peakActivationBytes;
             computeMs = spans.reduce((a, sp) => (sp.lane === 'compute' ? a + sp.durMs : a), 0);
           } else {
             const r = await dataStep(step, spans);
