@@ -160,6 +160,9 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
   const lossY = useMemo(() => run.steps.map((p) => p.loss), [run.steps]);
   const accX = useMemo(() => run.evals.map((p) => p.step), [run.evals]);
   const accY = useMemo(() => run.evals.map((p) => p.accuracy), [run.evals]);
+          peers={peers}
+          room={props.room}
+          onPlan={(config, signal) => coordinator.plan(config, { signal })}
 
   return (
     <main className="layout">

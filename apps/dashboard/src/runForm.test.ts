@@ -162,4 +162,28 @@ describe('run form', () => {
       describeShape(parseRunConfig({ strategy: 'pipeline', workers: 2, batch: 100, microBatches: 8 })),
     ).toBe('2 stages × 1 replica · global batch 100 · 8 micro-batches of ~12');
   });
+
+  it('sends typed shard sizes as the config shards (data parallelism only)', () => {
+    expect(runFormToConfig(form({ workers: '3', shards: ['1000', '2000', '5000'] })).shards).toEqual([
+      1000, 2000, 5000,
+    ]);
+    expect(runFormToConfig(form({ workers: '3' })).shards).toBeUndefined();
+    // a pipeline has no per-worker shards in the form
+    const pipe = { ...withStrategy(form({ workers: '3' }), 'pipeline'), shards: ['1', '2', '3'] };
+    expect(runFormToConfig(pipe).shards).toBeUndefined();
+  });
+
+  it('refuses shard sizes that are not whole, positive, or that exceed the train set', () => {
+    expect(issuesOf(form({ workers: '2', shards: ['0', '1.5'] }))).toEqual([
+      'shards: worker 0: "0" is not a whole number of samples >= 1',
+      'shards: worker 1: "1.5" is not a whole number of samples >= 1',
+    ]);
+    expect(issuesOf(form({ workers: '2', shards: ['7000', '2000'] }))).toEqual([
+      'shards: the shards hold 9000 samples; the train set has 8000',
+    ]);
+    // the protocol counts them against the workers, under the same field
+    const wrong = issuesOf(form({ workers: '3', shards: ['100', '200'] }));
+    expect(wrong).toEqual(['shards: 2 shard weights for 3 data-parallel ranks']);
+    expect(issuesByField(wrong).get('shards')).toEqual(['2 shard weights for 3 data-parallel ranks']);
+  });
 });

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  DATASETS,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,
   parseRunConfig,
@@ -49,6 +50,9 @@ export interface RunFormState {
   /** 'auto' (or blank): the planner cuts; else inclusive layer ranges "0-2,3-5,6-8". */
   partition: string;
   replicas: string;
+  // ---- data parallel only ----
+  /** Samples per worker's shard, one per worker; null: equal shards (the default). */
+  shards: string[] | null;
 }
 
 export type RunFormField = keyof RunFormState;
@@ -85,6 +89,7 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     recompute: defaults.recompute,
     partition: defaults.partition,
     replicas: String(defaults.replicas),
+    shards: defaults.shards?.map(String) ?? null,
   };
 }
 
@@ -150,6 +155,24 @@ function partitionIssues(text: string, stages: number | null): string[] {
   return [];
 }
 
+/**
+ * Shard sizes typed per worker: whole numbers >= 1 that sum to at most the train set (the editor
+ * keeps them summing to it). The protocol checks that there is one per worker.
+ */
+function shardCountIssues(texts: readonly string[], train: number): { counts: number[]; issues: string[] } {
+  const issues: string[] = [];
+  const counts = texts.map((t, r) => {
+    const v = Number(t.trim());
+    if (t.trim() === '' || !Number.isInteger(v) || v < 1)
+      issues.push(`shards: worker ${r}: "${t}" is not a whole number of samples >= 1`);
+    return v;
+  });
+  const sum = counts.reduce((a, b) => a + b, 0);
+  if (issues.length === 0 && sum > train)
+    issues.push(`shards: the shards hold ${sum} samples; the train set has ${train}`);
+  return { counts, issues };
+}
+
 /** Form -> RunConfig; throws ConfigError listing every bad field ("field: message"). */
 export function runFormToConfig(form: RunFormState): RunConfig {
   const issues: string[] = [];
@@ -175,6 +198,11 @@ export function runFormToConfig(form: RunFormState): RunConfig {
     backend: form.backend,
     reference: form.reference,
   };
+  if (!isPipelined(form.strategy) && form.shards !== null) {
+    const shards = shardCountIssues(form.shards, DATASETS[form.dataset].train);
+    issues.push(...shards.issues);
+    if (shards.issues.length === 0) input.shards = shards.counts;
+  }
   if (isPipelined(form.strategy)) {
     input.schedule = form.schedule;
     input.recompute = form.recompute;

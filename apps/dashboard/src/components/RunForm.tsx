@@ -1,7 +1,17 @@
-import { useMemo, useState, type FormEvent, type ReactNode } from 'react';
-import type { RunConfig } from '@peertrain/protocol';
-import type { RunPhase } from '@peertrain/coordinator';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { DATASETS, toWireError, type RunConfig } from '@peertrain/protocol';
+import type { PeerView, PlanPreview, RunPhase } from '@peertrain/coordinator';
 import { BackendOptions } from '../shared/ui.tsx';
+import { shortPeerId } from '../peerLabels.ts';
+import { PlanEditor } from './PlanEditor.tsx';
+import {
+  checkPartition,
+  editorRanges,
+  equalShardCounts,
+  partitionText,
+  previewKey,
+  withShardCount,
+} from './planEdit.ts';
 import {
   STRATEGY_CHOICES,
   checkRunForm,
@@ -54,9 +64,43 @@ const BASE_FIELDS: readonly RunFormField[] = [
 ];
 const PIPELINE_FIELDS: readonly RunFormField[] = ['schedule', 'microBatches', 'partition', 'recompute'];
 
+/** Layer names of a model preset ("0.dense", as the workers' profiles name them), loaded with the engine on first use. */
+function useLayerNames(model: RunFormState['model'], wanted: boolean): readonly string[] | null {
+  const [names, setNames] = useState<Partial<Record<RunFormState['model'], string[]>>>({});
+  const have = names[model] !== undefined;
+  useEffect(() => {
+    if (!wanted || have) return;
+    let live = true;
+    import('@peertrain/engine').then(
+      ({ modelPreset }) => {
+        if (live)
+          setNames((n) => ({ ...n, [model]: modelPreset(model).layers.map((l, i) => `${i}.${l.kind}`) }));
+      },
+      () => undefined, // the editor waits for a preview's names instead
+    );
+    return () => {
+      live = false;
+    };
+  }, [model, wanted, have]);
+  return names[model] ?? null;
+}
+
+/** Stages the form's text fields describe (workers / replicas), or null while they do not. */
+function formStages(form: RunFormState): number | null {
+  const workers = Number(form.workers.trim());
+  const replicas = form.strategy === 'hybrid' ? Number(form.replicas.trim()) : 1;
+  const stages = workers / replicas;
+  return Number.isInteger(stages) && stages >= 1 && stages <= 64 ? stages : null;
+}
+
 /** The run settings with Start / Pause / Resume / Stop; checked as the user types. */
 export function RunForm(props: {
   phase: RunPhase;
+  /** The room's peers: the first idle ones are the pipeline's stages until a preview says who. */
+  peers: readonly PeerView[];
+  room: string;
+  /** Asks the coordinator for the planner's proposal (profiles replica 0's idle peers). */
+  onPlan: (config: RunConfig, signal: AbortSignal) => Promise<PlanPreview>;
   /** True while a run started from this page has not settled. */
   busy: boolean;
   onStart: (config: RunConfig) => void;
@@ -66,16 +110,20 @@ export function RunForm(props: {
 }) {
   const [form, setForm] = useState<RunFormState>(() => initialRunForm());
   const set = <K extends keyof RunFormState>(key: K, value: RunFormState[K]): void => {
-    setForm((f) => ({ ...f, [key]: value }));
+    // Typed shard sizes belong to one worker count and train set.
+    const reset = key === 'workers' || key === 'dataset' ? { shards: null } : {};
+    setForm((f) => ({ ...f, [key]: value, ...reset }));
   };
   const check = useMemo(() => checkRunForm(form), [form]);
   const issues = useMemo(() => issuesByField(check.ok ? [] : check.issues), [check]);
   const locked = props.busy || isActive(props.phase);
   const pipelined = isPipelined(form.strategy);
+  const plan = usePlanEditor(form, check, pipelined, props);
+  const startable = check.ok && plan.refused === null;
 
   const submit = (e: FormEvent): void => {
     e.preventDefault();
-    if (locked || !check.ok) return;
+    if (locked || !startable || !check.ok) return;
     props.onStart(check.config);
   };
 
@@ -187,6 +235,13 @@ export function RunForm(props: {
             <span>also train the single-worker reference and compare</span>
           </label>
         </div>
+        {!pipelined && (
+          <ShardEditor
+            form={form}
+            onChange={(shards) => setForm((f) => ({ ...f, shards }))}
+            issues={issues.get('shards') ?? []}
+          />
+        )}
         {pipelined && (
           <div className="fields pipeline-fields" role="group" aria-label="pipeline settings">
             <h3 className="wide">Pipeline</h3>
@@ -206,6 +261,48 @@ export function RunForm(props: {
             )}
             {form.strategy === 'hybrid' && field('replicas', 'replicas', text('replicas', 'numeric'))}
             {field('partition', 'partition', text('partition', 'text', 'auto, or layers 0-2,3-5,6-8'), true)}
+            <div className="wide plan-tools">
+              <button
+                type="button"
+                onClick={plan.request}
+                disabled={locked || !check.ok || plan.planning}
+                title="profile the layers on the idle peers and show the planner's proposal"
+              >
+                {plan.planning ? 'Planning…' : 'Auto-plan'}
+              </button>
+              {form.partition.trim() !== 'auto' && form.partition.trim() !== '' && (
+                <button type="button" onClick={() => set('partition', 'auto')}>
+                  Use auto
+                </button>
+              )}
+              <span className="muted small">
+                {plan.preview
+                  ? form.partition.trim() === 'auto'
+                    ? "the planner's proposal"
+                    : 'your partition, predicted'
+                  : 'drag a boundary, or auto-plan'}
+              </span>
+            </div>
+            {plan.error && (
+              <p className="wide error-text small" role="alert">
+                {plan.error}
+              </p>
+            )}
+            {plan.layers && plan.ranges && (
+              <div className="wide">
+                <PlanEditor
+                  layers={plan.layers}
+                  ranges={plan.ranges}
+                  peers={plan.peers}
+                  devices={plan.preview?.devices ?? null}
+                  predicted={plan.predicted}
+                  refused={plan.refused}
+                  peerName={(id) => shortPeerId(id, props.room)}
+                  disabled={locked}
+                  onChange={(ranges) => set('partition', partitionText(ranges))}
+                />
+              </div>
+            )}
             <label className="field check wide">
               <input
                 type="checkbox"
@@ -217,6 +314,11 @@ export function RunForm(props: {
           </div>
         )}
       </fieldset>
+      {plan.refused && (
+        <p className="error-text refused" role="alert">
+          Refused: {plan.refused.message}
+        </p>
+      )}
       {check.ok ? (
         <p className="muted shape">{describeShape(check.config)}</p>
       ) : (
@@ -230,8 +332,8 @@ export function RunForm(props: {
         <button
           type="submit"
           className="primary"
-          disabled={locked || !check.ok}
-          title={check.ok ? undefined : 'fix the marked fields first'}
+          disabled={locked || !startable}
+          title={startable ? undefined : 'fix the marked fields first'}
         >
           Start
         </button>
@@ -246,5 +348,121 @@ export function RunForm(props: {
         </button>
       </div>
     </form>
+  );
+}
+
+/** The plan editor's state: layers, the drawn partition, the preview and its check of the partition. */
+function usePlanEditor(
+  form: RunFormState,
+  check: ReturnType<typeof checkRunForm>,
+  pipelined: boolean,
+  props: { peers: readonly PeerView[]; onPlan: (c: RunConfig, s: AbortSignal) => Promise<PlanPreview> },
+) {
+  const [held, setHeld] = useState<{ key: string; preview: PlanPreview } | null>(null);
+  const [planning, setPlanning] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const inFlight = useRef<AbortController | null>(null);
+  useEffect(() => () => inFlight.current?.abort(), []);
+  const engineNames = useLayerNames(form.model, pipelined);
+  // A preview describes one shape of run; another shape needs another preview.
+  const key = check.ok ? previewKey(check.config) : null;
+  const preview = pipelined && held !== null && held.key === key ? held.preview : null;
+  const layers = preview ? preview.layers.map((l) => l.name) : engineNames;
+  const stages = formStages(form);
+  const ranges =
+    pipelined && layers && stages !== null
+      ? editorRanges(form.partition, layers.length, stages, preview?.plan ?? null)
+      : null;
+  const judged = preview && ranges ? checkPartition(preview, ranges) : null;
+  const idle = props.peers.filter((p) => p.state === 'idle').map((p) => p.peerId);
+  const peers = preview
+    ? preview.devices.map((d) => d.peerId)
+    : Array.from({ length: stages ?? 0 }, (_, s) => idle[s] ?? null);
+
+  const request = (): void => {
+    if (!check.ok) return;
+    inFlight.current?.abort();
+    const ac = new AbortController();
+    inFlight.current = ac;
+    const config = check.config;
+    setPlanning(true);
+    setError(null);
+    props.onPlan(config, ac.signal).then(
+      (p) => {
+        if (ac.signal.aborted) return;
+        setHeld({ key: previewKey(config), preview: p });
+        setPlanning(false);
+      },
+      (err: unknown) => {
+        if (ac.signal.aborted) return;
+        const w = toWireError(err);
+        setError(`Auto-plan failed: ${w.name}: ${w.message}`);
+        setPlanning(false);
+      },
+    );
+  };
+
+  return {
+    layers,
+    ranges,
+    preview,
+    peers,
+    planning,
+    error,
+    predicted: judged?.ok ? judged.plan : null,
+    refused: judged && !judged.ok ? { stage: judged.stage, message: judged.message } : null,
+    request,
+  };
+}
+
+/** Data parallelism: each worker's shard size in samples (the last worker takes the rest). */
+function ShardEditor(props: {
+  form: RunFormState;
+  onChange: (shards: string[] | null) => void;
+  issues: readonly string[];
+}) {
+  const { form } = props;
+  const workers = Number(form.workers.trim());
+  if (!(Number.isInteger(workers) && workers >= 1 && workers <= 64)) return null;
+  const train = DATASETS[form.dataset].train;
+  const counts = form.shards ?? equalShardCounts(form.dataset, workers).map(String);
+  const total = counts.reduce((a, c) => a + (Number(c) || 0), 0);
+  return (
+    <div className="fields pipeline-fields shard-fields" role="group" aria-label="data shards">
+      <h3 className="wide">
+        Data shards
+        <button
+          type="button"
+          className="link"
+          onClick={() => props.onChange(null)}
+          disabled={form.shards === null}
+        >
+          equal
+        </button>
+      </h3>
+      <div className="wide shard-row">
+        {counts.map((c, r) => (
+          <label key={r} className="shard">
+            <span>w{r}</span>
+            <input
+              inputMode="numeric"
+              aria-label={`samples of worker ${r}`}
+              value={c}
+              readOnly={r === counts.length - 1 && counts.length > 1}
+              onChange={(e) => props.onChange(withShardCount(counts, r, e.currentTarget.value, train))}
+            />
+          </label>
+        ))}
+      </div>
+      <small className="wide muted">
+        {total.toLocaleString('en-US')} of {train.toLocaleString('en-US')} samples
+        {counts.length > 1 ? '; the last worker takes the rest' : ''}
+      </small>
+      {props.issues.map((m) => (
+        <small key={m} className="wide error-text">
+          {m}
+        </small>
+      ))}
+    </div>
   );
 }
