@@ -4,13 +4,16 @@ import { runIsolatedScript } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/telemetry';
 import { buildModel, loadExportedModel, modelPreset } from '@peertrain/engine';
 import { parseRunConfig } from '@peertrain/protocol';
+import type { RunReport } from '@peertrain/coordinator';
 import { FORM, ROOM, WORKERS, type DashboardCheckResult } from './dashboard-check/check.ts';
 
 // The interactive dashboard, end to end: `npm start` serves it, 4 worker tabs join through its
 // link, a person sets up a 4-stage 1F1B pipeline in the Run form and clicks Start, watches the
 // peers, timeline and loss chart, then exports the trace and the trained model. Real Chromium,
 // real WebRTC and PeerJS inside a private network namespace, no mocks (dashboard-check/run.ts
-// does the browser work). Screenshots: .artifacts/screenshots/dashboard-pipeline-{live,done}.png.
+// does the browser work). Before Start it presses Auto-plan and drags a stage boundary with the
+// mouse; the run must use the dragged partition. Screenshots: .artifacts/screenshots/
+// dashboard-plan.png and dashboard-pipeline-{live,done}.png.
 describe('dashboard: a pipeline run set up, watched and exported by hand', () => {
   it('trains 4 stages of 1F1B from the Run form and exports a trace and a loadable model', async () => {
     const {
@@ -28,6 +31,37 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     // The form understood what was typed: 4 stages, 4 micro-batches, 60 steps.
     expect(r.shape).toMatch(/\b4\b/);
     expect(r.totalSteps).toBe(Number(FORM.steps));
+
+    // Data parallel shard sizes: equal by default; typing one, the last worker takes the rest.
+    expect(r.shards.before).toEqual(['2666', '2666', '2666']);
+    expect(r.shards.after).toEqual(['1000', '2666', '4334']);
+
+    // Auto-plan: the proposal per stage with predicted ms per micro-batch and memory vs the device.
+    const plan = r.plan;
+    const layerCount = modelPreset(FORM.model).layers.length;
+    expect(plan.layerCount).toBe(layerCount);
+    expect(plan.stages).toHaveLength(WORKERS);
+    for (const st of plan.stages) {
+      expect(st.ms).toMatch(/^\d+(\.\d+)? ms \/ µbatch$/);
+      expect(st.mem).toMatch(/^\d+(\.\d+)? [kMG]?B of \d+(\.\d+)? [kMG]?B$/);
+    }
+    expect(plan.step).toMatch(/^predicted step \d[\d,.]* ms/);
+    expect(plan.partitionBefore).toBe('auto');
+    expect(plan.handlesBefore).toHaveLength(WORKERS - 1);
+    // The drag moved exactly the one handle by one layer, and the field says so.
+    const expectedHandles = plan.handlesBefore.map((b, k) =>
+      k === plan.dragged.handle ? plan.dragged.to : b,
+    );
+    expect(plan.handlesAfter).toEqual(expectedHandles);
+    const cuts = [0, ...expectedHandles, layerCount];
+    const dragged = cuts.slice(0, -1).map((first, s) => [first, cuts[s + 1]! - 1] as [number, number]);
+    expect(plan.partitionAfter).toBe(dragged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(','));
+    // Every stage is re-predicted for the dragged partition (it fits: nothing refused).
+    for (const ms of plan.msAfter) expect(ms).toMatch(/^\d+(\.\d+)? ms \/ µbatch$/);
+    // The run used the dragged partition.
+    const report = JSON.parse(await readFile(r.downloads.report.path, 'utf8')) as RunReport;
+    expect(report.config.partition).toBe(plan.partitionAfter);
+    expect(report.pipeline?.perStage.map((s) => s.layers)).toEqual(dragged);
 
     // While training: every peer has its stage, the timeline has a lane per peer, spans drawn.
     const live = r.live;

@@ -147,6 +147,7 @@ export function PlanEditor(props: PlanEditorProps) {
                     {peer ? props.peerName(peer) : 'next idle peer'}
                   </span>
                 </div>
+                <span className="plan-stage-names">{layers.slice(r.first, r.end).join(' · ')}</span>
                 {predicted && device && (
                   <div className="plan-stage-figures">
                     <span className="plan-ms">{formatMs(predicted.predictedMs)} / µbatch</span>

@@ -38,6 +38,27 @@ export interface CanvasPixels {
   line: number;
 }
 
+/** The plan editor after Auto-plan, and the drag of one stage boundary. */
+export interface PlanCheck {
+  /** Per stage of the proposal: its head ("S0 layers 0–2 w-…"), predicted ms and memory texts. */
+  stages: { head: string; ms: string; mem: string }[];
+  /** The predicted step line under the stages. */
+  step: string;
+  /** The partition field after Auto-plan (still 'auto': the proposal is drawn, not typed). */
+  partitionBefore: string;
+  /** aria-valuenow of every boundary handle before and after the drag. */
+  handlesBefore: number[];
+  handlesAfter: number[];
+  /** Which handle (0-based) was dragged from which layer to which. */
+  dragged: { handle: number; from: number; to: number };
+  /** The partition field after the drag. */
+  partitionAfter: string;
+  /** Layers in the editor's strip. */
+  layerCount: number;
+  /** Predicted ms of each stage after the drag (re-evaluated in the page). */
+  msAfter: string[];
+}
+
 /** The dashboard while the pipeline trains. */
 export interface LiveView {
   /** Step of the progress bar when this was read. */
@@ -75,13 +96,20 @@ export interface DashboardCheckResult {
   reportStats: Record<string, string>;
   /** Rows of the report's per-stage table: [stage, layers, peer]. */
   reportStages: string[][];
+  plan: PlanCheck;
+  /**
+   * The data-parallel shard editor of the form's defaults (3 workers, MNIST): sizes shown, and after
+   * typing 1000 for worker 0 (the last worker takes the rest).
+   */
+  shards: { before: string[]; after: string[] };
   /** Where the downloads were saved, and the names the page suggested. */
   downloads: {
+    report: { path: string; suggested: string };
     trace: { path: string; suggested: string };
     modelJson: { path: string; suggested: string };
     weights: { path: string; suggested: string };
   };
-  screenshots: { live: string; done: string };
+  screenshots: { shards: string; plan: string; live: string; done: string };
   /** Console errors and uncaught exceptions of the dashboard page. */
   dashboardErrors: string[];
   /** Uncaught exceptions of the worker tabs. */

@@ -20,6 +20,7 @@ import {
   type CanvasPixels,
   type DashboardCheckResult,
   type LiveView,
+  type PlanCheck,
 } from './check.ts';
 
 const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
@@ -175,6 +176,69 @@ async function readLive(page: Page): Promise<LiveView> {
   };
 }
 
+/**
+ * Presses Auto-plan, reads the proposal, screenshots the plan editor, then drags one boundary
+ * handle one layer with the mouse (the first handle that can move right, else left).
+ */
+async function planAndDrag(page: Page, shot: string): Promise<PlanCheck> {
+  await page.getByRole('button', { name: 'Auto-plan', exact: true }).click();
+  const editor = page.getByRole('group', { name: 'plan editor' });
+  const stageCards = editor.locator('li.plan-stage');
+  // Profiling runs on each stage's device in turn; the figures appear with the preview.
+  await editor.locator('.plan-step').waitFor({ timeout: LONG_WAIT_MS });
+  const stages = await stageCards.evaluateAll((lis) =>
+    lis.map((li) => ({
+      head: li.querySelector('.plan-stage-head')?.textContent.trim() ?? '',
+      ms: li.querySelector('.plan-ms')?.textContent.trim() ?? '',
+      mem: li.querySelector('.plan-mem')?.textContent.trim() ?? '',
+    })),
+  );
+  const step = ((await editor.locator('.plan-step').textContent()) ?? '').trim();
+  const partition = formControl(page, 'partition');
+  const partitionBefore = await partition.inputValue();
+  const handles = editor.getByRole('slider');
+  const readHandles = (): Promise<number[]> =>
+    handles.evaluateAll((hs) => hs.map((h) => Number(h.getAttribute('aria-valuenow'))));
+  const handlesBefore = await readHandles();
+  await page.locator('form.run-form .pipeline-fields').screenshot({ path: shot });
+
+  const layerCount = await editor.locator('.plan-layer').count();
+  const strip = await editor.locator('.plan-strip').boundingBox();
+  let dragged: PlanCheck['dragged'] | null = null;
+  for (let k = 0; k < handlesBefore.length && dragged === null; k++) {
+    const max = Number(await handles.nth(k).getAttribute('aria-valuemax'));
+    const min = Number(await handles.nth(k).getAttribute('aria-valuemin'));
+    const from = handlesBefore[k]!;
+    if (from + 1 <= max) dragged = { handle: k, from, to: from + 1 };
+    else if (from - 1 >= min) dragged = { handle: k, from, to: from - 1 };
+  }
+  if (dragged === null || strip === null) throw new Error(`no handle can move: ${handlesBefore.join(',')}`);
+  const box = await handles.nth(dragged.handle).boundingBox();
+  if (box === null) throw new Error('boundary handle not visible');
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width / 2, y);
+  await page.mouse.down();
+  // Through the strip to the target cut, in small steps as a hand would.
+  await page.mouse.move(strip.x + (strip.width * dragged.to) / layerCount, y, { steps: 8 });
+  await page.mouse.up();
+  const handlesAfter = await readHandles();
+  const partitionAfter = await partition.inputValue();
+  const msAfter = await stageCards.evaluateAll((lis) =>
+    lis.map((li) => li.querySelector('.plan-ms')?.textContent.trim() ?? ''),
+  );
+  return {
+    stages,
+    step,
+    partitionBefore,
+    handlesBefore,
+    handlesAfter,
+    dragged,
+    partitionAfter,
+    layerCount,
+    msAfter,
+  };
+}
+
 /** A download saved under DOWNLOADS with the name the page suggested. */
 async function save(download: Download): Promise<{ path: string; suggested: string }> {
   const suggested = download.suggestedFilename();
@@ -223,6 +287,16 @@ async function main(): Promise<DashboardCheckResult> {
     );
     const peersJoined = since();
 
+    // Data parallelism (the form's default): each worker's shard, sized by hand.
+    const shardGroup = page.getByRole('group', { name: 'data shards' });
+    const readShards = (): Promise<string[]> =>
+      shardGroup.locator('input').evaluateAll((xs) => xs.map((x) => (x as HTMLInputElement).value));
+    const shardsBefore = await readShards();
+    await typeInto(shardGroup.getByRole('textbox', { name: 'samples of worker 0' }), '1000');
+    const shards = { before: shardsBefore, after: await readShards() };
+    const shardsShot = join(SCREENSHOTS, 'dashboard-shards.png');
+    await shardGroup.screenshot({ path: shardsShot });
+
     // The run, by clicking and typing in the Run form.
     await formControl(page, 'strategy').selectOption(FORM.strategy);
     await typeInto(formControl(page, 'workers'), FORM.workers);
@@ -234,6 +308,8 @@ async function main(): Promise<DashboardCheckResult> {
     const shape = (
       (await page.locator('form.run-form p.shape').textContent({ timeout: 5_000 })) ?? ''
     ).trim();
+    const planShot = join(SCREENSHOTS, 'dashboard-plan.png');
+    const plan = await planAndDrag(page, planShot);
     const start = page.getByRole('button', { name: 'Start', exact: true });
     await start.click();
     await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
@@ -281,6 +357,10 @@ async function main(): Promise<DashboardCheckResult> {
         rows.map((tr) => [...tr.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent.trim())),
       );
 
+    // Report JSON: what the run did, per stage its layers (the dragged partition).
+    const reportDownload = page.waitForEvent('download', { timeout: LONG_WAIT_MS });
+    await page.getByRole('button', { name: 'Report JSON', exact: true }).click();
+    const reportFile = await save(await reportDownload);
     // Trace (Perfetto): one download, the run's spans as Chrome trace JSON.
     const traceDownload = page.waitForEvent('download', { timeout: LONG_WAIT_MS });
     await page.getByTestId('export-trace').click();
@@ -316,8 +396,10 @@ async function main(): Promise<DashboardCheckResult> {
       pipelineHeading,
       reportStats,
       reportStages,
-      downloads: { trace, modelJson, weights },
-      screenshots: { live: liveShot, done: doneShot },
+      plan,
+      shards,
+      downloads: { report: reportFile, trace, modelJson, weights },
+      screenshots: { shards: shardsShot, plan: planShot, live: liveShot, done: doneShot },
       dashboardErrors,
       workerErrors,
       ms: { serverUp, peersJoined, started, finished, total: since() },
