@@ -8,7 +8,6 @@ import { fetchPageConfig, signalUrl } from './shared/pageConfig.ts';
 import { openPeerSession, type PeerSession } from './shared/peerSession.ts';
 import { useBoot, type BootContext } from './shared/useBoot.ts';
 import { useFrameThrottled } from './shared/useFrameThrottled.ts';
-import { formatPercent } from './shared/format.ts';
 import { runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';
@@ -16,7 +15,7 @@ import { ShareCard } from './components/ShareCard.tsx';
 import { PeerTable } from './components/PeerTable.tsx';
 import { RunForm } from './components/RunForm.tsx';
 import { RunProgress } from './components/RunProgress.tsx';
-import { LineChart } from './components/LineChart.tsx';
+import { RunCharts } from './components/RunCharts.tsx';
 import { ReportCard } from './components/ReportCard.tsx';
 import { Timeline } from './components/Timeline.tsx';
 import { Topology } from './components/Topology.tsx';
@@ -139,8 +138,6 @@ export function App(props: { params: DashboardParams; origin: string; emit: Emit
   );
 }
 
-const percent = (v: number): string => formatPercent(v, 0);
-
 function Dashboard(props: { live: Live; room: string; origin: string }) {
   const { coordinator, runs } = props.live;
   const source = useMemo(
@@ -156,14 +153,6 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
   // Timeline and topology: once a run has spans, or is a pipeline (whose spans are on their way).
   const parallel = run.spans.length > 0 || run.pipeline !== null;
 
-  const lossX = useMemo(() => run.steps.map((p) => p.step), [run.steps]);
-  const lossY = useMemo(() => run.steps.map((p) => p.loss), [run.steps]);
-  const accX = useMemo(() => run.evals.map((p) => p.step), [run.evals]);
-  const accY = useMemo(() => run.evals.map((p) => p.accuracy), [run.evals]);
-          peers={peers}
-          room={props.room}
-          onPlan={(config, signal) => coordinator.plan(config, { signal })}
-
   return (
     <main className="layout">
       <aside className="side">
@@ -171,6 +160,9 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
         <RunForm
           phase={run.phase}
           busy={outcome.busy}
+          peers={peers}
+          room={props.room}
+          onPlan={(config, signal) => coordinator.plan(config, { signal })}
           onStart={(config) =>
             runs.start((signal) => coordinator.run(config, { signal, waitMs: HEADLESS_WAIT_MS }))
           }
@@ -187,19 +179,7 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
             Run failed: <strong>{outcome.error.name}</strong>: {outcome.error.message}
           </p>
         )}
-        <div className="charts">
-          <LineChart title="Training loss" x={lossX} y={lossY} yLabel="loss" color="#2563eb" />
-          <LineChart
-            title="Test accuracy"
-            x={accX}
-            y={accY}
-            yLabel="accuracy"
-            color="#16a34a"
-            yRange={[0, 1]}
-            points
-            format={percent}
-          />
-        </div>
+        <RunCharts run={run} peers={peers} room={props.room} />
         {parallel && (
           <Timeline
             spans={run.spans}

@@ -1,26 +1,30 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { parseRunConfig } from '@peertrain/protocol';
-import type { PeerView, PipelineView, RunReport, TimelineSpan } from '@peertrain/coordinator';
+import type { PipelineView, RunReport, RunView, TimelineSpan } from '@peertrain/coordinator';
 import { TopBar } from './shared/ui.tsx';
 import { Timeline } from './components/Timeline.tsx';
 import { Topology } from './components/Topology.tsx';
 import { PeerTable } from './components/PeerTable.tsx';
 import { ReportCard } from './components/ReportCard.tsx';
 import { RunForm } from './components/RunForm.tsx';
-import { syntheticGpipe } from './timeline.fixture.ts';
+import { RunCharts } from './components/RunCharts.tsx';
+import { fixturePeers, fixtureSteps, syntheticGpipe } from './timeline.fixture.ts';
 import './shared/theme.css';
 import './dashboard.css';
 
 // Dev-only page (vite dev server: /apps/dashboard/gallery.html; not in the build): the pipeline
 // views on synthetic GPipe spans, to look at them without a session.
-// ?stages=4&mb=8&steps=3 shape the run; &live=1 adds a step every 400 ms (follow mode).
+// ?stages=4&mb=8&steps=3 shape the run; &live=1 adds a step every 400 ms (follow mode);
+// &chart=600 is how many steps the charts show (made-up telemetry: fixturePeers, fixtureSteps).
+// The 16-peer scene: ?stages=16&mb=16&steps=4.
 
 const q = new URLSearchParams(location.search);
 const num = (k: string, d: number): number => Number(q.get(k) ?? d) || d;
 const STAGES = num('stages', 4);
 const MB = num('mb', 8);
 const STEPS = num('steps', 3);
+const CHART_STEPS = num('chart', 600);
 const ROOM = 'demo';
 
 function data(steps: number): { spans: TimelineSpan[]; pipeline: PipelineView } {
@@ -45,27 +49,6 @@ function data(steps: number): { spans: TimelineSpan[]; pipeline: PipelineView } 
       bubbles,
     },
   };
-}
-
-function peersOf(pipeline: PipelineView): PeerView[] {
-  return pipeline.assignments.map((a, rank) => ({
-    peerId: a.peerId,
-    state: 'computing',
-    device: null,
-    rank,
-    role: 'stage',
-    shard: null,
-    stage: { stage: a.stage, replica: a.replica, first: a.first, end: a.end },
-    rttMs: 0.6,
-    clockOffsetMs: 0,
-    lastStep: 2,
-    lastComputeMs: 60,
-    lastCommMs: 8,
-    bytesSent: 1_200_000,
-    framesRefused: 0,
-    memory: null,
-    bandwidthBytesPerSec: null,
-  }));
 }
 
 function report(pipeline: PipelineView): RunReport {
@@ -105,6 +88,29 @@ function report(pipeline: PipelineView): RunReport {
   };
 }
 
+function chartRun(pipeline: PipelineView, steps: number): RunView {
+  const { steps: points, evals } = fixtureSteps(CHART_STEPS + steps, pipeline.assignments.length);
+  const config = parseRunConfig({
+    strategy: 'pipeline',
+    workers: STAGES,
+    model: 'deepMlp',
+    schedule: 'gpipe',
+  });
+  return {
+    runId: 1,
+    phase: 'running',
+    config,
+    step: points.length,
+    totalSteps: points.length + 200,
+    steps: points,
+    evals,
+    error: null,
+    startedAt: 200,
+    spans: [],
+    pipeline,
+  };
+}
+
 function Gallery() {
   const [steps, setSteps] = useState(STEPS);
   useEffect(() => {
@@ -116,7 +122,8 @@ function Gallery() {
   const all = data(steps);
   const keep = Math.max(0, steps - 8);
   const spans = all.spans.filter((s) => s.step >= keep);
-  const peers = peersOf(all.pipeline);
+  const peers = fixturePeers(all.pipeline, steps - 1);
+  const run = chartRun(all.pipeline, steps);
   return (
     <div className="page dashboard">
       <TopBar title="PeerTrain gallery" room={ROOM} />
@@ -125,6 +132,9 @@ function Gallery() {
           <RunForm
             phase="idle"
             busy={false}
+            peers={peers}
+            room={ROOM}
+            onPlan={() => Promise.reject(new Error('the gallery has no coordinator to plan with'))}
             onStart={() => {}}
             onPause={() => {}}
             onResume={() => {}}
@@ -133,6 +143,7 @@ function Gallery() {
           <Topology spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} />
         </aside>
         <div className="main">
+          <RunCharts run={run} peers={peers} room={ROOM} />
           <Timeline spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} originMs={200} />
           <PeerTable peers={peers} room={ROOM} />
           <ReportCard report={report(all.pipeline)} room={ROOM} />

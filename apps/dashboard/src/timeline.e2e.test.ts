@@ -159,6 +159,65 @@ describe('pipeline timeline in Chromium', () => {
     await page.close();
   }, 120_000);
 
+  it('stays usable with 16 peers: table, 16 timeline lanes, charts and topology', async () => {
+    const page = await open('?stages=16&mb=16&steps=4&chart=2000');
+    // The charts: one figure each, named, with their point counts.
+    const charts = [
+      'training loss',
+      'test accuracy',
+      'samples per second',
+      'utilization per peer',
+      'bytes per step',
+    ];
+    for (const name of charts) {
+      const fig = page.getByRole('figure', { name });
+      expect(Number(await fig.getAttribute('data-points'))).toBeGreaterThan(0);
+    }
+    const loss = page.getByRole('figure', { name: 'training loss' });
+    expect(await loss.getAttribute('data-points')).toBe('2004');
+    // Utilization: a line (legend entry) per peer.
+    expect(
+      await page.getByRole('figure', { name: 'utilization per peer' }).locator('.u-series').count(),
+    ).toBe(16);
+    // Steps / time toggle: the loss chart's x axis changes, its points stay.
+    const before = await loss.locator('canvas').screenshot();
+    await page.getByRole('button', { name: 'time' }).click();
+    await page.waitForTimeout(100);
+    expect(await page.getByRole('button', { name: 'time' }).getAttribute('aria-pressed')).toBe('true');
+    expect((await loss.locator('canvas').screenshot()).equals(before)).toBe(false);
+    expect(await loss.getAttribute('data-points')).toBe('2004');
+    await page.getByRole('button', { name: 'steps' }).click();
+
+    // Peer table: 16 rows with the telemetry cells, no wider than the page at 1400 px.
+    const rows = page.locator('section.peers tbody tr');
+    expect(await rows.count()).toBe(16);
+    expect(await rows.first().locator('[data-col="memory"]').textContent()).toMatch(
+      /^[\d.]+ (kB|MB) \d+ tensors$/,
+    );
+    expect(await rows.first().locator('[data-col="link"]').textContent()).toMatch(/^[\d.]+ ms [\d.]+ MB\/s$/);
+    expect(await rows.first().locator('[data-col="device"]').getAttribute('title')).toMatch(
+      /adapter: vendor=apple/,
+    );
+    expect(await page.locator('section.peers .pill.state-stalled').count()).toBe(1);
+    await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-16-peers.png'), fullPage: true });
+    const overflow = await page.evaluate(() => {
+      const scroll = document.querySelector('section.peers .table-scroll');
+      const table = scroll?.querySelector('table');
+      if (!scroll || !table) return 1;
+      // The table's natural width (width: auto) against the room it has.
+      table.style.width = 'auto';
+      const natural = table.getBoundingClientRect().width;
+      table.style.width = '';
+      return natural - scroll.clientWidth;
+    });
+    // Fits, with room to spare for real peer ids (w- and 8 characters, a few more than w-s10).
+    expect(overflow).toBeLessThanOrEqual(-30);
+    const timeline = (await page.locator('.timeline-canvas').getAttribute('aria-label')) ?? '';
+    expect(timeline).toMatch(/^timeline of 16 peers/);
+    expect(await page.locator('.topology svg .node').count()).toBe(16);
+    await page.close();
+  }, 120_000);
+
   it('shows the topology of a pipeline with its send rates', async () => {
     const page = await open('?stages=3&mb=4&steps=2');
     const svg = page.locator('.topology svg');

@@ -1,4 +1,4 @@
-import type { PipelineView, TimelineSpan } from '@peertrain/coordinator';
+import type { EvalPoint, PeerView, PipelineView, StepPoint, TimelineSpan } from '@peertrain/coordinator';
 
 // Synthetic GPipe spans for tests (and for looking at the timeline without a session): P stages,
 // M micro-batches, fixed forward / backward / transfer times, steps back to back.
@@ -92,4 +92,95 @@ export function syntheticGpipe(o: SyntheticOptions): { spans: TimelineSpan[]; pi
     bubbles: [],
   };
   return { spans, pipeline };
+}
+
+// ---- made-up but plausible room telemetry and chart data (the gallery's scenes, tests) ----
+
+const BACKEND_MIX = [
+  {
+    backend: 'webgpu',
+    gflops: 310,
+    adapter: { vendor: 'apple', architecture: 'metal-3', isFallbackAdapter: false },
+  },
+  { backend: 'wasm', gflops: 17.4 },
+  { backend: 'webgl', gflops: 42.5 },
+  {
+    backend: 'webgpu',
+    gflops: 0.35,
+    adapter: { vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: true },
+  },
+] as const;
+
+/** Peers for a pipeline's assignments: a mix of devices, states, memory and links (deterministic). */
+export function fixturePeers(pipeline: PipelineView, step: number): PeerView[] {
+  return pipeline.assignments.map((a, rank) => {
+    const d = BACKEND_MIX[rank % BACKEND_MIX.length]!;
+    const gpu = d.backend === 'webgpu' || d.backend === 'webgl';
+    const paramBytes = 400_000 + ((rank * 7919) % 5) * 120_000;
+    const state: PeerView['state'] = rank === 5 ? 'stalled' : rank % 4 === 3 ? 'sending' : 'computing';
+    return {
+      peerId: a.peerId,
+      state,
+      device: {
+        backend: d.backend,
+        gflops: d.gflops,
+        probes: [{ backend: d.backend, ok: true, gflops: d.gflops }],
+        ...('adapter' in d
+          ? {
+              adapter: { ...d.adapter },
+              limits: { maxStorageBuffersPerShaderStage: 10, maxComputeWorkgroupStorageSize: 32768 },
+            }
+          : {}),
+        hardwareConcurrency: 4 + (rank % 3) * 2,
+      },
+      rank,
+      role: 'stage',
+      shard: { start: 0, count: 60_000 }, // one replica: every stage reads the whole training set
+      stage: { stage: a.stage, replica: a.replica, first: a.first, end: a.end },
+      rttMs: 0.4 + (rank % 5) * 0.35,
+      clockOffsetMs: rank * 1.7 - 3,
+      lastStep: rank === 5 ? step - 3 : step,
+      lastComputeMs: 55 + (rank % 6) * 4,
+      lastCommMs: 6 + (rank % 3) * 3,
+      bytesSent: 1_200_000 * (rank + 1),
+      framesRefused: rank === 9 ? 1 : 0,
+      memory: {
+        numBytes: paramBytes * 3 + 260_000 * (rank % 4),
+        numTensors: 24 + (rank % 5) * 6,
+        ...(gpu ? { numBytesInGPU: paramBytes * 2 } : {}),
+        paramBytes,
+        peakActivationBytes: 120_000 + (rank % 3) * 40_000,
+      },
+      bandwidthBytesPerSec: 8e6 + ((rank * 37) % 16) * 1.1e6,
+    };
+  });
+}
+
+/** `n` steps of a run that learns (loss falls, accuracy rises) over `ranks` ranks: chart fixtures. */
+export function fixtureSteps(n: number, ranks: number): { steps: StepPoint[]; evals: EvalPoint[] } {
+  const steps: StepPoint[] = [];
+  let t = 0;
+  for (let step = 0; step < n; step++) {
+    const stepMs = 140 + 25 * Math.sin(step / 7) + (step % 13 === 0 ? 60 : 0);
+    t += stepMs;
+    steps.push({
+      step,
+      loss: 2.3 * Math.exp(-step / 180) + 0.08 + 0.03 * Math.sin(step * 1.7),
+      tMs: t,
+      samplesPerSec: (64 * (step + 1)) / (t / 1000),
+      computeMs: 90,
+      commMs: 20,
+      stepMs,
+      bytes: 2_400_000 + 200_000 * Math.sin(step / 5),
+      computeMsByRank: Array.from(
+        { length: ranks },
+        (_, r) => stepMs * (0.45 + (0.4 * ((r * 5) % ranks)) / ranks),
+      ),
+    });
+  }
+  const evals: EvalPoint[] = [];
+  for (let step = 50; step <= n; step += 50) {
+    evals.push({ step, accuracy: 0.96 - 0.8 * Math.exp(-step / 150), loss: 0.3, tMs: steps[step - 1]!.tMs });
+  }
+  return { steps, evals };
 }

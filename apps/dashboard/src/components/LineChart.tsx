@@ -1,45 +1,70 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, type ReactNode } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
 const HEIGHT = 220;
 
-/** One series over training steps, drawn with uPlot; data updates without recreating the chart. */
-export function LineChart(props: {
-  title: string;
-  /** Steps, ascending. */
-  x: readonly number[];
-  y: readonly number[];
-  yLabel: string;
+export interface ChartSeries {
+  label: string;
   color: string;
+  /** One value per x (null: a gap). */
+  y: readonly (number | null)[];
+}
+
+/**
+ * Lines over a shared x (steps or seconds), drawn with uPlot. The plot is built once per look
+ * (labels, colours, number of series) and fed with setData on every update, so thousands of
+ * points stay cheap. One series: `y` + `color`; several (with a legend): `series`.
+ */
+export function LineChart(props: {
+  title: ReactNode;
+  /** x values, ascending. */
+  x: readonly number[];
+  y?: readonly (number | null)[];
+  color?: string;
+  series?: readonly ChartSeries[];
+  yLabel: string;
+  /** Axis label of x (default "step"). */
+  xLabel?: string;
   /** Fixed y range (e.g. accuracy 0..1); auto when omitted. */
   yRange?: [number, number];
   /** Draw points (for sparse series such as evaluations). */
   points?: boolean;
   format?: (v: number) => string;
+  /** Accessible name of the chart (default: the title when it is a string). */
+  ariaLabel?: string;
+  /** Controls shown beside the title. */
+  tools?: ReactNode;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
-  const { title, yLabel, color, yRange, points, format } = props;
+  const { yLabel, yRange, points, format } = props;
+  const xLabel = props.xLabel ?? 'step';
+  const series: readonly ChartSeries[] = props.series ?? [
+    { label: yLabel, color: props.color ?? '#2563eb', y: props.y ?? [] },
+  ];
+  const multi = props.series !== undefined;
   const yMin = yRange?.[0];
   const yMax = yRange?.[1];
+  // What the plot is built from (data aside): a change rebuilds it, anything else is setData.
+  const look = JSON.stringify([xLabel, multi, series.map((s) => [s.label, s.color])]);
 
-  // (Re)create the chart when its look changes; data arrives through the effect below.
   useEffect(() => {
     const el = box.current;
     if (!el) return;
     const fmt = format ?? ((v: number) => String(v));
+    const [, multiNow, looks] = JSON.parse(look) as [string, boolean, [string, string][]];
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: HEIGHT,
-      legend: { show: false },
+      legend: { show: multiNow, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: {
         x: { time: false },
         y: yMin !== undefined && yMax !== undefined ? { range: [yMin, yMax] } : { auto: true },
       },
       axes: [
-        { label: 'step', stroke: '#5b6472', grid: { stroke: '#e6e9ee' } },
+        { label: xLabel, stroke: '#5b6472', grid: { stroke: '#e6e9ee' } },
         {
           label: yLabel,
           stroke: '#5b6472',
@@ -49,11 +74,16 @@ export function LineChart(props: {
         },
       ],
       series: [
-        { label: 'step' },
-        { label: yLabel, stroke: color, width: 2, points: { show: points ?? false, size: 6, fill: color } },
+        { label: xLabel },
+        ...looks.map(([label, color]) => ({
+          label,
+          stroke: color,
+          width: multiNow ? 1.5 : 2,
+          points: { show: points ?? false, size: 6, fill: color },
+        })),
       ],
     };
-    const u = new uPlot(opts, [[], []], el);
+    const u = new uPlot(opts, [[], ...looks.map(() => [])], el);
     chart.current = u;
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: HEIGHT }));
     ro.observe(el);
@@ -62,15 +92,32 @@ export function LineChart(props: {
       u.destroy();
       chart.current = null;
     };
-  }, [yLabel, color, yMin, yMax, points, format]);
+  }, [look, xLabel, yLabel, yMin, yMax, points, format]);
 
+  // After every render, but only when an array changed identity (or the plot was rebuilt).
+  const fed = useRef<{ plot: uPlot | null; arrays: readonly unknown[] }>({ plot: null, arrays: [] });
   useEffect(() => {
-    chart.current?.setData([Array.from(props.x), Array.from(props.y)]);
-  }, [props.x, props.y, yLabel, color, yMin, yMax, points, format]);
+    const u = chart.current;
+    if (!u) return;
+    const arrays = [props.x, ...series.map((s) => s.y)];
+    const last = fed.current;
+    if (
+      last.plot === u &&
+      last.arrays.length === arrays.length &&
+      arrays.every((a, i) => a === last.arrays[i])
+    )
+      return;
+    fed.current = { plot: u, arrays };
+    u.setData([Array.from(props.x), ...series.map((s) => Array.from(s.y))]);
+  });
 
+  const name = props.ariaLabel ?? (typeof props.title === 'string' ? props.title : yLabel);
   return (
-    <figure className="card chart">
-      <figcaption>{title}</figcaption>
+    <figure className="card chart" aria-label={name} data-points={props.x.length}>
+      <figcaption>
+        {props.title}
+        {props.tools}
+      </figcaption>
       <div ref={box} className="chart-box" />
       {props.x.length === 0 && <p className="chart-empty muted">No data yet</p>}
     </figure>

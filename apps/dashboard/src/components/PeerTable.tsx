@@ -1,6 +1,18 @@
 import type { PeerView } from '@peertrain/coordinator';
-import { formatBytes, formatGflops, formatMs, formatShard, orDash } from '../shared/format.ts';
+import { formatBytes, formatMs, formatShard, orDash } from '../shared/format.ts';
 import { layersText, roleText, shortPeerId } from '../peerLabels.ts';
+import {
+  deviceText,
+  deviceTitle,
+  linkLines,
+  linkTitle,
+  memoryLines,
+  memoryTitle,
+  shardText,
+} from './peerTelemetry.ts';
+
+// One row per peer. Cells that combine two figures (device, memory, link) keep the table within
+// 1400 px; their title tooltip has the detail. data-col names each cell for tests.
 
 export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
   // Layers only mean something in pipeline and hybrid runs.
@@ -18,43 +30,64 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
           <table>
             <thead>
               <tr>
-                <th>peer</th>
+                <th title="short id · rank in the run">peer</th>
                 <th>state</th>
-                <th>backend</th>
-                <th className="num">GFLOP/s</th>
-                <th className="num">rank</th>
+                <th title="backend · measured GFLOP/s">device</th>
                 <th>role</th>
-                <th>shard</th>
+                <th title="training samples [first, end)">shard</th>
                 {staged && <th>layers</th>}
-                <th className="num">RTT</th>
-                <th className="num">last step</th>
-                <th className="num">compute / comm</th>
-                <th className="num">sent</th>
-                <th className="num">refused</th>
+                <th className="num" title="engine bytes · tensors held">
+                  memory
+                </th>
+                <th className="num" title="round trip · bandwidth to the coordinator">
+                  link
+                </th>
+                <th className="num" title="last step reported · its compute / communication time">
+                  last step
+                </th>
+                <th className="num" title="bytes sent to other peers (frames refused, if any)">
+                  sent
+                </th>
               </tr>
             </thead>
             <tbody>
               {props.peers.map((p) => (
                 <tr key={p.peerId} className={p.state === 'gone' ? 'gone' : undefined}>
-                  <td className="mono" title={p.peerId}>
+                  <td className="mono" data-col="peer" title={p.peerId}>
                     {shortPeerId(p.peerId, props.room)}
+                    {/* A stage's role already says where it is. */}
+                    {p.rank !== null && p.role !== 'stage' && <span className="peer-rank"> #{p.rank}</span>}
                   </td>
-                  <td>
+                  <td data-col="state">
                     <span className={`pill state-${p.state}`}>{p.state}</span>
                   </td>
-                  <td>{orDash(p.device?.backend)}</td>
-                  <td className="num">{formatGflops(p.device?.gflops)}</td>
-                  <td className="num">{orDash(p.rank)}</td>
-                  <td className="wrap">{orDash(roleText(p))}</td>
-                  <td>{formatShard(p.shard)}</td>
-                  {staged && <td className="mono">{p.stage ? layersText(p.stage) : orDash(null)}</td>}
-                  <td className="num">{formatMs(p.rttMs)}</td>
-                  <td className="num">{orDash(p.lastStep)}</td>
-                  <td className="num wrap">
-                    {formatMs(p.lastComputeMs)} / {formatMs(p.lastCommMs)}
+                  <td data-col="device" title={deviceTitle(p.device)}>
+                    {deviceText(p.device)}
                   </td>
-                  <td className="num">{formatBytes(p.bytesSent)}</td>
-                  <td className={`num${p.framesRefused > 0 ? ' warn' : ''}`}>{p.framesRefused}</td>
+                  <td className="wrap">{orDash(roleText(p))}</td>
+                  <td title={formatShard(p.shard)}>{shardText(p.shard)}</td>
+                  {staged && <td className="mono">{p.stage ? layersText(p.stage) : orDash(null)}</td>}
+                  <td className="num" data-col="memory" title={memoryTitle(p.memory)}>
+                    <TwoLines lines={memoryLines(p.memory)} />
+                  </td>
+                  <td className="num" data-col="link" title={linkTitle(p)}>
+                    <TwoLines lines={linkLines(p)} />
+                  </td>
+                  <td className="num" data-col="step">
+                    {p.lastStep === null ? (
+                      orDash(null)
+                    ) : (
+                      <>
+                        <span className="peer-step">{p.lastStep}</span> {stepTimes(p)}
+                      </>
+                    )}
+                  </td>
+                  <td className={`num${p.framesRefused > 0 ? ' warn' : ''}`} data-col="sent">
+                    {formatBytes(p.bytesSent)}
+                    {p.framesRefused > 0 && (
+                      <span title={`${p.framesRefused} malformed frame(s) refused`}> ⚠{p.framesRefused}</span>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -62,5 +95,18 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
         </div>
       )}
     </section>
+  );
+}
+
+/** "55.0 / 6.00 ms": the last step's compute and communication time, the unit once. */
+function stepTimes(p: Pick<PeerView, 'lastComputeMs' | 'lastCommMs'>): string {
+  return `${formatMs(p.lastComputeMs).replace(/ ms$/, '')} / ${formatMs(p.lastCommMs)}`;
+}
+
+function TwoLines(props: { lines: [string, string] }) {
+  return (
+    <>
+      <span className="cell-main">{props.lines[0]}</span> <span className="cell-sub">{props.lines[1]}</span>
+    </>
   );
 }

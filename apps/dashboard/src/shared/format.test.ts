@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  formatBandwidth,
   formatBytes,
   formatEta,
   formatGflops,
@@ -46,5 +47,10 @@ describe('format', () => {
     expect(formatPercent(0.9731, 1)).toBe('97.3%');
     expect(formatShard({ start: 20_000, count: 20_000 })).toBe('20,000–39,999 (20,000)');
     expect(formatShard(null)).toBe('–');
+  });
+
+  it('bandwidth as bytes per second, a dash when unknown', () => {
+    expect(formatBandwidth(21_300_000)).toBe('21.3 MB/s');
+    expect(formatBandwidth(null)).toBe('–');
   });
 });

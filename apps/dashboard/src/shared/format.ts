@@ -68,3 +68,9 @@ export function formatShard(shard: { start: number; count: number } | null | und
 export function orDash(v: string | number | null | undefined): string {
   return v === null || v === undefined || v === '' ? DASH : String(v);
 }
+
+/** A link's throughput: 21300000 -> "21.3 MB/s" (SI, like formatBytes). */
+export function formatBandwidth(bytesPerSec: number | null | undefined): string {
+  const b = formatBytes(bytesPerSec);
+  return b === DASH ? DASH : `${b}/s`;
+}

@@ -1,0 +1,134 @@
+import { useMemo, useState } from 'react';
+import type { PeerView, RunView } from '@peertrain/coordinator';
+import { formatBytes, formatPercent } from '../shared/format.ts';
+import { shortPeerId } from '../peerLabels.ts';
+import { LineChart, type ChartSeries } from './LineChart.tsx';
+import { chartColumns, type ChartAxis } from './chartData.ts';
+
+/** Sixteen distinguishable line colours (one per peer); beyond that they repeat. */
+export const PEER_COLORS = [
+  '#2563eb',
+  '#dc2626',
+  '#16a34a',
+  '#d97706',
+  '#7c3aed',
+  '#0891b2',
+  '#db2777',
+  '#65a30d',
+  '#1e3a8a',
+  '#9f1239',
+  '#166534',
+  '#92400e',
+  '#5b21b6',
+  '#155e75',
+  '#9d174d',
+  '#3f6212',
+];
+
+const percent = (v: number): string => formatPercent(v, 0);
+const bytes = (v: number): string => formatBytes(v);
+const rate = (v: number): string => (v >= 1000 ? `${(v / 1000).toPrecision(3)}k` : v.toPrecision(3));
+
+/**
+ * The run's charts in a grid: loss and accuracy (over steps or over time: one toggle for all),
+ * samples/s, per-peer utilization and bytes moved per step. Each figure has an aria-label and
+ * data-points (its number of x values) for tests.
+ */
+export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; room: string }) {
+  const { peers, room } = props;
+  const { steps, evals, config } = props.run;
+  const [axis, setAxis] = useState<ChartAxis>('step');
+  // The coordinator replaces steps / evals only when one is added: pongs do not recompute columns.
+  const c = useMemo(() => chartColumns({ steps, evals, config }), [steps, evals, config]);
+  const x = axis === 'step' ? c.step : c.timeS;
+  const evalX = axis === 'step' ? c.evalStep : c.evalTimeS;
+  const xLabel = axis === 'step' ? 'step' : 'time (s)';
+
+  const sps = useMemo<ChartSeries[]>(
+    () => [
+      { label: 'last 5 steps', color: '#0891b2', y: c.samplesPerSec },
+      { label: 'since start', color: '#94a3b8', y: c.samplesPerSecMean },
+    ],
+    [c],
+  );
+  // One line per rank, named after the peer that holds it now.
+  const names = peers.map((p) => [p.rank, shortPeerId(p.peerId, room)] as const);
+  const nameKey = JSON.stringify(names);
+  const util = useMemo<ChartSeries[]>(() => {
+    const byRank = new Map(JSON.parse(nameKey) as [number | null, string][]);
+    return c.utilization.map((y, rank) => ({
+      label: byRank.get(rank) ?? `rank ${rank}`,
+      color: PEER_COLORS[rank % PEER_COLORS.length]!,
+      y,
+    }));
+  }, [c, nameKey]);
+
+  const tools = (
+    <span className="chart-axis" role="group" aria-label="chart x axis">
+      {(['step', 'time'] as const).map((a) => (
+        <button
+          key={a}
+          type="button"
+          className="chart-axis-button"
+          aria-pressed={axis === a}
+          onClick={() => setAxis(a)}
+        >
+          {a === 'step' ? 'steps' : 'time'}
+        </button>
+      ))}
+    </span>
+  );
+
+  return (
+    <div className="charts run-charts">
+      <LineChart
+        title="Training loss"
+        ariaLabel="training loss"
+        x={x}
+        y={c.loss}
+        xLabel={xLabel}
+        yLabel="loss"
+        color="#2563eb"
+        tools={tools}
+      />
+      <LineChart
+        title="Test accuracy"
+        ariaLabel="test accuracy"
+        x={evalX}
+        y={c.accuracy}
+        xLabel={xLabel}
+        yLabel="accuracy"
+        color="#16a34a"
+        yRange={[0, 1]}
+        points
+        format={percent}
+      />
+      <LineChart
+        title="Samples/s"
+        ariaLabel="samples per second"
+        x={c.step}
+        series={sps}
+        yLabel="samples/s"
+        format={rate}
+      />
+      <LineChart
+        title="Utilization per peer"
+        ariaLabel="utilization per peer"
+        x={c.step}
+        series={util}
+        yLabel="computing"
+        yRange={[0, 1]}
+        format={percent}
+      />
+      <LineChart
+        title="Bytes moved per step"
+        ariaLabel="bytes per step"
+        x={c.step}
+        y={c.bytes}
+        yLabel="bytes"
+        color="#7c3aed"
+        format={bytes}
+      />
+    </div>
+  );
+}

@@ -1,0 +1,75 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCoordinator } from '@peertrain/coordinator';
+import type { Coordinator, PeerView } from '@peertrain/coordinator';
+import { memoryShardCache } from '@peertrain/engine';
+import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
+import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
+import { engineCompute } from './engine-compute.ts';
+import { createWorkerRuntime } from './runtime.ts';
+
+// The worker's half of the room's telemetry with the real engine: its pong carries tf.memory()
+// (and, during a run, the parameters it holds), and it acks the coordinator's bandwidth probe.
+
+const ROOM = 'wtele';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function until(coord: Coordinator, cond: (peers: PeerView[]) => boolean, ms = 20_000): Promise<void> {
+  if (cond(coord.view().peers)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('condition not met in time'));
+    }, ms);
+    const off = coord.subscribe((v) => {
+      if (!cond(v.peers)) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+describe('worker telemetry', () => {
+  it('reports engine memory and acks the bandwidth probe; params show up once a run holds them', async () => {
+    const net = createMemoryNetwork();
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+      pingEveryMs: 20,
+      probeBytes: 128 * 1024,
+    });
+    cleanups.push(() => coord.dispose());
+    for (const name of ['a', 'b']) {
+      const w = createWorkerRuntime({
+        mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name), { maxMessageSize: 16 * 1024 })),
+        room: ROOM,
+        coordinatorId: coordinatorPeerId(ROOM),
+        compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      });
+      cleanups.push(() => w.leave('test over'));
+    }
+    await until(
+      coord,
+      (ps) => ps.length === 2 && ps.every((p) => p.memory !== null && p.bandwidthBytesPerSec !== null),
+    );
+    for (const p of coord.view().peers) {
+      expect(p.memory!.numTensors).toBeGreaterThanOrEqual(0);
+      expect(p.memory!.numBytes).toBeGreaterThanOrEqual(0);
+      expect(p.bandwidthBytesPerSec).toBeGreaterThan(0);
+    }
+    const run = coord.run(
+      { dataset: 'synthetic', model: 'mlp', workers: 2, steps: 30, batch: 8, evalEvery: 0 },
+      { waitMs: 20_000 },
+    );
+    // While it trains, the pong says what the run holds: the whole model's parameters.
+    await until(coord, (ps) => ps.every((p) => (p.memory?.paramBytes ?? 0) > 0));
+    await run;
+    const steps = coord.view().run.steps;
+    // All-reduce moves bytes every step; both ranks computed.
+    expect(steps.every((s) => (s.bytes ?? 0) > 0)).toBe(true);
+    expect(steps.every((s) => s.computeMsByRank?.length === 2)).toBe(true);
+  }, 60_000);
+});
