@@ -1,6 +1,6 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { parseRunConfig } from '@peertrain/protocol';
+import { parseRunConfig, runShape } from '@peertrain/protocol';
 import type { PipelineView, RunReport, RunView, TimelineSpan } from '@peertrain/coordinator';
 import { TopBar } from './shared/ui.tsx';
 import { Timeline } from './components/Timeline.tsx';
@@ -89,13 +89,17 @@ function report(pipeline: PipelineView): RunReport {
 }
 
 function chartRun(pipeline: PipelineView, steps: number): RunView {
-  const { steps: points, evals } = fixtureSteps(CHART_STEPS + steps, pipeline.assignments.length);
   const config = parseRunConfig({
     strategy: 'pipeline',
     workers: STAGES,
     model: 'deepMlp',
     schedule: 'gpipe',
   });
+  const { steps: points, evals } = fixtureSteps(
+    CHART_STEPS + steps,
+    pipeline.assignments.length,
+    runShape(config).globalBatch,
+  );
   return {
     runId: 1,
     phase: 'running',

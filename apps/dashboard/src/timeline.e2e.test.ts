@@ -215,6 +215,12 @@ describe('pipeline timeline in Chromium', () => {
     const timeline = (await page.locator('.timeline-canvas').getAttribute('aria-label')) ?? '';
     expect(timeline).toMatch(/^timeline of 16 peers/);
     expect(await page.locator('.topology svg .node').count()).toBe(16);
+    await page
+      .locator('.topology')
+      .screenshot({ path: join(SCREENSHOTS, 'dashboard-16-peers-topology.png') });
+    await page
+      .locator('.run-charts')
+      .screenshot({ path: join(SCREENSHOTS, 'dashboard-16-peers-charts.png') });
     await page.close();
   }, 120_000);
 

@@ -156,25 +156,33 @@ export function fixturePeers(pipeline: PipelineView, step: number): PeerView[] {
   });
 }
 
-/** `n` steps of a run that learns (loss falls, accuracy rises) over `ranks` ranks: chart fixtures. */
-export function fixtureSteps(n: number, ranks: number): { steps: StepPoint[]; evals: EvalPoint[] } {
+/**
+ * `n` steps of a run that learns (loss falls, accuracy rises) over `ranks` ranks, `globalBatch`
+ * samples a step: chart fixtures. Step times wander slowly with a little deterministic jitter.
+ */
+export function fixtureSteps(
+  n: number,
+  ranks: number,
+  globalBatch: number,
+): { steps: StepPoint[]; evals: EvalPoint[] } {
   const steps: StepPoint[] = [];
   let t = 0;
   for (let step = 0; step < n; step++) {
-    const stepMs = 140 + 25 * Math.sin(step / 7) + (step % 13 === 0 ? 60 : 0);
+    const jitter = ((step * 7919) % 17) - 8; // -8..8 ms
+    const stepMs = 140 + 15 * Math.sin(step / 90) + jitter;
     t += stepMs;
     steps.push({
       step,
       loss: 2.3 * Math.exp(-step / 180) + 0.08 + 0.03 * Math.sin(step * 1.7),
       tMs: t,
-      samplesPerSec: (64 * (step + 1)) / (t / 1000),
+      samplesPerSec: (globalBatch * (step + 1)) / (t / 1000),
       computeMs: 90,
       commMs: 20,
       stepMs,
-      bytes: 2_400_000 + 200_000 * Math.sin(step / 5),
+      bytes: 2_400_000 + 40_000 * Math.sin(step / 60) + 2_000 * jitter,
       computeMsByRank: Array.from(
         { length: ranks },
-        (_, r) => stepMs * (0.45 + (0.4 * ((r * 5) % ranks)) / ranks),
+        (_, r) => stepMs * (0.45 + (0.4 * ((r * 5) % ranks)) / ranks + 0.04 * Math.sin(step / 120 + r)),
       ),
     });
   }

@@ -69,7 +69,7 @@ export function LineChart(props: {
           label: yLabel,
           stroke: '#5b6472',
           grid: { stroke: '#e6e9ee' },
-          size: 56,
+          size: 64, // room for "2.40 MB" beside the axis label
           values: (_u, splits) => splits.map(fmt),
         },
       ],
