@@ -184,6 +184,12 @@ function WorkerView(props: { live: Live }) {
           <Row id="backend" label="backend">
             {device === null ? 'measuring…' : `${device.backend}, ${formatGflops(device.gflops)} GFLOP/s`}
           </Row>
+          <Row id="memory" label="memory">
+            {s.memory === null
+              ? '–'
+              : `${formatBytes(s.memory.numBytes)} in ${s.memory.numTensors} tensors` +
+                (s.memory.numBytesInGPU !== undefined ? ` (GPU ${formatBytes(s.memory.numBytesInGPU)})` : '')}
+          </Row>
           <Row id="peer-id" label="peer id" wide>
             <span className="mono">{s.peerId}</span>
           </Row>

@@ -453,8 +453,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
 
   /**
    * Marks the run's peers that went silent 'stalled': no step reported for stallAfterMs while the
-   * run is running, and either behind the furthest peer or everyone silent (a peer that finished
-   * its window and waits at the barrier is not stalled). A pause stops the clock. True if any changed.
+   * run is running, and either behind the furthest peer or level with everyone (the whole run is
+   * stuck). A peer ahead, waiting at the barrier for one behind, is not stalled. A pause stops
+   * the clock. True if any changed.
    */
   function checkStalls(t: number): boolean {
     const run = active;
@@ -467,11 +468,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     if (runView.phase !== 'running') return false;
     const since = (p: PeerRecord): number => t - (p.lastReportAt ?? runView.startedAt ?? t);
     const lead = Math.max(...members.map((p) => p.lastStep ?? -1));
-    const allSilent = members.every((p) => since(p) > stallAfterMs);
+    const level = members.every((p) => (p.lastStep ?? -1) === lead);
     let any = false;
     for (const p of members) {
       if (p.state === 'gone' || p.state === 'stalled' || since(p) <= stallAfterMs) continue;
-      if (!allSilent && (p.lastStep ?? -1) >= lead) continue;
+      if (!level && (p.lastStep ?? -1) >= lead) continue;
       p.state = 'stalled';
       log(`${p.peerId} stalled: no step reported for ${Math.round(since(p))} ms`);
       any = true;

@@ -192,6 +192,7 @@ describe('peer states', () => {
     await a.hello();
     await b.hello();
     const run = coord.run({ workers: 2, steps: 3, batch: 4, evalEvery: 0, dataset: 'synthetic' });
+    run.catch(() => {}); // awaited below; a failed assertion must not leave it unhandled
     await stateOf(coord, a.id, 'computing');
     expect(peerOf(coord, b.id)?.state).toBe('computing');
     await until(coord, () => a.granted() >= 0 && b.granted() >= 0);
@@ -224,6 +225,7 @@ describe('peer states', () => {
     const a = await scripted(net, 'a');
     await a.hello();
     const run = coord.run({ workers: 1, steps: 2, batch: 4, evalEvery: 0, dataset: 'synthetic' });
+    run.catch(() => {}); // awaited below; a failed assertion must not leave it unhandled
     await until(coord, () => a.granted() >= 0);
     coord.pause();
     a.report(0);
@@ -294,6 +296,7 @@ describe('memory, bandwidth and chart data', () => {
     await a.hello();
     await b.hello();
     const run = coord.run({ workers: 2, steps: 2, batch: 4, evalEvery: 0, dataset: 'synthetic' });
+    run.catch(() => {}); // awaited below; a failed assertion must not leave it unhandled
     await until(coord, () => a.granted() >= 1 && b.granted() >= 1);
     const [r0, r1] = a.rank() === 0 ? [a, b] : [b, a];
     r0.report(0, { computeMs: 10, bytesSent: 1000 });

@@ -12,7 +12,7 @@ import { createParameterServer, psWorkerStep, ringAllReduce } from '@peertrain/c
 import { createOptimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { Mesh } from '@peertrain/transport';
-import type { Compute, StageSession, TrainSession } from './compute.ts';
+import type { Compute, EngineMemory, StageSession, TrainSession } from './compute.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from './pipeline.ts';
 import { finalParamsKey } from '@peertrain/protocol';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
@@ -75,6 +75,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     bytesReceived: 0,
     framesRefused: 0,
     lastError: null,
+    memory: null,
   };
   let compute: Compute | null = null;
   let current: RunState | null = null;
@@ -127,9 +128,12 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       case 'reject':
         welcomed?.(new Error(`rejected by coordinator: ${msg.reason}`));
         return;
-      case 'ping':
-        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now(), ...memoryReport() });
+      case 'ping': {
+        const engine = compute?.memory?.() ?? null;
+        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now(), ...memoryReport(engine) });
+        if (engine) update({ memory: engine });
         return;
+      }
       case 'probe': {
         // The payload follows on the same ordered link; ack once it is all here (the coordinator times it).
         const key = { runId: 0, step: msg.id, microBatch: null, tag: msg.tag };
@@ -180,8 +184,9 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
   });
 
   /** The engine's tf.memory() and what the current run holds; nothing before the engine is up. */
-  function memoryReport(): { memory?: NonNullable<Extract<ToCoordinator, { type: 'pong' }>['memory']> } {
-    const m = compute?.memory?.();
+  function memoryReport(m: EngineMemory | null): {
+    memory?: NonNullable<Extract<ToCoordinator, { type: 'pong' }>['memory']>;
+  } {
     if (!m) return {};
     const run = current;
     return {

@@ -42,7 +42,7 @@ describe('worker telemetry', () => {
       probeBytes: 128 * 1024,
     });
     cleanups.push(() => coord.dispose());
-    for (const name of ['a', 'b']) {
+    const workers = ['a', 'b'].map((name) => {
       const w = createWorkerRuntime({
         mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name), { maxMessageSize: 16 * 1024 })),
         room: ROOM,
@@ -50,11 +50,14 @@ describe('worker telemetry', () => {
         compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
       });
       cleanups.push(() => w.leave('test over'));
-    }
+      return w;
+    });
     await until(
       coord,
       (ps) => ps.length === 2 && ps.every((p) => p.memory !== null && p.bandwidthBytesPerSec !== null),
     );
+    // The worker's own page sees the same engine memory.
+    for (const w of workers) expect(w.status().memory?.numTensors).toBeGreaterThanOrEqual(0);
     for (const p of coord.view().peers) {
       expect(p.memory!.numTensors).toBeGreaterThanOrEqual(0);
       expect(p.memory!.numBytes).toBeGreaterThanOrEqual(0);

@@ -1,4 +1,5 @@
 import type { DeviceInfo, Role, Shard, WireError } from '@peertrain/protocol';
+import type { EngineMemory } from './compute.ts';
 
 /** What a worker tab is doing, for its own page. */
 export type WorkerPhase =
@@ -23,6 +24,8 @@ export interface WorkerStatus {
   bytesReceived: number;
   framesRefused: number;
   lastError: WireError | null;
+  /** What the engine holds (refreshed on each coordinator ping), null before the engine is up. */
+  memory: EngineMemory | null;
 }
 
 export interface WorkerRuntime {
