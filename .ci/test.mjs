@@ -28,6 +28,8 @@ const vitestOk = step('vitest', 'npx', [
   ...process.argv.slice(2),
 ]);
 
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'); // colour codes in messages
+
 // Failures are repeated just above the final count: CI logs are often read from the tail only.
 const failures = [];
 let passed = results.filter((r) => r.name !== 'vitest' && r.ok).length;
@@ -41,7 +43,7 @@ if (existsSync(json)) {
     for (const t of file.assertionResults ?? []) {
       if (t.status !== 'failed') continue;
       failures.push(`FAILED ${file.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
-      const msg = (t.failureMessages ?? []).join('\n').replace(/\u001b\[[0-9;]*m/g, '');
+      const msg = (t.failureMessages ?? []).join('\n').replace(ANSI, '');
       const lines = msg.split('\n').filter((l) => !/^\s+at /.test(l));
       failures.push(...lines.filter((l) => l.trim() !== '').slice(-12));
     }

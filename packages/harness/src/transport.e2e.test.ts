@@ -21,5 +21,5 @@ describe('PeerJS transport compliance in Chromium', () => {
     console.log(
       results.map((r) => `${r.name} ${r.ms.toFixed(0)} ms${r.note ? ` (${r.note})` : ''}`).join('\n'),
     );
-  }, 240_000);
+  }, 360_000);
 });
