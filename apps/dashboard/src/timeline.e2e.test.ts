@@ -215,6 +215,11 @@ describe('pipeline timeline in Chromium', () => {
     const timeline = (await page.locator('.timeline-canvas').getAttribute('aria-label')) ?? '';
     expect(timeline).toMatch(/^timeline of 16 peers/);
     expect(await page.locator('.topology svg .node').count()).toBe(16);
+    // 30 links: their rates go to tooltips and one summary line instead of overlapping labels.
+    expect(await page.locator('.topology svg .edge-label').count()).toBe(0);
+    expect(await page.locator('.topology-summary').textContent()).toMatch(
+      /^30 links, .* fastest w-s\d+ → w-s\d+ /,
+    );
     await page
       .locator('.topology')
       .screenshot({ path: join(SCREENSHOTS, 'dashboard-16-peers-topology.png') });

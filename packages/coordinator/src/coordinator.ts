@@ -2,6 +2,7 @@ import {
   AbortError,
   ConfigError,
   DATASETS,
+  PROBE_TAG,
   PROTOCOL_VERSION,
   PeerLostError,
   PhaseTimeoutError,
@@ -10,6 +11,7 @@ import {
   finalParamsKey,
   isPeerOfRoom,
   parseRunConfig,
+  probeKey,
   runShape,
   toWireError,
 } from '@peertrain/protocol';
@@ -82,10 +84,9 @@ const PLANNER_LINK_BYTES_PER_MS = 20_000;
 const DEFAULT_DEVICE_GIB = 4;
 /**
  * Bandwidth probe: 256 KiB (a single data-channel message at most; a few ms on a LAN link, so
- * RTT/2 does not dominate), keyed with runId 0 (never a run's) and a tag no collective uses.
+ * RTT/2 does not dominate), keyed by protocol's probeKey (runId 0, a tag no collective uses).
  */
 const DEFAULT_PROBE_BYTES = 256 * 1024;
-const PROBE_TAG = 0x7ffe_0000;
 const PROBE_TIMEOUT_MS = 10_000;
 /** Longer than an evaluation on a slow backend takes (rank 0 evaluates between steps). */
 const DEFAULT_STALL_AFTER_MS = 15_000;
@@ -511,10 +512,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       await mesh.sendTensor(
         p.peerId,
         {
-          runId: 0,
-          step: id,
-          microBatch: null,
-          tag: PROBE_TAG,
+          ...probeKey(id),
           dtype: 'uint8',
           shape: [probeBytes],
           data: probePayload,

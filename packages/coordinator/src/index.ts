@@ -5,6 +5,7 @@ export type {
   CoordinatorEvent,
   CoordinatorView,
   EvalPoint,
+  PeerMemory,
   PeerState,
   PeerView,
   PipelineReport,

@@ -46,6 +46,8 @@ export {
   ShardSchema,
   StageRangeSchema,
   ToCoordinatorSchema,
+  MAX_PROBE_BYTES,
+  MemoryReportSchema,
   ToWorkerSchema,
   WireSpanSchema,
   parseControl,
@@ -58,6 +60,7 @@ export type {
   ControlMessage,
   DeviceInfo,
   LayerCost,
+  MemoryReport,
   PeerControl,
   Role,
   Shard,
@@ -80,8 +83,10 @@ export {
 export type { DType, EncodeOptions, Frame, ReassemblerLimits, TensorMessage, WireMessage } from './frame.ts';
 export {
   coordinatorPeerId,
+  PROBE_TAG,
   finalParamsKey,
   isPeerOfRoom,
+  probeKey,
   randomId,
   validateRoom,
   workerPeerId,

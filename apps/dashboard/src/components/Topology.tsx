@@ -12,6 +12,8 @@ const NODE_R = 17;
  * chord), clear of the peer names under the nodes; outside, a backward label lands on the names.
  */
 const LABEL_GAP = -12;
+/** Above this many peers the per-arrow labels overlap: rates move to tooltips and a summary line. */
+const MAX_LABELLED_PEERS = 8;
 
 /** Activations go to a later stage, gradients to an earlier one; other traffic is plain "send". */
 function direction(link: Link, stageOf: ReadonlyMap<string, number>): 'forward' | 'backward' | 'send' {
@@ -50,6 +52,9 @@ export function Topology(props: {
   const placeOf = new Map(pipeline?.assignments.map((a) => [a.peerId, a]) ?? []);
   const rankOf = new Map(peers.map((p) => [p.peerId, p.rank]));
   const maxRate = links.reduce((m, l) => Math.max(m, l.bytesPerSec), 0);
+  const labelled = ids.length <= MAX_LABELLED_PEERS;
+  const fastest = links.reduce<Link | null>((m, l) => (m && m.bytesPerSec >= l.bytesPerSec ? m : l), null);
+  const totalRate = links.reduce((t, l) => t + l.bytesPerSec, 0);
 
   return (
     <section className="card topology">
@@ -90,7 +95,7 @@ export function Topology(props: {
             return (
               <g key={`${l.from}>${l.to}`} className="edge">
                 <title>
-                  {`${shortPeerId(l.from, room)} → ${shortPeerId(l.to, room)}: ${formatBytes(l.bytes)} in ${l.sends} sends`}
+                  {`${shortPeerId(l.from, room)} → ${shortPeerId(l.to, room)}: ${formatBytes(l.bytesPerSec)}/s, ${formatBytes(l.bytes)} in ${l.sends} sends`}
                 </title>
                 <path
                   d={g.d}
@@ -100,15 +105,17 @@ export function Topology(props: {
                   strokeWidth={edgeWidth(l.bytesPerSec, maxRate)}
                   markerEnd={`url(#${markerId}-${kind})`}
                 />
-                <text
-                  x={g.labelX}
-                  y={g.labelY}
-                  className="edge-label"
-                  textAnchor="middle"
-                  dominantBaseline="middle"
-                >
-                  {formatBytes(l.bytesPerSec)}/s
-                </text>
+                {labelled && (
+                  <text
+                    x={g.labelX}
+                    y={g.labelY}
+                    className="edge-label"
+                    textAnchor="middle"
+                    dominantBaseline="middle"
+                  >
+                    {formatBytes(l.bytesPerSec)}/s
+                  </text>
+                )}
               </g>
             );
           })}
@@ -139,6 +146,13 @@ export function Topology(props: {
             );
           })}
         </svg>
+      )}
+      {!labelled && fastest && (
+        <p className="muted small topology-summary">
+          {links.length} links, {formatBytes(totalRate)}/s in all · fastest {shortPeerId(fastest.from, room)}{' '}
+          → {shortPeerId(fastest.to, room)} {formatBytes(fastest.bytesPerSec)}
+          /s · hover an arrow for its rate
+        </p>
       )}
       {ids.length > 0 && links.length === 0 && (
         <p className="muted small">
