@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { runIsolatedScript } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/telemetry';
-import { buildModel, loadExportedModel, modelPreset } from '@peertrain/engine';
+import {
+  activateBackend,
+  buildModel,
+  loadExportedModel,
+  modelPreset,
+  runSyntheticDataset,
+} from '@peertrain/engine';
 import { parseRunConfig } from '@peertrain/protocol';
 import type { RunReport } from '@peertrain/coordinator';
 import { FORM, ROOM, WORKERS, type DashboardCheckResult } from './dashboard-check/check.ts';
@@ -84,6 +90,25 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     expect(live.timeline.forward).toBeGreaterThan(200);
     expect(live.timeline.backward).toBeGreaterThan(200);
 
+    // The peer table's live telemetry: each peer busy, its engine memory and its link measured.
+    expect(live.cells).toHaveLength(WORKERS);
+    for (const row of live.cells) {
+      expect(['computing', 'sending', 'stalled']).toContain(row.state?.[0]);
+      expect(row.memory?.[0]).toMatch(/^\d+(\.\d+)? [kMG]?B$/);
+      expect(row.memory?.[1]).toMatch(/^\d+ tensors?$/);
+      expect(row.link?.[0]).toMatch(/^\d+(\.\d+)? ms$/);
+      expect(row.link?.[1]).toMatch(/^\d+(\.\d+)? [kMG]?B\/s$/);
+    }
+
+    // The charts grew while it trained: one point per step, accuracy at each evaluation.
+    const grew = ['training loss', 'samples per second', 'utilization per peer', 'bytes per step'];
+    for (const name of grew) {
+      expect(r.chartsEarly[name], name).toBeGreaterThan(0);
+      expect(live.charts[name], name).toBeGreaterThan(r.chartsEarly[name]!);
+      expect(r.chartsDone[name], name).toBe(r.totalSteps);
+    }
+    expect(r.chartsDone['test accuracy']).toBeGreaterThanOrEqual(1);
+
     // The "live" screenshot shows a run in progress.
     expect(r.liveShot.before.phase).toBe('running');
     expect(r.liveShot.after.phase).toBe('running');
@@ -142,6 +167,12 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     // Trained parameters, not the seed's initial ones.
     const init = model.initParams(parseRunConfig({}).seed);
     expect(loaded.params.some((v, i) => v !== init[i])).toBe(true);
+    // ...and scores on the test split what the live run reported (its last evaluation).
+    expect(report.config.dataset).toBe('synthetic');
+    await activateBackend('wasm');
+    const data = runSyntheticDataset();
+    const scored = await loaded.model.evaluate(loaded.params, data.testX, data.testY);
+    expect(Math.abs(scored.accuracy - report.testAccuracy)).toBeLessThanOrEqual(0.001);
 
     expect(r.dashboardErrors).toEqual([]);
     expect(r.workerErrors).toEqual([]);

@@ -13,13 +13,12 @@ import {
   shardBatchIndices,
   shardCacheKey,
   sliceSamples,
-  syntheticDataset,
+  runSyntheticDataset,
   tf,
   trainReference,
   trainSamples,
 } from '@peertrain/engine';
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
-import { DATASETS } from '@peertrain/protocol';
 import type { BackendName, DatasetName } from '@peertrain/protocol';
 import type { Compute, EngineMemory, PrepareRun, StageSession, TrainSession } from './compute.ts';
 
@@ -31,9 +30,6 @@ export interface EngineComputeOptions {
   cache?: ShardCache;
   signal?: AbortSignal;
 }
-
-/** The synthetic dataset is a fixed dataset, not a function of the run's seed. */
-const SYNTHETIC_SEED = 7;
 
 /** The TensorFlow.js compute engine: probes backends, then serves runs. */
 export async function engineCompute(opts: EngineComputeOptions): Promise<Compute> {
@@ -48,12 +44,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
       d =
         name === 'mnist'
           ? loadMnist(opts.mnist, signal ? { signal } : {})
-          : Promise.resolve(
-              syntheticDataset(SYNTHETIC_SEED, {
-                train: DATASETS.synthetic.train,
-                test: DATASETS.synthetic.test,
-              }),
-            );
+          : Promise.resolve(runSyntheticDataset());
       d.catch(() => datasets.delete(name)); // a failed or cancelled load is retried next time
       datasets.set(name, d);
     }

@@ -72,6 +72,10 @@ export interface LiveView {
   /** aria-label of the timeline canvas: "timeline of 4 peers, N spans". */
   timelineLabel: string;
   timeline: CanvasPixels;
+  /** Per peer row, the compact cells by data-col (peer, state, device, memory, link, step, sent), line by line. */
+  cells: Record<string, string[]>[];
+  /** Each chart's aria-label and its data-points. */
+  charts: Record<string, number>;
 }
 
 export interface DashboardCheckResult {
@@ -87,6 +91,9 @@ export interface DashboardCheckResult {
   /** The loss chart's line, read twice while training (the second at a later step). */
   lossEarly: { step: number; pixels: CanvasPixels };
   lossLater: { step: number; pixels: CanvasPixels };
+  /** Chart data-points at the early reading (step 8) and after the run ended. */
+  chartsEarly: Record<string, number>;
+  chartsDone: Record<string, number>;
   /** Phase pill after the run. */
   finalPhase: string;
   /** The report card's heading and its pipeline section's heading. */

@@ -159,7 +159,19 @@ async function readLive(page: Page): Promise<LiveView> {
     const rows = [...section.querySelectorAll('tbody tr')].map((tr) =>
       [...tr.querySelectorAll('td')].map((td) => td.textContent.trim()),
     );
-    return { heading: section.querySelector('h2')?.textContent.trim() ?? '', heads, rows };
+    // Compact cells by name, each line of a two-line cell apart ("1.2 MB", "24 tensors").
+    const cells = [...section.querySelectorAll('tbody tr')].map((tr) =>
+      Object.fromEntries(
+        [...tr.querySelectorAll('td[data-col]')].map((td) => [
+          td.getAttribute('data-col') ?? '',
+          (td as HTMLElement).innerText
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => l !== ''),
+        ]),
+      ),
+    );
+    return { heading: section.querySelector('h2')?.textContent.trim() ?? '', heads, rows, cells };
   });
   const column = (name: string): string[] => {
     const at = table.heads.indexOf(name);
@@ -173,7 +185,20 @@ async function readLive(page: Page): Promise<LiveView> {
     peersHeading: table.heading,
     timelineLabel: (await timeline.getAttribute('aria-label')) ?? '',
     timeline: await canvasPixels(timeline),
+    cells: table.cells,
+    charts: await chartPoints(page),
   };
+}
+
+/** Each run chart's name (its aria-label) and how many x values it plots. */
+function chartPoints(page: Page): Promise<Record<string, number>> {
+  return page
+    .locator('figure.chart[data-points]')
+    .evaluateAll((fs) =>
+      Object.fromEntries(
+        fs.map((f) => [f.getAttribute('aria-label') ?? '', Number(f.getAttribute('data-points'))]),
+      ),
+    );
 }
 
 /**
@@ -323,6 +348,7 @@ async function main(): Promise<DashboardCheckResult> {
     await waitForStep(page, 8);
     const lossCanvas = lossChart.locator('canvas').first();
     const lossEarly = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
+    const chartsEarly = await chartPoints(page);
     await waitForStep(page, 30);
     // Spans reach the coordinator a little after their step; let a frame or two draw them.
     await page.waitForTimeout(500);
@@ -379,6 +405,7 @@ async function main(): Promise<DashboardCheckResult> {
     const modelJson = await save(await jsonDownload);
     const weights = await save(await weightsDownload);
 
+    const chartsDone = await chartPoints(page);
     const doneShot = join(SCREENSHOTS, 'dashboard-pipeline-done.png');
     await page.screenshot({ path: doneShot, fullPage: true });
 
@@ -391,6 +418,8 @@ async function main(): Promise<DashboardCheckResult> {
       liveShot: { before, after },
       lossEarly,
       lossLater,
+      chartsEarly,
+      chartsDone,
       finalPhase,
       reportHeading,
       pipelineHeading,

@@ -1,4 +1,4 @@
-import { ConfigError } from '@peertrain/protocol';
+import { ConfigError, DATASETS } from '@peertrain/protocol';
 import { mixSeed, mulberry32, normalish } from '../prng.ts';
 import type { Dataset } from './dataset.ts';
 import { sampleSize } from './dataset.ts';
@@ -58,4 +58,12 @@ export function syntheticDataset(seed: number, opts: SyntheticOptions): Dataset 
     trainCount: opts.train,
     testCount: opts.test,
   };
+}
+
+/** The synthetic dataset of a run is fixed, not a function of the run's seed. */
+export const SYNTHETIC_SEED = 7;
+
+/** The `--dataset synthetic` of a run: what every worker builds, sized by DATASETS.synthetic. */
+export function runSyntheticDataset(): Dataset {
+  return syntheticDataset(SYNTHETIC_SEED, { train: DATASETS.synthetic.train, test: DATASETS.synthetic.test });
 }
