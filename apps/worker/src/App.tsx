@@ -188,7 +188,11 @@ function WorkerView(props: { live: Live }) {
             {s.memory === null
               ? '–'
               : `${formatBytes(s.memory.numBytes)} in ${s.memory.numTensors} tensors` +
-                (s.memory.numBytesInGPU !== undefined ? ` (GPU ${formatBytes(s.memory.numBytesInGPU)})` : '')}
+                (s.memory.numBytesInGPU !== undefined
+                  ? ` (GPU ${formatBytes(s.memory.numBytesInGPU)})`
+                  : '') +
+                // Data parallel keeps the model's parameters as plain arrays between steps.
+                (s.memory.paramBytes !== undefined ? `, parameters ${formatBytes(s.memory.paramBytes)}` : '')}
           </Row>
           <Row id="peer-id" label="peer id" wide>
             <span className="mono">{s.peerId}</span>

@@ -39,6 +39,8 @@ describe('worker page on a phone', () => {
     expect(t.sent).toMatch(/ (kB|MB|GB)$/);
     expect(t.received).toMatch(/ (kB|MB|GB)$/);
     expect(t.refused).toBe('0');
+    // Engine memory from the last ping, and the model's parameters this run holds.
+    expect(t.memory).toMatch(/^\d+(\.\d+)? [kMG]?B in \d+ tensors.*, parameters \d+(\.\d+)? [kM]B$/);
     expect(t['last-error']).toBe('–');
     expect(t.leave).toBe('Leave');
     expect(r.phoneErrors).toEqual([]);

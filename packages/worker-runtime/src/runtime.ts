@@ -129,9 +129,9 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         welcomed?.(new Error(`rejected by coordinator: ${msg.reason}`));
         return;
       case 'ping': {
-        const engine = compute?.memory?.() ?? null;
-        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now(), ...memoryReport(engine) });
-        if (engine) update({ memory: engine });
+        const report = memoryReport(compute?.memory?.() ?? null);
+        tell({ type: 'pong', id: msg.id, t0: msg.t0, tWorker: now(), ...report });
+        if (report.memory) update({ memory: report.memory });
         return;
       }
       case 'probe': {

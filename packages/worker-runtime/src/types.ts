@@ -1,5 +1,4 @@
-import type { DeviceInfo, Role, Shard, WireError } from '@peertrain/protocol';
-import type { EngineMemory } from './compute.ts';
+import type { DeviceInfo, MemoryReport, Role, Shard, WireError } from '@peertrain/protocol';
 
 /** What a worker tab is doing, for its own page. */
 export type WorkerPhase =
@@ -24,8 +23,11 @@ export interface WorkerStatus {
   bytesReceived: number;
   framesRefused: number;
   lastError: WireError | null;
-  /** What the engine holds (refreshed on each coordinator ping), null before the engine is up. */
-  memory: EngineMemory | null;
+  /**
+   * What the engine holds and the run's parameter bytes (the pong's memory report, refreshed on each
+   * coordinator ping); null before the engine is up.
+   */
+  memory: MemoryReport | null;
 }
 
 export interface WorkerRuntime {

@@ -13,6 +13,7 @@ export const FIELDS = [
   'role',
   'shard',
   'backend',
+  'memory',
   'rank',
   'progress',
   'loss',
