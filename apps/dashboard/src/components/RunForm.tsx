@@ -184,7 +184,7 @@ export function RunForm(props: {
             </select>,
             true,
           )}
-          {field('workers', 'workers', text('workers', 'numeric'))}
+          {/* Wide: the model names with their size do not fit half the form. */}
           {field(
             'model',
             'model',
@@ -194,7 +194,9 @@ export function RunForm(props: {
               ['deepMlp', 'deep MLP (9 layers)'],
               ['wideMlp', 'wide MLP (9 layers, 3.9M parameters)'],
             ]),
+            true,
           )}
+          {field('workers', 'workers', text('workers', 'numeric'))}
           {field(
             'dataset',
             'dataset',
@@ -456,7 +458,11 @@ function ShardEditor(props: {
       </div>
       <small className="wide muted">
         {total.toLocaleString('en-US')} of {train.toLocaleString('en-US')} samples
-        {counts.length > 1 ? '; the last worker takes the rest' : ''}
+        {form.shards === null
+          ? `, equal shards${train > total ? ` (${(train - total).toLocaleString('en-US')} left over)` : ''}`
+          : counts.length > 1
+            ? '; the last worker takes the rest'
+            : ''}
       </small>
       {props.issues.map((m) => (
         <small key={m} className="wide error-text">
