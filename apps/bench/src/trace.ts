@@ -69,6 +69,14 @@ export class LinkTracer {
         return c.closed;
       },
       send,
+      trySend: (data: Uint8Array): boolean => {
+        const t = performance.now();
+        const bufferedBefore = c.bufferedAmount;
+        const sent = c.trySend(data);
+        if (sent && this.armed)
+          this.events.push({ t, dir: 'send', bytes: data.byteLength, bufferedBefore, waitMs: 0 });
+        return sent;
+      },
       onMessage: (handler: (data: Uint8Array) => void): Unsubscribe =>
         c.onMessage((data) => {
           if (this.armed)

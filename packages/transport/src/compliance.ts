@@ -315,6 +315,31 @@ export function transportComplianceCases(
       }),
     },
     {
+      name: 'transport: trySend queues at once below the high-water mark, declines otherwise',
+      run: withPair(async (pair, signal) => {
+        const { ab, ba } = await connectPair(pair, ms, signal);
+        check(!ab.trySend(new Uint8Array(ab.maxMessageSize + 1)), 'an oversize trySend was accepted');
+        // Fill until it declines: bounded by the high-water mark, every accepted message arrives.
+        const size = Math.min(65_536, ab.maxMessageSize);
+        const limit = Math.ceil(maxBuffered / size) + 4;
+        let accepted = 0;
+        while (accepted < limit && ab.trySend(pattern(size, accepted))) accepted++;
+        check(accepted >= 1, 'trySend declined on an idle link');
+        check(accepted < limit, `trySend accepted ${accepted} x ${size} bytes without declining`);
+        const got = collect(ba, accepted + 1, ms * 3, signal);
+        await ab.send(new Uint8Array([9]), { signal }); // waits for room, then queues
+        const msgs = await got;
+        check(
+          msgs.slice(0, accepted).every((m, i) => sameBytes(m, pattern(size, i))) &&
+            msgs[accepted]?.[0] === 9,
+          'messages queued by trySend arrived altered or out of order',
+        );
+        ab.close();
+        check(!ab.trySend(new Uint8Array([1])), 'trySend on a closed link was accepted');
+        return `${accepted} x ${size} bytes queued before it declined`;
+      }),
+    },
+    {
       name: 'transport: close propagates to the other side',
       run: withPair(async (pair, signal) => {
         const { ab, ba } = await connectPair(pair, ms, signal);
@@ -380,6 +405,27 @@ export function transportComplianceCases(
         await ma.close();
         await mb.close();
         return `${mib(t.data.byteLength)} in ${s.toFixed(2)} s`;
+      }),
+    },
+    {
+      name: 'mesh: every frame of a message is on the link before the caller runs on',
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, a, b } = await connectMeshes(pair, ms, signal);
+        const key: TensorKey = { runId: 1, step: 3, microBatch: 0, tag: 4 };
+        // 64 KiB of float32 plus the header: more than one 64 KiB frame.
+        const t = makeTensor('float32', [16, 1024], key, 5);
+        const got = mb.recvTensor(a, key, { signal });
+        const sent = ma.sendTensor(b, t, { signal });
+        // Synchronously, as a pipeline stage that starts computing right after queueing.
+        const bytes = ma.stats().perPeer[b]?.bytesSent ?? 0;
+        check(
+          bytes > t.data.byteLength,
+          `only ${bytes} of ${t.data.byteLength}+ bytes left before the caller ran on`,
+        );
+        await sent;
+        checkTensor(await got, t, '64 KiB tensor');
+        await ma.close();
+        await mb.close();
       }),
     },
     {

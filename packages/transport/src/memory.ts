@@ -216,6 +216,20 @@ class MemoryConnection implements Connection {
         `message of ${data.byteLength} bytes exceeds maxMessageSize ${this.maxMessageSize} on the link to ${this.remoteId}`,
       );
     }
+    this.queue(data);
+    if (this.buffered < this.opts.highWaterMark) return;
+    await this.drained.wait(opts.signal);
+  }
+
+  trySend(data: Uint8Array): boolean {
+    if (this.closed || data.byteLength > this.maxMessageSize) return false;
+    if (this.buffered >= this.opts.highWaterMark) return false;
+    this.queue(data);
+    return true;
+  }
+
+  /** Puts a copy on the simulated wire: on it after the bytes ahead of it, delivered latencyMs later. */
+  private queue(data: Uint8Array): void {
     const copy = data.slice();
     const len = copy.byteLength;
     this.buffered += len;
@@ -228,8 +242,6 @@ class MemoryConnection implements Connection {
       if (this.buffered <= highWaterMark / 2) this.drained.wake();
     });
     this.deliverQ.push(onWire + latencyMs, () => this.remote?.receive(copy));
-    if (this.buffered < highWaterMark) return;
-    await this.drained.wait(opts.signal);
   }
 
   onMessage(handler: (data: Uint8Array) => void): Unsubscribe {

@@ -351,7 +351,9 @@ class MeshImpl implements Mesh {
       const frame = job.frames[job.next];
       try {
         if (!frame) throw new TransportError('empty job');
-        await link.conn.send(frame, { signal: this.life.signal });
+        // Without yielding while the link has room: a caller that computes right after queueing
+        // (a pipeline stage) would otherwise hold the rest of this message until its compute ends.
+        if (!link.conn.trySend(frame)) await link.conn.send(frame, { signal: this.life.signal });
       } catch (err) {
         if (link.conn.closed || this.life.signal.aborted) {
           this.failJobs(link, new PeerLostError(link.conn.remoteId, errorText(err)));

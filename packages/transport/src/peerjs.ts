@@ -371,6 +371,20 @@ class PeerjsConnection implements Connection {
     await this.drained.wait(opts.signal);
   }
 
+  trySend(data: Uint8Array): boolean {
+    if (this.closed || this.channel.readyState !== 'open' || data.byteLength > this.maxMessageSize)
+      return false;
+    if (this.channel.bufferedAmount >= this.highWaterMark) return false;
+    try {
+      this.channel.send(
+        data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice(),
+      );
+      return true;
+    } catch {
+      return false; // send() meets the same failure and names it
+    }
+  }
+
   onMessage(handler: (data: Uint8Array) => void): Unsubscribe {
     return this.inbox.subscribe(handler);
   }

@@ -28,6 +28,13 @@ export interface Connection {
    * Rejects with TransportError if the message is too large or the link is closed.
    */
   send(data: Uint8Array, opts?: AbortOptions): Promise<void>;
+  /**
+   * Queues one message now, without yielding, if the link is open, the message fits and the queue
+   * is below the high-water mark; otherwise queues nothing and returns false (`send` then waits, or
+   * rejects with the reason). Lets a sender put all frames of a message on the wire back to back
+   * before its caller goes on to compute.
+   */
+  trySend(data: Uint8Array): boolean;
   onMessage(handler: (data: Uint8Array) => void): Unsubscribe;
   onClose(handler: (reason?: Error) => void): Unsubscribe;
   close(): void;
