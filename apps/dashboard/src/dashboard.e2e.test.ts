@@ -68,6 +68,8 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     const report = JSON.parse(await readFile(r.downloads.report.path, 'utf8')) as RunReport;
     expect(report.config.partition).toBe(plan.partitionAfter);
     expect(report.pipeline?.perStage.map((s) => s.layers)).toEqual(dragged);
+    // ...and its predicted step, from the same cost model the editor showed.
+    expect(report.pipeline?.predictedStepMs).toBeGreaterThan(0);
 
     // While training: every peer has its stage, the timeline has a lane per peer, spans drawn.
     const live = r.live;

@@ -706,7 +706,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             schedule: config.schedule,
             recompute: config.recompute,
             assignments: chosen.map((p) => ({ peerId: p.peerId, ...p.stage! })),
-            predictedStepMs: config.partition === 'auto' ? pipe.plan.predictedStepMs : null,
+            predictedStepMs: pipe.plan.predictedStepMs,
             bubbleTheory,
             bubbleMeasured: null,
             bubbles: [],

@@ -96,7 +96,7 @@ export interface PipelineView {
   recompute: boolean;
   /** Who holds what, replica-major (index = rank). */
   assignments: (StageAssignment & { peerId: string })[];
-  /** Planner's prediction when the partition was planned (auto), else null. */
+  /** The planner's cost model for the partition run (planned or given), ms per step; null before planning. */
   predictedStepMs: number | null;
   /** (P - 1) / (M + P - 1). */
   bubbleTheory: number;
