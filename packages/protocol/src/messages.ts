@@ -107,7 +107,7 @@ export const MemoryReportSchema = z.object({
   unreliable: z.boolean().optional(),
   /** Parameters of the model (or of the stage) this worker holds, float32 bytes. */
   paramBytes: z.number().int().min(0).optional(),
-  /** Pipeline: activations held for backward at the end of the last step (and their bytes at peak). */
+  /** Pipeline: micro-batches whose activations the stage holds for backward now; their bytes at the last step's peak. */
   savedActivations: z.number().int().min(0).optional(),
   peakActivationBytes: z.number().int().min(0).optional(),
 });

@@ -38,6 +38,8 @@ export interface PipelineStepContext {
   signal: AbortSignal;
   /** Runs the optimizer op (hybrid: the stage group's all-reduce first); its spans are the caller's. */
   optimizer: () => Promise<void>;
+  /** Micro-batches whose forward activations the stage holds now (after each forward and backward). */
+  onHeld?: (count: number) => void;
 }
 
 export function f32View(bytes: Uint8Array): Float32Array {
@@ -56,6 +58,7 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
   const { mesh, runId, step, stage, signal, now, spans } = ctx;
   const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag });
   const received = new Map<number, Float32Array>();
+  let held = 0;
   const produced = new Map<number, Float32Array>();
   const sends: Promise<void>[] = [];
   let outcome: StageStepOutcome | null = null;
@@ -118,6 +121,7 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           const out = await stage.forward(op.mb, input);
           if (out) produced.set(op.mb, out);
           span('forward', t0, { microBatch: op.mb });
+          ctx.onHeld?.(++held);
           break;
         }
         case 'backward': {
@@ -127,6 +131,7 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           const dx = await stage.backward(op.mb, dy);
           if (dx) produced.set(op.mb, dx);
           span('backward', t0, { microBatch: op.mb });
+          ctx.onHeld?.(--held);
           break;
         }
         case 'sendAct':

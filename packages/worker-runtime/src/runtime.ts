@@ -44,6 +44,8 @@ interface RunState {
   /** What the run holds, for the memory report: parameters (model or stage), last step's activation peak. */
   paramBytes: number;
   peakActivationBytes: number | null;
+  /** Pipeline stage: micro-batches whose activations it holds right now (1F1B keeps at most P). */
+  savedActivations: number | null;
 }
 
 /** How long a bandwidth probe's payload may take to arrive after its announcement. */
@@ -194,6 +196,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         ...m,
         ...(run && run.paramBytes > 0 ? { paramBytes: run.paramBytes } : {}),
         ...(run?.peakActivationBytes != null ? { peakActivationBytes: run.peakActivationBytes } : {}),
+        ...(run?.savedActivations != null ? { savedActivations: run.savedActivations } : {}),
       },
     };
   }
@@ -217,6 +220,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       params: null,
       paramBytes: 0,
       peakActivationBytes: null,
+      savedActivations: null,
     };
     current = run;
     const { stages: p } = runShape(assign.config);
@@ -477,6 +481,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
               now,
               spans,
               signal,
+              onHeld: (count) => (run.savedActivations = count),
               optimizer: async () => {
                 if (group.length > 1 && params.length > 0) {
                   const ta = now();

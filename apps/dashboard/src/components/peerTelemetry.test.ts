@@ -42,6 +42,9 @@ describe('peer table cells', () => {
         'parameters 400 kB\n' +
         "activations at the last step's peak 120 kB",
     );
+    expect(memoryTitle({ ...m, savedActivations: 3 })).toContain(
+      'activations of 3 micro-batches held for backward',
+    );
     expect(memoryLines(null)).toEqual(['–', '']);
   });
 

@@ -56,7 +56,10 @@ export function memoryTitle(m: PeerMemory | null): string {
       (m.unreliable ? ' (approximate)' : ''),
   ];
   if (m.paramBytes !== undefined) lines.push(`parameters ${formatBytes(m.paramBytes)}`);
-  if (m.savedActivations !== undefined) lines.push(`${m.savedActivations} saved activations`);
+  if (m.savedActivations !== undefined)
+    lines.push(
+      `activations of ${m.savedActivations} micro-batch${m.savedActivations === 1 ? '' : 'es'} held for backward`,
+    );
   if (m.peakActivationBytes !== undefined)
     lines.push(`activations at the last step's peak ${formatBytes(m.peakActivationBytes)}`);
   return lines.join('\n');
