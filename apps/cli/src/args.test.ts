@@ -130,7 +130,7 @@ describe('parseCommandLine', () => {
       '--steps: expected a number, got "12abc"',
       '--lr: expected a number, got ""',
       '--momentum applies only to --optimizer sgd',
-      '--inject-fault: expected one of malformed, got "slow"',
+      '--inject-fault: expected one of malformed, vanish, got "slow"',
       '--idle-timeout: must be positive',
       '--room: up to 64 letters and digits, optionally joined by single - or _',
       '--sync: Invalid option: expected one of "allreduce"|"ps"',

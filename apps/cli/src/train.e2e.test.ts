@@ -7,7 +7,7 @@ import { REPO_ROOT, ensureBuilt, waitForExit } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/telemetry';
 import * as tfl from '@tensorflow/tfjs';
 import { activateBackend, loadExportedModel, loadMnist, tfjsModelArtifacts } from '@peertrain/engine';
-import type { CliReport } from './report.ts';
+import type { CliReport, PartialReport } from './report.ts';
 
 // The product end to end: `peertrain train` builds the real pages, starts our PeerJS server,
 // opens the real dashboard (coordinator) and worker tabs in headless Chromium, and trains over
@@ -108,6 +108,26 @@ describe('data parallelism in real Chromium over WebRTC', () => {
       expect(report!.reference!.maxAbsDiff).toBeGreaterThanOrEqual(0);
     });
   }
+
+  it('a worker tab that vanishes mid-run fails the run by name and keeps the steps done', async () => {
+    const args = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
+    const lost = await train([...args, '--steps', '40', '--backend', 'wasm', '--inject-fault', 'vanish']);
+    expect(lost.code).not.toBe(0);
+    expect(lost.stderr).toMatch(/PeerLostError: peer pt-[a-z0-9]+-w-[a-z0-9]+ lost/);
+    const partial = lost.report as unknown as PartialReport;
+    expect(partial.failed).toBe(true);
+    expect(partial.error.message).toContain('PeerLostError');
+    // The tab closed after step 3: those steps (and maybe one more in flight) are in the report...
+    expect(partial.loss.length).toBeGreaterThanOrEqual(3);
+    expect(partial.loss.length).toBeLessThan(40);
+    // ...and are what an undisturbed run computes for them (same seed, same batches).
+    const whole = await train([...args, '--steps', String(partial.loss.length), '--backend', 'wasm']);
+    expect(whole.code, whole.stderr).toBe(0);
+    partial.loss.forEach((l, i) => {
+      expect(l.step).toBe(i);
+      expect(l.loss).toBeCloseTo(whole.report!.loss[i]!.loss, 4);
+    });
+  });
 
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);

@@ -27,7 +27,11 @@ export interface SessionInfo {
 
 export interface RunSessionOptions {
   config: RunConfigInput;
-  /** Fault injection passed to the dashboard (`&faults=a,b`), e.g. ['malformed']. */
+  /**
+   * Fault injection passed to the dashboard (`&faults=a,b`), e.g. ['malformed']. 'vanish' is the
+   * harness's own: it closes the last worker's tab, without a goodbye, once step 3 is done, and
+   * the session then ends with the coordinator's error (a lost peer), not with the closed tab.
+   */
   faults?: readonly string[];
   /** Room id; random when omitted. */
   room?: string;
@@ -142,6 +146,9 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   }
 }
 
+/** The 'vanish' fault closes a worker tab once this step is done. */
+const VANISH_AFTER_STEP = 3;
+
 async function drive(
   browser: Browser,
   contexts: BrowserContext[],
@@ -201,10 +208,14 @@ async function drive(
       notePageError(`${source}: uncaught ${err.name}: ${err.message}`);
     });
     page.on('crash', () => failRemote({ name: 'PageCrashed', message: `the ${source} tab crashed` }));
-    page.on('close', () =>
-      failRemote({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` }),
-    );
+    page.on('close', () => {
+      if (page === vanished) return;
+      failRemote({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` });
+    });
   };
+  const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
+  let lastWorker: Page | null = null;
+  let vanished: Page | null = null;
   // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
   // Each navigation handles its own rejection at once: a later await that throws (the session
   // aborted while opening pages) must not leave an earlier navigation's rejection unhandled.
@@ -236,6 +247,11 @@ async function drive(
       }
       armIdle();
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
+      if (event.type === 'progress' && event.step >= vanishAfterStep && lastWorker && !vanished) {
+        vanished = lastWorker;
+        opts.log?.(`fault: closing worker ${workers}'s tab after step ${event.step}`);
+        vanished.close().catch(() => undefined);
+      }
       opts.onEvent?.(event);
       if (event.type === 'done') finish({ report: event.report });
       else if (event.type === 'error') failRemote(event.error);
@@ -246,6 +262,7 @@ async function drive(
       contexts.push(ctx);
       const page = await ctx.newPage();
       watch(page, `worker ${i}`);
+      lastWorker = page;
       retryOnNetworkChange(
         page,
         () => !finished,
