@@ -45,7 +45,7 @@ export { sampleSize, trainSamples } from './data/dataset.ts';
 export type { Dataset, Samples } from './data/dataset.ts';
 export { MNIST_MAGIC, MNIST_URL, loadMnist, parseMnist } from './data/mnist.ts';
 export type { MnistSource } from './data/mnist.ts';
-export { SYNTHETIC_SEED, runSyntheticDataset, syntheticDataset } from './data/synthetic.ts';
+export { runSyntheticDataset, syntheticDataset } from './data/synthetic.ts';
 export type { SyntheticOptions } from './data/synthetic.ts';
 export { gatherBatch, globalBatchIndices, shardBatchIndices } from './data/batching.ts';
 export type { Batch } from './data/batching.ts';

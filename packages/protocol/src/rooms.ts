@@ -47,6 +47,9 @@ export function finalParamsKey(
   return { runId, step: steps, microBatch: null, tag: 0x7fff_0000 };
 }
 
+/** The tag of bandwidth probe payloads (see probeKey). */
+export const PROBE_TAG = 0x7ffe_0000;
+
 /**
  * The key of a bandwidth probe's payload (coordinator to worker, between runs): runId 0 is never
  * a run's, and the tag is one no collective or pipeline uses.
@@ -54,6 +57,3 @@ export function finalParamsKey(
 export function probeKey(id: number): { runId: number; step: number; microBatch: null; tag: number } {
   return { runId: 0, step: id, microBatch: null, tag: PROBE_TAG };
 }
-
-/** The tag of bandwidth probe payloads (see probeKey). */
-export const PROBE_TAG = 0x7ffe_0000;

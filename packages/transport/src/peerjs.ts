@@ -349,19 +349,10 @@ class PeerjsConnection implements Connection {
 
   async send(data: Uint8Array, opts: AbortOptions = {}): Promise<void> {
     throwIfAborted(opts.signal);
-    if (this.closed || this.channel.readyState !== 'open') {
-      throw new TransportError(`link to ${this.remoteId} is closed`);
-    }
-    if (data.byteLength > this.maxMessageSize) {
-      throw new TransportError(
-        `message of ${data.byteLength} bytes exceeds maxMessageSize ${this.maxMessageSize} on the link to ${this.remoteId}`,
-      );
-    }
+    const refused = this.refusal(data);
+    if (refused) throw new TransportError(refused);
     try {
-      // Only an ArrayBuffer-backed view can be sent; copy anything else (a SharedArrayBuffer view).
-      this.channel.send(
-        data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice(),
-      );
+      this.transmit(data);
     } catch (err) {
       throw new TransportError(
         `send to ${this.remoteId} failed: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`,
@@ -372,17 +363,27 @@ class PeerjsConnection implements Connection {
   }
 
   trySend(data: Uint8Array): boolean {
-    if (this.closed || this.channel.readyState !== 'open' || data.byteLength > this.maxMessageSize)
-      return false;
-    if (this.channel.bufferedAmount >= this.highWaterMark) return false;
+    if (this.refusal(data) !== null || this.channel.bufferedAmount >= this.highWaterMark) return false;
     try {
-      this.channel.send(
-        data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice(),
-      );
+      this.transmit(data);
       return true;
     } catch {
       return false; // send() meets the same failure and names it
     }
+  }
+
+  /** Why `data` cannot go on this link at all, or null. */
+  private refusal(data: Uint8Array): string | null {
+    if (this.closed || this.channel.readyState !== 'open') return `link to ${this.remoteId} is closed`;
+    if (data.byteLength > this.maxMessageSize) {
+      return `message of ${data.byteLength} bytes exceeds maxMessageSize ${this.maxMessageSize} on the link to ${this.remoteId}`;
+    }
+    return null;
+  }
+
+  private transmit(data: Uint8Array): void {
+    // Only an ArrayBuffer-backed view can be sent; copy anything else (a SharedArrayBuffer view).
+    this.channel.send(data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice());
   }
 
   onMessage(handler: (data: Uint8Array) => void): Unsubscribe {

@@ -61,7 +61,7 @@ export function syntheticDataset(seed: number, opts: SyntheticOptions): Dataset 
 }
 
 /** The synthetic dataset of a run is fixed, not a function of the run's seed. */
-export const SYNTHETIC_SEED = 7;
+const SYNTHETIC_SEED = 7;
 
 /** The `--dataset synthetic` of a run: what every worker builds, sized by DATASETS.synthetic. */
 export function runSyntheticDataset(): Dataset {
