@@ -535,7 +535,12 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
                 }
               : {}),
           });
-          update({ step: run.completed, ...(loss !== null ? { loss } : {}) });
+          // The page's memory line follows every step, not only the coordinator's (sparse) pings.
+          update({
+            step: run.completed,
+            ...(loss !== null ? { loss } : {}),
+            ...memoryReport(compute?.memory?.() ?? null),
+          });
           const due =
             run.completed === config.steps ||
             (config.evalEvery > 0 && run.completed % config.evalEvery === 0);

@@ -75,4 +75,29 @@ describe('worker telemetry', () => {
     expect(steps.every((s) => (s.bytes ?? 0) > 0)).toBe(true);
     expect(steps.every((s) => s.computeMsByRank?.length === 2)).toBe(true);
   }, 60_000);
+
+  it("refreshes its own page's memory every step, not only on the coordinator's ping", async () => {
+    const net = createMemoryNetwork();
+    // Pings are far apart: what the page shows after a step must come from the step itself.
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+      pingEveryMs: 600_000,
+    });
+    cleanups.push(() => coord.dispose());
+    const w = createWorkerRuntime({
+      mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, 'solo'))),
+      room: ROOM,
+      coordinatorId: coordinatorPeerId(ROOM),
+      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    });
+    cleanups.push(() => w.leave('test over'));
+    await until(coord, (ps) => ps.length === 1 && ps[0]!.state === 'idle');
+    await coord.run(
+      { dataset: 'synthetic', model: 'mlp', workers: 1, steps: 3, batch: 8, evalEvery: 0 },
+      { waitMs: 20_000 },
+    );
+    expect(w.status().step).toBe(3);
+    expect(w.status().memory?.paramBytes).toBeGreaterThan(0);
+  }, 60_000);
 });
