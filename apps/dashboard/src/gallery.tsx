@@ -13,10 +13,11 @@ import { fixturePeers, fixtureSteps, syntheticGpipe } from './timeline.fixture.t
 import './shared/theme.css';
 import './dashboard.css';
 
-// Dev-only page (vite dev server: /apps/dashboard/gallery.html; not in the build): the pipeline
-// views on synthetic GPipe spans, to look at them without a session.
+// The dashboard's views on synthetic GPipe spans, to look at them without a session
+// (/apps/dashboard/gallery.html, dev server or build; the benchmark's dashboard part measures it).
 // ?stages=4&mb=8&steps=3 shape the run; &live=1 adds a step every 400 ms (follow mode);
-// &chart=600 is how many steps the charts show (made-up telemetry: fixturePeers, fixtureSteps).
+// &chart=600 is how many steps the charts show (made-up telemetry: fixturePeers, fixtureSteps);
+// &merge=0 draws one point per step however many there are (the benchmark's comparison).
 // The 16-peer scene: ?stages=16&mb=16&steps=4.
 
 const q = new URLSearchParams(location.search);
@@ -25,6 +26,7 @@ const STAGES = num('stages', 4);
 const MB = num('mb', 8);
 const STEPS = num('steps', 3);
 const CHART_STEPS = num('chart', 600);
+const MERGE = q.get('merge') !== '0';
 const ROOM = 'demo';
 
 function data(steps: number): { spans: TimelineSpan[]; pipeline: PipelineView } {
@@ -88,6 +90,14 @@ function report(pipeline: PipelineView): RunReport {
   };
 }
 
+let chartCache: ReturnType<typeof fixtureSteps> | null = null;
+
+/** At least n fixture steps, generated once and grown by doubling (live mode adds one a tick). */
+function chartFixture(n: number, ranks: number, globalBatch: number): ReturnType<typeof fixtureSteps> {
+  if (!chartCache || chartCache.steps.length < n) chartCache = fixtureSteps(2 * n, ranks, globalBatch);
+  return chartCache;
+}
+
 function chartRun(pipeline: PipelineView, steps: number): RunView {
   const config = parseRunConfig({
     strategy: 'pipeline',
@@ -95,11 +105,11 @@ function chartRun(pipeline: PipelineView, steps: number): RunView {
     model: 'deepMlp',
     schedule: 'gpipe',
   });
-  const { steps: points, evals } = fixtureSteps(
-    CHART_STEPS + steps,
-    pipeline.assignments.length,
-    runShape(config).globalBatch,
-  );
+  // As the coordinator does: a new steps array per step (one copy), not a regenerated run.
+  const n = CHART_STEPS + steps;
+  const all = chartFixture(n, pipeline.assignments.length, runShape(config).globalBatch);
+  const points = all.steps.slice(0, n);
+  const evals = all.evals.filter((e) => e.step <= n);
   return {
     runId: 1,
     phase: 'running',
@@ -147,7 +157,7 @@ function Gallery() {
           <Topology spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} />
         </aside>
         <div className="main">
-          <RunCharts run={run} peers={peers} room={ROOM} />
+          <RunCharts run={run} peers={peers} room={ROOM} {...(MERGE ? {} : { maxPoints: Infinity })} />
           <Timeline spans={spans} pipeline={all.pipeline} peers={peers} room={ROOM} originMs={200} />
           <PeerTable peers={peers} room={ROOM} />
           <ReportCard report={report(all.pipeline)} room={ROOM} />

@@ -35,6 +35,8 @@ export function LineChart(props: {
   ariaLabel?: string;
   /** Controls shown beside the title. */
   tools?: ReactNode;
+  /** Steps the points cover (data-steps), when a point can stand for several. */
+  steps?: number;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
@@ -113,7 +115,7 @@ export function LineChart(props: {
 
   const name = props.ariaLabel ?? (typeof props.title === 'string' ? props.title : yLabel);
   return (
-    <figure className="card chart" aria-label={name} data-points={props.x.length}>
+    <figure className="card chart" aria-label={name} data-points={props.x.length} data-steps={props.steps}>
       <figcaption>
         {props.title}
         {props.tools}

@@ -1,9 +1,9 @@
-import { useMemo, useState } from 'react';
+import { useMemo, useState, type ReactNode } from 'react';
 import type { PeerView, RunView } from '@peertrain/coordinator';
 import { formatBytes, formatPercent } from '../shared/format.ts';
 import { shortPeerId } from '../peerLabels.ts';
 import { LineChart, type ChartSeries } from './LineChart.tsx';
-import { chartColumns, type ChartAxis } from './chartData.ts';
+import { ChartAccumulator, type ChartAxis } from './chartData.ts';
 
 /** Sixteen distinguishable line colours (one per peer); beyond that they repeat. */
 export const PEER_COLORS = [
@@ -31,15 +31,33 @@ const rate = (v: number): string => (v >= 1000 ? `${(v / 1000).toPrecision(3)}k`
 
 /**
  * The run's charts in a grid: loss and accuracy (over steps or over time: one toggle for all),
- * samples/s, per-peer utilization and bytes moved per step. Each figure has an aria-label and
- * data-points (its number of x values) for tests.
+ * samples/s, per-peer utilization and bytes moved per step. Each figure has an aria-label,
+ * data-points (its number of x values) and data-steps (the steps they cover) for tests. Past
+ * MAX_CHART_POINTS steps a point is the mean of several steps (chartData.ts), and the titles say so.
  */
-export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; room: string }) {
+export function RunCharts(props: {
+  run: RunView;
+  peers: readonly PeerView[];
+  room: string;
+  /** Most points per line (default MAX_CHART_POINTS; Infinity: one a step, for comparisons). */
+  maxPoints?: number;
+}) {
   const { peers, room } = props;
   const { steps, evals, config } = props.run;
   const [axis, setAxis] = useState<ChartAxis>('step');
-  // The coordinator replaces steps / evals only when one is added: pongs do not recompute columns.
-  const c = useMemo(() => chartColumns({ steps, evals, config }), [steps, evals, config]);
+  // The coordinator replaces steps / evals only when one is added: pongs do not recompute columns,
+  // and a new step costs the accumulator that step (plus at most MAX_CHART_POINTS per column).
+  // (update() is idempotent for the same arrays, so a render run twice does no harm.)
+  const [chartAcc] = useState(() => new ChartAccumulator(props.maxPoints));
+  const c = useMemo(() => chartAcc.update({ steps, evals, config }), [chartAcc, steps, evals, config]);
+  const title = (text: string): ReactNode =>
+    c.stepsPerPoint > 1 ? (
+      <span>
+        {text} <span className="muted chart-note">· {c.stepsPerPoint} steps per point</span>
+      </span>
+    ) : (
+      text
+    );
   const x = axis === 'step' ? c.step : c.timeS;
   const evalX = axis === 'step' ? c.evalStep : c.evalTimeS;
   const xLabel = axis === 'step' ? 'step' : 'time (s)';
@@ -82,7 +100,8 @@ export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; roo
   return (
     <div className="charts run-charts">
       <LineChart
-        title="Training loss"
+        title={title('Training loss')}
+        steps={c.steps}
         ariaLabel="training loss"
         x={x}
         y={c.loss}
@@ -104,7 +123,8 @@ export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; roo
         format={percent}
       />
       <LineChart
-        title="Samples/s"
+        title={title('Samples/s')}
+        steps={c.steps}
         ariaLabel="samples per second"
         x={c.step}
         series={sps}
@@ -112,7 +132,8 @@ export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; roo
         format={rate}
       />
       <LineChart
-        title="Utilization per peer"
+        title={title('Utilization per peer')}
+        steps={c.steps}
         ariaLabel="utilization per peer"
         x={c.step}
         series={util}
@@ -121,7 +142,8 @@ export function RunCharts(props: { run: RunView; peers: readonly PeerView[]; roo
         format={percent}
       />
       <LineChart
-        title="Bytes moved per step"
+        title={title('Bytes moved per step')}
+        steps={c.steps}
         ariaLabel="bytes per step"
         x={c.step}
         y={c.bytes}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StepPoint } from '@peertrain/coordinator';
 import { parseRunConfig } from '@peertrain/protocol';
-import { SMOOTH_STEPS, chartColumns } from './chartData.ts';
+import { ChartAccumulator, MAX_CHART_POINTS, SMOOTH_STEPS, chartColumns } from './chartData.ts';
 
 const config = parseRunConfig({ workers: 2, batch: 16 }); // data parallel: 32 samples per step
 
@@ -59,5 +59,109 @@ describe('chartColumns', () => {
     expect(c.evalStep).toEqual([5]);
     expect(c.evalTimeS).toEqual([2.5]);
     expect(c.accuracy).toEqual([0.8]);
+  });
+});
+
+describe('ChartAccumulator', () => {
+  /** The coordinator's way: a new array per step, the old points kept. */
+  function grow(n: number, from: StepPoint[] = []): StepPoint[][] {
+    const arrays: StepPoint[][] = [];
+    let steps = from;
+    for (let i = from.length; i < n; i++) {
+      steps = [
+        ...steps,
+        point(i, { loss: Math.sin(i), stepMs: 90 + (i % 7) * 5, computeMsByRank: [i % 50, 20] }),
+      ];
+      arrays.push(steps);
+    }
+    return arrays;
+  }
+
+  it('fed step by step, gives what the whole run gives at once (below the cap: a point a step)', () => {
+    const acc = new ChartAccumulator();
+    const arrays = grow(300);
+    let c = acc.update({ config, steps: [], evals: [] });
+    for (const steps of arrays) c = acc.update({ config, steps, evals: [] });
+    expect(c).toEqual(chartColumns({ config, steps: arrays.at(-1)!, evals: [] }));
+    expect(c.stepsPerPoint).toBe(1);
+    expect(c.steps).toBe(300);
+    // The same config as a new object (a rebuilt view) does not start over; another batch does.
+    const more = grow(301, arrays.at(-1)).at(-1)!;
+    const guarded = [...more];
+    Object.defineProperty(guarded, 1, {
+      get: () => {
+        throw new Error('read again');
+      },
+    });
+    expect(acc.update({ config: { ...config }, steps: guarded, evals: [] }).steps).toBe(301);
+    const bigger = parseRunConfig({ workers: 2, batch: 32 });
+    expect(acc.update({ config: bigger, steps: more, evals: [] })).toEqual(
+      chartColumns({ config: bigger, steps: more, evals: [] }),
+    );
+  });
+
+  it('reads only the steps added since the last update', () => {
+    const acc = new ChartAccumulator();
+    const [a, b] = grow(2 * MAX_CHART_POINTS).slice(-2);
+    acc.update({ config, steps: a!, evals: [] });
+    // Every step the accumulator has read already throws when touched, but the first and the last.
+    const guarded = [...b!];
+    for (let i = 1; i < a!.length - 1; i++) {
+      Object.defineProperty(guarded, i, {
+        get: () => {
+          throw new Error(`step ${i} read again`);
+        },
+      });
+    }
+    expect(acc.update({ config, steps: guarded, evals: [] }).steps).toBe(b!.length);
+  });
+
+  it('past the cap, merges neighbouring steps into their means, keeping every step counted once', () => {
+    const cap = 8;
+    const acc = new ChartAccumulator(cap);
+    const arrays = grow(21);
+    let c = acc.update({ config, steps: [], evals: [] });
+    for (const steps of arrays) c = acc.update({ config, steps, evals: [] });
+    // 21 steps, at most 8 points: 4 steps a point (5 full points and one of a single step).
+    expect(c.stepsPerPoint).toBe(4);
+    expect(c.step).toEqual([1.5, 5.5, 9.5, 13.5, 17.5, 20]);
+    const full = chartColumns({ config, steps: arrays.at(-1)!, evals: [] });
+    const meanOf = (ys: readonly (number | null)[], from: number, to: number): number =>
+      ys.slice(from, to).reduce<number>((a, y) => a + (y ?? 0), 0) / (to - from);
+    c.loss.forEach((y, i) => expect(y).toBeCloseTo(meanOf(full.loss, 4 * i, Math.min(21, 4 * i + 4)), 12));
+    c.utilization[0]!.forEach((y, i) =>
+      expect(y).toBeCloseTo(meanOf(full.utilization[0]!, 4 * i, Math.min(21, 4 * i + 4)), 12),
+    );
+    expect(c.timeS).toHaveLength(6);
+    expect(c.steps).toBe(21);
+  });
+
+  it('holds at most MAX_CHART_POINTS points over a long run', () => {
+    const acc = new ChartAccumulator();
+    let steps: StepPoint[] = [];
+    let c = acc.update({ config, steps, evals: [] });
+    for (let i = 0; i < 5_000; i++) {
+      steps = steps.concat(point(i));
+      if (i % 97 === 0 || i === 4_999) c = acc.update({ config, steps, evals: [] });
+    }
+    expect(c.step.length).toBeLessThanOrEqual(MAX_CHART_POINTS);
+    expect(c.step.length).toBeGreaterThan(MAX_CHART_POINTS / 2);
+    expect(c.stepsPerPoint * c.step.length).toBeGreaterThanOrEqual(5_000);
+    expect(c.steps).toBe(5_000);
+  });
+
+  it('starts over for a new run, and returns the same columns while nothing changed', () => {
+    const acc = new ChartAccumulator();
+    const first = grow(10).at(-1)!;
+    const none: [] = [];
+    const c1 = acc.update({ config, steps: first, evals: none });
+    expect(acc.update({ config, steps: first, evals: none })).toBe(c1);
+    const evals = [{ step: 5, accuracy: 0.5, loss: 1, tMs: 600 }];
+    expect(acc.update({ config, steps: first, evals }).accuracy).toEqual([0.5]);
+    // Another run: its own steps, not appended to the last run's.
+    const other = [point(0, { loss: 9 }), point(1, { loss: 8 })];
+    const c2 = acc.update({ config, steps: other, evals: [] });
+    expect(c2.loss).toEqual([9, 8]);
+    expect(c2.steps).toBe(2);
   });
 });
