@@ -6,7 +6,7 @@ describe('parseArgs', () => {
   it('defaults to every part, full size', () => {
     expect(parseArgs([])).toEqual({
       quick: false,
-      parts: ['raw', 'allreduce', 'train', 'pipeline'],
+      parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'],
       outDir: null,
       pipelineSteps: null,
       help: false,
@@ -38,7 +38,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline)',
+        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

@@ -2,16 +2,17 @@ import { ConfigError } from '@peertrain/protocol';
 import { PARTS } from './report.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard] [--out DIR]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
 data-parallel training step split and pipeline parallelism (bubble, throughput and activation
 memory for P = 2, 3, 4 stages, M = 1, 4, 8, 16 micro-batches, naive / GPipe / 1F1B, and the cost
-of recomputation), in headless Chromium inside a private network namespace. Writes
+of recomputation) and the dashboard's frame times (timeline zoom, charts with up to 100,000 steps
+taking live steps), in headless Chromium inside a private network namespace. Writes
 DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the tables.
 
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
-  --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline
+  --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard
                        (default: all; pipeline alone takes about 10 minutes)
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
@@ -125,6 +126,7 @@ export function settingsFor(
       sweepBuckets: [ELEMS_64K, 4 * ELEMS_64K],
       trainSteps: 10,
       pipeline,
+      dashboard: { chartPoints: [1_000, 10_000], chartMs: 2_000 },
     };
   }
   return {
@@ -141,5 +143,6 @@ export function settingsFor(
     sweepBuckets: [ELEMS_64K, 4 * ELEMS_64K, 16 * ELEMS_64K, 64 * ELEMS_64K],
     trainSteps: 60,
     pipeline,
+    dashboard: { chartPoints: [1_000, 10_000, 100_000], chartMs: 6_000 },
   };
 }

@@ -132,6 +132,43 @@ describe('renderMarkdown', () => {
     expect(text).not.toContain('## Data channel throughput');
     expect(text).not.toContain('## Training step split');
     expect(text).not.toContain('## Pipeline parallelism');
+    expect(text).not.toContain('## Dashboard rendering');
+  });
+
+  it('renders the dashboard part: the timeline zoom and one row per chart size', () => {
+    const r = report();
+    const frames = { frames: 90, medianMs: 16.7, p90Ms: 18.2, p99Ms: 33.4, maxMs: 41, over50: 0 };
+    r.dashboard = {
+      timeline: { ...frames, stages: 16, microBatches: 32, steps: 8, spans: 23_680 },
+      charts: [
+        { ...frames, points: 100_000, merged: true, drawn: 782, updates: 15 },
+        { ...frames, points: 100_000, merged: false, drawn: 100_015, updates: 15, maxMs: 120.5, over50: 3 },
+      ],
+      chartMs: 6000,
+    };
+    const text = renderMarkdown(r);
+    expect(text).toContain('## Dashboard rendering');
+    expect(text).toContain('Timeline: 23,680 spans (16 stages x 32 micro-batches x 8 steps)');
+    expect(text).toContain('for 6 s;');
+    const cells = (prefix: string): string[] | undefined =>
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`| ${prefix}`))
+        ?.split('|')
+        .map((c) => c.trim())
+        .filter((c) => c !== '');
+    // frames, median, p90, p99 (the same in every row here), then max and the long frames.
+    const common = ['90', '16.7', '18.2', '33.4'];
+    expect(cells('timeline zoom')).toEqual(['timeline zoom', '8', '-', ...common, '41.0', '0']);
+    expect(cells('charts, 15')).toEqual(['charts, 15 live steps', '100,000', '782', ...common, '41.0', '0']);
+    expect(cells('charts, one')).toEqual([
+      'charts, one point a step, 15 live steps',
+      '100,000',
+      '100,015',
+      ...common,
+      '120.5',
+      '3',
+    ]);
   });
 
   it('adds the pipeline section after the other parts', () => {

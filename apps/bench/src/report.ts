@@ -8,8 +8,8 @@ import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline';
-export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline'];
+export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard';
+export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'];
 
 export interface MachineInfo {
   cpus: number;
@@ -41,6 +41,8 @@ export interface BenchSettings {
   sweepBuckets: number[];
   trainSteps: number;
   pipeline: PipelineSettings;
+  /** Part 5: steps in the charts, one figure each, and how long each records frames. */
+  dashboard: { chartPoints: number[]; chartMs: number };
 }
 
 /** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
@@ -201,6 +203,38 @@ export interface PipelinePart {
   traceFile: string | null;
 }
 
+/** Frame intervals (ms) in a page: requestAnimationFrame to requestAnimationFrame. */
+export interface FrameStats {
+  frames: number;
+  medianMs: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Frames longer than 50 ms (a long task). */
+  over50: number;
+}
+
+/** Charts holding `points` steps while the page takes a new step every 400 ms. */
+export interface ChartFigure extends FrameStats {
+  /** Steps each chart holds. */
+  points: number;
+  /** Whether the charts merged steps past MAX_CHART_POINTS (as the dashboard does) or drew each. */
+  merged: boolean;
+  /** Points the loss line drew at the end. */
+  drawn: number;
+  /** Steps the loss chart took while frames were recorded. */
+  updates: number;
+}
+
+/** Part 5: the dashboard's views under load (the built gallery page, synthetic runs). */
+export interface DashboardPart {
+  /** Zooming the timeline in and out, one wheel event a frame. */
+  timeline: FrameStats & { stages: number; microBatches: number; steps: number; spans: number };
+  charts: ChartFigure[];
+  /** How long each chart figure recorded frames. */
+  chartMs: number;
+}
+
 export interface BenchReport {
   name: string;
   machine: MachineInfo;
@@ -224,6 +258,8 @@ export interface BenchReport {
   } | null;
   train: TrainFigure[] | null;
   pipeline: PipelinePart | null;
+  /** Absent in reports written before the part existed. */
+  dashboard?: DashboardPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -312,6 +348,42 @@ function allReduceTable(rows: readonly AllReduceRow[]): string {
     ]),
     [R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, L],
   );
+}
+
+const frameCells = (f: FrameStats): string[] => [
+  String(f.frames),
+  fmt(f.medianMs, 1),
+  fmt(f.p90Ms, 1),
+  fmt(f.p99Ms, 1),
+  fmt(f.maxMs, 1),
+  String(f.over50),
+];
+const FRAME_HEADERS = ['frames', 'median ms', 'p90 ms', 'p99 ms', 'max ms', '> 50 ms'];
+
+export function renderDashboard(d: DashboardPart): string[] {
+  const t = d.timeline;
+  return [
+    '## Dashboard rendering (built gallery page, synthetic runs)',
+    '',
+    `Frame intervals in the page (60 fps is 16.7 ms). Timeline: ${t.spans.toLocaleString('en-US')} spans ` +
+      `(${t.stages} stages x ${t.microBatches} micro-batches x ${t.steps} steps), zoomed in and out by one wheel event a frame. ` +
+      `Charts: every chart holds the given number of steps and the page takes a new step every 400 ms, for ${fmt(d.chartMs / 1000, 0)} s; ` +
+      'the dashboard merges steps past 1,024 points per line, "one point a step" draws each (for comparison).',
+    '',
+    markdownTable(
+      ['view', 'steps', 'points drawn', ...FRAME_HEADERS],
+      [
+        ['timeline zoom', String(t.steps), '-', ...frameCells(t)],
+        ...d.charts.map((c) => [
+          `charts${c.merged ? '' : ', one point a step'}, ${c.updates} live steps`,
+          c.points.toLocaleString('en-US'),
+          c.drawn.toLocaleString('en-US'),
+          ...frameCells(c),
+        ]),
+      ],
+      [L, R, R, R, R, R, R, R, R],
+    ),
+  ];
 }
 
 function trainTable(figures: readonly TrainFigure[]): string {
@@ -406,6 +478,7 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.train) out.push('', '## Training step split (MNIST MLP)', '', trainTable(r.train));
   if (r.pipeline) out.push('', ...renderPipeline(r.pipeline));
+  if (r.dashboard) out.push('', ...renderDashboard(r.dashboard));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

@@ -25,6 +25,7 @@ import { findProcessByArg } from './procfs.ts';
 import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
+import { measureDashboard } from './dashboard.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/telemetry';
 
@@ -95,6 +96,7 @@ export async function runBench(
     allReduce: null,
     train: null,
     pipeline: null,
+    dashboard: null,
     errors: [],
     durationMs: 0,
   };
@@ -165,6 +167,20 @@ export async function runBench(
       } catch (err) {
         signal?.throwIfAborted();
         report.errors.push(`pipeline: ${describe(err)}`);
+      }
+    }
+    if (settings.parts.includes('dashboard')) {
+      try {
+        report.dashboard = await measureDashboard({
+          browser,
+          baseUrl: staticServer.url,
+          ...settings.dashboard,
+          log,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (err) {
+        signal?.throwIfAborted();
+        report.errors.push(`dashboard: ${describe(err)}`);
       }
     }
   } finally {

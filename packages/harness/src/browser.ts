@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { abortable } from './abort.ts';
 import { BrowserNotFoundError } from './errors.ts';
 
@@ -112,4 +112,36 @@ export async function webrtcWorks(browser: Browser, opts: WebrtcProbeOptions = {
   } finally {
     await context.close();
   }
+}
+
+/**
+ * Dispatches one wheel event a frame over the first element matching `selector` (at `x`, `y`
+ * from its top left, x moving a pixel per event) and returns the intervals between the frames:
+ * for checking what zooming does, and for timing it (the benchmark).
+ */
+export async function wheelFrames(
+  page: Page,
+  selector: string,
+  opts: { deltaY: number; count: number; x?: number; y?: number },
+): Promise<number[]> {
+  return page.evaluate(
+    async ({ selector, deltaY, count, x, y }) => {
+      // No named functions in here: tsx would wrap them in a helper the page does not have.
+      const el = document.querySelector(selector);
+      if (!el) throw new Error(`nothing matches ${selector}`);
+      const r = el.getBoundingClientRect();
+      const deltas: number[] = [];
+      let last = performance.now();
+      for (let i = 0; i < count; i++) {
+        const init = { deltaY, clientX: r.left + x + i, clientY: r.top + y, bubbles: true, cancelable: true };
+        el.dispatchEvent(new WheelEvent('wheel', init));
+        await new Promise((res) => requestAnimationFrame(res));
+        const now = performance.now();
+        deltas.push(now - last);
+        last = now;
+      }
+      return deltas;
+    },
+    { selector, deltaY: opts.deltaY, count: opts.count, x: opts.x ?? 300, y: opts.y ?? 50 },
+  );
 }

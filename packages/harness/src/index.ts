@@ -15,6 +15,7 @@ export {
   DEFAULT_CHROMIUM,
   assertBrowserExecutable,
   launchBrowser,
+  wheelFrames,
   webrtcWorks,
 } from './browser.ts';
 export type { LaunchBrowserOptions, WebrtcProbeOptions } from './browser.ts';
