@@ -65,6 +65,8 @@ export interface CoordinatorInit {
   probeBytes?: number;
   /** A peer of a running run that has not reported a step for this long is 'stalled'. */
   stallAfterMs?: number;
+  /** Spans the trace export keeps, the newest (default 400,000). */
+  traceCapacity?: number;
 }
 
 /** How many steps ahead of the slowest finished step workers may run (hides the barrier's round trip). */
@@ -72,7 +74,7 @@ const STEP_WINDOW = 2;
 /** Steps of spans the live view keeps (a ring: the dashboard's timeline runs for hours). */
 export const TIMELINE_STEPS = 12;
 /** Spans kept for the trace export; beyond this the oldest go (and the trace says how many). */
-const TRACE_CAPACITY = 400_000;
+const DEFAULT_TRACE_CAPACITY = 400_000;
 /** Steps left out of the measured bubble: the first ones warm up kernels and links. */
 const BUBBLE_WARMUP_STEPS = 3;
 /**
@@ -170,6 +172,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   let liveMaxStep = -1;
   const probeBytes = init.probeBytes ?? DEFAULT_PROBE_BYTES;
   const stallAfterMs = init.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
+  const traceCapacity = init.traceCapacity ?? DEFAULT_TRACE_CAPACITY;
   let probeCounter = 0;
   const probeAcks = new Map<number, (ack: Extract<ToCoordinator, { type: 'probeAck' }>) => void>();
   let probePayload: Uint8Array | null = null;
@@ -193,9 +196,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       liveSpans.push(t);
       maxStep = Math.max(maxStep, w.step);
     }
-    if (traceSpans.length > TRACE_CAPACITY) {
-      const drop = traceSpans.length - TRACE_CAPACITY;
-      traceSpans.splice(0, drop);
+    // Trimmed to the newest traceCapacity once it holds twice that: one copy per traceCapacity
+    // spans instead of moving the whole array on every report of a long run.
+    if (traceSpans.length > 2 * traceCapacity) {
+      const drop = traceSpans.length - traceCapacity;
+      traceSpans = traceSpans.slice(drop);
       traceDropped += drop;
     }
     if (maxStep > liveMaxStep) {
@@ -1051,9 +1056,11 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   }
 
   function buildTrace(): ChromeTrace {
-    const t = toChromeTrace(traceSpans, { peerNames: traceNames });
-    if (traceDropped > 0) {
-      t.traceEvents.push({ name: 'dropped_spans', ph: 'M', pid: 0, tid: 0, args: { count: traceDropped } });
+    const over = Math.max(0, traceSpans.length - traceCapacity);
+    const t = toChromeTrace(over > 0 ? traceSpans.slice(over) : traceSpans, { peerNames: traceNames });
+    const dropped = traceDropped + over;
+    if (dropped > 0) {
+      t.traceEvents.push({ name: 'dropped_spans', ph: 'M', pid: 0, tid: 0, args: { count: dropped } });
     }
     return t;
   }

@@ -100,4 +100,40 @@ describe('worker telemetry', () => {
     expect(w.status().step).toBe(3);
     expect(w.status().memory?.paramBytes).toBeGreaterThan(0);
   }, 60_000);
+
+  it('keeps the newest traceCapacity spans for the trace export and counts the dropped ones', async () => {
+    const net = createMemoryNetwork();
+    const capacity = 40;
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+      traceCapacity: capacity,
+    });
+    cleanups.push(() => coord.dispose());
+    for (const name of ['t0', 't1']) {
+      const w = createWorkerRuntime({
+        mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name))),
+        room: ROOM,
+        coordinatorId: coordinatorPeerId(ROOM),
+        compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      });
+      cleanups.push(() => w.leave('test over'));
+    }
+    await until(coord, (ps) => ps.length === 2 && ps.every((p) => p.state === 'idle'));
+    const steps = 30;
+    await coord.run(
+      { dataset: 'synthetic', model: 'mlp', workers: 2, steps, batch: 8, evalEvery: 0 },
+      { waitMs: 20_000 },
+    );
+    const events = coord.trace().traceEvents;
+    const spans = events.filter((e) => e.ph === 'X');
+    expect(spans).toHaveLength(capacity);
+    // Both ranks report several spans a step: far more than 40 in 30 steps, so some went.
+    const dropped = events.find((e) => e.name === 'dropped_spans');
+    expect((dropped?.args as { count: number } | undefined)?.count).toBeGreaterThan(0);
+    // The newest were kept: the last step's spans are there, the first step's are not.
+    const stepsSeen = spans.map((e) => (e.args as { step: number }).step);
+    expect(Math.max(...stepsSeen)).toBe(steps - 1);
+    expect(Math.min(...stepsSeen)).toBeGreaterThan(0);
+  }, 60_000);
 });
