@@ -42,10 +42,17 @@ export function deviceTitle(device: PeerView['device']): string {
   return lines.join('\n');
 }
 
-/** Two short lines: engine bytes over tensors held ("12.3 MB" / "42 tensors"). */
+/**
+ * Two short lines: bytes the peer holds over the engine's tensors ("12.3 MB" / "42 tensors").
+ * The bytes count the run's parameters too: data-parallel workers and pipeline stages keep them
+ * as plain arrays between steps, so the engine alone would read "0 B" on a peer holding a model.
+ */
 export function memoryLines(m: PeerMemory | null): [string, string] {
   if (!m) return [orDash(null), ''];
-  return [formatBytes(m.numBytes), `${m.numTensors} tensor${m.numTensors === 1 ? '' : 's'}`];
+  return [
+    formatBytes(m.numBytes + (m.paramBytes ?? 0)),
+    `${m.numTensors} tensor${m.numTensors === 1 ? '' : 's'}`,
+  ];
 }
 
 export function memoryTitle(m: PeerMemory | null): string {
@@ -55,7 +62,8 @@ export function memoryTitle(m: PeerMemory | null): string {
       (m.numBytesInGPU !== undefined ? ` (${formatBytes(m.numBytesInGPU)} on the GPU)` : '') +
       (m.unreliable ? ' (approximate)' : ''),
   ];
-  if (m.paramBytes !== undefined) lines.push(`parameters ${formatBytes(m.paramBytes)}`);
+  if (m.paramBytes !== undefined)
+    lines.push(`parameters ${formatBytes(m.paramBytes)} (arrays, outside the engine)`);
   if (m.savedActivations !== undefined)
     lines.push(
       `activations of ${m.savedActivations} micro-batch${m.savedActivations === 1 ? '' : 'es'} held for backward`,
