@@ -14,6 +14,16 @@ import {
 // One row per peer. Cells that combine two figures (device, memory, link) keep the table within
 // 1400 px; their title tooltip has the detail. data-col names each cell for tests.
 
+/** What each state means, as the pill's tooltip. */
+export const STATE_TITLES: Record<PeerView['state'], string> = {
+  joining: 'connected, measuring its device',
+  idle: 'ready, not in a run',
+  computing: 'its last step spent longer computing than communicating',
+  sending: 'its last step spent longer communicating (send, receive, waiting for a peer) than computing',
+  stalled: 'in a run, but no step reported for a while',
+  gone: 'left or lost its connection',
+};
+
 export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
   // Layers only mean something in pipeline and hybrid runs.
   const staged = props.peers.some((p) => p.stage !== null);
@@ -59,7 +69,9 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                     {p.rank !== null && p.role !== 'stage' && <span className="peer-rank"> #{p.rank}</span>}
                   </td>
                   <td data-col="state">
-                    <span className={`pill state-${p.state}`}>{p.state}</span>
+                    <span className={`pill state-${p.state}`} title={STATE_TITLES[p.state]}>
+                      {p.state}
+                    </span>
                   </td>
                   <td data-col="device" title={deviceTitle(p.device)}>
                     {deviceText(p.device)}
