@@ -215,6 +215,7 @@ async function drive(
   };
   const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
   let lastWorker: Page | null = null;
+  let dashboardSpoke = false;
   let vanished: Page | null = null;
   // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
   // Each navigation handles its own rejection at once: a later await that throws (the session
@@ -246,6 +247,7 @@ async function drive(
         return;
       }
       armIdle();
+      dashboardSpoke = true;
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
       if (event.type === 'progress' && event.step >= vanishAfterStep && lastWorker && !vanished) {
         vanished = lastWorker;
@@ -256,6 +258,13 @@ async function drive(
       if (event.type === 'done') finish({ report: event.report });
       else if (event.type === 'error') failRemote(event.error);
     });
+    // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
+    // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).
+    retryOnNetworkChange(
+      dash,
+      () => !finished && !dashboardSpoke,
+      (line) => opts.log?.(`dashboard: ${line}`),
+    );
     void open(dash, info.dashboardUrl, 'dashboard');
     for (let i = 1; i <= workers && !finished; i++) {
       const ctx = await browser.newContext();
@@ -284,9 +293,10 @@ async function drive(
 
 /**
  * Chromium sometimes reports a network change while a fresh private namespace settles, and fails
- * whatever it was loading with net::ERR_NETWORK_CHANGED (seen once in CI: a worker tab lost two
- * script chunks and never joined). A worker page that had not started can simply load again: this
- * reloads it, once, when one of its requests fails that way.
+ * whatever it was loading with net::ERR_NETWORK_CHANGED (seen in CI: a worker tab lost two script
+ * chunks and never joined; another time the dashboard lost its scripts, and the session waited out
+ * its startup timeout). A page that had not started can simply load again: this reloads it, once,
+ * when one of its requests fails that way while `live()` says a reload is still safe.
  */
 function retryOnNetworkChange(page: Page, live: () => boolean, log: (line: string) => void): void {
   let retried = false;

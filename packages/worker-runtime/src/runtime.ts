@@ -50,6 +50,24 @@ interface RunState {
 
 /** How long a bandwidth probe's payload may take to arrive after its announcement. */
 const PROBE_TIMEOUT_MS = 10_000;
+/** Pause between dials while the coordinator's id is unknown to the signaling server. */
+export const JOIN_RETRY_MS = 1_000;
+
+/** Resolves after `ms`; rejects with the signal's reason on abort (the timer cleared). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
   const { mesh, room, coordinatorId } = init;
@@ -601,13 +619,36 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     }
   }
 
+  /**
+   * Links to the coordinator. Its id may not be on the signaling server yet (the worker link was
+   * opened before the dashboard, or the dashboard is reloading): dial again every JOIN_RETRY_MS
+   * until the join timeout, then fail with the last PeerLostError. Other errors fail at once.
+   */
+  async function dialCoordinator(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    for (;;) {
+      try {
+        await mesh.connect(coordinatorId, { signal: deadline });
+        return;
+      } catch (err) {
+        signal.throwIfAborted();
+        if (!(err instanceof PeerLostError)) throw err;
+        if (deadline.aborted) throw err;
+        await pause(JOIN_RETRY_MS, deadline).catch(() => {
+          signal.throwIfAborted();
+          throw err; // the join timeout passed while waiting: the coordinator never came
+        });
+      }
+    }
+  }
+
   async function main(): Promise<void> {
     const signal = lifetime.signal;
     update({ phase: 'probing' });
     compute = await init.compute({ signal });
     update({ phase: 'joining', device: compute.device });
     const timeoutMs = init.joinTimeoutMs ?? 30_000;
-    await mesh.connect(coordinatorId, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    await dialCoordinator(signal, timeoutMs);
     const welcome = new Promise<true | Error>((resolve) => (welcomed = resolve));
     const hello: ToCoordinator = {
       type: 'hello',

@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCoordinator } from '@peertrain/coordinator';
+import { memoryShardCache } from '@peertrain/engine';
+import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
+import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
+import type { MemoryNetwork } from '@peertrain/transport';
+import { engineCompute } from './engine-compute.ts';
+import { JOIN_RETRY_MS, createWorkerRuntime } from './runtime.ts';
+import type { WorkerRuntime, WorkerStatus } from './types.ts';
+
+// Joining a room whose coordinator is not there yet: a worker link opened before the dashboard,
+// or a dashboard tab that reloads while workers dial it.
+
+const ROOM = 'wjoin';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function worker(net: MemoryNetwork, name: string, joinTimeoutMs?: number): WorkerRuntime {
+  const w = createWorkerRuntime({
+    mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name))),
+    room: ROOM,
+    coordinatorId: coordinatorPeerId(ROOM),
+    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    ...(joinTimeoutMs !== undefined ? { joinTimeoutMs } : {}),
+  });
+  cleanups.push(() => w.leave('test over'));
+  return w;
+}
+
+function phase(w: WorkerRuntime, want: WorkerStatus['phase'], ms = 20_000): Promise<WorkerStatus> {
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => {
+      if (w.status().phase !== want) return false;
+      clearInterval(t);
+      clearTimeout(give);
+      resolve(w.status());
+      return true;
+    };
+    const t = setInterval(check, 20);
+    const give = setTimeout(() => {
+      clearInterval(t);
+      reject(new Error(`phase ${w.status().phase}, not ${want}`));
+    }, ms);
+    check();
+  });
+}
+
+describe('joining before the coordinator is there', () => {
+  it('keeps dialling and joins once the coordinator comes up', async () => {
+    const net = createMemoryNetwork();
+    const w = worker(net, 'early');
+    await phase(w, 'joining');
+    // Several dials fail (no such id) before the coordinator registers.
+    await new Promise((r) => setTimeout(r, 3 * JOIN_RETRY_MS));
+    expect(w.status().phase).toBe('joining');
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+    });
+    cleanups.push(() => coord.dispose());
+    await phase(w, 'idle');
+    expect(coord.view().peers.map((p) => p.peerId)).toEqual([workerPeerId(ROOM, 'early')]);
+  }, 30_000);
+
+  it('gives up after the join timeout with the PeerLostError that names the coordinator', async () => {
+    const net = createMemoryNetwork();
+    const w = worker(net, 'alone', 2_500);
+    const s = await phase(w, 'error');
+    expect(s.lastError?.name).toBe('PeerLostError');
+    expect(s.lastError?.message).toContain(coordinatorPeerId(ROOM));
+  }, 30_000);
+});
