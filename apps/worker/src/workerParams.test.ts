@@ -27,6 +27,7 @@ describe('worker params', () => {
 
   it('describes every phase', () => {
     expect(phaseText('training')).toBe('Training');
+    expect(phaseText('joining')).toBe('Joining the coordinator (the dashboard tab)…');
     expect(phaseText('left')).toBe('Left the room');
   });
 });

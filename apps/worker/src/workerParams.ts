@@ -57,7 +57,7 @@ export function phaseText(phase: WorkerPhase): string {
     case 'probing':
       return 'Measuring compute backends…';
     case 'joining':
-      return 'Joining the coordinator…';
+      return 'Joining the coordinator (the dashboard tab)…';
     case 'idle':
       return 'Ready, waiting for a run';
     case 'loading':
