@@ -27,7 +27,7 @@ import type {
 } from '@peertrain/protocol';
 import { evaluatePartition, parsePartition, planShards, planStages } from '@peertrain/planner';
 import type { StageDevice, StagePlan } from '@peertrain/planner';
-import { ClockSync, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
+import { ClockSync, RunningMedian, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
 import type { ChromeTrace } from '@peertrain/telemetry';
 import type { Mesh } from '@peertrain/transport';
 import type {
@@ -67,6 +67,8 @@ export interface CoordinatorInit {
   stallAfterMs?: number;
   /** Spans the trace export keeps, the newest (default 400,000). */
   traceCapacity?: number;
+  /** Per-step pipeline bubbles the view keeps, the newest (default BUBBLE_HISTORY). */
+  bubbleHistory?: number;
 }
 
 /** How many steps ahead of the slowest finished step workers may run (hides the barrier's round trip). */
@@ -77,6 +79,8 @@ export const TIMELINE_STEPS = 12;
 const DEFAULT_TRACE_CAPACITY = 400_000;
 /** Steps left out of the measured bubble: the first ones warm up kernels and links. */
 const BUBBLE_WARMUP_STEPS = 3;
+/** Per-step bubbles the view keeps (the dashboard's sparkline); the median covers every step. */
+export const BUBBLE_HISTORY = 300;
 /**
  * Link speed the planner assumes between stages, bytes/ms: a WebRTC data channel between two tabs
  * measured 18-30 MB/s on the development machine (npm run bench, raw one-way).
@@ -173,6 +177,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   const probeBytes = init.probeBytes ?? DEFAULT_PROBE_BYTES;
   const stallAfterMs = init.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
   const traceCapacity = init.traceCapacity ?? DEFAULT_TRACE_CAPACITY;
+  const bubbleHistory = Math.max(1, init.bubbleHistory ?? BUBBLE_HISTORY);
   let probeCounter = 0;
   const probeAcks = new Map<number, (ack: Extract<ToCoordinator, { type: 'probeAck' }>) => void>();
   let probePayload: Uint8Array | null = null;
@@ -719,6 +724,10 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         };
       }
       const replica0 = new Set(chosen.slice(0, P).map((p) => p.peerId));
+      // The measured bubble: the median over the steps after the warm-up (over the warm-up steps
+      // until there are any), kept as it goes: O(log n) a step however long the run.
+      const bubbleMedian = new RunningMedian();
+      const warmBubbles: number[] = [];
       changed();
       await waitFor(
         r,
@@ -796,14 +805,15 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
             P,
           );
           if (bubble !== null) {
-            const bubbles = [...pv.bubbles, { step, bubble }];
-            const measured = bubbles.filter((b) => b.step >= BUBBLE_WARMUP_STEPS);
+            if (step >= BUBBLE_WARMUP_STEPS) bubbleMedian.add(bubble);
+            else warmBubbles.push(bubble);
+            const kept = pv.bubbles.slice(Math.max(0, pv.bubbles.length - bubbleHistory + 1));
             runView = {
               ...runView,
               pipeline: {
                 ...pv,
-                bubbles,
-                bubbleMeasured: median((measured.length > 0 ? measured : bubbles).map((b) => b.bubble)),
+                bubbles: [...kept, { step, bubble }],
+                bubbleMeasured: bubbleMedian.count > 0 ? bubbleMedian.median : median(warmBubbles),
               },
             };
           }
@@ -1029,14 +1039,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     pipe: { plan: StagePlan; layers: LayerCost[] },
     replica0: PeerRecord[],
   ): PipelineReport {
-    const measured = pv.bubbles.filter((b) => b.step >= BUBBLE_WARMUP_STEPS);
     return {
       schedule: pv.schedule,
       stages: pv.stages,
       replicas: pv.replicas,
       microBatches: pv.microBatches,
       recompute: pv.recompute,
-      bubbleMeasured: median((measured.length > 0 ? measured : pv.bubbles).map((b) => b.bubble)),
+      bubbleMeasured: pv.bubbleMeasured ?? NaN,
       bubbleTheory: pv.bubbleTheory,
       predictedStepMs: pv.predictedStepMs,
       perStage: pipe.plan.stages.map((st, i) => {

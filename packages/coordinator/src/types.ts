@@ -100,9 +100,12 @@ export interface PipelineView {
   predictedStepMs: number | null;
   /** (P - 1) / (M + P - 1). */
   bubbleTheory: number;
-  /** Median over the steps measured so far (null before the first). */
+  /** Median over every step measured so far after the warm-up (null before the first). */
   bubbleMeasured: number | null;
-  /** Measured bubble per step (idle fraction of the stages between the first forward and the last backward). */
+  /**
+   * Measured bubble per step (idle fraction of the stages between the first forward and the last
+   * backward), the last BUBBLE_HISTORY steps.
+   */
   bubbles: { step: number; bubble: number }[];
 }
 

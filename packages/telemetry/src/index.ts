@@ -5,3 +5,4 @@ export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
 export { parseChromeTrace, toChromeTrace } from './trace.ts';
 export type { ChromeTrace, ChromeTraceEvent, TraceOptions } from './trace.ts';
 export { pipelineBubble } from './bubble.ts';
+export { RunningMedian } from './median.ts';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCoordinator } from '@peertrain/coordinator';
+import { createCoordinator, median } from '@peertrain/coordinator';
 import type { Coordinator } from '@peertrain/coordinator';
 import { memoryShardCache, tf } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
@@ -18,9 +18,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function cluster(n: number, room = 'pp'): Coordinator {
+function cluster(n: number, room = 'pp', bubbleHistory?: number): Coordinator {
   const net = createMemoryNetwork();
-  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
+  const coord = createCoordinator({
+    mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))),
+    room,
+    ...(bubbleHistory !== undefined ? { bubbleHistory } : {}),
+  });
   cleanups.push(() => coord.dispose());
   for (let i = 0; i < n; i++) {
     const w = createWorkerRuntime({
@@ -84,6 +88,28 @@ describe('pipeline parallelism over the in-memory transport', () => {
       expect(kinds).toContain('send');
     });
   }
+
+  it('keeps the last bubbleHistory per-step bubbles in the view; the measured bubble is the median of every step after the warm-up', async () => {
+    const history = 4;
+    const coord = cluster(2, 'ppb', history);
+    // Every step's bubble as the view showed it when the step landed.
+    const seen = new Map<number, number>();
+    const off = coord.subscribe((v) => {
+      const last = v.run.pipeline?.bubbles.at(-1);
+      if (last) seen.set(last.step, last.bubble);
+    });
+    const steps = 12;
+    const report = await coord.run({ ...base, workers: 2, steps, evalEvery: 0, reference: false });
+    off();
+    expect([...seen.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: steps }, (_, i) => i));
+    const pv = coord.view().run.pipeline!;
+    expect(pv.bubbles.map((b) => b.step)).toEqual([8, 9, 10, 11]);
+    expect(pv.bubbles.map((b) => b.bubble)).toEqual([8, 9, 10, 11].map((s) => seen.get(s)));
+    // Steps 0-2 warm up; the median covers steps 3-11, including those the view no longer holds.
+    const after = [...seen].filter(([s]) => s >= 3).map(([, b]) => b);
+    expect(pv.bubbleMeasured).toBe(median(after));
+    expect(report.pipeline!.bubbleMeasured).toBe(median(after));
+  });
 
   it('a user partition is used as given and a bad one is refused with the reason', async () => {
     const coord = cluster(2);

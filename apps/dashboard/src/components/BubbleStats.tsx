@@ -22,7 +22,7 @@ function Meter(props: { label: string; value: number | null; className: string; 
 const SPARK_W = 180;
 const SPARK_H = 40;
 
-/** Measured pipeline bubble against (P - 1) / (M + P - 1), with the per-step history. */
+/** Measured pipeline bubble against (P - 1) / (M + P - 1), with the last steps (BUBBLE_HISTORY) as a sparkline. */
 export function BubbleStats(props: { pipeline: PipelineView }) {
   const p = props.pipeline;
   const values = p.bubbles.map((b) => b.bubble);
