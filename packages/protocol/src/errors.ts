@@ -100,6 +100,22 @@ export function abortReason(signal: AbortSignal): Error {
   return new AbortError(typeof reason === 'string' ? reason : 'aborted');
 }
 
+/** Resolves after `ms`, or rejects with the signal's reason (and clears the timer) on abort. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Plain form of an error for control messages. */
 export interface WireError {
   name: string;

@@ -9,6 +9,7 @@ export {
   TransportError,
   VersionMismatchError,
   abortReason,
+  sleep,
   throwIfAborted,
   toWireError,
 } from './errors.ts';

@@ -1,7 +1,7 @@
 // Small helpers shared by the adapters and the mesh. Not exported from the package.
-import { abortReason } from '@peertrain/protocol';
+import { abortReason, sleep } from '@peertrain/protocol';
 
-export { abortReason };
+export { abortReason, sleep };
 
 /** Calls every handler; a handler that throws is reported asynchronously and does not stop the others. */
 export function emit<A extends unknown[]>(handlers: Iterable<(...args: A) => void>, ...args: A): void {
@@ -44,22 +44,6 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefine
         reject(err instanceof Error ? err : new Error(String(err)));
       },
     );
-  });
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason (and clears the timer) on abort. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -5,6 +5,7 @@ import {
   PhaseTimeoutError,
   ProtocolError,
   runShape,
+  sleep,
   toWireError,
 } from '@peertrain/protocol';
 import type { ControlMessage, ToCoordinator, ToWorker, WireSpan } from '@peertrain/protocol';
@@ -52,22 +53,6 @@ interface RunState {
 const PROBE_TIMEOUT_MS = 10_000;
 /** Pause between dials while the coordinator's id is unknown to the signaling server. */
 export const JOIN_RETRY_MS = 1_000;
-
-/** Resolves after `ms`; rejects with the signal's reason on abort (the timer cleared). */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
   const { mesh, room, coordinatorId } = init;
@@ -634,7 +619,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
         signal.throwIfAborted();
         if (!(err instanceof PeerLostError)) throw err;
         if (deadline.aborted) throw err;
-        await pause(JOIN_RETRY_MS, deadline).catch(() => {
+        await sleep(JOIN_RETRY_MS, deadline).catch(() => {
           signal.throwIfAborted();
           throw err; // the join timeout passed while waiting: the coordinator never came
         });
