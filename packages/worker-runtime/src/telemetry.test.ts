@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
-import type { Coordinator, PeerView } from '@peertrain/coordinator';
+import type { Coordinator, CoordinatorInit, PeerView } from '@peertrain/coordinator';
 import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import { engineCompute } from './engine-compute.ts';
 import { createWorkerRuntime } from './runtime.ts';
+import type { WorkerRuntime } from './types.ts';
 
 // The worker's half of the room's telemetry with the real engine: its pong carries tf.memory()
 // (and, during a run, the parameters it holds), and it acks the coordinator's bandwidth probe.
@@ -32,26 +33,41 @@ function until(coord: Coordinator, cond: (peers: PeerView[]) => boolean, ms = 20
   });
 }
 
+/** A coordinator and worker runtimes (real engine, CPU) on one in-memory network. */
+function room(
+  names: readonly string[],
+  opts: Omit<CoordinatorInit, 'mesh' | 'room'> = {},
+  maxMessageSize?: number,
+): { coord: Coordinator; workers: WorkerRuntime[] } {
+  const net = createMemoryNetwork();
+  const coord = createCoordinator({
+    mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+    room: ROOM,
+    ...opts,
+  });
+  cleanups.push(() => coord.dispose());
+  const workers = names.map((name) => {
+    const w = createWorkerRuntime({
+      mesh: createMesh(
+        memoryTransport(
+          net,
+          workerPeerId(ROOM, name),
+          maxMessageSize !== undefined ? { maxMessageSize } : {},
+        ),
+      ),
+      room: ROOM,
+      coordinatorId: coordinatorPeerId(ROOM),
+      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    });
+    cleanups.push(() => w.leave('test over'));
+    return w;
+  });
+  return { coord, workers };
+}
+
 describe('worker telemetry', () => {
   it('reports engine memory and acks the bandwidth probe; params show up once a run holds them', async () => {
-    const net = createMemoryNetwork();
-    const coord = createCoordinator({
-      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
-      room: ROOM,
-      pingEveryMs: 20,
-      probeBytes: 128 * 1024,
-    });
-    cleanups.push(() => coord.dispose());
-    const workers = ['a', 'b'].map((name) => {
-      const w = createWorkerRuntime({
-        mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name), { maxMessageSize: 16 * 1024 })),
-        room: ROOM,
-        coordinatorId: coordinatorPeerId(ROOM),
-        compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
-      });
-      cleanups.push(() => w.leave('test over'));
-      return w;
-    });
+    const { coord, workers } = room(['a', 'b'], { pingEveryMs: 20, probeBytes: 128 * 1024 }, 16 * 1024);
     await until(
       coord,
       (ps) => ps.length === 2 && ps.every((p) => p.memory !== null && p.bandwidthBytesPerSec !== null),
@@ -77,48 +93,23 @@ describe('worker telemetry', () => {
   }, 60_000);
 
   it("refreshes its own page's memory every step, not only on the coordinator's ping", async () => {
-    const net = createMemoryNetwork();
     // Pings are far apart: what the page shows after a step must come from the step itself.
-    const coord = createCoordinator({
-      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
-      room: ROOM,
-      pingEveryMs: 600_000,
-    });
-    cleanups.push(() => coord.dispose());
-    const w = createWorkerRuntime({
-      mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, 'solo'))),
-      room: ROOM,
-      coordinatorId: coordinatorPeerId(ROOM),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
-    });
-    cleanups.push(() => w.leave('test over'));
+    const {
+      coord,
+      workers: [w],
+    } = room(['solo'], { pingEveryMs: 600_000 });
     await until(coord, (ps) => ps.length === 1 && ps[0]!.state === 'idle');
     await coord.run(
       { dataset: 'synthetic', model: 'mlp', workers: 1, steps: 3, batch: 8, evalEvery: 0 },
       { waitMs: 20_000 },
     );
-    expect(w.status().step).toBe(3);
-    expect(w.status().memory?.paramBytes).toBeGreaterThan(0);
+    expect(w!.status().step).toBe(3);
+    expect(w!.status().memory?.paramBytes).toBeGreaterThan(0);
   }, 60_000);
 
   it('keeps the newest traceCapacity spans for the trace export and counts the dropped ones', async () => {
-    const net = createMemoryNetwork();
     const capacity = 40;
-    const coord = createCoordinator({
-      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
-      room: ROOM,
-      traceCapacity: capacity,
-    });
-    cleanups.push(() => coord.dispose());
-    for (const name of ['t0', 't1']) {
-      const w = createWorkerRuntime({
-        mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name))),
-        room: ROOM,
-        coordinatorId: coordinatorPeerId(ROOM),
-        compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
-      });
-      cleanups.push(() => w.leave('test over'));
-    }
+    const { coord } = room(['t0', 't1'], { traceCapacity: capacity });
     await until(coord, (ps) => ps.length === 2 && ps.every((p) => p.state === 'idle'));
     const steps = 30;
     await coord.run(
