@@ -82,7 +82,7 @@ describe('parseCommandLine', () => {
 
   it('maps the pipeline and hybrid options', () => {
     const pipe = train(
-      '--strategy pipeline --workers 4 --micro-batches 8 --schedule gpipe --recompute --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
+      '--strategy pipeline --workers 4 --model cnn --micro-batches 8 --schedule gpipe --recompute --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
         ' ',
       ),
     );
@@ -103,6 +103,10 @@ describe('parseCommandLine', () => {
     expect(() => train('--strategy hybrid --replicas 3 --workers 4'.split(' '))).toThrow(/replicas/);
     expect(() => train('--strategy pipeline --schedule naive --micro-batches 4'.split(' '))).toThrow(
       /--micro-batches: naive/,
+    );
+    // A partition is checked against the model's layers here, before any browser starts.
+    expect(() => train('--strategy pipeline --workers 2 --model cnn --partition 0-2,4-7'.split(' '))).toThrow(
+      /--partition: stage 1 starts at layer 4, not 3 \(ranges must be contiguous\)/,
     );
   });
 

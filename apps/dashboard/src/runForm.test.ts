@@ -81,6 +81,7 @@ describe('run form', () => {
       schedule: 'gpipe',
       microBatches: ' 4 ',
       recompute: true,
+      model: 'deepMlp',
       partition: '0-3, 4-6, 7-8',
       batch: '64',
     });
@@ -114,18 +115,30 @@ describe('run form', () => {
     );
   });
 
-  it('checks a user partition: ranges, one per stage', () => {
+  it('checks a user partition: ranges, one per stage, covering the model', () => {
     const pipe = (partition: string, workers = '3'): string[] =>
-      issuesOf(form({ strategy: 'pipeline', partition, workers }));
+      issuesOf(form({ strategy: 'pipeline', model: 'deepMlp', partition, workers }));
     expect(pipe('auto')).toEqual([]);
     expect(pipe('')).toEqual([]);
     expect(pipe('0-2,3-5,6-8')).toEqual([]);
     expect(pipe('0-2,3-8')).toEqual(['partition: 2 ranges for 3 stages']);
     expect(pipe('0-2,x,6-8')).toEqual(["partition: 'x' is not a layer range like 3-5"]);
-    // Hybrid: stages = workers / replicas.
-    expect(issuesOf(form({ strategy: 'hybrid', workers: '4', replicas: '2', partition: '0-4,5-8' }))).toEqual(
-      [],
+    // The model's layers (deepMlp has 9): coverage and contiguity, before any peer is asked.
+    expect(pipe('0-2,3-5,6-7')).toEqual([
+      'partition: the last stage ends at layer 7, not 8 (the last layer)',
+    ]);
+    expect(pipe('0-2,4-5,6-8')).toEqual([
+      'partition: stage 1 starts at layer 4, not 3 (ranges must be contiguous)',
+    ]);
+    expect(issuesOf(form({ strategy: 'pipeline', model: 'mlp', partition: '0-2,3-5,6-8' }))[0]).toBe(
+      "partition: '3-5' reaches layer 5; the model has layers 0-2",
     );
+    // Hybrid: stages = workers / replicas.
+    expect(
+      issuesOf(
+        form({ strategy: 'hybrid', model: 'deepMlp', workers: '4', replicas: '2', partition: '0-4,5-8' }),
+      ),
+    ).toEqual([]);
     // With workers unreadable, the count is not checked (the workers issue says enough).
     expect(pipe('0-2', 'many')).toEqual(['workers: "many" is not a number']);
   });

@@ -143,19 +143,6 @@ export function issuesByField(issues: readonly string[]): Map<RunFormField | nul
 }
 
 /**
- * Form checks of a user partition that need no model: inclusive ranges "a-b" or single layers,
- * one per stage. Layer coverage is checked when the run starts, against the model's layers.
- */
-function partitionIssues(text: string, stages: number | null): string[] {
-  const parts = text.split(',').map((p) => p.trim());
-  const bad = parts.filter((p) => !/^\d+(\s*-\s*\d+)?$/.test(p));
-  if (bad.length > 0) return bad.map((p) => `partition: '${p}' is not a layer range like 3-5`);
-  if (stages !== null && parts.length !== stages)
-    return [`partition: ${parts.length} range${parts.length === 1 ? '' : 's'} for ${stages} stages`];
-  return [];
-}
-
-/**
  * Shard sizes typed per worker: whole numbers >= 1 that sum to at most the train set (the editor
  * keeps them summing to it). The protocol checks that there is one per worker.
  */
@@ -209,16 +196,11 @@ export function runFormToConfig(form: RunFormState): RunConfig {
     if (form.microBatches.trim() !== '') input.microBatches = num('microBatches', form.microBatches);
     if (form.strategy === 'hybrid') input.replicas = num('replicas', form.replicas);
     const partition = form.partition.trim();
-    if (partition !== '' && partition !== 'auto') {
-      const workers = input.workers;
-      const replicas = form.strategy === 'hybrid' ? input.replicas : 1;
-      const stages =
-        typeof workers === 'number' && typeof replicas === 'number' && replicas > 0
-          ? workers / replicas
-          : null;
-      issues.push(...partitionIssues(partition, stages !== null && Number.isInteger(stages) ? stages : null));
-      input.partition = partition;
-    }
+    // The schema checks the ranges against the model's layers and the stage count; while workers or
+    // replicas are not numbers that count is unknown, and their own issue says enough.
+    const shapeKnown =
+      input.workers !== undefined && (form.strategy !== 'hybrid' || input.replicas !== undefined);
+    if (partition !== '' && partition !== 'auto' && shapeKnown) input.partition = partition;
   }
   // Fields that are not numbers are left out (the schema's default stands in) so that the schema
   // still reports every other problem in the same pass.

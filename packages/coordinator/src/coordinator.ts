@@ -10,6 +10,7 @@ import {
   coordinatorPeerId,
   finalParamsKey,
   isPeerOfRoom,
+  parsePartition,
   parseRunConfig,
   probeKey,
   runShape,
@@ -25,7 +26,7 @@ import type {
   WireError,
   WireSpan,
 } from '@peertrain/protocol';
-import { evaluatePartition, parsePartition, planShards, planStages } from '@peertrain/planner';
+import { evaluatePartition, planShards, planStages } from '@peertrain/planner';
 import type { StageDevice, StagePlan } from '@peertrain/planner';
 import { ClockSync, RunningMedian, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
 import type { ChromeTrace } from '@peertrain/telemetry';

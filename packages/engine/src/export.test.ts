@@ -9,7 +9,7 @@ import type { KerasLayerJson, TfjsFiles, TfjsModelJson } from './export.ts';
 import { loadExportedModel } from './export-load.ts';
 import { buildModel } from './model.ts';
 import type { Model } from './model.ts';
-import { MODEL_PRESETS, modelPreset } from './presets.ts';
+import { MODEL_PRESETS, modelPreset } from '@peertrain/protocol';
 import { expectClose, randomArray } from './testing.ts';
 import { tf } from './tf.ts';
 

@@ -26,8 +26,8 @@ export type {
   StageBackward,
   StageForward,
 } from './model.ts';
-export { MODEL_PRESETS, modelPreset } from './presets.ts';
-export type { ModelPreset } from './presets.ts';
+export { MODEL_PRESETS, modelPreset } from '@peertrain/protocol';
+export type { ModelPreset } from '@peertrain/protocol';
 
 export {
   activateBackend,

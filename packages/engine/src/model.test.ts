@@ -5,7 +5,7 @@ import { activateBackend } from './backends.ts';
 import { ShapeError } from './errors.ts';
 import { buildModel, disposeSaved, readTensorsInto } from './model.ts';
 import type { Model } from './model.ts';
-import { modelPreset } from './presets.ts';
+import { modelPreset } from '@peertrain/protocol';
 import { expectClose, randomArray } from './testing.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';

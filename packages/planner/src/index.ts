@@ -1,5 +1,5 @@
 export { planShards } from './shards.ts';
-export { PlanError, evaluatePartition, parsePartition, planStages } from './stages.ts';
+export { PlanError, evaluatePartition, planStages } from './stages.ts';
 export type {
   LayerProfile,
   PlanErrorDetail,

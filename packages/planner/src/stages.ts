@@ -1,4 +1,5 @@
-import { ConfigError } from '@peertrain/protocol';
+import { ConfigError, partitionIssues } from '@peertrain/protocol';
+import type { LayerRange } from '@peertrain/protocol';
 
 // Stage planning for pipeline parallelism: cut a model's layers into P contiguous ranges, one per
 // device in pipeline order, so that the slowest stage is as fast as possible and every stage fits
@@ -45,10 +46,7 @@ export interface StagePlanOptions {
 }
 
 /** A half-open range of layers, [first, end). */
-export interface StageRange {
-  readonly first: number;
-  readonly end: number;
-}
+export type StageRange = LayerRange;
 
 export interface PlannedStage extends StageRange {
   readonly device: string;
@@ -277,7 +275,7 @@ export function evaluatePartition(
   ranges: readonly StageRange[],
   opts: StagePlanOptions = {},
 ): StagePlan {
-  const issues = rangeIssues(ranges, layers.length, devices.length);
+  const issues = partitionIssues(ranges, layers.length, devices.length);
   if (issues.length > 0) throw new ConfigError('invalid partition', issues);
   const p = prepare(layers, devices, opts);
   ranges.forEach((r, s) => {
@@ -286,54 +284,4 @@ export function evaluatePartition(
       throw memoryError(p, device, r.first, r.end, `stage ${s} of ${p.P}`);
   });
   return toPlan(p, devices, ranges);
-}
-
-function rangeIssues(ranges: readonly StageRange[], layerCount: number, stages: number): string[] {
-  const issues: string[] = [];
-  if (ranges.length !== stages) issues.push(`${ranges.length} ranges for ${stages} stages`);
-  let expected = 0;
-  ranges.forEach((r, s) => {
-    if (r.first !== expected)
-      issues.push(
-        s === 0
-          ? `stage 0 starts at layer ${r.first}, not 0`
-          : `stage ${s} starts at layer ${r.first}, not ${expected} (ranges must be contiguous)`,
-      );
-    if (r.end <= r.first) issues.push(`stage ${s} is empty`);
-    expected = r.end;
-  });
-  if (ranges.length > 0 && expected !== layerCount)
-    issues.push(`the last stage ends at layer ${expected - 1}, not ${layerCount - 1} (the last layer)`);
-  return issues;
-}
-
-/**
- * Parses a user partition such as `'0-2,3-5,6-8'` (inclusive layer ranges, as in the CLI flag; a
- * single index `'4'` is a one-layer stage) into half-open ranges, checking that the ranges are
- * contiguous, cover layers 0..layerCount-1 and number exactly `stages`. Throws ConfigError listing
- * every problem.
- */
-export function parsePartition(text: string, layerCount: number, stages: number): StageRange[] {
-  const issues: string[] = [];
-  const ranges: StageRange[] = [];
-  const parts = text.split(',').map((s) => s.trim());
-  for (const part of parts) {
-    const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
-    if (m === null) {
-      issues.push(`'${part}' is not a layer range like 3-5`);
-      continue;
-    }
-    const first = Number(m[1]);
-    const last = m[2] === undefined ? first : Number(m[2]);
-    if (last < first) {
-      issues.push(`'${part}' ends before it starts`);
-      continue;
-    }
-    if (last >= layerCount)
-      issues.push(`'${part}' reaches layer ${last}; the model has layers 0-${layerCount - 1}`);
-    ranges.push({ first, end: last + 1 });
-  }
-  if (issues.length === 0) issues.push(...rangeIssues(ranges, layerCount, stages));
-  if (issues.length > 0) throw new ConfigError(`invalid partition '${text}'`, issues);
-  return ranges;
 }

@@ -46,3 +46,26 @@ describe('RunConfig shards (relative shard sizes per data-parallel rank)', () =>
     expect(inf[0]).toMatch(/^shards\.0: /);
   });
 });
+
+describe('RunConfig partition (pipeline and hybrid)', () => {
+  it('is checked against the model preset and the stage count when the config is read', () => {
+    const cnn = { strategy: 'pipeline', model: 'cnn', workers: 2 } as const; // cnn: 8 layers
+    expect(issuesOf({ ...cnn, partition: '0-2,3-7' })).toEqual([]);
+    expect(issuesOf({ ...cnn, partition: '0-2,4-7' })).toEqual([
+      'partition: stage 1 starts at layer 4, not 3 (ranges must be contiguous)',
+    ]);
+    expect(issuesOf({ ...cnn, partition: '0-2,3-8' })).toEqual([
+      "partition: '3-8' reaches layer 8; the model has layers 0-7",
+    ]);
+    expect(issuesOf({ ...cnn, partition: '0-7' })).toEqual(['partition: 1 ranges for 2 stages']);
+    // hybrid: stages = workers / replicas
+    expect(
+      issuesOf({ strategy: 'hybrid', model: 'cnn', workers: 4, replicas: 2, partition: '0-3,4-7' }),
+    ).toEqual([]);
+  });
+
+  it("is not checked for data parallelism (no stages) or 'auto'", () => {
+    expect(issuesOf({ strategy: 'data', partition: '0-99' })).toEqual([]);
+    expect(issuesOf({ strategy: 'pipeline', partition: 'auto' })).toEqual([]);
+  });
+});

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { parsePartition } from './partition.ts';
+import { MODEL_PRESETS, modelPreset } from './presets.ts';
 
 export const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -42,7 +44,7 @@ const RunConfigObject = z.object({
    */
   strategy: z.enum(STRATEGIES).default('data'),
   sync: z.enum(['allreduce', 'ps']).default('allreduce'),
-  model: z.enum(['mlp', 'cnn', 'deepMlp', 'wideMlp']).default('mlp'),
+  model: z.enum(MODEL_PRESETS).default('mlp'),
   dataset: z.enum(['mnist', 'synthetic']).default('mnist'),
   workers: z.number().int().min(1).max(64).default(3),
   steps: z.number().int().min(1).default(300),
@@ -98,6 +100,17 @@ function shardIssues(weights: readonly number[] | undefined, ranks: number): str
   return issues;
 }
 
+/** Problems with a partition written as text (see parsePartition), for the schema's issue list. */
+function partitionTextIssues(text: string, layerCount: number, stages: number): string[] {
+  try {
+    parsePartition(text, layerCount, stages);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.issues];
+    throw err;
+  }
+}
+
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
@@ -118,6 +131,10 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('microBatches', `naive runs the whole batch at once: microBatches must be 1, got ${m}`);
   const batch = c.batch ?? DEFAULT_BATCH[c.strategy];
   if (m > batch) issue('microBatches', `${m} micro-batches need a batch of at least ${m}, got ${batch}`);
+  if (c.partition !== 'auto' && c.workers % replicas === 0)
+    partitionTextIssues(c.partition, modelPreset(c.model).layers.length, c.workers / replicas).forEach((m) =>
+      issue('partition', m),
+    );
 }).transform((c) => ({
   ...c,
   batch: c.batch ?? DEFAULT_BATCH[c.strategy],

@@ -1,11 +1,5 @@
-import { ConfigError, DATASETS, type RunConfig } from '@peertrain/protocol';
-import {
-  PlanError,
-  evaluatePartition,
-  parsePartition,
-  type StagePlan,
-  type StageRange,
-} from '@peertrain/planner';
+import { ConfigError, DATASETS, parsePartition, type RunConfig } from '@peertrain/protocol';
+import { PlanError, evaluatePartition, type StagePlan, type StageRange } from '@peertrain/planner';
 import type { PlanPreview } from '@peertrain/coordinator';
 
 // The plan editor's arithmetic, apart from React: a partition of n layers into P stages is P - 1

@@ -1,5 +1,5 @@
-import { ConfigError } from '@peertrain/protocol';
-import type { ModelSpec } from '@peertrain/protocol';
+import { ConfigError } from './errors.ts';
+import type { ModelSpec } from './model.ts';
 
 export const MODEL_PRESETS = ['mlp', 'cnn', 'deepMlp', 'wideMlp'] as const;
 export type ModelPreset = (typeof MODEL_PRESETS)[number];

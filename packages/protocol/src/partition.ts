@@ -1,0 +1,61 @@
+import { ConfigError } from './errors.ts';
+
+/** A half-open range of layers, [first, end): one pipeline stage's share of the model. */
+export interface LayerRange {
+  readonly first: number;
+  readonly end: number;
+}
+
+/**
+ * Problems with `ranges` as a partition of `layerCount` layers into `stages` stages: one range per
+ * stage, contiguous, non-empty, from layer 0 to the last layer. Empty when it is one.
+ */
+export function partitionIssues(ranges: readonly LayerRange[], layerCount: number, stages: number): string[] {
+  const issues: string[] = [];
+  if (ranges.length !== stages) issues.push(`${ranges.length} ranges for ${stages} stages`);
+  let expected = 0;
+  ranges.forEach((r, s) => {
+    if (r.first !== expected)
+      issues.push(
+        s === 0
+          ? `stage 0 starts at layer ${r.first}, not 0`
+          : `stage ${s} starts at layer ${r.first}, not ${expected} (ranges must be contiguous)`,
+      );
+    if (r.end <= r.first) issues.push(`stage ${s} is empty`);
+    expected = r.end;
+  });
+  if (ranges.length > 0 && expected !== layerCount)
+    issues.push(`the last stage ends at layer ${expected - 1}, not ${layerCount - 1} (the last layer)`);
+  return issues;
+}
+
+/**
+ * Parses a user partition such as `'0-2,3-5,6-8'` (inclusive layer ranges, as in the CLI flag; a
+ * single index `'4'` is a one-layer stage) into half-open ranges, checking that the ranges are
+ * contiguous, cover layers 0..layerCount-1 and number exactly `stages`. Throws ConfigError listing
+ * every problem.
+ */
+export function parsePartition(text: string, layerCount: number, stages: number): LayerRange[] {
+  const issues: string[] = [];
+  const ranges: LayerRange[] = [];
+  const parts = text.split(',').map((s) => s.trim());
+  for (const part of parts) {
+    const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
+    if (m === null) {
+      issues.push(`'${part}' is not a layer range like 3-5`);
+      continue;
+    }
+    const first = Number(m[1]);
+    const last = m[2] === undefined ? first : Number(m[2]);
+    if (last < first) {
+      issues.push(`'${part}' ends before it starts`);
+      continue;
+    }
+    if (last >= layerCount)
+      issues.push(`'${part}' reaches layer ${last}; the model has layers 0-${layerCount - 1}`);
+    ranges.push({ first, end: last + 1 });
+  }
+  if (issues.length === 0) issues.push(...partitionIssues(ranges, layerCount, stages));
+  if (issues.length > 0) throw new ConfigError(`invalid partition '${text}'`, issues);
+  return ranges;
+}
