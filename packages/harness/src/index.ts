@@ -33,6 +33,8 @@ export {
 } from './netns.ts';
 export type { IsolatedScriptResult, ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
 export { parseCoordinatorEvent, parseRunReport } from './events.ts';
+export { PAGE_RELOADS, loadPage } from './load.ts';
+export type { LoadPageOptions } from './load.ts';
 export {
   DEFAULT_IDLE_TIMEOUT_MS,
   ROOM_PATTERN,

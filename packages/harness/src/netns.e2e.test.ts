@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './build.ts';
-import { waitForExit } from './netns.ts';
+import { spawnIsolated, waitForExit } from './netns.ts';
 
 // reexecIsolated from the outside: a program that re-runs itself in the namespace, whose inner
 // half prints what it sees and then exits with a chosen code or waits for a signal.
@@ -65,5 +65,26 @@ describe('reexecIsolated', () => {
     child.kill('SIGTERM');
     expect(await waitForExit(child)).toBe(42);
     expect(output()).toContain('got SIGTERM');
+  }, 40_000);
+});
+
+describe('spawnIsolated', () => {
+  // Chromium fails its loads with ERR_NETWORK_CHANGED when an address changes under it: the
+  // namespace must be settled when the command starts. The kernel's IPv6 link-local addresses
+  // arrived 1-2 s after the links came up; the command sees the same addresses now and 3 s later.
+  it('hands over a settled network: the addresses do not change after the command starts', async () => {
+    const child = spawnIsolated(
+      'sh',
+      ['-c', 'ip -o addr | sort; echo ==; sleep 3; ip -o addr | sort; ip -o link show v0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await waitForExit(child), out).toBe(0);
+    const [before = '', after = ''] = out.split('==\n');
+    expect(before).toContain('inet 10.213.0.1/24');
+    expect(after.startsWith(before), out).toBe(true);
+    expect(after).toMatch(/v0@v1: <[^>]*LOWER_UP/); // the link is up with its carrier
   }, 40_000);
 });

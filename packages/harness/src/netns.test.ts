@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ISOLATED_ENV,
-  NETNS_SETUP_SCRIPT,
-  exitStatus,
-  insideIsolatedNetwork,
-  onParentExit,
-} from './netns.ts';
+import { ISOLATED_ENV, exitStatus, insideIsolatedNetwork, onParentExit } from './netns.ts';
 
 describe('netns helpers', () => {
   it('reports exit status like a shell', () => {
@@ -20,19 +14,6 @@ describe('netns helpers', () => {
     expect(insideIsolatedNetwork({})).toBe(false);
     expect(insideIsolatedNetwork({ [ISOLATED_ENV]: '' })).toBe(false);
     expect(insideIsolatedNetwork({ [ISOLATED_ENV]: '1234' })).toBe(true);
-  });
-
-  it('sets up the namespace as PLATFORM.md shows: lo, veth with address, default route, then exec', () => {
-    const steps = NETNS_SETUP_SCRIPT.split('&&').map((s) => s.trim());
-    expect(steps).toEqual([
-      'ip link set lo up',
-      'ip link add v0 type veth peer name v1',
-      'ip addr add 10.213.0.1/24 dev v0',
-      'ip link set v0 up',
-      'ip link set v1 up',
-      'ip route add default via 10.213.0.2 dev v0',
-      'exec "$@"',
-    ]);
   });
 
   it('does not watch a parent outside a re-executed child', () => {

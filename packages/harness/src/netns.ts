@@ -12,9 +12,15 @@ export const ISOLATED_ENV = 'PEERTRAIN_ISOLATED_NETNS';
  * PLATFORM.md: inside `unshare -n`, bring lo up and add a veth pair with an address and a default
  * route. Without the route Chromium gathers no ICE candidates; the kernel has no `dummy` link type.
  * Nothing can leave the namespace. Then exec the command given as "$@".
+ *
+ * The veths get no IPv6 link-local addresses (addrgenmode none): the kernel adds those a second or
+ * two after the links come up (after duplicate address detection), by then inside the command, and
+ * Chromium takes that for a network change and fails what it is loading with ERR_NETWORK_CHANGED
+ * (seen in CI as dashboard and worker tabs that lost their scripts). Nothing here uses IPv6.
  */
 export const NETNS_SETUP_SCRIPT =
   'ip link set lo up && ip link add v0 type veth peer name v1 && ' +
+  'ip link set v0 addrgenmode none && ip link set v1 addrgenmode none && ' +
   'ip addr add 10.213.0.1/24 dev v0 && ip link set v0 up && ip link set v1 up && ' +
   'ip route add default via 10.213.0.2 dev v0 && exec "$@"';
 

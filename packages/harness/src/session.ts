@@ -8,6 +8,7 @@ import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
 import { parseCoordinatorEvent } from './events.ts';
+import { loadPage } from './load.ts';
 import { startSessionServers } from './servers.ts';
 import type { SessionServers } from './servers.ts';
 
@@ -220,8 +221,9 @@ async function drive(
   // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
   // Each navigation handles its own rejection at once: a later await that throws (the session
   // aborted while opening pages) must not leave an earlier navigation's rejection unhandled.
-  const open = (page: Page, url: string, source: string): Promise<void> =>
-    page.goto(url, { waitUntil: 'domcontentloaded' }).then(
+  const open = (page: Page, url: string, source: string, reloadable: () => boolean): void => {
+    const load = loadPage(page, url, { reloadable, log: (line) => opts.log?.(`${source}: ${line}`) });
+    load.then(
       (res) => {
         if (res && !res.ok())
           failRemote({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
@@ -230,6 +232,7 @@ async function drive(
         failRemote({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
       },
     );
+  };
 
   try {
     armIdle();
@@ -260,24 +263,14 @@ async function drive(
     });
     // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
     // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).
-    retryOnNetworkChange(
-      dash,
-      () => !finished && !dashboardSpoke,
-      (line) => opts.log?.(`dashboard: ${line}`),
-    );
-    void open(dash, info.dashboardUrl, 'dashboard');
+    open(dash, info.dashboardUrl, 'dashboard', () => !finished && !dashboardSpoke);
     for (let i = 1; i <= workers && !finished; i++) {
       const ctx = await browser.newContext();
       contexts.push(ctx);
       const page = await ctx.newPage();
       watch(page, `worker ${i}`);
       lastWorker = page;
-      retryOnNetworkChange(
-        page,
-        () => !finished,
-        (line) => opts.log?.(`worker ${i}: ${line}`),
-      );
-      void open(page, info.workerUrl, `worker ${i}`);
+      open(page, info.workerUrl, `worker ${i}`, () => !finished);
     }
   } catch (err) {
     finish({ error: err instanceof Error ? err : new Error(String(err)) });
@@ -289,23 +282,4 @@ async function drive(
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
-}
-
-/**
- * Chromium sometimes reports a network change while a fresh private namespace settles, and fails
- * whatever it was loading with net::ERR_NETWORK_CHANGED (seen in CI: a worker tab lost two script
- * chunks and never joined; another time the dashboard lost its scripts, and the session waited out
- * its startup timeout). A page that had not started can simply load again: this reloads it, once,
- * when one of its requests fails that way while `live()` says a reload is still safe.
- */
-function retryOnNetworkChange(page: Page, live: () => boolean, log: (line: string) => void): void {
-  let retried = false;
-  page.on('requestfailed', (req) => {
-    if (retried || !live() || !(req.failure()?.errorText ?? '').includes('ERR_NETWORK_CHANGED')) return;
-    retried = true;
-    log(`reloading after ${req.failure()?.errorText ?? ''} on ${req.url()}`);
-    page.reload({ waitUntil: 'domcontentloaded' }).catch(() => {
-      // the page's own load error is reported by open()/watch()
-    });
-  });
 }
