@@ -95,7 +95,7 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     // The peer table's live telemetry: each peer busy, its engine memory and its link measured.
     expect(live.cells).toHaveLength(WORKERS);
     for (const row of live.cells) {
-      expect(['computing', 'sending', 'stalled']).toContain(row.state?.[0]);
+      expect(['computing', 'sending', 'waiting', 'stalled']).toContain(row.state?.[0]);
       expect(row.memory?.[0]).toMatch(/^\d+(\.\d+)? [kMG]?B$/);
       expect(row.memory?.[1]).toMatch(/^\d+ tensors?$/);
       expect(row.link?.[0]).toMatch(/^\d+(\.\d+)? ms$/);

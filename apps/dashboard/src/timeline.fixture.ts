@@ -117,7 +117,8 @@ export function fixturePeers(pipeline: PipelineView, step: number): PeerView[] {
     const d = BACKEND_MIX[rank % BACKEND_MIX.length]!;
     const gpu = d.backend === 'webgpu' || d.backend === 'webgl';
     const paramBytes = 400_000 + ((rank * 7919) % 5) * 120_000;
-    const state: PeerView['state'] = rank === 5 ? 'stalled' : rank % 4 === 3 ? 'sending' : 'computing';
+    const state: PeerView['state'] =
+      rank === 5 ? 'stalled' : rank % 4 === 3 ? 'waiting' : rank % 4 === 2 ? 'sending' : 'computing';
     return {
       peerId: a.peerId,
       state,

@@ -14,6 +14,7 @@ import {
   parseRunConfig,
   probeKey,
   runShape,
+  sleep,
   toWireError,
 } from '@peertrain/protocol';
 import type {
@@ -829,8 +830,9 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
         const isLast = step === config.steps - 1;
         if (isLast) {
           // Rank 0 evaluates on its own schedule (every evalEvery steps and after the last one):
-          // every worker holds identical parameters after a synchronous step. The parameters travel ahead of the result on the same ordered link: when the result is
-          // here they are too (a short grace covers a worker that never sends them).
+          // every worker holds identical parameters after a synchronous step. The parameters travel
+          // ahead of the result on the same ordered link: when the result is here they are too (a
+          // short grace covers a worker that never sends them).
           const got = mesh.recvTensor(r.ranks[0]!, finalParamsKey(runId, config.steps), {
             signal: AbortSignal.any([abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
           });
@@ -1152,17 +1154,22 @@ function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {
   return TO_COORDINATOR_TYPES.has(msg.type);
 }
 
+/** Spans of the comm lane that wait on a peer rather than move data. */
+const WAIT_KINDS: ReadonlySet<WireSpan['kind']> = new Set(['recv', 'wait']);
+
 /**
- * What a step kept a peer busy with, from its spans (time per lane, overlaps counted once per
- * lane): 'sending' when communication took longer than computation, else 'computing'. Without
- * spans, the step's computeMs / commMs decide.
+ * What a step kept a peer busy with, from its spans (wall time per kind of work, overlaps counted
+ * once): computing (the compute lane), sending (the comm lane moving data: sends, all-reduce
+ * phases) or waiting (receives and waits on a peer: a pipeline stage idle until its neighbour's
+ * activations or gradients arrive). The largest wins; ties go to computing. Without spans, the
+ * step's computeMs / commMs decide between computing and sending.
  */
-export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' {
+export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' | 'waiting' {
   const spans = msg.spans ?? [];
   if (spans.length === 0) return msg.commMs > msg.computeMs ? 'sending' : 'computing';
-  const busy = (lane: 'compute' | 'comm'): number => {
+  const busy = (keep: (s: WireSpan) => boolean): number => {
     const iv = spans
-      .filter((s) => s.lane === lane)
+      .filter(keep)
       .map((s) => [s.startMs, s.startMs + s.durMs] as const)
       .sort((a, b) => a[0] - b[0]);
     let total = 0;
@@ -1174,19 +1181,11 @@ export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' {
     }
     return total;
   };
-  return busy('comm') > busy('compute') ? 'sending' : 'computing';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  const computing = busy((s) => s.lane === 'compute');
+  const sending = busy((s) => s.lane === 'comm' && !WAIT_KINDS.has(s.kind));
+  const waiting = busy((s) => s.lane === 'comm' && WAIT_KINDS.has(s.kind));
+  if (computing >= sending && computing >= waiting) return 'computing';
+  return sending >= waiting ? 'sending' : 'waiting';
 }
 
 /** Bytes of a typed array as base64 (btoa exists in browsers and Node). */

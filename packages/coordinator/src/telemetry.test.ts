@@ -239,7 +239,7 @@ describe('peer states', () => {
     expect(peerOf(coord, a.id)?.state).toBe('idle');
   });
 
-  it('activityOf counts overlapping spans once per lane', () => {
+  it('activityOf: computing, sending or waiting, overlapping spans counted once', () => {
     const msg = (spans: WireSpan[]): Parameters<typeof activityOf>[0] => ({
       type: 'stepDone',
       runId: 1,
@@ -254,6 +254,13 @@ describe('peer states', () => {
     const sends = [span('send', 'comm', 0, 4), span('send', 'comm', 1, 4), span('send', 'comm', 2, 4)];
     expect(activityOf(msg([...sends, span('forward', 'compute', 0, 5)]))).toBe('sending');
     expect(activityOf(msg([...sends, span('forward', 'compute', 0, 7)]))).toBe('computing');
+    // Receives and waits are waiting on a peer, not moving data: a stage idle until its input arrives.
+    const recvs = [span('recv', 'comm', 10, 8), span('wait', 'comm', 20, 4)]; // 12 ms
+    expect(activityOf(msg([...sends, ...recvs, span('forward', 'compute', 0, 7)]))).toBe('waiting');
+    expect(activityOf(msg([...sends, ...recvs, span('forward', 'compute', 0, 12)]))).toBe('computing');
+    expect(activityOf(msg([span('allreduce', 'comm', 0, 9), span('recv', 'comm', 9, 8)]))).toBe('sending');
+    // Without spans: the step's own compute / comm times (no way to tell waiting apart).
+    expect(activityOf({ ...msg([]), computeMs: 2, commMs: 3 })).toBe('sending');
   });
 });
 

@@ -3,7 +3,7 @@ import type { StagePlan, StagePlanOptions } from '@peertrain/planner';
 import type { ChromeTrace, Span } from '@peertrain/telemetry';
 
 /** Lifecycle of a peer as the coordinator sees it. */
-export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'stalled' | 'gone';
+export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'waiting' | 'stalled' | 'gone';
 
 export interface PeerView {
   peerId: string;

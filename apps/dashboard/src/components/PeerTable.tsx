@@ -18,8 +18,10 @@ import {
 export const STATE_TITLES: Record<PeerView['state'], string> = {
   joining: 'connected, measuring its device',
   idle: 'ready, not in a run',
-  computing: 'its last step spent longer computing than communicating',
-  sending: 'its last step spent longer communicating (send, receive, waiting for a peer) than computing',
+  computing: 'its last step spent most of its time computing',
+  sending: 'its last step spent most of its time sending data (sends, all-reduce)',
+  waiting:
+    "its last step spent most of its time waiting on a peer (receives: a pipeline stage waits for its neighbours' activations and gradients)",
   stalled: 'in a run, but no step reported for a while',
   gone: 'left or lost its connection',
 };
