@@ -64,7 +64,15 @@ function report(pipeline: PipelineView): RunReport {
     commMsMedian: 20,
     samplesPerSec: 850,
     bytesSent: 48_000_000,
-    workers: [],
+    workers: pipeline.assignments.map((a) => ({
+      peerId: a.peerId,
+      rank: a.stage,
+      role: `stage ${a.stage} of replica 0`,
+      backend: 'webgpu',
+      gflops: 310,
+      bytesSent: 3_000_000,
+      framesRefused: 0,
+    })),
     loss: [],
     evals: [],
     pipeline: {
