@@ -1,7 +1,7 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { parseRunConfig, runShape } from '@peertrain/protocol';
-import type { PipelineView, RunReport, RunView, TimelineSpan } from '@peertrain/coordinator';
+import type { PipelineView, RunReport, RunView, StepPoint, TimelineSpan } from '@peertrain/coordinator';
 import { TopBar } from './shared/ui.tsx';
 import { Timeline } from './components/Timeline.tsx';
 import { Topology } from './components/Topology.tsx';
@@ -99,6 +99,7 @@ function report(pipeline: PipelineView): RunReport {
 }
 
 let chartCache: ReturnType<typeof fixtureSteps> | null = null;
+let liveSteps: StepPoint[] = [];
 
 /** At least n fixture steps, generated once and grown by doubling (live mode adds one a tick). */
 function chartFixture(n: number, ranks: number, globalBatch: number): ReturnType<typeof fixtureSteps> {
@@ -113,10 +114,12 @@ function chartRun(pipeline: PipelineView, steps: number): RunView {
     model: 'deepMlp',
     schedule: 'gpipe',
   });
-  // As the coordinator does: a new steps array per step (one copy), not a regenerated run.
+  // As the coordinator does: one steps array per run, appended to (not a regenerated run).
   const n = CHART_STEPS + steps;
   const all = chartFixture(n, pipeline.assignments.length, runShape(config).globalBatch);
-  const points = all.steps.slice(0, n);
+  if (liveSteps.length > n) liveSteps = [];
+  while (liveSteps.length < n) liveSteps.push(all.steps[liveSteps.length]!);
+  const points = liveSteps;
   const evals = all.evals.filter((e) => e.step <= n);
   return {
     runId: 1,

@@ -239,7 +239,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       peers: [...peers.values()].map(({ joinedAt: _j, clock: _c, lastReportAt: _l, probe: _p, ...p }) => ({
         ...p,
       })),
-      run: { ...runView, steps: runView.steps, evals: runView.evals },
+      run: { ...runView },
     };
   }
 
@@ -799,7 +799,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
           bytes: stepBytes,
           computeMsByRank,
         };
-        runView = { ...runView, step: step + 1, steps: [...runView.steps, point], spans: liveSpans };
+        runView.steps.push(point); // shared, append-only (RunView.steps)
+        runView = { ...runView, step: step + 1, spans: liveSpans };
         const pv = runView.pipeline;
         if (pv) {
           const bubble = pipelineBubble(

@@ -319,4 +319,32 @@ describe('memory, bandwidth and chart data', () => {
     ]);
     for (const s of steps) expect(s.stepMs).toBeGreaterThanOrEqual(0);
   });
+
+  it("appends a run's steps to one array that its views share; a new run starts another", async () => {
+    const { net, coord } = setup();
+    const a = await scripted(net, 'a');
+    await a.hello();
+    const config = { workers: 1, steps: 2, batch: 4, evalEvery: 0, dataset: 'synthetic' } as const;
+    const first = coord.run(config);
+    first.catch(() => {});
+    await until(coord, () => a.granted() >= 1);
+    a.report(0);
+    await until(coord, () => coord.view().run.step === 1);
+    const early = coord.view().run;
+    expect(early.steps.map((s) => s.step)).toEqual([0]);
+    a.report(1);
+    await first;
+    const late = coord.view().run;
+    expect(late).not.toBe(early); // a new view per change...
+    expect(late.steps).toBe(early.steps); // ...over the same steps, grown in place (no copy a step)
+    expect(late.steps.map((s) => s.step)).toEqual([0, 1]);
+    const second = coord.run(config);
+    second.catch(() => {});
+    await until(coord, () => coord.view().run.runId !== late.runId);
+    expect(coord.view().run.steps).not.toBe(late.steps);
+    expect(coord.view().run.steps).toHaveLength(0);
+    expect(late.steps).toHaveLength(2); // the finished run's steps are left as they were
+    coord.stop('test over');
+    await second.catch(() => undefined);
+  });
 });

@@ -115,6 +115,12 @@ export interface RunView {
   config: RunConfig | null;
   step: number;
   totalSteps: number;
+  /**
+   * Every step of the run so far, in order. Append-only and shared: the coordinator appends to one
+   * array for the whole run (copying it per step cost O(steps) a step: 3 ms at 100,000 steps), so
+   * the views of a run hold the same array, which may have grown since a view was taken; read its
+   * length, not its identity, to see a new step. A new run starts a new array.
+   */
   steps: StepPoint[];
   evals: EvalPoint[];
   error: WireError | null;

@@ -45,11 +45,17 @@ export function RunCharts(props: {
   const { peers, room } = props;
   const { steps, evals, config } = props.run;
   const [axis, setAxis] = useState<ChartAxis>('step');
-  // The coordinator replaces steps / evals only when one is added: pongs do not recompute columns,
-  // and a new step costs the accumulator that step (plus at most MAX_CHART_POINTS per column).
-  // (update() is idempotent for the same arrays, so a render run twice does no harm.)
+  // The coordinator appends to one steps array per run (its length tells a new step) and replaces
+  // evals when one is added: pongs do not recompute columns, and a new step costs the accumulator
+  // that step (plus at most MAX_CHART_POINTS per column). (update() is idempotent for the same
+  // arrays, so a render run twice does no harm.)
   const [chartAcc] = useState(() => new ChartAccumulator(props.maxPoints));
-  const c = useMemo(() => chartAcc.update({ steps, evals, config }), [chartAcc, steps, evals, config]);
+  const stepCount = steps.length;
+  const c = useMemo(
+    () => chartAcc.update({ steps, evals, config }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- stepCount: the array grows in place
+    [chartAcc, steps, stepCount, evals, config],
+  );
   const title = (text: string): ReactNode =>
     c.stepsPerPoint > 1 ? (
       <span>
