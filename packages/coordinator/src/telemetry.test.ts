@@ -44,7 +44,7 @@ const peerOf = (coord: Coordinator, id: string): PeerView | undefined =>
   coord.view().peers.find((p) => p.peerId === id);
 
 /** Resolves once `cond` holds on a view (checked now and on every change). */
-function until(coord: Coordinator, cond: () => boolean, ms = 3000): Promise<void> {
+function until(coord: Coordinator, cond: () => boolean, ms = 10_000): Promise<void> {
   if (cond()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -186,7 +186,8 @@ describe('peer states', () => {
   });
 
   it('computing when assigned, sending after a communication-bound step, stalled when silent, idle after', async () => {
-    const { net, coord, logs } = setup({ stallAfterMs: 150 });
+    // Long enough that a loaded machine does not stall a peer between two lines of this test.
+    const { net, coord, logs } = setup({ stallAfterMs: 400 });
     const a = await scripted(net, 'a');
     const b = await scripted(net, 'b');
     await a.hello();
@@ -205,6 +206,7 @@ describe('peer states', () => {
 
     // Step 1: b goes on, a falls silent: a (behind) stalls, b (waiting at the barrier) does not.
     b.report(1, { bytesSent: 600 });
+    await until(coord, () => peerOf(coord, b.id)?.lastStep === 1); // b is ahead from here on
     await stateOf(coord, a.id, 'stalled');
     expect(peerOf(coord, b.id)?.state).toBe('computing');
     expect(logs.some((l) => l.includes(`${a.id} stalled`))).toBe(true);
@@ -221,7 +223,7 @@ describe('peer states', () => {
   });
 
   it('stalls everyone when the whole run falls silent, and not while paused', async () => {
-    const { net, coord } = setup({ stallAfterMs: 120 });
+    const { net, coord } = setup({ stallAfterMs: 400 });
     const a = await scripted(net, 'a');
     await a.hello();
     const run = coord.run({ workers: 1, steps: 2, batch: 4, evalEvery: 0, dataset: 'synthetic' });
@@ -230,7 +232,7 @@ describe('peer states', () => {
     coord.pause();
     a.report(0);
     await until(coord, () => coord.view().run.phase === 'paused');
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 600)); // longer than stallAfterMs
     expect(peerOf(coord, a.id)?.state).toBe('computing');
     coord.resume();
     await stateOf(coord, a.id, 'stalled');
