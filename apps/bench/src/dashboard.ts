@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { wheelFrames } from '@peertrain/harness';
+import { median, quantile } from './metrics.ts';
 import type { ChartFigure, DashboardPart, FrameStats } from './report.ts';
 
 // Part 5: how the dashboard's views hold up under load, in the built gallery page
@@ -22,12 +23,11 @@ export interface DashboardOptions {
 /** Median, p90, p99 and max of frame intervals (ms), and how many exceeded 50 ms (a long task). */
 export function frameStats(deltas: readonly number[]): FrameStats {
   const s = [...deltas].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(s.length * q))] ?? NaN;
   return {
     frames: s.length,
-    medianMs: at(0.5),
-    p90Ms: at(0.9),
-    p99Ms: at(0.99),
+    medianMs: median(s),
+    p90Ms: quantile(s, 0.9),
+    p99Ms: quantile(s, 0.99),
     maxMs: s.at(-1) ?? NaN,
     over50: s.filter((d) => d > 50).length,
   };

@@ -1,6 +1,6 @@
 import { ConfigError } from '@peertrain/protocol';
 import type { AllReduceRow, BenchReport, BenchSettings, CpuUse, MemoryRow, RawFigure } from './report.ts';
-import { algBandwidth, busBandwidth, cpuBusy, mbPerSec, median, ratio } from './metrics.ts';
+import { algBandwidth, busBandwidth, cpuBusy, mbPerSec, median, quantile, ratio } from './metrics.ts';
 import type { CpuTimes } from './metrics.ts';
 import { TICKS_PER_SEC, cpuMsBetween, emptyRoleMs, snapshotTree, totalMs } from './procfs.ts';
 import type { CpuSnapshot } from './procfs.ts';
@@ -284,7 +284,7 @@ export async function measurePing(
   const kept = rtts.slice(Math.min(5, Math.floor(rtts.length / 2))).sort((x, y) => x - y);
   return {
     medianMs: median(kept),
-    p90Ms: kept[Math.floor(kept.length * 0.9)] ?? Number.NaN,
+    p90Ms: quantile(kept, 0.9),
     count: kept.length,
   };
 }

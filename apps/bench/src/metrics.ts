@@ -41,6 +41,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? Number.NaN) + hi) / 2;
 }
 
+/** The value at fraction `q` (0..1) of an ascending `sorted` array (nearest rank); NaN when empty. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
+}
+
 /** a / b, NaN when b is not a positive number. */
 export function ratio(a: number, b: number): number {
   return b > 0 ? a / b : Number.NaN;
