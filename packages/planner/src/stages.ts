@@ -1,5 +1,5 @@
 import { ConfigError, partitionIssues } from '@peertrain/protocol';
-import type { LayerRange } from '@peertrain/protocol';
+import type { StageRange } from '@peertrain/protocol';
 
 // Stage planning for pipeline parallelism: cut a model's layers into P contiguous ranges, one per
 // device in pipeline order, so that the slowest stage is as fast as possible and every stage fits
@@ -45,8 +45,8 @@ export interface StagePlanOptions {
   readonly bytesPerMs?: number;
 }
 
-/** A half-open range of layers, [first, end). */
-export type StageRange = LayerRange;
+/** A half-open range of layers, [first, end) (protocol's StageRange, as the plan messages carry it). */
+export type { StageRange };
 
 export interface PlannedStage extends StageRange {
   readonly device: string;

@@ -96,4 +96,3 @@ export { mulberry32 } from './random.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';
 export type { ModelPreset } from './presets.ts';
 export { parsePartition, partitionIssues } from './partition.ts';
-export type { LayerRange } from './partition.ts';

@@ -1,16 +1,11 @@
 import { ConfigError } from './errors.ts';
-
-/** A half-open range of layers, [first, end): one pipeline stage's share of the model. */
-export interface LayerRange {
-  readonly first: number;
-  readonly end: number;
-}
+import type { StageRange } from './messages.ts';
 
 /**
  * Problems with `ranges` as a partition of `layerCount` layers into `stages` stages: one range per
  * stage, contiguous, non-empty, from layer 0 to the last layer. Empty when it is one.
  */
-export function partitionIssues(ranges: readonly LayerRange[], layerCount: number, stages: number): string[] {
+export function partitionIssues(ranges: readonly StageRange[], layerCount: number, stages: number): string[] {
   const issues: string[] = [];
   if (ranges.length !== stages) issues.push(`${ranges.length} ranges for ${stages} stages`);
   let expected = 0;
@@ -35,9 +30,9 @@ export function partitionIssues(ranges: readonly LayerRange[], layerCount: numbe
  * contiguous, cover layers 0..layerCount-1 and number exactly `stages`. Throws ConfigError listing
  * every problem.
  */
-export function parsePartition(text: string, layerCount: number, stages: number): LayerRange[] {
+export function parsePartition(text: string, layerCount: number, stages: number): StageRange[] {
   const issues: string[] = [];
-  const ranges: LayerRange[] = [];
+  const ranges: StageRange[] = [];
   const parts = text.split(',').map((s) => s.trim());
   for (const part of parts) {
     const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
