@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import { parsePartition } from './partition.ts';
+import { readPartition } from './partition.ts';
 import { MODEL_PRESETS, modelPreset } from './presets.ts';
 
 export const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -100,17 +100,6 @@ function shardIssues(weights: readonly number[] | undefined, ranks: number): str
   return issues;
 }
 
-/** Problems with a partition written as text (see parsePartition), for the schema's issue list. */
-function partitionTextIssues(text: string, layerCount: number, stages: number): string[] {
-  try {
-    parsePartition(text, layerCount, stages);
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-}
-
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
@@ -132,7 +121,7 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const batch = c.batch ?? DEFAULT_BATCH[c.strategy];
   if (m > batch) issue('microBatches', `${m} micro-batches need a batch of at least ${m}, got ${batch}`);
   if (c.partition !== 'auto' && c.workers % replicas === 0)
-    partitionTextIssues(c.partition, modelPreset(c.model).layers.length, c.workers / replicas).forEach((m) =>
+    readPartition(c.partition, modelPreset(c.model).layers.length, c.workers / replicas).issues.forEach((m) =>
       issue('partition', m),
     );
 }).transform((c) => ({

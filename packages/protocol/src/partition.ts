@@ -25,12 +25,16 @@ export function partitionIssues(ranges: readonly StageRange[], layerCount: numbe
 }
 
 /**
- * Parses a user partition such as `'0-2,3-5,6-8'` (inclusive layer ranges, as in the CLI flag; a
- * single index `'4'` is a one-layer stage) into half-open ranges, checking that the ranges are
- * contiguous, cover layers 0..layerCount-1 and number exactly `stages`. Throws ConfigError listing
- * every problem.
+ * Reads a user partition such as `'0-2,3-5,6-8'` (inclusive layer ranges, as in the CLI flag; a
+ * single index `'4'` is a one-layer stage) into half-open ranges, and lists every problem: a part
+ * that is not a range, ranges that are not contiguous, do not cover layers 0..layerCount-1 or do
+ * not number exactly `stages`.
  */
-export function parsePartition(text: string, layerCount: number, stages: number): StageRange[] {
+export function readPartition(
+  text: string,
+  layerCount: number,
+  stages: number,
+): { ranges: StageRange[]; issues: string[] } {
   const issues: string[] = [];
   const ranges: StageRange[] = [];
   const parts = text.split(',').map((s) => s.trim());
@@ -51,6 +55,12 @@ export function parsePartition(text: string, layerCount: number, stages: number)
     ranges.push({ first, end: last + 1 });
   }
   if (issues.length === 0) issues.push(...partitionIssues(ranges, layerCount, stages));
+  return { ranges, issues };
+}
+
+/** readPartition's ranges; throws ConfigError listing every problem. */
+export function parsePartition(text: string, layerCount: number, stages: number): StageRange[] {
+  const { ranges, issues } = readPartition(text, layerCount, stages);
   if (issues.length > 0) throw new ConfigError(`invalid partition '${text}'`, issues);
   return ranges;
 }
