@@ -113,7 +113,7 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     const args = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
     const lost = await train([...args, '--steps', '40', '--backend', 'wasm', '--inject-fault', 'vanish']);
     expect(lost.code).not.toBe(0);
-    expect(lost.stderr).toMatch(/PeerLostError: peer pt-[a-z0-9]+-w-[a-z0-9]+ lost/);
+    expect(lost.stderr, lost.stderr).toMatch(/PeerLostError: peer pt-[a-z0-9]+-w-[a-z0-9]+ lost/);
     const partial = lost.report as unknown as PartialReport;
     expect(partial.failed).toBe(true);
     expect(partial.error.message).toContain('PeerLostError');

@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
+import {
+  PROTOCOL_VERSION,
+  PeerLostError,
+  coordinatorPeerId,
+  toWireError,
+  workerPeerId,
+} from '@peertrain/protocol';
 import type { ControlMessage, DeviceInfo, ToCoordinator } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Mesh } from '@peertrain/transport';
@@ -145,6 +151,75 @@ describe('coordinator', () => {
       name: 'PeerLostError',
     });
     expect(coord.view().run.phase).toBe('failed');
+  });
+
+  it('names the lost peer when a worker reports losing it before the coordinator sees it go', async () => {
+    const { net, coord, coordId } = setup();
+    const ids = ['a', 'b', 'c'].map((n) => workerPeerId('test', n));
+    // All three stay linked to the coordinator; a reports that its link to b broke, then c reports
+    // something else: the run fails naming b, whose loss came first.
+    const meshes = await Promise.all(
+      ids.map(async (id) => {
+        const m = createMesh(memoryTransport(net, id));
+        cleanups.push(() => m.close());
+        await m.connect(coordId);
+        await m.sendControl(coordId, {
+          type: 'hello',
+          protocolVersion: PROTOCOL_VERSION,
+          room: 'test',
+          device,
+        });
+        return m;
+      }),
+    );
+    meshes[0]!.onControl((_f, m) => {
+      if (m.type !== 'assign') return;
+      const error = toWireError(new PeerLostError(ids[1]!, 'connection closed'));
+      void meshes[0]!.sendControl(coordId, { type: 'error', runId: m.runId, error }).then(() =>
+        meshes[2]!.sendControl(coordId, {
+          type: 'error',
+          runId: m.runId,
+          error: { name: 'TimeoutError', message: 'x' },
+        }),
+      );
+    });
+    const err = await coord.run({ workers: 3, steps: 5, dataset: 'synthetic' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      name: 'PeerLostError',
+      peerId: ids[1],
+      message: `peer ${ids[1]} lost: seen by ${ids[0]}`,
+    });
+    expect(coord.view().run.phase).toBe('failed');
+    expect(coord.view().run.error).toMatchObject({ name: 'PeerLostError' });
+  });
+
+  it("reports a lost peer outside the run as the reporting worker's error", async () => {
+    const { net, coord, coordId } = setup();
+    const ids = ['a', 'b'].map((n) => workerPeerId('test', n));
+    const meshes = await Promise.all(
+      ids.map(async (id) => {
+        const m = createMesh(memoryTransport(net, id));
+        cleanups.push(() => m.close());
+        await m.connect(coordId);
+        await m.sendControl(coordId, {
+          type: 'hello',
+          protocolVersion: PROTOCOL_VERSION,
+          room: 'test',
+          device,
+        });
+        return m;
+      }),
+    );
+    meshes[0]!.onControl((_f, m) => {
+      if (m.type !== 'assign') return;
+      const error = toWireError(new PeerLostError('pt-test-w-stranger', 'connection closed'));
+      void meshes[0]!.sendControl(coordId, { type: 'error', runId: m.runId, error });
+    });
+    const err = await coord.run({ workers: 2, steps: 5, dataset: 'synthetic' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      name: 'PeerLostError',
+      message: `${ids[0]}: peer pt-test-w-stranger lost: connection closed`,
+    });
   });
 
   it('refuses a bad configuration with a ConfigError and can be stopped while waiting', async () => {

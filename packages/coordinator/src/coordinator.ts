@@ -345,6 +345,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       case 'error':
         active?.errors.push(msg.error);
         if (active && (msg.runId === undefined || msg.runId === active.runId)) {
+          // A worker that lost a peer of the run may say so before this side's own link to that
+          // peer closes: either way the run fails naming the lost peer (its report is in errors).
+          const lost = msg.error.name === 'PeerLostError' ? msg.error.peerId : undefined;
+          if (lost !== undefined && active.ranks.includes(lost)) {
+            failRun(new PeerLostError(lost, `seen by ${from}`));
+            return;
+          }
           const err = new Error(`${from}: ${msg.error.message}`);
           err.name = msg.error.name;
           failRun(err);

@@ -120,9 +120,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export interface WireError {
   name: string;
   message: string;
+  /** For a PeerLostError: the peer that was lost, so the receiver can name it without parsing. */
+  peerId?: string | undefined;
 }
 
 export function toWireError(err: unknown): WireError {
+  if (err instanceof PeerLostError) return { name: err.name, message: err.message, peerId: err.peerId };
   if (err instanceof Error) return { name: err.name, message: err.message };
   return { name: 'Error', message: String(err) };
 }

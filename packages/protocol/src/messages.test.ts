@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProtocolError } from './errors.ts';
+import { PeerLostError, ProtocolError, toWireError } from './errors.ts';
 import { MAX_PROBE_BYTES, parseControl, parseToCoordinator, parseToWorker } from './messages.ts';
 
 // The telemetry additions: pong's memory report, the bandwidth probe and its ack. Old fields keep
@@ -65,5 +65,23 @@ describe('bandwidth probe', () => {
     );
     expect(() => parseToCoordinator({ type: 'probe', id: 1, bytes: 10, tag: 1 })).toThrow(ProtocolError);
     expect(() => parseToWorker({ type: 'probeAck', id: 1, bytes: 10 })).toThrow(ProtocolError);
+  });
+});
+
+describe('error reports', () => {
+  it('carry the lost peer of a PeerLostError across the wire, and nothing extra for other errors', () => {
+    const lost = toWireError(new PeerLostError('pt-r-w-b', 'connection closed'));
+    expect(lost).toEqual({
+      name: 'PeerLostError',
+      message: 'peer pt-r-w-b lost: connection closed',
+      peerId: 'pt-r-w-b',
+    });
+    expect(parseToCoordinator({ type: 'error', runId: 1, error: lost })).toEqual({
+      type: 'error',
+      runId: 1,
+      error: lost,
+    });
+    expect(toWireError(new RangeError('bad'))).toEqual({ name: 'RangeError', message: 'bad' });
+    expect(() => parseToCoordinator({ type: 'error', error: { ...lost, peerId: 7 } })).toThrow(ProtocolError);
   });
 });

@@ -5,7 +5,7 @@ import { ProtocolError } from './errors.ts';
 // Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator,
 // worker <-> worker). They travel as JSON inside `control` frames and are validated on arrival.
 
-const WireErrorSchema = z.object({ name: z.string(), message: z.string() });
+const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId: z.string().optional() });
 
 export const BackendProbeSchema = z.object({
   backend: z.enum(BACKENDS),
