@@ -45,6 +45,19 @@ function nextMessage(mesh: Mesh, type: string): Promise<ControlMessage> {
   });
 }
 
+/** A worker admitted to room 'test' that answers nothing: the test speaks for it. */
+async function silentWorker(
+  net: ReturnType<typeof createMemoryNetwork>,
+  coordId: string,
+  id: string,
+): Promise<Mesh> {
+  const mesh = createMesh(memoryTransport(net, id));
+  cleanups.push(() => mesh.close());
+  await mesh.connect(coordId);
+  await mesh.sendControl(coordId, { type: 'hello', protocolVersion: PROTOCOL_VERSION, room: 'test', device });
+  return mesh;
+}
+
 /** A worker that follows the protocol: hello, ready, a stepDone per granted step, evals on rank 0. */
 async function scriptedWorker(
   net: ReturnType<typeof createMemoryNetwork>,
@@ -158,20 +171,7 @@ describe('coordinator', () => {
     const ids = ['a', 'b', 'c'].map((n) => workerPeerId('test', n));
     // All three stay linked to the coordinator; a reports that its link to b broke, then c reports
     // something else: the run fails naming b, whose loss came first.
-    const meshes = await Promise.all(
-      ids.map(async (id) => {
-        const m = createMesh(memoryTransport(net, id));
-        cleanups.push(() => m.close());
-        await m.connect(coordId);
-        await m.sendControl(coordId, {
-          type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
-          room: 'test',
-          device,
-        });
-        return m;
-      }),
-    );
+    const meshes = await Promise.all(ids.map((id) => silentWorker(net, coordId, id)));
     meshes[0]!.onControl((_f, m) => {
       if (m.type !== 'assign') return;
       const error = toWireError(new PeerLostError(ids[1]!, 'connection closed'));
@@ -196,20 +196,7 @@ describe('coordinator', () => {
   it("reports a lost peer outside the run as the reporting worker's error", async () => {
     const { net, coord, coordId } = setup();
     const ids = ['a', 'b'].map((n) => workerPeerId('test', n));
-    const meshes = await Promise.all(
-      ids.map(async (id) => {
-        const m = createMesh(memoryTransport(net, id));
-        cleanups.push(() => m.close());
-        await m.connect(coordId);
-        await m.sendControl(coordId, {
-          type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
-          room: 'test',
-          device,
-        });
-        return m;
-      }),
-    );
+    const meshes = await Promise.all(ids.map((id) => silentWorker(net, coordId, id)));
     meshes[0]!.onControl((_f, m) => {
       if (m.type !== 'assign') return;
       const error = toWireError(new PeerLostError('pt-test-w-stranger', 'connection closed'));
