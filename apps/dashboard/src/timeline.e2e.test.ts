@@ -159,7 +159,9 @@ describe('pipeline timeline in Chromium', () => {
     // 2,004 steps: past MAX_CHART_POINTS (1,024) a point is the mean of 2 steps, and the title says so.
     expect(await loss.getAttribute('data-steps')).toBe('2004');
     expect(await loss.getAttribute('data-points')).toBe('1002');
-    expect(await loss.locator('figcaption').textContent()).toContain('2 steps per point');
+    expect(await loss.locator('figcaption').textContent()).toContain(
+      '2 steps per point · shaded: lowest to highest',
+    );
     // Utilization: a line (legend entry) per peer.
     expect(
       await page.getByRole('figure', { name: 'utilization per peer' }).locator('.u-series').count(),

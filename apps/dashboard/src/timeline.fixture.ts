@@ -159,7 +159,8 @@ export function fixturePeers(pipeline: PipelineView, step: number): PeerView[] {
 
 /**
  * `n` steps of a run that learns (loss falls, accuracy rises) over `ranks` ranks, `globalBatch`
- * samples a step: chart fixtures. Step times wander slowly with a little deterministic jitter.
+ * samples a step: chart fixtures. Step times wander slowly with a little deterministic jitter; the
+ * loss spikes for one step in every thousand.
  */
 export function fixtureSteps(
   n: number,
@@ -174,7 +175,9 @@ export function fixtureSteps(
     t += stepMs;
     steps.push({
       step,
-      loss: 2.3 * Math.exp(-step / 180) + 0.08 + 0.03 * Math.sin(step * 1.7),
+      // A one-step spike every 1,000 steps (a bad batch): merged chart points must not hide it.
+      loss:
+        2.3 * Math.exp(-step / 180) + 0.08 + 0.03 * Math.sin(step * 1.7) + (step % 1000 === 700 ? 1.2 : 0),
       tMs: t,
       samplesPerSec: (globalBatch * (step + 1)) / (t / 1000),
       computeMs: 90,

@@ -11,10 +11,17 @@ export interface ChartSeries {
   y: readonly (number | null)[];
 }
 
+/** The lowest and highest value behind each point of a single-series chart, drawn as a band. */
+export interface ChartBand {
+  lo: readonly (number | null)[];
+  hi: readonly (number | null)[];
+}
+
 /**
  * Lines over a shared x (steps or seconds), drawn with uPlot. The plot is built once per look
  * (labels, colours, number of series) and fed with setData on every update, so thousands of
- * points stay cheap. One series: `y` + `color`; several (with a legend): `series`.
+ * points stay cheap. One series: `y` + `color` (and optionally a `band` shaded behind it);
+ * several (with a legend): `series`.
  */
 export function LineChart(props: {
   title: ReactNode;
@@ -22,6 +29,8 @@ export function LineChart(props: {
   x: readonly number[];
   y?: readonly (number | null)[];
   color?: string;
+  /** With `y`: a shaded band from lo to hi behind the line (e.g. the range a merged point hides). */
+  band?: ChartBand | undefined;
   series?: readonly ChartSeries[];
   yLabel: string;
   /** Axis label of x (default "step"). */
@@ -46,16 +55,25 @@ export function LineChart(props: {
     { label: yLabel, color: props.color ?? '#2563eb', y: props.y ?? [] },
   ];
   const multi = props.series !== undefined;
+  const band = multi ? undefined : props.band;
   const yMin = yRange?.[0];
   const yMax = yRange?.[1];
   // What the plot is built from (data aside): a change rebuilds it, anything else is setData.
-  const look = JSON.stringify([xLabel, multi, series.map((s) => [s.label, s.color])]);
+  const look = JSON.stringify([xLabel, multi, band !== undefined, series.map((s) => [s.label, s.color])]);
 
   useEffect(() => {
     const el = box.current;
     if (!el) return;
     const fmt = format ?? ((v: number) => String(v));
-    const [, multiNow, looks] = JSON.parse(look) as [string, boolean, [string, string][]];
+    const [, multiNow, banded, looks] = JSON.parse(look) as [string, boolean, boolean, [string, string][]];
+    // A band's edges come first (series 1 and 2), so the line is drawn over its fill.
+    const edge = (label: string): uPlot.Series => ({
+      label,
+      stroke: `${looks[0]![1]}55`,
+      width: 1,
+      points: { show: false },
+    });
+    const edges = banded ? [edge('highest'), edge('lowest')] : [];
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: HEIGHT,
@@ -75,8 +93,10 @@ export function LineChart(props: {
           values: (_u, splits) => splits.map(fmt),
         },
       ],
+      bands: banded ? [{ series: [1, 2], fill: `${looks[0]![1]}22` }] : [],
       series: [
         { label: xLabel },
+        ...edges,
         ...looks.map(([label, color]) => ({
           label,
           stroke: color,
@@ -85,7 +105,7 @@ export function LineChart(props: {
         })),
       ],
     };
-    const u = new uPlot(opts, [[], ...looks.map(() => [])], el);
+    const u = new uPlot(opts, [[], ...edges.map(() => []), ...looks.map(() => [])], el);
     chart.current = u;
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: HEIGHT }));
     ro.observe(el);
@@ -101,7 +121,7 @@ export function LineChart(props: {
   useEffect(() => {
     const u = chart.current;
     if (!u) return;
-    const arrays = [props.x, ...series.map((s) => s.y)];
+    const arrays = [props.x, ...(band ? [band.hi, band.lo] : []), ...series.map((s) => s.y)];
     const last = fed.current;
     if (
       last.plot === u &&
@@ -110,7 +130,7 @@ export function LineChart(props: {
     )
       return;
     fed.current = { plot: u, arrays };
-    u.setData([Array.from(props.x), ...series.map((s) => Array.from(s.y))]);
+    u.setData(arrays.map((a) => Array.from(a)) as uPlot.AlignedData);
   });
 
   const name = props.ariaLabel ?? (typeof props.title === 'string' ? props.title : yLabel);

@@ -33,7 +33,8 @@ const rate = (v: number): string => (v >= 1000 ? `${(v / 1000).toPrecision(3)}k`
  * The run's charts in a grid: loss and accuracy (over steps or over time: one toggle for all),
  * samples/s, per-peer utilization and bytes moved per step. Each figure has an aria-label,
  * data-points (its number of x values) and data-steps (the steps they cover) for tests. Past
- * MAX_CHART_POINTS steps a point is the mean of several steps (chartData.ts), and the titles say so.
+ * MAX_CHART_POINTS steps a point is the mean of several steps (chartData.ts), and the titles say so;
+ * the loss then shades the lowest to highest step behind each point, so a one-step spike still shows.
  */
 export function RunCharts(props: {
   run: RunView;
@@ -56,14 +57,23 @@ export function RunCharts(props: {
     // eslint-disable-next-line react-hooks/exhaustive-deps -- stepCount: the array grows in place
     [chartAcc, steps, stepCount, evals, config],
   );
-  const title = (text: string): ReactNode =>
-    c.stepsPerPoint > 1 ? (
+  const merged = c.stepsPerPoint > 1;
+  const title = (text: string, note?: string): ReactNode =>
+    merged ? (
       <span>
         {text} <span className="muted chart-note">· {c.stepsPerPoint} steps per point</span>
+        {note !== undefined && (
+          <>
+            {' '}
+            <span className="muted chart-note">· {note}</span>
+          </>
+        )}
       </span>
     ) : (
       text
     );
+  // Merged loss points are means: the band shows the lowest and highest step behind each.
+  const lossBand = useMemo(() => (merged ? { lo: c.lossMin, hi: c.lossMax } : undefined), [c, merged]);
   const x = axis === 'step' ? c.step : c.timeS;
   const evalX = axis === 'step' ? c.evalStep : c.evalTimeS;
   const xLabel = axis === 'step' ? 'step' : 'time (s)';
@@ -106,11 +116,12 @@ export function RunCharts(props: {
   return (
     <div className="charts run-charts">
       <LineChart
-        title={title('Training loss')}
+        title={title('Training loss', 'shaded: lowest to highest')}
         steps={c.steps}
         ariaLabel="training loss"
         x={x}
         y={c.loss}
+        band={lossBand}
         xLabel={xLabel}
         yLabel="loss"
         color="#2563eb"

@@ -134,6 +134,28 @@ describe('ChartAccumulator', () => {
     );
     expect(c.timeS).toHaveLength(6);
     expect(c.steps).toBe(21);
+    // Each point's band: the lowest and highest loss of its steps.
+    const span = (i: number): number[] => full.loss.slice(4 * i, Math.min(21, 4 * i + 4)) as number[];
+    expect(c.lossMin).toEqual(c.loss.map((_, i) => Math.min(...span(i))));
+    expect(c.lossMax).toEqual(c.loss.map((_, i) => Math.max(...span(i))));
+  });
+
+  it('keeps a one-step loss spike as the band of the point that merged it', () => {
+    const acc = new ChartAccumulator(64);
+    const steps = Array.from({ length: 5_000 }, (_, i) => point(i, { loss: i === 3_210 ? 40 : 0.5 }));
+    const c = acc.update({ config, steps, evals: [] });
+    const at = Math.floor(3_210 / c.stepsPerPoint);
+    expect(c.stepsPerPoint).toBe(128);
+    expect(c.loss[at]).toBeCloseTo(0.5 + 39.5 / 128, 12); // the mean hides it...
+    expect(c.lossMax[at]).toBe(40); // ...the band does not
+    expect(c.lossMax.filter((y) => y !== 0.5)).toEqual([40]);
+    expect(c.lossMin.every((y) => y === 0.5)).toBe(true);
+    // A point a step: the band is the line itself; a step without a loss leaves a gap in all three.
+    const one = chartColumns({ config, steps: [point(0), point(1, { loss: NaN })], evals: [] });
+    expect([one.lossMin, one.lossMax]).toEqual([
+      [1, null],
+      [1, null],
+    ]);
   });
 
   it('holds at most MAX_CHART_POINTS points over a long run', () => {

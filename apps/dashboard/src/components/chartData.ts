@@ -6,7 +6,8 @@ import { runShape } from '@peertrain/protocol';
 // dashboard's thread (the coordinator's thread too) busy. So the columns are built incrementally
 // (only the steps added since the last update are read) and bounded: past `maxPoints` steps,
 // neighbouring points merge pairwise into their means, and each point then stands for 2, 4, 8, ...
-// steps. Below `maxPoints` there is one point per step.
+// steps. Below `maxPoints` there is one point per step. A mean hides a one-step spike, so the loss
+// also keeps each point's lowest and highest step (the chart draws them as a band).
 
 /** Steps averaged for samples/s and utilization: single steps jitter (workers run ahead by a window). */
 export const SMOOTH_STEPS = 5;
@@ -21,6 +22,9 @@ export interface ChartColumns {
   step: number[];
   timeS: number[];
   loss: (number | null)[];
+  /** The lowest and highest loss of the steps in each point (equal to loss at a point a step). */
+  lossMin: (number | null)[];
+  lossMax: (number | null)[];
   /** Samples/s over the last SMOOTH_STEPS steps, and the mean since the start. */
   samplesPerSec: (number | null)[];
   samplesPerSecMean: (number | null)[];
@@ -39,16 +43,27 @@ export interface ChartColumns {
 /** Per-step values in column order; null: none for this step. */
 type Row = (number | null)[];
 const FIXED = 6; // step, timeS, loss, samplesPerSec, samplesPerSecMean, bytes; then a column per rank
+const LOSS = 2;
 
-/** Sums and counts of the steps in each point, per column. */
+/** Sums and counts of the steps in each point, per column; lowest and highest for `extremes`. */
 class Buckets {
   readonly sum: number[][] = [];
   readonly n: number[][] = [];
+  readonly min = new Map<number, number[]>();
+  readonly max = new Map<number, number[]>();
   /** Steps in each point. */
   readonly size: number[] = [];
   width = 1;
 
-  constructor(private readonly maxPoints: number) {}
+  constructor(
+    private readonly maxPoints: number,
+    extremes: readonly number[] = [],
+  ) {
+    for (const c of extremes) {
+      this.min.set(c, []);
+      this.max.set(c, []);
+    }
+  }
 
   get columns(): number {
     return this.sum.length;
@@ -70,6 +85,8 @@ class Buckets {
         this.sum[c]!.push(0);
         this.n[c]!.push(0);
       }
+      for (const a of this.min.values()) a.push(Infinity);
+      for (const a of this.max.values()) a.push(-Infinity);
     }
     this.size[at]!++;
     for (let c = 0; c < row.length; c++) {
@@ -77,22 +94,29 @@ class Buckets {
       if (v === null || v === undefined) continue;
       this.sum[c]![at]! += v;
       this.n[c]![at]!++;
+      const lo = this.min.get(c);
+      if (lo) lo[at] = Math.min(lo[at]!, v);
+      const hi = this.max.get(c);
+      if (hi) hi[at] = Math.max(hi[at]!, v);
     }
     if (this.size.length > this.maxPoints) this.halve();
   }
 
   /** Merges neighbouring points: half as many, each standing for twice the steps. */
   private halve(): void {
-    const merge = (a: number[]): void => {
+    const merge = (a: number[], join: (x: number, y: number) => number, none: number): void => {
       const half = Math.ceil(a.length / 2);
-      for (let i = 0; i < half; i++) a[i] = a[2 * i]! + (a[2 * i + 1] ?? 0);
+      for (let i = 0; i < half; i++) a[i] = join(a[2 * i]!, a[2 * i + 1] ?? none);
       a.length = half;
     };
-    merge(this.size);
+    const add = (x: number, y: number): number => x + y;
+    merge(this.size, add, 0);
     for (let c = 0; c < this.columns; c++) {
-      merge(this.sum[c]!);
-      merge(this.n[c]!);
+      merge(this.sum[c]!, add, 0);
+      merge(this.n[c]!, add, 0);
     }
+    for (const a of this.min.values()) merge(a, Math.min, Infinity);
+    for (const a of this.max.values()) merge(a, Math.max, -Infinity);
     this.width *= 2;
   }
 
@@ -101,6 +125,13 @@ class Buckets {
     const n = this.n[c];
     if (!sum || !n) return new Array<number | null>(this.size.length).fill(null);
     return sum.map((s, i) => (n[i]! > 0 ? s / n[i]! : null));
+  }
+
+  /** Lowest (or highest) value of each point of an `extremes` column; null where it has none. */
+  extreme(c: number, which: 'min' | 'max'): (number | null)[] {
+    const a = (which === 'min' ? this.min : this.max).get(c);
+    if (!a) throw new RangeError(`column ${c} keeps no extremes`);
+    return this.size.map((_, i) => (Number.isFinite(a[i]) ? a[i]! : null));
   }
 }
 
@@ -124,11 +155,11 @@ export class ChartAccumulator {
   private cachedEvals: RunView['evals'] | null = null;
 
   constructor(private readonly maxPoints = MAX_CHART_POINTS) {
-    this.buckets = new Buckets(maxPoints);
+    this.buckets = new Buckets(maxPoints, [LOSS]);
   }
 
   private reset(globalBatch: number | null): void {
-    this.buckets = new Buckets(this.maxPoints);
+    this.buckets = new Buckets(this.maxPoints, [LOSS]);
     this.consumed = 0;
     this.first = undefined;
     this.last = undefined;
@@ -189,7 +220,9 @@ export class ChartAccumulator {
     this.cached = {
       step: mean(0) as number[],
       timeS: mean(1) as number[],
-      loss: mean(2),
+      loss: mean(LOSS),
+      lossMin: b.extreme(LOSS, 'min'),
+      lossMax: b.extreme(LOSS, 'max'),
       samplesPerSec: mean(3),
       samplesPerSecMean: mean(4),
       bytes: mean(5),
