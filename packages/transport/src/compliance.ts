@@ -108,6 +108,18 @@ function nextEvent<T>(
 }
 
 /** Resolves once `cond()` holds (checked every 5 ms), else ComplianceError after `ms`. */
+/** Resolves in a later task (a message, not a timer: no 4 ms clamp), after pending events ran. */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
+}
+
 async function until(cond: () => boolean, what: string, ms: number, signal: AbortSignal): Promise<void> {
   const deadline = performance.now() + ms;
   while (!cond()) {
@@ -568,6 +580,35 @@ export function transportComplianceCases(
         );
         await mb.close();
         void b;
+      }),
+    },
+    {
+      name: "mesh: sends racing the peer's departure fail with PeerLostError and nothing else",
+      run: withPair(async (pair, signal) => {
+        const { ma, mb, b } = await connectMeshes(pair, ms, signal);
+        // a keeps sending while b leaves, yielding a task between sends so the link can change
+        // state under it (the channel reads 'closing' before the close is reported). A survivor must be able to say whom it lost: no other error will do.
+        let sent = 0;
+        let failure: unknown = null;
+        let left: Promise<void> | null = null;
+        const deadline = performance.now() + ms;
+        while (failure === null && performance.now() < deadline) {
+          if (sent === 10) left = mb.close();
+          const key: TensorKey = { runId: 11, step: sent, microBatch: null, tag: 0 };
+          try {
+            await ma.sendTensor(b, makeTensor('uint8', [64], key, sent), { signal });
+            sent++;
+          } catch (err) {
+            failure = err;
+          }
+          await nextTask();
+        }
+        await left;
+        check(failure !== null, `${sent} sends went through after the peer left`);
+        check(isNamed(failure, 'PeerLostError'), `expected PeerLostError, got ${describe(failure)}`);
+        check(!ma.isConnected(b), 'the lost peer is still connected');
+        await ma.close();
+        return `${sent - 10} sends after the peer began to leave`;
       }),
     },
     {
