@@ -179,7 +179,7 @@ describe('pipeline timeline in Chromium', () => {
     const rows = page.locator('section.peers tbody tr');
     expect(await rows.count()).toBe(16);
     expect(await rows.first().locator('[data-col="memory"]').textContent()).toMatch(
-      /^[\d.]+ (kB|MB) \d+ tensors$/,
+      /^[\d.]+ (kB|MB) [\d.]+k params \+ \d+ tensors$/,
     );
     expect(await rows.first().locator('[data-col="link"]').textContent()).toMatch(/^[\d.]+ ms [\d.]+ MB\/s$/);
     expect(await rows.first().locator('[data-col="device"]').getAttribute('title')).toMatch(

@@ -33,15 +33,18 @@ describe('peer table cells', () => {
     expect(deviceText(null)).toBe('–');
   });
 
-  it('memory: bytes held (engine + parameters) over tensors, the detail (GPU, params, activations) in the title', () => {
+  it('memory: bytes held (engine + parameters) over what they are, the detail (GPU, params, activations) in the title', () => {
     const m = { numBytes: 1_234_567, numTensors: 42, numBytesInGPU: 1_000_000, paramBytes: 400_000 };
-    expect(memoryLines(m)).toEqual(['1.63 MB', '42 tensors']); // engine 1.23 MB + parameters 400 kB
+    expect(memoryLines(m)).toEqual(['1.63 MB', '100k params + 42 tensors']); // engine 1.23 MB + parameters 400 kB
     expect(memoryLines({ numBytes: 10, numTensors: 1 })).toEqual(['10 B', '1 tensor']);
     // A peer keeping its parameters as arrays: the bytes count them, the engine holds no tensors.
-    expect(memoryLines({ numBytes: 0, numTensors: 0, paramBytes: 407_000 })).toEqual(['407 kB', '0 tensors']);
+    expect(memoryLines({ numBytes: 0, numTensors: 0, paramBytes: 407_080 })).toEqual([
+      '407 kB',
+      '102k params',
+    ]);
     expect(memoryTitle({ ...m, peakActivationBytes: 120_000, unreliable: true })).toBe(
       'engine holds 1.23 MB in 42 tensors (1.00 MB on the GPU) (approximate)\n' +
-        'parameters 400 kB (arrays, outside the engine)\n' +
+        'parameters 400 kB: 100k float32 (arrays, outside the engine)\n' +
         "activations at the last step's peak 120 kB",
     );
     expect(memoryTitle({ ...m, savedActivations: 3 })).toContain(

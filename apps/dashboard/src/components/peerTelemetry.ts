@@ -1,7 +1,14 @@
 import type { PeerView } from '@peertrain/coordinator';
 
 type PeerMemory = NonNullable<PeerView['memory']>;
-import { formatBandwidth, formatBytes, formatGflops, formatMs, orDash } from '../shared/format.ts';
+import {
+  formatBandwidth,
+  formatBytes,
+  formatCount,
+  formatGflops,
+  formatMs,
+  orDash,
+} from '../shared/format.ts';
 
 // Compact cell text for the peer table (the detail goes in the cell's title tooltip). Pure.
 
@@ -43,16 +50,18 @@ export function deviceTitle(device: PeerView['device']): string {
 }
 
 /**
- * Two short lines: bytes the peer holds over the engine's tensors ("12.3 MB" / "42 tensors").
- * The bytes count the run's parameters too: data-parallel workers and pipeline stages keep them
- * as plain arrays between steps, so the engine alone would read "0 B" on a peer holding a model.
+ * Two short lines: the bytes the peer holds, then what they are ("12.3 MB" / "102k params").
+ * Data-parallel workers and pipeline stages keep the run's parameters (float32) as plain arrays
+ * between steps, so the engine alone would read "0 B, 0 tensors" on a peer holding a model: the
+ * bytes count both, and the second line names the parameters, plus the engine's tensors when it
+ * holds any between steps (a growing count there is a leak). Without a run: the engine's tensors.
  */
 export function memoryLines(m: PeerMemory | null): [string, string] {
   if (!m) return [orDash(null), ''];
-  return [
-    formatBytes(m.numBytes + (m.paramBytes ?? 0)),
-    `${m.numTensors} tensor${m.numTensors === 1 ? '' : 's'}`,
-  ];
+  const tensors = `${m.numTensors} tensor${m.numTensors === 1 ? '' : 's'}`;
+  if (m.paramBytes === undefined) return [formatBytes(m.numBytes), tensors];
+  const params = `${formatCount(m.paramBytes / Float32Array.BYTES_PER_ELEMENT)} params`;
+  return [formatBytes(m.numBytes + m.paramBytes), m.numTensors > 0 ? `${params} + ${tensors}` : params];
 }
 
 export function memoryTitle(m: PeerMemory | null): string {
@@ -63,7 +72,9 @@ export function memoryTitle(m: PeerMemory | null): string {
       (m.unreliable ? ' (approximate)' : ''),
   ];
   if (m.paramBytes !== undefined)
-    lines.push(`parameters ${formatBytes(m.paramBytes)} (arrays, outside the engine)`);
+    lines.push(
+      `parameters ${formatBytes(m.paramBytes)}: ${formatCount(m.paramBytes / Float32Array.BYTES_PER_ELEMENT)} float32 (arrays, outside the engine)`,
+    );
   if (m.savedActivations !== undefined)
     lines.push(
       `activations of ${m.savedActivations} micro-batch${m.savedActivations === 1 ? '' : 'es'} held for backward`,

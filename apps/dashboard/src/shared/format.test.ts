@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   formatBandwidth,
   formatBytes,
+  formatCount,
   formatEta,
   formatGflops,
   formatLoss,
@@ -52,5 +53,19 @@ describe('format', () => {
   it('bandwidth as bytes per second, a dash when unknown', () => {
     expect(formatBandwidth(21_300_000)).toBe('21.3 MB/s');
     expect(formatBandwidth(null)).toBe('–');
+  });
+
+  it('formatCount: a count at a glance', () => {
+    expect([0, 980, 999.6, 1000, 203_520, 999_700, 1_234_567, 4.2e9].map(formatCount)).toEqual([
+      '0',
+      '980',
+      '1.00k',
+      '1.00k',
+      '204k',
+      '1.00M',
+      '1.23M',
+      '4.20G',
+    ]);
+    expect([-1, NaN, null, undefined].map(formatCount)).toEqual(['–', '–', '–', '–']);
   });
 });

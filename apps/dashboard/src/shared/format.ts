@@ -16,6 +16,15 @@ export function formatBytes(n: number | null | undefined): string {
   return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[u] ?? ''}`;
 }
 
+/** 203520 -> "204k", 1234567 -> "1.23M", 980 -> "980": a count at a glance. */
+export function formatCount(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n) || n < 0) return DASH;
+  // Thresholds at what rounds up to the next unit: 999.6 reads "1.00k", not "1000".
+  if (n < 999.5) return String(Math.round(n));
+  const [v, unit] = n < 999_500 ? [n / 1e3, 'k'] : n < 999_500_000 ? [n / 1e6, 'M'] : [n / 1e9, 'G'];
+  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)}${unit}`;
+}
+
 /** Milliseconds with a precision that suits the size: 0.42 ms, 12.3 ms, 1,234 ms. */
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return DASH;
