@@ -49,6 +49,11 @@ export function deviceTitle(device: PeerView['device']): string {
   return lines.join('\n');
 }
 
+/** The run's parameters are float32: their count, short ("102k"), from their bytes. */
+function paramCount(paramBytes: number): string {
+  return formatCount(paramBytes / Float32Array.BYTES_PER_ELEMENT);
+}
+
 /**
  * Two short lines: the bytes the peer holds, then what they are ("12.3 MB" / "102k params").
  * Data-parallel workers and pipeline stages keep the run's parameters (float32) as plain arrays
@@ -60,7 +65,7 @@ export function memoryLines(m: PeerMemory | null): [string, string] {
   if (!m) return [orDash(null), ''];
   const tensors = `${m.numTensors} tensor${m.numTensors === 1 ? '' : 's'}`;
   if (m.paramBytes === undefined) return [formatBytes(m.numBytes), tensors];
-  const params = `${formatCount(m.paramBytes / Float32Array.BYTES_PER_ELEMENT)} params`;
+  const params = `${paramCount(m.paramBytes)} params`;
   return [formatBytes(m.numBytes + m.paramBytes), m.numTensors > 0 ? `${params} + ${tensors}` : params];
 }
 
@@ -73,7 +78,7 @@ export function memoryTitle(m: PeerMemory | null): string {
   ];
   if (m.paramBytes !== undefined)
     lines.push(
-      `parameters ${formatBytes(m.paramBytes)}: ${formatCount(m.paramBytes / Float32Array.BYTES_PER_ELEMENT)} float32 (arrays, outside the engine)`,
+      `parameters ${formatBytes(m.paramBytes)}: ${paramCount(m.paramBytes)} float32 (arrays, outside the engine)`,
     );
   if (m.savedActivations !== undefined)
     lines.push(
