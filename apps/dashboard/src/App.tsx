@@ -1,13 +1,19 @@
 import { useCallback, useMemo, useSyncExternalStore } from 'react';
 import { coordinatorPeerId, toWireError } from '@peertrain/protocol';
 import { createCoordinator, type Coordinator } from '@peertrain/coordinator';
-import { BootPanel } from './shared/BootPanel.tsx';
-import { TopBar } from './shared/ui.tsx';
-import { CONFIG_STAGE, type BootStage } from './shared/bootStage.ts';
-import { fetchPageConfig, signalUrl } from './shared/pageConfig.ts';
-import { openPeerSession, type PeerSession } from './shared/peerSession.ts';
-import { useBoot, type BootContext } from './shared/useBoot.ts';
-import { useFrameThrottled } from './shared/useFrameThrottled.ts';
+import {
+  type BootContext,
+  BootPanel,
+  type BootStage,
+  CONFIG_STAGE,
+  fetchPageConfig,
+  openPeerSession,
+  type PeerSession,
+  signalUrl,
+  TopBar,
+  useBoot,
+  useFrameThrottled,
+} from '@peertrain/ui';
 import { runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';

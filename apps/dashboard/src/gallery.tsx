@@ -2,7 +2,7 @@ import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { parseRunConfig, runShape } from '@peertrain/protocol';
 import type { PipelineView, RunReport, RunView, StepPoint, TimelineSpan } from '@peertrain/coordinator';
-import { TopBar } from './shared/ui.tsx';
+import { TopBar } from '@peertrain/ui';
 import { Timeline } from './components/Timeline.tsx';
 import { Topology } from './components/Topology.tsx';
 import { PeerTable } from './components/PeerTable.tsx';
@@ -10,7 +10,7 @@ import { ReportCard } from './components/ReportCard.tsx';
 import { RunForm } from './components/RunForm.tsx';
 import { RunCharts } from './components/RunCharts.tsx';
 import { fixturePeers, fixtureSteps, syntheticGpipe } from './timeline.fixture.ts';
-import './shared/theme.css';
+import '@peertrain/ui/theme.css';
 import './dashboard.css';
 
 // The dashboard's views on synthetic GPipe spans, to look at them without a session

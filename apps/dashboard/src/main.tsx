@@ -3,7 +3,7 @@ import { createRoot } from 'react-dom/client';
 import { App } from './App.tsx';
 import { parseDashboardParams, withRoom } from './params.ts';
 import { pageEmitter } from './headless.ts';
-import './shared/theme.css';
+import '@peertrain/ui/theme.css';
 import './dashboard.css';
 
 const params = parseDashboardParams(location.search);

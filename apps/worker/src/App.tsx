@@ -7,20 +7,25 @@ import {
   type WorkerRuntime,
   type WorkerStatus,
 } from '@peertrain/worker-runtime';
-import { BootPanel } from '../../dashboard/src/shared/BootPanel.tsx';
-import { StepProgress, TopBar } from '../../dashboard/src/shared/ui.tsx';
-import { CONFIG_STAGE, type BootStage } from '../../dashboard/src/shared/bootStage.ts';
-import { fetchPageConfig, signalUrl } from '../../dashboard/src/shared/pageConfig.ts';
-import { openPeerSession, type PeerSession } from '../../dashboard/src/shared/peerSession.ts';
-import { useBoot, type BootContext } from '../../dashboard/src/shared/useBoot.ts';
-import { useFrameThrottled } from '../../dashboard/src/shared/useFrameThrottled.ts';
 import {
+  type BootContext,
+  BootPanel,
+  type BootStage,
+  CONFIG_STAGE,
+  fetchPageConfig,
   formatBytes,
   formatGflops,
   formatLoss,
   formatShard,
+  openPeerSession,
   orDash,
-} from '../../dashboard/src/shared/format.ts';
+  type PeerSession,
+  signalUrl,
+  StepProgress,
+  TopBar,
+  useBoot,
+  useFrameThrottled,
+} from '@peertrain/ui';
 import { phaseText, roleText, type BackendChoice } from './workerParams.ts';
 
 /** Served from public/data (built by packages/engine/scripts/build-mnist.ts). */

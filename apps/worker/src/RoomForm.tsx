@@ -1,5 +1,5 @@
 import type { WireError } from '@peertrain/protocol';
-import { BackendOptions } from '../../dashboard/src/shared/ui.tsx';
+import { BackendOptions } from '@peertrain/ui';
 import type { BackendChoice } from './workerParams.ts';
 
 /** Asks for the room when the link had none (a plain GET form: it reloads the page with ?room=). */

@@ -2,9 +2,9 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.tsx';
 import { RoomForm } from './RoomForm.tsx';
-import { TopBar } from '../../dashboard/src/shared/ui.tsx';
+import { TopBar } from '@peertrain/ui';
 import { parseWorkerParams } from './workerParams.ts';
-import '../../dashboard/src/shared/theme.css';
+import '@peertrain/ui/theme.css';
 import './worker.css';
 
 const params = parseWorkerParams(location.search);

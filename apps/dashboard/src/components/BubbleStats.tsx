@@ -1,5 +1,5 @@
 import type { PipelineView } from '@peertrain/coordinator';
-import { formatMs, formatPercent } from '../shared/format.ts';
+import { formatMs, formatPercent } from '@peertrain/ui';
 import { sparkline } from '../timeline.ts';
 import { scheduleName } from '../peerLabels.ts';
 

@@ -1,5 +1,5 @@
 import type { PeerView } from '@peertrain/coordinator';
-import { formatBytes, formatMs, formatShard, orDash } from '../shared/format.ts';
+import { formatBytes, formatMs, formatShard, orDash } from '@peertrain/ui';
 import { layersText, roleText, shortPeerId } from '../peerLabels.ts';
 import {
   deviceText,

@@ -1,7 +1,7 @@
 import { useRef, type KeyboardEvent, type PointerEvent } from 'react';
 import type { StagePlan, StageRange } from '@peertrain/planner';
 import type { PlanPreview } from '@peertrain/coordinator';
-import { formatBytes, formatMs } from '../shared/format.ts';
+import { formatBytes, formatMs } from '@peertrain/ui';
 import { boundariesOf, moveBoundary, rangesOf } from './planEdit.ts';
 
 /** Stage colours, cycled (8 distinct hues, readable behind white text). */

@@ -1,9 +1,8 @@
 import type { PipelineReport, RunReport } from '@peertrain/coordinator';
-import { formatBytes, formatLoss, formatMs, formatPercent, formatRate } from '../shared/format.ts';
+import { formatBytes, formatLoss, formatMs, formatPercent, formatRate, Stats } from '@peertrain/ui';
 import type { ChromeTrace } from '@peertrain/telemetry';
 import type { TrainedModel } from '@peertrain/coordinator';
 import { downloadModel, downloadReport, downloadTrace } from '../report.ts';
-import { Stats } from '../shared/ui.tsx';
 import { layersText, scheduleName, shortPeerId, strategyName } from '../peerLabels.ts';
 
 /** Relative tolerance under which a parallel run agrees with the single-worker reference (DESIGN.md). */

@@ -1,6 +1,6 @@
 import { useMemo, useState, type ReactNode } from 'react';
 import type { PeerView, RunView } from '@peertrain/coordinator';
-import { formatBytes, formatPercent } from '../shared/format.ts';
+import { formatBytes, formatPercent } from '@peertrain/ui';
 import { shortPeerId } from '../peerLabels.ts';
 import { LineChart, type ChartSeries } from './LineChart.tsx';
 import { ChartAccumulator, type ChartAxis } from './chartData.ts';

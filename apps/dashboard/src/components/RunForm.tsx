@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { DATASETS, toWireError, type RunConfig } from '@peertrain/protocol';
 import type { PeerView, PlanPreview, RunPhase } from '@peertrain/coordinator';
-import { BackendOptions } from '../shared/ui.tsx';
+import { BackendOptions } from '@peertrain/ui';
 import { shortPeerId } from '../peerLabels.ts';
 import { PlanEditor } from './PlanEditor.tsx';
 import {

@@ -1,6 +1,5 @@
 import type { PeerView, RunView } from '@peertrain/coordinator';
-import { Stats, StepProgress } from '../shared/ui.tsx';
-import { formatEta, formatLoss, formatMs, formatRate } from '../shared/format.ts';
+import { formatEta, formatLoss, formatMs, formatRate, Stats, StepProgress } from '@peertrain/ui';
 import { runProgress } from '../progress.ts';
 
 /** Phase, step / total, throughput, ETA and the run's error if any. */

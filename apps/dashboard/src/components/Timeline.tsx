@@ -1,8 +1,7 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { SpanKind } from '@peertrain/telemetry';
 import type { PeerView, PipelineView, TimelineSpan } from '@peertrain/coordinator';
-import { animationFrames } from '../shared/frameStore.ts';
-import { formatBytes, formatMs } from '../shared/format.ts';
+import { animationFrames, formatBytes, formatMs } from '@peertrain/ui';
 import { layersText, roleText, shortPeerId, stageBadge } from '../peerLabels.ts';
 import {
   LEGEND_KINDS,

@@ -1,6 +1,6 @@
 import { useId, useMemo } from 'react';
 import type { PeerView, PipelineView, TimelineSpan } from '@peertrain/coordinator';
-import { formatBytes } from '../shared/format.ts';
+import { formatBytes } from '@peertrain/ui';
 import { shortPeerId, stageBadge } from '../peerLabels.ts';
 import { SPAN_STYLE } from '../timeline.ts';
 import { edgeGeometry, edgeWidth, layoutNodes, linkRates, type Link } from '../topology.ts';

@@ -1,14 +1,7 @@
 import type { PeerView } from '@peertrain/coordinator';
 
 type PeerMemory = NonNullable<PeerView['memory']>;
-import {
-  formatBandwidth,
-  formatBytes,
-  formatCount,
-  formatGflops,
-  formatMs,
-  orDash,
-} from '../shared/format.ts';
+import { formatBandwidth, formatBytes, formatCount, formatGflops, formatMs, orDash } from '@peertrain/ui';
 
 // Compact cell text for the peer table (the detail goes in the cell's title tooltip). Pure.
 
