@@ -6,6 +6,7 @@ import {
   initialRunForm,
   issueField,
   issuesByField,
+  presetLayerNames,
   runFormToConfig,
   withStrategy,
   type RunFormState,
@@ -198,5 +199,11 @@ describe('run form', () => {
     const wrong = issuesOf(form({ workers: '3', shards: ['100', '200'] }));
     expect(wrong).toEqual(['shards: 2 shard weights for 3 data-parallel ranks']);
     expect(issuesByField(wrong).get('shards')).toEqual(['2 shard weights for 3 data-parallel ranks']);
+  });
+
+  it('names the layers of a preset as the workers profile them, without the engine', () => {
+    expect(presetLayerNames('mlp')).toEqual(['0.dense', '1.relu', '2.dense']);
+    expect(presetLayerNames('cnn')).toHaveLength(8);
+    expect(presetLayerNames('cnn')[6]).toBe('6.flatten');
   });
 });

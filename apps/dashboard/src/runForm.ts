@@ -3,6 +3,7 @@ import {
   DATASETS,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,
+  modelPreset,
   parseRunConfig,
   runShape,
   type BackendName,
@@ -247,4 +248,12 @@ export function describeShape(c: RunConfig): string {
 /** The default shown in the micro-batches field when it is blank. */
 export function defaultMicroBatches(schedule: ScheduleKind): number {
   return schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES;
+}
+
+/**
+ * Layer names of a model preset as the workers' profiles name them ("0.dense", "1.relu"), so the plan
+ * editor can draw the strip before any preview. Pure: the presets are data in protocol, no engine.
+ */
+export function presetLayerNames(model: RunConfig['model']): string[] {
+  return modelPreset(model).layers.map((l, i) => `${i}.${l.kind}`);
 }

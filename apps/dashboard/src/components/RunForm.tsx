@@ -20,6 +20,7 @@ import {
   initialRunForm,
   isPipelined,
   issuesByField,
+  presetLayerNames,
   withStrategy,
   type RunFormField,
   type RunFormState,
@@ -63,27 +64,6 @@ const BASE_FIELDS: readonly RunFormField[] = [
   'reference',
 ];
 const PIPELINE_FIELDS: readonly RunFormField[] = ['schedule', 'microBatches', 'partition', 'recompute'];
-
-/** Layer names of a model preset ("0.dense", as the workers' profiles name them), loaded with the engine on first use. */
-function useLayerNames(model: RunFormState['model'], wanted: boolean): readonly string[] | null {
-  const [names, setNames] = useState<Partial<Record<RunFormState['model'], string[]>>>({});
-  const have = names[model] !== undefined;
-  useEffect(() => {
-    if (!wanted || have) return;
-    let live = true;
-    import('@peertrain/engine').then(
-      ({ modelPreset }) => {
-        if (live)
-          setNames((n) => ({ ...n, [model]: modelPreset(model).layers.map((l, i) => `${i}.${l.kind}`) }));
-      },
-      () => undefined, // the editor waits for a preview's names instead
-    );
-    return () => {
-      live = false;
-    };
-  }, [model, wanted, have]);
-  return names[model] ?? null;
-}
 
 /** Stages the form's text fields describe (workers / replicas), or null while they do not. */
 function formStages(form: RunFormState): number | null {
@@ -365,11 +345,11 @@ function usePlanEditor(
   const [error, setError] = useState<string | null>(null);
   const inFlight = useRef<AbortController | null>(null);
   useEffect(() => () => inFlight.current?.abort(), []);
-  const engineNames = useLayerNames(form.model, pipelined);
+  const presetNames = useMemo(() => presetLayerNames(form.model), [form.model]);
   // A preview describes one shape of run; another shape needs another preview.
   const key = check.ok ? previewKey(check.config) : null;
   const preview = pipelined && held !== null && held.key === key ? held.preview : null;
-  const layers = preview ? preview.layers.map((l) => l.name) : engineNames;
+  const layers = preview ? preview.layers.map((l) => l.name) : presetNames;
   const stages = formStages(form);
   const ranges =
     pipelined && layers && stages !== null
