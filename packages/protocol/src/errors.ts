@@ -105,9 +105,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(abortReason(signal));
   return new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {
+      // eslint-disable-next-line no-restricted-globals -- sleep is what pure packages use instead of a raw timer: it owns this one
       clearTimeout(timer);
       reject(abortReason(signal as AbortSignal));
     };
+    // eslint-disable-next-line no-restricted-globals -- as above: the one raw timer, cleared on abort
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
