@@ -119,6 +119,40 @@ function sequentialLayers(json: Obj): { name: string; layers: unknown[] } {
   return { name, layers: layers as unknown[] };
 }
 
+/**
+ * A Keras layer's per-sample input shape when it declares one (Keras 2 writes batch_input_shape,
+ * Keras 3 batch_shape: [null, ...per sample]), else the shape seen so far.
+ */
+function batchInputShape(c: Obj, what: string, seen: number[] | undefined): number[] | undefined {
+  const batchShape = c.batch_input_shape ?? c.batch_shape;
+  if (batchShape === undefined || batchShape === null) return seen;
+  const dims = Array.isArray(batchShape) ? batchShape.slice(1) : [];
+  if (!Array.isArray(batchShape) || dims.length === 0 || !dims.every(isDim)) {
+    fail(`${what}: batch input shape ${JSON.stringify(batchShape)} is not [null, ...sizes]`);
+  }
+  // Keras 2 may repeat the InputLayer's shape on the next layer; a different one is a second input
+  if (seen !== undefined && JSON.stringify(seen) !== JSON.stringify(dims)) {
+    fail(`${what}: a second input shape [${dims.join(', ')}]`);
+  }
+  return dims as number[];
+}
+
+/** A Keras Conv2D config as our conv2d spec (square kernel and stride, no dilation or groups). */
+function conv2dSpec(c: Obj, what: string): LayerSpec {
+  if (!isDim(c.filters)) fail(`${what}: filters ${JSON.stringify(c.filters)}`);
+  if (square(c.dilation_rate, `${what}: dilation_rate`, 1) !== 1) fail(`${what}: dilated convolution`);
+  if (c.groups !== undefined && c.groups !== null && c.groups !== 1) fail(`${what}: grouped convolution`);
+  const padding = c.padding ?? 'valid';
+  if (padding !== 'same' && padding !== 'valid') fail(`${what}: padding ${JSON.stringify(padding)}`);
+  return {
+    kind: 'conv2d',
+    filters: c.filters as number,
+    kernel: square(c.kernel_size, `${what}: kernel_size`),
+    stride: square(c.strides, `${what}: strides`, 1),
+    padding: padding as 'same' | 'valid',
+  };
+}
+
 /** Walks the Keras layers: our layer specs, the input shape, and where each layer's weights are. */
 function translate(kerasLayers: readonly unknown[]): {
   inputShape: number[];
@@ -145,19 +179,7 @@ function translate(kerasLayers: readonly unknown[]): {
     if (c.data_format !== undefined && c.data_format !== null && c.data_format !== 'channels_last') {
       fail(`${what}: data_format ${JSON.stringify(c.data_format)}, only channels_last`);
     }
-    // Keras 2 writes batch_input_shape, Keras 3 batch_shape; [null, ...per sample]
-    const batchShape = c.batch_input_shape ?? c.batch_shape;
-    if (batchShape !== undefined && batchShape !== null) {
-      const dims = Array.isArray(batchShape) ? batchShape.slice(1) : [];
-      if (!Array.isArray(batchShape) || dims.length === 0 || !dims.every(isDim)) {
-        fail(`${what}: batch input shape ${JSON.stringify(batchShape)} is not [null, ...sizes]`);
-      }
-      // Keras 2 may repeat the InputLayer's shape on the next layer; a different one is a second input
-      if (inputShape !== undefined && JSON.stringify(inputShape) !== JSON.stringify(dims)) {
-        fail(`${what}: a second input shape [${dims.join(', ')}]`);
-      }
-      inputShape = dims as number[];
-    }
+    inputShape = batchInputShape(c, what, inputShape);
     if (inputShape === undefined) fail(`${what}: the first layer has no batch_input_shape`);
 
     /** A fused activation ('linear' or none: nothing). */
@@ -179,24 +201,11 @@ function translate(kerasLayers: readonly unknown[]): {
         sources.push({ kernel: `${name}/kernel`, bias: bias() });
         activation(c.activation);
         break;
-      case 'Conv2D': {
-        if (!isDim(c.filters)) fail(`${what}: filters ${JSON.stringify(c.filters)}`);
-        if (square(c.dilation_rate, `${what}: dilation_rate`, 1) !== 1) fail(`${what}: dilated convolution`);
-        if (c.groups !== undefined && c.groups !== null && c.groups !== 1)
-          fail(`${what}: grouped convolution`);
-        const padding = c.padding ?? 'valid';
-        if (padding !== 'same' && padding !== 'valid') fail(`${what}: padding ${JSON.stringify(padding)}`);
-        layers.push({
-          kind: 'conv2d',
-          filters: c.filters as number,
-          kernel: square(c.kernel_size, `${what}: kernel_size`),
-          stride: square(c.strides, `${what}: strides`, 1),
-          padding: padding as 'same' | 'valid',
-        });
+      case 'Conv2D':
+        layers.push(conv2dSpec(c, what));
         sources.push({ kernel: `${name}/kernel`, bias: bias() });
         activation(c.activation);
         break;
-      }
       case 'MaxPooling2D': {
         if ((c.padding ?? 'valid') !== 'valid')
           fail(`${what}: padding ${JSON.stringify(c.padding)}, only valid`);

@@ -238,6 +238,45 @@ function checkBatch(model: Model, xLength: number, batch: number): void {
   }
 }
 
+function checkParams(whole: Stage, params: Float32Array): void {
+  if (params.length !== whole.paramCount) {
+    throw new ShapeError(`model has ${whole.paramCount} parameters, got ${params.length}`);
+  }
+}
+
+/** Runs `fn` over batches of rows [start, end) of x ([n, inputSize]) with the parameters uploaded once. */
+async function inBatches(
+  model: Model,
+  whole: Stage,
+  params: Float32Array,
+  x: Float32Array,
+  n: number,
+  opts: { batch?: number; signal?: AbortSignal },
+  fn: (logits: Tensor, start: number, end: number) => Promise<void>,
+): Promise<void> {
+  checkParams(whole, params);
+  checkBatch(model, x.length, n);
+  const { inputSize } = model;
+  const batch = Math.max(1, opts.batch ?? 500);
+  const w = whole.uploadParams(params);
+  try {
+    for (let start = 0; start < n; start += batch) {
+      throwIfAborted(opts.signal);
+      const end = Math.min(n, start + batch);
+      const logits = tf.tidy(() =>
+        whole.infer(tf.tensor(x.subarray(start * inputSize, end * inputSize), [end - start, inputSize]), w),
+      );
+      try {
+        await fn(logits, start, end);
+      } finally {
+        logits.dispose();
+      }
+    }
+  } finally {
+    tf.dispose(w);
+  }
+}
+
 /** Builds a model from its spec (validated), with shape inference through every layer. */
 export function buildModel(input: ModelSpec): Model {
   const parsed = ModelSpecSchema.safeParse(input);
@@ -258,42 +297,6 @@ export function buildModel(input: ModelSpec): Model {
   const whole = makeStage(layers, 0, layers.length);
   const inputSize = spec.inputShape.reduce((a, b) => a * b, 1);
 
-  const checkParams = (params: Float32Array): void => {
-    if (params.length !== whole.paramCount) {
-      throw new ShapeError(`model has ${whole.paramCount} parameters, got ${params.length}`);
-    }
-  };
-
-  /** Runs `fn` over batches of rows [start, end) with the parameters uploaded once. */
-  async function inBatches(
-    params: Float32Array,
-    x: Float32Array,
-    n: number,
-    opts: { batch?: number; signal?: AbortSignal },
-    fn: (logits: Tensor, start: number, end: number) => Promise<void>,
-  ): Promise<void> {
-    checkParams(params);
-    checkBatch(model, x.length, n);
-    const batch = Math.max(1, opts.batch ?? 500);
-    const w = whole.uploadParams(params);
-    try {
-      for (let start = 0; start < n; start += batch) {
-        throwIfAborted(opts.signal);
-        const end = Math.min(n, start + batch);
-        const logits = tf.tidy(() =>
-          whole.infer(tf.tensor(x.subarray(start * inputSize, end * inputSize), [end - start, inputSize]), w),
-        );
-        try {
-          await fn(logits, start, end);
-        } finally {
-          logits.dispose();
-        }
-      }
-    } finally {
-      tf.dispose(w);
-    }
-  }
-
   const model: Model = {
     spec,
     layers,
@@ -306,7 +309,7 @@ export function buildModel(input: ModelSpec): Model {
     stage: (first, end) => makeStage(layers, first, end),
 
     async lossAndGrads(params, x, labels, out) {
-      checkParams(params);
+      checkParams(whole, params);
       const batch = labels.length;
       checkBatch(model, x instanceof Float32Array ? x.length : x.size, batch);
       const grads = out ?? new Float32Array(whole.paramCount);
@@ -335,7 +338,7 @@ export function buildModel(input: ModelSpec): Model {
       const n = labels.length;
       let lossSum = 0;
       let correct = 0;
-      await inBatches(params, x, n, opts, async (logits, start, end) => {
+      await inBatches(model, whole, params, x, n, opts, async (logits, start, end) => {
         const r = tf.tidy(() => {
           const y = labelTensor(labels.slice(start, end));
           const l = softmaxCrossEntropy(logits, y, 1); // summed over the batch
@@ -356,7 +359,7 @@ export function buildModel(input: ModelSpec): Model {
     async predict(params, x, opts = {}) {
       const n = Math.floor(x.length / inputSize);
       const out = new Float32Array(n * spec.classes);
-      await inBatches(params, x, n, opts, async (logits, start) => {
+      await inBatches(model, whole, params, x, n, opts, async (logits, start) => {
         const probs = tf.softmax(logits);
         try {
           out.set(await probs.data<'float32'>(), start * spec.classes);
