@@ -89,204 +89,236 @@ export function distinctBytes(tensors: readonly Tensor[]): number {
 }
 
 export function createStageRunner(model: Model, range: StageRange, opts: StageRunnerOptions): StageRunner {
-  const stage = model.stage(range.first, range.end);
-  const isFirst = range.first === 0;
-  const isLast = range.end === model.layers.length;
-  const { batch, microBatches: m, recompute } = opts;
-  if (m < 1 || m > batch) throw new ShapeError(`${m} micro-batches of a batch of ${batch}`);
-  const inSize = stage.inputShape.reduce((a, b) => a * b, 1);
-  const outSize = stage.outputShape.reduce((a, b) => a * b, 1);
+  return new PipelineStageRunner(model, range, opts);
+}
 
-  let w: Tensor[] | null = null;
-  let data: StepData = {};
-  const held = new Map<number, Held>();
-  let gradSum: Tensor[] | null = null;
-  let lossSum: Tensor | null = null;
-  let current = 0;
-  let currentNo = 0;
-  let peak = 0;
-  let peakNo = 0;
+/** The step's state lives in private fields; beginStep, endStep, reset and dispose clear it. */
+class PipelineStageRunner implements StageRunner {
+  readonly stage: Stage;
+  readonly isFirst: boolean;
+  readonly isLast: boolean;
+  readonly #range: StageRange;
+  readonly #batch: number;
+  /** Micro-batches per step. */
+  readonly #m: number;
+  readonly #recompute: boolean;
+  /** Floats per sample at the stage's input and output. */
+  readonly #inSize: number;
+  readonly #outSize: number;
 
-  const rows = (mb: number): number => {
-    if (!Number.isInteger(mb) || mb < 0 || mb >= m) throw new StageOrderError(`no micro-batch ${mb} of ${m}`);
-    const r = microBatchRange(batch, m, mb);
+  #w: Tensor[] | null = null;
+  #data: StepData = {};
+  readonly #held = new Map<number, Held>();
+  #gradSum: Tensor[] | null = null;
+  #lossSum: Tensor | null = null;
+  /** Activation bytes held now and at most this step, with and without recomputation. */
+  #current = 0;
+  #currentNo = 0;
+  #peak = 0;
+  #peakNo = 0;
+
+  constructor(model: Model, range: StageRange, opts: StageRunnerOptions) {
+    this.stage = model.stage(range.first, range.end);
+    this.isFirst = range.first === 0;
+    this.isLast = range.end === model.layers.length;
+    this.#range = range;
+    this.#batch = opts.batch;
+    this.#m = opts.microBatches;
+    this.#recompute = opts.recompute;
+    if (this.#m < 1 || this.#m > this.#batch) {
+      throw new ShapeError(`${this.#m} micro-batches of a batch of ${this.#batch}`);
+    }
+    this.#inSize = this.stage.inputShape.reduce((a, b) => a * b, 1);
+    this.#outSize = this.stage.outputShape.reduce((a, b) => a * b, 1);
+  }
+
+  rows(mb: number): number {
+    if (!Number.isInteger(mb) || mb < 0 || mb >= this.#m) {
+      throw new StageOrderError(`no micro-batch ${mb} of ${this.#m}`);
+    }
+    const r = microBatchRange(this.#batch, this.#m, mb);
     return r.end - r.start;
-  };
+  }
 
-  function weights(): Tensor[] {
-    if (!w) throw new StageOrderError('beginStep was not called');
-    return w;
+  beginStep(params: Float32Array, stepData: StepData): void {
+    this.#resetStep();
+    this.#w = this.stage.uploadParams(params);
+    this.#data = stepData;
+  }
+
+  async forward(mb: number, input: Float32Array | null): Promise<Float32Array | null> {
+    const wt = this.#weights();
+    if (this.#held.has(mb)) throw new StageOrderError(`micro-batch ${mb} ran forward twice`);
+    const x = this.#inputOf(mb, input);
+    const f = this.stage.forward(x, wt);
+    const savedBytes = distinctBytes(f.saved.flat());
+    const h: Held = { saved: f.saved, input: null, dlogits: null, bytes: 0, bytesNoRecompute: savedBytes };
+    // Recomputation keeps the input instead of what forward saved: only worth it when the input
+    // is smaller (a reshape-only stage saves nothing and keeps what it saved).
+    if (this.#recompute && x.size * 4 < savedBytes) {
+      disposeSaved(f.saved);
+      h.saved = null;
+      h.input = x; // [rows, ...inputShape]: all the stage keeps
+      h.bytes = x.size * 4;
+    } else {
+      x.dispose(); // the saved tensors keep their own handles on x's buffer
+      h.bytes = savedBytes;
+    }
+    let out: Float32Array | null = null;
+    try {
+      if (this.isLast) {
+        const lossSum = this.#lossSum;
+        const r = tf.tidy(() => {
+          const l = softmaxCrossEntropy(f.y, this.#labelsOf(mb), this.#batch);
+          return { loss: lossSum ? tf.add(lossSum, l.loss) : l.loss, dlogits: l.dlogits };
+        });
+        lossSum?.dispose();
+        this.#lossSum = r.loss;
+        h.dlogits = r.dlogits;
+        h.bytes += r.dlogits.size * 4;
+        h.bytesNoRecompute += r.dlogits.size * 4;
+      } else {
+        out = await f.y.data<'float32'>(); // [rows, ...outputShape]
+      }
+    } finally {
+      f.y.dispose();
+    }
+    this.#held.set(mb, h);
+    this.#track(h.bytes, h.bytesNoRecompute);
+    return out;
+  }
+
+  async backward(mb: number, dyIn: Float32Array | null): Promise<Float32Array | null> {
+    const wt = this.#weights();
+    const h = this.#held.get(mb);
+    if (!h) throw new StageOrderError(`micro-batch ${mb}: backward before forward`);
+    const n = this.rows(mb);
+    if (!this.isLast && (!dyIn || dyIn.length !== n * this.#outSize)) {
+      throw new ShapeError(
+        `micro-batch ${mb}: gradient of ${dyIn?.length ?? 0} floats, expected ${n} x ${this.#outSize}`,
+      );
+    }
+    this.#held.delete(mb);
+    let saved = h.saved;
+    try {
+      if (!saved) {
+        // Recomputation: the forward again, from the kept input; its activations live only now.
+        const again = this.stage.forward(h.input!, wt);
+        again.y.dispose();
+        saved = again.saved;
+        // What the recomputed forward adds to what is already held (its input is counted there).
+        const transient = distinctBytes([h.input!, ...saved.flat()]) - h.input!.size * 4;
+        this.#peak = Math.max(this.#peak, this.#current + transient);
+      }
+      const s = saved;
+      const gradSum = this.#gradSum;
+      const r = tf.tidy(() => {
+        const dy = this.isLast ? h.dlogits! : tf.tensor(dyIn!, [n, ...this.stage.outputShape]);
+        const b = this.stage.backward(dy, s, wt, { needInputGrad: !this.isFirst });
+        const sum = gradSum ? b.grads.map((g, i) => tf.add(gradSum[i]!, g)) : b.grads;
+        return { dx: b.dx, sum };
+      });
+      if (gradSum) tf.dispose(gradSum);
+      this.#gradSum = r.sum;
+      if (this.isFirst || !r.dx) {
+        r.dx?.dispose();
+        return null;
+      }
+      try {
+        return await r.dx.data<'float32'>(); // [rows, ...inputShape]
+      } finally {
+        r.dx.dispose();
+      }
+    } finally {
+      if (saved && saved !== h.saved) disposeSaved(saved);
+      dropHeld(h);
+      this.#current -= h.bytes;
+      this.#currentNo -= h.bytesNoRecompute;
+    }
+  }
+
+  async endStep(grads: Float32Array): Promise<StageStepResult> {
+    if (grads.length !== this.stage.paramCount) {
+      throw new ShapeError(`stage has ${this.stage.paramCount} parameters, grads buffer ${grads.length}`);
+    }
+    if (this.#held.size > 0) {
+      throw new StageOrderError(`${this.#held.size} micro-batches still wait for backward`);
+    }
+    if (!this.#gradSum) throw new StageOrderError('no backward ran this step');
+    const [loss] = await Promise.all([
+      this.#lossSum ? this.#lossSum.data<'float32'>() : null,
+      readTensorsInto(this.#gradSum, grads),
+    ]);
+    const result: StageStepResult = {
+      loss: loss ? loss[0]! : null,
+      peakActivationBytes: this.#peak,
+      peakActivationBytesNoRecompute: this.#peakNo,
+    };
+    this.#resetStep();
+    return result;
+  }
+
+  reset(): void {
+    this.#resetStep();
+  }
+
+  dispose(): void {
+    this.#resetStep();
+  }
+
+  #weights(): Tensor[] {
+    if (!this.#w) throw new StageOrderError('beginStep was not called');
+    return this.#w;
   }
 
   /** The micro-batch's input tensor: a slice of the batch (first stage) or the received activations. */
-  function inputOf(mb: number, input: Float32Array | null): Tensor {
-    const n = rows(mb);
-    if (isFirst) {
-      if (!data.x) throw new StageOrderError('the first stage needs the batch inputs');
-      const { start, end } = microBatchRange(batch, m, mb);
-      return tf.tensor(data.x.subarray(start * inSize, end * inSize), [n, ...stage.inputShape]);
+  #inputOf(mb: number, input: Float32Array | null): Tensor {
+    const n = this.rows(mb);
+    const inSize = this.#inSize;
+    if (this.isFirst) {
+      if (!this.#data.x) throw new StageOrderError('the first stage needs the batch inputs');
+      const { start, end } = microBatchRange(this.#batch, this.#m, mb);
+      return tf.tensor(this.#data.x.subarray(start * inSize, end * inSize), [n, ...this.stage.inputShape]);
     }
-    if (!input) throw new StageOrderError(`stage [${range.first}, ${range.end}) needs its input`);
+    const { first, end } = this.#range;
+    if (!input) throw new StageOrderError(`stage [${first}, ${end}) needs its input`);
     if (input.length !== n * inSize) {
       throw new ShapeError(`micro-batch ${mb}: input of ${input.length} floats, expected ${n} x ${inSize}`);
     }
-    return tf.tensor(input, [n, ...stage.inputShape]);
+    return tf.tensor(input, [n, ...this.stage.inputShape]);
   }
 
-  function labelsOf(mb: number): Tensor {
-    if (!data.y) throw new StageOrderError('the last stage needs the batch labels');
-    const { start, end } = microBatchRange(batch, m, mb);
-    return tf.tensor1d(Int32Array.from(data.y.subarray(start, end)), 'int32');
+  #labelsOf(mb: number): Tensor {
+    if (!this.#data.y) throw new StageOrderError('the last stage needs the batch labels');
+    const { start, end } = microBatchRange(this.#batch, this.#m, mb);
+    return tf.tensor1d(Int32Array.from(this.#data.y.subarray(start, end)), 'int32');
   }
 
-  function track(bytes: number, bytesNo: number): void {
-    current += bytes;
-    currentNo += bytesNo;
-    peak = Math.max(peak, current);
-    peakNo = Math.max(peakNo, currentNo);
+  #track(bytes: number, bytesNo: number): void {
+    this.#current += bytes;
+    this.#currentNo += bytesNo;
+    this.#peak = Math.max(this.#peak, this.#current);
+    this.#peakNo = Math.max(this.#peakNo, this.#currentNo);
   }
 
-  function dropHeld(h: Held): void {
-    if (h.saved) disposeSaved(h.saved);
-    h.input?.dispose();
-    h.dlogits?.dispose();
+  #resetStep(): void {
+    for (const h of this.#held.values()) dropHeld(h);
+    this.#held.clear();
+    if (this.#w) tf.dispose(this.#w);
+    this.#w = null;
+    if (this.#gradSum) tf.dispose(this.#gradSum);
+    this.#gradSum = null;
+    this.#lossSum?.dispose();
+    this.#lossSum = null;
+    this.#data = {};
+    this.#current = this.#currentNo = this.#peak = this.#peakNo = 0;
   }
+}
 
-  function resetStep(): void {
-    for (const h of held.values()) dropHeld(h);
-    held.clear();
-    if (w) tf.dispose(w);
-    w = null;
-    if (gradSum) tf.dispose(gradSum);
-    gradSum = null;
-    lossSum?.dispose();
-    lossSum = null;
-    data = {};
-    current = currentNo = peak = peakNo = 0;
-  }
-
-  return {
-    stage,
-    isFirst,
-    isLast,
-    rows,
-    beginStep(params, stepData) {
-      resetStep();
-      w = stage.uploadParams(params);
-      data = stepData;
-    },
-
-    async forward(mb, input) {
-      const wt = weights();
-      if (held.has(mb)) throw new StageOrderError(`micro-batch ${mb} ran forward twice`);
-      const x = inputOf(mb, input);
-      const f = stage.forward(x, wt);
-      const savedBytes = distinctBytes(f.saved.flat());
-      const h: Held = { saved: f.saved, input: null, dlogits: null, bytes: 0, bytesNoRecompute: savedBytes };
-      // Recomputation keeps the input instead of what forward saved: only worth it when the input
-      // is smaller (a reshape-only stage saves nothing and keeps what it saved).
-      if (recompute && x.size * 4 < savedBytes) {
-        disposeSaved(f.saved);
-        h.saved = null;
-        h.input = x; // [rows, ...inputShape]: all the stage keeps
-        h.bytes = x.size * 4;
-      } else {
-        x.dispose(); // the saved tensors keep their own handles on x's buffer
-        h.bytes = savedBytes;
-      }
-      let out: Float32Array | null = null;
-      try {
-        if (isLast) {
-          const r = tf.tidy(() => {
-            const l = softmaxCrossEntropy(f.y, labelsOf(mb), batch);
-            return { loss: lossSum ? tf.add(lossSum, l.loss) : l.loss, dlogits: l.dlogits };
-          });
-          lossSum?.dispose();
-          lossSum = r.loss;
-          h.dlogits = r.dlogits;
-          h.bytes += r.dlogits.size * 4;
-          h.bytesNoRecompute += r.dlogits.size * 4;
-        } else {
-          out = await f.y.data<'float32'>(); // [rows, ...outputShape]
-        }
-      } finally {
-        f.y.dispose();
-      }
-      held.set(mb, h);
-      track(h.bytes, h.bytesNoRecompute);
-      return out;
-    },
-
-    async backward(mb, dyIn) {
-      const wt = weights();
-      const h = held.get(mb);
-      if (!h) throw new StageOrderError(`micro-batch ${mb}: backward before forward`);
-      const n = rows(mb);
-      if (!isLast && (!dyIn || dyIn.length !== n * outSize)) {
-        throw new ShapeError(
-          `micro-batch ${mb}: gradient of ${dyIn?.length ?? 0} floats, expected ${n} x ${outSize}`,
-        );
-      }
-      held.delete(mb);
-      let saved = h.saved;
-      try {
-        if (!saved) {
-          // Recomputation: the forward again, from the kept input; its activations live only now.
-          const again = stage.forward(h.input!, wt);
-          again.y.dispose();
-          saved = again.saved;
-          // What the recomputed forward adds to what is already held (its input is counted there).
-          const transient = distinctBytes([h.input!, ...saved.flat()]) - h.input!.size * 4;
-          peak = Math.max(peak, current + transient);
-        }
-        const s = saved;
-        const r = tf.tidy(() => {
-          const dy = isLast ? h.dlogits! : tf.tensor(dyIn!, [n, ...stage.outputShape]);
-          const b = stage.backward(dy, s, wt, { needInputGrad: !isFirst });
-          const sum = gradSum ? b.grads.map((g, i) => tf.add(gradSum![i]!, g)) : b.grads;
-          return { dx: b.dx, sum };
-        });
-        if (gradSum) tf.dispose(gradSum);
-        gradSum = r.sum;
-        if (isFirst || !r.dx) {
-          r.dx?.dispose();
-          return null;
-        }
-        try {
-          return await r.dx.data<'float32'>(); // [rows, ...inputShape]
-        } finally {
-          r.dx.dispose();
-        }
-      } finally {
-        if (saved && saved !== h.saved) disposeSaved(saved);
-        dropHeld(h);
-        current -= h.bytes;
-        currentNo -= h.bytesNoRecompute;
-      }
-    },
-
-    async endStep(grads) {
-      if (grads.length !== stage.paramCount) {
-        throw new ShapeError(`stage has ${stage.paramCount} parameters, grads buffer ${grads.length}`);
-      }
-      if (held.size > 0) throw new StageOrderError(`${held.size} micro-batches still wait for backward`);
-      if (!gradSum) throw new StageOrderError('no backward ran this step');
-      const [loss] = await Promise.all([
-        lossSum ? lossSum.data<'float32'>() : null,
-        readTensorsInto(gradSum, grads),
-      ]);
-      const result: StageStepResult = {
-        loss: loss ? loss[0]! : null,
-        peakActivationBytes: peak,
-        peakActivationBytesNoRecompute: peakNo,
-      };
-      resetStep();
-      return result;
-    },
-
-    reset: resetStep,
-    dispose: resetStep,
-  };
+function dropHeld(h: Held): void {
+  if (h.saved) disposeSaved(h.saved);
+  h.input?.dispose();
+  h.dlogits?.dispose();
 }
 
 /**

@@ -150,6 +150,84 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
 /** The 'vanish' fault closes a worker tab once this step is done. */
 const VANISH_AFTER_STEP = 3;
 
+/** Forwards a tab's console and uncaught errors; fails the session when the tab crashes or closes unasked. */
+function watchPage(
+  page: Page,
+  source: string,
+  on: {
+    onConsole?: (source: string, type: string, text: string) => void;
+    pageError: (line: string) => void;
+    fail: (remote: WireError) => void;
+    /** A tab the 'vanish' fault closed: its close is the fault, not a failure. */
+    closedOnPurpose: (page: Page) => boolean;
+  },
+): void {
+  page.on('console', (msg) => {
+    // "Failed to load resource: ..." does not say which one; the location does.
+    const where = msg.location().url;
+    const text =
+      where && msg.text().startsWith('Failed to load resource') ? `${msg.text()} (${where})` : msg.text();
+    on.onConsole?.(source, msg.type(), text);
+    // A missing favicon is not a session problem.
+    if (msg.type() === 'error' && !where.endsWith('/favicon.ico')) on.pageError(`${source}: ${text}`);
+  });
+  page.on('pageerror', (err) => {
+    on.onConsole?.(source, 'pageerror', `${err.name}: ${err.message}`);
+    on.pageError(`${source}: uncaught ${err.name}: ${err.message}`);
+  });
+  page.on('crash', () => on.fail({ name: 'PageCrashed', message: `the ${source} tab crashed` }));
+  page.on('close', () => {
+    if (on.closedOnPurpose(page)) return;
+    on.fail({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` });
+  });
+}
+
+/**
+ * Starts a navigation without awaiting it. Navigation failures (connection refused, ...) fail the
+ * session; once it is over they are moot. Each navigation handles its own rejection at once: a later
+ * await that throws (the session aborted while opening pages) must not leave an earlier navigation's
+ * rejection unhandled.
+ */
+function openPage(
+  page: Page,
+  url: string,
+  source: string,
+  how: {
+    reloadable: () => boolean;
+    fail: (remote: WireError) => void;
+    log: ((line: string) => void) | undefined;
+  },
+): void {
+  const log = (line: string): void => how.log?.(`${source}: ${line}`);
+  loadPage(page, url, { reloadable: how.reloadable, log }).then(
+    (res) => {
+      if (res && !res.ok())
+        how.fail({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
+    },
+    (err: unknown) => {
+      how.fail({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
+    },
+  );
+}
+
+/** A promise with its settle functions, for a result that event handlers deliver. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: Error) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A page in a fresh browser context (its own storage), the context kept in `contexts` to close later. */
+async function newTab(browser: Browser, contexts: BrowserContext[]): Promise<Page> {
+  const ctx = await browser.newContext();
+  contexts.push(ctx);
+  return ctx.newPage();
+}
+
 async function drive(
   browser: Browser,
   contexts: BrowserContext[],
@@ -165,21 +243,18 @@ async function drive(
     if (pageErrors.length > MAX_PAGE_ERRORS) pageErrors.shift();
   };
 
-  let settle: { resolve: (r: RunReport) => void; reject: (e: Error) => void } | null = null;
-  const outcome = new Promise<RunReport>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
+  const outcome = deferred<RunReport>();
   // It may settle while pages are still opening, before anything awaits it.
-  outcome.catch(() => undefined);
+  outcome.promise.catch(() => undefined);
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   let phase = 'startup (waiting for the dashboard and workers)';
   const finish = (result: { report: RunReport } | { error: Error }): void => {
-    if (finished || !settle) return;
+    if (finished) return;
     finished = true;
     clearTimeout(timer);
-    if ('report' in result) settle.resolve(result.report);
-    else settle.reject(result.error);
+    if ('report' in result) outcome.resolve(result.report);
+    else outcome.reject(result.error);
   };
   const failRemote = (remote: WireError): void =>
     finish({ error: new SessionError(remote, [...pageErrors]) });
@@ -194,51 +269,22 @@ async function drive(
   const onAbort = (): void => finish({ error: abortReason(signal!) });
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  const watch = (page: Page, source: string): void => {
-    page.on('console', (msg) => {
-      // "Failed to load resource: ..." does not say which one; the location does.
-      const where = msg.location().url;
-      const text =
-        where && msg.text().startsWith('Failed to load resource') ? `${msg.text()} (${where})` : msg.text();
-      opts.onConsole?.(source, msg.type(), text);
-      // A missing favicon is not a session problem.
-      if (msg.type() === 'error' && !where.endsWith('/favicon.ico')) notePageError(`${source}: ${text}`);
+  const watch = (page: Page, source: string): void =>
+    watchPage(page, source, {
+      ...(opts.onConsole ? { onConsole: opts.onConsole } : {}),
+      pageError: notePageError,
+      fail: failRemote,
+      closedOnPurpose: (p) => p === vanished,
     });
-    page.on('pageerror', (err) => {
-      opts.onConsole?.(source, 'pageerror', `${err.name}: ${err.message}`);
-      notePageError(`${source}: uncaught ${err.name}: ${err.message}`);
-    });
-    page.on('crash', () => failRemote({ name: 'PageCrashed', message: `the ${source} tab crashed` }));
-    page.on('close', () => {
-      if (page === vanished) return;
-      failRemote({ name: 'PageClosed', message: `the ${source} tab closed unexpectedly` });
-    });
-  };
   const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
   let lastWorker: Page | null = null;
   let dashboardSpoke = false;
   let vanished: Page | null = null;
-  // Navigation failures (connection refused, ...) fail the session; once it is over they are moot.
-  // Each navigation handles its own rejection at once: a later await that throws (the session
-  // aborted while opening pages) must not leave an earlier navigation's rejection unhandled.
-  const open = (page: Page, url: string, source: string, reloadable: () => boolean): void => {
-    const load = loadPage(page, url, { reloadable, log: (line) => opts.log?.(`${source}: ${line}`) });
-    load.then(
-      (res) => {
-        if (res && !res.ok())
-          failRemote({ name: 'PageLoadError', message: `${source}: GET ${url} -> ${res.status()}` });
-      },
-      (err: unknown) => {
-        failRemote({ name: 'PageLoadError', message: err instanceof Error ? err.message : String(err) });
-      },
-    );
-  };
-
+  const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
+    openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   try {
     armIdle();
-    const dashCtx = await browser.newContext();
-    contexts.push(dashCtx);
-    const dash = await dashCtx.newPage();
+    const dash = await newTab(browser, contexts);
     watch(dash, 'dashboard');
     await dash.exposeFunction('peertrainEmit', (raw: unknown) => {
       if (finished) return;
@@ -265,9 +311,7 @@ async function drive(
     // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).
     open(dash, info.dashboardUrl, 'dashboard', () => !finished && !dashboardSpoke);
     for (let i = 1; i <= workers && !finished; i++) {
-      const ctx = await browser.newContext();
-      contexts.push(ctx);
-      const page = await ctx.newPage();
+      const page = await newTab(browser, contexts);
       watch(page, `worker ${i}`);
       lastWorker = page;
       open(page, info.workerUrl, `worker ${i}`, () => !finished);
@@ -276,7 +320,7 @@ async function drive(
     finish({ error: err instanceof Error ? err : new Error(String(err)) });
   }
   try {
-    return await outcome;
+    return await outcome.promise;
   } finally {
     finished = true;
     clearTimeout(timer);
