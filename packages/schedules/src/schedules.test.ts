@@ -58,7 +58,7 @@ describe('schedule names', () => {
     expect(isSchedule(3)).toBe(false);
   });
 
-  it('lists every schedule it builds, the executor\'s first', () => {
+  it("lists every schedule it builds, the executor's first", () => {
     expect(ALL_SCHEDULE_NAMES).toEqual(['naive', 'gpipe', '1f1b', 'interleaved', 'zb-h1']);
     expect(isAnySchedule('interleaved')).toBe(true);
     expect(isAnySchedule('zb-h1')).toBe(true);

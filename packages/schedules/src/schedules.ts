@@ -49,7 +49,7 @@ export function checkShape(
     // One device would send to itself; interleaving needs a ring of at least two.
     if (stages < 2) issues.push(`interleaved needs stages >= 2, got ${stages}`);
     // Micro-batches go through the chunks in groups of P (Megatron-LM); fewer than P leaves the
-    // warm-up unable to fill the pipeline. M need not be a multiple of P: the last group is shorter.
+    // warm-up unable to fill the pipeline. M need not be a multiple of P (see interleaved.ts).
     else if (microBatches < stages)
       issues.push(`interleaved needs microBatches >= stages, got M = ${microBatches} < P = ${stages}`);
   }
@@ -139,7 +139,8 @@ export function schedule(
  * drain; what a schedule hides of them:
  * - naive, gpipe, 1f1b: (P - 1) / (M + P - 1): busy M (f + b) of a makespan (M + P - 1)(f + b);
  * - interleaved: (P - 1) / (V M + P - 1): each device runs V M chunk passes, the fill and drain cost
- *   P - 1 chunk passes (Megatron-LM: bubble / ideal = (P - 1) / (V M));
+ *   P - 1 chunk passes (Megatron-LM: bubble / ideal = (P - 1) / (V M)); the schedule meets it when P
+ *   divides M and idles more otherwise (see interleaved.ts);
  * - zb-h1 (b = input part, w = weight part, f = b = w = 1): for M >= P, (P - 1) / (3 M + P - 1): the
  *   fill and drain cost (P - 1)(f + b - w) = P - 1 of a makespan 3 M + P - 1 (put-off weight parts fill
  *   the rest), a third of 1F1B's bubble time. For M < P the last stage's last input gradient, done at
