@@ -91,7 +91,7 @@ describe('interleaved 1F1B', () => {
     expect(ops.map((l) => peakInFlight(l))).toEqual([7, 5, 3, 1]);
   });
 
-  it('holds (V - 1) P + 2 (P - s) - 1 chunk passes at most on stage s (Megatron-LM warm-up + 1)', () => {
+  it('holds (V - 1) P + 2 (P - s) - 1 chunk passes on stage s when P | M (Megatron-LM warm-up + 1)', () => {
     const ops = schedule('interleaved', 4, 8, { virtualStages: 2 });
     expect(ops.map((l) => peakInFlight(l))).toEqual([11, 9, 7, 5]);
   });
