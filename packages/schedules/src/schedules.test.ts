@@ -2,9 +2,11 @@ import { ConfigError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Op, ScheduleName, StageOps } from './index.ts';
 import {
+  ALL_SCHEDULE_NAMES,
   SCHEDULE_NAMES,
   bubbleTheory,
   formatOps,
+  isAnySchedule,
   isSchedule,
   peakInFlight,
   scheduleIssues,
@@ -43,16 +45,24 @@ function memoryIssues(name: ScheduleName, ops: readonly StageOps[], m: number): 
 /** |simulated idle - expected| for the ideal run: (P-1)/(M+P-1) for the pipelines, (P-1)/P naive. */
 function idleError(name: ScheduleName, ops: readonly StageOps[], m: number): number {
   const p = ops.length;
-  const expected = name === 'naive' ? (p - 1) / p : bubbleTheory(p, m);
+  const expected = name === 'naive' ? (p - 1) / p : bubbleTheory(name, p, m);
   return Math.abs(simulate(ops, IDEAL).idleFraction - expected);
 }
 
 describe('schedule names', () => {
-  it('lists the three schedules and recognises only them', () => {
+  it('lists the three executor schedules and recognises only them', () => {
     expect(SCHEDULE_NAMES).toEqual(['naive', 'gpipe', '1f1b']);
     expect(isSchedule('1f1b')).toBe(true);
     expect(isSchedule('1F1B')).toBe(false);
+    expect(isSchedule('zb-h1')).toBe(false);
     expect(isSchedule(3)).toBe(false);
+  });
+
+  it("lists every schedule it builds, the executor's first", () => {
+    expect(ALL_SCHEDULE_NAMES).toEqual(['naive', 'gpipe', '1f1b', 'interleaved', 'zb-h1']);
+    expect(isAnySchedule('interleaved')).toBe(true);
+    expect(isAnySchedule('zb-h1')).toBe(true);
+    expect(isAnySchedule('zb-h2')).toBe(false);
   });
 });
 
@@ -105,7 +115,7 @@ describe('schedule shapes', () => {
       [Number.POSITIVE_INFINITY, 1],
     ] as const) {
       expect(() => schedule('gpipe', p, m)).toThrow(ConfigError);
-      expect(() => bubbleTheory(p, m)).toThrow(ConfigError);
+      expect(() => bubbleTheory('gpipe', p, m)).toThrow(ConfigError);
     }
     const err: unknown = (() => {
       try {
@@ -124,10 +134,11 @@ describe('schedule shapes', () => {
 });
 
 describe('bubbleTheory', () => {
-  it('is (P - 1) / (M + P - 1)', () => {
-    expect(bubbleTheory(1, 8)).toBe(0);
-    expect(bubbleTheory(4, 1)).toBe(3 / 4);
-    expect(bubbleTheory(4, 12)).toBe(3 / 15);
+  it('is (P - 1) / (M + P - 1) for naive, GPipe and 1F1B', () => {
+    expect(bubbleTheory('1f1b', 1, 8)).toBe(0);
+    expect(bubbleTheory('gpipe', 4, 1)).toBe(3 / 4);
+    expect(bubbleTheory('naive', 4, 1)).toBe(3 / 4);
+    expect(bubbleTheory('1f1b', 4, 12)).toBe(3 / 15);
   });
 });
 

@@ -1,50 +1,69 @@
-// The three pipeline schedules: (stages P, micro-batches M) -> one op list per stage (index = stage).
-// Every forward of mb on stage s is wrapped as [recvAct from s-1] forward [sendAct to s+1], every
-// backward as [recvGrad from s+1] backward [sendGrad to s-1]; the first and last stage skip the missing
+// The pipeline schedules: (stages P, micro-batches M[, virtual stages V]) -> one op list per stage
+// (index = stage = device). Every forward of mb on virtual stage v is wrapped as [recvAct from v-1]
+// forward [sendAct to v+1], every backward (or the input-gradient part of a split one) as
+// [recvGrad from v+1] backward [sendGrad to v-1]; the first and last virtual stage skip the missing
 // neighbour. Each stage ends with one optimizer op: gradients are accumulated over the M micro-batches
 // and applied once (the flush), so P stages x M micro-batches equal one worker on the whole batch.
 
 import { ConfigError } from '@peertrain/protocol';
-import type { Op, ScheduleName, StageOps } from './ops.ts';
-import { SCHEDULE_NAMES } from './ops.ts';
+import type { AnyOp, AnyScheduleName, AnyStageOps, ScheduleName, StageOps } from './ops.ts';
+import { ALL_SCHEDULE_NAMES } from './ops.ts';
+import { unitOps } from './build.ts';
+import { interleavedStage } from './interleaved.ts';
+import { zbH1Stage } from './zero-bubble.ts';
 
-/** Throws ConfigError unless P and M are positive integers (and M = 1 for `naive`). */
-export function checkShape(name: ScheduleName, stages: number, microBatches: number): void {
+export interface ScheduleOptions {
+  /** Model chunks per device (V), `interleaved` only; default 1. */
+  readonly virtualStages?: number;
+}
+
+const positiveInt = (n: number): boolean => Number.isSafeInteger(n) && n >= 1;
+
+/**
+ * Throws ConfigError unless P, M and V are positive integers and fit the schedule: M = 1 for `naive`;
+ * V = 1 except for `interleaved`, which needs P >= 2 and M >= P (its micro-batches run in groups of P).
+ */
+export function checkShape(
+  name: AnyScheduleName,
+  stages: number,
+  microBatches: number,
+  virtualStages = 1,
+): void {
   const issues: string[] = [];
-  if (!Number.isSafeInteger(stages) || stages < 1)
-    issues.push(`stages must be an integer >= 1, got ${stages}`);
-  if (!Number.isSafeInteger(microBatches) || microBatches < 1) {
+  if (!positiveInt(stages)) issues.push(`stages must be an integer >= 1, got ${stages}`);
+  if (!positiveInt(microBatches)) {
     issues.push(`microBatches must be an integer >= 1, got ${microBatches}`);
   } else if (name === 'naive' && microBatches !== 1) {
     // Naive model parallelism has no micro-batches: the whole batch is one. Refused rather than
     // silently ignored, so a config asking for overlap with `naive` is caught.
     issues.push(`naive runs the whole batch as one micro-batch: microBatches must be 1, got ${microBatches}`);
   }
+  if (!positiveInt(virtualStages)) {
+    issues.push(`virtualStages must be an integer >= 1, got ${virtualStages}`);
+  } else if (name !== 'interleaved' && virtualStages !== 1) {
+    issues.push(
+      `only interleaved holds several chunks per device: virtualStages must be 1, got ${virtualStages}`,
+    );
+  }
+  if (name === 'interleaved' && positiveInt(stages) && positiveInt(microBatches)) {
+    // One device would send to itself; interleaving needs a ring of at least two.
+    if (stages < 2) issues.push(`interleaved needs stages >= 2, got ${stages}`);
+    // Micro-batches go through the chunks in groups of P (Megatron-LM); fewer than P leaves the
+    // warm-up unable to fill the pipeline. M need not be a multiple of P (see interleaved.ts).
+    else if (microBatches < stages)
+      issues.push(`interleaved needs microBatches >= stages, got M = ${microBatches} < P = ${stages}`);
+  }
   if (issues.length > 0) throw new ConfigError(`invalid ${name} schedule`, issues);
 }
 
-/** Builds one stage's list; `fwd` and `bwd` append a micro-batch's forward or backward with its comms. */
+/** Builds one stage's non-interleaved list. */
 function stageBuilder(stage: number, stages: number) {
-  const ops: Op[] = [];
-  const first = stage === 0;
-  const last = stage === stages - 1;
-  return {
-    ops,
-    fwd(mb: number): void {
-      if (!first) ops.push({ kind: 'recvAct', mb, from: stage - 1 });
-      ops.push({ kind: 'forward', mb });
-      if (!last) ops.push({ kind: 'sendAct', mb, to: stage + 1 });
-    },
-    bwd(mb: number): void {
-      if (!last) ops.push({ kind: 'recvGrad', mb, from: stage + 1 });
-      ops.push({ kind: 'backward', mb });
-      if (!first) ops.push({ kind: 'sendGrad', mb, to: stage - 1 });
-    },
-  };
+  const ops: AnyOp[] = [];
+  return { ops, ...unitOps(ops, { stage, stages, chunk: 0, virtualStages: 1 }, false) };
 }
 
 /** GPipe: every forward in order, then every backward in reverse order, then the optimizer. */
-function gpipeStage(stage: number, stages: number, microBatches: number): StageOps {
+function gpipeStage(stage: number, stages: number, microBatches: number): AnyStageOps {
   const b = stageBuilder(stage, stages);
   for (let mb = 0; mb < microBatches; mb++) b.fwd(mb);
   for (let mb = microBatches - 1; mb >= 0; mb--) b.bwd(mb);
@@ -57,7 +76,7 @@ function gpipeStage(stage: number, stages: number, microBatches: number): StageO
  * and one backward until every forward is done, then the remaining backwards (cool-down). It holds at
  * most min(P - s, M) micro-batches of activations, against GPipe's M, with the same bubble.
  */
-function oneFOneBStage(stage: number, stages: number, microBatches: number): StageOps {
+function oneFOneBStage(stage: number, stages: number, microBatches: number): AnyStageOps {
   const b = stageBuilder(stage, stages);
   const warmup = Math.min(stages - stage - 1, microBatches);
   const steady = microBatches - warmup;
@@ -72,22 +91,40 @@ function oneFOneBStage(stage: number, stages: number, microBatches: number): Sta
 }
 
 /**
- * The op lists of schedule `name` for `stages` pipeline stages and `microBatches` micro-batches per step.
- * Index = stage. Throws ConfigError for a non-integer or non-positive P or M, or naive with M != 1.
+ * The op lists of schedule `name` for `stages` pipeline stages (devices) and `microBatches` micro-batches
+ * per step; `virtualStages` chunks per device for `interleaved`. Index = stage. Throws ConfigError for a
+ * shape `checkShape` refuses. The executor's schedules give executor ops (StageOps); `interleaved` and
+ * `zb-h1` give AnyStageOps (chunks, split backward), which the executor cannot run yet.
  */
-export function schedule(name: ScheduleName, stages: number, microBatches: number): StageOps[] {
-  checkShape(name, stages, microBatches);
-  const build = (s: number): StageOps => {
+export function schedule(name: ScheduleName, stages: number, microBatches: number): StageOps[];
+export function schedule(
+  name: AnyScheduleName,
+  stages: number,
+  microBatches: number,
+  options?: ScheduleOptions,
+): AnyStageOps[];
+export function schedule(
+  name: AnyScheduleName,
+  stages: number,
+  microBatches: number,
+  { virtualStages = 1 }: ScheduleOptions = {},
+): AnyStageOps[] {
+  checkShape(name, stages, microBatches, virtualStages);
+  const build = (s: number): AnyStageOps => {
     switch (name) {
       case 'naive': // one micro-batch through every stage and back: GPipe with M = 1
       case 'gpipe':
         return gpipeStage(s, stages, microBatches);
       case '1f1b':
         return oneFOneBStage(s, stages, microBatches);
+      case 'interleaved':
+        return interleavedStage(s, stages, microBatches, virtualStages);
+      case 'zb-h1':
+        return zbH1Stage(s, stages, microBatches);
       default: {
         const never: never = name;
         throw new ConfigError(`unknown schedule ${String(never)}`, [
-          `expected one of ${SCHEDULE_NAMES.join(', ')}`,
+          `expected one of ${ALL_SCHEDULE_NAMES.join(', ')}`,
         ]);
       }
     }
@@ -96,11 +133,44 @@ export function schedule(name: ScheduleName, stages: number, microBatches: numbe
 }
 
 /**
- * Theoretical bubble (idle) fraction of GPipe and 1F1B with equal stage costs and free communication:
- * (P - 1) / (M + P - 1). Each stage is busy M (f + b) out of a makespan of (M + P - 1)(f + b): the
- * pipeline takes P - 1 slots to fill on the forward pass and P - 1 to drain on the backward pass.
+ * Theoretical bubble (idle) fraction of schedule `name` with equal stages and free communication, in the
+ * simulator's unit costs (forward 1, backward 2 = input part 1 + weight part 1; an interleaved chunk's
+ * ops cost the same, i.e. its model is V times deeper). The pipeline takes P - 1 slots to fill and to
+ * drain; what a schedule hides of them:
+ * - naive, gpipe, 1f1b: (P - 1) / (M + P - 1): busy M (f + b) of a makespan (M + P - 1)(f + b);
+ * - interleaved: (P - 1) / (V M + P - 1): each device runs V M chunk passes, the fill and drain cost
+ *   P - 1 chunk passes (Megatron-LM: bubble / ideal = (P - 1) / (V M)); the schedule meets it when P
+ *   divides M and idles more otherwise (see interleaved.ts);
+ * - zb-h1 (b = input part, w = weight part, f = b = w = 1): for M >= P, (P - 1) / (3 M + P - 1): the
+ *   fill and drain cost (P - 1)(f + b - w) = P - 1 of a makespan 3 M + P - 1 (put-off weight parts fill
+ *   the rest), a third of 1F1B's bubble time. For M < P the last stage's last input gradient, done at
+ *   2 M + P - 1 (it alternates F and I from P - 1), climbs P - 1 stages and stage 0 ends with one W:
+ *   makespan max(3 M + P - 1, 2 M + 2 P - 1), idle 1 - 3 M / makespan.
  */
-export function bubbleTheory(stages: number, microBatches: number): number {
-  checkShape('gpipe', stages, microBatches);
-  return (stages - 1) / (microBatches + stages - 1);
+export function bubbleTheory(
+  name: AnyScheduleName,
+  stages: number,
+  microBatches: number,
+  virtualStages = 1,
+): number {
+  checkShape(name, stages, microBatches, virtualStages);
+  const fill = stages - 1;
+  switch (name) {
+    case 'naive':
+    case 'gpipe':
+    case '1f1b':
+      return fill / (microBatches + fill);
+    case 'interleaved':
+      return fill / (virtualStages * microBatches + fill);
+    case 'zb-h1': {
+      const work = 3 * microBatches;
+      return 1 - work / Math.max(work + fill, 2 * microBatches + 2 * stages - 1);
+    }
+    default: {
+      const never: never = name;
+      throw new ConfigError(`unknown schedule ${String(never)}`, [
+        `expected one of ${ALL_SCHEDULE_NAMES.join(', ')}`,
+      ]);
+    }
+  }
 }

@@ -5,13 +5,17 @@
 // measures from telemetry spans, here from the schedule alone.
 
 import { ConfigError } from '@peertrain/protocol';
-import type { OpKind, RecvOp, StageOps } from './ops.ts';
-import { messageKey, opMicroBatch } from './ops.ts';
+import type { AnyOpKind, AnyStageOps, RecvOp } from './ops.ts';
+import { messageKey, opChunk, opMicroBatch } from './ops.ts';
 
 /** Durations of one stage's ops, in any time unit. `comm` is the latency of a message this stage sends. */
 export interface OpCosts {
   readonly forward: number;
   readonly backward: number;
+  /** Input-gradient part of a split backward; default backward / 2. */
+  readonly backwardInput?: number;
+  /** Weight-gradient part of a split backward; default backward / 2. */
+  readonly backwardWeight?: number;
   /** Default 0: free communication. */
   readonly comm?: number;
   /** Default 0: the flush is not counted as bubble or work. */
@@ -20,9 +24,11 @@ export interface OpCosts {
 
 /** One op on a stage's timeline. A send is instantaneous; a receive spans the wait for its message. */
 export interface Span {
-  readonly kind: OpKind;
+  readonly kind: AnyOpKind;
   /** null for the optimizer. */
   readonly mb: number | null;
+  /** The op's chunk, present only when the op names one (interleaved). */
+  readonly chunk?: number;
   readonly start: number;
   readonly end: number;
 }
@@ -32,11 +38,14 @@ export interface Simulation {
   readonly spans: Span[][];
   /** When the last stage finished its last op. */
   readonly makespan: number;
-  /** Index = stage; time spent in forward, backward and optimizer. */
+  /** Index = stage; time spent computing (forward, backward or its parts, optimizer). */
   readonly busy: number[];
   /** 1 - sum(busy) / (P * makespan): waiting on messages, or done early; 0 when makespan is 0. */
   readonly idleFraction: number;
-  /** Index = stage; most micro-batches whose activations were held at once (forward done, backward not). */
+  /**
+   * Index = stage; most (chunk, micro-batch) activations held at once: forward done, backward (or the
+   * weight part of a split backward) not.
+   */
   readonly peakInFlight: number[];
 }
 
@@ -62,6 +71,8 @@ export class ScheduleDeadlockError extends Error {
 interface ResolvedCosts {
   forward: number;
   backward: number;
+  backwardInput: number;
+  backwardWeight: number;
   comm: number;
   optimizer: number;
 }
@@ -76,6 +87,8 @@ function resolveCosts(cost: OpCosts | readonly OpCosts[], stages: number): Resol
     const r: ResolvedCosts = {
       forward: c.forward,
       backward: c.backward,
+      backwardInput: c.backwardInput ?? c.backward / 2,
+      backwardWeight: c.backwardWeight ?? c.backward / 2,
       comm: c.comm ?? 0,
       optimizer: c.optimizer ?? 0,
     };
@@ -89,12 +102,32 @@ function resolveCosts(cost: OpCosts | readonly OpCosts[], stages: number): Resol
   return resolved;
 }
 
+/** Compute time of op `kind` (0 for comms: a send is instantaneous, a receive only waits). */
+function computeCost(kind: AnyOpKind, c: ResolvedCosts): number {
+  switch (kind) {
+    case 'forward':
+    case 'backward':
+    case 'backwardInput':
+    case 'backwardWeight':
+    case 'optimizer':
+      return c[kind];
+    default:
+      return 0;
+  }
+}
+
+/** Change in held activations an op makes: +1 forward, -1 when its last backward part frees them. */
+function heldDelta(kind: AnyOpKind): number {
+  if (kind === 'forward') return 1;
+  return kind === 'backward' || kind === 'backwardWeight' ? -1 : 0;
+}
+
 /**
  * Runs the op lists (index = stage) with `cost` (one for every stage, or one per stage) and returns the
  * timeline. Throws ScheduleDeadlockError when the lists cannot all finish, ConfigError for bad costs.
  * Does not check the schedule's structure: see `assertSchedule`.
  */
-export function simulate(ops: readonly StageOps[], cost: OpCosts | readonly OpCosts[]): Simulation {
+export function simulate(ops: readonly AnyStageOps[], cost: OpCosts | readonly OpCosts[]): Simulation {
   const stages = ops.length;
   const costs = resolveCosts(cost, stages);
   const clock = new Array<number>(stages).fill(0);
@@ -117,47 +150,22 @@ export function simulate(ops: readonly StageOps[], cost: OpCosts | readonly OpCo
       if (c === undefined) continue;
       for (let op = list[pc[s] ?? 0]; op !== undefined; op = list[pc[s] ?? 0]) {
         const start = clock[s] ?? 0;
-        let end = start;
+        let end = start + computeCost(op.kind, c);
         const key = messageKey(op, s);
-        let waiting = false;
-        switch (op.kind) {
-          case 'recvAct':
-          case 'recvGrad': {
-            const arrival = key === null ? undefined : mailbox.get(key)?.shift();
-            if (arrival === undefined) waiting = true;
-            else end = Math.max(start, arrival);
-            break;
-          }
-          case 'sendAct':
-          case 'sendGrad': {
-            if (key === null) break;
-            const queue = mailbox.get(key) ?? [];
-            queue.push(start + c.comm);
-            mailbox.set(key, queue);
-            break;
-          }
-          case 'forward':
-            end = start + c.forward;
-            held[s] = (held[s] ?? 0) + 1;
-            peak[s] = Math.max(peak[s] ?? 0, held[s] ?? 0);
-            break;
-          case 'backward':
-            end = start + c.backward;
-            held[s] = (held[s] ?? 0) - 1;
-            break;
-          case 'optimizer':
-            end = start + c.optimizer;
-            break;
-          default: {
-            const never: never = op;
-            throw new TypeError(`unknown op ${JSON.stringify(never)}`);
-          }
-        }
-        // A receive with no message yet: this stage waits; try the next one.
-        if (waiting) break;
-        if (op.kind === 'forward' || op.kind === 'backward' || op.kind === 'optimizer')
+        if (key !== null && (op.kind === 'recvAct' || op.kind === 'recvGrad')) {
+          const arrival = mailbox.get(key)?.shift();
+          // No message yet: this stage waits; try the next one.
+          if (arrival === undefined) break;
+          end = Math.max(start, arrival);
+        } else if (key !== null) {
+          mailbox.set(key, [...(mailbox.get(key) ?? []), start + c.comm]);
+        } else {
           busy[s] = (busy[s] ?? 0) + (end - start);
-        spans[s]?.push({ kind: op.kind, mb: opMicroBatch(op), start, end });
+        }
+        held[s] = (held[s] ?? 0) + heldDelta(op.kind);
+        peak[s] = Math.max(peak[s] ?? 0, held[s] ?? 0);
+        const chunk = op.kind === 'optimizer' || op.chunk === undefined ? {} : { chunk: opChunk(op) ?? 0 };
+        spans[s]?.push({ kind: op.kind, mb: opMicroBatch(op), ...chunk, start, end });
         clock[s] = end;
         pc[s] = (pc[s] ?? 0) + 1;
         remaining--;
@@ -173,7 +181,7 @@ export function simulate(ops: readonly StageOps[], cost: OpCosts | readonly OpCo
   return { spans, makespan, busy, idleFraction, peakInFlight: peak };
 }
 
-function blockedOps(ops: readonly StageOps[], pc: readonly number[]): BlockedOp[] {
+function blockedOps(ops: readonly AnyStageOps[], pc: readonly number[]): BlockedOp[] {
   const blocked: BlockedOp[] = [];
   ops.forEach((list, stage) => {
     const index = pc[stage] ?? 0;
