@@ -20,7 +20,7 @@ export default tseslint.config(
   },
   {
     // Pure packages never touch vendor libraries or the DOM directly (DESIGN.md).
-    files: ['packages/{protocol,collective,planner,telemetry,optim,coordinator,schedules}/src/**/*.ts'],
+    files: ['packages/{protocol,collective,compress,planner,telemetry,optim,coordinator,schedules}/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
