@@ -323,9 +323,9 @@ async function sparseAllGather(
   const wire = new Wire(mesh, group, opts);
   const { rank, n, tagBase } = wire;
   const payloads: Uint8Array[] = new Array<Uint8Array>(n);
-  payloads[rank] = encodePayload(codec, data);
   wire.enter(PHASE_ALL_GATHER);
   try {
+    payloads[rank] = encodePayload(codec, data); // inside: a refused input still disposes the scope
     await wire.scope.connect(mesh, [wire.left, wire.right]);
     for (let s = 0; s < n - 1; s++) {
       const tag = tagBase + s;
