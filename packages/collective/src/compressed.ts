@@ -1,6 +1,6 @@
 import { CompressionError, decodeInto, encodePayload } from '@peertrain/compress';
 import type { Compressor, PayloadCompressor } from '@peertrain/compress';
-import { ConfigError, ProtocolError, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError, ProtocolError, mulberry32, throwIfAborted } from '@peertrain/protocol';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { TrafficStats } from './f32.ts';
 import { MAX_TAG } from './f32.ts';
@@ -248,6 +248,19 @@ async function quantizedRing(
   const wire = new Wire(mesh, group, opts);
   const { rank, n, tagBase } = wire;
   const count = Math.ceil(data.length / bucketElems);
+  // int8 draws its rounding noise from a generator per (bucket, phase, round), seeded by one draw
+  // of the worker's generator per operation: buckets finish in arrival order, so one shared stream
+  // would make a run depend on network timing; this way a run is reproducible.
+  const opSeed = codec.kind === 'int8' ? Math.floor(codec.random() * 2 ** 32) : 0;
+  const encoder = (k: number, phase: number, s: number): PayloadCompressor =>
+    codec.kind === 'int8'
+      ? {
+          ...codec,
+          random: mulberry32(
+            opSeed ^ Math.imul(2 * k + phase + 1, 0x9e3779b1) ^ Math.imul(s + 1, 0x85ebca6b),
+          ),
+        }
+      : codec;
 
   const reduceBucket = async (k: number): Promise<void> => {
     const bucket = data.subarray(k * bucketElems, Math.min((k + 1) * bucketElems, data.length));
@@ -260,7 +273,10 @@ async function quantizedRing(
         const out = chunk(rank - s);
         const into = chunk(rank - s - 1);
         // Encoding copies `out`, so the receive may add into the chunks right away.
-        const sent = out.length > 0 ? wire.send(tag, encodePayload(codec, out)) : undefined;
+        const sent =
+          out.length > 0
+            ? wire.send(tag, encodePayload(encoder(k, PHASE_REDUCE_SCATTER, s), out))
+            : undefined;
         const received =
           into.length > 0
             ? wire.recv(tag).then((bytes) => wire.decode(bytes, into, true, codec.kind, wire.left, tag))
@@ -274,7 +290,7 @@ async function quantizedRing(
     try {
       // The owner keeps the decoded value of its own payload, as every other peer will.
       const own = chunk(rank + 1);
-      let forward = own.length > 0 ? encodePayload(codec, own) : undefined;
+      let forward = own.length > 0 ? encodePayload(encoder(k, PHASE_ALL_GATHER, 0), own) : undefined;
       if (forward !== undefined) decodeInto(forward, own);
       for (let s = 0; s < n - 1; s++) {
         const tag = ringTag(n, k, PHASE_ALL_GATHER, s, tagBase);
