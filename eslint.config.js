@@ -51,7 +51,7 @@ const noCrossAppImports = {
   },
 };
 
-const PURE_PACKAGES = '{protocol,collective,planner,telemetry,optim,coordinator,schedules}';
+const PURE_PACKAGES = '{protocol,collective,compress,planner,telemetry,optim,coordinator,schedules}';
 // Tests and the helpers only tests use: exempt from the size limits and the timer ban.
 const TEST_FILES = [
   '**/*.test.ts',

@@ -22,3 +22,5 @@ export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
 export { f32FromMessage, f32ToBytes } from './f32.ts';
 export type { TrafficStats } from './f32.ts';
+export { compressedAllReduce, compressedTagSpan } from './compressed.ts';
+export type { CompressedAllReduceOptions } from './compressed.ts';

@@ -1,0 +1,14 @@
+export { CompressionError } from './errors.ts';
+export type { CompressionErrorCode } from './errors.ts';
+export { formatCompression, parseCompression } from './spec.ts';
+export type { CompressionKind, CompressionSpec } from './spec.ts';
+export { createCompressor, decode, decodeInto, encodePayload, relativeError } from './codec.ts';
+export type { Compressor, CompressorOptions, DecodeOptions, PayloadCompressor } from './codec.ts';
+export { HEADER_BYTES } from './header.ts';
+export type { PayloadCodec } from './header.ts';
+export { encodeFp16, fp16Bytes, fromHalfBits, toHalfBits } from './fp16.ts';
+export { DEFAULT_INT8_BUCKET, encodeInt8, int8Bytes } from './int8.ts';
+export type { Int8Options } from './int8.ts';
+export { ErrorFeedback, encodeTopk, topkCount } from './topk.ts';
+export { PowerSgd } from './powersgd.ts';
+export type { PowerSgdOptions } from './powersgd.ts';
