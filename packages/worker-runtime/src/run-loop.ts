@@ -68,6 +68,7 @@ export function startRun(core: WorkerCore, assign: Assign): void {
     });
 }
 
+/** Drives `run` until it is aborted (stop, a new assignment, a lost peer, leaving); disposes on the way out. */
 async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
   const { assign } = run;
   const { config, runId } = assign;
