@@ -18,6 +18,7 @@ export type {
   RingPhaseName,
   StreamingAllReduceOptions,
 } from './ring.ts';
+export { allReduceMean } from './mean.ts';
 export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
 export { f32FromMessage, f32ToBytes } from './f32.ts';

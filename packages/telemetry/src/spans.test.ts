@@ -45,6 +45,12 @@ describe('SpanRecorder', () => {
     expect(rec.snapshot()).toMatchObject([{ kind: 'forward', durMs: 3, lane: 'compute' }]);
   });
 
+  it('names the peer on the other end of a send, and only when told', () => {
+    const rec = new SpanRecorder({ peerId: 'w0', now: () => 0 });
+    expect(rec.record('send', 1, 2, { step: 0, peer: 'w1' }).peer).toBe('w1');
+    expect('peer' in rec.record('forward', 1, 2, { step: 0 })).toBe(false);
+  });
+
   it('begin/end measures and lets the lane be overridden', () => {
     const clock = fakeClock(0);
     const rec = new SpanRecorder({ peerId: 'w0', now: clock.now });

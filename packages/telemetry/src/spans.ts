@@ -30,6 +30,8 @@ export interface Span {
   /** Payload bytes moved (send, recv, allreduce). */
   bytes?: number;
   lane: Lane;
+  /** The peer on the other end of a send / recv. */
+  peer?: string;
 }
 
 /** What the caller says about a span; `lane` defaults from the kind (laneOf). */
@@ -38,6 +40,7 @@ export interface SpanMeta {
   microBatch?: number;
   bytes?: number;
   lane?: Lane;
+  peer?: string;
 }
 
 export const SPAN_KINDS: readonly SpanKind[] = [
@@ -138,6 +141,7 @@ export class SpanRecorder {
     };
     if (meta.microBatch !== undefined) span.microBatch = meta.microBatch;
     if (meta.bytes !== undefined) span.bytes = meta.bytes;
+    if (meta.peer !== undefined) span.peer = meta.peer;
     const tail = (this.#head + this.#size) % this.capacity;
     this.#buffer[tail] = span;
     if (this.#size < this.capacity) {

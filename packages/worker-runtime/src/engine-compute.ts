@@ -19,7 +19,7 @@ import {
   trainSamples,
 } from '@peertrain/engine';
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
-import type { BackendName, DatasetName } from '@peertrain/protocol';
+import type { BackendName, DatasetName, StageRange } from '@peertrain/protocol';
 import type { Compute, EngineMemory, PrepareRun, StageSession, TrainSession } from './compute.ts';
 
 export interface EngineComputeOptions {
@@ -55,43 +55,16 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
     const { config, shard, allShards } = run;
     const model = buildModel(modelPreset(config.model));
     const so = signal ? { signal } : {};
-    // The shard and the test split come from the cache when this tab (or a reload of it) has
-    // held them before; only a miss loads the whole dataset.
-    const [train, test] = await Promise.all([
-      loadShard(
-        cache,
-        shardCacheKey(config.dataset, shard),
-        async (s) => sliceSamples(trainSamples(await dataset(config.dataset, s)), shard, model.inputSize),
-        so,
-      ),
-      loadShard(
-        cache,
-        shardCacheKey(config.dataset, 'test'),
-        async (s): Promise<Samples> => {
-          const d = await dataset(config.dataset, s);
-          return { x: d.testX, y: d.testY, count: d.testCount, first: 0 };
-        },
-        so,
-      ),
-    ]);
-    const makeBatches = (firstStep: number): Prefetcher<Batch> =>
-      new Prefetcher<Batch>(
-        (step) =>
-          gatherBatch(
-            train.samples,
-            shardBatchIndices(shard, step, config.batch, config.seed),
-            model.inputSize,
-          ),
-        { firstStep, depth: 1, lastStep: config.steps - 1 },
-      );
-    let batches = makeBatches(0);
-    const batchFor = async (step: number, signal: AbortSignal | undefined): Promise<Batch> => {
-      if (batches.step !== step) {
-        batches.close();
-        batches = makeBatches(step);
-      }
-      return batches.next(signal ? { signal } : {});
-    };
+    const [train, test] = await loadRunSamples(
+      cache,
+      (s) => dataset(config.dataset, s),
+      run,
+      model.inputSize,
+      so,
+    );
+    const batches = batchSource(train.samples, shard, config, model.inputSize);
+    const batchFor = (step: number, signal: AbortSignal | undefined): Promise<Batch> =>
+      batches.batch(step, signal);
     const stages = new Set<{ reset(): void }>();
 
     const session: TrainSession = {
@@ -119,30 +92,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         return { ...diff, referenceLoss: ref.losses[ref.losses.length - 1] ?? NaN };
       },
       stage(range) {
-        const runner = createStageRunner(model, range, {
-          batch: config.batch,
-          microBatches: config.microBatches,
-          recompute: config.recompute,
-        });
-        const st: StageSession = {
-          first: range.first,
-          end: range.end,
-          isFirst: runner.isFirst,
-          isLast: runner.isLast,
-          paramOffset: runner.stage.paramOffset,
-          paramCount: runner.stage.paramCount,
-          async beginStep(step, params, o) {
-            const batch = await batchFor(step, o.signal);
-            runner.beginStep(params, {
-              ...(runner.isFirst ? { x: batch.x } : {}),
-              ...(runner.isLast ? { y: batch.y } : {}),
-            });
-          },
-          forward: (mb, input) => runner.forward(mb, input),
-          backward: (mb, dy) => runner.backward(mb, dy),
-          endStep: (grads) => runner.endStep(grads),
-          reset: () => runner.reset(),
-        };
+        const { runner, session: st } = stageSession(model, range, config, batchFor);
         stages.add(runner);
         return st;
       },
@@ -190,4 +140,93 @@ export function engineMemory(): EngineMemory {
     ...(typeof gpu === 'number' && Number.isFinite(gpu) ? { numBytesInGPU: Math.round(gpu) } : {}),
     ...(m.unreliable ? { unreliable: true } : {}),
   };
+}
+
+/** The shard's batches, prefetched one step ahead; asking for another step than the next restarts it. */
+function batchSource(
+  samples: Samples,
+  shard: PrepareRun['shard'],
+  config: PrepareRun['config'],
+  inputSize: number,
+): { batch(step: number, signal: AbortSignal | undefined): Promise<Batch>; close(): void } {
+  const make = (firstStep: number): Prefetcher<Batch> =>
+    new Prefetcher<Batch>(
+      (step) => gatherBatch(samples, shardBatchIndices(shard, step, config.batch, config.seed), inputSize),
+      { firstStep, depth: 1, lastStep: config.steps - 1 },
+    );
+  let batches = make(0);
+  return {
+    batch(step, signal) {
+      if (batches.step !== step) {
+        batches.close();
+        batches = make(step);
+      }
+      return batches.next(signal ? { signal } : {});
+    },
+    close: () => batches.close(),
+  };
+}
+
+/** One pipeline stage of `model` over the shard's batches: layers [range.first, range.end). */
+function stageSession(
+  model: ReturnType<typeof buildModel>,
+  range: StageRange,
+  config: PrepareRun['config'],
+  batchFor: (step: number, signal: AbortSignal | undefined) => Promise<Batch>,
+): { runner: { reset(): void }; session: StageSession } {
+  const runner = createStageRunner(model, range, {
+    batch: config.batch,
+    microBatches: config.microBatches,
+    recompute: config.recompute,
+  });
+  const session: StageSession = {
+    first: range.first,
+    end: range.end,
+    isFirst: runner.isFirst,
+    isLast: runner.isLast,
+    paramOffset: runner.stage.paramOffset,
+    paramCount: runner.stage.paramCount,
+    async beginStep(step, params, o) {
+      const batch = await batchFor(step, o.signal);
+      runner.beginStep(params, {
+        ...(runner.isFirst ? { x: batch.x } : {}),
+        ...(runner.isLast ? { y: batch.y } : {}),
+      });
+    },
+    forward: (mb, input) => runner.forward(mb, input),
+    backward: (mb, dy) => runner.backward(mb, dy),
+    endStep: (grads) => runner.endStep(grads),
+    reset: () => runner.reset(),
+  };
+  return { runner, session };
+}
+
+/**
+ * The shard's training samples and the test split. They come from the cache when this tab (or a
+ * reload of it) has held them before; only a miss loads the whole dataset.
+ */
+function loadRunSamples(
+  cache: ShardCache,
+  dataset: (signal: AbortSignal | undefined) => Promise<Dataset>,
+  { config, shard }: PrepareRun,
+  inputSize: number,
+  so: { signal?: AbortSignal },
+): Promise<[{ samples: Samples }, { samples: Samples }]> {
+  return Promise.all([
+    loadShard(
+      cache,
+      shardCacheKey(config.dataset, shard),
+      async (s) => sliceSamples(trainSamples(await dataset(s)), shard, inputSize),
+      so,
+    ),
+    loadShard(
+      cache,
+      shardCacheKey(config.dataset, 'test'),
+      async (s): Promise<Samples> => {
+        const d = await dataset(s);
+        return { x: d.testX, y: d.testY, count: d.testCount, first: 0 };
+      },
+      so,
+    ),
+  ]);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { schedule } from '@peertrain/schedules';
+import { SpanRecorder } from '@peertrain/telemetry';
 import type { ScheduleName } from '@peertrain/schedules';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { StageSession } from './compute.ts';
@@ -44,8 +45,7 @@ async function heldCounts(name: ScheduleName, stages: number, microBatches: numb
           next: s + 1 < stages ? ids[s + 1]! : null,
           params: new Float32Array(0),
           grads: new Float32Array(0),
-          now: () => performance.now(),
-          spans: [],
+          spans: new SpanRecorder({ peerId: ids[s]!, now: () => performance.now() }),
           signal,
           optimizer: () => Promise.resolve(),
           onHeld: (n) => counts[s]!.push(n),

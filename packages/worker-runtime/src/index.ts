@@ -4,3 +4,13 @@ export { engineCompute } from './engine-compute.ts';
 export type { EngineComputeOptions } from './engine-compute.ts';
 export type { Compute, EngineMemory, PrepareRun, TrainSession } from './compute.ts';
 export type { WorkerPhase, WorkerRuntime, WorkerStatus } from './types.ts';
+export { UnknownMethodError, methodName, workerMethod } from './methods/index.ts';
+export type {
+  MethodContext,
+  MethodLinks,
+  MethodName,
+  MethodRun,
+  Placement,
+  StepOutcome,
+  WorkerMethod,
+} from './methods/index.ts';

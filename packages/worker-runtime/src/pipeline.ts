@@ -6,9 +6,8 @@
 // { runId, step, microBatch: null, tag: PARAM_TAG_BASE + stage } (the all-reduce of a hybrid's stage
 // group uses microBatch null and tags from 0, on other links).
 import { ProtocolError } from '@peertrain/protocol';
-import type { WireSpan } from '@peertrain/protocol';
 import type { StageOps } from '@peertrain/schedules';
-import { laneOf } from '@peertrain/telemetry';
+import type { SpanKind, SpanMeta, SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { StageSession, StageStepOutcome } from './compute.ts';
 
@@ -33,8 +32,8 @@ export interface PipelineStepContext {
   params: Float32Array;
   /** Receives the step's gradient sum. */
   grads: Float32Array;
-  now: () => number;
-  spans: WireSpan[];
+  /** Every op's span goes here (its clock is the step's clock). */
+  spans: SpanRecorder;
   signal: AbortSignal;
   /** Runs the optimizer op (hybrid: the stage group's all-reduce first); its spans are the caller's. */
   optimizer: () => Promise<void>;
@@ -55,7 +54,8 @@ function asBytes(a: Float32Array): Uint8Array {
 
 /** Runs the step's ops in order; resolves when every op (and every send) is done. */
 export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageStepOutcome> {
-  const { mesh, runId, step, stage, signal, now, spans } = ctx;
+  const { mesh, runId, step, stage, signal, spans } = ctx;
+  const now = (): number => spans.now();
   const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag });
   const received = new Map<number, Float32Array>();
   let held = 0;
@@ -63,15 +63,8 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
   const sends: Promise<void>[] = [];
   let outcome: StageStepOutcome | null = null;
 
-  const span = (kind: WireSpan['kind'], t0: number, extra: Partial<WireSpan> = {}): void => {
-    spans.push({
-      kind,
-      startMs: t0,
-      durMs: now() - t0,
-      step,
-      lane: laneOf(kind),
-      ...extra,
-    });
+  const span = (kind: SpanKind, t0: number, extra: Omit<SpanMeta, 'step'> = {}): void => {
+    spans.record(kind, t0, now() - t0, { step, ...extra });
   };
 
   const recv = async (from: string | null, mb: number, tag: number): Promise<void> => {
@@ -114,24 +107,17 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
         case 'recvGrad':
           await recv(ctx.next, op.mb, GRAD_TAG);
           break;
-        case 'forward': {
+        case 'forward':
+        case 'backward': {
+          // Forward takes the previous stage's activations, backward the next stage's gradients (dy).
           const t0 = now();
           const input = received.get(op.mb) ?? null;
           received.delete(op.mb);
-          const out = await stage.forward(op.mb, input);
+          const fwd = op.kind === 'forward';
+          const out = await (fwd ? stage.forward(op.mb, input) : stage.backward(op.mb, input));
           if (out) produced.set(op.mb, out);
-          span('forward', t0, { microBatch: op.mb });
-          ctx.onHeld?.(++held);
-          break;
-        }
-        case 'backward': {
-          const t0 = now();
-          const dy = received.get(op.mb) ?? null;
-          received.delete(op.mb);
-          const dx = await stage.backward(op.mb, dy);
-          if (dx) produced.set(op.mb, dx);
-          span('backward', t0, { microBatch: op.mb });
-          ctx.onHeld?.(--held);
+          span(op.kind, t0, { microBatch: op.mb });
+          ctx.onHeld?.(fwd ? ++held : --held);
           break;
         }
         case 'sendAct':

@@ -1,0 +1,77 @@
+import type { ToCoordinator } from '@peertrain/protocol';
+import type { Mesh } from '@peertrain/transport';
+import type { Compute, EngineMemory } from './compute.ts';
+import type { Assign } from './methods/index.ts';
+import type { WorkerStatus } from './types.ts';
+
+/** What the runtime's parts (runtime.ts, control.ts, run-loop.ts) share for one worker's life. */
+export interface WorkerCore {
+  readonly mesh: Mesh;
+  readonly coordinatorId: string;
+  readonly now: () => number;
+  /** Aborted when the worker leaves (or its outer signal fires): ends every run and wait. */
+  readonly lifetime: AbortSignal;
+  readonly connectTimeoutMs: number;
+  /** The engine, once probed. */
+  compute: Compute | null;
+  /** The run assigned now, if any. */
+  current: RunState | null;
+  status(): WorkerStatus;
+  /** Patches the status (with the mesh's byte counters) and tells the page's listeners. */
+  update(patch: Partial<WorkerStatus>): void;
+  /** Sends to the coordinator without waiting; a lost link is reported by onPeer('close'). */
+  tell(msg: ToCoordinator): void;
+}
+
+/** One assigned run: commands from the coordinator queue here and the loop drains them in order. */
+export interface RunState {
+  assign: Assign;
+  abort: AbortController;
+  grantedUpTo: number;
+  completed: number;
+  pendingEvals: number[];
+  pendingReference: boolean;
+  wake: (() => void) | null;
+  /** What the run holds, for the memory report: parameters (model or stage), last step's activation peak. */
+  paramBytes: number;
+  peakActivationBytes: number | null;
+  /** Pipeline stage: micro-batches whose activations it holds right now (1F1B keeps at most P). */
+  savedActivations: number | null;
+}
+
+export function newRunState(assign: Assign): RunState {
+  return {
+    assign,
+    abort: new AbortController(),
+    grantedUpTo: -1,
+    completed: 0,
+    pendingEvals: [],
+    pendingReference: false,
+    wake: null,
+    paramBytes: 0,
+    peakActivationBytes: null,
+    savedActivations: null,
+  };
+}
+
+/** Wakes the run's loop if it sleeps (a grant, an eval or the reference arrived). */
+export function poke(run: RunState): void {
+  const w = run.wake;
+  run.wake = null;
+  w?.();
+}
+
+type PongMemory = NonNullable<Extract<ToCoordinator, { type: 'pong' }>['memory']>;
+
+/** The engine's tf.memory() and what the current run holds; nothing before the engine is up. */
+export function memoryReport(m: EngineMemory | null, run: RunState | null): { memory?: PongMemory } {
+  if (!m) return {};
+  return {
+    memory: {
+      ...m,
+      ...(run && run.paramBytes > 0 ? { paramBytes: run.paramBytes } : {}),
+      ...(run?.peakActivationBytes != null ? { peakActivationBytes: run.peakActivationBytes } : {}),
+      ...(run?.savedActivations != null ? { savedActivations: run.savedActivations } : {}),
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { PeerLostError, PhaseTimeoutError, sleep } from '@peertrain/protocol';
+import type { Mesh } from '@peertrain/transport';
+import { asError } from './errors.ts';
+import type { MethodLinks } from './methods/index.ts';
+
+/** Pause between dials while the coordinator's id is unknown to the signaling server. */
+export const JOIN_RETRY_MS = 1_000;
+
+/** Waits until `peerId` has an open link (it dials us, or we dial it). */
+export function waitConnected(mesh: Mesh, peerId: string, signal: AbortSignal): Promise<void> {
+  if (mesh.isConnected(peerId)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const off = mesh.onPeer((id, ev) => {
+      if (id === peerId && ev === 'open') {
+        cleanup();
+        resolve();
+      }
+    });
+    const onAbort = (): void => {
+      cleanup();
+      reject(asError(signal.reason));
+    };
+    const cleanup = (): void => {
+      off();
+      signal.removeEventListener('abort', onAbort);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (mesh.isConnected(peerId)) {
+      cleanup();
+      resolve();
+    }
+  });
+}
+
+/** Dials `links.dial` and waits for every link in `links.need`; PhaseTimeoutError after `timeoutMs`. */
+export async function openLinks(
+  mesh: Mesh,
+  links: MethodLinks,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const s = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  try {
+    await Promise.all([...new Set(links.dial)].map((p) => mesh.connect(p, { signal: s })));
+    await Promise.all(links.need.map((p) => waitConnected(mesh, p, s)));
+  } catch (e) {
+    if (signal.aborted) throw asError(signal.reason);
+    if (s.aborted) throw new PhaseTimeoutError('connecting to peers', timeoutMs);
+    throw e;
+  }
+}
+
+/**
+ * Links to the coordinator. Its id may not be on the signaling server yet (the worker link was
+ * opened before the dashboard, or the dashboard is reloading): dial again every JOIN_RETRY_MS
+ * until the join timeout, then fail with the last PeerLostError. Other errors fail at once.
+ */
+export async function dialCoordinator(
+  mesh: Mesh,
+  coordinatorId: string,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  for (;;) {
+    try {
+      await mesh.connect(coordinatorId, { signal: deadline });
+      return;
+    } catch (err) {
+      signal.throwIfAborted();
+      if (!(err instanceof PeerLostError)) throw err;
+      if (deadline.aborted) throw err;
+      await sleep(JOIN_RETRY_MS, deadline).catch(() => {
+        signal.throwIfAborted();
+        throw err; // the join timeout passed while waiting: the coordinator never came
+      });
+    }
+  }
+}

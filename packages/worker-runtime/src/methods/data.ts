@@ -1,0 +1,30 @@
+// What the data-parallel methods (allreduce.ts, ps.ts) share: every worker holds the whole model and
+// computes the gradients of its own batch.
+import { createOptimizer } from '@peertrain/optim';
+import type { Optimizer } from '@peertrain/optim';
+import type { MethodContext } from './types.ts';
+
+export interface DataParallelState {
+  /** The whole model's parameters [P], identical on every worker after each synchronous step. */
+  params: Float32Array;
+  optimizer: Optimizer;
+}
+
+export function dataParallelState(ctx: MethodContext): DataParallelState {
+  const { config } = ctx.assign;
+  const params = ctx.session.initParams();
+  return { params, optimizer: createOptimizer(config.optimizer, config.lr, params.length) };
+}
+
+/** The worker's gradients for `step` [P], timed as a `compute` span; t1 is when the exchange may start. */
+export async function timedGradients(
+  ctx: MethodContext,
+  params: Float32Array,
+  step: number,
+): Promise<{ loss: number; grads: Float32Array; computeMs: number; t1: number }> {
+  const t0 = ctx.spans.now();
+  const { loss, grads } = await ctx.session.gradients(params, step, { signal: ctx.signal });
+  const t1 = ctx.spans.now();
+  ctx.spans.record('compute', t0, t1 - t0, { step });
+  return { loss, grads, computeMs: t1 - t0, t1 };
+}

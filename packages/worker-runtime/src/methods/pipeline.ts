@@ -1,0 +1,169 @@
+// Pipeline parallelism: rank = replica x P + stage; each worker holds one stage (a contiguous range
+// of layers) and walks its schedule's op list per step (../pipeline.ts is the engine). Replica 0's
+// stages gather their parameters on rank 0, which evaluates the whole model. hybrid.ts is this
+// method plus the stage group's averaging over the replicas.
+import { ProtocolError, runShape } from '@peertrain/protocol';
+import { createOptimizer } from '@peertrain/optim';
+import { schedule } from '@peertrain/schedules';
+import type { StageSession } from '../compute.ts';
+import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
+import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
+
+/** Where this worker sits in the replicas x stages grid. */
+export interface StageCoords {
+  /** Stages per replica (P) and replicas (R). */
+  stages: number;
+  replicas: number;
+  stage: number;
+  replica: number;
+  /** The peer id at (replica, stage). */
+  at: (replica: number, stage: number) => string;
+}
+
+export function stageCoords({ config, peers, rank }: Placement): StageCoords {
+  const { stages, replicas } = runShape(config);
+  return {
+    stages,
+    replicas,
+    stage: rank % stages,
+    replica: Math.floor(rank / stages),
+    at: (rep, st) => peers[rep * stages + st]!,
+  };
+}
+
+/** The stage's own links: its replica's neighbours, and replica 0's parameter gather on rank 0. */
+export function pipelineLinks(assign: Placement): MethodLinks {
+  const { stages: p, stage, replica, at } = stageCoords(assign);
+  const dial: string[] = [];
+  const need: string[] = [];
+  // Pipeline neighbours: we dial the next stage; the previous one dials us.
+  if (stage + 1 < p) {
+    dial.push(at(replica, stage + 1));
+    need.push(at(replica, stage + 1));
+  }
+  if (stage > 0) need.push(at(replica, stage - 1));
+  // Replica 0's stages send their parameters to rank 0 for evaluation (stage 1 is already linked).
+  if (replica === 0 && stage >= 2) {
+    dial.push(assign.peers[0]!);
+    need.push(assign.peers[0]!);
+  }
+  if (assign.rank === 0) for (let st = 2; st < p; st++) need.push(at(0, st));
+  return { dial, need };
+}
+
+/** A stage's run, for a method's averaging hook. */
+export interface StageRun {
+  ctx: MethodContext;
+  coords: StageCoords;
+  /** The stage's parameters [stage.paramCount] and the step's gradient sum of the same length. */
+  params: Float32Array;
+  grads: Float32Array;
+}
+
+export interface StageMethodSpec {
+  name: Extract<MethodName, 'pipeline' | 'hybrid'>;
+  links: (placement: Placement) => MethodLinks;
+  /** Turns the step's gradient sum into the update's gradient, in place (hybrid: the stage group's mean). */
+  average?: (run: StageRun, step: number) => Promise<void>;
+}
+
+/** A method whose workers each hold one pipeline stage; `spec` says what differs. */
+export function stageMethod(spec: StageMethodSpec): WorkerMethod {
+  return { name: spec.name, links: spec.links, setup: (ctx) => setupStage(ctx, spec) };
+}
+
+function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
+  const { assign, session, spans } = ctx;
+  const { config, rank } = assign;
+  const coords = stageCoords(assign);
+  // The stage's slice only; rank 0 also keeps a whole-model buffer that the stages' parameters are
+  // gathered into for evaluation.
+  const full = session.initParams();
+  const range = assign.stages?.[coords.stage];
+  if (!range) throw new ProtocolError('bad-message', 'a stage assignment without stage ranges');
+  const stage = session.stage(range);
+  const params = full.slice(stage.paramOffset, stage.paramOffset + stage.paramCount);
+  const grads = new Float32Array(params.length);
+  const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
+  const ops = schedule(config.schedule, coords.stages, config.microBatches)[coords.stage]!;
+  const run: StageRun = { ctx, coords, params, grads };
+  return {
+    paramBytes: params.byteLength,
+    evalParams: rank === 0 ? full : null,
+    async step(step) {
+      const outcome = await runPipelineStep({
+        mesh: ctx.mesh,
+        runId: assign.runId,
+        step,
+        ops,
+        stage,
+        prev: coords.stage > 0 ? coords.at(coords.replica, coords.stage - 1) : null,
+        next: coords.stage + 1 < coords.stages ? coords.at(coords.replica, coords.stage + 1) : null,
+        params,
+        grads,
+        spans,
+        signal: ctx.signal,
+        onHeld: ctx.onHeld,
+        optimizer: async () => {
+          await spec.average?.(run, step);
+          const to = spans.now();
+          optimizer.step(params, grads);
+          spans.record('optimizer', to, spans.now() - to, { step });
+        },
+      });
+      // The step's computation: every compute-lane span it recorded (forward, backward, optimizer...).
+      let computeMs = 0;
+      for (const sp of spans.snapshot()) if (sp.step === step && sp.lane === 'compute') computeMs += sp.durMs;
+      const { peakActivationBytes, peakActivationBytesNoRecompute } = outcome;
+      return {
+        loss: outcome.loss,
+        computeMs,
+        activation: { peakActivationBytes, peakActivationBytesNoRecompute },
+      };
+    },
+    beforeEval: (after) => gatherParams(ctx, coords, stage, params, full, after),
+    dispose: () => undefined,
+  };
+}
+
+/** Replica 0's stages hand their parameters to rank 0, which evaluates the whole model (`full`). */
+async function gatherParams(
+  ctx: MethodContext,
+  coords: StageCoords,
+  stage: StageSession,
+  params: Float32Array,
+  full: Float32Array,
+  step: number,
+): Promise<void> {
+  const { mesh, assign, signal, session } = ctx;
+  if (coords.replica !== 0) return;
+  const key = (st: number) => ({ runId: assign.runId, step, microBatch: null, tag: PARAM_TAG_BASE + st });
+  if (assign.rank !== 0) {
+    if (params.length === 0) return;
+    const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+    await mesh.sendTensor(
+      assign.peers[0]!,
+      { ...key(coords.stage), dtype: 'float32', shape: [params.length], data: bytes },
+      { signal },
+    );
+    return;
+  }
+  full.set(params, stage.paramOffset);
+  await Promise.all(
+    (assign.stages ?? []).map(async (range, st) => {
+      if (st === 0) return;
+      const { offset, count } = session.paramRange(range);
+      if (count === 0) return;
+      const msg = await mesh.recvTensor(coords.at(0, st), key(st), { signal });
+      const got = f32View(msg.data);
+      if (got.length !== count)
+        throw new ProtocolError(
+          'bad-message',
+          `stage ${st} sent ${got.length} parameters, expected ${count}`,
+        );
+      full.set(got, offset);
+    }),
+  );
+}
+
+export const pipelineMethod: WorkerMethod = stageMethod({ name: 'pipeline', links: pipelineLinks });

@@ -1,0 +1,239 @@
+// The driver of one assigned run, the same for every training method: prepare the session and open
+// the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
+// due, train the reference when asked. What a step does is the method's (methods/).
+import { AbortError, ProtocolError, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
+import type { WireSpan } from '@peertrain/protocol';
+import { SpanRecorder } from '@peertrain/telemetry';
+import type { Span } from '@peertrain/telemetry';
+import type { TrainSession } from './compute.ts';
+import { memoryReport, newRunState } from './core.ts';
+import type { RunState, WorkerCore } from './core.ts';
+import { asError } from './errors.ts';
+import { openLinks } from './links.ts';
+import { methodName, workerMethod } from './methods/index.ts';
+import type { Assign, MethodRun } from './methods/index.ts';
+
+/** Spans one step may record before the oldest are dropped: the wire's limit per `stepDone`. */
+const MAX_SPANS_PER_STEP = 10_000;
+
+/** What the loop's parts share for one run. */
+interface Driver {
+  core: WorkerCore;
+  run: RunState;
+  method: MethodRun;
+  session: TrainSession;
+  spans: SpanRecorder;
+  signal: AbortSignal;
+}
+
+/** Takes a new assignment: supersedes the current run, shows the new one, drives it to its end. */
+export function startRun(core: WorkerCore, assign: Assign): void {
+  core.current?.abort.abort(new AbortError('superseded by a new assignment'));
+  const run = newRunState(assign);
+  core.current = run;
+  const { stages: p } = runShape(assign.config);
+  const range = assign.stages?.[assign.rank % p];
+  core.update({
+    stage:
+      assign.role.kind === 'stage' && range
+        ? { stage: assign.role.stage, replica: assign.role.replica, stages: p, ...range }
+        : null,
+    phase: 'loading',
+    runId: assign.runId,
+    rank: assign.rank,
+    worldSize: assign.peers.length,
+    role: assign.role.kind,
+    shard: assign.shard,
+    step: 0,
+    totalSteps: assign.config.steps,
+    loss: null,
+  });
+  runLoop(core, run)
+    .then(
+      () => {
+        if (core.current === run) core.update({ phase: 'idle' });
+      },
+      (e: unknown) => {
+        const err = asError(e);
+        if (err.name === 'AbortError') {
+          if (core.current === run && !core.lifetime.aborted) core.update({ phase: 'idle' });
+          return;
+        }
+        core.update({ phase: 'error', lastError: toWireError(err) });
+        core.tell({ type: 'error', runId: assign.runId, error: toWireError(err) });
+      },
+    )
+    .finally(() => {
+      if (core.current === run) core.current = null;
+    });
+}
+
+/** Drives `run` until it is aborted (stop, a new assignment, a lost peer, leaving); disposes on the way out. */
+async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
+  const { assign } = run;
+  const { config, runId } = assign;
+  const signal = AbortSignal.any([run.abort.signal, core.lifetime]);
+  const loadStart = core.now();
+  const compute = core.compute;
+  if (!compute) throw new Error('compute engine not ready');
+  const method = workerMethod(methodName(config));
+  let session: TrainSession | null = null;
+  let m: MethodRun | null = null;
+  try {
+    const [s] = await Promise.all([
+      compute.prepare({ config, shard: assign.shard, allShards: assign.allShards }, { signal }),
+      assign.peers.length > 1
+        ? openLinks(core.mesh, method.links(assign), core.connectTimeoutMs, signal)
+        : undefined,
+    ]);
+    session = s;
+    const spans = new SpanRecorder({
+      peerId: core.mesh.localId,
+      now: core.now,
+      capacity: MAX_SPANS_PER_STEP,
+    });
+    const { mesh } = core;
+    const onHeld = (count: number): void => void (run.savedActivations = count);
+    m = method.setup({ mesh, assign, session, signal, spans, onHeld });
+    run.paramBytes = m.paramBytes;
+    core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
+    core.update({ phase: 'training' });
+    const d: Driver = { core, run, method: m, session, spans, signal };
+    for (;;) {
+      signal.throwIfAborted();
+      if (granted(run)) await runStep(d);
+      await runEvals(d);
+      if (run.pendingReference) await runReference(d);
+      if (!granted(run) && run.pendingEvals.length === 0 && !run.pendingReference) {
+        if (run.completed === config.steps) core.update({ phase: 'done' });
+        await waitForWork(run, signal);
+      }
+    }
+  } finally {
+    m?.dispose();
+    session?.dispose();
+  }
+}
+
+/** A step is left to run and the coordinator has granted it. */
+function granted(run: RunState): boolean {
+  return run.completed < run.assign.config.steps && run.completed <= run.grantedUpTo;
+}
+
+/** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
+async function runStep({ core, run, method, spans }: Driver): Promise<void> {
+  const { config, runId, rank } = run.assign;
+  const step = run.completed;
+  const t0 = core.now();
+  const { loss, computeMs, activation } = await method.step(step);
+  if (activation) run.peakActivationBytes = activation.peakActivationBytes;
+  const t2 = core.now();
+  run.completed = step + 1;
+  core.tell({
+    type: 'stepDone',
+    runId,
+    step,
+    ...(loss !== null ? { loss } : {}),
+    samples: config.batch,
+    computeMs,
+    commMs: Math.max(0, t2 - t0 - computeMs),
+    bytesSent: peerBytesSent(core),
+    spans: spans.drain().map(toWireSpan),
+    ...(activation ?? {}),
+  });
+  // The page's memory line follows every step, not only the coordinator's (sparse) pings.
+  core.update({
+    step: run.completed,
+    ...(loss !== null ? { loss } : {}),
+    ...memoryReport(core.compute?.memory?.() ?? null, run),
+  });
+  const due =
+    run.completed === config.steps || (config.evalEvery > 0 && run.completed % config.evalEvery === 0);
+  if (due) await method.beforeEval(run.completed);
+  // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
+  if (due && rank === 0) run.pendingEvals.push(run.completed);
+}
+
+/** Evaluates every queued step; after the last one the trained model goes to the coordinator first. */
+async function runEvals({ core, run, method, session, signal }: Driver): Promise<void> {
+  const { config, runId } = run.assign;
+  while (run.pendingEvals.length > 0) {
+    const evalStep = run.pendingEvals.shift()!;
+    const p = heldModel(method);
+    const r = await session.evaluate(p, { signal });
+    if (evalStep === config.steps) {
+      // The trained model goes to the coordinator (for export) ahead of the final result.
+      await core.mesh.sendTensor(
+        core.coordinatorId,
+        {
+          ...finalParamsKey(runId, config.steps),
+          dtype: 'float32',
+          shape: [p.length],
+          data: new Uint8Array(p.buffer, p.byteOffset, p.byteLength),
+        },
+        { signal },
+      );
+    }
+    core.tell({
+      type: 'evalResult',
+      runId,
+      step: evalStep,
+      accuracy: r.accuracy,
+      loss: r.loss,
+      count: r.count,
+    });
+  }
+}
+
+async function runReference({ core, run, method, session, signal }: Driver): Promise<void> {
+  run.pendingReference = false;
+  core.update({ phase: 'reference' });
+  const diff = await session.reference(heldModel(method), { signal });
+  core.tell({ type: 'referenceResult', runId: run.assign.runId, ...diff });
+  core.update({ phase: 'training' });
+}
+
+/** The whole model this worker holds; asking a pipeline stage other than rank 0 is the coordinator's bug. */
+function heldModel(method: MethodRun): Float32Array {
+  if (!method.evalParams)
+    throw new ProtocolError('bad-message', 'this worker holds no whole model to evaluate');
+  return method.evalParams;
+}
+
+/**
+ * Sleeps until the coordinator grants a step, asks for an eval or the reference, or the run is
+ * aborted; the abort listener goes with the wake so idle waits do not pile up.
+ */
+function waitForWork(run: RunState, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(asError(signal.reason));
+    run.wake = () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Bytes this worker sent to other workers (gradients, parameters): the coordinator link excluded. */
+function peerBytesSent({ mesh, coordinatorId }: WorkerCore): number {
+  let sum = 0;
+  for (const [peer, s] of Object.entries(mesh.stats().perPeer))
+    if (peer !== coordinatorId) sum += s.bytesSent;
+  return sum;
+}
+
+/** A recorded span as the wire carries it: the recorder's peer id is the sender's, known from the link. */
+function toWireSpan(span: Span): WireSpan {
+  const wire: WireSpan = {
+    kind: span.kind,
+    startMs: span.startMs,
+    durMs: span.durMs,
+    step: span.step,
+    lane: span.lane,
+  };
+  if (span.microBatch !== undefined) wire.microBatch = span.microBatch;
+  if (span.bytes !== undefined) wire.bytes = span.bytes;
+  if (span.peer !== undefined) wire.peer = span.peer;
+  return wire;
+}
