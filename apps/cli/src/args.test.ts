@@ -67,6 +67,15 @@ describe('parseCommandLine', () => {
       recompute: false,
       partition: 'auto',
       replicas: 1,
+      // communication-efficient methods keep their defaults too
+      innerSteps: 20,
+      outerLr: 0.7,
+      outerMomentum: 0.9,
+      outerNesterov: true,
+      overlapOuter: false,
+      staleness: 2,
+      psShards: 1,
+      compress: 'none',
     });
     expect(runner).toMatchObject({
       report: 'out.json',
@@ -78,6 +87,31 @@ describe('parseCommandLine', () => {
       faults: ['malformed'],
       quiet: true,
     });
+  });
+
+  it('maps the communication-efficient options', () => {
+    const { config } = train(
+      (
+        '--sync diloco --inner-steps 10 --outer-lr 1 --outer-momentum 0 --no-outer-nesterov --overlap-outer ' +
+        '--compress topk:0.01 --target-accuracy 0.92'
+      ).split(' '),
+    );
+    expect(config).toMatchObject({
+      sync: 'diloco',
+      innerSteps: 10,
+      outerLr: 1,
+      outerMomentum: 0,
+      outerNesterov: false,
+      overlapOuter: true,
+      compress: 'topk:0.01',
+      targetAccuracy: 0.92,
+    });
+    expect(train('--sync ps-async --staleness 4 --ps-shards 2'.split(' ')).config).toMatchObject({
+      sync: 'ps-async',
+      staleness: 4,
+      psShards: 2,
+    });
+    expect(() => train('--compress int3 --inner-steps 0'.split(' '))).toThrow(/invalid options/);
   });
 
   it('maps the pipeline and hybrid options', () => {
@@ -137,7 +171,7 @@ describe('parseCommandLine', () => {
       '--inject-fault: expected one of malformed, vanish, got "slow"',
       '--idle-timeout: must be positive',
       '--room: up to 64 letters and digits, optionally joined by single - or _',
-      '--sync: Invalid option: expected one of "allreduce"|"ps"',
+      '--sync: Invalid option: expected one of "allreduce"|"ps"|"diloco"|"ps-async"',
       '--workers: Too small: expected number to be >=1',
       '--eval-every: Too small: expected number to be >=0',
     ]);

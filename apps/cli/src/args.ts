@@ -28,7 +28,20 @@ Training (defaults from the run configuration):
   --strategy data|pipeline|hybrid
                          data: every tab holds the model; pipeline: the model is cut into one
                          stage per tab; hybrid: --replicas pipelines (default ${D.strategy})
-  --sync allreduce|ps    data parallel gradient exchange: ring all-reduce or parameter server (default ${D.sync})
+  --sync allreduce|ps|diloco|ps-async
+                         data parallel exchange: ring all-reduce of gradients, parameter server,
+                         local steps with an outer optimizer (DiLoCo), or an asynchronous
+                         parameter server with bounded staleness (default ${D.sync})
+  --inner-steps H        diloco: local steps per round (default ${D.innerSteps})
+  --outer-lr X           diloco: outer learning rate (default ${D.outerLr})
+  --outer-momentum M     diloco: outer SGD momentum (default ${D.outerMomentum})
+  --no-outer-nesterov    diloco: plain momentum instead of Nesterov
+  --overlap-outer        diloco: exchange round k while round k+1 computes (applied one round late)
+  --staleness S          ps-async: compute on parameters at most S versions old (default ${D.staleness})
+  --ps-shards K          ps, ps-async: K server peers, each owning a key range (default ${D.psShards})
+  --compress none|fp16|int8|topk:FRACTION|powersgd:RANK
+                         compression of every exchanged tensor (default ${D.compress})
+  --target-accuracy A    stop once a test evaluation reaches A (0-1; evaluated every --eval-every)
   --model mlp|cnn|deepMlp|wideMlp
                          model (default ${D.model})
   --dataset mnist|synthetic                                         (default ${D.dataset})
@@ -98,6 +111,15 @@ const OPTIONS = {
   workers: { type: 'string' },
   strategy: { type: 'string' },
   sync: { type: 'string' },
+  'inner-steps': { type: 'string' },
+  'outer-lr': { type: 'string' },
+  'outer-momentum': { type: 'string' },
+  'no-outer-nesterov': { type: 'boolean' },
+  'overlap-outer': { type: 'boolean' },
+  staleness: { type: 'string' },
+  'ps-shards': { type: 'string' },
+  compress: { type: 'string' },
+  'target-accuracy': { type: 'string' },
   model: { type: 'string' },
   dataset: { type: 'string' },
   steps: { type: 'string' },
@@ -144,6 +166,12 @@ const FLAG_OF: Record<string, string> = {
   evalEvery: 'eval-every',
   bucketElems: 'bucket-elems',
   microBatches: 'micro-batches',
+  innerSteps: 'inner-steps',
+  outerLr: 'outer-lr',
+  outerMomentum: 'outer-momentum',
+  overlapOuter: 'overlap-outer',
+  psShards: 'ps-shards',
+  targetAccuracy: 'target-accuracy',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -192,7 +220,13 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'eval-every'
       | 'bucket-elems'
       | 'micro-batches'
-      | 'replicas',
+      | 'replicas'
+      | 'inner-steps'
+      | 'outer-lr'
+      | 'outer-momentum'
+      | 'staleness'
+      | 'ps-shards'
+      | 'target-accuracy',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -204,6 +238,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['bucket-elems', 'bucketElems'],
     ['micro-batches', 'microBatches'],
     ['replicas', 'replicas'],
+    ['inner-steps', 'innerSteps'],
+    ['outer-lr', 'outerLr'],
+    ['outer-momentum', 'outerMomentum'],
+    ['staleness', 'staleness'],
+    ['ps-shards', 'psShards'],
+    ['target-accuracy', 'targetAccuracy'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];
@@ -212,11 +252,22 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (n !== undefined) config[key] = n;
     }
   }
-  for (const key of ['strategy', 'sync', 'model', 'dataset', 'backend', 'schedule', 'partition'] as const) {
+  for (const key of [
+    'strategy',
+    'sync',
+    'model',
+    'dataset',
+    'backend',
+    'schedule',
+    'partition',
+    'compress',
+  ] as const) {
     if (values[key] !== undefined) config[key] = values[key];
   }
   if (values.reference === true) config.reference = true;
   if (values.recompute === true) config.recompute = true;
+  if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
+  if (values['overlap-outer'] === true) config.overlapOuter = true;
 
   const momentum = values.momentum === undefined ? undefined : toNumber('momentum', values.momentum, issues);
   const optimizer = values.optimizer ?? (values.momentum !== undefined ? 'sgd' : undefined);

@@ -69,3 +69,36 @@ describe('RunConfig partition (pipeline and hybrid)', () => {
     expect(issuesOf({ strategy: 'pipeline', partition: 'auto' })).toEqual([]);
   });
 });
+
+describe('RunConfig communication-efficient methods', () => {
+  it('defaults to uncompressed synchronous all-reduce with DiLoCo outer defaults ready', () => {
+    const c = parseRunConfig({});
+    expect(c).toMatchObject({ sync: 'allreduce', compress: 'none', innerSteps: 20, outerLr: 0.7 });
+    expect(c).toMatchObject({ outerMomentum: 0.9, outerNesterov: true, overlapOuter: false, psShards: 1 });
+    expect(c.targetAccuracy).toBeUndefined();
+  });
+
+  it('takes every compression spec and refuses malformed ones by name', () => {
+    for (const spec of ['none', 'fp16', 'int8', 'topk:0.01', 'topk:.5', 'topk:1', 'powersgd:4'])
+      expect(parseRunConfig({ compress: spec }).compress).toBe(spec);
+    expect(issuesOf({ compress: 'int4' })[0]).toMatch(/^compress: expected none, fp16, int8/);
+    expect(issuesOf({ compress: 'topk:0' })).toEqual(['compress: topk fraction 0 is not in (0, 1]']);
+    expect(issuesOf({ compress: 'topk:1.5' })).toEqual(['compress: topk fraction 1.5 is not in (0, 1]']);
+    expect(issuesOf({ compress: 'powersgd:0' })[0]).toMatch(/^compress: expected/);
+    expect(issuesOf({ compress: 'powersgd:999' })).toEqual(['compress: powersgd rank 999 is over 256']);
+  });
+
+  it('checks server shards and the target against the rest of the config', () => {
+    expect(parseRunConfig({ sync: 'ps-async', workers: 4, psShards: 2 }).psShards).toBe(2);
+    expect(issuesOf({ sync: 'diloco', psShards: 2 })).toEqual([
+      'psShards: server shards apply to sync ps or ps-async, not diloco',
+    ]);
+    expect(issuesOf({ sync: 'ps', workers: 2, psShards: 3 })).toEqual([
+      'psShards: 3 server shards for 2 workers: at most one per worker',
+    ]);
+    expect(issuesOf({ targetAccuracy: 0.9, evalEvery: 0 })).toEqual([
+      'evalEvery: a target accuracy needs evaluations: set evalEvery > 0',
+    ]);
+    expect(issuesOf({ targetAccuracy: 1.2 })[0]).toMatch(/^targetAccuracy:/);
+  });
+});

@@ -29,6 +29,30 @@ export type OptimizerConfig = z.infer<typeof OptimizerSchema>;
 export const STRATEGIES = ['data', 'pipeline', 'hybrid'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export const SCHEDULES = ['naive', 'gpipe', '1f1b'] as const;
+/**
+ * How data-parallel workers agree: allreduce (synchronous ring all-reduce of gradients every step),
+ * ps (synchronous parameter server), diloco (H local steps, then an outer optimizer step on the
+ * all-reduced pseudo-gradient), ps-async (parameter server with bounded staleness).
+ */
+export const SYNC_METHODS = ['allreduce', 'ps', 'diloco', 'ps-async'] as const;
+export type SyncMethod = (typeof SYNC_METHODS)[number];
+
+/**
+ * What every exchanged tensor is compressed with: none, fp16, int8 (a scale per bucket, stochastic
+ * rounding), topk:FRACTION (error feedback) or powersgd:RANK (low rank, error feedback).
+ */
+export const COMPRESSION_PATTERN = /^(none|fp16|int8|topk:\d*\.?\d+|powersgd:[1-9]\d*)$/;
+
+/** Problems with a compression spec (none when valid). */
+export function compressionIssues(spec: string): string[] {
+  if (!COMPRESSION_PATTERN.test(spec))
+    return [`expected none, fp16, int8, topk:FRACTION or powersgd:RANK, got ${JSON.stringify(spec)}`];
+  const [kind, arg] = spec.split(':');
+  if (kind === 'topk' && !(Number(arg) > 0 && Number(arg) <= 1))
+    return [`topk fraction ${arg} is not in (0, 1]`];
+  if (kind === 'powersgd' && Number(arg) > 256) return [`powersgd rank ${arg} is over 256`];
+  return [];
+}
 export type ScheduleKind = (typeof SCHEDULES)[number];
 
 /** Default batch per data-parallel worker, and per pipeline replica (the whole pipeline's batch). */
@@ -43,7 +67,25 @@ const RunConfigObject = z.object({
    * gradients all-reduced across the replicas.
    */
   strategy: z.enum(STRATEGIES).default('data'),
-  sync: z.enum(['allreduce', 'ps']).default('allreduce'),
+  sync: z.enum(SYNC_METHODS).default('allreduce'),
+  // ---- diloco (local steps with an outer optimizer) ----
+  /** Inner steps per round (H): each worker trains alone for H steps, then the workers average. */
+  innerSteps: z.number().int().min(1).max(100_000).default(20),
+  /** Outer optimizer: SGD on the averaged pseudo-gradient (global - local); DiLoCo's defaults. */
+  outerLr: z.number().positive().max(10).default(0.7),
+  outerMomentum: z.number().min(0).max(0.999).default(0.9),
+  outerNesterov: z.boolean().default(true),
+  /** Run round k's outer exchange while round k+1's inner steps compute; applied one round late. */
+  overlapOuter: z.boolean().default(false),
+  // ---- parameter server, asynchronous ----
+  /** ps-async: a worker may compute on parameters at most this many versions old. */
+  staleness: z.number().int().min(0).max(1000).default(2),
+  /** Server peers, each owning a key range of the parameters (ps, ps-async). */
+  psShards: z.number().int().min(1).max(64).default(1),
+  /** Compression of every exchanged tensor (see COMPRESSION_PATTERN). */
+  compress: z.string().default('none'),
+  /** Stop the run once a test evaluation reaches this accuracy (checked every evalEvery steps). */
+  targetAccuracy: z.number().gt(0).max(1).optional(),
   model: z.enum(MODEL_PRESETS).default('mlp'),
   dataset: z.enum(['mnist', 'synthetic']).default('mnist'),
   workers: z.number().int().min(1).max(64).default(3),
@@ -107,6 +149,13 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   shardIssues(c.shards, c.strategy === 'data' ? c.workers : c.strategy === 'hybrid' ? c.replicas : 1).forEach(
     (m) => issue('shards', m),
   );
+  compressionIssues(c.compress).forEach((m) => issue('compress', m));
+  if (c.psShards > 1 && !(c.sync === 'ps' || c.sync === 'ps-async'))
+    issue('psShards', `server shards apply to sync ps or ps-async, not ${c.sync}`);
+  if (c.strategy === 'data' && c.psShards > c.workers)
+    issue('psShards', `${c.psShards} server shards for ${c.workers} workers: at most one per worker`);
+  if (c.targetAccuracy !== undefined && c.evalEvery === 0)
+    issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;
   const replicas = c.strategy === 'hybrid' ? c.replicas : 1;
   if (c.strategy === 'pipeline' && c.replicas !== 1)
