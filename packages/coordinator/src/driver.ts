@@ -2,7 +2,6 @@ import {
   AbortError,
   ConfigError,
   PeerLostError,
-  encodeMessage,
   finalParamsKey,
   parseRunConfig,
   runShape,
@@ -10,6 +9,7 @@ import {
   toWireError,
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
+import { malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
@@ -423,24 +423,10 @@ export class RunDriver {
       if (p.state === 'idle' && !this.init.disposed()) void this.init.planning.probeBandwidth(p);
   }
 
-  /**
-   * Fault injection: a tensor frame encoded by protocol, then cut short (its header promises more
-   * payload than it carries), straight onto the link. The worker must refuse it and carry on.
-   */
+  /** Fault injection: a frame the worker must refuse and carry on (faults.ts). */
   private async injectMalformedFrame(r: ActiveRun, peerId: string): Promise<void> {
-    const data = new Uint8Array(64);
-    const tensor = {
-      runId: r.runId,
-      step: 0,
-      microBatch: null,
-      tag: 0,
-      dtype: 'float32' as const,
-      shape: [16],
-      data,
-    };
-    const [frame] = encodeMessage({ kind: 'tensor', tensor }, { maxFrameBytes: 1024, msgId: 0 });
     this.init.hub.log(`fault injection: sending a malformed frame to ${peerId}`);
-    await this.init.hub.mesh.sendRaw(peerId, frame!.slice(0, frame!.byteLength - 8));
+    await this.init.hub.mesh.sendRaw(peerId, malformedFrame(r.runId));
   }
 }
 
