@@ -2,7 +2,8 @@
 // (WebRTC between tabs needs it on this machine, PLATFORM.md), then runs every part and writes
 // bench/results/<name>.{json,md}.
 import { join, relative } from 'node:path';
-import { AbortError, ConfigError } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import {
   REPO_ROOT,
   insideIsolatedNetwork,

@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext } from 'playwright-core';
-import { abortable, parseRunReport, workerUrl } from '@peertrain/harness';
+import { abortable } from '@peertrain/base';
+import { parseRunReport, workerUrl } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/telemetry';
 import type { ChromeTrace } from '@peertrain/telemetry';
 import type { RunReport } from '@peertrain/coordinator';

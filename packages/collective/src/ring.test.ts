@@ -1,4 +1,5 @@
-import { AbortError, ConfigError, PeerLostError, ProtocolError } from '@peertrain/protocol';
+import { ConfigError, PeerLostError, ProtocolError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import type { Mesh, TensorKey, TensorMessage } from '@peertrain/transport';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +11,8 @@ import {
   ringTagSpan,
 } from './ring.ts';
 import type { AllReduceStats, RingBucket } from './ring.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { mulberry32 } from '@peertrain/base';
+import { useTestHubs } from './testMesh.ts';
 import type { TestHubOptions, TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
@@ -19,7 +21,7 @@ const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`
 
 /** Per-peer input vectors [n][length] in [-1, 1). */
 function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = seededRandom(seed);
+  const rnd = mulberry32(seed);
   return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
 }
 
@@ -151,7 +153,7 @@ describe('ringAllReduce', () => {
     const { data, original } = await runAll(5, 10_007, 700, {
       delayMs: (from, to) => (from.charCodeAt(1) * 7 + to.charCodeAt(1)) % 3,
       jitterMs: 3,
-      random: seededRandom(42),
+      random: mulberry32(42),
     });
     expectSummed(data, original);
   });
@@ -318,7 +320,7 @@ describe('ringAllReduce', () => {
 
 describe('ringAllReduceBuckets (streaming)', () => {
   it('reduces buckets as they are produced, in any order per peer', async () => {
-    const h = newHub({ jitterMs: 2, random: seededRandom(3) });
+    const h = newHub({ jitterMs: 2, random: mulberry32(3) });
     const n = 3;
     const group = ids(n);
     const meshes = group.map((id) => h.mesh(id));

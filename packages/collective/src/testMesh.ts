@@ -9,7 +9,8 @@
 // - closing (or killing) a peer rejects the receivers waiting on it with PeerLostError and tells the
 //   peers linked to it through onPeer('close') and onError.
 // The real memory transport is tested against the same algorithms by the lead's integration tests.
-import { PeerLostError, ProtocolError, TransportError, mulberry32 } from '@peertrain/protocol';
+import { PeerLostError, ProtocolError, TransportError } from '@peertrain/protocol';
+import { abortReason, mulberry32 } from '@peertrain/base';
 import type { ControlMessage } from '@peertrain/protocol';
 import type {
   AbortOptions,
@@ -20,7 +21,6 @@ import type {
   Unsubscribe,
 } from '@peertrain/transport';
 import { afterEach } from 'vitest';
-import { abortReason } from './scope.ts';
 
 export interface TestHubOptions {
   /** Fixed delay of every message on the link from -> to, in ms (default 0). */
@@ -30,9 +30,6 @@ export interface TestHubOptions {
   /** Random source in [0, 1) for the jitter (default: a seeded PRNG). */
   random?: () => number;
 }
-
-/** Seeded random source in [0, 1): deterministic test data and jitter. */
-export const seededRandom = mulberry32;
 
 const keyString = (from: string, k: TensorKey): string =>
   `${from}|${k.runId}|${k.step}|${k.microBatch ?? '-'}|${k.tag}`;
@@ -82,7 +79,7 @@ export class TestHub {
   constructor(opts: TestHubOptions = {}) {
     this.#delay = opts.delayMs ?? (() => 0);
     this.#jitter = opts.jitterMs ?? 0;
-    this.#random = opts.random ?? seededRandom(1);
+    this.#random = opts.random ?? mulberry32(1);
   }
 
   /** The mesh of peer `id` (created on first use, with no links). */

@@ -1,5 +1,4 @@
 import {
-  AbortError,
   ConfigError,
   DATASETS,
   PROBE_TAG,
@@ -14,9 +13,9 @@ import {
   parseRunConfig,
   probeKey,
   runShape,
-  sleep,
   toWireError,
 } from '@peertrain/protocol';
+import { AbortError, sleep } from '@peertrain/base';
 import type {
   LayerCost,
   ControlMessage,

@@ -1,7 +1,7 @@
 import { access, constants } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { BrowserNotFoundError } from './errors.ts';
 
 export const DEFAULT_CHROMIUM = '/usr/bin/chromium';

@@ -1,5 +1,4 @@
 export { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from './errors.ts';
-export { abortReason, abortable } from './abort.ts';
 export { startSignalServer } from './signal-server.ts';
 export type { SignalServer, SignalServerOptions } from './signal-server.ts';
 export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } from './page-config.ts';

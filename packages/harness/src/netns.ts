@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { REPO_ROOT } from './build.ts';
 
 /** Set in the environment of a process started inside the private namespace (value: parent pid). */

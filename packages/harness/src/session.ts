@@ -3,7 +3,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
-import { abortReason } from './abort.ts';
+import { abortReason } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';

@@ -1,16 +1,11 @@
 export { PROTOCOL_VERSION } from './version.ts';
 export {
-  AbortError,
   BackendError,
   ConfigError,
   PeerLostError,
   PhaseTimeoutError,
   ProtocolError,
   TransportError,
-  VersionMismatchError,
-  abortReason,
-  sleep,
-  throwIfAborted,
   toWireError,
 } from './errors.ts';
 export type { ProtocolErrorCode, WireError } from './errors.ts';
@@ -42,7 +37,6 @@ export {
   BackendProbeSchema,
   DeviceInfoSchema,
   LayerCostSchema,
-  PeerControlSchema,
   RoleSchema,
   ShardSchema,
   StageRangeSchema,
@@ -52,7 +46,6 @@ export {
   ToWorkerSchema,
   WireSpanSchema,
   parseControl,
-  parsePeerControl,
   parseToCoordinator,
   parseToWorker,
 } from './messages.ts';
@@ -62,7 +55,6 @@ export type {
   DeviceInfo,
   LayerCost,
   MemoryReport,
-  PeerControl,
   Role,
   Shard,
   StageRange,
@@ -92,7 +84,6 @@ export {
   validateRoom,
   workerPeerId,
 } from './rooms.ts';
-export { mulberry32 } from './random.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';
 export type { ModelPreset } from './presets.ts';
 export { parsePartition, partitionIssues } from './partition.ts';

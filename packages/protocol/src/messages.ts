@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { BACKENDS, RunConfigSchema } from './config.ts';
 import { ProtocolError } from './errors.ts';
 
-// Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator,
-// worker <-> worker). They travel as JSON inside `control` frames and are validated on arrival.
+// Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator).
+// They travel as JSON inside `control` frames and are validated on arrival.
 
 const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId: z.string().optional() });
 
@@ -227,21 +227,10 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
 ]);
 export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
 
-// ---- worker <-> worker ----
-export const PeerControlSchema = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('peerHello'),
-    protocolVersion: z.number().int(),
-    room: z.string(),
-    runId: z.number().int(),
-  }),
-]);
-export type PeerControl = z.infer<typeof PeerControlSchema>;
-
 /** Any control message, whichever direction. The `type` fields are unique across directions. */
-export type ControlMessage = ToWorker | ToCoordinator | PeerControl;
+export type ControlMessage = ToWorker | ToCoordinator;
 
-const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema, PeerControlSchema]);
+const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema]);
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -259,6 +248,5 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 export const parseToWorker = (v: unknown): ToWorker => parseWith(ToWorkerSchema, v, 'to-worker message');
 export const parseToCoordinator = (v: unknown): ToCoordinator =>
   parseWith(ToCoordinatorSchema, v, 'to-coordinator message');
-export const parsePeerControl = (v: unknown): PeerControl => parseWith(PeerControlSchema, v, 'peer message');
 export const parseControl = (v: unknown): ControlMessage =>
   parseWith<ControlMessage>(AnyControlSchema, v, 'control message');

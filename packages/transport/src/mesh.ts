@@ -5,10 +5,10 @@ import {
   TransportError,
   decodeFrame,
   encodeMessage,
-  throwIfAborted,
 } from '@peertrain/protocol';
+import { abortReason, abortable, throwIfAborted } from '@peertrain/base';
 import type { ControlMessage, ReassemblerLimits, WireMessage } from '@peertrain/protocol';
-import { abortReason, emit, raceAbort, subscribe } from './internal.ts';
+import { emit, subscribe } from './internal.ts';
 import type {
   AbortOptions,
   Connection,
@@ -146,7 +146,7 @@ class MeshImpl implements Mesh {
         }
       });
     }
-    await raceAbort(dial, opts.signal);
+    await abortable(dial, opts.signal);
   }
 
   isConnected(peerId: string): boolean {
@@ -293,7 +293,7 @@ class MeshImpl implements Mesh {
       // A dial in progress: send once it opens (or fail with its error).
       const dial = this.dials.get(peerId);
       if (!dial) return Promise.reject(new PeerLostError(peerId, 'not connected'));
-      return raceAbort(dial, signal).then(() => this.enqueue(peerId, build, opts));
+      return abortable(dial, signal).then(() => this.enqueue(peerId, build, opts));
     }
     let built: ReturnType<typeof build>;
     try {

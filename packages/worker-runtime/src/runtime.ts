@@ -1,13 +1,12 @@
 import {
-  AbortError,
   PROTOCOL_VERSION,
   PeerLostError,
   PhaseTimeoutError,
   ProtocolError,
   runShape,
-  sleep,
   toWireError,
 } from '@peertrain/protocol';
+import { AbortError, sleep } from '@peertrain/base';
 import type { ControlMessage, ToCoordinator, ToWorker, WireSpan } from '@peertrain/protocol';
 import { createParameterServer, psWorkerStep, ringAllReduce } from '@peertrain/collective';
 import { createOptimizer } from '@peertrain/optim';
