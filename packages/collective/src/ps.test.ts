@@ -1,9 +1,8 @@
 import { ConfigError, PeerLostError } from '@peertrain/protocol';
-import { AbortError } from '@peertrain/base';
+import { AbortError, mulberry32 } from '@peertrain/base';
 import { describe, expect, it } from 'vitest';
 import { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
 import type { ParameterServer, PsShard } from './ps.ts';
-import { mulberry32 } from '@peertrain/base';
 import { useTestHubs } from './testMesh.ts';
 
 const newHub = useTestHubs();
