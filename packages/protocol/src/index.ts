@@ -45,6 +45,8 @@ export {
   MemoryReportSchema,
   ToWorkerSchema,
   WireSpanSchema,
+  SPAN_KINDS,
+  LANES,
   parseControl,
   parseToCoordinator,
   parseToWorker,
@@ -61,6 +63,8 @@ export type {
   ToCoordinator,
   ToWorker,
   WireSpan,
+  SpanKind,
+  Lane,
 } from './messages.ts';
 export {
   DTYPES,

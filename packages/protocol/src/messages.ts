@@ -56,27 +56,39 @@ export type Role = z.infer<typeof RoleSchema>;
 export const StageRangeSchema = z.object({ first: z.number().int().min(0), end: z.number().int().min(1) });
 export type StageRange = z.infer<typeof StageRangeSchema>;
 
+/**
+ * What a span measured: the one list of span kinds (telemetry records them, the dashboard draws them,
+ * the wire carries them). A new kind is added here, then given a lane (telemetry's laneOf) and a
+ * colour (the dashboard's SPAN_STYLE); both switch over it exhaustively.
+ */
+export const SPAN_KINDS = [
+  'forward',
+  'backward',
+  'optimizer',
+  'send',
+  'recv',
+  'wait',
+  'allreduce',
+  'reduceScatter',
+  'allGather',
+  'compute',
+  'eval',
+] as const;
+export type SpanKind = (typeof SPAN_KINDS)[number];
+
+/** Timeline row: computation, or communication (which may overlap computation). */
+export const LANES = ['compute', 'comm'] as const;
+export type Lane = (typeof LANES)[number];
+
 /** One span a worker recorded, on its own clock (the coordinator shifts it onto the common one). */
 export const WireSpanSchema = z.object({
-  kind: z.enum([
-    'forward',
-    'backward',
-    'optimizer',
-    'send',
-    'recv',
-    'wait',
-    'allreduce',
-    'reduceScatter',
-    'allGather',
-    'compute',
-    'eval',
-  ]),
+  kind: z.enum(SPAN_KINDS),
   startMs: z.number(),
   durMs: z.number().min(0),
   step: z.number().int(),
   microBatch: z.number().int().optional(),
   bytes: z.number().min(0).optional(),
-  lane: z.enum(['compute', 'comm']),
+  lane: z.enum(LANES),
   /** The peer on the other end of a send / recv. */
   peer: z.string().optional(),
 });

@@ -1,5 +1,5 @@
-export { SPAN_KINDS, SpanRecorder, laneOf } from './spans.ts';
-export type { Lane, Span, SpanKind, SpanMeta, SpanRecorderOptions } from './spans.ts';
+export { SpanRecorder, laneOf } from './spans.ts';
+export type { Span, SpanMeta, SpanRecorderOptions } from './spans.ts';
 export { ClockSync } from './clock.ts';
 export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
 export { parseChromeTrace, toChromeTrace } from './trace.ts';

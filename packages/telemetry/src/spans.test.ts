@@ -1,6 +1,7 @@
 import { ConfigError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
-import { SPAN_KINDS, SpanRecorder, laneOf } from './spans.ts';
+import { SPAN_KINDS } from '@peertrain/protocol';
+import { SpanRecorder, laneOf } from './spans.ts';
 
 /** A clock the test moves by hand. */
 function fakeClock(start = 1000): { now: () => number; advance: (ms: number) => void } {

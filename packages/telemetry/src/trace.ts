@@ -1,5 +1,6 @@
 import { ProtocolError } from '@peertrain/protocol';
-import type { Lane, Span } from './spans.ts';
+import type { Lane } from '@peertrain/protocol';
+import type { Span } from './spans.ts';
 
 // Chrome trace event format (opens in Perfetto and chrome://tracing): one process per peer, one
 // thread per lane, complete events ('X') with ts and dur in microseconds on the common clock.
