@@ -29,7 +29,7 @@ import type {
 import { evaluatePartition, planShards, planStages } from '@peertrain/planner';
 import type { StageDevice, StagePlan } from '@peertrain/planner';
 import { ClockSync, RunningMedian, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import type {
   Coordinator,

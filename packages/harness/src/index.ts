@@ -31,7 +31,6 @@ export {
   waitForExit,
 } from './netns.ts';
 export type { IsolatedScriptResult, ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
-export { parseCoordinatorEvent, parseRunReport } from './events.ts';
 export { PAGE_RELOADS, loadPage } from './load.ts';
 export type { LoadPageOptions } from './load.ts';
 export {

@@ -88,6 +88,16 @@ export {
   validateRoom,
   workerPeerId,
 } from './rooms.ts';
+export {
+  CoordinatorEventSchema,
+  PipelineReportSchema,
+  RunReportSchema,
+  parseCoordinatorEvent,
+  parseRunReport,
+} from './events.ts';
+export type { CoordinatorEvent, PipelineReport, RunReport } from './events.ts';
+export { ChromeTraceSchema, parseChromeTrace } from './trace.ts';
+export type { ChromeTrace, ChromeTraceEvent } from './trace.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';
 export type { ModelPreset } from './presets.ts';
 export { parsePartition, partitionIssues } from './partition.ts';

@@ -244,7 +244,7 @@ export type ControlMessage = ToWorker | ToCoordinator;
 
 const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema]);
 
-function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const first = r.error.issues[0];
