@@ -111,3 +111,26 @@ describe('parseRunReport', () => {
     expect(parseRunReport(sampleReport()).reference?.maxRelDiff).toBe(2e-6);
   });
 });
+
+describe('report key order', () => {
+  it('is the order reports have always been written in, whatever the input order', () => {
+    const input = sampleReport();
+    const reversed = Object.fromEntries(Object.entries(input).reverse());
+    expect(Object.keys(parseRunReport(reversed))).toEqual([
+      'config',
+      'finalLoss',
+      'testAccuracy',
+      'wallMs',
+      'stepMsMedian',
+      'computeMsMedian',
+      'commMsMedian',
+      'samplesPerSec',
+      'bytesSent',
+      'workers',
+      'loss',
+      'evals',
+      'errors',
+      'reference',
+    ]);
+  });
+});

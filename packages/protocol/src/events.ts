@@ -68,11 +68,12 @@ export const RunReportSchema = z.object({
   ),
   loss: z.array(z.object({ step: count, loss: anyNumber })),
   evals: z.array(z.object({ step: count, accuracy: anyNumber })),
+  // errors before the optional fields: zod returns keys in schema order, the order reports have had.
+  errors: z.array(ReportErrorSchema),
   reference: z
     .object({ maxAbsDiff: anyNumber, maxRelDiff: anyNumber, referenceLoss: anyNumber })
     .exactOptional(),
   pipeline: PipelineReportSchema.exactOptional(),
-  errors: z.array(ReportErrorSchema),
 });
 export type RunReport = z.infer<typeof RunReportSchema>;
 

@@ -33,3 +33,33 @@ describe('parseChromeTrace', () => {
     });
   });
 });
+
+describe('parseChromeTrace key order', () => {
+  it('returns keys in one fixed order (name, ph, pid, tid, ts, dur, cat, args), whatever the input order', () => {
+    const text = JSON.stringify({
+      traceEvents: [
+        { name: 'thread_name', ph: 'M', pid: 1, tid: 1, args: { name: 'compute' } },
+        {
+          name: 'send 0',
+          cat: 'comm',
+          ph: 'X',
+          pid: 1,
+          tid: 2,
+          ts: 10,
+          dur: 2.5,
+          args: { step: 0, bytes: 8 },
+        },
+      ],
+      displayTimeUnit: 'ms',
+    });
+    const reordered = JSON.stringify({
+      displayTimeUnit: 'ms',
+      traceEvents: (JSON.parse(text) as { traceEvents: object[] }).traceEvents.map((e) =>
+        Object.fromEntries(Object.entries(e).reverse()),
+      ),
+    });
+    const expected = text.replace('"cat":"comm",', '').replace('"dur":2.5,', '"dur":2.5,"cat":"comm",');
+    expect(JSON.stringify(parseChromeTrace(JSON.parse(text)))).toBe(expected);
+    expect(JSON.stringify(parseChromeTrace(JSON.parse(reordered)))).toBe(expected);
+  });
+});

@@ -27,19 +27,16 @@ export interface ChromeTrace {
   displayTimeUnit: 'ms';
 }
 
-const common = {
-  name: z.string(),
-  pid: z.number().int(),
-  tid: z.number().int(),
-  cat: z.string().exactOptional(),
-  // zod's number is finite: NaN and infinities are refused, as JSON cannot carry them.
-  args: z.record(z.string(), z.union([z.string(), z.number()])).exactOptional(),
-};
+// zod returns keys in schema order: name, ph, pid, tid, ts, dur, cat, args is the order trace files
+// written by the CLI (from a parsed `trace` event) have always had.
+const traceArgs = z.record(z.string(), z.union([z.string(), z.number()])); // finite numbers only
+const ids = { pid: z.number().int(), tid: z.number().int() };
+const tail = { cat: z.string().exactOptional(), args: traceArgs.exactOptional() };
 
 /** One event; an 'M' event's ts and dur, if any, are dropped (they mean nothing there). */
 const ChromeTraceEventSchema = z.discriminatedUnion('ph', [
-  z.object({ ...common, ph: z.literal('X'), ts: z.number(), dur: z.number().min(0) }),
-  z.object({ ...common, ph: z.literal('M') }),
+  z.object({ name: z.string(), ph: z.literal('X'), ...ids, ts: z.number(), dur: z.number().min(0), ...tail }),
+  z.object({ name: z.string(), ph: z.literal('M'), ...ids, ...tail }),
 ]);
 
 export const ChromeTraceSchema: z.ZodType<ChromeTrace> = z.object({
