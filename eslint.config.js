@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    // Pure packages never touch vendor libraries or the DOM directly (DESIGN.md).
+    // Pure packages never touch vendor libraries or the DOM directly (README.md, "How it is built").
     files: ['packages/{protocol,collective,planner,telemetry,optim,coordinator,schedules}/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -9,7 +9,7 @@ import { REPO_ROOT } from './build.ts';
 export const ISOLATED_ENV = 'PEERTRAIN_ISOLATED_NETNS';
 
 /**
- * PLATFORM.md: inside `unshare -n`, bring lo up and add a veth pair with an address and a default
+ * Measured on this machine (packages/harness/README.md, "WebRTC on a CI machine"): inside `unshare -n`, bring lo up and add a veth pair with an address and a default
  * route. Without the route Chromium gathers no ICE candidates; the kernel has no `dummy` link type.
  * Nothing can leave the namespace. Then exec the command given as "$@".
  *
