@@ -20,6 +20,7 @@ import type {
   TensorMessage,
   Unsubscribe,
 } from '@peertrain/transport';
+import { emptyLinkStats } from '@peertrain/transport';
 import { afterEach } from 'vitest';
 
 export interface TestHubOptions {
@@ -35,14 +36,6 @@ const keyString = (from: string, k: TensorKey): string =>
   `${from}|${k.runId}|${k.step}|${k.microBatch ?? '-'}|${k.tag}`;
 
 const linkKey = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
-
-const emptyStats = (): LinkStats => ({
-  bytesSent: 0,
-  bytesReceived: 0,
-  messagesSent: 0,
-  messagesReceived: 0,
-  framesRefused: 0,
-});
 
 interface Waiter {
   resolve: (msg: TensorMessage) => void;
@@ -301,7 +294,7 @@ export class TestMesh implements Mesh {
   }
 
   stats(): { total: LinkStats; perPeer: Record<string, LinkStats> } {
-    const total = emptyStats();
+    const total = emptyLinkStats();
     const perPeer: Record<string, LinkStats> = {};
     for (const [peer, s] of this.#stats) {
       perPeer[peer] = { ...s };
@@ -377,7 +370,7 @@ export class TestMesh implements Mesh {
   #link(peerId: string): LinkStats {
     let s = this.#stats.get(peerId);
     if (s === undefined) {
-      s = emptyStats();
+      s = emptyLinkStats();
       this.#stats.set(peerId, s);
     }
     return s;

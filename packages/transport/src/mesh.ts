@@ -83,7 +83,8 @@ interface PeerState {
   waiters: Map<string, Waiter[]>;
 }
 
-const emptyStats = (): LinkStats => ({
+/** All-zero link counters (also the starting point of test meshes that mimic this one). */
+export const emptyLinkStats = (): LinkStats => ({
   bytesSent: 0,
   bytesReceived: 0,
   messagesSent: 0,
@@ -227,7 +228,7 @@ class MeshImpl implements Mesh {
   }
 
   stats(): { total: LinkStats; perPeer: Record<string, LinkStats> } {
-    const total = emptyStats();
+    const total = emptyLinkStats();
     const perPeer: Record<string, LinkStats> = {};
     for (const p of this.peerStates.values()) {
       perPeer[p.id] = { ...p.stats };
@@ -499,7 +500,7 @@ class MeshImpl implements Mesh {
   private peerState(id: string): PeerState {
     let p = this.peerStates.get(id);
     if (!p) {
-      p = { id, links: [], stats: emptyStats(), mailbox: new Map(), mailboxBytes: 0, waiters: new Map() };
+      p = { id, links: [], stats: emptyLinkStats(), mailbox: new Map(), mailboxBytes: 0, waiters: new Map() };
       this.peerStates.set(id, p);
     }
     return p;
