@@ -1,8 +1,9 @@
 // `npm run bench`: see apps/bench/README.md. Re-executes itself inside a private network namespace
-// (WebRTC between tabs needs it on this machine, PLATFORM.md), then runs every part and writes
+// (WebRTC between tabs needs it on this machine: packages/harness/README.md), then runs every part and writes
 // bench/results/<name>.{json,md}.
 import { join, relative } from 'node:path';
-import { AbortError, ConfigError } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import {
   REPO_ROOT,
   insideIsolatedNetwork,

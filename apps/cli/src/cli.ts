@@ -1,7 +1,8 @@
-import { AbortError, ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import type { RunConfig } from '@peertrain/protocol';
 import type { Browser } from 'playwright-core';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import {
   BrowserNotFoundError,
   BuildError,

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { RunReport } from '@peertrain/coordinator';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { RunReport } from '@peertrain/protocol';
+import type { ChromeTrace } from '@peertrain/protocol';
 import type { RunConfig, WireError } from '@peertrain/protocol';
 import { formatDuration } from './progress.ts';
 

@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { REPO_ROOT } from './build.ts';
 
 /** Set in the environment of a process started inside the private namespace (value: parent pid). */
 export const ISOLATED_ENV = 'PEERTRAIN_ISOLATED_NETNS';
 
 /**
- * PLATFORM.md: inside `unshare -n`, bring lo up and add a veth pair with an address and a default
+ * Measured on this machine (packages/harness/README.md, "WebRTC on a CI machine"): inside `unshare -n`, bring lo up and add a veth pair with an address and a default
  * route. Without the route Chromium gathers no ICE candidates; the kernel has no `dummy` link type.
  * Nothing can leave the namespace. Then exec the command given as "$@".
  *
