@@ -5,11 +5,13 @@ import { join, relative } from 'node:path';
 import { AbortError, ConfigError } from '@peertrain/protocol';
 import {
   REPO_ROOT,
+  applyLink,
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
   onParentExit,
   reexecIsolated,
 } from '@peertrain/harness';
+import type { AppliedLink } from '@peertrain/harness';
 import { HELP, parseArgs, settingsFor } from './args.ts';
 import { renderMarkdown } from './report.ts';
 import { writeResults } from './results.ts';
@@ -45,7 +47,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, onSignal);
   const stopWatching = onParentExit(() => controller.abort(new AbortError('parent process exited')));
+  // Before any browser starts (the delay adds a TUN device, which Chromium would take for a network change).
+  let link: AppliedLink | null = null;
   try {
+    link = args.link ? await applyLink(args.link, { signal: controller.signal }) : null;
+    if (link) log(`link impaired: ${link.text} (the peers' UDP)`);
     const settings = settingsFor(args);
     const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
     const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results');
@@ -57,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
     log(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
     return err instanceof AbortError ? 130 : 1;
   } finally {
+    await link?.close();
     stopWatching();
     for (const s of signals) process.off(s, onSignal);
   }

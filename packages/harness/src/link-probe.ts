@@ -14,8 +14,8 @@ export interface UdpMeasurement {
 
 const PINGS = 30;
 const LOSS_DATAGRAMS = 3000;
-/** Sent 30 per 5 ms tick: ~6000/s x 100 B = 4.8 Mbit/s, below any shaped rate a test would use. */
-const LOSS_BURST = 30;
+/** Sent 10 per 5 ms tick: at most 2000/s x 128 B = 2 Mbit/s on the wire, below the shaped rates tested. */
+const LOSS_BURST = 10;
 const BLAST_BYTES = 1200;
 const BLAST_MS = 1500;
 /** Datagrams handed to the socket and not yet sent (keeps the blast from queueing inside Node). */
@@ -35,7 +35,15 @@ function settleMs(rttMs: number): number {
   return Math.max(200, rttMs * 2 + 100);
 }
 
-async function measureRtt(a: Socket, b: Socket, host: string, signal?: AbortSignal): Promise<number> {
+/** The two sockets measured between: a sends, b receives (or echoes). */
+interface Pair {
+  a: Socket;
+  b: Socket;
+  host: string;
+  signal: AbortSignal | undefined;
+}
+
+async function measureRtt({ a, b, host, signal }: Pair): Promise<number> {
   b.on('message', (m, r) => b.send(m, r.port, r.address));
   const rtts: number[] = [];
   const onReply = (m: Buffer): void => void rtts.push(performance.now() - m.readDoubleLE(0));
@@ -53,7 +61,7 @@ async function measureRtt(a: Socket, b: Socket, host: string, signal?: AbortSign
   return rtts[rtts.length >> 1] ?? Infinity;
 }
 
-async function measureLoss(a: Socket, b: Socket, host: string, wait: number, signal?: AbortSignal): Promise<number> {
+async function measureLoss({ a, b, host, signal }: Pair, wait: number): Promise<number> {
   let got = 0;
   const onMessage = (): void => void got++;
   b.on('message', onMessage);
@@ -67,7 +75,7 @@ async function measureLoss(a: Socket, b: Socket, host: string, wait: number, sig
   return (100 * (LOSS_DATAGRAMS - got)) / LOSS_DATAGRAMS;
 }
 
-async function measureThroughput(a: Socket, b: Socket, host: string, wait: number, signal?: AbortSignal): Promise<number> {
+async function measureThroughput({ a, b, host, signal }: Pair, wait: number): Promise<number> {
   let bytes = 0;
   let first = 0;
   let last = 0;
@@ -75,7 +83,8 @@ async function measureThroughput(a: Socket, b: Socket, host: string, wait: numbe
     const now = performance.now();
     if (bytes === 0) first = now;
     else last = now;
-    if (first !== now) bytes += m.length; // the first datagram opens the window, the rest fill it
+    if (first !== now)
+      bytes += m.length; // the first datagram opens the window, the rest fill it
     else bytes = 1;
   };
   b.on('message', onMessage);
@@ -105,10 +114,11 @@ export async function measureUdp(host: string, opts: { signal?: AbortSignal } = 
   const a = await bound(host);
   const b = await bound(host);
   try {
-    const rttMs = await measureRtt(a, b, host, opts.signal);
+    const pair: Pair = { a, b, host, signal: opts.signal };
+    const rttMs = await measureRtt(pair);
     const wait = settleMs(rttMs);
-    const lossPercent = await measureLoss(a, b, host, wait, opts.signal);
-    const throughputBitsPerSecond = await measureThroughput(a, b, host, wait, opts.signal);
+    const lossPercent = await measureLoss(pair, wait);
+    const throughputBitsPerSecond = await measureThroughput(pair, wait);
     return { rttMs, lossPercent, throughputBitsPerSecond };
   } finally {
     a.close();

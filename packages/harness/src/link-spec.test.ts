@@ -9,7 +9,10 @@ describe('parseLinkSpec', () => {
       lossPercent: 2,
       delayMs: 40,
     });
-    expect(parseLinkSpec(' delay=0.5s , RATE=1.5Mbit ')).toEqual({ delayMs: 500, rateBitsPerSecond: 1_500_000 });
+    expect(parseLinkSpec(' delay=0.5s , RATE=1.5Mbit ')).toEqual({
+      delayMs: 500,
+      rateBitsPerSecond: 1_500_000,
+    });
     expect(parseLinkSpec('loss=0.25%')).toEqual({ lossPercent: 0.25 });
     expect(parseLinkSpec('rate=64kbit')).toEqual({ rateBitsPerSecond: 64_000 });
   });
@@ -46,7 +49,13 @@ describe('parseLinkSpec', () => {
 
 describe('formatLinkSpec', () => {
   it('round-trips through parseLinkSpec', () => {
-    for (const text of ['rate=20mbit,loss=2%,delay=40ms', 'rate=1500kbit', 'loss=0.5%', 'delay=250ms', 'rate=1gbit']) {
+    for (const text of [
+      'rate=20mbit,loss=2%,delay=40ms',
+      'rate=1500kbit',
+      'loss=0.5%',
+      'delay=250ms',
+      'rate=1gbit',
+    ]) {
       expect(formatLinkSpec(parseLinkSpec(text))).toBe(text);
     }
     expect(formatLinkSpec(parseLinkSpec('delay=1s'))).toBe('delay=1000ms');
@@ -60,14 +69,18 @@ describe('linkCommands', () => {
   it('rate alone: htb on lo, UDP (protocol 17) into the shaped class, the rest unshaped', () => {
     const cmds = flat(linkCommands({ rateBitsPerSecond: 20_000_000 }));
     expect(cmds[0]).toBe('tc qdisc add dev lo root handle 1: htb default 20');
-    expect(cmds).toContain('tc class add dev lo parent 1: classid 1:10 htb rate 20000000bit ceil 20000000bit quantum 60000');
+    expect(cmds).toContain(
+      'tc class add dev lo parent 1: classid 1:10 htb rate 20000000bit ceil 20000000bit quantum 60000',
+    );
     expect(cmds.some((c) => c.includes('u32 match ip protocol 17 0xff flowid 1:10'))).toBe(true);
     expect(cmds.some((c) => c.startsWith('nft') || c.includes(DELAY_DEVICE))).toBe(false);
   });
 
   it('loss: an nftables input rule in 1/10000ths', () => {
     const cmds = flat(linkCommands({ lossPercent: 2.5 }));
-    expect(cmds.at(-1)).toBe('nft add rule inet peertrain_link input meta l4proto udp numgen random mod 10000 < 250 drop');
+    expect(cmds.at(-1)).toBe(
+      'nft add rule inet peertrain_link input meta l4proto udp numgen random mod 10000 < 250 drop',
+    );
     expect(linkCommands({ lossPercent: 0 })).toEqual([]);
   });
 

@@ -80,7 +80,8 @@ export function parseLinkSpec(text: string): LinkSpec {
     else if (key === 'delay') assign(spec, 'delayMs', parseDelay(value, issues));
     else issues.push(`${key}: unknown key (rate, loss, delay)`);
   }
-  if (issues.length > 0) throw new ConfigError(`invalid --link ${JSON.stringify(text)} (${LINK_SPEC_RULE})`, issues);
+  if (issues.length > 0)
+    throw new ConfigError(`invalid --link ${JSON.stringify(text)} (${LINK_SPEC_RULE})`, issues);
   return spec;
 }
 
@@ -115,6 +116,13 @@ const SHAPED = '1:10';
 const UNSHAPED = '1:20';
 /** htb quantum in bytes: above a UDP datagram, below tc's "quantum is big" warning. */
 const QUANTUM = 60_000;
+/** u32 selector of UDP (IP protocol 17). */
+const UDP_MATCH = 'protocol ip prio 1 u32 match ip protocol 17 0xff';
+
+/** "tc qdisc add dev lo clsact" -> ['tc', 'qdisc', ...]: commands written as they are typed. */
+function words(line: string): string[] {
+  return line.split(' ');
+}
 
 /**
  * htb on `dev`: UDP (u32 match on IP protocol 17) into a class shaped to the rate, whose queue holds
@@ -122,19 +130,18 @@ const QUANTUM = 60_000;
  */
 function shaperCommands(dev: string, rate: number, classifyUdp: boolean): string[][] {
   const limitBytes = Math.max(65_536, Math.round(rate / 8 / 10));
-  const tc = (...args: string[]): string[] => ['tc', ...args];
   const cmds = [
-    tc('qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', classifyUdp ? '20' : '10'),
-    tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', SHAPED, 'htb', 'rate', `${rate}bit`, 'ceil', `${rate}bit`, 'quantum', `${QUANTUM}`),
-    tc('qdisc', 'add', 'dev', dev, 'parent', SHAPED, 'bfifo', 'limit', `${limitBytes}`),
+    `tc qdisc add dev ${dev} root handle 1: htb default ${classifyUdp ? '20' : '10'}`,
+    `tc class add dev ${dev} parent 1: classid ${SHAPED} htb rate ${rate}bit ceil ${rate}bit quantum ${QUANTUM}`,
+    `tc qdisc add dev ${dev} parent ${SHAPED} bfifo limit ${limitBytes}`,
   ];
   if (classifyUdp) {
     cmds.push(
-      tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', UNSHAPED, 'htb', 'rate', '100gbit', 'quantum', `${QUANTUM}`),
-      tc('filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'protocol', '17', '0xff', 'flowid', SHAPED),
+      `tc class add dev ${dev} parent 1: classid ${UNSHAPED} htb rate 100gbit quantum ${QUANTUM}`,
+      `tc filter add dev ${dev} parent 1: ${UDP_MATCH} flowid ${SHAPED}`,
     );
   }
-  return cmds;
+  return cmds.map(words);
 }
 
 /**
@@ -152,23 +159,31 @@ export function linkCommands(spec: LinkSpec): string[][] {
   const cmds: string[][] = [];
   const delay = spec.delayMs !== undefined;
   if (delay) {
+    const d = DELAY_DEVICE;
     cmds.push(
-      ['ip', 'tuntap', 'add', 'dev', DELAY_DEVICE, 'mode', 'tun'],
-      ['ip', 'link', 'set', DELAY_DEVICE, 'up', 'mtu', '65535'],
-      ['sysctl', '-qw', `net.ipv4.conf.${DELAY_DEVICE}.accept_local=1`, 'net.ipv4.conf.all.accept_local=1'],
-      ['sysctl', '-qw', `net.ipv4.conf.${DELAY_DEVICE}.rp_filter=0`, 'net.ipv4.conf.all.rp_filter=0'],
-      ['tc', 'qdisc', 'add', 'dev', 'lo', 'clsact'],
-      ['tc', 'filter', 'add', 'dev', 'lo', 'egress', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'protocol', '17', '0xff', 'action', 'mirred', 'egress', 'redirect', 'dev', DELAY_DEVICE],
+      ...[
+        `ip tuntap add dev ${d} mode tun`,
+        `ip link set ${d} up mtu 65535`,
+        `sysctl -qw net.ipv4.conf.${d}.accept_local=1 net.ipv4.conf.all.accept_local=1`,
+        `sysctl -qw net.ipv4.conf.${d}.rp_filter=0 net.ipv4.conf.all.rp_filter=0`,
+        'tc qdisc add dev lo clsact',
+        `tc filter add dev lo egress ${UDP_MATCH} action mirred egress redirect dev ${d}`,
+      ].map(words),
     );
   }
   if (spec.rateBitsPerSecond !== undefined)
     cmds.push(...shaperCommands(delay ? DELAY_DEVICE : 'lo', spec.rateBitsPerSecond, !delay));
   if (spec.lossPercent !== undefined && spec.lossPercent > 0) {
-    const nft = (...args: string[]): string[] => ['nft', ...args];
+    const permyriad = Math.round(spec.lossPercent * 100);
     cmds.push(
-      nft('add', 'table', 'inet', LINK_NFT_TABLE),
-      nft('add', 'chain', 'inet', LINK_NFT_TABLE, 'input', '{ type filter hook input priority 0; policy accept; }'),
-      nft('add', 'rule', 'inet', LINK_NFT_TABLE, 'input', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10000', '<', `${Math.round(spec.lossPercent * 100)}`, 'drop'),
+      words(`nft add table inet ${LINK_NFT_TABLE}`),
+      [
+        ...words(`nft add chain inet ${LINK_NFT_TABLE} input`),
+        '{ type filter hook input priority 0; policy accept; }',
+      ],
+      words(
+        `nft add rule inet ${LINK_NFT_TABLE} input meta l4proto udp numgen random mod 10000 < ${permyriad} drop`,
+      ),
     );
   }
   return cmds;
@@ -177,9 +192,9 @@ export function linkCommands(spec: LinkSpec): string[][] {
 /** Commands that undo linkCommands (each may fail harmlessly when its part was not applied). */
 export function unlinkCommands(): string[][] {
   return [
-    ['nft', 'delete', 'table', 'inet', LINK_NFT_TABLE],
-    ['tc', 'qdisc', 'del', 'dev', 'lo', 'root'],
-    ['tc', 'qdisc', 'del', 'dev', 'lo', 'clsact'],
-    ['ip', 'link', 'del', DELAY_DEVICE],
-  ];
+    `nft delete table inet ${LINK_NFT_TABLE}`,
+    'tc qdisc del dev lo root',
+    'tc qdisc del dev lo clsact',
+    `ip link del ${DELAY_DEVICE}`,
+  ].map(words);
 }

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { abortable } from './abort.ts';
+import { abortReason, abortable } from './abort.ts';
 import { LinkUnavailableError } from './errors.ts';
 import { formatLinkSpec, linkCommands, unlinkCommands, DELAY_DEVICE } from './link-spec.ts';
 import type { LinkSpec } from './link-spec.ts';
@@ -27,7 +27,7 @@ function run(argv: readonly string[], signal: AbortSignal | undefined): Promise<
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { ...(signal ? { signal } : {}) }, (err, _stdout, stderr) => {
       if (!err) return resolve();
-      if (signal?.aborted) return reject(err);
+      if (signal?.aborted) return reject(abortReason(signal));
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ` (${cmd} is not installed)` : '';
       reject(new LinkUnavailableError(`${argv.join(' ')} failed${missing}: ${stderr.trim() || err.message}`));
     });
@@ -53,9 +53,14 @@ async function startDelay(delayMs: number, signal: AbortSignal | undefined): Pro
     const fail = (why: string): void => {
       clearTimeout(timer);
       child.kill('SIGTERM');
-      reject(new LinkUnavailableError(`--link delay: link-delay.py ${why}${stderr ? `: ${stderr.trim()}` : ''}`));
+      reject(
+        new LinkUnavailableError(`--link delay: link-delay.py ${why}${stderr ? `: ${stderr.trim()}` : ''}`),
+      );
     };
-    const timer = setTimeout(() => fail(`not ready after ${DELAY_READY_TIMEOUT_MS} ms`), DELAY_READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(`not ready after ${DELAY_READY_TIMEOUT_MS} ms`),
+      DELAY_READY_TIMEOUT_MS,
+    );
     child.once('error', (err: NodeJS.ErrnoException) =>
       fail(err.code === 'ENOENT' ? 'cannot start: python3 is not installed' : err.message),
     );
@@ -81,7 +86,9 @@ export async function applyLink(spec: LinkSpec, opts: { signal?: AbortSignal } =
   const { signal } = opts;
   signal?.throwIfAborted();
   if (!insideIsolatedNetwork())
-    throw new LinkUnavailableError('--link applies only inside the private network namespace (--isolated-network)');
+    throw new LinkUnavailableError(
+      '--link applies only inside the private network namespace (--isolated-network)',
+    );
   let delay: ChildProcess | null = null;
   let closed = false;
   const close = async (): Promise<void> => {
