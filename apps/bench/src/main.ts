@@ -54,7 +54,9 @@ async function main(argv: readonly string[]): Promise<number> {
     if (link) log(`link impaired: ${link.text} (the peers' UDP)`);
     const settings = settingsFor(args);
     const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
-    const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results');
+    // An impaired run must not replace the unimpaired latest.*: by default it goes to its own folder.
+    const linkDir = link ? [`link-${link.text.replace(/[^a-z0-9.]+/gi, '-').replace(/-$/, '')}`] : [];
+    const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results', ...linkDir);
     const paths = await writeResults(outDir, report, attachments);
     process.stdout.write(`${renderMarkdown(report)}\n`);
     log(`wrote ${relative(process.cwd(), paths.json)} and ${relative(process.cwd(), paths.md)}`);
