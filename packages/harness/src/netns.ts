@@ -150,10 +150,14 @@ export interface IsolatedScriptResult {
 
 /**
  * Runs a TypeScript script (`node --import tsx`) inside a private network namespace from the repo
- * root and collects its output: the e2e tests that drive browsers in a script share this.
+ * root (with `args` after it) and collects its output: the e2e tests that drive browsers in a script
+ * share this.
  */
-export async function runIsolatedScript(script: string): Promise<IsolatedScriptResult> {
-  const child = spawnIsolated(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
+export async function runIsolatedScript(
+  script: string,
+  args: readonly string[] = [],
+): Promise<IsolatedScriptResult> {
+  const child = spawnIsolated(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: REPO_ROOT,
   });
