@@ -10,6 +10,7 @@ describe('parseArgs', () => {
       outDir: null,
       pipelineSteps: null,
       help: false,
+      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
   });
 
@@ -20,6 +21,7 @@ describe('parseArgs', () => {
       outDir: '/tmp/x',
       pipelineSteps: null,
       help: false,
+      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
   });
 
@@ -29,6 +31,24 @@ describe('parseArgs', () => {
       pipelineSteps: 8,
     });
     expect(settingsFor(parseArgs(['--only=pipeline', '--pipeline-steps=8'])).pipeline.steps).toBe(8);
+  });
+
+  it('reads --gpu, --chromium and --chromium-flags (repeatable, quotes kept together)', () => {
+    const args = parseArgs([
+      '--gpu',
+      '--chromium',
+      '/opt/chromium/headless_shell',
+      '--chromium-flags',
+      '--use-gl=egl --user-agent="a b"',
+      '--chromium-flags=--enable-features=X',
+    ]);
+    expect(args.chromium).toEqual({
+      executablePath: '/opt/chromium/headless_shell',
+      gpu: true,
+      flags: ['--use-gl=egl', '--user-agent=a b', '--enable-features=X'],
+    });
+    expect(() => parseArgs(['--chromium-flags', '--a="b'])).toThrow(/unclosed/);
+    expect(() => parseArgs(['--chromium'])).toThrow(ConfigError);
   });
 
   it('lists every problem', () => {

@@ -47,7 +47,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const stopWatching = onParentExit(() => controller.abort(new AbortError('parent process exited')));
   try {
     const settings = settingsFor(args);
-    const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
+    const { report, attachments } = await runBench(settings, {
+      log,
+      signal: controller.signal,
+      chromium: args.chromium,
+    });
     const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results');
     const paths = await writeResults(outDir, report, attachments);
     process.stdout.write(`${renderMarkdown(report)}\n`);

@@ -7,7 +7,13 @@ import {
   parseRunConfig,
 } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
-import { DEFAULT_CHROMIUM, DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
+import {
+  DEFAULT_CHROMIUM,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  ROOM_PATTERN,
+  ROOM_RULE,
+  splitFlags,
+} from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
 export const FAULTS = ['malformed', 'vanish'] as const;
@@ -64,6 +70,11 @@ Runner:
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
   --chromium PATH        Chromium executable (default ${DEFAULT_CHROMIUM})
+  --gpu                  use this machine's GPU through Vulkan (NVIDIA on Linux): adds the Chromium
+                         flags and driver variables headless Chromium needs (README: Train on a GPU
+                         server); without it WebGPU runs on SwiftShader, the CPU
+  --chromium-flags "..." extra Chromium flags, space-separated (quotes keep a value together);
+                         --enable-features values are merged with the others
   --room ID              room id (default random)
   --idle-timeout SEC     fail when the session reports nothing for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
   --dist DIR             serve this prebuilt bundle instead of building dist/ when stale
@@ -84,6 +95,10 @@ export interface RunnerOptions {
   exportModel: string | undefined;
   isolatedNetwork: boolean;
   chromium: string;
+  /** Launch Chromium with the GPU flags and environment (harness chromiumFlags/gpuEnv). */
+  gpu: boolean;
+  /** Extra Chromium flags (--chromium-flags), after the base and GPU ones. */
+  chromiumFlags: string[];
   room: string | undefined;
   idleTimeoutMs: number;
   dist: string | undefined;
@@ -120,6 +135,8 @@ const OPTIONS = {
   'export-model': { type: 'string' },
   'isolated-network': { type: 'boolean' },
   chromium: { type: 'string' },
+  gpu: { type: 'boolean' },
+  'chromium-flags': { type: 'string' },
   room: { type: 'string' },
   'idle-timeout': { type: 'string' },
   dist: { type: 'string' },
@@ -157,6 +174,23 @@ function issueAsFlag(issue: string): string {
 }
 
 /**
+ * `--chromium-flags "--a --b"` as `--chromium-flags=--a --b`: node's parseArgs refuses a separate
+ * value that starts with a dash, and this one always does.
+ */
+export function joinFlagValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a === '--chromium-flags' && next !== undefined) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/**
  * Parses `peertrain <command> [options]` (argv without node and script). Returns the run config
  * input (only what was given; the schema supplies defaults) and the runner options. Throws
  * ConfigError listing every problem: unknown options, non-numbers, invalid enum values, ranges
@@ -165,7 +199,12 @@ function issueAsFlag(issue: string): string {
 export function parseCommandLine(argv: readonly string[]): Command {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinFlagValues(argv),
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     // Node's message goes on about '--' positionals; the first sentence is the point.
     const message =
@@ -249,6 +288,13 @@ export function parseCommandLine(argv: readonly string[]): Command {
     issues.push(`--room: ${ROOM_RULE}`);
   }
 
+  let chromiumFlags: string[] = [];
+  try {
+    chromiumFlags = splitFlags(values['chromium-flags'] ?? '');
+  } catch (err) {
+    issues.push(`--chromium-flags: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
   // Schema problems (ranges, enum values) in the same list as ours.
   let runConfig: RunConfig | undefined;
   try {
@@ -268,6 +314,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       exportModel: values['export-model'],
       isolatedNetwork: values['isolated-network'] === true,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
+      gpu: values.gpu === true,
+      chromiumFlags,
       room: values.room,
       idleTimeoutMs,
       dist: values.dist,

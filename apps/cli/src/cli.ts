@@ -155,7 +155,12 @@ async function train(
 ): Promise<'ok' | 'reexec'> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
-  let browser: Browser | null = await launchBrowser({ executablePath: runner.chromium, signal });
+  let browser: Browser | null = await launchBrowser({
+    executablePath: runner.chromium,
+    gpu: runner.gpu,
+    args: runner.chromiumFlags,
+    signal,
+  });
   try {
     if (!isolated && !(await webrtcWorks(browser, { signal }))) {
       if (await isolatedNetworkAvailable({ signal })) return 'reexec';

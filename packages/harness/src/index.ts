@@ -1,4 +1,23 @@
-export { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from './errors.ts';
+export {
+  BrowserNotFoundError,
+  BuildError,
+  ChromiumFlagsError,
+  IsolatedNetworkError,
+  SessionError,
+} from './errors.ts';
+export {
+  GPU_FEATURES,
+  GPU_FLAGS,
+  NVIDIA_ROOT,
+  NVIDIA_ROOT_ENV,
+  PLAYWRIGHT_FEATURES,
+  chromiumFlags,
+  gpuEnv,
+  nvidiaPaths,
+  shellCommand,
+  splitFlags,
+} from './chromium-flags.ts';
+export type { ChromiumFlagOptions } from './chromium-flags.ts';
 export { abortReason, abortable } from './abort.ts';
 export { startSignalServer } from './signal-server.ts';
 export type { SignalServer, SignalServerOptions } from './signal-server.ts';
@@ -15,6 +34,7 @@ export {
   DEFAULT_CHROMIUM,
   assertBrowserExecutable,
   launchBrowser,
+  launchSettings,
   wheelFrames,
   webrtcWorks,
 } from './browser.ts';
