@@ -205,7 +205,11 @@ export interface ProbeOptions {
   signal?: AbortSignal;
   /** Per backend: the timed passes stop past this many ms (default DEFAULT_LIMITS.budgetMs). */
   budgetMs?: number;
-  /** What to time; default DEFAULT_WORKLOAD. A caller that knows the run's model and batch passes them. */
+  /**
+   * What to time; default DEFAULT_WORKLOAD. A caller that knows the run's model and batch passes
+   * `workloadFor(spec, batch)`. The first pass is never cut short: with a large workload (wideMlp at
+   * batch 512 is 11 GFLOP a pass, tens of seconds on cpu) probe `only` the backends worth trying.
+   */
   workload?: ProbeWorkload;
 }
 

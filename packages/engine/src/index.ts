@@ -40,7 +40,7 @@ export {
   setBackendPlatform,
 } from './backends.ts';
 export type { BackendPlatform, ProbeOptions } from './backends.ts';
-export { DEFAULT_WORKLOAD, describeWorkload, timeWorkload, workloadFlops } from './probe.ts';
+export { DEFAULT_WORKLOAD, describeWorkload, timeWorkload, workloadFlops, workloadFor } from './probe.ts';
 export type { ProbeLimits, ProbeTiming, ProbeWorkload } from './probe.ts';
 
 export { sampleSize, trainSamples } from './data/dataset.ts';

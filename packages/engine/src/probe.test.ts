@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { modelPreset } from '@peertrain/protocol';
 import type { BackendProbe } from '@peertrain/protocol';
 import { activateBackend, selectBackend } from './backends.ts';
 import {
@@ -11,6 +12,7 @@ import {
   timeWorkload,
   wantsMoreSamples,
   workloadFlops,
+  workloadFor,
 } from './probe.ts';
 import type { ProbeLimits } from './probe.ts';
 import { tf } from './tf.ts';
@@ -22,6 +24,12 @@ describe('probe timing rules', () => {
     expect(workloadFlops({ batch: 2, layers: [3, 4, 5] })).toBe(3 * 2 * 2 * (3 * 4 + 4 * 5));
     expect(workloadFlops(DEFAULT_WORKLOAD)).toBeCloseTo(103e6, -6);
     expect(describeWorkload({ batch: 8, layers: [784, 10] })).toBe('fwd+bwd 784-10 @8');
+  });
+
+  it('workloadFor: a dense model at the run batch; nothing for a CNN', () => {
+    expect(workloadFor(modelPreset('mlp'), 32)).toEqual({ batch: 32, layers: [784, 128, 10] });
+    expect(workloadFor(modelPreset('wideMlp'), 512)?.layers).toEqual([784, 1024, 1024, 1024, 1024, 10]);
+    expect(workloadFor(modelPreset('cnn'), 96)).toBeUndefined();
   });
 
   it('median of odd and even counts', () => {

@@ -3,6 +3,7 @@
 // stable enough and what they say. The rules are pure (timings in, figures out) so they can be tested
 // without a backend; `timeWorkload` is the only part that touches tfjs.
 import { throwIfAborted } from '@peertrain/protocol';
+import type { ModelSpec } from '@peertrain/protocol';
 import { mulberry32 } from './prng.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
@@ -20,6 +21,21 @@ export interface ProbeWorkload {
  * (wasm and cpu probed together in about 1 s in Node on this 2-core machine).
  */
 export const DEFAULT_WORKLOAD: ProbeWorkload = { batch: 64, layers: [784, 256, 256, 10] };
+
+/**
+ * The probe workload of a model made only of dense and activation layers on a flat input, at the
+ * run's `batch`: what a caller that knows the run passes as `workload`. Undefined for any other
+ * model (a CNN's convolutions are not a dense stack): use DEFAULT_WORKLOAD then.
+ */
+export function workloadFor(spec: ModelSpec, batch: number): ProbeWorkload | undefined {
+  if (spec.inputShape.length !== 1) return undefined;
+  const layers = [spec.inputShape[0]!];
+  for (const layer of spec.layers) {
+    if (layer.kind === 'dense') layers.push(layer.units);
+    else if (layer.kind !== 'relu') return undefined;
+  }
+  return layers.length > 1 ? { batch, layers } : undefined;
+}
 
 /** Floating-point operations of one pass: per layer the forward X·W and the backward dY·Wᵀ and Xᵀ·dY. */
 export function workloadFlops(w: ProbeWorkload): number {
