@@ -58,6 +58,21 @@ describe('engine in Chromium', () => {
     }
   });
 
+  it('auto picks wasm over SwiftShader (WebGPU emulated on the CPU), within a bounded probe', () => {
+    console.log(
+      `probe ${result.probeMs.toFixed(0)} ms: ${result.probes
+        .map(
+          (p) =>
+            `${p.backend} ${p.gflops.toFixed(2)} GFLOP/s (${p.stepMs?.toFixed(1)} ms/pass, ` +
+            `warm-up ${p.warmupMs?.toFixed(0)} ms, ${p.samples} passes)`,
+        )
+        .join(', ')}; auto: ${result.auto}`,
+    );
+    if (result.device.adapter?.['architecture'] === 'swiftshader') expect(result.auto).toBe('wasm');
+    expect(result.probes.every((p) => p.workload === result.probes[0]?.workload)).toBe(true);
+    expect(result.probeMs).toBeLessThan(20_000);
+  });
+
   it('reports the WebGPU adapter and the limits requested from it', () => {
     expect(result.device.adapter).toBeDefined();
     expect(typeof result.device.adapter?.['vendor']).toBe('string');
