@@ -129,6 +129,6 @@ node --import tsx --input-type=module -e "
 
 log "packing (xz, parts of $PART_SIZE)"
 rm -f "$OUT"/peertrain-gpu.tar.xz.part-*
-tar -C "$OUT" -cf - peertrain | xz -T0 -9 | split -b "$PART_SIZE" - "$OUT/peertrain-gpu.tar.xz.part-"
+tar -C "$OUT" -cf - peertrain | xz -T0 "-${PEERTRAIN_XZ_LEVEL:-6}" | split -b "$PART_SIZE" - "$OUT/peertrain-gpu.tar.xz.part-"
 ls -l "$OUT"/peertrain-gpu.tar.xz.part-* >&2
 log "on the server: cat peertrain-gpu.tar.xz.part-* | xz -d | tar -x -C /opt && /opt/peertrain/run.sh train --model cnn"

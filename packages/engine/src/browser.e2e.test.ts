@@ -69,8 +69,11 @@ describe('engine in Chromium', () => {
         .join(', ')}; auto: ${result.auto}`,
     );
     if (result.device.adapter?.['architecture'] === 'swiftshader') expect(result.auto).toBe('wasm');
-    expect(result.probes.every((p) => p.workload === result.probes[0]?.workload)).toBe(true);
-    expect(result.probeMs).toBeLessThan(20_000);
+    // webgpu on SwiftShader times one matmul, not the workload (its shader compilation alone took 28 s)
+    const timed = result.probes.filter((p) => p.workload !== 'matmul (fallback adapter)');
+    expect(timed.map((p) => p.backend)).toEqual(expect.arrayContaining(['webgl', 'wasm', 'cpu']));
+    expect(new Set(timed.map((p) => p.workload)).size).toBe(1);
+    expect(result.probeMs).toBeLessThan(30_000);
   });
 
   it('reports the WebGPU adapter and the limits requested from it', () => {
