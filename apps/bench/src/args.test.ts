@@ -11,6 +11,7 @@ describe('parseArgs', () => {
       pipelineSteps: null,
       link: null,
       help: false,
+      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
   });
 
@@ -22,6 +23,7 @@ describe('parseArgs', () => {
       pipelineSteps: null,
       link: null,
       help: false,
+      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
   });
 
@@ -40,6 +42,24 @@ describe('parseArgs', () => {
     });
     expect(parseArgs(['--link=delay=40ms']).link).toEqual({ delayMs: 40 });
     expect(() => parseArgs(['--link', 'rate=fast'])).toThrow(/--link rate=fast/);
+  });
+
+  it('reads --gpu, --chromium and --chromium-flags (repeatable, quotes kept together)', () => {
+    const args = parseArgs([
+      '--gpu',
+      '--chromium',
+      '/opt/chromium/headless_shell',
+      '--chromium-flags',
+      '--use-gl=egl --user-agent="a b"',
+      '--chromium-flags=--enable-features=X',
+    ]);
+    expect(args.chromium).toEqual({
+      executablePath: '/opt/chromium/headless_shell',
+      gpu: true,
+      flags: ['--use-gl=egl', '--user-agent=a b', '--enable-features=X'],
+    });
+    expect(() => parseArgs(['--chromium-flags', '--a="b'])).toThrow(/unclosed/);
+    expect(() => parseArgs(['--chromium'])).toThrow(ConfigError);
   });
 
   it('lists every problem', () => {

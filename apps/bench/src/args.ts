@@ -1,10 +1,11 @@
 import { ConfigError } from '@peertrain/protocol';
-import { parseLinkSpec } from '@peertrain/harness';
+import { DEFAULT_CHROMIUM, parseLinkSpec, splitFlags } from '@peertrain/harness';
 import type { LinkSpec } from '@peertrain/harness';
 import { PARTS } from './report.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
 export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard] [--out DIR]
+                         [--gpu] [--chromium PATH] [--chromium-flags "..."]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
 data-parallel training step split and pipeline parallelism (bubble, throughput and activation
@@ -21,6 +22,11 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
   --out DIR            where to write the results
   --link SPEC          impair the tabs' links (UDP) in the namespace for the whole bench, e.g.
                        rate=20mbit,loss=2%,delay=40ms (any subset; delay is one-way)
+  --gpu                use this machine's GPU through Vulkan (NVIDIA on Linux): the Chromium flags
+                       and driver variables of README "Train on a GPU server"
+  --chromium PATH      Chromium executable (default ${DEFAULT_CHROMIUM})
+  --chromium-flags "..."
+                       extra Chromium flags, space-separated; --enable-features values are merged
   -h, --help           this text
 `;
 
@@ -33,6 +39,15 @@ export interface BenchArgs {
   /** --link: impairment applied before the browser starts; null: unimpaired. */
   link: LinkSpec | null;
   help: boolean;
+  /** How to launch Chromium (harness launchBrowser). */
+  chromium: BrowserArgs;
+}
+
+export interface BrowserArgs {
+  executablePath: string;
+  gpu: boolean;
+  /** --chromium-flags, split. */
+  flags: string[];
 }
 
 function isPart(s: string): s is Part {
@@ -48,6 +63,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     pipelineSteps: null,
     link: null,
     help: false,
+    chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
   };
   const issues: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -84,6 +100,27 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         if (v === undefined || !Number.isInteger(n) || n < 4)
           issues.push(`--pipeline-steps needs an integer of at least 4, got ${v ?? 'nothing'}`);
         else args.pipelineSteps = n;
+        break;
+      }
+      case '--gpu':
+        args.chromium.gpu = true;
+        break;
+      case '--chromium': {
+        const v = value();
+        if (v === undefined || v === '') issues.push('--chromium needs a path');
+        else args.chromium.executablePath = v;
+        break;
+      }
+      case '--chromium-flags': {
+        const v = value();
+        if (v === undefined) issues.push('--chromium-flags needs a list of flags');
+        else {
+          try {
+            args.chromium.flags.push(...splitFlags(v));
+          } catch (err) {
+            issues.push(`--chromium-flags: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
         break;
       }
       case '--out': {

@@ -54,7 +54,11 @@ async function main(argv: readonly string[]): Promise<number> {
     link = args.link ? await applyLink(args.link, { signal: controller.signal }) : null;
     if (link) log(`link impaired: ${link.text} (the peers' UDP)`);
     const settings = settingsFor(args);
-    const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
+    const { report, attachments } = await runBench(settings, {
+      log,
+      signal: controller.signal,
+      chromium: args.chromium,
+    });
     // An impaired run must not replace the unimpaired latest.*: by default it goes to its own folder.
     const linkDir = link ? [`link-${link.text.replace(/[^a-z0-9.]+/gi, '-').replace(/-$/, '')}`] : [];
     const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results', ...linkDir);

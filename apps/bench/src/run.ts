@@ -21,6 +21,7 @@ import type {
 } from './report.ts';
 import { CpuMeter, TRANSPORTS, measureAllReduce, measureMemoryAllReduce, measureRaw } from './measure.ts';
 import type { AllReduceCase } from './measure.ts';
+import type { BrowserArgs } from './args.ts';
 import { findProcessByArg } from './procfs.ts';
 import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
@@ -36,6 +37,8 @@ import type { ChromeTrace } from '@peertrain/protocol';
 
 export interface RunOptions {
   log: (line: string) => void;
+  /** Chromium executable, --gpu and extra flags (default: system Chromium on SwiftShader). */
+  chromium?: BrowserArgs;
   signal?: AbortSignal;
 }
 
@@ -123,7 +126,11 @@ export async function runBench(
     });
     // A switch Chromium ignores, to find its process tree in /proc for the CPU figures.
     const marker = `--peertrain-bench=${nonce}`;
-    browser = await launchBrowser({ args: [marker], ...(signal ? { signal } : {}) });
+    browser = await launchBrowser({
+      args: [marker, ...(opts.chromium?.flags ?? [])],
+      ...(opts.chromium ? { executablePath: opts.chromium.executablePath, gpu: opts.chromium.gpu } : {}),
+      ...(signal ? { signal } : {}),
+    });
     machine.chromium = browser.version();
     const meter = new CpuMeter(findProcessByArg(marker));
 

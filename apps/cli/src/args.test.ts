@@ -1,4 +1,4 @@
-import { parseRunConfig } from '@peertrain/protocol';
+import { ConfigError, parseRunConfig } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_REPORT, parseCommandLine } from './args.ts';
 
@@ -28,6 +28,8 @@ describe('parseCommandLine', () => {
       exportModel: undefined,
       isolatedNetwork: false,
       chromium: '/usr/bin/chromium',
+      gpu: false,
+      chromiumFlags: [],
       room: undefined,
       idleTimeoutMs: 120_000,
       dist: undefined,
@@ -35,6 +37,13 @@ describe('parseCommandLine', () => {
       quiet: false,
       verbose: false,
     });
+  });
+
+  it('--gpu and --chromium-flags reach the runner; an unclosed quote is an issue', () => {
+    const { runner } = train(['--gpu', '--chromium-flags', '--use-gl=egl --user-agent="a b"']);
+    expect(runner.gpu).toBe(true);
+    expect(runner.chromiumFlags).toEqual(['--use-gl=egl', '--user-agent=a b']);
+    expect(() => parseCommandLine(['train', '--chromium-flags', '--x="y'])).toThrow(ConfigError);
   });
 
   it('maps every option onto the run config', () => {

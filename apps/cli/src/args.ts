@@ -7,8 +7,14 @@ import {
   parseRunConfig,
 } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
-import { DEFAULT_CHROMIUM, DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
-import { parseLinkSpec } from '@peertrain/harness';
+import {
+  DEFAULT_CHROMIUM,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  ROOM_PATTERN,
+  ROOM_RULE,
+  parseLinkSpec,
+  splitFlags,
+} from '@peertrain/harness';
 import type { LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
@@ -82,6 +88,11 @@ Runner:
                          --isolated-network): rate=20mbit,loss=2%,delay=40ms, any subset; delay
                          is one-way (needs python3 and /dev/net/tun)
   --chromium PATH        Chromium executable (default ${DEFAULT_CHROMIUM})
+  --gpu                  use this machine's GPU through Vulkan (NVIDIA on Linux): adds the Chromium
+                         flags and driver variables headless Chromium needs (README: Train on a GPU
+                         server); without it WebGPU runs on SwiftShader, the CPU
+  --chromium-flags "..." extra Chromium flags, space-separated (quotes keep a value together);
+                         --enable-features values are merged with the others
   --room ID              room id (default random)
   --idle-timeout SEC     fail when the session reports nothing for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
   --dist DIR             serve this prebuilt bundle instead of building dist/ when stale
@@ -104,6 +115,10 @@ export interface RunnerOptions {
   /** --link: impair the peers' UDP inside the namespace. */
   link: LinkSpec | undefined;
   chromium: string;
+  /** Launch Chromium with the GPU flags and environment (harness chromiumFlags/gpuEnv). */
+  gpu: boolean;
+  /** Extra Chromium flags (--chromium-flags), after the base and GPU ones. */
+  chromiumFlags: string[];
   room: string | undefined;
   idleTimeoutMs: number;
   dist: string | undefined;
@@ -150,6 +165,8 @@ const OPTIONS = {
   'isolated-network': { type: 'boolean' },
   link: { type: 'string' },
   chromium: { type: 'string' },
+  gpu: { type: 'boolean' },
+  'chromium-flags': { type: 'string' },
   room: { type: 'string' },
   'idle-timeout': { type: 'string' },
   dist: { type: 'string' },
@@ -193,6 +210,23 @@ function issueAsFlag(issue: string): string {
 }
 
 /**
+ * `--chromium-flags "--a --b"` as `--chromium-flags=--a --b`: node's parseArgs refuses a separate
+ * value that starts with a dash, and this one always does.
+ */
+export function joinFlagValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a === '--chromium-flags' && next !== undefined) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/**
  * Parses `peertrain <command> [options]` (argv without node and script). Returns the run config
  * input (only what was given; the schema supplies defaults) and the runner options. Throws
  * ConfigError listing every problem: unknown options, non-numbers, invalid enum values, ranges
@@ -201,7 +235,12 @@ function issueAsFlag(issue: string): string {
 export function parseCommandLine(argv: readonly string[]): Command {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinFlagValues(argv),
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     // Node's message goes on about '--' positionals; the first sentence is the point.
     const message =
@@ -315,6 +354,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (err instanceof ConfigError) issues.push(...err.issues.map((issue) => `--link ${issue}`));
     else throw err;
   }
+  let chromiumFlags: string[] = [];
+  try {
+    chromiumFlags = splitFlags(values['chromium-flags'] ?? '');
+  } catch (err) {
+    issues.push(`--chromium-flags: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   // Schema problems (ranges, enum values) in the same list as ours.
   let runConfig: RunConfig | undefined;
@@ -336,6 +381,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       isolatedNetwork: values['isolated-network'] === true,
       link,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
+      gpu: values.gpu === true,
+      chromiumFlags,
       room: values.room,
       idleTimeoutMs,
       dist: values.dist,

@@ -159,12 +159,15 @@ async function train(
   const startedAt = new Date().toISOString();
   // Before Chromium starts: it would take the delay's new TUN device for a network change.
   const link = runner.link && isolated ? await applyLink(runner.link, { signal }) : null;
-  let browser: Browser | null = await launchBrowser({ executablePath: runner.chromium, signal }).catch(
-    async (err: unknown) => {
-      await link?.close();
-      throw err;
-    },
-  );
+  let browser: Browser | null = await launchBrowser({
+    executablePath: runner.chromium,
+    gpu: runner.gpu,
+    args: runner.chromiumFlags,
+    signal,
+  }).catch(async (err: unknown) => {
+    await link?.close();
+    throw err;
+  });
   try {
     if (!isolated && !(await webrtcWorks(browser, { signal }))) {
       if (await isolatedNetworkAvailable({ signal })) return 'reexec';

@@ -8,6 +8,7 @@ import {
   joinUrls,
   parseIceServers,
   parseStartOptions,
+  gpuWorkerCommand,
   startBanner,
 } from './options.ts';
 
@@ -30,6 +31,7 @@ describe('parseStartOptions', () => {
       signalPort: 9000,
       room: undefined,
       iceServers: [],
+      gpu: false,
     });
     expect(
       parseStartOptions(['--host', '0.0.0.0', '--port', '8080', '--signal-port=0', '--room', 'lab']),
@@ -39,6 +41,7 @@ describe('parseStartOptions', () => {
       signalPort: 0,
       room: 'lab',
       iceServers: [],
+      gpu: false,
     });
     expect(parseStartOptions(['-h'])).toBeNull();
     expect(parseStartOptions(['--help'])).toBeNull();
@@ -208,6 +211,30 @@ describe('urls', () => {
     expect(lines).toContain('  ice        stun:s.example.org');
     expect(lines).toContain('  ice        turn:t.example.org (user u)');
     expect(lines.join('\n')).not.toContain('s3cret');
+  });
+
+  it('--gpu: a headless Chromium command for a GPU worker tab on this machine', () => {
+    expect(parseStartOptions(['--gpu'])?.gpu).toBe(true);
+    const lines = startBanner(
+      {
+        ...base,
+        host: '0.0.0.0',
+        iceServers: [],
+        gpuEnv: { PEERTRAIN_NVIDIA_ROOT: '/nonexistent-peertrain' },
+      },
+      ifaces,
+    );
+    const gpu = lines.filter((l) => l.startsWith('  gpu worker '));
+    expect(gpu).toHaveLength(1);
+    expect(gpu[0]).toMatch(/^ {2}gpu worker \/usr\/bin\/chromium .*--headless .*--use-angle=vulkan /);
+    expect(gpu[0]).toContain('--enable-features=Vulkan,VulkanFromANGLE,DefaultANGLEVulkan');
+    expect(gpu[0]).toMatch(/ 'http:\/\/127\.0\.0\.1:5173\/apps\/worker\/\?room=lab'$/);
+    expect(gpuWorkerCommand('http://h/', {}, () => true)).toMatch(
+      /^VK_DRIVER_FILES=\/usr\/local\/nvidia\/share\/vulkan\/icd\.d\/nvidia_icd\.json __EGL_VENDOR_LIBRARY_FILENAMES=\S+ LD_LIBRARY_PATH=\/usr\/local\/nvidia\/lib64 /,
+    );
+    expect(startBanner({ ...base, host: '0.0.0.0', iceServers: [] }, ifaces).join('\n')).not.toContain(
+      'gpu worker',
+    );
   });
 
   it('says when other devices cannot join', () => {

@@ -2,7 +2,15 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@peertrain/protocol';
-import { ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
+import {
+  CHROMIUM_ARGS,
+  DEFAULT_CHROMIUM,
+  ROOM_PATTERN,
+  ROOM_RULE,
+  chromiumFlags,
+  gpuEnv,
+  shellCommand,
+} from '@peertrain/harness';
 
 /** Read when --ice-credential is absent, so the TURN secret stays out of the process list. */
 export const ICE_CREDENTIAL_ENV = 'PEERTRAIN_ICE_CREDENTIAL';
@@ -24,6 +32,9 @@ Serves the dashboard (Vite dev server) and PeerJS signaling, and prints the join
   --ice-credential SECRET
                          TURN password (required with a turn: URL; or set ${ICE_CREDENTIAL_ENV}).
                          Every page that joins can read it: use a TURN user for PeerTrain only.
+  --gpu                  also print a command that opens a worker tab in headless Chromium on this
+                         machine's GPU (Vulkan; the flags and driver variables of README "Train on
+                         a GPU server"); run it once per GPU worker
   -h, --help             this help
 `;
 
@@ -34,6 +45,8 @@ export interface StartOptions {
   room: string | undefined;
   /** For /peertrain.json: STUN servers (one entry) then TURN servers (one entry, with credentials). */
   iceServers: RTCIceServer[];
+  /** Print the headless GPU worker command (gpuWorkerCommand) in the banner. */
+  gpu: boolean;
 }
 
 function port(flag: string, raw: string | undefined, fallback: number, issues: string[]): number {
@@ -128,6 +141,7 @@ export function parseStartOptions(
         ice: { type: 'string', multiple: true },
         'ice-username': { type: 'string' },
         'ice-credential': { type: 'string' },
+        gpu: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -155,6 +169,7 @@ export function parseStartOptions(
       },
       issues,
     ),
+    gpu: values.gpu === true,
   };
   if (values.room !== undefined && !ROOM_PATTERN.test(values.room)) {
     issues.push(`--room: ${ROOM_RULE}`);
@@ -190,6 +205,18 @@ export function joinUrls(
   return { dashboard: `${base}/${q}`, worker: `${base}/apps/worker/${q}` };
 }
 
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * A shell command that opens `workerUrl` as a worker tab in headless system Chromium on this
+ * machine's GPU: the harness's base flags plus the GPU flags (one --enable-features, no Playwright
+ * features: nobody else passes one here) and the NVIDIA driver variables that exist.
+ */
+export function gpuWorkerCommand(workerUrl: string, env: Env, exists?: (path: string) => boolean): string {
+  const flags = chromiumFlags({ base: [...CHROMIUM_ARGS, '--headless'], gpu: true, inheritedFeatures: [] });
+  return shellCommand(DEFAULT_CHROMIUM, flags, gpuEnv(true, env, exists), workerUrl);
+}
+
 /**
  * What `npm start` prints once both servers listen: the dashboard and worker links for every
  * host a device can use, the signaling address, the ICE servers (never the credential), and a
@@ -203,6 +230,8 @@ export function startBanner(
     signalPath: string;
     room: string;
     iceServers: readonly RTCIceServer[];
+    /** With --gpu: the environment the GPU worker command reads the driver overrides from. */
+    gpuEnv?: Env;
   },
   interfaces = networkInterfaces(),
 ): string[] {
@@ -218,6 +247,10 @@ export function startBanner(
     const urls = typeof s.urls === 'string' ? [s.urls] : s.urls;
     const user = s.username === undefined ? '' : ` (user ${s.username})`;
     lines.push(`  ice        ${urls.join(', ')}${user}`);
+  }
+  if (info.gpuEnv !== undefined) {
+    const worker = joinUrls(hosts[0] ?? info.host, info.port, info.room).worker;
+    lines.push(`  gpu worker ${gpuWorkerCommand(worker, info.gpuEnv)}`);
   }
   if (isLoopback(info.host)) {
     lines.push('  (this machine only: --host 0.0.0.0 lets other devices on the LAN join)');

@@ -54,6 +54,7 @@ const lines = startBanner({
   signalPath: signal.path,
   room,
   iceServers: opts.iceServers,
+  ...(opts.gpu ? { gpuEnv: process.env } : {}),
 });
 process.stdout.write(`${lines.join('\n')}\n`);
 

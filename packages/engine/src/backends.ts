@@ -1,5 +1,5 @@
-// Backend probing: initialise each tfjs backend, check its numbers, measure its matmul speed, and
-// pick the fastest correct one. Backends are imported on demand so Node never loads browser-only
+// Backend probing: initialise each tfjs backend, check its numbers, time a training-like workload
+// after warming up (probe.ts), and pick the fastest correct one. Backends are imported on demand so Node never loads browser-only
 // code; the browser entry (browser.ts) installs a platform hook that sets the wasm file URLs.
 import { BACKENDS, BackendError } from '@peertrain/protocol';
 import { mulberry32, throwIfAborted } from '@peertrain/base';
@@ -7,6 +7,8 @@ import type { BackendName, BackendProbe, DeviceInfo } from '@peertrain/protocol'
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
+import { DEFAULT_LIMITS, DEFAULT_WORKLOAD, describeWorkload, timeWorkload } from './probe.ts';
+import type { ProbeWorkload } from './probe.ts';
 import { registerWebGpu, webGpuState } from './webgpu.ts';
 
 /** Environment-specific setup the engine cannot do itself. */
@@ -197,15 +199,38 @@ export async function benchmarkMatmul(
   }
 }
 
+/** True for webgpu on a software adapter: marked as a fallback, or SwiftShader by name. */
+function isFallbackAdapter(backend: BackendName): boolean {
+  const adapter = backend === 'webgpu' ? webGpuState().details?.adapter : undefined;
+  return adapter?.['isFallbackAdapter'] === true || adapter?.['architecture'] === 'swiftshader';
+}
+
+/** Options of the probe: which backends, what to time, how long each may take. */
+export interface ProbeOptions {
+  only?: readonly BackendName[];
+  signal?: AbortSignal;
+  /** Per backend: the timed passes stop past this many ms (default DEFAULT_LIMITS.budgetMs). */
+  budgetMs?: number;
+  /**
+   * What to time; default DEFAULT_WORKLOAD. A caller that knows the run's model and batch passes
+   * `workloadFor(spec, batch)`. The first pass is never cut short: with a large workload (wideMlp at
+   * batch 512 is 11 GFLOP a pass, tens of seconds on cpu) probe `only` the backends worth trying.
+   */
+  workload?: ProbeWorkload;
+}
+
 /**
- * Initialises each backend in turn (default: all four), runs the self-check and the benchmark.
- * Never throws for a failing backend: its probe says ok: false and why. Leaves the last working
- * backend active; call `selectBackend` then `activateBackend`.
+ * Initialises each backend in turn (default: all four), runs the self-check, then times a forward
+ * and backward pass of a dense stack after warming up (probe.ts): the first pass compiles a GPU's
+ * kernels and must not count (it once read 0.3 GFLOP/s for an H200). Never throws for a failing
+ * backend: its probe says ok: false and why. Leaves the last working backend active; call
+ * `selectBackend` then `activateBackend`.
  */
-export async function probeBackends(
-  opts: { only?: readonly BackendName[]; signal?: AbortSignal; budgetMs?: number } = {},
-): Promise<BackendProbe[]> {
+export async function probeBackends(opts: ProbeOptions = {}): Promise<BackendProbe[]> {
   const probes: BackendProbe[] = [];
+  const workload = opts.workload ?? DEFAULT_WORKLOAD;
+  const limits = { ...DEFAULT_LIMITS, ...(opts.budgetMs !== undefined ? { budgetMs: opts.budgetMs } : {}) };
+  const named = describeWorkload(workload);
   for (const backend of opts.only ?? BACKENDS) {
     throwIfAborted(opts.signal);
     try {
@@ -215,11 +240,26 @@ export async function probeBackends(
         probes.push({ backend, ok: false, gflops: 0, error: `self-check failed: ${problem}` });
         continue;
       }
-      const gflops = await benchmarkMatmul({
-        ...(opts.budgetMs !== undefined ? { budgetMs: opts.budgetMs } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
+      if (isFallbackAdapter(backend)) {
+        // Software WebGPU (SwiftShader): compiling the workload's twenty-odd shaders took 28 s here
+        // and it computes at a fraction of wasm's speed; one matmul says as much in a fraction of that.
+        const gflops = await benchmarkMatmul({
+          budgetMs: limits.budgetMs,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        probes.push({ backend, ok: true, gflops, workload: 'matmul (fallback adapter)' });
+        continue;
+      }
+      const t = await timeWorkload(workload, { limits, ...(opts.signal ? { signal: opts.signal } : {}) });
+      probes.push({
+        backend,
+        ok: true,
+        gflops: t.gflops,
+        workload: named,
+        stepMs: t.stepMs,
+        warmupMs: t.warmupMs,
+        samples: t.samples,
       });
-      probes.push({ backend, ok: true, gflops });
     } catch (err) {
       throwIfAborted(opts.signal);
       probes.push({ backend, ok: false, gflops: 0, error: err instanceof Error ? err.message : String(err) });
@@ -255,7 +295,7 @@ export function selectBackend(
 /** Probes (only the preferred backend unless 'auto'), selects, activates; returns the device description. */
 export async function initBackend(
   preference: 'auto' | BackendName,
-  opts: { signal?: AbortSignal; budgetMs?: number } = {},
+  opts: Omit<ProbeOptions, 'only'> = {},
 ): Promise<DeviceInfo> {
   const probes = await probeBackends({ ...opts, ...(preference === 'auto' ? {} : { only: [preference] }) });
   const chosen = selectBackend(preference, probes);

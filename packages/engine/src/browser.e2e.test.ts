@@ -58,6 +58,24 @@ describe('engine in Chromium', () => {
     }
   });
 
+  it('auto picks wasm over SwiftShader (WebGPU emulated on the CPU), within a bounded probe', () => {
+    console.log(
+      `probe ${result.probeMs.toFixed(0)} ms: ${result.probes
+        .map(
+          (p) =>
+            `${p.backend} ${p.gflops.toFixed(2)} GFLOP/s (${p.stepMs?.toFixed(1)} ms/pass, ` +
+            `warm-up ${p.warmupMs?.toFixed(0)} ms, ${p.samples} passes)`,
+        )
+        .join(', ')}; auto: ${result.auto}`,
+    );
+    if (result.device.adapter?.['architecture'] === 'swiftshader') expect(result.auto).toBe('wasm');
+    // webgpu on SwiftShader times one matmul, not the workload (its shader compilation alone took 28 s)
+    const timed = result.probes.filter((p) => p.workload !== 'matmul (fallback adapter)');
+    expect(timed.map((p) => p.backend)).toEqual(expect.arrayContaining(['webgl', 'wasm', 'cpu']));
+    expect(new Set(timed.map((p) => p.workload)).size).toBe(1);
+    expect(result.probeMs).toBeLessThan(30_000);
+  });
+
   it('reports the WebGPU adapter and the limits requested from it', () => {
     expect(result.device.adapter).toBeDefined();
     expect(typeof result.device.adapter?.['vendor']).toBe('string');

@@ -39,7 +39,9 @@ export {
   selfCheck,
   setBackendPlatform,
 } from './backends.ts';
-export type { BackendPlatform } from './backends.ts';
+export type { BackendPlatform, ProbeOptions } from './backends.ts';
+export { DEFAULT_WORKLOAD, describeWorkload, timeWorkload, workloadFlops, workloadFor } from './probe.ts';
+export type { ProbeLimits, ProbeTiming, ProbeWorkload } from './probe.ts';
 
 export { sampleSize, trainSamples } from './data/dataset.ts';
 export type { Dataset, Samples } from './data/dataset.ts';

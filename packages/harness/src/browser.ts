@@ -2,6 +2,7 @@ import { access, constants } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { abortable } from '@peertrain/base';
+import { chromiumFlags, gpuEnv } from './chromium-flags.ts';
 import { BrowserNotFoundError } from './errors.ts';
 
 export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
@@ -25,9 +26,28 @@ export const CHROMIUM_ARGS: readonly string[] = [
 export interface LaunchBrowserOptions {
   executablePath?: string;
   headless?: boolean;
-  /** Extra Chromium flags after CHROMIUM_ARGS. */
+  /** Extra Chromium flags after CHROMIUM_ARGS (and the GPU flags); an --enable-features is merged. */
   args?: readonly string[];
+  /** Use the machine's GPU through Vulkan (GPU_FLAGS, and the NVIDIA driver's files in the environment). */
+  gpu?: boolean;
+  /** The environment the GPU variables are added to (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
   signal?: AbortSignal;
+}
+
+/** The flags and environment a launch gets: chromiumFlags and gpuEnv over CHROMIUM_ARGS. */
+export function launchSettings(opts: Pick<LaunchBrowserOptions, 'args' | 'gpu' | 'env'>): {
+  args: string[];
+  env: Record<string, string>;
+} {
+  const gpu = opts.gpu === true;
+  const env = opts.env ?? process.env;
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) base[k] = v;
+  return {
+    args: chromiumFlags({ base: CHROMIUM_ARGS, gpu, extra: opts.args ?? [] }),
+    env: { ...base, ...gpuEnv(gpu, env) },
+  };
 }
 
 /** Throws BrowserNotFoundError unless `path` is an executable file. */
@@ -45,13 +65,15 @@ export async function assertBrowserExecutable(path: string): Promise<void> {
  * off: the caller owns SIGINT/SIGTERM and closes the browser through its AbortSignal.
  */
 export async function launchBrowser(opts: LaunchBrowserOptions = {}): Promise<Browser> {
-  const { executablePath = DEFAULT_CHROMIUM, headless = true, args = [], signal } = opts;
+  const { executablePath = DEFAULT_CHROMIUM, headless = true, signal } = opts;
   signal?.throwIfAborted();
   await assertBrowserExecutable(executablePath);
+  const { args, env } = launchSettings(opts);
   const launching = chromium.launch({
     executablePath,
     headless,
-    args: [...CHROMIUM_ARGS, ...args],
+    args,
+    env,
     chromiumSandbox: false,
     handleSIGINT: false,
     handleSIGTERM: false,

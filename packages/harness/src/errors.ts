@@ -27,6 +27,11 @@ export class BrowserNotFoundError extends Error {
   }
 }
 
+/** A --chromium-flags string that cannot be split into flags (an unclosed quote). */
+export class ChromiumFlagsError extends Error {
+  override readonly name = 'ChromiumFlagsError';
+}
+
 /** A private network namespace cannot be created here (needs root, unshare and ip). */
 export class IsolatedNetworkError extends Error {
   override readonly name = 'IsolatedNetworkError';

@@ -1,6 +1,7 @@
 export {
   BrowserNotFoundError,
   BuildError,
+  ChromiumFlagsError,
   IsolatedNetworkError,
   LinkUnavailableError,
   SessionError,
@@ -11,6 +12,19 @@ export { applyLink } from './link.ts';
 export type { AppliedLink } from './link.ts';
 export { measureUdp } from './link-probe.ts';
 export type { UdpMeasurement } from './link-probe.ts';
+export {
+  GPU_FEATURES,
+  GPU_FLAGS,
+  NVIDIA_ROOT,
+  NVIDIA_ROOT_ENV,
+  PLAYWRIGHT_FEATURES,
+  chromiumFlags,
+  gpuEnv,
+  nvidiaPaths,
+  shellCommand,
+  splitFlags,
+} from './chromium-flags.ts';
+export type { ChromiumFlagOptions } from './chromium-flags.ts';
 export { startSignalServer } from './signal-server.ts';
 export type { SignalServer, SignalServerOptions } from './signal-server.ts';
 export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } from './page-config.ts';
@@ -26,6 +40,7 @@ export {
   DEFAULT_CHROMIUM,
   assertBrowserExecutable,
   launchBrowser,
+  launchSettings,
   wheelFrames,
   webrtcWorks,
 } from './browser.ts';

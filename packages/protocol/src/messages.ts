@@ -10,10 +10,18 @@ const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId
 export const BackendProbeSchema = z.object({
   backend: z.enum(BACKENDS),
   ok: z.boolean(),
-  /** Measured matmul throughput; 0 when the backend failed. */
+  /** Measured throughput on the probe workload, GFLOP/s; 0 when the backend failed. */
   gflops: z.number().min(0),
   /** Why the backend is unusable (init failure or failed numeric self-check). */
   error: z.string().optional(),
+  /** What was timed, e.g. "fwd+bwd 784-256-256-10 @64" (absent from older workers). */
+  workload: z.string().optional(),
+  /** Median time of one pass of the workload after warm-up, ms. */
+  stepMs: z.number().min(0).optional(),
+  /** The first, untimed pass (kernel compilation, allocation), ms. */
+  warmupMs: z.number().min(0).optional(),
+  /** Timed passes behind stepMs. */
+  samples: z.number().int().min(0).optional(),
 });
 export type BackendProbe = z.infer<typeof BackendProbeSchema>;
 

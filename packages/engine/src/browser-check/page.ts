@@ -10,6 +10,7 @@ import {
   modelPreset,
   paramDiff,
   probeBackends,
+  selectBackend,
   sliceSamples,
   tf,
   trainSamples,
@@ -19,6 +20,10 @@ import type { BackendName, BackendProbe, DeviceInfo } from '@peertrain/protocol'
 
 export interface BrowserCheck {
   probes: BackendProbe[];
+  /** The whole probe (four backends, default budget), ms. */
+  probeMs: number;
+  /** What `--backend auto` picks from those probes. */
+  auto: BackendName;
   device: DeviceInfo;
   mnist: { trainCount: number; testCount: number };
   shardCacheRoundTrip: boolean;
@@ -31,7 +36,10 @@ export interface BrowserCheck {
 
 async function check(): Promise<BrowserCheck> {
   installBrowserPlatform();
-  const probes = await probeBackends({ budgetMs: 100 });
+  const t0 = performance.now();
+  const probes = await probeBackends();
+  const probeMs = performance.now() - t0;
+  const auto = selectBackend('auto', probes);
   const device = describeDevice();
   const data = await loadMnist();
   const cache = indexedDbShardCache('peertrain-browser-check');
@@ -83,6 +91,8 @@ async function check(): Promise<BrowserCheck> {
   }
   return {
     probes,
+    probeMs,
+    auto,
     device,
     mnist: { trainCount: data.trainCount, testCount: data.testCount },
     shardCacheRoundTrip,
