@@ -10,6 +10,7 @@ export {
 } from './ring.ts';
 export type { AllReduceOptions, AllReduceStats, RingOptions, RingPhase, RingPhaseName } from './ring.ts';
 export { allReduceMean } from './mean.ts';
+export type { MeanOptions } from './mean.ts';
 export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
 export { f32FromMessage, f32ToBytes } from './f32.ts';

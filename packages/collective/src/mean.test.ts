@@ -1,8 +1,12 @@
+import { createCompressor } from '@peertrain/compress';
+import type { Compressor } from '@peertrain/compress';
 import { describe, expect, it } from 'vitest';
+import { compressedAllReduce } from './compressed.ts';
 import { allReduceMean } from './mean.ts';
 import { ringAllReduce } from './ring.ts';
 import { mulberry32 } from '@peertrain/base';
 import { useTestHubs } from './testMesh.ts';
+import type { TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
 
@@ -35,5 +39,31 @@ describe('allReduceMean', () => {
     const data = Float32Array.from([1.5, -2.25, 3]);
     await allReduceMean(h.mesh('solo'), ['solo'], data, { runId: 1, step: 0, bucketElems: 4 });
     expect(Array.from(data)).toEqual([1.5, -2.25, 3]);
+  });
+
+  it('with a compressor is the compressed sum times 1/N, identical on every peer', async () => {
+    const group = ['a', 'b', 'c'];
+    const rnd = mulberry32(9);
+    const inputs = group.map(() => Float32Array.from({ length: 257 }, () => rnd() * 2 - 1));
+    const run = async (
+      op: (m: TestMesh, d: Float32Array, c: Compressor) => Promise<unknown>,
+    ): Promise<Float32Array[]> => {
+      const h = newHub();
+      const meshes = group.map((id) => h.mesh(id));
+      const data = inputs.map((x) => x.slice());
+      // Same seeds in both runs: int8's rounding noise is then the same.
+      const comps = group.map((_, r) => createCompressor({ kind: 'int8' }, { length: 257, seed: 100 + r }));
+      await Promise.all(meshes.map((m, r) => op(m, data[r]!, comps[r]!)));
+      return data;
+    };
+    const opts = { runId: 1, step: 0, bucketElems: 64 };
+    const means = await run((m, d, compressor) => allReduceMean(m, group, d, { ...opts, compressor }));
+    const sums = await run((m, d, compressor) => compressedAllReduce(m, group, d, { ...opts, compressor }));
+    const inv = 1 / group.length;
+    for (const m of means) expect(Array.from(m)).toEqual(Array.from(sums[0]!, (s) => Math.fround(s * inv)));
+    // A 'none' compressor is the plain ring, bit for bit.
+    const plain = await run((m, d) => allReduceMean(m, group, d, opts));
+    const none = await run((m, d) => allReduceMean(m, group, d, { ...opts, compressor: { kind: 'none' } }));
+    expect(Array.from(none[1]!)).toEqual(Array.from(plain[1]!));
   });
 });

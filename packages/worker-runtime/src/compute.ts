@@ -65,6 +65,8 @@ export interface PrepareRun {
 
 export interface TrainSession {
   readonly paramCount: number;
+  /** Shape of each parameter tensor, laid out back to back in the flat array (PowerSGD's matrices). */
+  readonly paramShapes: readonly (readonly number[])[];
   /** Deterministic initial parameters from config.seed: identical bytes on every worker. */
   initParams(): Float32Array;
   /**

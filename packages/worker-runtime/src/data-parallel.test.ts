@@ -66,6 +66,16 @@ describe('data parallelism over the in-memory transport', () => {
     }
   }
 
+  it('diloco with H = 1, outer lr 1, no outer momentum equals the single worker through the coordinator', async () => {
+    const { coord } = cluster(2);
+    const report = await coord.run(
+      { ...base, sync: 'diloco', innerSteps: 1, outerLr: 1, outerMomentum: 0, workers: 2 },
+      { waitMs: 30_000 },
+    );
+    expect(report.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+    expect(report.bytesSent).toBeGreaterThan(0);
+  });
+
   it('learns: loss falls and accuracy beats chance on the synthetic set', async () => {
     const { coord } = cluster(2);
     const report = await coord.run({

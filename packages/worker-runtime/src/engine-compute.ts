@@ -69,6 +69,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
 
     const session: TrainSession = {
       paramCount: model.paramCount,
+      paramShapes: model.params.map((p) => p.shape),
       initParams: () => model.initParams(config.seed),
       async gradients(params, step, o) {
         const batch = await batchFor(step, o.signal);

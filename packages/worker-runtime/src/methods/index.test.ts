@@ -10,17 +10,19 @@ describe('training method registry', () => {
   it('names one method per configuration', () => {
     expect(methodName(cfg({ workers: 2 }))).toBe('allreduce');
     expect(methodName(cfg({ workers: 2, sync: 'ps' }))).toBe('ps');
+    expect(methodName(cfg({ workers: 2, sync: 'diloco', innerSteps: 5 }))).toBe('diloco');
+    expect(() => methodName(cfg({ workers: 2, sync: 'ps-async' }))).toThrow(UnknownMethodError);
     expect(methodName(cfg({ strategy: 'pipeline', model: 'deepMlp', workers: 3 }))).toBe('pipeline');
     expect(methodName(cfg({ strategy: 'hybrid', model: 'deepMlp', workers: 4, replicas: 2 }))).toBe('hybrid');
   });
 
   it('finds every named method under its own name', () => {
-    for (const name of ['allreduce', 'ps', 'pipeline', 'hybrid'] as const)
+    for (const name of ['allreduce', 'ps', 'diloco', 'pipeline', 'hybrid'] as const)
       expect(workerMethod(name).name).toBe(name);
   });
 
   it('refuses a name nothing is registered for with a named error', () => {
-    expect(() => workerMethod('diloco')).toThrow(UnknownMethodError);
+    expect(() => workerMethod('ps-async')).toThrow(UnknownMethodError);
     expect(() => workerMethod('toString')).toThrow(/no training method named "toString"/);
   });
 
@@ -33,6 +35,8 @@ describe('training method registry', () => {
     // Ring of 3: rank 1 dials rank 2 and also needs rank 0.
     const ar = cfg({ workers: 3 });
     expect(workerMethod('allreduce').links(assign(ar, 1))).toEqual({ dial: ['w2'], need: ['w2', 'w0'] });
+    const dl = cfg({ workers: 3, sync: 'diloco' });
+    expect(workerMethod('diloco').links(assign(dl, 1))).toEqual({ dial: ['w2'], need: ['w2', 'w0'] });
     // Parameter server on rank 0: a star.
     const ps = cfg({ workers: 3, sync: 'ps' });
     expect(workerMethod('ps').links(assign(ps, 0))).toEqual({ dial: [], need: ['w1', 'w2'] });

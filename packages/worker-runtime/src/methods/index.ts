@@ -3,6 +3,7 @@
 // case in methodName (once the run configuration can ask for it), its tests and the README.
 import type { RunConfig } from '@peertrain/protocol';
 import { allReduceMethod } from './allreduce.ts';
+import { dilocoMethod } from './diloco.ts';
 import { hybridMethod } from './hybrid.ts';
 import { pipelineMethod } from './pipeline.ts';
 import { parameterServerMethod } from './ps.ts';
@@ -19,6 +20,7 @@ export class UnknownMethodError extends Error {
 const METHODS: Readonly<Record<MethodName, WorkerMethod>> = {
   allreduce: allReduceMethod,
   ps: parameterServerMethod,
+  diloco: dilocoMethod,
   pipeline: pipelineMethod,
   hybrid: hybridMethod,
 };
@@ -27,7 +29,18 @@ const METHODS: Readonly<Record<MethodName, WorkerMethod>> = {
 export function methodName(config: Pick<RunConfig, 'strategy' | 'sync'>): MethodName {
   switch (config.strategy) {
     case 'data':
-      return config.sync === 'ps' ? 'ps' : 'allreduce';
+      switch (config.sync) {
+        case 'allreduce':
+        case 'ps':
+        case 'diloco':
+          return config.sync;
+        case 'ps-async': // another engineer's method; not on this worker yet
+          throw new UnknownMethodError(config.sync);
+        default: {
+          const unknown: never = config.sync;
+          throw new UnknownMethodError(String(unknown));
+        }
+      }
     case 'pipeline':
       return 'pipeline';
     case 'hybrid':

@@ -10,7 +10,7 @@ export type Assign = Extract<ToWorker, { type: 'assign' }>;
 export type Placement = Pick<Assign, 'config' | 'peers' | 'rank' | 'serverRank'>;
 
 /** Today's methods; a new one adds its name here and a line in the registry (methods/index.ts). */
-export type MethodName = 'allreduce' | 'ps' | 'pipeline' | 'hybrid';
+export type MethodName = 'allreduce' | 'ps' | 'diloco' | 'pipeline' | 'hybrid';
 
 /** The links a method needs before step 0: those this worker opens, and every one it waits for. */
 export interface MethodLinks {

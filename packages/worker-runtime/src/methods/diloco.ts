@@ -1,0 +1,164 @@
+// DiLoCo (Douillard et al. 2023) / local SGD: every worker trains alone on its shard for H inner
+// steps, then the workers average their pseudo-gradients and apply an outer optimizer, so all hold
+// the same parameters again. Communication drops by H against synchronous data parallelism.
+//
+// State per worker: G [P] global parameters (identical on every worker), L [P] local parameters,
+// the inner optimizer on L (config.optimizer / config.lr; its state stays local, never reset) and
+// the outer optimizer on G (config.outerLr / outerMomentum / outerNesterov). Every step: gradients
+// of the worker's batch at L, inner step on L. A round ends at step s when (s + 1) % H === 0, and
+// always at the run's last step (the run ends synchronized).
+//
+// Round end, plain: delta = G - L, averaged over the ring (allReduceMean, compressed with
+// config.compress, keyed by step s), outer step G -= outer(mean delta), L = G.
+// With H = 1, outer lr 1, momentum 0 this is synchronous data parallelism: mean(G - L_i) is lr
+// times the mean of the workers' inner updates, and for SGD (with or without momentum) the mean of
+// the updates is the update of the mean gradient (float32 rounding aside; tested within 1e-6).
+//
+// Round end, overlapped (config.overlapOuter; streaming / delayed DiLoCo): A [P] is L where the
+// current round started. At the end of round k (step s):
+//   1. d_k = A - L: round k's own displacement.
+//   2. If round k-1's exchange is in flight: await its mean m_{k-1}, G -= outer(m_{k-1}), and
+//      rebase L = G - d_k (the new global parameters plus round k's progress, not yet delivered).
+//   3. Start the exchange of d_k (keyed by step s) without awaiting it; A = L; round k+1 runs.
+// So an outer step lands one round late and the exchange hides behind a whole round of compute.
+// At the run's last step, after 1-2, d_k is exchanged and applied at once and L = G: nothing is
+// left in flight. At most one exchange is in flight (the next round awaits it before starting its
+// own), so the compressor's state is used by one exchange at a time; dispose aborts it.
+//
+// evalParams is G: the last synchronized parameters (with overlap, those of the last applied
+// round), the same on every worker, not a worker's local L.
+import { AbortError } from '@peertrain/base';
+import type { Compressor } from '@peertrain/compress';
+import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
+import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
+import { timedGradients } from './data.ts';
+import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
+import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
+
+/** An outer exchange started at the end of a round and not yet applied (overlap only). */
+interface InFlight {
+  /** The step that ended the round: the exchange's messages carry it. */
+  step: number;
+  /** [P] the round's displacement; holds the workers' mean once `done` resolves. */
+  delta: Float32Array;
+  done: Promise<unknown>;
+}
+
+/** a - b, element by element, into a new array [P]. */
+function difference(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
+  return out;
+}
+
+class DilocoRun implements MethodRun {
+  readonly #ctx: MethodContext;
+  readonly #global: Float32Array; // G [P]
+  readonly #local: Float32Array; // L [P]
+  readonly #anchor: Float32Array; // A [P] (overlap): L at the start of the current round
+  readonly #inner: Optimizer;
+  readonly #outer: OuterOptimizer;
+  readonly #compressor: Compressor | null;
+  readonly #stop = new AbortController();
+  readonly #signal: AbortSignal;
+  #inFlight: InFlight | null = null;
+
+  constructor(ctx: MethodContext) {
+    const { config } = ctx.assign;
+    this.#ctx = ctx;
+    this.#global = ctx.session.initParams();
+    const p = this.#global.length;
+    this.#local = this.#global.slice();
+    this.#anchor = config.overlapOuter ? this.#global.slice() : new Float32Array(0);
+    this.#inner = createOptimizer(config.optimizer, config.lr, p);
+    this.#outer = createOuterOptimizer(
+      { lr: config.outerLr, momentum: config.outerMomentum, nesterov: config.outerNesterov },
+      p,
+    );
+    this.#compressor = exchangeCompressor(ctx, p);
+    this.#signal = AbortSignal.any([ctx.signal, this.#stop.signal]);
+  }
+
+  get paramBytes(): number {
+    return this.#global.byteLength + this.#local.byteLength + this.#anchor.byteLength;
+  }
+
+  get evalParams(): Float32Array {
+    return this.#global;
+  }
+
+  async step(step: number): Promise<StepOutcome> {
+    const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step);
+    this.#inner.step(this.#local, grads);
+    const { innerSteps, steps, overlapOuter } = this.#ctx.assign.config;
+    const last = step === steps - 1;
+    if ((step + 1) % innerSteps === 0 || last) {
+      if (overlapOuter) await this.#endRoundOverlapped(step, last);
+      else await this.#endRound(step);
+    }
+    return { loss, computeMs };
+  }
+
+  beforeEval(): Promise<void> {
+    // G is evaluated as it stands: an exchange in flight belongs to the next round's end.
+    return Promise.resolve();
+  }
+
+  dispose(): void {
+    this.#stop.abort(new AbortError('the DiLoCo run was disposed'));
+    this.#inFlight = null;
+  }
+
+  /** Plain round end: G -= outer(mean(G - L)), L = G. */
+  async #endRound(step: number): Promise<void> {
+    const delta = difference(this.#global, this.#local);
+    await this.#exchange(delta, step);
+    this.#applyOuter(delta, step);
+    this.#local.set(this.#global);
+  }
+
+  /** Overlapped round end: steps 1-3 of the file comment (the last step awaits everything). */
+  async #endRoundOverlapped(step: number, last: boolean): Promise<void> {
+    const delta = difference(this.#anchor, this.#local); // d_k
+    const prev = this.#inFlight;
+    this.#inFlight = null;
+    if (prev !== null) {
+      await prev.done;
+      this.#applyOuter(prev.delta, prev.step);
+      const g = this.#global;
+      for (let i = 0; i < g.length; i++) this.#local[i] = g[i]! - delta[i]!; // L = G - d_k
+    }
+    if (last) {
+      await this.#exchange(delta, step);
+      this.#applyOuter(delta, step);
+      this.#local.set(this.#global);
+      return;
+    }
+    this.#anchor.set(this.#local);
+    const done = this.#exchange(delta, step);
+    done.catch(() => undefined); // awaited at the next round's end; dispose aborts it meanwhile
+    this.#inFlight = { step, delta, done };
+  }
+
+  /** The workers' mean of `delta` in place, as one `allreduce` span (its phases inside). */
+  async #exchange(delta: Float32Array, step: number): Promise<void> {
+    const { spans } = this.#ctx;
+    const t0 = spans.now();
+    const stats = await meanOverRing(this.#ctx, delta, step, this.#compressor, this.#signal);
+    spans.record('allreduce', t0, spans.now() - t0, { step, bytes: stats.bytesSent });
+  }
+
+  /** G -= outer(meanDelta), as an `optimizer` span of the round's step. */
+  #applyOuter(meanDelta: Float32Array, step: number): void {
+    const { spans } = this.#ctx;
+    const t0 = spans.now();
+    this.#outer.step(this.#global, meanDelta);
+    spans.record('optimizer', t0, spans.now() - t0, { step });
+  }
+}
+
+export const dilocoMethod: WorkerMethod = {
+  name: 'diloco',
+  links: ringLinks,
+  setup: (ctx) => new DilocoRun(ctx),
+};
