@@ -42,8 +42,9 @@ describe('runFigures', () => {
     });
     expect(f.steps).toBe(30);
     expect(f.computeUtilization).toBeCloseTo(0.6);
-    expect(f.bytesPerSample).toBeCloseTo(96_000 / 96);
-    expect(f.bytesPerStep).toBe(96_000);
+    // Bytes from the steps after the first: the report's total and step 0 carry an earlier run's.
+    expect(f.bytesPerStep).toBe(1000);
+    expect(f.bytesPerSample).toBeCloseTo(1000 / 96);
     expect(f.utilizationByRank).toBeNull();
     expect(f.finalAccuracy).toBe(0.93);
   });
@@ -60,10 +61,18 @@ describe('runFigures', () => {
       compression: { spec: 'int8', bytesRatio: 0.25 },
     };
     const f = runFigures(raw, report, fixtureTimeline(20), 0.92, 96);
-    expect(f.target).toMatchObject({ timeMs: 190, bytes: 7, source: 'report' });
+    // The timeline's bytes still win over the report's (which count earlier runs of the tabs).
+    expect(f.target).toMatchObject({ timeMs: 190, bytes: 20_000, source: 'report' });
     expect(f.computeUtilization).toBe(0.85);
     expect(f.utilizationByRank).toEqual([0.8, 0.9]);
-    expect(f.bytesPerSample).toBe(12.5);
+    expect(f.bytesPerSample).toBeCloseTo(1000 / 96);
+    // Without per-step bytes, the report's figures.
+    const bare = fixtureTimeline(20);
+    bare.steps = bare.steps.map((s) => ({ ...s, bytes: null }));
+    const g = runFigures(raw, report, bare, 0.92, 96);
+    expect(g.target.bytes).toBe(7);
+    expect(g.bytesPerSample).toBe(12.5);
+    expect(g.bytesPerStep).toBe(report.bytesSent / 20);
     expect(f.staleness).toEqual({ mean: 1.5, max: 2 });
     expect(f.compressionRatio).toBe(0.25);
   });

@@ -5,6 +5,12 @@ import type { ScalingCase, ScalingSettings } from './scaling-cases.ts';
 // bench's types are read if present) and the run's live timeline (steps and evaluations with their
 // times), the ratios against the one-tab row, the compression table and the brief's checks.
 // A figure the report lacks is computed from the timeline; one neither has is null.
+//
+// Bytes come from the timeline's per-step deltas, not the report's totals: a worker reports the
+// bytes its mesh has sent since the tab opened, so a tab that served an earlier run (every run of
+// this part shares the tabs) carries that run's bytes into the next report's bytesSent (and its
+// bytesPerSample, bytesToTarget) and into the first step's delta. The steps after the first are
+// exact; step 0 is taken at their mean.
 
 /** A step of the coordinator's live view (StepPoint): times in ms since the first step's grant. */
 export interface TimelineStep {
@@ -76,7 +82,9 @@ export interface RunFigures {
   computeUtilization: number | null;
   /** Per rank, where the report gives it. */
   utilizationByRank: number[] | null;
+  /** The report's: bytes the workers' meshes sent since their tabs opened (earlier runs included). */
   bytesSent: number;
+  /** From the steps after the first (exact), else the report's figures. */
   bytesPerSample: number | null;
   bytesPerStep: number | null;
   finalAccuracy: number | null;
@@ -87,19 +95,31 @@ export interface RunFigures {
   backends: string[];
 }
 
-/** First evaluation at or above `target` in the timeline, with the bytes up to its step. */
+/** Mean bytes of the steps after the first (see above); null without such a step carrying bytes. */
+export function steadyBytesPerStep(t: Timeline): number | null {
+  const later = t.steps.filter((s) => s.step > 0 && s.bytes !== null);
+  return later.length > 0 ? later.reduce((a, s) => a + (s.bytes ?? 0), 0) / later.length : null;
+}
+
+/** Bytes of the first `steps` steps, step 0 at `perStep` (null when a step lacks its bytes). */
+function bytesUpTo(t: Timeline, steps: number, perStep: number | null): number | null {
+  if (perStep === null) return null;
+  const upTo = t.steps.filter((s) => s.step > 0 && s.step < steps);
+  if (upTo.some((s) => s.bytes === null)) return null;
+  return perStep + upTo.reduce((a, s) => a + (s.bytes ?? 0), 0);
+}
+
+/** First evaluation at or above `target` in the timeline (its bytes: bytesUpTo). */
 function targetFromTimeline(t: Timeline, target: number, globalBatch: number): TargetFigures {
   const hit = t.evals.find((e) => e.accuracy >= target);
   if (!hit)
     return { reached: false, step: null, timeMs: null, samples: null, bytes: null, source: 'timeline' };
-  const upTo = t.steps.filter((s) => s.step < hit.step);
-  const bytes = upTo.every((s) => s.bytes !== null) ? upTo.reduce((a, s) => a + (s.bytes ?? 0), 0) : null;
   return {
     reached: true,
     step: hit.step,
     timeMs: hit.tMs,
     samples: globalBatch * hit.step,
-    bytes,
+    bytes: null,
     source: 'timeline',
   };
 }
@@ -130,10 +150,13 @@ export function runFigures(
   const o = isObj(raw) ? raw : {};
   const steps = timeline.steps.length > 0 ? timeline.steps.length : report.loss.length;
   const fromReport = targetFromReport(o.target);
-  const tgt =
+  const found =
     target === null
       ? { reached: false, step: null, timeMs: null, samples: null, bytes: null, source: 'timeline' as const }
       : (fromReport ?? targetFromTimeline(timeline, target, globalBatch));
+  const perStep = steadyBytesPerStep(timeline);
+  const tgtBytes = found.step === null ? null : bytesUpTo(timeline, found.step, perStep);
+  const tgt = { ...found, bytes: tgtBytes ?? found.bytes };
   const compute = timeline.steps.reduce((a, s) => a + s.computeMs, 0);
   const busy = timeline.steps.reduce((a, s) => a + s.computeMs + s.commMs, 0);
   const workers = Array.isArray(o.workers) ? (o.workers as unknown[]) : [];
@@ -151,8 +174,11 @@ export function runFigures(
     utilizationByRank:
       byRank.length > 0 && byRank.every((u) => u !== null) ? byRank.filter((u) => u !== null) : null,
     bytesSent: report.bytesSent,
-    bytesPerSample: numOr(o.bytesPerSample) ?? (samples > 0 ? report.bytesSent / samples : null),
-    bytesPerStep: steps > 0 ? report.bytesSent / steps : null,
+    bytesPerSample:
+      perStep !== null
+        ? perStep / globalBatch
+        : (numOr(o.bytesPerSample) ?? (samples > 0 ? report.bytesSent / samples : null)),
+    bytesPerStep: perStep ?? (steps > 0 ? report.bytesSent / steps : null),
     finalAccuracy: numOr(report.testAccuracy) ?? lastEval,
     staleness: stMean !== null && stMax !== null ? { mean: stMean, max: stMax } : null,
     compressionRatio: isObj(o.compression) ? numOr(o.compression.bytesRatio) : null,

@@ -35,7 +35,10 @@ export function fixtureReport(steps: number, extra: Partial<RunReport> = {}): Ru
   };
 }
 
-/** `steps` steps of 10 ms (6 compute, 4 comm, 1000 bytes each); evaluations at 10 and 20 steps. */
+/**
+ * `steps` steps of 10 ms (6 compute, 4 comm, 1000 bytes each, but step 0 carries 50,000 bytes of
+ * an earlier run of the same tabs, as a worker's running total does); evaluations at 10 and 20 steps.
+ */
 export function fixtureTimeline(steps: number): Timeline {
   return {
     steps: Array.from({ length: steps }, (_, step) => ({
@@ -43,7 +46,7 @@ export function fixtureTimeline(steps: number): Timeline {
       tMs: 10 * (step + 1),
       computeMs: 6,
       commMs: 4,
-      bytes: 1000,
+      bytes: step === 0 ? 51_000 : 1000,
     })),
     evals: [
       { step: 10, accuracy: 0.85, tMs: 105 },
