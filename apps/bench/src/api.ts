@@ -178,6 +178,8 @@ export interface CoordinatorRunOptions {
   waitMs: number;
   /** The whole run's limit (cancelled with PhaseTimeoutError after it). */
   timeoutMs: number;
+  /** Return the run's Chrome trace (default true; long runs that do not need it skip it). */
+  trace?: boolean;
 }
 
 /**
@@ -187,7 +189,13 @@ export interface CoordinatorRunOptions {
  */
 export interface CoordinatorRunResult {
   report: unknown;
+  /** null when the call asked for no trace. */
   trace: unknown;
+  /**
+   * The run's live view at its end: `{ steps, evals }` (the coordinator's StepPoint[] and
+   * EvalPoint[], times in ms since the first step), what the report may not carry.
+   */
+  timeline: unknown;
 }
 
 /** Console line prefix of the page's per-step progress (the driver watches for it). */

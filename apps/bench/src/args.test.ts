@@ -10,6 +10,7 @@ describe('parseArgs', () => {
       outDir: null,
       pipelineSteps: null,
       link: null,
+      scalingQuick: false,
       help: false,
       chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
@@ -22,6 +23,7 @@ describe('parseArgs', () => {
       outDir: '/tmp/x',
       pipelineSteps: null,
       link: null,
+      scalingQuick: false,
       help: false,
       chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
@@ -69,7 +71,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard)',
+        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard, scaling)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',
@@ -102,5 +104,23 @@ describe('settingsFor', () => {
     expect(pipeline.steps).toBeGreaterThan(pipeline.warmupSteps);
     expect(pipeline.recomputeSteps).toBeGreaterThan(pipeline.steps);
     expect(settingsFor({ quick: true, parts: ['pipeline'] }).pipeline.stages).toEqual([2, 4]);
+  });
+});
+
+describe('the scaling part', () => {
+  it('runs only when named, with its smoke check on --scaling-quick or --quick', () => {
+    expect(parseArgs([]).parts).not.toContain('scaling');
+    const a = parseArgs(['--only', 'scaling', '--scaling-quick']);
+    expect(a).toMatchObject({ parts: ['scaling'], scalingQuick: true, quick: false });
+    const quick = settingsFor(a).scaling;
+    expect(quick).toMatchObject({ quick: true, tabs: [1, 3], methods: ['allreduce', 'diloco-20', 'int8'] });
+    expect(quick.models.map((m) => m.model)).toEqual(['mlp']);
+    expect(settingsFor({ quick: true, parts: ['scaling'] }).scaling.quick).toBe(true);
+    const full = settingsFor(parseArgs(['--only=scaling'])).scaling;
+    expect(full.tabs).toEqual([1, 2, 3, 4]);
+    expect(full.models.map((m) => [m.model, m.target])).toEqual([
+      ['mlp', 0.92],
+      ['cnn', 0.96],
+    ]);
   });
 });

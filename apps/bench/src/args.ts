@@ -1,22 +1,27 @@
 import { ConfigError } from '@peertrain/protocol';
 import { DEFAULT_CHROMIUM, parseLinkSpec, splitFlags } from '@peertrain/harness';
 import type { LinkSpec } from '@peertrain/harness';
-import { PARTS } from './report.ts';
+import { DEFAULT_PARTS, PARTS } from './report.ts';
+import { scalingSettings } from './scaling-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling] [--out DIR]
                          [--gpu] [--chromium PATH] [--chromium-flags "..."]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
 data-parallel training step split and pipeline parallelism (bubble, throughput and activation
 memory for P = 2, 3, 4 stages, M = 1, 4, 8, 16 micro-batches, naive / GPipe / 1F1B, and the cost
 of recomputation) and the dashboard's frame times (timeline zoom, charts with up to 100,000 steps
-taking live steps), in headless Chromium inside a private network namespace. Writes
+taking live steps) and, when asked (--only scaling), time to a target accuracy on 1-4 tabs with
+every data-parallel method, in headless Chromium inside a private network namespace. Writes
 DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the tables.
 
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
-  --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard
-                       (default: all; pipeline alone takes about 10 minutes)
+  --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
+                       scaling (default: all but scaling; pipeline alone takes about 10 minutes,
+                       scaling about 20)
+  --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
+                       int8 (under 3 minutes; also implied by --quick)
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
   --out DIR            where to write the results
@@ -38,6 +43,8 @@ export interface BenchArgs {
   pipelineSteps: number | null;
   /** --link: impairment applied before the browser starts; null: unimpaired. */
   link: LinkSpec | null;
+  /** The scaling part's small plan (also with --quick). */
+  scalingQuick: boolean;
   help: boolean;
   /** How to launch Chromium (harness launchBrowser). */
   chromium: BrowserArgs;
@@ -58,10 +65,11 @@ function isPart(s: string): s is Part {
 export function parseArgs(argv: readonly string[]): BenchArgs {
   const args: BenchArgs = {
     quick: false,
-    parts: [...PARTS],
+    parts: [...DEFAULT_PARTS],
     outDir: null,
     pipelineSteps: null,
     link: null,
+    scalingQuick: false,
     help: false,
     chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
   };
@@ -77,6 +85,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case '--quick':
         args.quick = true;
         break;
+      case '--scaling-quick':
+        args.scalingQuick = true;
+        break;
       case '-h':
       case '--help':
         args.help = true;
@@ -89,7 +100,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         const bad = list.filter((s) => !isPart(s));
         if (list.length === 0) issues.push(`--only needs a list of ${PARTS.join(', ')}`);
         for (const b of bad) issues.push(`--only: unknown part "${b}" (expected ${PARTS.join(', ')})`);
-        // Run order stays raw, allreduce, train, pipeline whatever order was given.
+        // Run order stays raw, allreduce, train, pipeline, dashboard, scaling whatever order was given.
         args.parts = PARTS.filter((p) => list.includes(p));
         break;
       }
@@ -169,9 +180,10 @@ export function pipelineSettings(quick: boolean, steps: number | null = null): P
 
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */
 export function settingsFor(
-  args: Pick<BenchArgs, 'quick' | 'parts'> & Partial<Pick<BenchArgs, 'pipelineSteps'>>,
+  args: Pick<BenchArgs, 'quick' | 'parts'> & Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick'>>,
 ): BenchSettings {
   const pipeline = pipelineSettings(args.quick, args.pipelineSteps ?? null);
+  const scaling = scalingSettings(args.quick || args.scalingQuick === true);
   if (args.quick) {
     return {
       quick: true,
@@ -186,6 +198,7 @@ export function settingsFor(
       trainSteps: 10,
       pipeline,
       dashboard: { chartPoints: [1_000, 10_000], chartMs: 2_000 },
+      scaling,
     };
   }
   return {
@@ -203,5 +216,6 @@ export function settingsFor(
     trainSteps: 60,
     pipeline,
     dashboard: { chartPoints: [1_000, 10_000, 100_000], chartMs: 6_000 },
+    scaling,
   };
 }

@@ -488,9 +488,11 @@ class BenchPage implements BenchApi {
       if (e.type === 'progress') console.info(`${PROGRESS_MARKER} ${e.step}`);
     });
     try {
-      return await withTimeout('pipeline run', opts.timeoutMs, this.life.signal, async (signal) => {
+      return await withTimeout('hosted run', opts.timeoutMs, this.life.signal, async (signal) => {
         const report = await coordinator.run(opts.config, { signal, waitMs: opts.waitMs });
-        return { report, trace: coordinator.trace() };
+        const { steps, evals } = coordinator.view().run;
+        const trace = opts.trace === false ? null : coordinator.trace();
+        return { report, trace, timeline: { steps, evals } };
       });
     } finally {
       off();

@@ -1,10 +1,6 @@
-import type { Browser, BrowserContext } from 'playwright-core';
-import { abortable } from '@peertrain/base';
-import { workerUrl } from '@peertrain/harness';
-import { parseRunReport } from '@peertrain/protocol';
-import { parseChromeTrace } from '@peertrain/protocol';
-import type { ChromeTrace } from '@peertrain/protocol';
-import type { RunReport } from '@peertrain/protocol';
+import type { Browser } from 'playwright-core';
+import { parseChromeTrace, parseRunReport } from '@peertrain/protocol';
+import type { ChromeTrace, RunReport } from '@peertrain/protocol';
 import { PROGRESS_MARKER } from './api.ts';
 import { cpuBetween, markCpu } from './measure.ts';
 import type { CpuMark } from './measure.ts';
@@ -21,7 +17,7 @@ import {
 import type { PipelineCase } from './pipeline-cases.ts';
 import { analyzePipelineTrace } from './pipeline-spans.ts';
 import type { BenchSettings, CpuUse, PipelinePart, PipelineRow } from './report.ts';
-import { BenchTabs } from './tabs.ts';
+import { describeError, openHostedRoom } from './hosted.ts';
 
 // Part 4: pipeline parallelism. One bench tab hosts a coordinator for a room of its own and
 // max(P) worker tabs (the real worker page, one browser context each) join it once; then every
@@ -55,10 +51,6 @@ export interface PipelineResult {
   headlineTrace: ChromeTrace | null;
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0] ?? ''}` : String(err);
-}
-
 /** Opens the host tab and the worker tabs, runs every case, closes everything. */
 export async function measurePipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { browser, settings, log, signal } = opts;
@@ -68,43 +60,26 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
   const room = `${opts.nonce}-pipe`;
   // Progress marks of the current run, by number of steps done.
   let marks = new Map<number, CpuMark>();
-  let workerErrors = 0;
 
   log(`pipeline: ${cases.length} runs of ${ps.steps} steps, ${workers} worker tabs, room ${room}`);
-  const host = await BenchTabs.open({
+  const hosted = await openHostedRoom({
     browser,
     baseUrl: opts.baseUrl,
-    count: 1,
     nonce: opts.nonce,
-    timeoutMs: SETUP_TIMEOUT_MS,
-    onConsole: (_tab, type, text) => {
+    room,
+    workers,
+    setupTimeoutMs: SETUP_TIMEOUT_MS,
+    onHostConsole: (type, text) => {
       if (text.startsWith(PROGRESS_MARKER)) {
         const done = Number(text.slice(PROGRESS_MARKER.length));
         if (Number.isInteger(done) && done >= ps.warmupSteps) marks.set(done, markCpu(opts.chromiumPid));
       } else if (type === 'error' || type === 'pageerror') log(`coordinator tab ${type}: ${text}`);
     },
+    log,
     ...(signal ? { signal } : {}),
   });
-  const contexts: BrowserContext[] = [];
   try {
-    const tab = host.tab(0);
-    await host.call(tab, 'coordinatorOpen', { room, timeoutMs: SETUP_TIMEOUT_MS });
-    const url = workerUrl(opts.baseUrl, room, 'wasm');
-    for (let i = 0; i < workers; i++) {
-      signal?.throwIfAborted();
-      const context = await browser.newContext();
-      contexts.push(context);
-      const page = await context.newPage();
-      page.on('pageerror', (err) => {
-        if (workerErrors++ < 20) log(`worker ${i} pageerror: ${err.name}: ${err.message}`);
-      });
-      page.on('console', (msg) => {
-        if (msg.type() === 'error' && workerErrors++ < 20) log(`worker ${i}: ${msg.text()}`);
-      });
-      await abortable(page.goto(url, { waitUntil: 'domcontentloaded', timeout: SETUP_TIMEOUT_MS }), signal);
-    }
-    const idle = await host.call(tab, 'coordinatorWait', { workers, timeoutMs: SETUP_TIMEOUT_MS });
-    log(`pipeline: ${idle} workers joined`);
+    log(`pipeline: ${hosted.joined} workers joined`);
     // Every tab's first run compiles its kernels and grows its heap: do that once, unmeasured.
     const warm: PipelineCase = {
       stages: workers,
@@ -113,7 +88,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
       recompute: false,
       steps: 2,
     };
-    await host.call(tab, 'coordinatorRun', {
+    await hosted.run({
       config: pipelineConfig(warm, ps),
       waitMs: RUN_WAIT_MS,
       timeoutMs: RUN_TIMEOUT_MS,
@@ -136,7 +111,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
       marks = new Map();
       const t0 = performance.now();
       try {
-        const res = await host.call(tab, 'coordinatorRun', {
+        const res = await hosted.run({
           config: pipelineConfig(c, ps),
           waitMs: RUN_WAIT_MS,
           timeoutMs: RUN_TIMEOUT_MS,
@@ -159,8 +134,8 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
         );
       } catch (err) {
         signal?.throwIfAborted();
-        rows.push({ ...c, ok: false, error: describe(err) });
-        log(`pipeline ${i + 1}/${cases.length} ${caseLabel(c)} failed: ${describe(err)}`);
+        rows.push({ ...c, ok: false, error: describeError(err) });
+        log(`pipeline ${i + 1}/${cases.length} ${caseLabel(c)} failed: ${describeError(err)}`);
       }
     }
     return {
@@ -173,8 +148,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
       headlineTrace,
     };
   } finally {
-    await Promise.allSettled(contexts.map((c) => c.close()));
-    await host.close();
+    await hosted.close();
   }
 }
 

@@ -2,14 +2,19 @@ import type { ScheduleKind } from '@peertrain/protocol';
 import type { Headline, PipelineCase, RecomputeCost } from './pipeline-cases.ts';
 import type { PipelineSpanAnalysis } from './pipeline-spans.ts';
 import { renderPipeline } from './pipeline-table.ts';
+import type { ScalingSettings } from './scaling-cases.ts';
+import type { ScalingPart } from './scaling-figures.ts';
+import { renderScaling } from './scaling-table.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard';
-export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'];
+export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling';
+export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'scaling'];
+/** What a run without --only measures: scaling (about 20 minutes) runs only when named. */
+export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'];
 
 export interface MachineInfo {
   cpus: number;
@@ -43,6 +48,8 @@ export interface BenchSettings {
   pipeline: PipelineSettings;
   /** Part 5: steps in the charts, one figure each, and how long each records frames. */
   dashboard: { chartPoints: number[]; chartMs: number };
+  /** Part 6: tabs, models, methods of the scaling table. */
+  scaling: ScalingSettings;
 }
 
 /** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
@@ -260,6 +267,8 @@ export interface BenchReport {
   pipeline: PipelinePart | null;
   /** Absent in reports written before the part existed. */
   dashboard?: DashboardPart | null;
+  /** Absent in reports written before the part existed. */
+  scaling?: ScalingPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -479,6 +488,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.train) out.push('', '## Training step split (MNIST MLP)', '', trainTable(r.train));
   if (r.pipeline) out.push('', ...renderPipeline(r.pipeline));
   if (r.dashboard) out.push('', ...renderDashboard(r.dashboard));
+  if (r.scaling) out.push('', ...renderScaling(r.scaling));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

@@ -19,6 +19,15 @@ describe('runKind', () => {
     );
     expect(runKind({ quick: true, parts: ['raw', 'train'] })).toBe('-quick-raw-train');
   });
+
+  it('names a scaling run apart, and its smoke check as quick', () => {
+    const all = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'scaling'] as const;
+    expect(runKind({ quick: false, parts: [...all] })).toBe(`-${all.join('-')}`);
+    expect(runKind({ quick: false, parts: ['scaling'], scaling: { quick: false } })).toBe('-scaling');
+    expect(runKind({ quick: false, parts: ['scaling'], scaling: { quick: true } })).toBe('-quick-scaling');
+    // The scaling plan's size says nothing about a run without the part.
+    expect(runKind({ quick: false, parts: ['raw'], scaling: { quick: true } })).toBe('-raw');
+  });
 });
 
 describe('writeResults', () => {

@@ -1,15 +1,20 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchReport, BenchSettings } from './report.ts';
-import { PARTS, renderMarkdown } from './report.ts';
+import { DEFAULT_PARTS, renderMarkdown } from './report.ts';
 
 /**
- * What tells a run's files apart from a full run's: "-quick" for --quick, "-<parts>" when not
- * every part ran ("-pipeline", "-quick-raw-train"); "" for a full run of everything.
+ * What tells a run's files apart from a full run's: "-quick" for --quick (or --scaling-quick),
+ * "-<parts>" when the parts are not the default set ("-pipeline", "-quick-raw-train", "-scaling");
+ * "" for a full run of the default parts.
  */
-export function runKind(settings: Pick<BenchSettings, 'quick' | 'parts'>): string {
-  const partial = PARTS.some((p) => !settings.parts.includes(p));
-  return `${settings.quick ? '-quick' : ''}${partial ? `-${settings.parts.join('-')}` : ''}`;
+export function runKind(
+  settings: Pick<BenchSettings, 'quick' | 'parts'> & { scaling?: Pick<BenchSettings['scaling'], 'quick'> },
+): string {
+  const { parts } = settings;
+  const partial = parts.length !== DEFAULT_PARTS.length || DEFAULT_PARTS.some((p) => !parts.includes(p));
+  const quick = settings.quick || (parts.includes('scaling') && settings.scaling?.quick === true);
+  return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}`;
 }
 
 /**

@@ -27,6 +27,7 @@ import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
 import { measureDashboard } from './dashboard.ts';
+import { measureScaling } from './scaling.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -100,6 +101,7 @@ export async function runBench(
     train: null,
     pipeline: null,
     dashboard: null,
+    scaling: null,
     errors: [],
     durationMs: 0,
   };
@@ -188,6 +190,28 @@ export async function runBench(
       } catch (err) {
         signal?.throwIfAborted();
         report.errors.push(`dashboard: ${describe(err)}`);
+      }
+    }
+    if (settings.parts.includes('scaling')) {
+      try {
+        const part = await measureScaling({
+          browser,
+          baseUrl: staticServer.url,
+          settings: settings.scaling,
+          nonce,
+          log,
+          ...(signal ? { signal } : {}),
+        });
+        report.scaling = part;
+        report.errors.push(
+          ...part.rows.flatMap((r) =>
+            r.ok ? [] : [`scaling ${r.model} ${r.label} N=${r.tabs}: ${r.error}`],
+          ),
+          ...part.compression.flatMap((r) => (r.ok ? [] : [`scaling compress ${r.spec}: ${r.error}`])),
+        );
+      } catch (err) {
+        signal?.throwIfAborted();
+        report.errors.push(`scaling: ${describe(err)}`);
       }
     }
   } finally {
