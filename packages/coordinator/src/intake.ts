@@ -203,7 +203,7 @@ export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' | 'waiting
   return sending >= waiting ? 'sending' : 'waiting';
 }
 
-function mean(xs: number[]): number {
+export function mean(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 

@@ -151,13 +151,24 @@ export interface TrainedModel {
 export interface RunReport {
   config: RunConfig;
   finalLoss: number;
+  /** Of the final evaluation: after the last step, or after the step that reached the target. */
   testAccuracy: number;
+  /** Runs with a targetAccuracy: whether and when it was reached (the run ends there). */
+  target?: TargetReport;
   wallMs: number;
   stepMsMedian: number;
   computeMsMedian: number;
   commMsMedian: number;
   samplesPerSec: number;
   bytesSent: number;
+  /**
+   * Bytes sent between peers per training sample (bytesSent / samples of the steps run). This and
+   * both computeUtilization fields are optional only so reports written before them stay valid;
+   * buildReport always fills them.
+   */
+  bytesPerSample?: number;
+  /** Mean over workers of their computeUtilization. */
+  computeUtilization?: number;
   workers: {
     peerId: string;
     rank: number;
@@ -167,12 +178,32 @@ export interface RunReport {
     bytesSent: number;
     framesRefused: number;
     adapter?: Record<string, string | number | boolean>;
+    /** Sum of compute ms over sum of step wall ms (compute + communication), over the run's steps. */
+    computeUtilization?: number;
   }[];
   loss: { step: number; loss: number }[];
   evals: { step: number; accuracy: number }[];
   reference?: { maxAbsDiff: number; maxRelDiff: number; referenceLoss: number };
+  /** Asynchronous methods: how many versions old the parameters of the steps were (what workers report). */
+  staleness?: { mean: number; max: number };
+  /** Runs with compress other than none: the spec and, where the method measures it, wire bytes / fp32 bytes. */
+  compression?: { spec: string; bytesRatio?: number };
   pipeline?: PipelineReport;
   errors: WireError[];
+}
+
+/** A run's target accuracy: reached or not, and what it took (null fields when not reached). */
+export interface TargetReport {
+  accuracy: number;
+  reached: boolean;
+  /** Steps done when the evaluation reached it. */
+  step: number | null;
+  /** From the first step's grant to that evaluation's arrival, coordinator clock. */
+  timeToTargetMs: number | null;
+  /** Global samples trained up to that step. */
+  samplesToTarget: number | null;
+  /** Bytes sent between peers (all ranks) up to that step. */
+  bytesToTarget: number | null;
 }
 
 export interface PipelineReport {

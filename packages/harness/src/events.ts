@@ -1,6 +1,6 @@
 import { ConfigError, ProtocolError, parseRunConfig } from '@peertrain/protocol';
 import type { WireError } from '@peertrain/protocol';
-import type { CoordinatorEvent, PipelineReport, RunReport } from '@peertrain/coordinator';
+import type { CoordinatorEvent, PipelineReport, RunReport, TargetReport } from '@peertrain/coordinator';
 import { parseChromeTrace } from '@peertrain/telemetry';
 
 // Validation of what the dashboard page hands to `window.peertrainEmit(event)`: unknown in,
@@ -75,18 +75,22 @@ export function parseRunReport(v: unknown, path = 'report'): RunReport {
       framesRefused: int(wo, 'framesRefused', p),
     };
     if (wo.adapter !== undefined) worker.adapter = parseAdapter(wo.adapter, `${p}.adapter`);
+    if (wo.computeUtilization !== undefined) worker.computeUtilization = num(wo, 'computeUtilization', p);
     return worker;
   });
   const report: RunReport = {
     config,
     finalLoss: num(o, 'finalLoss', path),
     testAccuracy: num(o, 'testAccuracy', path),
+    ...(o.target !== undefined ? { target: parseTarget(o.target, `${path}.target`) } : {}),
     wallMs: num(o, 'wallMs', path),
     stepMsMedian: num(o, 'stepMsMedian', path),
     computeMsMedian: num(o, 'computeMsMedian', path),
     commMsMedian: num(o, 'commMsMedian', path),
     samplesPerSec: num(o, 'samplesPerSec', path),
     bytesSent: num(o, 'bytesSent', path),
+    ...(o.bytesPerSample !== undefined ? { bytesPerSample: num(o, 'bytesPerSample', path) } : {}),
+    ...(o.computeUtilization !== undefined ? { computeUtilization: num(o, 'computeUtilization', path) } : {}),
     workers,
     loss: arr(o, 'loss', path).map((x, i) => {
       const p = obj(x, `${path}.loss[${i}]`);
@@ -110,8 +114,37 @@ export function parseRunReport(v: unknown, path = 'report'): RunReport {
       referenceLoss: num(r, 'referenceLoss', p),
     };
   }
+  if (o.staleness !== undefined) {
+    const p = `${path}.staleness`;
+    const st = obj(o.staleness, p);
+    report.staleness = { mean: num(st, 'mean', p), max: num(st, 'max', p) };
+  }
+  if (o.compression !== undefined) {
+    const p = `${path}.compression`;
+    const c = obj(o.compression, p);
+    report.compression = { spec: str(c, 'spec', p) };
+    if (c.bytesRatio !== undefined) report.compression.bytesRatio = num(c, 'bytesRatio', p);
+  }
   if (o.pipeline !== undefined) report.pipeline = parsePipelineReport(o.pipeline, `${path}.pipeline`);
   return report;
+}
+
+/** A number or null (a target not reached has no step, time, samples or bytes). */
+function numOrNull(o: Obj, key: string, path: string): number | null {
+  return o[key] === null ? null : num(o, key, path);
+}
+
+function parseTarget(v: unknown, path: string): TargetReport {
+  const o = obj(v, path);
+  if (typeof o.reached !== 'boolean') bad(`${path}.reached`, 'expected a boolean');
+  return {
+    accuracy: num(o, 'accuracy', path),
+    reached: o.reached,
+    step: numOrNull(o, 'step', path),
+    timeToTargetMs: numOrNull(o, 'timeToTargetMs', path),
+    samplesToTarget: numOrNull(o, 'samplesToTarget', path),
+    bytesToTarget: numOrNull(o, 'bytesToTarget', path),
+  };
 }
 
 const SCHEDULE_KINDS = ['naive', 'gpipe', '1f1b'] as const;
