@@ -11,7 +11,7 @@ import {
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
 import { malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
-import { BubbleMeter, activityOf, stepPoint } from './intake.ts';
+import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
 import type { Membership, PeerRecord } from './membership.ts';
 import { methodFor } from './methods/registry.ts';
@@ -59,6 +59,8 @@ interface ActiveRun extends ProfileSession {
   endStep: number;
   /** The first evaluation at or above config.targetAccuracy: its step, ms after the first step's grant. */
   target: { step: number; atMs: number } | null;
+  /** Compute utilization so far, per rank (the progress events' figure). */
+  utilization: UtilizationSums;
 }
 
 export interface DriverInit {
@@ -260,6 +262,7 @@ export class RunDriver {
       trainStart: t0,
       endStep: config.steps,
       target: null,
+      utilization: new UtilizationSums(config.workers),
     };
     return this.active;
   }
@@ -343,6 +346,7 @@ export class RunDriver {
     const rec: StepRecord = { step, doneAtMs: hub.now() - r.trainStart, reports };
     const point = stepPoint(rec, r.records[r.records.length - 1], runShape(r.config).globalBatch);
     r.records.push(rec);
+    r.utilization.add(rec);
     this.runView.steps.push(point); // shared, append-only (RunView.steps)
     this.runView = { ...this.runView, step: step + 1, spans: spans.live };
     const pv = this.runView.pipeline;
@@ -353,6 +357,7 @@ export class RunDriver {
       totalSteps: r.config.steps,
       loss: point.loss,
       samplesPerSec: point.samplesPerSec,
+      computeUtilization: r.utilization.mean(),
     });
   }
 

@@ -1,5 +1,5 @@
 import type { DeviceInfo, RunConfig, ToCoordinator, WireError } from '@peertrain/protocol';
-import { mean, median, stepPoint } from './intake.ts';
+import { UtilizationSums, mean, median, stepPoint } from './intake.ts';
 import type { StepRecord } from './intake.ts';
 import type { RunReport, TargetReport } from './types.ts';
 
@@ -55,7 +55,9 @@ export function buildReport(inputs: ReportInputs): RunReport {
   const finalEval = [...inputs.evals].reverse().find((e) => e.step === done);
   const reference = inputs.reference;
   const bytesSent = inputs.workers.reduce((a, p) => a + p.bytesSent, 0);
-  const utilization = computeUtilization(records, inputs.workers.length);
+  const sums = new UtilizationSums(inputs.workers.length);
+  records.forEach((rec) => sums.add(rec));
+  const utilization = sums.byRank();
   const staleness = stalenessOf(records);
   return {
     config,
@@ -99,22 +101,6 @@ export function buildReport(inputs: ReportInputs): RunReport {
     ...inputs.methodFields,
     errors: inputs.errors,
   };
-}
-
-/**
- * Per rank: compute ms over step wall ms (compute + communication, as each stepDone splits it),
- * summed over the run's steps; NaN for a rank that reported no step time.
- */
-export function computeUtilization(records: readonly StepRecord[], ranks: number): number[] {
-  const compute = new Array<number>(ranks).fill(0);
-  const wall = new Array<number>(ranks).fill(0);
-  for (const rec of records)
-    for (const { rank, msg } of rec.reports) {
-      if (rank >= ranks) continue;
-      compute[rank]! += msg.computeMs;
-      wall[rank]! += msg.computeMs + msg.commMs;
-    }
-  return compute.map((c, rank) => (wall[rank]! > 0 ? c / wall[rank]! : NaN));
 }
 
 /** What the run took to reach the target; `records` are the steps in order (step i at index i). */

@@ -232,7 +232,15 @@ export interface PipelineReport {
 
 export type CoordinatorEvent =
   | { type: 'log'; message: string }
-  | { type: 'progress'; step: number; totalSteps: number; loss: number; samplesPerSec: number }
+  | {
+      type: 'progress';
+      step: number;
+      totalSteps: number;
+      loss: number;
+      samplesPerSec: number;
+      /** Mean over ranks of compute ms / step wall ms so far (absent from older emitters). */
+      computeUtilization?: number;
+    }
   | { type: 'eval'; step: number; accuracy: number }
   | { type: 'done'; report: RunReport }
   /** Every span of the run as a Chrome trace; emitted once as the run ends (before done or error). */

@@ -42,6 +42,15 @@ describe('parseCoordinatorEvent', () => {
     expect(
       parseCoordinatorEvent({ type: 'progress', step: 3, totalSteps: 10, loss: NaN, samplesPerSec: 100 }),
     ).toMatchObject({ type: 'progress', step: 3, totalSteps: 10, samplesPerSec: 100 });
+    const util = {
+      type: 'progress',
+      step: 3,
+      totalSteps: 10,
+      loss: 1,
+      samplesPerSec: 1,
+      computeUtilization: 0.4,
+    };
+    expect(parseCoordinatorEvent(util)).toMatchObject({ computeUtilization: 0.4 });
     expect(parseCoordinatorEvent({ type: 'eval', step: 3, accuracy: 0.5 })).toEqual({
       type: 'eval',
       step: 3,

@@ -203,6 +203,9 @@ export function parseCoordinatorEvent(v: unknown): CoordinatorEvent {
         totalSteps: int(o, 'totalSteps', type),
         loss: num(o, 'loss', type),
         samplesPerSec: num(o, 'samplesPerSec', type),
+        ...(o.computeUtilization !== undefined
+          ? { computeUtilization: num(o, 'computeUtilization', type) }
+          : {}),
       };
     case 'eval':
       return { type, step: int(o, 'step', type), accuracy: num(o, 'accuracy', type) };

@@ -95,6 +95,8 @@ describe('stopping at a target accuracy', () => {
   for (const sync of ['allreduce', 'ps'] as const) {
     it(`${sync}: ends at the evaluation that reaches it, with that step's parameters and no error`, async () => {
       const { coord, workers } = cluster(3, `target-${sync}`);
+      const utilization: number[] = [];
+      coord.onEvent((e) => e.type === 'progress' && utilization.push(e.computeUtilization ?? NaN));
       const model = new Promise<string>((resolve) =>
         coord.onEvent((e) => e.type === 'model' && resolve(e.paramsBase64)),
       );
@@ -118,6 +120,8 @@ describe('stopping at a target accuracy', () => {
       expect(t.timeToTargetMs).toBeGreaterThan(0);
       expect(report.errors).toEqual([]);
       expect(report.computeUtilization).toBeGreaterThan(0);
+      expect(utilization).toHaveLength(t.step!); // one progress event per step, each with the share so far
+      expect(utilization[utilization.length - 1]).toBeCloseTo(report.computeUtilization!, 12);
       expect(report.workers.every((w) => w.computeUtilization! > 0 && w.computeUtilization! <= 1)).toBe(true);
       // The exported model is the one of the target's step: the whole model, every parameter.
       const trained = coord.trainedModel()!;
