@@ -279,5 +279,7 @@ describe('run form', () => {
     ).toBe(
       '3 workers, 2 also serve parameters, at most 2 versions stale · global batch 96 · compressed fp16 · stops at 92.0% accuracy',
     );
+    const pipe = runFormToConfig(withStrategy(form({ targetAccuracy: '0.9' }), 'pipeline'));
+    expect(describeShape(pipe)).toMatch(/micro-batches of 16 · stops at 90.0% accuracy$/);
   });
 });

@@ -36,9 +36,9 @@ export type CompressKind = 'none' | 'fp16' | 'int8' | 'topk' | 'powersgd';
 export const COMPRESS_CHOICES: readonly (readonly [CompressKind, string])[] = [
   ['none', 'none (fp32)'],
   ['fp16', 'fp16'],
-  ['int8', 'int8 (stochastic rounding)'],
-  ['topk', 'top-k (error feedback)'],
-  ['powersgd', 'PowerSGD (low rank)'],
+  ['int8', 'int8'],
+  ['topk', 'top-k'],
+  ['powersgd', 'PowerSGD'],
 ];
 
 /** The argument a compression kind takes, and its default. */
@@ -340,7 +340,12 @@ export function describeShape(c: RunConfig): string {
   const even = per * c.microBatches === c.batch;
   const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
   const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
-  return `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  return c.targetAccuracy === undefined ? shape : `${shape} · ${stopsAt(c.targetAccuracy)}`;
+}
+
+function stopsAt(target: number): string {
+  return `stops at ${(target * 100).toFixed(1)}% accuracy`;
 }
 
 function describeDataShape(c: RunConfig, workers: number, globalBatch: number): string {
@@ -353,7 +358,7 @@ function describeDataShape(c: RunConfig, workers: number, globalBatch: number): 
   };
   const extra = [
     c.compress !== 'none' ? `compressed ${c.compress}` : '',
-    c.targetAccuracy !== undefined ? `stops at ${(c.targetAccuracy * 100).toFixed(1)}% accuracy` : '',
+    c.targetAccuracy !== undefined ? stopsAt(c.targetAccuracy) : '',
   ].filter((x) => x !== '');
   return [`${workers} ${what[c.sync]}`, `global batch ${globalBatch}`, ...extra].join(' · ');
 }

@@ -53,7 +53,8 @@ export function MethodFields(props: {
       <span>{label}</span>
     </label>
   );
-  const arg = compressArg(form.compress);
+  // Pipelines are not offered compression: no argument field either.
+  const arg = isPipelined(form.strategy) ? null : compressArg(form.compress);
   return (
     <div className="fields pipeline-fields method-fields" role="group" aria-label="method settings">
       {form.strategy === 'diloco' && (
@@ -74,7 +75,7 @@ export function MethodFields(props: {
           {field('server shards', 'psShards', text('psShards', 'numeric'))}
         </>
       )}
-      <h3 className="wide">Exchange and stopping</h3>
+      <h3 className="wide">{isPipelined(form.strategy) ? 'Stopping' : 'Exchange and stopping'}</h3>
       {!isPipelined(form.strategy) &&
         field(
           'compression',
