@@ -72,51 +72,51 @@ describe('describeFailure', () => {
 });
 
 describe('formatSummary', () => {
-  it('summarises the report', () => {
-    const report: CliReport = {
-      config: parseRunConfig({ workers: 2, steps: 100, reference: true }),
-      finalLoss: 0.25,
-      testAccuracy: 0.9312,
-      wallMs: 1,
-      stepMsMedian: 12.34,
-      computeMsMedian: 8,
-      commMsMedian: 4,
-      samplesPerSec: 5120.4,
-      bytesSent: 2_500_000,
-      workers: [
-        {
-          peerId: 'a',
-          rank: 0,
-          role: 'worker',
-          backend: 'wasm',
-          gflops: 17.25,
-          bytesSent: 1_250_000,
-          framesRefused: 0,
-        },
-        {
-          peerId: 'b',
-          rank: 1,
-          role: 'worker',
-          backend: 'webgl',
-          gflops: 1,
-          bytesSent: 1_250_000,
-          framesRefused: 3,
-        },
-      ],
-      loss: [],
-      evals: [],
-      reference: { maxAbsDiff: 1.5e-7, maxRelDiff: 3e-6, referenceLoss: 0.25 },
-      errors: [{ name: 'ProtocolError', message: 'bad-magic: x' }],
-      harness: {
-        wallMs: 83_000,
-        chromium: '156.0.1',
-        isolated: true,
-        room: 'r',
-        node: 'v20',
-        startedAt: '',
-        faults: ['malformed'],
+  const report: CliReport = {
+    config: parseRunConfig({ workers: 2, steps: 100, reference: true }),
+    finalLoss: 0.25,
+    testAccuracy: 0.9312,
+    wallMs: 1,
+    stepMsMedian: 12.34,
+    computeMsMedian: 8,
+    commMsMedian: 4,
+    samplesPerSec: 5120.4,
+    bytesSent: 2_500_000,
+    workers: [
+      {
+        peerId: 'a',
+        rank: 0,
+        role: 'worker',
+        backend: 'wasm',
+        gflops: 17.25,
+        bytesSent: 1_250_000,
+        framesRefused: 0,
       },
-    };
+      {
+        peerId: 'b',
+        rank: 1,
+        role: 'worker',
+        backend: 'webgl',
+        gflops: 1,
+        bytesSent: 1_250_000,
+        framesRefused: 3,
+      },
+    ],
+    loss: [],
+    evals: [],
+    reference: { maxAbsDiff: 1.5e-7, maxRelDiff: 3e-6, referenceLoss: 0.25 },
+    errors: [{ name: 'ProtocolError', message: 'bad-magic: x' }],
+    harness: {
+      wallMs: 83_000,
+      chromium: '156.0.1',
+      isolated: true,
+      room: 'r',
+      node: 'v20',
+      startedAt: '',
+      faults: ['malformed'],
+    },
+  };
+  it('summarises the report', () => {
     expect(formatSummary(report, '/tmp/r.json').split('\n')).toEqual([
       'peertrain: done in 1:23 (2 workers, data/allreduce, mlp on mnist, 100 steps, batch 32/worker, isolated network)',
       '  final loss      0.2500',
@@ -131,5 +131,34 @@ describe('formatSummary', () => {
       '  chromium        156.0.1',
       '',
     ]);
+  });
+
+  it('adds time to target, compute share, bytes per sample, staleness and compression when present', () => {
+    const target = { accuracy: 0.92, reached: true, step: 120, timeToTargetMs: 4200 };
+    const full: CliReport = {
+      ...report,
+      target: { ...target, samplesToTarget: 11_520, bytesToTarget: 12_300_000 },
+      bytesPerSample: 1234,
+      computeUtilization: 0.456,
+      workers: report.workers.map((w, i) => ({ ...w, computeUtilization: [0.5, 0.412][i]! })),
+      staleness: { mean: 1.25, max: 3 },
+      compression: { spec: 'int8', bytesRatio: 0.2512 },
+    };
+    const lines = formatSummary(full, '/tmp/r.json').split('\n');
+    expect(lines.slice(2, 8)).toEqual([
+      '  test accuracy   93.12%',
+      '  target          92.00% reached at step 120 in 4.2 s (11520 samples, 12.3 MB)',
+      '  throughput      5120 samples/s (step median 12.3 ms: compute 8.0 ms, comm 4.0 ms)',
+      '  bytes sent      2.5 MB (1.2 kB/sample)',
+      '  compute share   46% of step time (mean over workers)',
+      '  worker 0        worker, wasm 17.3 GFLOP/s, sent 1.3 MB, compute 50%',
+    ]);
+    expect(lines).toContain(
+      '  worker 1        worker, webgl 1.0 GFLOP/s, sent 1.3 MB, compute 41%, 3 frames refused',
+    );
+    expect(lines).toContain('  staleness       mean 1.25, max 3 versions');
+    expect(lines).toContain('  compression     int8, 0.251x the fp32 bytes');
+    const missed = { ...full, target: { ...full.target!, reached: false, step: null } };
+    expect(formatSummary(missed, '').split('\n')[3]).toBe('  target          92.00% not reached');
   });
 });

@@ -40,6 +40,13 @@ describe('formatting', () => {
     expect(formatStatus({ step: 1, totalSteps: 2, loss: NaN, samplesPerSec: 0, etaMs: null })).toBe(
       'step 1/2 loss NaN 0 samples/s ETA --:--',
     );
+    const p = { step: 7, totalSteps: 300, loss: 0.5, samplesPerSec: 10, etaMs: null };
+    expect(formatStatus({ ...p, computeUtilization: 0.456 })).toBe(
+      'step   7/300 loss 0.5000 10 samples/s compute 46% ETA --:--',
+    );
+    expect(formatStatus({ ...p, computeUtilization: NaN })).toBe(
+      'step   7/300 loss 0.5000 10 samples/s ETA --:--',
+    );
   });
 
   it('estimates the ETA from the rate since the first point', () => {

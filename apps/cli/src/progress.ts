@@ -46,15 +46,22 @@ export interface ProgressState {
   loss: number;
   samplesPerSec: number;
   etaMs: number | null;
+  /** Mean compute / step time over the workers so far, when the coordinator reports it. */
+  computeUtilization?: number | undefined;
 }
 
-/** "step 120/300 loss 0.4123 1234 samples/s ETA 0:42" (the text part of the bar and the plain line). */
+/**
+ * "step 120/300 loss 0.4123 1234 samples/s compute 45% ETA 0:42" (the text part of the bar and the
+ * plain line; the compute share only when known).
+ */
 export function formatStatus(p: ProgressState): string {
   const width = String(p.totalSteps).length;
+  const u = p.computeUtilization;
   return (
     `step ${String(p.step).padStart(width)}/${p.totalSteps}` +
     ` loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : String(p.loss)}` +
     ` ${Math.round(p.samplesPerSec)} samples/s` +
+    (u !== undefined && Number.isFinite(u) ? ` compute ${Math.round(u * 100)}%` : '') +
     ` ETA ${formatDuration(p.etaMs)}`
   );
 }
@@ -122,6 +129,7 @@ export function createProgress(opts: ProgressOptions): Progress {
             totalSteps: event.totalSteps,
             loss: event.loss,
             samplesPerSec: event.samplesPerSec,
+            computeUtilization: event.computeUtilization,
             etaMs: eta.update(event.step, event.totalSteps, t),
           };
           const final = event.step >= event.totalSteps;

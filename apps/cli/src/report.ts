@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { RunReport } from '@peertrain/protocol';
-import type { ChromeTrace } from '@peertrain/protocol';
+import type { ChromeTrace, RunReport, TargetReport } from '@peertrain/protocol';
 import type { RunConfig, WireError } from '@peertrain/protocol';
 import { formatDuration } from './progress.ts';
 
@@ -59,6 +58,21 @@ function bytes(n: number): string {
   return `${n} B`;
 }
 
+function percent(x: number): string {
+  return Number.isFinite(x) ? `${Math.round(x * 100)}%` : 'n/a';
+}
+
+/** "target          92.00% reached at step 120 in 4.2 s (11520 samples, 12.3 MB)" or "... not reached". */
+function targetLine(t: TargetReport): string {
+  const head = `  target          ${(t.accuracy * 100).toFixed(2)}%`;
+  if (!t.reached || t.step === null) return `${head} not reached`;
+  const ms = t.timeToTargetMs ?? NaN;
+  return (
+    `${head} reached at step ${t.step} in ${ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms)}` +
+    ` (${t.samplesToTarget ?? 0} samples, ${bytes(t.bytesToTarget ?? 0)})`
+  );
+}
+
 /** The final summary printed on stdout. */
 export function formatSummary(report: CliReport, reportPath: string): string {
   const c = report.config;
@@ -69,14 +83,34 @@ export function formatSummary(report: CliReport, reportPath: string): string {
       `${c.model} on ${c.dataset}, ${c.steps} steps, batch ${c.batch}/${c.strategy === 'data' ? 'worker' : 'pipeline'}${h.isolated ? ', isolated network' : ''})`,
     `  final loss      ${report.finalLoss.toFixed(4)}`,
     `  test accuracy   ${(report.testAccuracy * 100).toFixed(2)}%`,
+    ...(report.target ? [targetLine(report.target)] : []),
     `  throughput      ${Math.round(report.samplesPerSec)} samples/s (step median ${report.stepMsMedian.toFixed(1)} ms: ` +
       `compute ${report.computeMsMedian.toFixed(1)} ms, comm ${report.commMsMedian.toFixed(1)} ms)`,
-    `  bytes sent      ${bytes(report.bytesSent)}`,
+    `  bytes sent      ${bytes(report.bytesSent)}` +
+      (report.bytesPerSample !== undefined && Number.isFinite(report.bytesPerSample)
+        ? ` (${bytes(Math.round(report.bytesPerSample))}/sample)`
+        : ''),
+    ...(report.computeUtilization !== undefined
+      ? [`  compute share   ${percent(report.computeUtilization)} of step time (mean over workers)`]
+      : []),
   ];
   for (const w of report.workers) {
     lines.push(
       `  worker ${w.rank}        ${w.role}, ${w.backend} ${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
+        (w.computeUtilization !== undefined ? `, compute ${percent(w.computeUtilization)}` : '') +
         (w.framesRefused > 0 ? `, ${w.framesRefused} frames refused` : ''),
+    );
+  }
+  if (report.staleness) {
+    lines.push(
+      `  staleness       mean ${report.staleness.mean.toFixed(2)}, max ${report.staleness.max} versions`,
+    );
+  }
+  if (report.compression) {
+    const ratio = report.compression.bytesRatio;
+    lines.push(
+      `  compression     ${report.compression.spec}` +
+        (ratio !== undefined ? `, ${ratio.toFixed(3)}x the fp32 bytes` : ''),
     );
   }
   if (report.reference) {

@@ -24,6 +24,8 @@ describe('peer labels', () => {
     expect(scheduleName('naive')).toBe('naive');
     expect(strategyName(parseRunConfig({}))).toBe('all-reduce');
     expect(strategyName(parseRunConfig({ sync: 'ps' }))).toBe('parameter server');
+    expect(strategyName(parseRunConfig({ sync: 'diloco' }))).toBe('DiLoCo');
+    expect(strategyName(parseRunConfig({ sync: 'ps-async' }))).toBe('async parameter server');
     expect(strategyName(parseRunConfig({ strategy: 'pipeline', schedule: 'gpipe' }))).toBe('pipeline GPipe');
     expect(strategyName(parseRunConfig({ strategy: 'hybrid', workers: 4, replicas: 2 }))).toBe(
       'hybrid 2 × 1F1B',

@@ -43,11 +43,18 @@ export function scheduleName(kind: RunConfig['schedule']): string {
 }
 
 /** How a run splits the work, in a few words: "all-reduce", "parameter server", "pipeline 1F1B", "hybrid 2 × GPipe". */
+const SYNC_NAMES: Readonly<Record<RunConfig['sync'], string>> = {
+  allreduce: 'all-reduce',
+  ps: 'parameter server',
+  diloco: 'DiLoCo',
+  'ps-async': 'async parameter server',
+};
+
 export function strategyName(c: Pick<RunConfig, 'strategy' | 'sync' | 'schedule' | 'replicas'>): string {
   const schedule = scheduleName(c.schedule);
   switch (c.strategy) {
     case 'data':
-      return c.sync === 'ps' ? 'parameter server' : 'all-reduce';
+      return SYNC_NAMES[c.sync];
     case 'pipeline':
       return `pipeline ${schedule}`;
     case 'hybrid':

@@ -8,6 +8,7 @@ import {
   issuesByField,
   presetLayerNames,
   runFormToConfig,
+  withCompress,
   withStrategy,
   type RunFormState,
 } from './runForm.ts';
@@ -205,5 +206,80 @@ describe('run form', () => {
     expect(presetLayerNames('mlp')).toEqual(['0.dense', '1.relu', '2.dense']);
     expect(presetLayerNames('cnn')).toHaveLength(8);
     expect(presetLayerNames('cnn')[6]).toBe('6.flatten');
+  });
+
+  it('offers local steps and the asynchronous server with their settings, and only theirs', () => {
+    const diloco = { innerSteps: '8', outerLr: '1', outerMomentum: '0', outerNesterov: false };
+    expect(runFormToConfig(form({ strategy: 'diloco', ...diloco, overlapOuter: true }))).toMatchObject({
+      strategy: 'data',
+      sync: 'diloco',
+      innerSteps: 8,
+      outerLr: 1,
+      outerMomentum: 0,
+      outerNesterov: false,
+      overlapOuter: true,
+    });
+    const async = runFormToConfig(
+      form({ strategy: 'ps-async', staleness: '4', psShards: '2', workers: '3' }),
+    );
+    expect(async).toMatchObject({ sync: 'ps-async', staleness: 4, psShards: 2 });
+    // Settings of a method not chosen do not leak into the config: the schema's defaults stand.
+    const plain = runFormToConfig(form({ ...diloco, staleness: '9', psShards: '2' }));
+    const defaults = parseRunConfig({});
+    expect(plain).toMatchObject({
+      sync: 'allreduce',
+      innerSteps: defaults.innerSteps,
+      staleness: 2,
+      psShards: 1,
+    });
+    expect(issuesOf(form({ strategy: 'diloco', innerSteps: '0' }))).toEqual([
+      'innerSteps: Too small: expected number to be >=1',
+    ]);
+    expect(issuesByField(issuesOf(form({ strategy: 'ps', psShards: '5' }))).get('psShards')).toEqual([
+      '5 server shards for 3 workers: at most one per worker',
+    ]);
+  });
+
+  it('builds the compression spec from the kind and its argument, validated by the schema', () => {
+    expect(runFormToConfig(form({ compress: 'int8' })).compress).toBe('int8');
+    const topk = withCompress(initialRunForm(), 'topk');
+    expect(topk.compressArg).toBe('0.01');
+    expect(runFormToConfig(topk).compress).toBe('topk:0.01');
+    expect(runFormToConfig({ ...withCompress(topk, 'powersgd') }).compress).toBe('powersgd:4');
+    // A typed argument stays while the kind does; another kind starts from its own default.
+    expect(withCompress({ ...topk, compressArg: '0.05' }, 'topk').compressArg).toBe('0.05');
+    expect(withCompress({ ...topk, compressArg: '0.05' }, 'fp16').compressArg).toBe('');
+    const bad = issuesByField(issuesOf({ ...topk, compressArg: '2' }));
+    expect(bad.get('compress')).toEqual(['topk fraction 2 is not in (0, 1]']);
+    // Pipelines exchange activations the methods do not compress: the choice is not sent.
+    expect(
+      runFormToConfig(withStrategy(form({ compress: 'int8', model: 'deepMlp' }), 'pipeline')).compress,
+    ).toBe('none');
+    expect(initialRunForm(parseRunConfig({ compress: 'powersgd:8' }))).toMatchObject({
+      compress: 'powersgd',
+      compressArg: '8',
+    });
+  });
+
+  it('sends a target accuracy when one is typed, checked by the schema', () => {
+    expect(runFormToConfig(form({})).targetAccuracy).toBeUndefined();
+    expect(runFormToConfig(form({ targetAccuracy: ' 0.92 ' })).targetAccuracy).toBe(0.92);
+    expect(issuesOf(form({ targetAccuracy: '92%' }))).toEqual(['targetAccuracy: "92%" is not a number']);
+    expect(issuesByField(issuesOf(form({ targetAccuracy: '1.5' }))).has('targetAccuracy')).toBe(true);
+    expect(initialRunForm(parseRunConfig({ targetAccuracy: 0.9 })).targetAccuracy).toBe('0.9');
+  });
+
+  it('describes local steps, the asynchronous server, compression and the target', () => {
+    const cfg = (patch: Partial<RunFormState>) => runFormToConfig(form(patch));
+    expect(describeShape(cfg({ strategy: 'diloco', innerSteps: '20' }))).toBe(
+      '3 workers averaging every 20 steps · global batch 96',
+    );
+    expect(
+      describeShape(cfg({ strategy: 'ps-async', psShards: '2', compress: 'fp16', targetAccuracy: '0.92' })),
+    ).toBe(
+      '3 workers, 2 also serve parameters, at most 2 versions stale · global batch 96 · compressed fp16 · stops at 92.0% accuracy',
+    );
+    const pipe = runFormToConfig(withStrategy(form({ targetAccuracy: '0.9' }), 'pipeline'));
+    expect(describeShape(pipe)).toMatch(/micro-batches of 16 · stops at 90.0% accuracy$/);
   });
 });

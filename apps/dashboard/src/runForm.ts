@@ -17,16 +17,36 @@ import {
 
 /**
  * What the form offers: the protocol's strategies, with data parallelism split by its sync
- * (a parameter server run is strategy 'data' with sync 'ps').
+ * (a parameter server run is strategy 'data' with sync 'ps'; local steps are sync 'diloco').
  */
-export type StrategyChoice = 'data' | 'ps' | 'pipeline' | 'hybrid';
+export type StrategyChoice = 'data' | 'ps' | 'diloco' | 'ps-async' | 'pipeline' | 'hybrid';
 
 export const STRATEGY_CHOICES: readonly (readonly [StrategyChoice, string])[] = [
   ['data', 'data parallel (all-reduce)'],
   ['ps', 'parameter server'],
+  ['diloco', 'local steps + outer optimizer (DiLoCo)'],
+  ['ps-async', 'asynchronous parameter server'],
   ['pipeline', 'pipeline'],
   ['hybrid', 'hybrid (pipeline × data)'],
 ];
+
+/** The compression kinds the form offers; topk takes a fraction, powersgd a rank. */
+export type CompressKind = 'none' | 'fp16' | 'int8' | 'topk' | 'powersgd';
+
+export const COMPRESS_CHOICES: readonly (readonly [CompressKind, string])[] = [
+  ['none', 'none (fp32)'],
+  ['fp16', 'fp16'],
+  ['int8', 'int8'],
+  ['topk', 'top-k'],
+  ['powersgd', 'PowerSGD'],
+];
+
+/** The argument a compression kind takes, and its default. */
+export function compressArg(kind: CompressKind): { label: string; default: string } | null {
+  if (kind === 'topk') return { label: 'top-k fraction', default: '0.01' };
+  if (kind === 'powersgd') return { label: 'PowerSGD rank', default: '4' };
+  return null;
+}
 
 export interface RunFormState {
   workers: string;
@@ -54,13 +74,38 @@ export interface RunFormState {
   // ---- data parallel only ----
   /** Samples per worker's shard, one per worker; null: equal shards (the default). */
   shards: string[] | null;
+  // ---- diloco only ----
+  innerSteps: string;
+  outerLr: string;
+  outerMomentum: string;
+  outerNesterov: boolean;
+  overlapOuter: boolean;
+  // ---- ps-async (staleness), ps and ps-async (server shards) ----
+  staleness: string;
+  psShards: string;
+  // ---- every method ----
+  compress: CompressKind;
+  /** topk: the fraction; powersgd: the rank (ignored otherwise). */
+  compressArg: string;
+  /** 0-1; blank: no target (run every step). */
+  targetAccuracy: string;
 }
 
 export type RunFormField = keyof RunFormState;
 
 /** The protocol strategy of a form choice. */
 export function protocolStrategy(choice: StrategyChoice): Strategy {
-  return choice === 'ps' ? 'data' : choice;
+  return choice === 'pipeline' || choice === 'hybrid' ? choice : 'data';
+}
+
+/** The protocol sync of a form choice. */
+function protocolSync(choice: StrategyChoice): RunConfig['sync'] {
+  return choice === 'ps' || choice === 'diloco' || choice === 'ps-async' ? choice : 'allreduce';
+}
+
+/** The choices whose workers are parameter servers (server shards apply). */
+export function hasServer(choice: StrategyChoice): boolean {
+  return choice === 'ps' || choice === 'ps-async';
 }
 
 export function isPipelined(choice: StrategyChoice): boolean {
@@ -68,7 +113,14 @@ export function isPipelined(choice: StrategyChoice): boolean {
 }
 
 function strategyChoice(c: RunConfig): StrategyChoice {
-  return c.strategy === 'data' && c.sync === 'ps' ? 'ps' : c.strategy;
+  return c.strategy === 'data' && c.sync !== 'allreduce' ? c.sync : c.strategy;
+}
+
+/** "topk:0.01" -> topk and "0.01"; a kind without an argument gets its default argument back. */
+function splitCompress(spec: string): { compress: CompressKind; compressArg: string } {
+  const [kind = 'none', arg] = spec.split(':');
+  const compress = COMPRESS_CHOICES.some(([k]) => k === kind) ? (kind as CompressKind) : 'none';
+  return { compress, compressArg: arg ?? compressArg(compress)?.default ?? '' };
 }
 
 export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFormState {
@@ -91,6 +143,27 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     partition: defaults.partition,
     replicas: String(defaults.replicas),
     shards: defaults.shards?.map(String) ?? null,
+    innerSteps: String(defaults.innerSteps),
+    outerLr: String(defaults.outerLr),
+    outerMomentum: String(defaults.outerMomentum),
+    outerNesterov: defaults.outerNesterov,
+    overlapOuter: defaults.overlapOuter,
+    staleness: String(defaults.staleness),
+    psShards: String(defaults.psShards),
+    ...splitCompress(defaults.compress),
+    targetAccuracy: defaults.targetAccuracy === undefined ? '' : String(defaults.targetAccuracy),
+  };
+}
+
+/** The form after picking another compression kind: its argument's default unless one was typed for it. */
+export function withCompress(form: RunFormState, next: CompressKind): RunFormState {
+  const before = compressArg(form.compress);
+  const typed = before !== null && form.compressArg.trim() !== before.default;
+  const same = form.compress === next;
+  return {
+    ...form,
+    compress: next,
+    compressArg: same && typed ? form.compressArg : (compressArg(next)?.default ?? ''),
   };
 }
 
@@ -173,7 +246,7 @@ export function runFormToConfig(form: RunFormState): RunConfig {
   };
   const input: Record<string, unknown> = {
     strategy: protocolStrategy(form.strategy),
-    sync: form.strategy === 'ps' ? 'ps' : 'allreduce',
+    sync: protocolSync(form.strategy),
     model: form.model,
     dataset: form.dataset,
     workers: num('workers', form.workers),
@@ -186,6 +259,7 @@ export function runFormToConfig(form: RunFormState): RunConfig {
     backend: form.backend,
     reference: form.reference,
   };
+  Object.assign(input, methodInput(form, num));
   if (!isPipelined(form.strategy) && form.shards !== null) {
     const shards = shardCountIssues(form.shards, DATASETS[form.dataset].train);
     issues.push(...shards.issues);
@@ -219,6 +293,33 @@ export function runFormToConfig(form: RunFormState): RunConfig {
   return config;
 }
 
+/**
+ * The method settings of the form's choice (only those: the schema defaults the rest), the
+ * compression spec and the target. Numbers that do not parse come back undefined (and are named
+ * by `num`).
+ */
+function methodInput(
+  form: RunFormState,
+  num: (field: RunFormField, text: string) => number | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (form.strategy === 'diloco') {
+    out.innerSteps = num('innerSteps', form.innerSteps);
+    out.outerLr = num('outerLr', form.outerLr);
+    out.outerMomentum = num('outerMomentum', form.outerMomentum);
+    out.outerNesterov = form.outerNesterov;
+    out.overlapOuter = form.overlapOuter;
+  }
+  if (form.strategy === 'ps-async') out.staleness = num('staleness', form.staleness);
+  if (hasServer(form.strategy)) out.psShards = num('psShards', form.psShards);
+  if (!isPipelined(form.strategy) && form.compress !== 'none') {
+    const arg = compressArg(form.compress) ? `:${form.compressArg.trim()}` : '';
+    out.compress = `${form.compress}${arg}`;
+  }
+  if (form.targetAccuracy.trim() !== '') out.targetAccuracy = num('targetAccuracy', form.targetAccuracy);
+  return out;
+}
+
 export type FormCheck = { ok: true; config: RunConfig } | { ok: false; issues: string[] };
 
 /** runFormToConfig without the throw, for validating as the user types. */
@@ -234,15 +335,32 @@ export function checkRunForm(form: RunFormState): FormCheck {
 /** One line on what a valid config will run: "3 stages × 2 replicas · global batch 256 · 8 micro-batches of 16". */
 export function describeShape(c: RunConfig): string {
   const { replicas, stages, globalBatch } = runShape(c);
-  if (c.strategy === 'data') {
-    const what = c.sync === 'ps' ? 'workers, one also serves parameters' : 'workers';
-    return `${replicas} ${what} · global batch ${globalBatch}`;
-  }
+  if (c.strategy === 'data') return describeDataShape(c, replicas, globalBatch);
   const per = Math.floor(c.batch / c.microBatches);
   const even = per * c.microBatches === c.batch;
   const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
   const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
-  return `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  return c.targetAccuracy === undefined ? shape : `${shape} · ${stopsAt(c.targetAccuracy)}`;
+}
+
+function stopsAt(target: number): string {
+  return `stops at ${(target * 100).toFixed(1)}% accuracy`;
+}
+
+function describeDataShape(c: RunConfig, workers: number, globalBatch: number): string {
+  const servers = c.psShards === 1 ? 'one also serves parameters' : `${c.psShards} also serve parameters`;
+  const what: Record<RunConfig['sync'], string> = {
+    allreduce: 'workers',
+    ps: `workers, ${servers}`,
+    diloco: `workers averaging every ${c.innerSteps} step${c.innerSteps === 1 ? '' : 's'}`,
+    'ps-async': `workers, ${servers}, at most ${c.staleness} version${c.staleness === 1 ? '' : 's'} stale`,
+  };
+  const extra = [
+    c.compress !== 'none' ? `compressed ${c.compress}` : '',
+    c.targetAccuracy !== undefined ? stopsAt(c.targetAccuracy) : '',
+  ].filter((x) => x !== '');
+  return [`${workers} ${what[c.sync]}`, `global batch ${globalBatch}`, ...extra].join(' · ');
 }
 
 /** The default shown in the micro-batches field when it is blank. */

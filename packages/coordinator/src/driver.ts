@@ -10,10 +10,11 @@ import {
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
 import { malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
-import { BubbleMeter, activityOf, stepPoint } from './intake.ts';
+import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
 import type { Membership, PeerRecord } from './membership.ts';
 import { methodFor } from './methods/registry.ts';
+import { barrierWindowOf } from './methods/method.ts';
 import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
 import { buildReport } from './report.ts';
@@ -54,6 +55,12 @@ interface ActiveRun extends ProfileSession {
   /** Coordinator clock at the run's start and at the first step's grant. */
   t0: number;
   trainStart: number;
+  /** Steps the run takes: config.steps, or the step whose evaluation rank 0 marked final (target reached). */
+  endStep: number;
+  /** The first evaluation at or above config.targetAccuracy: its step, ms after the first step's grant. */
+  target: { step: number; atMs: number } | null;
+  /** Compute utilization so far, per rank (the progress events' figure). */
+  utilization: UtilizationSums;
 }
 
 export interface DriverInit {
@@ -161,6 +168,7 @@ export class RunDriver {
   }
 
   private onStepDone(run: ActiveRun, rank: number, p: PeerRecord, msg: StepDoneMsg): void {
+    if (msg.step >= run.endStep) return; // past the target: the run ended before this step
     if (msg.spans && msg.spans.length > 0) this.init.spans.add(p.peerId, p.clockOffsetMs ?? 0, msg.spans);
     run.method?.onStepDone?.(rank, msg);
     let m = run.stepDone.get(msg.step);
@@ -179,6 +187,13 @@ export class RunDriver {
     const { hub } = this.init;
     run.evals.set(msg.step, msg);
     run.evalLog.push(msg);
+    const target = run.config.targetAccuracy;
+    if (target !== undefined && run.target === null && msg.accuracy >= target) {
+      run.target = { step: msg.step, atMs: hub.now() - run.trainStart };
+      hub.log(`target accuracy ${target} reached at step ${msg.step} (${msg.accuracy.toFixed(4)})`);
+    }
+    // Rank 0 stops after the step that reached the target; the driver's loop ends there.
+    if (msg.final === true && msg.step < run.endStep) run.endStep = msg.step;
     const tMs = this.runView.startedAt === null ? 0 : hub.now() - this.runView.startedAt;
     this.runView = {
       ...this.runView,
@@ -245,6 +260,9 @@ export class RunDriver {
       resume: null,
       t0,
       trainStart: t0,
+      endStep: config.steps,
+      target: null,
+      utilization: new UtilizationSums(config.workers),
     };
     return this.active;
   }
@@ -292,21 +310,25 @@ export class RunDriver {
     r.trainStart = hub.now();
     const meter = mr.bubble ? new BubbleMeter(mr.bubble.peers, mr.bubble.stages, bubbleHistory) : null;
     let granted = -1;
+    const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
-    for (let step = 0; step < config.steps; step++) {
+    // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
+    for (let step = 0; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
-      const upTo = Math.min(step + mr.barrierWindow - 1, config.steps - 1);
+      const upTo = Math.min(step + window - 1, config.steps - 1);
       if (upTo > granted) {
         granted = upTo;
         for (const id of r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
       }
       if (step === malformedAt) await this.injectMalformedFrame(r, r.ranks[0]!);
       const all = (): boolean => (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
-      await waitFor(r, `step ${step}`, stepTimeoutMs, all);
+      await waitFor(r, `step ${step}`, stepTimeoutMs, () => all() || step >= r.endStep);
+      if (step >= r.endStep) break;
       this.recordStep(r, step, meter);
-      if (step === config.steps - 1) await this.collectFinal(r, step);
       hub.changed();
     }
+    await this.collectFinal(r, r.endStep);
+    hub.changed();
   }
 
   private async pausedUntilResumed(r: ActiveRun): Promise<void> {
@@ -324,6 +346,7 @@ export class RunDriver {
     const rec: StepRecord = { step, doneAtMs: hub.now() - r.trainStart, reports };
     const point = stepPoint(rec, r.records[r.records.length - 1], runShape(r.config).globalBatch);
     r.records.push(rec);
+    r.utilization.add(rec);
     this.runView.steps.push(point); // shared, append-only (RunView.steps)
     this.runView = { ...this.runView, step: step + 1, spans: spans.live };
     const pv = this.runView.pipeline;
@@ -334,23 +357,25 @@ export class RunDriver {
       totalSteps: r.config.steps,
       loss: point.loss,
       samplesPerSec: point.samplesPerSec,
+      computeUtilization: r.utilization.mean(),
     });
   }
 
   /**
-   * After the last step: rank 0's evaluation and trained parameters. Rank 0 evaluates on its own
-   * schedule (every evalEvery steps and after the last one): every worker holds identical
-   * parameters after a synchronous step. The parameters travel ahead of the result on the same
-   * ordered link: when the result is here they are too (a short grace covers a worker that never
-   * sends them).
+   * After the last step (`done` steps: all of them, or those up to the target): rank 0's evaluation
+   * and trained parameters. Rank 0 evaluates on its own schedule (every evalEvery steps and after
+   * the last one): every worker holds identical parameters after a synchronous step. The parameters
+   * travel ahead of the result on the same ordered link: when the result is here they are too (the
+   * mesh keeps a tensor that arrives before it is asked for; a short grace covers a worker that
+   * never sends them).
    */
-  private async collectFinal(r: ActiveRun, step: number): Promise<void> {
+  private async collectFinal(r: ActiveRun, done: number): Promise<void> {
     const { hub, stepTimeoutMs } = this.init;
-    const got = hub.mesh.recvTensor(r.ranks[0]!, finalParamsKey(r.runId, r.config.steps), {
+    const got = hub.mesh.recvTensor(r.ranks[0]!, finalParamsKey(r.runId, done), {
       signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
     });
     got.catch(() => {});
-    await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
+    await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(done));
     const grace = sleep(1000, r.abort.signal).then(() => null);
     const msg = await Promise.race([got, grace]).catch(() => null);
     if (!msg) {
@@ -362,7 +387,7 @@ export class RunDriver {
       runId: r.runId,
       model: r.config.model,
       params: new Float32Array(bytes.buffer, 0, bytes.byteLength / 4),
-      testAccuracy: r.evals.get(step + 1)!.accuracy,
+      testAccuracy: r.evals.get(done)!.accuracy,
     };
   }
 
@@ -373,13 +398,17 @@ export class RunDriver {
     const trainMs = hub.now() - r.trainStart;
     this.runView = { ...this.runView, phase: 'finishing' };
     hub.changed();
-    if (config.reference) {
+    const early = r.endStep < config.steps;
+    // The reference trains all config.steps steps: it has nothing to compare with after an early end.
+    if (config.reference && early) hub.log('target reached before the last step: no reference run');
+    if (config.reference && !early) {
       hub.log('training the single-worker reference on the same global batches');
       hub.send(r.ranks[0]!, { type: 'reference', runId: r.runId });
       const refMs = Math.max(stepTimeoutMs, config.steps * 5_000);
       await waitFor(r, 'reference run', refMs, () => r.reference !== null);
     }
-    for (const id of r.ranks) hub.send(id, { type: 'stop', runId: r.runId, reason: 'finished' });
+    const reason = early ? `target accuracy reached at step ${r.endStep}` : 'finished';
+    for (const id of r.ranks) hub.send(id, { type: 'stop', runId: r.runId, reason });
     const report = buildReport({
       config,
       globalBatch: runShape(config).globalBatch,
@@ -391,6 +420,7 @@ export class RunDriver {
       trainMs,
       methodFields: mr.reportFields(this.runView.pipeline),
       errors: r.errors,
+      target: r.target,
     });
     this.runView = { ...this.runView, phase: 'done' };
     hub.emit({ type: 'trace', trace: this.init.spans.trace() });

@@ -14,6 +14,7 @@ export type {
   PlanPreview,
   RunPhase,
   RunReport,
+  TargetReport,
   RunView,
   StageAssignment,
   StepPoint,

@@ -169,6 +169,38 @@ export function stepPoint(rec: StepRecord, prev: StepRecord | undefined, globalB
   };
 }
 
+/**
+ * Compute utilization per rank, kept as steps pass the barrier: the rank's summed computeMs over
+ * its summed step wall time (computeMs + commMs, as each stepDone splits it). O(ranks) a step.
+ */
+export class UtilizationSums {
+  private readonly compute: number[];
+  private readonly wall: number[];
+
+  constructor(ranks: number) {
+    this.compute = new Array<number>(ranks).fill(0);
+    this.wall = new Array<number>(ranks).fill(0);
+  }
+
+  add(rec: StepRecord): void {
+    for (const { rank, msg } of rec.reports) {
+      if (rank >= this.compute.length) continue;
+      this.compute[rank]! += msg.computeMs;
+      this.wall[rank]! += msg.computeMs + msg.commMs;
+    }
+  }
+
+  /** By rank; NaN for a rank with no step time yet. */
+  byRank(): number[] {
+    return this.compute.map((c, rank) => (this.wall[rank]! > 0 ? c / this.wall[rank]! : NaN));
+  }
+
+  /** The mean over ranks. */
+  mean(): number {
+    return mean(this.byRank());
+  }
+}
+
 /** Spans of the comm lane that wait on a peer rather than move data. */
 const WAIT_KINDS: ReadonlySet<WireSpan['kind']> = new Set(['recv', 'wait']);
 
@@ -203,7 +235,7 @@ export function activityOf(msg: StepDoneMsg): 'computing' | 'sending' | 'waiting
   return sending >= waiting ? 'sending' : 'waiting';
 }
 
-function mean(xs: number[]): number {
+export function mean(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 

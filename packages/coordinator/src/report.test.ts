@@ -70,4 +70,64 @@ describe('buildReport', () => {
     expect(report.stepMsMedian).toBeNaN();
     expect(report.loss).toEqual([]);
   });
+
+  it('keeps the existing fields in their order and adds only utilization and bytes per sample', () => {
+    const keys = Object.keys(buildReport(inputs()));
+    const added = ['bytesPerSample', 'computeUtilization'];
+    expect(keys.filter((k) => !added.includes(k))).toEqual([
+      ...['config', 'finalLoss', 'testAccuracy', 'wallMs', 'stepMsMedian', 'computeMsMedian'],
+      ...['commMsMedian', 'samplesPerSec', 'bytesSent', 'workers', 'loss', 'evals', 'reference', 'errors'],
+    ]);
+    expect(keys.indexOf('bytesPerSample')).toBe(keys.indexOf('bytesSent') + 1);
+  });
+
+  it('ends at the step whose evaluation reached the target: accuracy, samples, bytes and time to it', () => {
+    const base = inputs();
+    const config = parseRunConfig({ ...fixture.inputs.config, targetAccuracy: 0.5 });
+    const report = buildReport({
+      ...base,
+      config,
+      steps: base.steps.slice(0, 2),
+      target: { step: 2, atMs: 260 },
+    });
+    expect(report.target).toEqual({
+      accuracy: 0.5,
+      reached: true,
+      step: 2,
+      timeToTargetMs: 260,
+      samplesToTarget: 16, // 2 steps x global batch 8
+      bytesToTarget: 1500 + 1400, // each rank's running total after step 1
+    });
+    expect(report.testAccuracy).toBe(0.5); // the evaluation at step 2, not the one at config.steps
+    expect(report.samplesPerSec).toBe(16 / 0.4);
+    expect(Object.keys(report).slice(2, 4)).toEqual(['testAccuracy', 'target']);
+  });
+
+  it('says a target never reached, with no step, time, samples or bytes', () => {
+    const config = parseRunConfig({ ...fixture.inputs.config, targetAccuracy: 0.9 });
+    const report = buildReport({ ...inputs(), config, target: null });
+    const { accuracy, reached, ...rest } = report.target!;
+    expect([accuracy, reached]).toEqual([0.9, false]);
+    expect(Object.keys(rest)).toEqual(['step', 'timeToTargetMs', 'samplesToTarget', 'bytesToTarget']);
+    expect(Object.values(rest).every((v) => v === null)).toBe(true);
+    expect(report.testAccuracy).toBe(0.75);
+  });
+
+  it('gives the staleness the steps reported and the compression spec, which a method may replace', () => {
+    const base = inputs();
+    const steps = base.steps.map((rec) => ({
+      ...rec,
+      reports: rec.reports.map((r) => ({ ...r, msg: { ...r.msg, staleness: rec.step + r.rank } })),
+    }));
+    const config = parseRunConfig({ ...fixture.inputs.config, compress: 'int8' });
+    const report = buildReport({ ...base, config, steps });
+    expect(report.staleness).toEqual({ mean: 1.5, max: 3 }); // (0+1+1+2+2+3) / 6
+    expect(report.compression).toEqual({ spec: 'int8' });
+    const measured = { compression: { spec: 'int8', bytesRatio: 0.25 } };
+    expect(buildReport({ ...base, config, methodFields: measured }).compression).toEqual(
+      measured.compression,
+    );
+    expect('staleness' in buildReport(base)).toBe(false);
+    expect('compression' in buildReport(base)).toBe(false);
+  });
 });

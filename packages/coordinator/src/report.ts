@@ -1,7 +1,7 @@
 import type { DeviceInfo, RunConfig, ToCoordinator, WireError } from '@peertrain/protocol';
-import { median, stepPoint } from './intake.ts';
+import { UtilizationSums, mean, median, stepPoint } from './intake.ts';
 import type { StepRecord } from './intake.ts';
-import type { RunReport } from './types.ts';
+import type { RunReport, TargetReport } from './types.ts';
 
 type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
 type ReferenceResult = Extract<ToCoordinator, { type: 'referenceResult' }>;
@@ -15,8 +15,11 @@ export interface ReportWorker {
   framesRefused: number;
 }
 
-/** Fields a training method adds to the report (CoordinatorMethod's `reportFields`). */
-export type MethodReportFields = Pick<RunReport, 'pipeline'>;
+/**
+ * Fields a training method adds to the report (CoordinatorMethod's `reportFields`). `compression`
+ * replaces the report's own `{ spec }` (a method that measures its bytes ratio gives both).
+ */
+export type MethodReportFields = Pick<RunReport, 'pipeline' | 'compression'>;
 
 /** Everything a report is built from: what was recorded during the run, nothing live. */
 export interface ReportInputs {
@@ -36,24 +39,41 @@ export interface ReportInputs {
   trainMs: number;
   methodFields: Partial<MethodReportFields>;
   errors: WireError[];
+  /**
+   * The first evaluation at or above config.targetAccuracy: its step (steps done) and when it
+   * arrived, ms after the first step's grant (the run ends there). Absent or null: not reached.
+   */
+  target?: { step: number; atMs: number } | null;
 }
 
 /** The run's report: a pure function of what the run recorded. */
 export function buildReport(inputs: ReportInputs): RunReport {
   const { config, steps: records, globalBatch } = inputs;
   const steps = records.map((rec, i) => stepPoint(rec, records[i - 1], globalBatch));
-  const finalEval = [...inputs.evals].reverse().find((e) => e.step === config.steps);
+  // Steps the run took: all of them, or those up to the evaluation that reached the target.
+  const done = Math.min(config.steps, inputs.target?.step ?? config.steps);
+  const finalEval = [...inputs.evals].reverse().find((e) => e.step === done);
   const reference = inputs.reference;
+  const bytesSent = inputs.workers.reduce((a, p) => a + p.bytesSent, 0);
+  const sums = new UtilizationSums(inputs.workers.length);
+  records.forEach((rec) => sums.add(rec));
+  const utilization = sums.byRank();
+  const staleness = stalenessOf(records);
   return {
     config,
     finalLoss: steps[steps.length - 1]?.loss ?? NaN,
     testAccuracy: finalEval?.accuracy ?? NaN,
+    ...(config.targetAccuracy !== undefined
+      ? { target: targetReport(config.targetAccuracy, inputs.target ?? null, records, globalBatch) }
+      : {}),
     wallMs: inputs.wallMs,
     stepMsMedian: median(steps.map((s) => s.stepMs ?? NaN)),
     computeMsMedian: median(steps.map((s) => s.computeMs)),
     commMsMedian: median(steps.map((s) => s.commMs)),
-    samplesPerSec: (globalBatch * config.steps) / (inputs.trainMs / 1000),
-    bytesSent: inputs.workers.reduce((a, p) => a + p.bytesSent, 0),
+    samplesPerSec: (globalBatch * done) / (inputs.trainMs / 1000),
+    bytesSent,
+    bytesPerSample: bytesSent / (globalBatch * done),
+    computeUtilization: mean(utilization),
     workers: inputs.workers.map((p, rank) => ({
       peerId: p.peerId,
       rank,
@@ -63,6 +83,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       bytesSent: p.bytesSent,
       framesRefused: p.framesRefused,
       ...(p.device?.adapter ? { adapter: p.device.adapter } : {}),
+      computeUtilization: utilization[rank] ?? NaN,
     })),
     loss: steps.map((s) => ({ step: s.step, loss: s.loss })),
     evals: inputs.evals.map((e) => ({ step: e.step, accuracy: e.accuracy })),
@@ -75,7 +96,39 @@ export function buildReport(inputs: ReportInputs): RunReport {
           },
         }
       : {}),
+    ...(staleness ? { staleness } : {}),
+    ...(config.compress !== 'none' ? { compression: { spec: config.compress } } : {}),
     ...inputs.methodFields,
     errors: inputs.errors,
   };
+}
+
+/** What the run took to reach the target; `records` are the steps in order (step i at index i). */
+function targetReport(
+  accuracy: number,
+  hit: { step: number; atMs: number } | null,
+  records: readonly StepRecord[],
+  globalBatch: number,
+): TargetReport {
+  if (!hit) {
+    const none = { step: null, timeToTargetMs: null, samplesToTarget: null, bytesToTarget: null };
+    return { accuracy, reached: false, ...none };
+  }
+  // stepDone carries each rank's running total of bytes sent: the last step's totals, summed.
+  const last = records[Math.min(hit.step, records.length) - 1];
+  return {
+    accuracy,
+    reached: true,
+    step: hit.step,
+    timeToTargetMs: hit.atMs,
+    samplesToTarget: globalBatch * hit.step,
+    bytesToTarget: last?.reports.reduce((a, r) => a + r.msg.bytesSent, 0) ?? 0,
+  };
+}
+
+/** Mean and max of the staleness the steps reported (asynchronous methods); null when none did. */
+function stalenessOf(records: readonly StepRecord[]): { mean: number; max: number } | null {
+  const seen = records.flatMap((rec) => rec.reports.flatMap((r) => r.msg.staleness ?? []));
+  if (seen.length === 0) return null;
+  return { mean: mean(seen), max: seen.reduce((a, b) => Math.max(a, b), 0) };
 }

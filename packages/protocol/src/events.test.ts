@@ -43,6 +43,15 @@ describe('parseCoordinatorEvent', () => {
     expect(
       parseCoordinatorEvent({ type: 'progress', step: 3, totalSteps: 10, loss: NaN, samplesPerSec: 100 }),
     ).toMatchObject({ type: 'progress', step: 3, totalSteps: 10, samplesPerSec: 100 });
+    const util = {
+      type: 'progress',
+      step: 3,
+      totalSteps: 10,
+      loss: 1,
+      samplesPerSec: 1,
+      computeUtilization: 0.4,
+    };
+    expect(parseCoordinatorEvent(util)).toMatchObject({ computeUtilization: 0.4 });
     expect(parseCoordinatorEvent({ type: 'eval', step: 3, accuracy: 0.5 })).toEqual({
       type: 'eval',
       step: 3,
@@ -109,6 +118,40 @@ describe('parseRunReport', () => {
     delete report.reference;
     expect('reference' in parseRunReport(report)).toBe(false);
     expect(parseRunReport(sampleReport()).reference?.maxRelDiff).toBe(2e-6);
+  });
+
+  it('passes the target, utilization, bytes per sample, staleness and compression through in order', () => {
+    const target = {
+      accuracy: 0.9,
+      reached: false,
+      step: null,
+      timeToTargetMs: null,
+      samplesToTarget: null,
+      bytesToTarget: null,
+    };
+    const base = sampleReport();
+    (base.workers as Record<string, unknown>[])[0]!.computeUtilization = 0.4;
+    const full = {
+      ...base,
+      target,
+      bytesPerSample: 12.5,
+      computeUtilization: 0.4,
+      staleness: { mean: 1.5, max: 3 },
+      compression: { spec: 'int8', bytesRatio: 0.26 },
+    };
+    const r = parseRunReport(full);
+    expect(r.target).toEqual(target);
+    expect(r.workers[0]!.computeUtilization).toBe(0.4);
+    expect(r.staleness).toEqual({ mean: 1.5, max: 3 });
+    expect(r.compression).toEqual({ spec: 'int8', bytesRatio: 0.26 });
+    const keys = Object.keys(r);
+    expect(keys.slice(0, 4)).toEqual(['config', 'finalLoss', 'testAccuracy', 'target']);
+    expect(keys.indexOf('bytesPerSample')).toBe(keys.indexOf('bytesSent') + 1);
+    expect(() => parseRunReport({ ...full, target: { ...target, step: 'x' } })).toThrowError(
+      /run report: target.step/,
+    );
+    // Reports written before these fields parse as before: none of the keys appear.
+    expect(Object.keys(parseRunReport(sampleReport()))).not.toContain('computeUtilization');
   });
 });
 

@@ -42,17 +42,38 @@ export const PipelineReportSchema = z.object({
 });
 export type PipelineReport = z.infer<typeof PipelineReportSchema>;
 
+/** A run's target accuracy: reached or not, and what it took (null fields when not reached). */
+export const TargetReportSchema = z.object({
+  accuracy: anyNumber,
+  reached: z.boolean(),
+  /** Steps done when the evaluation reached it. */
+  step: count.nullable(),
+  /** From the first step's grant to that evaluation's arrival, coordinator clock. */
+  timeToTargetMs: anyNumber.nullable(),
+  /** Global samples trained up to that step. */
+  samplesToTarget: anyNumber.nullable(),
+  /** Bytes sent between peers (all ranks) up to that step. */
+  bytesToTarget: anyNumber.nullable(),
+});
+export type TargetReport = z.infer<typeof TargetReportSchema>;
+
 /** The JSON report of a finished run (what `peertrain train --report` writes). */
 export const RunReportSchema = z.object({
   config: RunConfigSchema,
   finalLoss: anyNumber,
   testAccuracy: anyNumber,
+  /** Runs with a targetAccuracy: whether and when it was reached (the run ends there). */
+  target: TargetReportSchema.exactOptional(),
   wallMs: anyNumber,
   stepMsMedian: anyNumber,
   computeMsMedian: anyNumber,
   commMsMedian: anyNumber,
   samplesPerSec: anyNumber,
   bytesSent: anyNumber,
+  /** Bytes sent between peers per training sample (bytesSent / samples of the steps run). */
+  bytesPerSample: anyNumber.exactOptional(),
+  /** Mean over workers of their computeUtilization. */
+  computeUtilization: anyNumber.exactOptional(),
   workers: z.array(
     z.object({
       peerId: z.string(),
@@ -64,6 +85,8 @@ export const RunReportSchema = z.object({
       framesRefused: count,
       /** The WebGPU adapter's info and limits, where the worker has one. */
       adapter: z.record(z.string(), z.union([z.string(), anyNumber, z.boolean()])).exactOptional(),
+      /** Sum of compute ms over sum of step wall ms (compute + communication), over the run's steps. */
+      computeUtilization: anyNumber.exactOptional(),
     }),
   ),
   loss: z.array(z.object({ step: count, loss: anyNumber })),
@@ -74,6 +97,10 @@ export const RunReportSchema = z.object({
     .object({ maxAbsDiff: anyNumber, maxRelDiff: anyNumber, referenceLoss: anyNumber })
     .exactOptional(),
   pipeline: PipelineReportSchema.exactOptional(),
+  /** Asynchronous methods: how many versions old the parameters of the steps were (what workers report). */
+  staleness: z.object({ mean: anyNumber, max: anyNumber }).exactOptional(),
+  /** Runs with compress other than none: the spec and, where the method measures it, wire bytes / fp32 bytes. */
+  compression: z.object({ spec: z.string(), bytesRatio: anyNumber.exactOptional() }).exactOptional(),
 });
 export type RunReport = z.infer<typeof RunReportSchema>;
 
@@ -85,6 +112,8 @@ export const CoordinatorEventSchema = z.discriminatedUnion('type', [
     totalSteps: count,
     loss: anyNumber,
     samplesPerSec: anyNumber,
+    /** Mean over ranks of compute ms / step wall ms so far (absent from older emitters). */
+    computeUtilization: anyNumber.exactOptional(),
   }),
   z.object({ type: z.literal('eval'), step: count, accuracy: anyNumber }),
   z.object({ type: z.literal('done'), report: RunReportSchema }),

@@ -92,10 +92,11 @@ export {
   CoordinatorEventSchema,
   PipelineReportSchema,
   RunReportSchema,
+  TargetReportSchema,
   parseCoordinatorEvent,
   parseRunReport,
 } from './events.ts';
-export type { CoordinatorEvent, PipelineReport, RunReport } from './events.ts';
+export type { CoordinatorEvent, PipelineReport, RunReport, TargetReport } from './events.ts';
 export { ChromeTraceSchema, parseChromeTrace } from './trace.ts';
 export type { ChromeTrace, ChromeTraceEvent } from './trace.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';

@@ -85,3 +85,29 @@ describe('error reports', () => {
     expect(() => parseToCoordinator({ type: 'error', error: { ...lost, peerId: 7 } })).toThrow(ProtocolError);
   });
 });
+
+describe('stopping at a target and asynchronous staleness', () => {
+  const evalResult = { type: 'evalResult', runId: 1, step: 40, accuracy: 0.93, loss: 0.3, count: 1000 };
+  const stepDone = {
+    type: 'stepDone',
+    runId: 1,
+    step: 3,
+    samples: 32,
+    computeMs: 5,
+    commMs: 1,
+    bytesSent: 0,
+  };
+
+  it('accepts an evaluation marked final and a step with its staleness; both stay optional', () => {
+    expect(parseToCoordinator({ ...evalResult, final: true })).toMatchObject({ final: true });
+    expect('final' in parseToCoordinator(evalResult)).toBe(false);
+    expect(parseToCoordinator({ ...stepDone, staleness: 2 })).toMatchObject({ staleness: 2 });
+    expect('staleness' in parseToCoordinator(stepDone)).toBe(false);
+  });
+
+  it('refuses a final that is not a boolean and a negative or fractional staleness', () => {
+    expect(() => parseToCoordinator({ ...evalResult, final: 'yes' })).toThrow(/final/);
+    expect(() => parseToCoordinator({ ...stepDone, staleness: -1 })).toThrow(/staleness/);
+    expect(() => parseToCoordinator({ ...stepDone, staleness: 1.5 })).toThrow(/staleness/);
+  });
+});

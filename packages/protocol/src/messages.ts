@@ -204,6 +204,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     /** Pipeline: most activation bytes held at once during the step, and what it would be without recomputation. */
     peakActivationBytes: z.number().int().min(0).optional(),
     peakActivationBytesNoRecompute: z.number().int().min(0).optional(),
+    /** Asynchronous methods (ps-async): how many versions old the parameters this step computed on were. */
+    staleness: z.number().int().min(0).optional(),
   }),
   z.object({
     type: z.literal('profileResult'),
@@ -217,6 +219,11 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     accuracy: z.number().min(0).max(1),
     loss: z.number(),
     count: z.number().int(),
+    /**
+     * This evaluation reached the run's targetAccuracy: the run ends at `step` (rank 0 runs no
+     * further step) and rank 0 sent that step's parameters ahead of it (finalParamsKey(runId, step)).
+     */
+    final: z.boolean().optional(),
   }),
   z.object({
     type: z.literal('referenceResult'),

@@ -37,8 +37,9 @@ export function randomId(length = 8): string {
 }
 
 /**
- * The key of the trained parameters rank 0 sends the coordinator after the last step (float32,
- * the whole model's flat array), ahead of the final evaluation result.
+ * The key of the trained parameters rank 0 sends the coordinator after the last step, or after the
+ * step whose evaluation reached the target accuracy (float32, the whole model's flat array), ahead
+ * of the final evaluation result.
  */
 export function finalParamsKey(
   runId: number,

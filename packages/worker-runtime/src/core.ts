@@ -29,6 +29,8 @@ export interface RunState {
   abort: AbortController;
   grantedUpTo: number;
   completed: number;
+  /** Steps the run takes: config.steps, or fewer once rank 0's evaluation reached the target accuracy. */
+  endStep: number;
   pendingEvals: number[];
   pendingReference: boolean;
   wake: (() => void) | null;
@@ -45,6 +47,7 @@ export function newRunState(assign: Assign): RunState {
     abort: new AbortController(),
     grantedUpTo: -1,
     completed: 0,
+    endStep: assign.config.steps,
     pendingEvals: [],
     pendingReference: false,
     wake: null,

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
 import type { Coordinator } from '@peertrain/coordinator';
 import { memoryShardCache, tf } from '@peertrain/engine';
@@ -96,5 +96,71 @@ describe('data parallelism over the in-memory transport', () => {
     const before = tf.memory().numTensors;
     await coord.run({ ...base, workers: 2, steps: 12, reference: false });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('stopping at a target accuracy', () => {
+  const target: RunConfigInput = { ...base, steps: 40, evalEvery: 2, reference: false, lr: 0.1 };
+
+  for (const sync of ['allreduce', 'ps'] as const) {
+    it(`${sync}: ends at the evaluation that reaches it, with that step's parameters and no error`, async () => {
+      const { coord, workers } = cluster(3, `target-${sync}`);
+      const utilization: number[] = [];
+      coord.onEvent((e) => e.type === 'progress' && utilization.push(e.computeUtilization ?? NaN));
+      const model = new Promise<string>((resolve) =>
+        coord.onEvent((e) => e.type === 'model' && resolve(e.paramsBase64)),
+      );
+      // Chance is 0.1 on the synthetic set: a low target is reached within the first evaluations.
+      const report = await coord.run(
+        { ...target, sync, workers: 3, targetAccuracy: 0.3 },
+        { waitMs: 30_000 },
+      );
+      const t = report.target!;
+      expect(t.reached).toBe(true);
+      expect(t.step).toBeLessThan(40);
+      expect(t.step! % 2).toBe(0);
+      const reaching = report.evals.filter((e) => e.accuracy >= 0.3);
+      expect(reaching.map((e) => e.step)).toEqual([t.step]); // the first one ends the run
+      expect(report.evals[report.evals.length - 1]!.step).toBe(t.step);
+      expect(report.testAccuracy).toBe(reaching[0]!.accuracy);
+      expect(report.loss).toHaveLength(t.step!);
+      expect(t.samplesToTarget).toBe(t.step! * 3 * 8);
+      expect(t.bytesToTarget).toBeGreaterThan(0);
+      expect(t.bytesToTarget).toBeLessThanOrEqual(report.bytesSent);
+      expect(t.timeToTargetMs).toBeGreaterThan(0);
+      expect(report.errors).toEqual([]);
+      expect(report.computeUtilization).toBeGreaterThan(0);
+      expect(utilization).toHaveLength(t.step!); // one progress event per step, each with the share so far
+      expect(utilization[utilization.length - 1]).toBeCloseTo(report.computeUtilization!, 12);
+      expect(report.workers.every((w) => w.computeUtilization! > 0 && w.computeUtilization! <= 1)).toBe(true);
+      // The exported model is the one of the target's step: the whole model, every parameter.
+      const trained = coord.trainedModel()!;
+      expect(trained.testAccuracy).toBe(report.testAccuracy);
+      expect((await model).length).toBeGreaterThan(0);
+      // Every worker stops cleanly and is free for the next run.
+      await vi.waitFor(() => expect(workers.map((w) => w.status().phase)).toEqual(['idle', 'idle', 'idle']));
+      expect(workers.every((w) => w.status().lastError === null)).toBe(true);
+      const next = await coord.run({ ...base, sync, workers: 3, steps: 2, reference: false, evalEvery: 0 });
+      expect(next.loss).toHaveLength(2);
+    });
+  }
+
+  it('runs every step when the target is never reached, and says so', async () => {
+    const { coord } = cluster(2, 'target-never');
+    const report = await coord.run(
+      { ...target, workers: 2, steps: 6, targetAccuracy: 0.999 },
+      { waitMs: 30_000 },
+    );
+    expect(report.loss).toHaveLength(6);
+    expect(report.evals.map((e) => e.step)).toEqual([2, 4, 6]);
+    expect(report.target).toEqual({
+      accuracy: 0.999,
+      reached: false,
+      step: null,
+      timeToTargetMs: null,
+      samplesToTarget: null,
+      bytesToTarget: null,
+    });
+    expect(report.errors).toEqual([]);
   });
 });

@@ -145,4 +145,27 @@ describe('pipeline parallelism over the in-memory transport', () => {
     await coord.run({ ...base, workers: 2, steps: 6, reference: false });
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it('stops at a target accuracy: rank 0 gathers the stages, evaluates, and every stage stops cleanly', async () => {
+    const coord = cluster(3, 'pp-target');
+    const cfg = {
+      ...base,
+      model: 'mlp' as const,
+      workers: 3,
+      schedule: '1f1b' as const,
+      steps: 30,
+      reference: false,
+    };
+    const report = await coord.run({ ...cfg, targetAccuracy: 0.3 }, { waitMs: 30_000 });
+    const t = report.target!;
+    expect(t.reached).toBe(true);
+    expect(t.step).toBeLessThan(30);
+    expect(report.loss).toHaveLength(t.step!);
+    expect(report.testAccuracy).toBeGreaterThanOrEqual(0.3);
+    expect(coord.trainedModel()!.testAccuracy).toBe(report.testAccuracy);
+    expect(report.errors).toEqual([]);
+    // The stages are free again: the next run takes them.
+    const next = await coord.run({ ...cfg, steps: 2, evalEvery: 0 }, { waitMs: 30_000 });
+    expect(next.loss).toHaveLength(2);
+  });
 });

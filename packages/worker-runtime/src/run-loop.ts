@@ -106,7 +106,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
       await runEvals(d);
       if (run.pendingReference) await runReference(d);
       if (!granted(run) && run.pendingEvals.length === 0 && !run.pendingReference) {
-        if (run.completed === config.steps) core.update({ phase: 'done' });
+        if (run.completed === run.endStep) core.update({ phase: 'done' });
         await waitForWork(run, signal);
       }
     }
@@ -116,9 +116,9 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
   }
 }
 
-/** A step is left to run and the coordinator has granted it. */
+/** A step is left to run (the target not yet reached) and the coordinator has granted it. */
 function granted(run: RunState): boolean {
-  return run.completed < run.assign.config.steps && run.completed <= run.grantedUpTo;
+  return run.completed < run.endStep && run.completed <= run.grantedUpTo;
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
@@ -126,7 +126,7 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
   const { config, runId, rank } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  const { loss, computeMs, activation } = await method.step(step);
+  const { loss, computeMs, activation, staleness } = await method.step(step);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
   run.completed = step + 1;
@@ -141,6 +141,7 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
     bytesSent: peerBytesSent(core),
     spans: spans.drain().map(toWireSpan),
     ...(activation ?? {}),
+    ...(staleness !== undefined ? { staleness } : {}),
   });
   // The page's memory line follows every step, not only the coordinator's (sparse) pings.
   core.update({
@@ -155,19 +156,25 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
   if (due && rank === 0) run.pendingEvals.push(run.completed);
 }
 
-/** Evaluates every queued step; after the last one the trained model goes to the coordinator first. */
+/**
+ * Evaluates every queued step. After the last step, or when the evaluation of the step just done
+ * reaches the target accuracy (which ends the run there: no further step runs), the trained model
+ * goes to the coordinator first, on the same ordered link as the result.
+ */
 async function runEvals({ core, run, method, session, signal }: Driver): Promise<void> {
   const { config, runId } = run.assign;
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
     const p = heldModel(method);
     const r = await session.evaluate(p, { signal });
-    if (evalStep === config.steps) {
-      // The trained model goes to the coordinator (for export) ahead of the final result.
+    const target = config.targetAccuracy;
+    const reached = target !== undefined && r.accuracy >= target && evalStep === run.completed;
+    if (reached) run.endStep = evalStep;
+    if (evalStep === config.steps || reached) {
       await core.mesh.sendTensor(
         core.coordinatorId,
         {
-          ...finalParamsKey(runId, config.steps),
+          ...finalParamsKey(runId, evalStep),
           dtype: 'float32',
           shape: [p.length],
           data: new Uint8Array(p.buffer, p.byteOffset, p.byteLength),
@@ -182,6 +189,7 @@ async function runEvals({ core, run, method, session, signal }: Driver): Promise
       accuracy: r.accuracy,
       loss: r.loss,
       count: r.count,
+      ...(reached ? { final: true } : {}),
     });
   }
 }

@@ -62,6 +62,7 @@ export function ReportCard(props: {
           ['step (median)', formatMs(r.stepMsMedian)],
           ['compute / comm', `${formatMs(r.computeMsMedian)} / ${formatMs(r.commMsMedian)}`],
           ['bytes sent', formatBytes(r.bytesSent)],
+          ...reportExtras(r),
         ]}
       />
       {ref ? (
@@ -162,4 +163,29 @@ function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
       </div>
     </div>
   );
+}
+
+/**
+ * The report's stats that not every report has: bytes per sample and compute share (reports
+ * before them lack both), the target, staleness and compression where the run had them.
+ */
+export function reportExtras(r: RunReport): [string, string][] {
+  const out: [string, string][] = [];
+  if (r.bytesPerSample !== undefined) out.push(['bytes / sample', formatBytes(r.bytesPerSample)]);
+  if (r.computeUtilization !== undefined) out.push(['compute share', formatPercent(r.computeUtilization, 0)]);
+  const t = r.target;
+  if (t) {
+    const what = `target ${formatPercent(t.accuracy, 1)}`;
+    out.push(
+      t.reached && t.step !== null
+        ? [what, `step ${t.step}, ${formatMs(t.timeToTargetMs ?? NaN)}`]
+        : [what, 'not reached'],
+    );
+  }
+  if (r.staleness) out.push(['staleness', `mean ${r.staleness.mean.toFixed(2)}, max ${r.staleness.max}`]);
+  if (r.compression) {
+    const ratio = r.compression.bytesRatio;
+    out.push(['compression', `${r.compression.spec}${ratio !== undefined ? ` (${ratio.toFixed(3)}×)` : ''}`]);
+  }
+  return out;
 }

@@ -3,6 +3,7 @@ import { DATASETS, toWireError, type RunConfig } from '@peertrain/protocol';
 import type { PeerView, PlanPreview, RunPhase } from '@peertrain/coordinator';
 import { BackendOptions } from '@peertrain/ui';
 import { shortPeerId } from '../peerLabels.ts';
+import { MethodFields, methodFieldsShown } from './MethodFields.tsx';
 import { PlanEditor } from './PlanEditor.tsx';
 import {
   checkPartition,
@@ -21,6 +22,7 @@ import {
   isPipelined,
   issuesByField,
   presetLayerNames,
+  withCompress,
   withStrategy,
   type RunFormField,
   type RunFormState,
@@ -135,7 +137,11 @@ export function RunForm(props: {
   );
 
   // Issues of the form as a whole, and of any field not on screen for this strategy.
-  const shown = new Set<RunFormField | null>([...BASE_FIELDS, ...(pipelined ? PIPELINE_FIELDS : [])]);
+  const shown = new Set<RunFormField | null>([
+    ...BASE_FIELDS,
+    ...(pipelined ? PIPELINE_FIELDS : []),
+    ...methodFieldsShown(form),
+  ]);
   if (form.strategy === 'hybrid') shown.add('replicas');
   const formWide = [...issues].flatMap(([key, list]) =>
     shown.has(key) ? [] : list.map((m) => (key === null ? m : `${key}: ${m}`)),
@@ -217,6 +223,13 @@ export function RunForm(props: {
             <span>also train the single-worker reference and compare</span>
           </label>
         </div>
+        <MethodFields
+          form={form}
+          issues={issues}
+          set={set}
+          onCompress={(kind) => setForm((f) => withCompress(f, kind))}
+          field={field}
+        />
         {!pipelined && (
           <ShardEditor
             form={form}

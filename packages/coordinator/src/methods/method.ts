@@ -45,8 +45,12 @@ export interface MethodRun {
   pipelineView: PipelineView | null;
   /** Peers whose spans give the measured bubble, and how many stages they form (null: none). */
   bubble: { peers: ReadonlySet<string>; stages: number } | null;
-  /** Steps workers may run ahead of the slowest finished step (hides the barrier's round trip). */
-  barrierWindow: number;
+  /**
+   * Steps workers may run ahead of the slowest finished step (hides the barrier's round trip).
+   * Absent: STEP_WINDOW. A method whose workers must run further alone says so here: local steps
+   * a round (innerSteps + 1), an asynchronous server its staleness + 1.
+   */
+  barrierWindow?: number;
   /** Each step report, as it arrives (before the barrier counts it). */
   onStepDone?(rank: number, msg: StepDoneMsg): void;
   /** The method's own report fields, from the live view's final pipeline block. */
@@ -61,6 +65,11 @@ export interface CoordinatorMethod {
 
 /** The default barrier window: two steps in flight. */
 export const STEP_WINDOW = 2;
+
+/** The barrier window the driver uses for a prepared method (its own, else STEP_WINDOW). */
+export function barrierWindowOf(mr: Pick<MethodRun, 'barrierWindow'>): number {
+  return Math.max(1, mr.barrierWindow ?? STEP_WINDOW);
+}
 
 /** Equal disjoint shards of the training set, one per data-parallel replica. */
 export function replicaShards(config: RunConfig): { start: number; count: number }[] {

@@ -3,6 +3,7 @@ import { parseRunConfig } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
 import type { PeerRecord } from '../membership.ts';
 import type { PipelinePlan } from '../planning.ts';
+import { STEP_WINDOW, barrierWindowOf } from './method.ts';
 import type { MethodContext } from './method.ts';
 import { methodFor, methodName } from './registry.ts';
 
@@ -37,6 +38,12 @@ describe('coordinator methods', () => {
     expect(name({ workers: 2, sync: 'ps' })).toBe('parameter-server');
     expect(name({ workers: 2, strategy: 'pipeline' })).toBe('pipeline');
     expect(name({ workers: 4, strategy: 'hybrid', replicas: 2 })).toBe('hybrid');
+  });
+
+  it('grants a method its own barrier window, STEP_WINDOW when it gives none', () => {
+    expect(barrierWindowOf({})).toBe(STEP_WINDOW);
+    expect(barrierWindowOf({ barrierWindow: 21 })).toBe(21); // e.g. a DiLoCo round of 20 inner steps
+    expect(barrierWindowOf({ barrierWindow: 0 })).toBe(1); // a step is always granted
   });
 
   it('parameter server: rank 0 serves, every assign names it', async () => {

@@ -47,6 +47,8 @@ export interface StepOutcome {
   computeMs: number;
   /** Pipeline stages only. */
   activation?: ActivationPeak;
+  /** Asynchronous methods: how many versions old the parameters this step computed on were. */
+  staleness?: number;
 }
 
 /** One method running on one worker for one run (made by WorkerMethod.setup). */
