@@ -21,6 +21,8 @@ export type {
 export { allReduceMean } from './mean.ts';
 export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
+export { createAsyncParameterServer } from './ps-async.ts';
+export type { AsyncPsOptions, AsyncPsPeer } from './ps-async.ts';
 export { f32FromMessage, f32ToBytes } from './f32.ts';
 export type { TrafficStats } from './f32.ts';
 export { compressedAllReduce, compressedTagSpan } from './compressed.ts';
