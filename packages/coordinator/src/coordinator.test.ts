@@ -165,7 +165,9 @@ describe('coordinator', () => {
     });
     expect(coord.view().run.phase).toBe('failed');
   });
+});
 
+describe('coordinator: lost peers, bad configs, pause', () => {
   it('names the lost peer when a worker reports losing it before the coordinator sees it go', async () => {
     const { net, coord, coordId } = setup();
     const ids = ['a', 'b', 'c'].map((n) => workerPeerId('test', n));

@@ -1,4 +1,5 @@
-export { createCoordinator, median } from './coordinator.ts';
+export { createCoordinator } from './coordinator.ts';
+export { median } from './intake.ts';
 export type { CoordinatorInit, Timers } from './coordinator.ts';
 export type {
   Coordinator,

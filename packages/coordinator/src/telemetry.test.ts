@@ -3,7 +3,8 @@ import { PROTOCOL_VERSION, coordinatorPeerId, workerPeerId } from '@peertrain/pr
 import type { ControlMessage, DeviceInfo, ToCoordinator, WireSpan } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Mesh } from '@peertrain/transport';
-import { activityOf, createCoordinator } from './coordinator.ts';
+import { createCoordinator } from './coordinator.ts';
+import { activityOf } from './intake.ts';
 import type { Coordinator, CoordinatorEvent, PeerState, PeerView } from './types.ts';
 
 // The room's telemetry as the coordinator keeps it: every peer state transition, the memory report,
@@ -240,7 +241,9 @@ describe('peer states', () => {
     await run;
     expect(peerOf(coord, a.id)?.state).toBe('idle');
   });
+});
 
+describe('activityOf', () => {
   it('activityOf: computing, sending or waiting, overlapping spans counted once', () => {
     const msg = (spans: WireSpan[]): Parameters<typeof activityOf>[0] => ({
       type: 'stepDone',

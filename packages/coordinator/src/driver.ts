@@ -1,0 +1,441 @@
+import {
+  AbortError,
+  ConfigError,
+  PeerLostError,
+  finalParamsKey,
+  parseRunConfig,
+  runShape,
+  sleep,
+  toWireError,
+} from '@peertrain/protocol';
+import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
+import { malformedFrame } from './faults.ts';
+import type { Hub } from './hub.ts';
+import { BubbleMeter, activityOf, stepPoint } from './intake.ts';
+import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
+import type { Membership, PeerRecord } from './membership.ts';
+import { methodFor } from './methods/registry.ts';
+import type { MethodRun } from './methods/method.ts';
+import type { Planning, ProfileSession } from './planning.ts';
+import { buildReport } from './report.ts';
+import type { RunReport, RunView, TrainedModel } from './types.ts';
+import { asError, untilReleased, waitFor, wake } from './wait.ts';
+
+/*
+ * The run driver: one run from waiting for workers to the report. Assignment (what the method
+ * says), the windowed step barrier, step bookkeeping, evaluation and reference requests, and the
+ * trained parameters collected from rank 0.
+ */
+
+type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
+type RunMsg = Extract<
+  ToCoordinator,
+  { type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' }
+>;
+export type RunOptions = { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] };
+
+/** A run in flight: everything that must be torn down when it ends. */
+interface ActiveRun extends ProfileSession {
+  config: RunConfig;
+  /** Peer ids by rank (empty until the workers are chosen). */
+  ranks: string[];
+  method: MethodRun | null;
+  /** stepDone messages per step, by rank (in arrival order). */
+  stepDone: Map<number, Map<number, StepDoneMsg>>;
+  records: StepRecord[];
+  evals: Map<number, EvalResult>;
+  /** Every evaluation in arrival order (the report's list). */
+  evalLog: EvalResult[];
+  reference: Extract<ToCoordinator, { type: 'referenceResult' }> | null;
+  ready: Set<string>;
+  errors: WireError[];
+  paused: boolean;
+  resume: (() => void) | null;
+  /** Coordinator clock at the run's start and at the first step's grant. */
+  t0: number;
+  trainStart: number;
+}
+
+export interface DriverInit {
+  hub: Hub;
+  room: string;
+  membership: Membership;
+  planning: Planning;
+  spans: SpanIntake;
+  readyTimeoutMs: number;
+  stepTimeoutMs: number;
+  bubbleHistory: number;
+  disposed(): boolean;
+}
+
+export function emptyRun(runId: number): RunView {
+  return {
+    runId,
+    phase: 'idle',
+    config: null,
+    step: 0,
+    totalSteps: 0,
+    steps: [],
+    evals: [],
+    error: null,
+    startedAt: null,
+    spans: [],
+    pipeline: null,
+  };
+}
+
+export class RunDriver {
+  private active: ActiveRun | null = null;
+  private runCounter = 0;
+  runView: RunView = emptyRun(0);
+  trained: TrainedModel | null = null;
+
+  constructor(private readonly init: DriverInit) {
+    // Today a member lost mid-run fails the run (elastic epochs will replace it instead).
+    init.membership.onChange((c) => {
+      if (c.type === 'lost' && this.active?.ranks.includes(c.peerId)) {
+        this.fail(new PeerLostError(c.peerId, c.detail));
+      }
+    });
+  }
+
+  activeRunId(): number | null {
+    return this.active?.runId ?? null;
+  }
+
+  /** Peer ids of the run in progress, by rank (empty when none). */
+  ranks(): readonly string[] {
+    return this.active?.ranks ?? [];
+  }
+
+  fail(err: Error): void {
+    this.active?.abort.abort(err);
+  }
+
+  pause(): void {
+    if (this.active) this.active.paused = true;
+  }
+
+  resume(): void {
+    if (!this.active) return;
+    this.active.paused = false;
+    const r = this.active.resume;
+    this.active.resume = null;
+    r?.();
+  }
+
+  /** A malformed frame a worker refused: kept for the report. */
+  onFrameRefused(error: WireError): void {
+    this.active?.errors.push(error);
+  }
+
+  /** A worker's error: fails the run it names (or the current one), naming a lost peer if it saw one. */
+  onWorkerError(from: string, msg: Extract<ToCoordinator, { type: 'error' }>): void {
+    const run = this.active;
+    run?.errors.push(msg.error);
+    if (!run || (msg.runId !== undefined && msg.runId !== run.runId)) return;
+    // A worker that lost a peer of the run may say so before this side's own link to that peer
+    // closes: either way the run fails naming the lost peer (its report is in errors).
+    const lost = msg.error.name === 'PeerLostError' ? msg.error.peerId : undefined;
+    if (lost !== undefined && run.ranks.includes(lost)) {
+      this.fail(new PeerLostError(lost, `seen by ${from}`));
+      return;
+    }
+    const err = new Error(`${from}: ${msg.error.message}`);
+    err.name = msg.error.name;
+    this.fail(err);
+  }
+
+  /** ready, profileResult, stepDone, evalResult, referenceResult of the run in progress. */
+  onRunMessage(from: string, p: PeerRecord, msg: RunMsg): void {
+    const run = this.active;
+    if (!run || msg.runId !== run.runId) return;
+    const rank = run.ranks.indexOf(from);
+    if (rank < 0) return;
+    if (msg.type === 'ready') run.ready.add(from);
+    if (msg.type === 'profileResult') run.profiles.set(from, msg.layers);
+    if (msg.type === 'stepDone') this.onStepDone(run, rank, p, msg);
+    if (msg.type === 'evalResult') this.onEval(run, msg);
+    if (msg.type === 'referenceResult') run.reference = msg;
+    wake(run, from, msg);
+  }
+
+  private onStepDone(run: ActiveRun, rank: number, p: PeerRecord, msg: StepDoneMsg): void {
+    if (msg.spans && msg.spans.length > 0) this.init.spans.add(p.peerId, p.clockOffsetMs ?? 0, msg.spans);
+    run.method?.onStepDone?.(rank, msg);
+    let m = run.stepDone.get(msg.step);
+    if (!m) run.stepDone.set(msg.step, (m = new Map<number, StepDoneMsg>()));
+    m.set(rank, msg);
+    p.lastStep = msg.step;
+    p.lastComputeMs = msg.computeMs;
+    p.lastCommMs = msg.commMs;
+    p.bytesSent = msg.bytesSent;
+    p.lastReportAt = this.init.hub.now();
+    if (p.state !== 'gone') p.state = activityOf(msg);
+  }
+
+  /** Evaluations arrive between steps (rank 0 evaluates): folded into the live view. */
+  private onEval(run: ActiveRun, msg: EvalResult): void {
+    const { hub } = this.init;
+    run.evals.set(msg.step, msg);
+    run.evalLog.push(msg);
+    const tMs = this.runView.startedAt === null ? 0 : hub.now() - this.runView.startedAt;
+    this.runView = {
+      ...this.runView,
+      evals: [...this.runView.evals, { step: msg.step, accuracy: msg.accuracy, loss: msg.loss, tMs }],
+    };
+    hub.emit({ type: 'eval', step: msg.step, accuracy: msg.accuracy });
+    hub.changed();
+  }
+
+  async run(input: RunConfigInput, opts: RunOptions = {}): Promise<RunReport> {
+    if (this.init.disposed()) throw new AbortError('coordinator disposed');
+    if (this.active) throw new ConfigError('a run is already in progress');
+    const config = parseRunConfig(input);
+    const method = methodFor(config);
+    // A run profiles the devices itself: a preview still in flight would only share their CPU.
+    this.init.planning.abortPreview(new AbortError('a run started'));
+    const r = this.begin(config);
+    const onOuterAbort = (): void => r.abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
+    opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    try {
+      const chosen = await this.choose(r, opts.waitMs ?? 120_000);
+      const { init } = this;
+      r.method = await method.prepare({
+        runId: r.runId,
+        config,
+        peers: chosen,
+        planPipeline: (devices) => init.planning.planPipeline(r, config, devices),
+      });
+      this.assign(r, chosen, r.method);
+      await this.train(r, r.method, opts);
+      return await this.finish(r, r.method, chosen);
+    } catch (e) {
+      throw this.failed(r, asError(e));
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuterAbort);
+      this.end(r);
+    }
+  }
+
+  private begin(config: RunConfig): ActiveRun {
+    const { hub, spans } = this.init;
+    const runId = ++this.runCounter;
+    this.runView = { ...emptyRun(runId), phase: 'preparing', config, totalSteps: config.steps };
+    this.trained = null;
+    spans.reset();
+    hub.changed();
+    const t0 = hub.now();
+    this.active = {
+      runId,
+      config,
+      ranks: [],
+      method: null,
+      abort: new AbortController(),
+      stepDone: new Map(),
+      records: [],
+      evals: new Map(),
+      evalLog: [],
+      reference: null,
+      ready: new Set(),
+      profiles: new Map(),
+      errors: [],
+      waiters: new Set(),
+      paused: false,
+      resume: null,
+      t0,
+      trainStart: t0,
+    };
+    return this.active;
+  }
+
+  /** The oldest idle peers become the run's ranks; their bandwidth probes stop. */
+  private async choose(r: ActiveRun, waitMs: number): Promise<PeerRecord[]> {
+    this.init.hub.log(`waiting for ${r.config.workers} workers in room ${this.init.room}`);
+    const chosen = await this.init.membership.waitForIdle(r.config.workers, waitMs, r.abort.signal);
+    r.ranks = chosen.map((p) => p.peerId);
+    for (const p of chosen) p.probe?.abort(new AbortError('a run took the peer'));
+    return chosen;
+  }
+
+  /** Tells every rank what the method says it does, and starts the run's epoch. */
+  private assign(r: ActiveRun, chosen: readonly PeerRecord[], mr: MethodRun): void {
+    const { hub, spans, membership } = this.init;
+    const names: Record<string, string> = {};
+    chosen.forEach((p, rank) => {
+      const a = mr.assignments[rank]!;
+      p.rank = rank;
+      p.bytesSent = 0;
+      p.framesRefused = 0;
+      p.state = 'computing';
+      p.role = a.role;
+      p.stage = a.stage;
+      p.shard = a.shard;
+      names[p.peerId] = a.traceName;
+      hub.send(p.peerId, a.message);
+    });
+    spans.setNames(names);
+    membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
+    if (mr.pipelineView) this.runView = { ...this.runView, pipeline: mr.pipelineView };
+    hub.changed();
+  }
+
+  /** Waits for every rank to be ready, then runs the steps behind the windowed barrier. */
+  private async train(r: ActiveRun, mr: MethodRun, opts: RunOptions): Promise<void> {
+    const { hub, readyTimeoutMs, stepTimeoutMs, bubbleHistory } = this.init;
+    const { config } = r;
+    const isReady = (): boolean => r.ready.size === r.ranks.length;
+    await waitFor(r, 'workers loading data and connecting', readyTimeoutMs, isReady);
+    hub.log(`all ${config.workers} workers ready; training ${config.steps} steps (${config.sync})`);
+    this.runView = { ...this.runView, phase: 'running', startedAt: hub.now() };
+    hub.changed();
+    r.trainStart = hub.now();
+    const meter = mr.bubble ? new BubbleMeter(mr.bubble.peers, mr.bubble.stages, bubbleHistory) : null;
+    let granted = -1;
+    const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
+    for (let step = 0; step < config.steps; step++) {
+      if (r.paused) await this.pausedUntilResumed(r);
+      const upTo = Math.min(step + mr.barrierWindow - 1, config.steps - 1);
+      if (upTo > granted) {
+        granted = upTo;
+        for (const id of r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
+      }
+      if (step === malformedAt) await this.injectMalformedFrame(r, r.ranks[0]!);
+      const all = (): boolean => (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
+      await waitFor(r, `step ${step}`, stepTimeoutMs, all);
+      this.recordStep(r, step, meter);
+      if (step === config.steps - 1) await this.collectFinal(r, step);
+      hub.changed();
+    }
+  }
+
+  private async pausedUntilResumed(r: ActiveRun): Promise<void> {
+    this.runView = { ...this.runView, phase: 'paused' };
+    this.init.hub.changed();
+    await untilReleased(r.abort.signal, (release) => (r.resume = release));
+    this.runView = { ...this.runView, phase: 'running' };
+    this.init.hub.changed();
+  }
+
+  /** The step passed the barrier: its metrics, the live spans, the bubble, a progress event. */
+  private recordStep(r: ActiveRun, step: number, meter: BubbleMeter | null): void {
+    const { hub, spans } = this.init;
+    const reports = [...r.stepDone.get(step)!].map(([rank, msg]) => ({ rank, msg }));
+    const rec: StepRecord = { step, doneAtMs: hub.now() - r.trainStart, reports };
+    const point = stepPoint(rec, r.records[r.records.length - 1], runShape(r.config).globalBatch);
+    r.records.push(rec);
+    this.runView.steps.push(point); // shared, append-only (RunView.steps)
+    this.runView = { ...this.runView, step: step + 1, spans: spans.live };
+    const pv = this.runView.pipeline;
+    if (pv && meter) this.runView = { ...this.runView, pipeline: meter.record(step, spans.live, pv) };
+    hub.emit({
+      type: 'progress',
+      step: step + 1,
+      totalSteps: r.config.steps,
+      loss: point.loss,
+      samplesPerSec: point.samplesPerSec,
+    });
+  }
+
+  /**
+   * After the last step: rank 0's evaluation and trained parameters. Rank 0 evaluates on its own
+   * schedule (every evalEvery steps and after the last one): every worker holds identical
+   * parameters after a synchronous step. The parameters travel ahead of the result on the same
+   * ordered link: when the result is here they are too (a short grace covers a worker that never
+   * sends them).
+   */
+  private async collectFinal(r: ActiveRun, step: number): Promise<void> {
+    const { hub, stepTimeoutMs } = this.init;
+    const got = hub.mesh.recvTensor(r.ranks[0]!, finalParamsKey(r.runId, r.config.steps), {
+      signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
+    });
+    got.catch(() => {});
+    await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(step + 1));
+    const grace = sleep(1000, r.abort.signal).then(() => null);
+    const msg = await Promise.race([got, grace]).catch(() => null);
+    if (!msg) {
+      hub.log('rank 0 sent no trained parameters: the model cannot be exported');
+      return;
+    }
+    const bytes = msg.data.slice(); // own, aligned copy
+    this.trained = {
+      runId: r.runId,
+      model: r.config.model,
+      params: new Float32Array(bytes.buffer, 0, bytes.byteLength / 4),
+      testAccuracy: r.evals.get(step + 1)!.accuracy,
+    };
+  }
+
+  /** The reference run if asked, stop, and the report with its events. */
+  private async finish(r: ActiveRun, mr: MethodRun, chosen: readonly PeerRecord[]): Promise<RunReport> {
+    const { hub, stepTimeoutMs } = this.init;
+    const { config } = r;
+    const trainMs = hub.now() - r.trainStart;
+    this.runView = { ...this.runView, phase: 'finishing' };
+    hub.changed();
+    if (config.reference) {
+      hub.log('training the single-worker reference on the same global batches');
+      hub.send(r.ranks[0]!, { type: 'reference', runId: r.runId });
+      const refMs = Math.max(stepTimeoutMs, config.steps * 5_000);
+      await waitFor(r, 'reference run', refMs, () => r.reference !== null);
+    }
+    for (const id of r.ranks) hub.send(id, { type: 'stop', runId: r.runId, reason: 'finished' });
+    const report = buildReport({
+      config,
+      globalBatch: runShape(config).globalBatch,
+      steps: r.records,
+      evals: r.evalLog,
+      reference: r.reference,
+      workers: chosen,
+      wallMs: hub.now() - r.t0,
+      trainMs,
+      methodFields: mr.reportFields(this.runView.pipeline),
+      errors: r.errors,
+    });
+    this.runView = { ...this.runView, phase: 'done' };
+    hub.emit({ type: 'trace', trace: this.init.spans.trace() });
+    const trained = this.trained;
+    if (trained && trained.runId === r.runId) {
+      hub.emit({ type: 'model', model: trained.model, paramsBase64: toBase64(trained.params) });
+    }
+    hub.emit({ type: 'done', report });
+    return report;
+  }
+
+  /** The run failed or was stopped: the view says so, the ranks stop, the events go out. */
+  private failed(r: ActiveRun, err: Error): Error {
+    const { hub } = this.init;
+    const stopped = err.name === 'AbortError';
+    this.runView = { ...this.runView, phase: stopped ? 'stopped' : 'failed', error: toWireError(err) };
+    for (const id of r.ranks)
+      hub.send(id, { type: 'stop', runId: r.runId, reason: `${err.name}: ${err.message}` });
+    hub.emit({ type: 'trace', trace: this.init.spans.trace() });
+    hub.emit({ type: 'error', error: toWireError(err) });
+    return err;
+  }
+
+  /** Back to idle; the links are measured again (the run may have changed what they carry). */
+  private end(r: ActiveRun): void {
+    const back = this.init.membership.endEpoch(r.ranks);
+    this.active = null;
+    this.init.hub.changed();
+    for (const p of back)
+      if (p.state === 'idle' && !this.init.disposed()) void this.init.planning.probeBandwidth(p);
+  }
+
+  /** Fault injection: a frame the worker must refuse and carry on (faults.ts). */
+  private async injectMalformedFrame(r: ActiveRun, peerId: string): Promise<void> {
+    this.init.hub.log(`fault injection: sending a malformed frame to ${peerId}`);
+    await this.init.hub.mesh.sendRaw(peerId, malformedFrame(r.runId));
+  }
+}
+
+/** Bytes of a typed array as base64 (btoa exists in browsers and Node). */
+export function toBase64(a: Float32Array): string {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}

@@ -1,0 +1,20 @@
+import { encodeMessage } from '@peertrain/protocol';
+
+/**
+ * Fault injection ('malformed'): one tensor frame encoded by protocol, then cut 8 bytes short, so
+ * its header promises more payload than it carries (protocol refuses it: 'bad-length'). The wire
+ * format stays protocol's alone; this only damages what protocol wrote.
+ */
+export function malformedFrame(runId: number): Uint8Array {
+  const tensor = {
+    runId,
+    step: 0,
+    microBatch: null,
+    tag: 0,
+    dtype: 'float32' as const,
+    shape: [16],
+    data: new Uint8Array(64), // [16] float32
+  };
+  const [frame] = encodeMessage({ kind: 'tensor', tensor }, { maxFrameBytes: 1024, msgId: 0 });
+  return frame!.slice(0, frame!.byteLength - 8);
+}

@@ -1,0 +1,86 @@
+import { DATASETS, runShape } from '@peertrain/protocol';
+import type { RunConfig, ToWorker } from '@peertrain/protocol';
+import { planShards } from '@peertrain/planner';
+import type { PeerRecord } from '../membership.ts';
+import type { MethodReportFields } from '../report.ts';
+import type { PeerView, PipelineView, StageAssignment } from '../types.ts';
+import type { StepDoneMsg } from '../intake.ts';
+import type { PipelinePlan } from '../planning.ts';
+
+/*
+ * A training method's coordinator side. The run driver is the same for every method: it waits for
+ * peers, asks the method to prepare, assigns what the method says, grants steps `barrierWindow`
+ * ahead, and builds the report with the method's fields. A method is a file here plus a line in
+ * registry.ts.
+ */
+
+export type AssignMsg = Extract<ToWorker, { type: 'assign' }>;
+
+/** What one rank is told to do. */
+export interface RankAssignment {
+  role: NonNullable<PeerView['role']>;
+  shard: { start: number; count: number };
+  stage: StageAssignment | null;
+  /** The assign message sent to the peer. */
+  message: AssignMsg;
+  /** The peer's track name in the trace. */
+  traceName: string;
+}
+
+/** What prepare() gets: the run and its chosen peers by rank. */
+export interface MethodContext {
+  runId: number;
+  config: RunConfig;
+  /** Peers by rank (the oldest idle peers). */
+  peers: readonly PeerRecord[];
+  /** Pipeline methods: profile replica 0's devices and cut the model (planning.ts). */
+  planPipeline(devices: readonly PeerRecord[]): Promise<PipelinePlan>;
+}
+
+/** A prepared run of a method: assignments and the hooks the driver calls. */
+export interface MethodRun {
+  /** By rank. */
+  assignments: RankAssignment[];
+  /** The live view's pipeline block (null: the method has none). */
+  pipelineView: PipelineView | null;
+  /** Peers whose spans give the measured bubble, and how many stages they form (null: none). */
+  bubble: { peers: ReadonlySet<string>; stages: number } | null;
+  /** Steps workers may run ahead of the slowest finished step (hides the barrier's round trip). */
+  barrierWindow: number;
+  /** Each step report, as it arrives (before the barrier counts it). */
+  onStepDone?(rank: number, msg: StepDoneMsg): void;
+  /** The method's own report fields, from the live view's final pipeline block. */
+  reportFields(pv: PipelineView | null): Partial<MethodReportFields>;
+}
+
+export interface CoordinatorMethod {
+  /** The registry key (methodName). */
+  readonly name: string;
+  prepare(ctx: MethodContext): Promise<MethodRun>;
+}
+
+/** The default barrier window: two steps in flight. */
+export const STEP_WINDOW = 2;
+
+/** Equal disjoint shards of the training set, one per data-parallel replica. */
+export function replicaShards(config: RunConfig): { start: number; count: number }[] {
+  return planShards(DATASETS[config.dataset].train, runShape(config).replicas, config.shards);
+}
+
+/** The assign message's common fields. */
+export function baseAssign(
+  ctx: MethodContext,
+  rank: number,
+  shards: { start: number; count: number }[],
+  shard: { start: number; count: number },
+): Omit<AssignMsg, 'role'> {
+  return {
+    type: 'assign',
+    runId: ctx.runId,
+    rank,
+    peers: ctx.peers.map((p) => p.peerId),
+    shard,
+    allShards: shards,
+    config: ctx.config,
+  };
+}

@@ -1,0 +1,109 @@
+import { runShape } from '@peertrain/protocol';
+import type { PipelineReport, PipelineView } from '../types.ts';
+import type { PipelinePlan } from '../planning.ts';
+import type { CoordinatorMethod, MethodContext, MethodRun, RankAssignment } from './method.ts';
+import { STEP_WINDOW, baseAssign, replicaShards } from './method.ts';
+
+/**
+ * Pipeline parallelism, and hybrid (R pipeline replicas, data parallel across replicas stage by
+ * stage): the same coordinator side. Replica 0's devices profile the layers and the planner cuts
+ * the model into P stages; rank r is stage r mod P of replica floor(r / P); each replica gets its
+ * own data shard. The measured bubble comes from replica 0's spans.
+ */
+export function stagePipeline(name: string): CoordinatorMethod {
+  return { name, prepare: preparePipeline };
+}
+
+async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
+  const { config } = ctx;
+  const shape = runShape(config);
+  const P = shape.stages;
+  const replica0 = ctx.peers.slice(0, P);
+  const pipe = await ctx.planPipeline(replica0);
+  const shards = replicaShards(config);
+  const stages = pipe.plan.stages.map(({ first, end }) => ({ first, end }));
+  const assignments = ctx.peers.map((_, rank): RankAssignment => {
+    const stage = rank % P;
+    const replica = Math.floor(rank / P);
+    const range = pipe.plan.stages[stage]!;
+    const shard = shards[replica]!;
+    const replicaName = shape.replicas > 1 ? ` replica ${replica}` : '';
+    return {
+      role: 'stage',
+      shard,
+      stage: { stage, replica, first: range.first, end: range.end },
+      message: { ...baseAssign(ctx, rank, shards, shard), role: { kind: 'stage', stage, replica }, stages },
+      traceName: `rank ${rank}: stage ${stage}${replicaName} (layers ${range.first}-${range.end - 1})`,
+    };
+  });
+  const pipelineView: PipelineView = {
+    stages: P,
+    replicas: shape.replicas,
+    microBatches: config.microBatches,
+    schedule: config.schedule,
+    recompute: config.recompute,
+    assignments: assignments.map((a, rank) => ({ peerId: ctx.peers[rank]!.peerId, ...a.stage! })),
+    predictedStepMs: pipe.plan.predictedStepMs,
+    bubbleTheory: (P - 1) / (config.microBatches + P - 1),
+    bubbleMeasured: null,
+    bubbles: [],
+  };
+  // Per stage of replica 0, the largest activation peaks reported (with and without recomputation).
+  const peaks = new Map<number, { withRe: number; without: number }>();
+  return {
+    assignments,
+    pipelineView,
+    bubble: { peers: new Set(replica0.map((p) => p.peerId)), stages: P },
+    barrierWindow: STEP_WINDOW,
+    onStepDone(rank, msg) {
+      if (msg.peakActivationBytes === undefined || rank >= P) return;
+      const prev = peaks.get(rank) ?? { withRe: 0, without: 0 };
+      peaks.set(rank, {
+        withRe: Math.max(prev.withRe, msg.peakActivationBytes),
+        without: Math.max(prev.without, msg.peakActivationBytesNoRecompute ?? 0),
+      });
+    },
+    reportFields: (pv) =>
+      pv
+        ? {
+            pipeline: pipelineReport(
+              pv,
+              pipe,
+              peaks,
+              replica0.map((p) => p.peerId),
+            ),
+          }
+        : {},
+  };
+}
+
+function pipelineReport(
+  pv: PipelineView,
+  pipe: PipelinePlan,
+  peaks: ReadonlyMap<number, { withRe: number; without: number }>,
+  replica0: readonly string[],
+): PipelineReport {
+  return {
+    schedule: pv.schedule,
+    stages: pv.stages,
+    replicas: pv.replicas,
+    microBatches: pv.microBatches,
+    recompute: pv.recompute,
+    bubbleMeasured: pv.bubbleMeasured ?? NaN,
+    bubbleTheory: pv.bubbleTheory,
+    predictedStepMs: pv.predictedStepMs,
+    perStage: pipe.plan.stages.map((st, i) => {
+      const layers = pipe.layers.slice(st.first, st.end);
+      const peak = peaks.get(i) ?? { withRe: 0, without: 0 };
+      return {
+        stage: i,
+        layers: [st.first, st.end - 1] as [number, number],
+        layerNames: layers.map((l) => l.name),
+        parameterBytes: layers.reduce((a, l) => a + l.paramBytes, 0),
+        peakActivationBytes: peak.withRe,
+        peakActivationBytesNoRecompute: peak.without,
+        peerId: replica0[i]!,
+      };
+    }),
+  };
+}
