@@ -19,7 +19,7 @@ export type {
   StreamingAllReduceOptions,
 } from './ring.ts';
 export { allReduceMean } from './mean.ts';
-export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
+export { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
 export { createAsyncParameterServer } from './ps-async.ts';
 export type { AsyncPsOptions, AsyncPsPeer } from './ps-async.ts';

@@ -121,11 +121,12 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans }: Driver): Promise<void> {
+async function runStep({ core, run, method, spans, signal }: Driver): Promise<void> {
   const { config, runId, rank } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  const { loss, computeMs, activation } = await method.step(step);
+  const { loss, computeMs: measured, activation, staleness } = await method.step(step);
+  const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
   run.completed = step + 1;
@@ -140,6 +141,7 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
     bytesSent: peerBytesSent(core),
     spans: spans.drain().map(toWireSpan),
     ...(activation ?? {}),
+    ...(staleness !== undefined ? { staleness } : {}),
   });
   // The page's memory line follows every step, not only the coordinator's (sparse) pings.
   core.update({
@@ -152,6 +154,28 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
   if (due) await method.beforeEval(run.completed);
   // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
   if (due && rank === 0) run.pendingEvals.push(run.completed);
+}
+
+/**
+ * Fault injection ('slow'): stretches the step's computation to `slowFactor` times what it took by
+ * sleeping the difference after the step, as a slower device would; the reported compute time is
+ * the stretched one. No-op at factor 1.
+ */
+async function slowedDown(run: RunState, computeMs: number, signal: AbortSignal): Promise<number> {
+  const extra = (run.slowFactor - 1) * computeMs;
+  if (extra <= 0) return computeMs;
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(asError(signal.reason));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, extra);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return computeMs + extra;
 }
 
 /** Evaluates every queued step; after the last one the trained model goes to the coordinator first. */

@@ -6,6 +6,7 @@ import { allReduceMethod } from './allreduce.ts';
 import { hybridMethod } from './hybrid.ts';
 import { pipelineMethod } from './pipeline.ts';
 import { parameterServerMethod } from './ps.ts';
+import { asyncParameterServerMethod } from './ps-async.ts';
 import type { MethodName, WorkerMethod } from './types.ts';
 
 /** A method name that no implementation is registered for (a newer coordinator, or a typo). */
@@ -21,12 +22,14 @@ const METHODS: Readonly<Record<MethodName, WorkerMethod>> = {
   ps: parameterServerMethod,
   pipeline: pipelineMethod,
   hybrid: hybridMethod,
+  'ps-async': asyncParameterServerMethod,
 };
 
 /** The method a run configuration asks for: its strategy, and for data parallel its sync. */
 export function methodName(config: Pick<RunConfig, 'strategy' | 'sync'>): MethodName {
   switch (config.strategy) {
     case 'data':
+      if (config.sync === 'ps-async') return 'ps-async';
       return config.sync === 'ps' ? 'ps' : 'allreduce';
     case 'pipeline':
       return 'pipeline';

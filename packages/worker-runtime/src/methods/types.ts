@@ -10,7 +10,7 @@ export type Assign = Extract<ToWorker, { type: 'assign' }>;
 export type Placement = Pick<Assign, 'config' | 'peers' | 'rank' | 'serverRank'>;
 
 /** Today's methods; a new one adds its name here and a line in the registry (methods/index.ts). */
-export type MethodName = 'allreduce' | 'ps' | 'pipeline' | 'hybrid';
+export type MethodName = 'allreduce' | 'ps' | 'pipeline' | 'hybrid' | 'ps-async';
 
 /** The links a method needs before step 0: those this worker opens, and every one it waits for. */
 export interface MethodLinks {
@@ -47,6 +47,8 @@ export interface StepOutcome {
   computeMs: number;
   /** Pipeline stages only. */
   activation?: ActivationPeak;
+  /** Asynchronous parameter server: the largest staleness among the pushes acknowledged this step. */
+  staleness?: number;
 }
 
 /** One method running on one worker for one run (made by WorkerMethod.setup). */
