@@ -16,7 +16,7 @@ export interface ReportWorker {
 }
 
 /** Fields a training method adds to the report (CoordinatorMethod's `reportFields`). */
-export type MethodReportFields = Pick<RunReport, 'pipeline'>;
+export type MethodReportFields = Pick<RunReport, 'pipeline' | 'staleness'>;
 
 /** Everything a report is built from: what was recorded during the run, nothing live. */
 export interface ReportInputs {

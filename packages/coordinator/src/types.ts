@@ -172,7 +172,22 @@ export interface RunReport {
   evals: { step: number; accuracy: number }[];
   reference?: { maxAbsDiff: number; maxRelDiff: number; referenceLoss: number };
   pipeline?: PipelineReport;
+  /** Asynchronous parameter server (sync ps-async): the staleness the workers saw. */
+  staleness?: StalenessReport;
   errors: WireError[];
+}
+
+/**
+ * Staleness of the pushes of a ps-async run: server versions applied between the parameters a
+ * gradient was computed on and its own application (per step, the largest a worker saw).
+ */
+export interface StalenessReport {
+  /** The configured bound S (own pushes a worker may leave unanswered). */
+  bound: number;
+  mean: number;
+  max: number;
+  /** Per rank: steps reported, mean and max staleness. */
+  perWorker: { rank: number; steps: number; mean: number; max: number }[];
 }
 
 export interface PipelineReport {
