@@ -51,7 +51,7 @@ const noCrossAppImports = {
   },
 };
 
-const PURE_PACKAGES = '{protocol,collective,compress,planner,telemetry,optim,coordinator,schedules}';
+const PURE_PACKAGES = '{base,protocol,collective,compress,planner,telemetry,optim,coordinator,schedules}';
 // Tests and the helpers only tests use: exempt from the size limits and the timer ban.
 const TEST_FILES = [
   '**/*.test.ts',
@@ -62,7 +62,7 @@ const TEST_FILES = [
   'packages/transport/src/compliance.ts',
 ];
 const TIMER_MESSAGE =
-  'Pure packages take their timers injected, so tests drive them and every timer has an owner: a `Timers` in the init (createCoordinator({ timers })), `sleep(ms, signal)` from @peertrain/protocol, or `AbortSignal.timeout(ms)` for a deadline.';
+  'Pure packages take their timers injected, so tests drive them and every timer has an owner: a `Timers` in the init (createCoordinator({ timers })), `sleep(ms, signal)` from @peertrain/base, or `AbortSignal.timeout(ms)` for a deadline.';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'public/**', '.artifacts/**'] },
@@ -85,7 +85,7 @@ export default tseslint.config(
     rules: { 'peertrain/no-cross-app-imports': 'error' },
   },
   {
-    // Pure packages never touch vendor libraries or the DOM directly (DESIGN.md).
+    // Pure packages never touch vendor libraries or the DOM directly (README.md, "How it is built").
     files: [`packages/${PURE_PACKAGES}/src/**/*.ts`],
     rules: {
       'no-restricted-imports': [

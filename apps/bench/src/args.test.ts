@@ -9,6 +9,7 @@ describe('parseArgs', () => {
       parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'],
       outDir: null,
       pipelineSteps: null,
+      link: null,
       help: false,
     });
   });
@@ -19,6 +20,7 @@ describe('parseArgs', () => {
       parts: ['raw', 'train'],
       outDir: '/tmp/x',
       pipelineSteps: null,
+      link: null,
       help: false,
     });
   });
@@ -29,6 +31,15 @@ describe('parseArgs', () => {
       pipelineSteps: 8,
     });
     expect(settingsFor(parseArgs(['--only=pipeline', '--pipeline-steps=8'])).pipeline.steps).toBe(8);
+  });
+
+  it('reads --link, and refuses a bad one', () => {
+    expect(parseArgs(['--link', 'rate=20mbit,loss=2%']).link).toEqual({
+      rateBitsPerSecond: 20e6,
+      lossPercent: 2,
+    });
+    expect(parseArgs(['--link=delay=40ms']).link).toEqual({ delayMs: 40 });
+    expect(() => parseArgs(['--link', 'rate=fast'])).toThrow(/--link rate=fast/);
   });
 
   it('lists every problem', () => {

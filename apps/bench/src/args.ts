@@ -1,4 +1,6 @@
 import { ConfigError } from '@peertrain/protocol';
+import { parseLinkSpec } from '@peertrain/harness';
+import type { LinkSpec } from '@peertrain/harness';
 import { PARTS } from './report.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
@@ -17,6 +19,8 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
   --out DIR            where to write the results
+  --link SPEC          impair the tabs' links (UDP) in the namespace for the whole bench, e.g.
+                       rate=20mbit,loss=2%,delay=40ms (any subset; delay is one-way)
   -h, --help           this text
 `;
 
@@ -26,6 +30,8 @@ export interface BenchArgs {
   outDir: string | null;
   /** Steps per pipeline run; null: the default of the mode. */
   pipelineSteps: number | null;
+  /** --link: impairment applied before the browser starts; null: unimpaired. */
+  link: LinkSpec | null;
   help: boolean;
 }
 
@@ -35,7 +41,14 @@ function isPart(s: string): s is Part {
 
 /** argv (without node and the script) in, BenchArgs out; ConfigError lists every problem. */
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { quick: false, parts: [...PARTS], outDir: null, pipelineSteps: null, help: false };
+  const args: BenchArgs = {
+    quick: false,
+    parts: [...PARTS],
+    outDir: null,
+    pipelineSteps: null,
+    link: null,
+    help: false,
+  };
   const issues: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
@@ -77,6 +90,15 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         const v = value();
         if (v === undefined || v === '') issues.push('--out needs a directory');
         else args.outDir = v;
+        break;
+      }
+      case '--link': {
+        try {
+          args.link = parseLinkSpec(value() ?? '');
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          issues.push(...err.issues.map((issue) => `--link ${issue}`));
+        }
         break;
       }
       default:

@@ -1,15 +1,18 @@
 // `npm run bench`: see apps/bench/README.md. Re-executes itself inside a private network namespace
-// (WebRTC between tabs needs it on this machine, PLATFORM.md), then runs every part and writes
+// (WebRTC between tabs needs it on this machine: packages/harness/README.md), then runs every part and writes
 // bench/results/<name>.{json,md}.
 import { join, relative } from 'node:path';
-import { AbortError, ConfigError } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import {
   REPO_ROOT,
+  applyLink,
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
   onParentExit,
   reexecIsolated,
 } from '@peertrain/harness';
+import type { AppliedLink } from '@peertrain/harness';
 import { HELP, parseArgs, settingsFor } from './args.ts';
 import { renderMarkdown } from './report.ts';
 import { writeResults } from './results.ts';
@@ -45,10 +48,16 @@ async function main(argv: readonly string[]): Promise<number> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, onSignal);
   const stopWatching = onParentExit(() => controller.abort(new AbortError('parent process exited')));
+  // Before any browser starts (the delay adds a TUN device, which Chromium would take for a network change).
+  let link: AppliedLink | null = null;
   try {
+    link = args.link ? await applyLink(args.link, { signal: controller.signal }) : null;
+    if (link) log(`link impaired: ${link.text} (the peers' UDP)`);
     const settings = settingsFor(args);
     const { report, attachments } = await runBench(settings, { log, signal: controller.signal });
-    const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results');
+    // An impaired run must not replace the unimpaired latest.*: by default it goes to its own folder.
+    const linkDir = link ? [`link-${link.text.replace(/[^a-z0-9.]+/gi, '-').replace(/-$/, '')}`] : [];
+    const outDir = args.outDir ?? join(REPO_ROOT, 'bench/results', ...linkDir);
     const paths = await writeResults(outDir, report, attachments);
     process.stdout.write(`${renderMarkdown(report)}\n`);
     log(`wrote ${relative(process.cwd(), paths.json)} and ${relative(process.cwd(), paths.md)}`);
@@ -57,6 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
     log(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
     return err instanceof AbortError ? 130 : 1;
   } finally {
+    await link?.close();
     stopWatching();
     for (const s of signals) process.off(s, onSignal);
   }

@@ -12,7 +12,7 @@ export function mbPerSec(bytes: number, ms: number): number {
 
 /**
  * Bytes each of `n` ring workers sends to all-reduce `sizeBytes`: 2(n-1)/n * S (reduce-scatter
- * then all-gather, each n-1 rounds of S/n). The bandwidth-optimal figure (DESIGN.md).
+ * then all-gather, each n-1 rounds of S/n). The bandwidth-optimal figure (packages/collective/README.md).
  */
 export function ringBytesPerWorker(sizeBytes: number, n: number): number {
   if (n < 2) return 0;

@@ -95,7 +95,7 @@ export function pipelineConfig(c: PipelineCase, s: PipelineSettings): RunConfigI
     microBatches: c.microBatches,
     recompute: c.recompute,
     partition,
-    // The fastest backend measured on this machine (PLATFORM.md); 'auto' would probe every tab.
+    // The fastest backend measured on this machine (wasm ~15 GFLOP/s, webgl ~1, cpu and SwiftShader webgpu <0.5); 'auto' would probe every tab.
     backend: 'wasm',
     // Only the final evaluation: periodic ones would sit inside the step times.
     evalEvery: 0,

@@ -1,4 +1,4 @@
-import type { ChromeTrace, ChromeTraceEvent } from '@peertrain/telemetry';
+import type { ChromeTrace, ChromeTraceEvent } from '@peertrain/protocol';
 import { median } from './metrics.ts';
 
 // Where a pipeline step's time goes, from the run's Chrome trace (the coordinator's spans of every

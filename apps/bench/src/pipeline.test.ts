@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRunConfig } from '@peertrain/protocol';
-import type { RunReport } from '@peertrain/coordinator';
+import type { RunReport } from '@peertrain/protocol';
 import { toChromeTrace } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import { pipelineSettings } from './args.ts';

@@ -1,8 +1,10 @@
 import type { Browser, BrowserContext } from 'playwright-core';
-import { abortable, parseRunReport, workerUrl } from '@peertrain/harness';
-import { parseChromeTrace } from '@peertrain/telemetry';
-import type { ChromeTrace } from '@peertrain/telemetry';
-import type { RunReport } from '@peertrain/coordinator';
+import { abortable } from '@peertrain/base';
+import { workerUrl } from '@peertrain/harness';
+import { parseRunReport } from '@peertrain/protocol';
+import { parseChromeTrace } from '@peertrain/protocol';
+import type { ChromeTrace } from '@peertrain/protocol';
+import type { RunReport } from '@peertrain/protocol';
 import { PROGRESS_MARKER } from './api.ts';
 import { cpuBetween, markCpu } from './measure.ts';
 import type { CpuMark } from './measure.ts';

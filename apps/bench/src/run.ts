@@ -27,7 +27,7 @@ import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
 import { measureDashboard } from './dashboard.ts';
 import { runKind } from './results.ts';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 
 // The whole benchmark in one process (already inside the network namespace): build, servers,
 // Chromium, the bench tabs for parts 1 and 2, runSession for part 3, a hosted coordinator and

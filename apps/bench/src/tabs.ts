@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { abortable } from '@peertrain/harness';
+import { abortable } from '@peertrain/base';
 import type { BenchApi } from './api.ts';
 import { clockOffset, parseProcStat } from './metrics.ts';
 import type { ClockSample, CpuTimes } from './metrics.ts';

@@ -184,6 +184,16 @@ describe('parseCommandLine', () => {
     expect(issuesOf(['train', '--quiet', '--verbose'])).toEqual(['--quiet and --verbose exclude each other']);
   });
 
+  it('reads --link into a LinkSpec and names a bad one', () => {
+    expect(train(['--link', 'rate=20mbit,loss=2%,delay=40ms']).runner.link).toEqual({
+      rateBitsPerSecond: 20e6,
+      lossPercent: 2,
+      delayMs: 40,
+    });
+    expect(train([]).runner.link).toBeUndefined();
+    expect(() => train(['--link', 'loss=2'])).toThrow(/--link loss=2: expected a percentage/);
+  });
+
   it('refuses unknown options, commands and stray arguments', () => {
     expect(issuesOf(['train', '--bogus'])).toEqual(["Unknown option '--bogus'"]);
     expect(issuesOf(['train', '--steps'])[0]).toMatch(/--steps/);

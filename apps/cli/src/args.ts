@@ -8,6 +8,8 @@ import {
 } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import { DEFAULT_CHROMIUM, DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE } from '@peertrain/harness';
+import { parseLinkSpec } from '@peertrain/harness';
+import type { LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
 export const FAULTS = ['malformed', 'vanish', 'slow'] as const;
@@ -76,6 +78,9 @@ Runner:
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
+  --link SPEC            impair the peers' links (UDP) in the private network namespace (implies
+                         --isolated-network): rate=20mbit,loss=2%,delay=40ms, any subset; delay
+                         is one-way (needs python3 and /dev/net/tun)
   --chromium PATH        Chromium executable (default ${DEFAULT_CHROMIUM})
   --room ID              room id (default random)
   --idle-timeout SEC     fail when the session reports nothing for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
@@ -98,6 +103,8 @@ export interface RunnerOptions {
   trace: string | undefined;
   exportModel: string | undefined;
   isolatedNetwork: boolean;
+  /** --link: impair the peers' UDP inside the namespace. */
+  link: LinkSpec | undefined;
   chromium: string;
   room: string | undefined;
   idleTimeoutMs: number;
@@ -143,6 +150,7 @@ const OPTIONS = {
   trace: { type: 'string' },
   'export-model': { type: 'string' },
   'isolated-network': { type: 'boolean' },
+  link: { type: 'string' },
   chromium: { type: 'string' },
   room: { type: 'string' },
   'idle-timeout': { type: 'string' },
@@ -302,6 +310,14 @@ export function parseCommandLine(argv: readonly string[]): Command {
     issues.push(`--room: ${ROOM_RULE}`);
   }
 
+  let link: LinkSpec | undefined;
+  try {
+    if (values.link !== undefined) link = parseLinkSpec(values.link);
+  } catch (err) {
+    if (err instanceof ConfigError) issues.push(...err.issues.map((issue) => `--link ${issue}`));
+    else throw err;
+  }
+
   // Schema problems (ranges, enum values) in the same list as ours.
   let runConfig: RunConfig | undefined;
   try {
@@ -320,6 +336,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       trace: values.trace,
       exportModel: values['export-model'],
       isolatedNetwork: values['isolated-network'] === true,
+      link,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
       room: values.room,
       idleTimeoutMs,

@@ -1,4 +1,5 @@
-import { AbortError, ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from '@peertrain/harness';
 import { describe, expect, it } from 'vitest';
 import { HELP } from './args.ts';

@@ -1,12 +1,14 @@
-import { AbortError, ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import type { RunConfig } from '@peertrain/protocol';
 import type { Browser } from 'playwright-core';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import {
   BrowserNotFoundError,
   BuildError,
   IsolatedNetworkError,
   SessionError,
+  applyLink,
   assertBrowserExecutable,
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
@@ -123,7 +125,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   };
   try {
     await assertBrowserExecutable(runner.chromium);
-    if (!isolated && runner.isolatedNetwork) {
+    if (!isolated && (runner.isolatedNetwork || runner.link !== undefined)) {
       if (!(await isolatedNetworkAvailable())) {
         throw new IsolatedNetworkError('cannot create a private network namespace here');
       }
@@ -155,7 +157,14 @@ async function train(
 ): Promise<'ok' | 'reexec'> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
-  let browser: Browser | null = await launchBrowser({ executablePath: runner.chromium, signal });
+  // Before Chromium starts: it would take the delay's new TUN device for a network change.
+  const link = runner.link && isolated ? await applyLink(runner.link, { signal }) : null;
+  let browser: Browser | null = await launchBrowser({ executablePath: runner.chromium, signal }).catch(
+    async (err: unknown) => {
+      await link?.close();
+      throw err;
+    },
+  );
   try {
     if (!isolated && !(await webrtcWorks(browser, { signal }))) {
       if (await isolatedNetworkAvailable({ signal })) return 'reexec';
@@ -177,6 +186,7 @@ async function train(
       node: process.version,
       startedAt,
       faults: [...runner.faults],
+      ...(link ? { link: link.text } : {}),
     });
     try {
       report = await runSession({
@@ -240,5 +250,6 @@ async function train(
     const b = browser;
     browser = null;
     await b.close().catch(() => undefined);
+    await link?.close();
   }
 }

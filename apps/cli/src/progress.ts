@@ -1,4 +1,4 @@
-import type { CoordinatorEvent } from '@peertrain/coordinator';
+import type { CoordinatorEvent } from '@peertrain/protocol';
 
 /** Where progress goes: process.stderr, or a fake in tests. */
 export interface ProgressSink {

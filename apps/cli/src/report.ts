@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { RunReport } from '@peertrain/coordinator';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { RunReport } from '@peertrain/protocol';
+import type { ChromeTrace } from '@peertrain/protocol';
 import type { RunConfig, WireError } from '@peertrain/protocol';
 import { formatDuration } from './progress.ts';
 
@@ -17,6 +17,8 @@ export interface HarnessFields {
   node: string;
   startedAt: string;
   faults: string[];
+  /** The --link impairment applied to the peers' UDP, e.g. "rate=20mbit,loss=2%,delay=40ms". */
+  link?: string;
 }
 
 export type CliReport = RunReport & { harness: HarnessFields };
@@ -101,6 +103,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
     lines.push(`  errors          ${report.errors.map((e) => `${e.name}: ${e.message}`).join('; ')}`);
   }
   lines.push(`  report          ${reportPath}`, `  chromium        ${h.chromium}`);
+  if (h.link !== undefined) lines.push(`  link            ${h.link}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, ensureBuilt, waitForExit } from '@peertrain/harness';
-import { parseChromeTrace } from '@peertrain/telemetry';
+import { parseChromeTrace } from '@peertrain/protocol';
 import * as tfl from '@tensorflow/tfjs';
 import { activateBackend, loadExportedModel, loadMnist, tfjsModelArtifacts } from '@peertrain/engine';
 import type { CliReport, PartialReport } from './report.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { runIsolatedScript } from '@peertrain/harness';
-import { parseChromeTrace } from '@peertrain/telemetry';
+import { parseChromeTrace } from '@peertrain/protocol';
 import {
   activateBackend,
   buildModel,

@@ -1,5 +1,5 @@
 import type { RunReport, TrainedModel } from '@peertrain/coordinator';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import { strategyName } from './peerLabels.ts';
 
 export function reportFileName(report: RunReport, room: string, now: Date = new Date()): string {

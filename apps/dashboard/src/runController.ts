@@ -1,4 +1,5 @@
-import { AbortError, toWireError, type WireError } from '@peertrain/protocol';
+import { toWireError, type WireError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import type { RunReport } from '@peertrain/coordinator';
 
 // Owns the one run this page started (from the form or headless mode): whether it is in flight,

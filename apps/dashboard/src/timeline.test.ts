@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TimelineSpan } from '@peertrain/coordinator';
-import { SPAN_KINDS } from '@peertrain/telemetry';
+import { SPAN_KINDS } from '@peertrain/protocol';
 import {
   LEGEND_KINDS,
   MAX_WINDOW_MS,

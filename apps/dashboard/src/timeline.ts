@@ -1,4 +1,4 @@
-import type { Lane, SpanKind } from '@peertrain/telemetry';
+import type { Lane, SpanKind } from '@peertrain/protocol';
 import type { PipelineView, TimelineSpan } from '@peertrain/coordinator';
 
 // The pipeline timeline's pure half: time <-> pixel mapping, zoom and pan, one row per peer (a

@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { compressedAllReduce, compressedTagSpan } from './compressed.ts';
 import { ringElemsSent } from './ring.ts';
 import type { AllReduceStats } from './ring.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { mulberry32 } from '@peertrain/base';
+import { useTestHubs } from './testMesh.ts';
 import type { TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
@@ -20,7 +21,7 @@ const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`
 
 /** Per-peer inputs [n][length] in [-1, 1). */
 function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = seededRandom(seed);
+  const rnd = mulberry32(seed);
   return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
 }
 
@@ -55,7 +56,7 @@ async function runAll(
   jitterSeed = 1,
   jitterMs = 1,
 ): Promise<Run> {
-  const h = newHub({ jitterMs, random: seededRandom(jitterSeed) });
+  const h = newHub({ jitterMs, random: mulberry32(jitterSeed) });
   const group = ids(xs.length);
   const meshes = group.map((id) => h.mesh(id));
   const data = xs.map((x) => x.slice());
@@ -153,7 +154,7 @@ describe.each([2, 3, 4])('compressedAllReduce over %i peers', (n) => {
 
   it('powersgd: two fp32 factor rings, identical on every peer, exact on a low-rank sum', async () => {
     const [rows, cols, rank] = [60, 50, 2];
-    const rnd = seededRandom(n);
+    const rnd = mulberry32(n);
     const u = Float32Array.from({ length: rows }, () => rnd() - 0.5);
     const v = Float32Array.from({ length: cols }, () => rnd() - 0.5);
     // Peer r holds (r + 1) u v^T and a bias: the sum is rank 1, which rank 2 recovers.

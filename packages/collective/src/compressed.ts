@@ -1,6 +1,7 @@
+import { mulberry32, throwIfAborted } from '@peertrain/base';
 import { CompressionError, decodeInto, encodePayload } from '@peertrain/compress';
 import type { Compressor, PayloadCompressor } from '@peertrain/compress';
-import { ConfigError, ProtocolError, mulberry32, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError, ProtocolError } from '@peertrain/protocol';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { TrafficStats } from './f32.ts';
 import { MAX_TAG } from './f32.ts';

@@ -1,7 +1,7 @@
 import { ProtocolError } from '@peertrain/protocol';
 import type { Mesh, TensorKey, TensorMessage } from '@peertrain/transport';
 
-// float32 vectors on the wire: raw little-endian bytes (DESIGN.md, "The wire"). Every browser and
+// float32 vectors on the wire: raw little-endian bytes (the frame layout: packages/protocol/src/frame.ts). Every browser and
 // Node platform in practice is little-endian; the DataView paths keep a big-endian one correct.
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 

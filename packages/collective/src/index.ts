@@ -3,21 +3,12 @@ export {
   PHASE_REDUCE_SCATTER,
   chunkBounds,
   ringAllReduce,
-  ringAllReduceBuckets,
   ringElemsSent,
   ringRank,
   ringTag,
   ringTagSpan,
 } from './ring.ts';
-export type {
-  AllReduceOptions,
-  AllReduceStats,
-  RingBucket,
-  RingOptions,
-  RingPhase,
-  RingPhaseName,
-  StreamingAllReduceOptions,
-} from './ring.ts';
+export type { AllReduceOptions, AllReduceStats, RingOptions, RingPhase, RingPhaseName } from './ring.ts';
 export { allReduceMean } from './mean.ts';
 export { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';

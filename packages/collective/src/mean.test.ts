@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { allReduceMean } from './mean.ts';
 import { ringAllReduce } from './ring.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { mulberry32 } from '@peertrain/base';
+import { useTestHubs } from './testMesh.ts';
 
 const newHub = useTestHubs();
 
@@ -9,7 +10,7 @@ describe('allReduceMean', () => {
   it('is the ring sum times 1/N, bit for bit, on every peer', async () => {
     const n = 3;
     const group = ['a', 'b', 'c'];
-    const rnd = seededRandom(7);
+    const rnd = mulberry32(7);
     const inputs = group.map(() => Float32Array.from({ length: 101 }, () => rnd() * 2 - 1));
     const run = async (op: typeof ringAllReduce): Promise<Float32Array[]> => {
       const h = newHub();

@@ -5,7 +5,8 @@ import { createAsyncParameterServer } from './ps-async.ts';
 import type { AsyncPsOptions, AsyncPsPeer } from './ps-async.ts';
 import { createParameterServer, psWorkerStep } from './ps.ts';
 import type { PsShard } from './ps.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { mulberry32 } from '@peertrain/base';
+import { useTestHubs } from './testMesh.ts';
 import type { TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
@@ -17,7 +18,7 @@ const sgd = (params: Float32Array, grad: Float32Array): void => {
 
 /** A deterministic "gradient" of worker `rank` at `params` ([P] -> [P]), pulling towards zero. */
 function gradient(params: Float32Array, rank: number, step: number): Float32Array {
-  const rnd = seededRandom(1000 * step + rank);
+  const rnd = mulberry32(1000 * step + rank);
   return params.map((p) => p * (rank + 1) * 0.5 + (rnd() * 2 - 1) * 0.1);
 }
 
@@ -32,7 +33,7 @@ interface Cluster {
 }
 
 function cluster(n: number, extra: Partial<AsyncPsOptions>, jitterMs = 2): Cluster {
-  const h = newHub({ jitterMs, random: seededRandom(5) });
+  const h = newHub({ jitterMs, random: mulberry32(5) });
   const ids = Array.from({ length: n }, (_, i) => `w${i}`);
   const meshes = ids.map((id) => h.mesh(id));
   const peers = meshes.map((m) =>
@@ -211,7 +212,7 @@ describe('a worker slowed 3x', () => {
   });
 
   it('synchronous ps: everyone waits for the slow one (lockstep)', async () => {
-    const h = newHub({ jitterMs: 1, random: seededRandom(2) });
+    const h = newHub({ jitterMs: 1, random: mulberry32(2) });
     const ids = ['w0', 'w1', 'w2'];
     const meshes = ids.map((id) => h.mesh(id));
     const server = createParameterServer(meshes[0]!, {

@@ -1,6 +1,7 @@
 import { relativeError } from '@peertrain/compress';
 import type { CompressionSpec } from '@peertrain/compress';
-import { AbortError, ConfigError, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { AbortError, throwIfAborted } from '@peertrain/base';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { TrafficStats } from './f32.ts';
 import { validateShards } from './ps.ts';

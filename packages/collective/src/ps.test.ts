@@ -1,8 +1,9 @@
-import { AbortError, ConfigError, PeerLostError } from '@peertrain/protocol';
+import { ConfigError, PeerLostError } from '@peertrain/protocol';
+import { AbortError, mulberry32 } from '@peertrain/base';
 import { describe, expect, it } from 'vitest';
 import { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 import type { ParameterServer, PsShard } from './ps.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { useTestHubs } from './testMesh.ts';
 
 const newHub = useTestHubs();
 
@@ -14,7 +15,7 @@ const sgd = (params: Float32Array, meanGrad: Float32Array): void => {
 
 /** A deterministic "gradient" of worker `rank` at `params` ([P] -> [P]), different per rank and step. */
 function gradient(params: Float32Array, rank: number, step: number): Float32Array {
-  const rnd = seededRandom(1000 * step + rank);
+  const rnd = mulberry32(1000 * step + rank);
   return params.map((p) => p * (rank + 1) * 0.5 + (rnd() * 2 - 1));
 }
 
@@ -44,7 +45,7 @@ async function train(
   ranges?: readonly PsShard[],
   jitterMs = 0,
 ): Promise<{ params: Float32Array[]; servers: Map<string, ParameterServer>; workerBytes: number[] }> {
-  const h = newHub({ jitterMs, random: seededRandom(9) });
+  const h = newHub({ jitterMs, random: mulberry32(9) });
   const workers = Array.from({ length: n }, (_, i) => `w${i}`);
   const meshes = workers.map((id) => h.mesh(id));
   const serverIds = new Set(ranges?.map((r) => r.serverId) ?? ['w0']);

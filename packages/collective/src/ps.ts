@@ -1,4 +1,5 @@
-import { ConfigError, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import { MAX_TAG, recvF32, sendF32 } from './f32.ts';
 import type { TrafficStats } from './f32.ts';

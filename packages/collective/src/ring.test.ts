@@ -1,16 +1,10 @@
-import { AbortError, ConfigError, PeerLostError, ProtocolError } from '@peertrain/protocol';
+import { ConfigError, PeerLostError, ProtocolError } from '@peertrain/protocol';
+import { AbortError, mulberry32 } from '@peertrain/base';
 import type { Mesh, TensorKey, TensorMessage } from '@peertrain/transport';
 import { describe, expect, it } from 'vitest';
-import {
-  chunkBounds,
-  ringAllReduce,
-  ringAllReduceBuckets,
-  ringElemsSent,
-  ringTag,
-  ringTagSpan,
-} from './ring.ts';
-import type { AllReduceStats, RingBucket } from './ring.ts';
-import { seededRandom, useTestHubs } from './testMesh.ts';
+import { chunkBounds, ringAllReduce, ringElemsSent, ringTag, ringTagSpan } from './ring.ts';
+import type { AllReduceStats } from './ring.ts';
+import { useTestHubs } from './testMesh.ts';
 import type { TestHubOptions, TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
@@ -19,7 +13,7 @@ const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`
 
 /** Per-peer input vectors [n][length] in [-1, 1). */
 function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = seededRandom(seed);
+  const rnd = mulberry32(seed);
   return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
 }
 
@@ -151,7 +145,7 @@ describe('ringAllReduce', () => {
     const { data, original } = await runAll(5, 10_007, 700, {
       delayMs: (from, to) => (from.charCodeAt(1) * 7 + to.charCodeAt(1)) % 3,
       jitterMs: 3,
-      random: seededRandom(42),
+      random: mulberry32(42),
     });
     expectSummed(data, original);
   });
@@ -313,74 +307,6 @@ describe('ringAllReduce', () => {
     await expect(
       ringAllReduce(m, ['p0', 'p1'], new Float32Array(4), { ...opts, tagBase: 0xffff_ffff }),
     ).rejects.toBeInstanceOf(ConfigError);
-  });
-});
-
-describe('ringAllReduceBuckets (streaming)', () => {
-  it('reduces buckets as they are produced, in any order per peer', async () => {
-    const h = newHub({ jitterMs: 2, random: seededRandom(3) });
-    const n = 3;
-    const group = ids(n);
-    const meshes = group.map((id) => h.mesh(id));
-    const sizes = [10, 1, 257, 2, 64]; // uneven, some smaller than N
-    const original = group.map((_, r) => sizes.map((s, b) => inputs(1, s, 100 * r + b)[0]!));
-    const data = original.map((bs) => bs.map((b) => b.slice()));
-    const done = group.map(() => [] as number[]);
-    async function* produce(r: number): AsyncGenerator<RingBucket> {
-      // Backward produces the last layer's gradients first; each peer at its own pace.
-      for (let b = sizes.length - 1; b >= 0; b--) {
-        await new Promise((res) => setTimeout(res, r));
-        yield { index: b, data: data[r]![b]! };
-      }
-    }
-    const stats = await Promise.all(
-      meshes.map((m, r) =>
-        ringAllReduceBuckets(m, group, produce(r), {
-          runId: 1,
-          step: 2,
-          maxInFlight: 2,
-          onBucketDone: (i) => done[r]!.push(i),
-        }),
-      ),
-    );
-    for (let b = 0; b < sizes.length; b++) {
-      expectSummed(
-        data.map((d) => d[b]!),
-        original.map((o) => o[b]!),
-      );
-    }
-    for (const d of done) expect([...d].sort()).toEqual([0, 1, 2, 3, 4]);
-    for (const s of stats) expect(s.buckets).toBe(5);
-  });
-
-  it('closes the stream and rejects when the producer fails', async () => {
-    const h = newHub();
-    const group = ids(2);
-    const meshes = group.map((id) => h.mesh(id));
-    const closed: boolean[] = [false, false];
-    async function* produce(r: number): AsyncGenerator<RingBucket> {
-      try {
-        yield { index: 0, data: new Float32Array(8) };
-        if (r === 0) throw new Error('backward failed');
-        yield { index: 1, data: new Float32Array(8) };
-        await new Promise(() => undefined); // never yields again
-      } finally {
-        closed[r] = true;
-      }
-    }
-    const ac = new AbortController();
-    const runs = meshes.map((m, r) =>
-      ringAllReduceBuckets(m, group, produce(r), { runId: 0, step: 0, signal: ac.signal }).then(
-        () => 'resolved',
-        (err: unknown) => err,
-      ),
-    );
-    const first = await runs[0];
-    expect((first as Error).message).toBe('backward failed');
-    ac.abort(new AbortError('run stopped'));
-    expect(((await runs[1]) as Error).message).toBe('run stopped');
-    expect(closed[0]).toBe(true);
-    for (const m of meshes) expect(m.pendingReceivers()).toBe(0);
   });
 });
 

@@ -1,4 +1,5 @@
-import { ConfigError, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import { MAX_TAG, recvF32, sendF32 } from './f32.ts';
 import type { TrafficStats } from './f32.ts';
@@ -99,18 +100,6 @@ export interface AllReduceOptions extends RingOptions {
   bucketElems: number;
 }
 
-export interface RingBucket {
-  /** Bucket number: its tags are derived from it. Unique within the operation, same on every peer. */
-  index: number;
-  /** [L] float32, summed in place. Every peer's bucket `index` must have the same length. */
-  data: Float32Array;
-}
-
-export interface StreamingAllReduceOptions extends RingOptions {
-  /** Called when bucket `index` is fully reduced on this peer (its data holds the sum). */
-  onBucketDone?: (index: number) => void;
-}
-
 const DEFAULT_MAX_IN_FLIGHT = 4;
 
 /**
@@ -133,33 +122,12 @@ export async function ringAllReduce(
     ]);
   }
   const count = Math.ceil(data.length / bucketElems);
-  checkTagRange(opts.tagBase ?? 0, ringTagSpan(group.length, count));
-  function* buckets(): Generator<RingBucket> {
-    for (let k = 0; k < count; k++) {
-      yield { index: k, data: data.subarray(k * bucketElems, Math.min((k + 1) * bucketElems, data.length)) };
-    }
-  }
-  return ringAllReduceBuckets(mesh, group, buckets(), opts);
-}
-
-/**
- * Streaming form: all-reduces each bucket as soon as `buckets` yields it (for instance while
- * backward is still producing the gradients of earlier layers), at most maxInFlight at once, and
- * resolves when the stream has ended and every bucket is reduced. Every peer must yield the same
- * bucket indices with the same lengths (in any order). If the operation fails, the stream is
- * closed (its `return()` is called) and pending work is abandoned.
- */
-export async function ringAllReduceBuckets(
-  mesh: Mesh,
-  group: readonly string[],
-  buckets: AsyncIterable<RingBucket> | Iterable<RingBucket>,
-  opts: StreamingAllReduceOptions,
-): Promise<AllReduceStats> {
+  const tagBase = opts.tagBase ?? 0;
+  checkTagRange(tagBase, ringTagSpan(group.length, count));
   const now = opts.now ?? (() => performance.now());
   const started = now();
   const rank = ringRank(group, mesh.localId);
   const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const tagBase = opts.tagBase ?? 0;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new ConfigError('invalid all-reduce options', [
       `maxInFlight must be a positive integer, got ${maxInFlight}`,
@@ -168,78 +136,82 @@ export async function ringAllReduceBuckets(
   throwIfAborted(opts.signal);
 
   const n = group.length;
-  const right = group[(rank + 1) % n] ?? mesh.localId;
-  const left = group[(rank + n - 1) % n] ?? mesh.localId;
-  const traffic: TrafficStats = { bytesSent: 0, bytesReceived: 0 };
-  const phases = [
-    new PhaseClock(now, (t0, t1) => opts.onPhase?.('reduceScatter', t0, t1)),
-    new PhaseClock(now, (t0, t1) => opts.onPhase?.('allGather', t0, t1)),
-  ] as const;
-  const seen = new Set<number>();
   const scope = new OpScope(opts.signal);
+  const ring: Ring = {
+    mesh,
+    n,
+    rank,
+    right: group[(rank + 1) % n] ?? mesh.localId,
+    left: group[(rank + n - 1) % n] ?? mesh.localId,
+    traffic: { bytesSent: 0, bytesReceived: 0 },
+    phases: [
+      new PhaseClock(now, (t0, t1) => opts.onPhase?.('reduceScatter', t0, t1)),
+      new PhaseClock(now, (t0, t1) => opts.onPhase?.('allGather', t0, t1)),
+    ],
+    key: (tag) => ({ runId: opts.runId, step: opts.step, microBatch: opts.microBatch ?? null, tag }),
+    tagBase,
+    signal: scope.signal,
+  };
   scope.watchPeers(mesh, group);
-
-  const key = (tag: number): TensorKey => ({
-    runId: opts.runId,
-    step: opts.step,
-    microBatch: opts.microBatch ?? null,
-    tag,
-  });
-
-  /** Reduce-scatter then all-gather of one bucket ([L] float32, in place). */
-  const reduceBucket = async ({ index, data }: RingBucket): Promise<void> => {
-    const b = chunkBounds(data.length, n);
-    const chunk = (c: number): Float32Array => data.subarray(b[c], b[c + 1]);
-    const signal = scope.signal;
-    for (const phase of [PHASE_REDUCE_SCATTER, PHASE_ALL_GATHER] as const) {
-      const clock = phases[phase];
-      clock.enter();
-      try {
-        for (let s = 0; s < n - 1; s++) {
-          const tag = ringTag(n, index, phase, s, tagBase);
-          const out = chunk(mod(phase === PHASE_REDUCE_SCATTER ? rank - s : rank + 1 - s, n));
-          const into = chunk(mod(phase === PHASE_REDUCE_SCATTER ? rank - s - 1 : rank - s, n));
-          // The send copies `out` before it resolves, so the receive may overwrite chunks freely.
-          const sent = out.length > 0 ? sendF32(mesh, right, key(tag), out, traffic, signal) : undefined;
-          const received =
-            into.length > 0
-              ? recvF32(mesh, left, key(tag), into.length, traffic, signal).then((got) => {
-                  if (phase === PHASE_ALL_GATHER) into.set(got);
-                  else for (let i = 0; i < into.length; i++) into[i] = (into[i] ?? 0) + (got[i] ?? 0);
-                })
-              : undefined;
-          await Promise.all([sent, received]);
-        }
-      } finally {
-        clock.exit();
-      }
-    }
-    opts.onBucketDone?.(index);
-  };
-
-  const startBucket = (bucket: RingBucket): Promise<void> => {
-    const { index } = bucket;
-    if (!Number.isInteger(index) || index < 0 || seen.has(index)) {
-      throw new ConfigError('invalid bucket', [`bucket index ${index} is not a new non-negative integer`]);
-    }
-    seen.add(index);
-    checkTagRange(tagBase, ringTagSpan(n, index + 1));
-    return reduceBucket(bucket);
-  };
-
+  const bucket = (k: number): Float32Array =>
+    data.subarray(k * bucketElems, Math.min((k + 1) * bucketElems, data.length));
   try {
-    await scope.connect(mesh, [left, right]);
-    await runPool(buckets, maxInFlight, scope, startBucket);
+    await scope.connect(mesh, [ring.left, ring.right]);
+    await runPool(count, maxInFlight, scope, (k) => reduceBucket(ring, k, bucket(k)));
   } finally {
     scope.dispose();
   }
   return {
-    ...traffic,
+    ...ring.traffic,
     ms: now() - started,
-    reduceScatterMs: phases[PHASE_REDUCE_SCATTER].totalMs,
-    allGatherMs: phases[PHASE_ALL_GATHER].totalMs,
-    buckets: seen.size,
+    reduceScatterMs: ring.phases[PHASE_REDUCE_SCATTER].totalMs,
+    allGatherMs: ring.phases[PHASE_ALL_GATHER].totalMs,
+    buckets: count,
   };
+}
+
+/** This peer's place in one all-reduce: its neighbours, counters and the operation's signal. */
+interface Ring {
+  mesh: Mesh;
+  n: number;
+  rank: number;
+  right: string;
+  left: string;
+  traffic: TrafficStats;
+  phases: readonly [PhaseClock, PhaseClock];
+  key: (tag: number) => TensorKey;
+  tagBase: number;
+  signal: AbortSignal;
+}
+
+/** Reduce-scatter then all-gather of bucket `index` ([L] float32, summed in place). */
+async function reduceBucket(ring: Ring, index: number, data: Float32Array): Promise<void> {
+  const { mesh, n, rank, traffic, signal } = ring;
+  const b = chunkBounds(data.length, n);
+  const chunk = (c: number): Float32Array => data.subarray(b[c], b[c + 1]);
+  for (const phase of [PHASE_REDUCE_SCATTER, PHASE_ALL_GATHER] as const) {
+    const clock = ring.phases[phase];
+    clock.enter();
+    try {
+      for (let s = 0; s < n - 1; s++) {
+        const key = ring.key(ringTag(n, index, phase, s, ring.tagBase));
+        const out = chunk(mod(phase === PHASE_REDUCE_SCATTER ? rank - s : rank + 1 - s, n));
+        const into = chunk(mod(phase === PHASE_REDUCE_SCATTER ? rank - s - 1 : rank - s, n));
+        // The send copies `out` before it resolves, so the receive may overwrite chunks freely.
+        const sent = out.length > 0 ? sendF32(mesh, ring.right, key, out, traffic, signal) : undefined;
+        const received =
+          into.length > 0
+            ? recvF32(mesh, ring.left, key, into.length, traffic, signal).then((got) => {
+                if (phase === PHASE_ALL_GATHER) into.set(got);
+                else for (let i = 0; i < into.length; i++) into[i] = (into[i] ?? 0) + (got[i] ?? 0);
+              })
+            : undefined;
+        await Promise.all([sent, received]);
+      }
+    } finally {
+      clock.exit();
+    }
+  }
 }
 
 /** Rank of `localId` in `group`; ConfigError unless the group lists distinct ids including it. */
@@ -286,48 +258,26 @@ class PhaseClock {
 }
 
 /**
- * Pulls items from `source` and runs `run` on each, at most `limit` at once. The first failure
- * (of a run, of the source, or the scope's abort) fails the scope, stops pulling, closes the source,
- * waits for the runs already started (they end promptly: they share the scope's signal) and rethrows.
+ * Runs `run(0..count-1)`, at most `limit` at once. The first failure (of a run, or the scope's abort)
+ * fails the scope and stops starting new runs; waits for the runs already started (they end
+ * promptly: they share the scope's signal) and rethrows.
  */
-async function runPool<T>(
-  source: AsyncIterable<T> | Iterable<T>,
+async function runPool(
+  count: number,
   limit: number,
   scope: OpScope,
-  run: (item: T) => Promise<void>,
+  run: (index: number) => Promise<void>,
 ): Promise<void> {
-  const iterator = toAsyncIterator(source);
   const running = new Set<Promise<void>>();
-  let finished = false;
-  try {
-    while (!scope.failed) {
-      while (running.size >= limit && !scope.failed) await Promise.race(running);
-      if (scope.failed) break;
-      const next = await scope.race(iterator.next());
-      if (next.done === true) {
-        finished = true;
-        break;
-      }
-      const task: Promise<void> = Promise.resolve()
-        .then(() => run(next.value))
-        .catch((err: unknown) => scope.fail(err))
-        .finally(() => running.delete(task));
-      running.add(task);
-    }
-  } catch (err) {
-    scope.fail(err);
-  } finally {
-    if (!finished) iterator.return?.().catch(() => undefined);
+  for (let k = 0; k < count && !scope.failed; k++) {
+    while (running.size >= limit && !scope.failed) await Promise.race(running);
+    if (scope.failed) break;
+    const task: Promise<void> = Promise.resolve()
+      .then(() => run(k))
+      .catch((err: unknown) => scope.fail(err))
+      .finally(() => running.delete(task));
+    running.add(task);
   }
   await Promise.all(running);
   scope.throwIfFailed();
-}
-
-function toAsyncIterator<T>(source: AsyncIterable<T> | Iterable<T>): AsyncIterator<T> {
-  if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
-  const it = source[Symbol.iterator]();
-  return {
-    next: () => Promise.resolve(it.next()),
-    return: () => Promise.resolve(it.return?.() ?? { done: true, value: undefined }),
-  };
 }

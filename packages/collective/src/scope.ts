@@ -1,7 +1,6 @@
-import { AbortError, abortReason, PeerLostError } from '@peertrain/protocol';
+import { PeerLostError } from '@peertrain/protocol';
+import { AbortError, abortReason } from '@peertrain/base';
 import type { Mesh, Unsubscribe } from '@peertrain/transport';
-
-export { abortReason };
 
 /**
  * The lifetime of one collective operation. Its signal is passed to every send and receive the

@@ -1,4 +1,5 @@
-import { AbortError, PeerLostError } from '@peertrain/protocol';
+import { PeerLostError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import type { TensorMessage } from '@peertrain/transport';
 import { describe, expect, it } from 'vitest';
 import { useTestHubs } from './testMesh.ts';

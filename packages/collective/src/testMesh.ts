@@ -9,7 +9,8 @@
 // - closing (or killing) a peer rejects the receivers waiting on it with PeerLostError and tells the
 //   peers linked to it through onPeer('close') and onError.
 // The real memory transport is tested against the same algorithms by the lead's integration tests.
-import { PeerLostError, ProtocolError, TransportError, mulberry32 } from '@peertrain/protocol';
+import { PeerLostError, ProtocolError, TransportError } from '@peertrain/protocol';
+import { abortReason, mulberry32 } from '@peertrain/base';
 import type { ControlMessage } from '@peertrain/protocol';
 import type {
   AbortOptions,
@@ -19,8 +20,8 @@ import type {
   TensorMessage,
   Unsubscribe,
 } from '@peertrain/transport';
+import { emptyLinkStats } from '@peertrain/transport';
 import { afterEach } from 'vitest';
-import { abortReason } from './scope.ts';
 
 export interface TestHubOptions {
   /** Fixed delay of every message on the link from -> to, in ms (default 0). */
@@ -31,21 +32,10 @@ export interface TestHubOptions {
   random?: () => number;
 }
 
-/** Seeded random source in [0, 1): deterministic test data and jitter. */
-export const seededRandom = mulberry32;
-
 const keyString = (from: string, k: TensorKey): string =>
   `${from}|${k.runId}|${k.step}|${k.microBatch ?? '-'}|${k.tag}`;
 
 const linkKey = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
-
-const emptyStats = (): LinkStats => ({
-  bytesSent: 0,
-  bytesReceived: 0,
-  messagesSent: 0,
-  messagesReceived: 0,
-  framesRefused: 0,
-});
 
 interface Waiter {
   resolve: (msg: TensorMessage) => void;
@@ -82,7 +72,7 @@ export class TestHub {
   constructor(opts: TestHubOptions = {}) {
     this.#delay = opts.delayMs ?? (() => 0);
     this.#jitter = opts.jitterMs ?? 0;
-    this.#random = opts.random ?? seededRandom(1);
+    this.#random = opts.random ?? mulberry32(1);
   }
 
   /** The mesh of peer `id` (created on first use, with no links). */
@@ -304,7 +294,7 @@ export class TestMesh implements Mesh {
   }
 
   stats(): { total: LinkStats; perPeer: Record<string, LinkStats> } {
-    const total = emptyStats();
+    const total = emptyLinkStats();
     const perPeer: Record<string, LinkStats> = {};
     for (const [peer, s] of this.#stats) {
       perPeer[peer] = { ...s };
@@ -380,7 +370,7 @@ export class TestMesh implements Mesh {
   #link(peerId: string): LinkStats {
     let s = this.#stats.get(peerId);
     if (s === undefined) {
-      s = emptyStats();
+      s = emptyLinkStats();
       this.#stats.set(peerId, s);
     }
     return s;

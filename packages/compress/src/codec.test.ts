@@ -1,4 +1,5 @@
-import { ConfigError, mulberry32 } from '@peertrain/protocol';
+import { mulberry32 } from '@peertrain/base';
+import { ConfigError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { createCompressor, decode, decodeInto, encodePayload, relativeError } from './codec.ts';
 import { CompressionError } from './errors.ts';

@@ -1,4 +1,5 @@
-import { mulberry32 } from '@peertrain/protocol';
+import { mulberry32 } from '@peertrain/base';
+
 import { CompressionError } from './errors.ts';
 import { decodeFp16Into, encodeFp16 } from './fp16.ts';
 import { readHeader } from './header.ts';

@@ -1,4 +1,5 @@
-import { mulberry32 } from '@peertrain/protocol';
+import { mulberry32 } from '@peertrain/base';
+
 import { describe, expect, it } from 'vitest';
 import { relativeError } from './codec.ts';
 import { CompressionError } from './errors.ts';

@@ -1,4 +1,5 @@
-import { mulberry32 } from '@peertrain/protocol';
+import { mulberry32 } from '@peertrain/base';
+
 import { CompressionError } from './errors.ts';
 
 // PowerSGD (Vogels et al. 2019), rank r, one power iteration per step with warm start, and error

@@ -1,4 +1,5 @@
-import { AbortError, ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
+import { ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
 import type { ControlMessage, ToCoordinator } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { RunDriver } from './driver.ts';

@@ -1,11 +1,10 @@
+import { AbortError, sleep } from '@peertrain/base';
 import {
-  AbortError,
   ConfigError,
   PeerLostError,
   finalParamsKey,
   parseRunConfig,
   runShape,
-  sleep,
   toWireError,
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
@@ -19,7 +18,8 @@ import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
 import { buildReport } from './report.ts';
 import type { RunReport, RunView, TrainedModel } from './types.ts';
-import { asError, untilReleased, waitFor, wake } from './wait.ts';
+import { asError } from '@peertrain/base';
+import { untilReleased, waitFor, wake } from './wait.ts';
 
 /*
  * The run driver: one run from waiting for workers to the report. Assignment (what the method

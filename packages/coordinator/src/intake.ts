@@ -1,6 +1,6 @@
 import type { ToCoordinator, WireSpan } from '@peertrain/protocol';
 import { RunningMedian, pipelineBubble, toChromeTrace } from '@peertrain/telemetry';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import type { PeerRecord } from './membership.ts';
 import type { PipelineView, StepPoint, TimelineSpan } from './types.ts';
 

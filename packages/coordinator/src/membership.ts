@@ -3,7 +3,7 @@ import type { ToCoordinator } from '@peertrain/protocol';
 import { ClockSync } from '@peertrain/telemetry';
 import type { Hub } from './hub.ts';
 import type { PeerView, RunView } from './types.ts';
-import { asError } from './wait.ts';
+import { asError } from '@peertrain/base';
 
 /** A peer as the coordinator keeps it: its view plus what only the coordinator needs. */
 export interface PeerRecord extends PeerView {

@@ -1,5 +1,5 @@
+import { AbortError } from '@peertrain/base';
 import {
-  AbortError,
   ConfigError,
   PROBE_TAG,
   parsePartition,
@@ -14,7 +14,8 @@ import type { StageDevice, StagePlan } from '@peertrain/planner';
 import type { Hub } from './hub.ts';
 import type { Membership, PeerRecord } from './membership.ts';
 import type { PlanPreview } from './types.ts';
-import { asError, waitFor, wake } from './wait.ts';
+import { asError } from '@peertrain/base';
+import { waitFor, wake } from './wait.ts';
 import type { WaitScope, Waiter } from './wait.ts';
 
 /*

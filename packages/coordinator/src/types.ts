@@ -1,6 +1,7 @@
 import type { DeviceInfo, LayerCost, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 import type { StagePlan, StagePlanOptions } from '@peertrain/planner';
-import type { ChromeTrace, Span } from '@peertrain/telemetry';
+import type { Span } from '@peertrain/telemetry';
+import type { ChromeTrace, CoordinatorEvent, RunReport } from '@peertrain/protocol';
 
 /** Lifecycle of a peer as the coordinator sees it. */
 export type PeerState = 'joining' | 'idle' | 'computing' | 'sending' | 'waiting' | 'stalled' | 'gone';
@@ -147,83 +148,9 @@ export interface TrainedModel {
   testAccuracy: number;
 }
 
-/** The JSON report of a finished run (what `peertrain train --report` writes). */
-export interface RunReport {
-  config: RunConfig;
-  finalLoss: number;
-  testAccuracy: number;
-  wallMs: number;
-  stepMsMedian: number;
-  computeMsMedian: number;
-  commMsMedian: number;
-  samplesPerSec: number;
-  bytesSent: number;
-  workers: {
-    peerId: string;
-    rank: number;
-    role: string;
-    backend: string;
-    gflops: number;
-    bytesSent: number;
-    framesRefused: number;
-    adapter?: Record<string, string | number | boolean>;
-  }[];
-  loss: { step: number; loss: number }[];
-  evals: { step: number; accuracy: number }[];
-  reference?: { maxAbsDiff: number; maxRelDiff: number; referenceLoss: number };
-  pipeline?: PipelineReport;
-  /** Asynchronous parameter server (sync ps-async): the staleness the workers saw. */
-  staleness?: StalenessReport;
-  errors: WireError[];
-}
-
-/**
- * Staleness of the pushes of a ps-async run: server versions applied between the parameters a
- * gradient was computed on and its own application (per step, the largest a worker saw).
- */
-export interface StalenessReport {
-  /** The configured bound S (own pushes a worker may leave unanswered). */
-  bound: number;
-  mean: number;
-  max: number;
-  /** Per rank: steps reported, mean and max staleness. */
-  perWorker: { rank: number; steps: number; mean: number; max: number }[];
-}
-
-export interface PipelineReport {
-  schedule: 'naive' | 'gpipe' | '1f1b';
-  stages: number;
-  replicas: number;
-  microBatches: number;
-  recompute: boolean;
-  /** Median measured bubble over the steps after the first few (warm-up). */
-  bubbleMeasured: number;
-  bubbleTheory: number;
-  predictedStepMs: number | null;
-  perStage: {
-    stage: number;
-    /** First and last layer, inclusive (as --partition writes them: "0-2" is [0, 2]). */
-    layers: [number, number];
-    layerNames: string[];
-    parameterBytes: number;
-    /** Most activation bytes held at once (replica 0's peer), with this run's recompute setting. */
-    peakActivationBytes: number;
-    /** The same without recomputation (what forward would have kept). */
-    peakActivationBytesNoRecompute: number;
-    peerId: string;
-  }[];
-}
-
-export type CoordinatorEvent =
-  | { type: 'log'; message: string }
-  | { type: 'progress'; step: number; totalSteps: number; loss: number; samplesPerSec: number }
-  | { type: 'eval'; step: number; accuracy: number }
-  | { type: 'done'; report: RunReport }
-  /** Every span of the run as a Chrome trace; emitted once as the run ends (before done or error). */
-  | { type: 'trace'; trace: ChromeTrace }
-  /** The trained parameters (little-endian float32, the model preset's flat layout, base64); emitted before done. */
-  | { type: 'model'; model: RunConfig['model']; paramsBase64: string }
-  | { type: 'error'; error: WireError };
+// The events and the run report are wire shapes: defined once, with their zod schemas, in
+// protocol (packages/protocol/src/events.ts), which the harness parses them with.
+export type { CoordinatorEvent, PipelineReport, RunReport, StalenessReport } from '@peertrain/protocol';
 
 /**
  * The planner's proposal for a pipeline (replica 0's devices), taken before a run: everything the

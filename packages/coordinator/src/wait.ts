@@ -1,4 +1,5 @@
-import { AbortError, PhaseTimeoutError } from '@peertrain/protocol';
+import { asError } from '@peertrain/base';
+import { PhaseTimeoutError } from '@peertrain/protocol';
 import type { ToCoordinator } from '@peertrain/protocol';
 
 /** Someone waiting for a message: `match` is asked after each one, `resolve` once it says yes. */
@@ -56,10 +57,4 @@ export function untilReleased(signal: AbortSignal, hold: (release: () => void) =
     });
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-// TODO(helpers): one asError for all packages (another change unifies the helpers); moved here, not copied.
-export function asError(e: unknown): Error {
-  if (e instanceof Error) return e;
-  return new AbortError(typeof e === 'string' ? e : 'aborted');
 }

@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MNIST_MAGIC } from '../src/data/mnist.ts';
-import { mulberry32 } from '../src/prng.ts';
+import { mulberry32 } from '@peertrain/base';
 
 const SPLIT_SEED = 20171031;
 const TRAIN_COUNT = 8000;

@@ -1,10 +1,10 @@
 // Backend probing: initialise each tfjs backend, check its numbers, measure its matmul speed, and
 // pick the fastest correct one. Backends are imported on demand so Node never loads browser-only
 // code; the browser entry (browser.ts) installs a platform hook that sets the wasm file URLs.
-import { BACKENDS, BackendError, throwIfAborted } from '@peertrain/protocol';
+import { BACKENDS, BackendError } from '@peertrain/protocol';
+import { mulberry32, throwIfAborted } from '@peertrain/base';
 import type { BackendName, BackendProbe, DeviceInfo } from '@peertrain/protocol';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
-import { mulberry32 } from './prng.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
 import { registerWebGpu, webGpuState } from './webgpu.ts';

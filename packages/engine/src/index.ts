@@ -3,7 +3,7 @@
 export { tf } from './tf.ts';
 export type { Tensor } from './tf.ts';
 export { DataError, ShapeError } from './errors.ts';
-export { mixSeed, mulberry32 } from './prng.ts';
+export { mixSeed } from './prng.ts';
 
 export {
   buildLayers,

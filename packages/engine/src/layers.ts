@@ -6,7 +6,8 @@
 // inside tf.tidy (model.ts does) and own the saved tensors in between.
 import { ConfigError } from '@peertrain/protocol';
 import type { LayerSpec } from '@peertrain/protocol';
-import { mixSeed, mulberry32 } from './prng.ts';
+import { mulberry32 } from '@peertrain/base';
+import { mixSeed } from './prng.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
 

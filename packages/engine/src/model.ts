@@ -2,7 +2,8 @@
 // Any contiguous range of layers [first, end) runs as a unit (a `Stage`): the whole model is the
 // stage [0, layers.length) followed by the softmax cross-entropy loss, and a pipeline worker runs
 // its own range with the same code.
-import { ConfigError, ModelSpecSchema, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError, ModelSpecSchema } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import type { ModelSpec } from '@peertrain/protocol';
 import { ShapeError } from './errors.ts';
 import { buildLayers } from './layers.ts';

@@ -3,10 +3,7 @@
 // bytes everywhere). Only integer ops, float64 arithmetic and Math.sqrt
 // (correctly rounded by the spec), never Math.log/sin/pow (whose last bit may differ between engines).
 
-// The generator itself lives in protocol (shared with the collective's tests).
-import { mulberry32 } from '@peertrain/protocol';
-
-export { mulberry32 };
+// The generator itself (mulberry32) lives in @peertrain/base; these are the engine's helpers around it.
 
 /** Mixes several integers into one 32-bit seed (murmur3's finalizer over a running hash). */
 export function mixSeed(...parts: number[]): number {

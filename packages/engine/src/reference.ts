@@ -2,7 +2,7 @@
 // reference itself: one worker at global batch N*b on the union of the N workers' batches.
 import { createOptimizer } from '@peertrain/optim';
 import type { Optimizer } from '@peertrain/optim';
-import { throwIfAborted } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import type { ModelSpec, OptimizerConfig, Shard } from '@peertrain/protocol';
 import { gatherBatch, globalBatchIndices } from './data/batching.ts';
 import type { Dataset, Samples } from './data/dataset.ts';

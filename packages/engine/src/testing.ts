@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 // The union package registers tfjs's autodiff gradients (tf.grads), which the tests use as the
 // reference; the engine itself never needs them: every layer has an explicit backward.
 import '@tensorflow/tfjs';
-import { mulberry32 } from './prng.ts';
+import { mulberry32 } from '@peertrain/base';
 
 /** Deterministic uniform values in [-scale, scale). */
 export function randomArray(length: number, seed: number, scale = 1): Float32Array {

@@ -1,13 +1,13 @@
 import { access, constants } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { BrowserNotFoundError } from './errors.ts';
 
 export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
 
 /**
- * PLATFORM.md: without the background-networking flags Chromium keeps dialing out; WebGPU needs
+ * Measured on this machine: without the background-networking flags Chromium keeps dialing out; WebGPU needs
  * exactly --enable-unsafe-webgpu. Playwright adds --headless and a fresh temporary --user-data-dir
  * itself (removed on close).
  */
@@ -79,7 +79,7 @@ export interface WebrtcProbeOptions {
 /**
  * True when two RTCPeerConnections in one page (iceServers: [], so host candidates only) open a
  * data channel within `timeoutMs`. False on this CI outside a network namespace: Chromium never
- * offers 127.0.0.1 as a candidate (PLATFORM.md).
+ * offers 127.0.0.1 as a candidate (packages/harness/README.md, "WebRTC on a CI machine").
  */
 export async function webrtcWorks(browser: Browser, opts: WebrtcProbeOptions = {}): Promise<boolean> {
   const { timeoutMs = 4000, signal } = opts;

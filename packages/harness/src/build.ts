@@ -3,7 +3,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { BuildError } from './errors.ts';
 
 /** The repository root (this file is packages/harness/src/build.ts). */

@@ -36,3 +36,11 @@ export class IsolatedNetworkError extends Error {
 export class BuildError extends Error {
   override readonly name = 'BuildError';
 }
+
+/**
+ * `--link` cannot be applied here: outside the private network namespace, or a tool it needs is
+ * missing (`tc`, `nft`, `sysctl`; for delay also `python3` and `/dev/net/tun`). The message says which.
+ */
+export class LinkUnavailableError extends Error {
+  override readonly name = 'LinkUnavailableError';
+}

@@ -1,5 +1,16 @@
-export { BrowserNotFoundError, BuildError, IsolatedNetworkError, SessionError } from './errors.ts';
-export { abortReason, abortable } from './abort.ts';
+export {
+  BrowserNotFoundError,
+  BuildError,
+  IsolatedNetworkError,
+  LinkUnavailableError,
+  SessionError,
+} from './errors.ts';
+export { LINK_SPEC_RULE, formatLinkSpec, linkCommands, parseLinkSpec } from './link-spec.ts';
+export type { LinkSpec } from './link-spec.ts';
+export { applyLink } from './link.ts';
+export type { AppliedLink } from './link.ts';
+export { measureUdp } from './link-probe.ts';
+export type { UdpMeasurement } from './link-probe.ts';
 export { startSignalServer } from './signal-server.ts';
 export type { SignalServer, SignalServerOptions } from './signal-server.ts';
 export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } from './page-config.ts';
@@ -32,7 +43,6 @@ export {
   waitForExit,
 } from './netns.ts';
 export type { IsolatedScriptResult, ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
-export { parseCoordinatorEvent, parseRunReport } from './events.ts';
 export { PAGE_RELOADS, loadPage } from './load.ts';
 export type { LoadPageOptions } from './load.ts';
 export {

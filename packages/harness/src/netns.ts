@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { REPO_ROOT } from './build.ts';
 
 /** Set in the environment of a process started inside the private namespace (value: parent pid). */
 export const ISOLATED_ENV = 'PEERTRAIN_ISOLATED_NETNS';
 
 /**
- * PLATFORM.md: inside `unshare -n`, bring lo up and add a veth pair with an address and a default
+ * Measured on this machine (packages/harness/README.md, "WebRTC on a CI machine"): inside `unshare -n`, bring lo up and add a veth pair with an address and a default
  * route. Without the route Chromium gathers no ICE candidates; the kernel has no `dummy` link type.
  * Nothing can leave the namespace. Then exec the command given as "$@".
  *
@@ -150,10 +150,14 @@ export interface IsolatedScriptResult {
 
 /**
  * Runs a TypeScript script (`node --import tsx`) inside a private network namespace from the repo
- * root and collects its output: the e2e tests that drive browsers in a script share this.
+ * root (with `args` after it) and collects its output: the e2e tests that drive browsers in a script
+ * share this.
  */
-export async function runIsolatedScript(script: string): Promise<IsolatedScriptResult> {
-  const child = spawnIsolated(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
+export async function runIsolatedScript(
+  script: string,
+  args: readonly string[] = [],
+): Promise<IsolatedScriptResult> {
+  const child = spawnIsolated(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: REPO_ROOT,
   });

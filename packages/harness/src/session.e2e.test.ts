@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CoordinatorEvent } from '@peertrain/coordinator';
+import type { CoordinatorEvent } from '@peertrain/protocol';
 import { launchBrowser } from './browser.ts';
 import { runSession } from './session.ts';
 import type { SessionInfo } from './session.ts';

@@ -2,12 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
-import type { CoordinatorEvent, RunReport } from '@peertrain/coordinator';
-import { abortReason } from './abort.ts';
+import type { CoordinatorEvent, RunReport } from '@peertrain/protocol';
+import { abortReason } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
-import { parseCoordinatorEvent } from './events.ts';
+import { parseCoordinatorEvent } from '@peertrain/protocol';
+import { applyLink } from './link.ts';
+import type { AppliedLink } from './link.ts';
+import type { LinkSpec } from './link-spec.ts';
 import { loadPage } from './load.ts';
 import { startSessionServers } from './servers.ts';
 import type { SessionServers } from './servers.ts';
@@ -43,6 +46,12 @@ export interface RunSessionOptions {
   dist?: string;
   /** Repository root for the build (default: this checkout). */
   root?: string;
+  /**
+   * Impair the peers' UDP (applyLink; inside the private namespace only, else LinkUnavailableError),
+   * before the browser is launched; with `browser` given, before the pages open (Chromium then sees
+   * the delay's TUN device appear: prefer applyLink before launching it). Undone at the end.
+   */
+  link?: LinkSpec;
   /** Reject with PhaseTimeoutError when no event arrives for this long (default 120 s). */
   idleTimeoutMs?: number;
   onEvent?: (event: CoordinatorEvent) => void;
@@ -98,8 +107,8 @@ export function workerUrl(base: string, room: string, backend?: RunConfig['backe
  * browser context each), forwards the dashboard's events to `onEvent`, and resolves with the
  * RunReport of its `done` event. Rejects with ConfigError (bad config), SessionError (the page
  * reported an error, crashed, failed to load or sent an invalid event), PhaseTimeoutError (no event
- * for idleTimeoutMs), BrowserNotFoundError, BuildError, or the abort reason. Pages, contexts, the
- * browser (unless passed in) and both servers are always torn down.
+ * for idleTimeoutMs), BrowserNotFoundError, BuildError, LinkUnavailableError, or the abort reason.
+ * Pages, contexts, the browser (unless passed in), both servers and the link are always torn down.
  */
 export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   const { signal, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = opts;
@@ -120,8 +129,10 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
 
   let servers: SessionServers | null = null;
   let browser: Browser | null = null;
+  let link: AppliedLink | null = null;
   const contexts: BrowserContext[] = [];
   try {
+    if (opts.link) link = await applyLink(opts.link, { ...(signal ? { signal } : {}) });
     servers = await startSessionServers({ dist, ...(signal ? { signal } : {}) });
     browser =
       opts.browser ??
@@ -144,6 +155,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
     await Promise.allSettled(contexts.map((c) => c.close()));
     if (browser && !opts.browser) await browser.close().catch(() => undefined);
     await servers?.close();
+    await link?.close();
   }
 }
 

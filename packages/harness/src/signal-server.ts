@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 
 export interface SignalServerOptions {
   /** Interface to bind; 127.0.0.1 unless asked (the `peerjs` CLI would bind every interface). */

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sirv from 'sirv';
-import { abortable } from './abort.ts';
+import { abortable } from '@peertrain/base';
 import { pageConfig, servePageConfig } from './page-config.ts';
 import type { SignalInfo } from './page-config.ts';
 

@@ -1,4 +1,5 @@
-import { ConfigError, mulberry32 } from '@peertrain/protocol';
+import { mulberry32 } from '@peertrain/base';
+import { ConfigError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { OptimizerStateError } from './optimizer.ts';
 import { DILOCO_OUTER, createOuterOptimizer } from './outer.ts';

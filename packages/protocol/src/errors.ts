@@ -23,17 +23,6 @@ export class ProtocolError extends Error {
   }
 }
 
-/** The other side speaks a different protocol version; refused at the handshake. */
-export class VersionMismatchError extends Error {
-  override readonly name = 'VersionMismatchError';
-  constructor(
-    readonly local: number,
-    readonly remote: number,
-  ) {
-    super(`protocol version mismatch: local ${local}, remote ${remote}`);
-  }
-}
-
 /** A peer went away (connection closed, heartbeat lost) while something waited on it. */
 export class PeerLostError extends Error {
   override readonly name = 'PeerLostError';
@@ -75,47 +64,6 @@ export class PhaseTimeoutError extends Error {
   ) {
     super(`${phase} timed out after ${ms} ms`);
   }
-}
-
-/** The operation was cancelled through its AbortSignal. */
-export class AbortError extends Error {
-  override readonly name = 'AbortError';
-  constructor(message = 'aborted') {
-    super(message);
-  }
-}
-
-/** Throws the signal's reason as an AbortError if the signal is aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) {
-    const reason: unknown = signal.reason;
-    throw reason instanceof Error ? reason : new AbortError(typeof reason === 'string' ? reason : 'aborted');
-  }
-}
-
-/** The error an aborted signal stands for: its reason when that is an Error, else an AbortError. */
-export function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  return new AbortError(typeof reason === 'string' ? reason : 'aborted');
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason (and clears the timer) on abort. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      // eslint-disable-next-line no-restricted-globals -- sleep is what pure packages use instead of a raw timer: it owns this one
-      clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
-    };
-    // eslint-disable-next-line no-restricted-globals -- as above: the one raw timer, cleared on abort
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Plain form of an error for control messages. */

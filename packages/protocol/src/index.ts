@@ -1,16 +1,11 @@
 export { PROTOCOL_VERSION } from './version.ts';
 export {
-  AbortError,
   BackendError,
   ConfigError,
   PeerLostError,
   PhaseTimeoutError,
   ProtocolError,
   TransportError,
-  VersionMismatchError,
-  abortReason,
-  sleep,
-  throwIfAborted,
   toWireError,
 } from './errors.ts';
 export type { ProtocolErrorCode, WireError } from './errors.ts';
@@ -42,7 +37,6 @@ export {
   BackendProbeSchema,
   DeviceInfoSchema,
   LayerCostSchema,
-  PeerControlSchema,
   RoleSchema,
   ShardSchema,
   StageRangeSchema,
@@ -51,8 +45,9 @@ export {
   MemoryReportSchema,
   ToWorkerSchema,
   WireSpanSchema,
+  SPAN_KINDS,
+  LANES,
   parseControl,
-  parsePeerControl,
   parseToCoordinator,
   parseToWorker,
 } from './messages.ts';
@@ -62,13 +57,14 @@ export type {
   DeviceInfo,
   LayerCost,
   MemoryReport,
-  PeerControl,
   Role,
   Shard,
   StageRange,
   ToCoordinator,
   ToWorker,
   WireSpan,
+  SpanKind,
+  Lane,
 } from './messages.ts';
 export {
   DTYPES,
@@ -92,7 +88,17 @@ export {
   validateRoom,
   workerPeerId,
 } from './rooms.ts';
-export { mulberry32 } from './random.ts';
+export {
+  CoordinatorEventSchema,
+  PipelineReportSchema,
+  RunReportSchema,
+  StalenessReportSchema,
+  parseCoordinatorEvent,
+  parseRunReport,
+} from './events.ts';
+export type { CoordinatorEvent, PipelineReport, RunReport, StalenessReport } from './events.ts';
+export { ChromeTraceSchema, parseChromeTrace } from './trace.ts';
+export type { ChromeTrace, ChromeTraceEvent } from './trace.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';
 export type { ModelPreset } from './presets.ts';
 export { parsePartition, partitionIssues } from './partition.ts';

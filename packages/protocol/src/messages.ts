@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { BACKENDS, RunConfigSchema } from './config.ts';
 import { ProtocolError } from './errors.ts';
 
-// Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator,
-// worker <-> worker). They travel as JSON inside `control` frames and are validated on arrival.
+// Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator).
+// They travel as JSON inside `control` frames and are validated on arrival.
 
 const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId: z.string().optional() });
 
@@ -56,27 +56,39 @@ export type Role = z.infer<typeof RoleSchema>;
 export const StageRangeSchema = z.object({ first: z.number().int().min(0), end: z.number().int().min(1) });
 export type StageRange = z.infer<typeof StageRangeSchema>;
 
+/**
+ * What a span measured: the one list of span kinds (telemetry records them, the dashboard draws them,
+ * the wire carries them). A new kind is added here, then given a lane (telemetry's laneOf) and a
+ * colour (the dashboard's SPAN_STYLE); both switch over it exhaustively.
+ */
+export const SPAN_KINDS = [
+  'forward',
+  'backward',
+  'optimizer',
+  'send',
+  'recv',
+  'wait',
+  'allreduce',
+  'reduceScatter',
+  'allGather',
+  'compute',
+  'eval',
+] as const;
+export type SpanKind = (typeof SPAN_KINDS)[number];
+
+/** Timeline row: computation, or communication (which may overlap computation). */
+export const LANES = ['compute', 'comm'] as const;
+export type Lane = (typeof LANES)[number];
+
 /** One span a worker recorded, on its own clock (the coordinator shifts it onto the common one). */
 export const WireSpanSchema = z.object({
-  kind: z.enum([
-    'forward',
-    'backward',
-    'optimizer',
-    'send',
-    'recv',
-    'wait',
-    'allreduce',
-    'reduceScatter',
-    'allGather',
-    'compute',
-    'eval',
-  ]),
+  kind: z.enum(SPAN_KINDS),
   startMs: z.number(),
   durMs: z.number().min(0),
   step: z.number().int(),
   microBatch: z.number().int().optional(),
   bytes: z.number().min(0).optional(),
-  lane: z.enum(['compute', 'comm']),
+  lane: z.enum(LANES),
   /** The peer on the other end of a send / recv. */
   peer: z.string().optional(),
 });
@@ -238,23 +250,12 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
 ]);
 export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
 
-// ---- worker <-> worker ----
-export const PeerControlSchema = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('peerHello'),
-    protocolVersion: z.number().int(),
-    room: z.string(),
-    runId: z.number().int(),
-  }),
-]);
-export type PeerControl = z.infer<typeof PeerControlSchema>;
-
 /** Any control message, whichever direction. The `type` fields are unique across directions. */
-export type ControlMessage = ToWorker | ToCoordinator | PeerControl;
+export type ControlMessage = ToWorker | ToCoordinator;
 
-const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema, PeerControlSchema]);
+const AnyControlSchema = z.union([ToWorkerSchema, ToCoordinatorSchema]);
 
-function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const first = r.error.issues[0];
@@ -270,6 +271,5 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 export const parseToWorker = (v: unknown): ToWorker => parseWith(ToWorkerSchema, v, 'to-worker message');
 export const parseToCoordinator = (v: unknown): ToCoordinator =>
   parseWith(ToCoordinatorSchema, v, 'to-coordinator message');
-export const parsePeerControl = (v: unknown): PeerControl => parseWith(PeerControlSchema, v, 'peer message');
 export const parseControl = (v: unknown): ControlMessage =>
   parseWith<ControlMessage>(AnyControlSchema, v, 'control message');

@@ -1,24 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '@peertrain/base';
 import { ClockSync } from './clock.ts';
 import type { PingSample } from './clock.ts';
-
-/** Seeded PRNG in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Ping exchanges between a local clock and a remote clock `offset` ms ahead. The way out waits
  * 0.4 ms plus exponential jitter of mean 6 ms, the way back 0.4 ms plus mean 1 ms: very asymmetric.
  */
 function exchanges(offset: number, count: number, seed: number): PingSample[] {
-  const rnd = random(seed);
+  const rnd = mulberry32(seed);
   const exp = (mean: number): number => -mean * Math.log(1 - rnd());
   const samples: PingSample[] = [];
   let t = 5_000;

@@ -1,8 +1,8 @@
-export { SPAN_KINDS, SpanRecorder, laneOf } from './spans.ts';
-export type { Lane, Span, SpanKind, SpanMeta, SpanRecorderOptions } from './spans.ts';
+export { SpanRecorder, laneOf } from './spans.ts';
+export type { Span, SpanMeta, SpanRecorderOptions } from './spans.ts';
 export { ClockSync } from './clock.ts';
 export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
-export { parseChromeTrace, toChromeTrace } from './trace.ts';
-export type { ChromeTrace, ChromeTraceEvent, TraceOptions } from './trace.ts';
+export { toChromeTrace } from './trace.ts';
+export type { TraceOptions } from './trace.ts';
 export { pipelineBubble } from './bubble.ts';
 export { RunningMedian } from './median.ts';

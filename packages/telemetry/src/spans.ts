@@ -1,23 +1,8 @@
 import { ConfigError } from '@peertrain/protocol';
+import type { Lane, SpanKind } from '@peertrain/protocol';
 
 // Spans: what each worker did and when, on its own clock. The coordinator shifts them onto one time
 // axis with each peer's clock offset (clock.ts) and draws or exports them (trace.ts).
-
-export type SpanKind =
-  | 'forward'
-  | 'backward'
-  | 'optimizer'
-  | 'send'
-  | 'recv'
-  | 'wait'
-  | 'allreduce'
-  | 'reduceScatter'
-  | 'allGather'
-  | 'compute'
-  | 'eval';
-
-/** Timeline row: computation, or communication (which may overlap computation). */
-export type Lane = 'compute' | 'comm';
 
 export interface Span {
   peerId: string;
@@ -42,20 +27,6 @@ export interface SpanMeta {
   lane?: Lane;
   peer?: string;
 }
-
-export const SPAN_KINDS: readonly SpanKind[] = [
-  'forward',
-  'backward',
-  'optimizer',
-  'send',
-  'recv',
-  'wait',
-  'allreduce',
-  'reduceScatter',
-  'allGather',
-  'compute',
-  'eval',
-];
 
 /** Default lane of a kind: moving bytes or waiting for them is communication, the rest computation. */
 export function laneOf(kind: SpanKind): Lane {

@@ -1,7 +1,7 @@
-import { ProtocolError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Span } from './spans.ts';
-import { parseChromeTrace, toChromeTrace } from './trace.ts';
+import { parseChromeTrace } from '@peertrain/protocol';
+import { toChromeTrace } from './trace.ts';
 
 // Two workers whose clocks are off the coordinator's by +1000 ms and -250 ms. Both start forward of
 // micro-batch 0 at the same true moment (coordinator time 50 ms).
@@ -70,20 +70,5 @@ describe('toChromeTrace', () => {
     expect(toChromeTrace([]).traceEvents).toEqual([]);
     const one = toChromeTrace([{ ...spans[0]!, peerId: 'w9' }], { originMs: 1000 });
     expect(one.traceEvents.find((e) => e.ph === 'X')).toMatchObject({ ts: 50_000, pid: 1 });
-  });
-});
-
-describe('parseChromeTrace', () => {
-  it('refuses malformed traces with ProtocolError', () => {
-    const bad: unknown[] = [
-      null,
-      { traceEvents: 'no' },
-      { traceEvents: [{ name: 'x', ph: 'X', pid: 1, tid: 1, dur: 1 }] }, // no ts
-      { traceEvents: [{ name: 'x', ph: 'X', pid: 1, tid: 1, ts: 0, dur: -1 }] },
-      { traceEvents: [{ name: 'x', ph: 'B', pid: 1, tid: 1, ts: 0 }] },
-      { traceEvents: [{ name: 'x', ph: 'M', pid: 1.5, tid: 1 }] },
-      { traceEvents: [{ name: 'x', ph: 'M', pid: 1, tid: 1, args: { a: {} } }] },
-    ];
-    for (const b of bad) expect(() => parseChromeTrace(b)).toThrow(ProtocolError);
   });
 });

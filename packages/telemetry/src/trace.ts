@@ -1,28 +1,9 @@
-import { ProtocolError } from '@peertrain/protocol';
-import type { Lane, Span } from './spans.ts';
+import type { ChromeTrace, ChromeTraceEvent, Lane } from '@peertrain/protocol';
+import type { Span } from './spans.ts';
 
-// Chrome trace event format (opens in Perfetto and chrome://tracing): one process per peer, one
-// thread per lane, complete events ('X') with ts and dur in microseconds on the common clock.
-// https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
-
-export interface ChromeTraceEvent {
-  name: string;
-  /** 'X' complete event, 'M' metadata. */
-  ph: 'X' | 'M';
-  pid: number;
-  tid: number;
-  /** Start, µs on the common clock ('X' only). */
-  ts?: number;
-  /** Duration, µs ('X' only). */
-  dur?: number;
-  cat?: string;
-  args?: Record<string, string | number>;
-}
-
-export interface ChromeTrace {
-  traceEvents: ChromeTraceEvent[];
-  displayTimeUnit: 'ms';
-}
+// Spans -> Chrome trace event format (opens in Perfetto and chrome://tracing): one process per peer,
+// one thread per lane, complete events ('X') with ts and dur in microseconds on the common clock.
+// The format's shape and its parser live in protocol (packages/protocol/src/trace.ts): it travels.
 
 export interface TraceOptions {
   /** Display name per peer id (default: the id). Peers named here come first, in this order. */
@@ -88,51 +69,3 @@ export function toChromeTrace(spans: readonly Span[], opts: TraceOptions = {}): 
 function micros(ms: number): number {
   return Math.round(ms * 1e6) / 1e3;
 }
-
-/**
- * unknown in, typed out: checks a parsed trace file (what toChromeTrace writes). Throws
- * ProtocolError('bad-message') naming the first bad event.
- */
-export function parseChromeTrace(value: unknown): ChromeTrace {
-  const fail = (why: string): never => {
-    throw new ProtocolError('bad-message', `chrome trace: ${why}`);
-  };
-  if (typeof value !== 'object' || value === null) return fail('not an object');
-  const events: unknown = (value as { traceEvents?: unknown }).traceEvents;
-  if (!Array.isArray(events)) return fail('traceEvents is not an array');
-  const out: ChromeTraceEvent[] = [];
-  for (const [i, e] of (events as unknown[]).entries()) {
-    if (typeof e !== 'object' || e === null) return fail(`event ${i} is not an object`);
-    const ev = e as Record<string, unknown>;
-    const { name, ph, pid, tid, ts, dur, cat, args } = ev;
-    if (typeof name !== 'string') return fail(`event ${i}: name is not a string`);
-    if (ph !== 'X' && ph !== 'M') return fail(`event ${i}: ph ${String(ph)} is not X or M`);
-    if (!isInt(pid) || !isInt(tid)) return fail(`event ${i}: pid and tid must be integers`);
-    const event: ChromeTraceEvent = { name, ph, pid, tid };
-    if (ph === 'X') {
-      if (!isFiniteNumber(ts)) return fail(`event ${i}: ts is not a finite number`);
-      if (!isFiniteNumber(dur) || dur < 0) return fail(`event ${i}: dur is not a non-negative number`);
-      event.ts = ts;
-      event.dur = dur;
-    }
-    if (cat !== undefined) {
-      if (typeof cat !== 'string') return fail(`event ${i}: cat is not a string`);
-      event.cat = cat;
-    }
-    if (args !== undefined) {
-      if (typeof args !== 'object' || args === null) return fail(`event ${i}: args is not an object`);
-      const parsed: Record<string, string | number> = {};
-      for (const [k, v] of Object.entries(args)) {
-        if (typeof v !== 'string' && !isFiniteNumber(v))
-          return fail(`event ${i}: args.${k} is not a string or number`);
-        parsed[k] = v;
-      }
-      event.args = parsed;
-    }
-    out.push(event);
-  }
-  return { traceEvents: out, displayTimeUnit: 'ms' };
-}
-
-const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isInt = (v: unknown): v is number => Number.isInteger(v);

@@ -1,6 +1,6 @@
 import type { ControlMessage } from '@peertrain/protocol';
 import { createMesh } from './mesh.ts';
-import { abortReason, raceAbort, sleep } from './internal.ts';
+import { abortReason, abortable, sleep } from '@peertrain/base';
 import type { Connection, DType, Mesh, TensorKey, TensorMessage, Transport, Unsubscribe } from './types.ts';
 
 /*
@@ -101,7 +101,7 @@ function nextEvent<T>(
     });
     timer = setTimeout(() => reject(new ComplianceError(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
-  return raceAbort(p, signal).finally(() => {
+  return abortable(p, signal).finally(() => {
     clearTimeout(timer);
     unsubscribe();
   });
@@ -673,7 +673,7 @@ export async function runComplianceCases(
       ...(opts.signal ? [opts.signal] : []),
     ]);
     try {
-      const note = await raceAbort(c.run(signal), signal);
+      const note = await abortable(c.run(signal), signal);
       results.push({
         name: c.name,
         ok: true,

@@ -11,5 +11,5 @@ export type {
 } from './types.ts';
 export { createMemoryNetwork, memoryTransport } from './memory.ts';
 export type { MemoryNetwork, MemoryTransportOptions } from './memory.ts';
-export { createMesh } from './mesh.ts';
+export { createMesh, emptyLinkStats } from './mesh.ts';
 export type { MeshOptions } from './mesh.ts';

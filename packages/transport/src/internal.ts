@@ -1,7 +1,5 @@
 // Small helpers shared by the adapters and the mesh. Not exported from the package.
-import { abortReason, sleep } from '@peertrain/protocol';
-
-export { abortReason, sleep };
+import { abortReason } from '@peertrain/base';
 
 /** Calls every handler; a handler that throws is reported asynchronously and does not stop the others. */
 export function emit<A extends unknown[]>(handlers: Iterable<(...args: A) => void>, ...args: A): void {
@@ -22,29 +20,6 @@ export function subscribe<T>(set: Set<T>, handler: T): () => void {
   return () => {
     set.delete(handler);
   };
-}
-
-/**
- * Settles with `promise`, or rejects with the signal's reason as soon as it aborts (the underlying
- * work is not cancelled by this; pass the signal down where it can be).
- */
-export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }
 
 /** A signal that aborts when any of the given ones does (undefined entries are skipped). */

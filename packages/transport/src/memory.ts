@@ -1,5 +1,6 @@
-import { PeerLostError, TransportError, throwIfAborted } from '@peertrain/protocol';
-import { CloseSignal, DrainWaiters, Inbox, anySignal, emit, sleep, subscribe } from './internal.ts';
+import { PeerLostError, TransportError } from '@peertrain/protocol';
+import { sleep, throwIfAborted } from '@peertrain/base';
+import { CloseSignal, DrainWaiters, Inbox, anySignal, emit, subscribe } from './internal.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
 
 /*

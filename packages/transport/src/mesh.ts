@@ -5,10 +5,10 @@ import {
   TransportError,
   decodeFrame,
   encodeMessage,
-  throwIfAborted,
 } from '@peertrain/protocol';
+import { abortReason, abortable, throwIfAborted } from '@peertrain/base';
 import type { ControlMessage, ReassemblerLimits, WireMessage } from '@peertrain/protocol';
-import { abortReason, emit, raceAbort, subscribe } from './internal.ts';
+import { emit, subscribe } from './internal.ts';
 import type {
   AbortOptions,
   Connection,
@@ -83,7 +83,8 @@ interface PeerState {
   waiters: Map<string, Waiter[]>;
 }
 
-const emptyStats = (): LinkStats => ({
+/** All-zero link counters (also the starting point of test meshes that mimic this one). */
+export const emptyLinkStats = (): LinkStats => ({
   bytesSent: 0,
   bytesReceived: 0,
   messagesSent: 0,
@@ -146,7 +147,7 @@ class MeshImpl implements Mesh {
         }
       });
     }
-    await raceAbort(dial, opts.signal);
+    await abortable(dial, opts.signal);
   }
 
   isConnected(peerId: string): boolean {
@@ -227,7 +228,7 @@ class MeshImpl implements Mesh {
   }
 
   stats(): { total: LinkStats; perPeer: Record<string, LinkStats> } {
-    const total = emptyStats();
+    const total = emptyLinkStats();
     const perPeer: Record<string, LinkStats> = {};
     for (const p of this.peerStates.values()) {
       perPeer[p.id] = { ...p.stats };
@@ -293,7 +294,7 @@ class MeshImpl implements Mesh {
       // A dial in progress: send once it opens (or fail with its error).
       const dial = this.dials.get(peerId);
       if (!dial) return Promise.reject(new PeerLostError(peerId, 'not connected'));
-      return raceAbort(dial, signal).then(() => this.enqueue(peerId, build, opts));
+      return abortable(dial, signal).then(() => this.enqueue(peerId, build, opts));
     }
     let built: ReturnType<typeof build>;
     try {
@@ -499,7 +500,7 @@ class MeshImpl implements Mesh {
   private peerState(id: string): PeerState {
     let p = this.peerStates.get(id);
     if (!p) {
-      p = { id, links: [], stats: emptyStats(), mailbox: new Map(), mailboxBytes: 0, waiters: new Map() };
+      p = { id, links: [], stats: emptyLinkStats(), mailbox: new Map(), mailboxBytes: 0, waiters: new Map() };
       this.peerStates.set(id, p);
     }
     return p;

@@ -1,13 +1,13 @@
 import { Peer } from 'peerjs';
 import type { DataConnection, PeerError } from 'peerjs';
-import { PeerLostError, PhaseTimeoutError, TransportError, throwIfAborted } from '@peertrain/protocol';
+import { PeerLostError, PhaseTimeoutError, TransportError } from '@peertrain/protocol';
+import { abortReason, throwIfAborted } from '@peertrain/base';
 import { runComplianceCases, transportComplianceCases } from './compliance.ts';
 import type { ComplianceResult, TransportPair } from './compliance.ts';
 import {
   CloseSignal,
   DrainWaiters,
   Inbox,
-  abortReason,
   anySignal,
   effectiveHighWaterMark,
   emit,

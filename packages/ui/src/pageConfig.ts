@@ -1,4 +1,5 @@
-import { ConfigError, throwIfAborted } from '@peertrain/protocol';
+import { ConfigError } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 
 // Both pages learn where the PeerJS signaling server is from GET /peertrain.json, written by whoever
 // serves the pages (apps/signal, the CLI). Shape on the wire:

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { AbortError, toWireError, type WireError } from '@peertrain/protocol';
+import { toWireError, type WireError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 
 // Owns one async resource for the page's lifetime (page config -> signaling -> coordinator or worker
 // runtime): starts it, reports which stage it is in, disposes it on unmount, and can retry. A new start

@@ -1,9 +1,10 @@
+import { AbortError } from '@peertrain/base';
 // What the worker does with each control message from the coordinator.
-import { AbortError, toWireError } from '@peertrain/protocol';
+import { toWireError } from '@peertrain/protocol';
 import type { ControlMessage } from '@peertrain/protocol';
 import { memoryReport, poke } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
-import { asError } from './errors.ts';
+import { asError } from '@peertrain/base';
 import { startRun } from './run-loop.ts';
 
 /** How long a bandwidth probe's payload may take to arrive after its announcement. */

@@ -1,6 +1,7 @@
-import { PeerLostError, PhaseTimeoutError, sleep } from '@peertrain/protocol';
+import { sleep } from '@peertrain/base';
+import { PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
-import { asError } from './errors.ts';
+import { asError } from '@peertrain/base';
 import type { MethodLinks } from './methods/index.ts';
 
 /** Pause between dials while the coordinator's id is unknown to the signaling server. */

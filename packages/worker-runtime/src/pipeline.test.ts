@@ -4,7 +4,7 @@ import type { Coordinator } from '@peertrain/coordinator';
 import { memoryShardCache, tf } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
-import { parseChromeTrace } from '@peertrain/telemetry';
+import { parseChromeTrace } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import { engineCompute } from './engine-compute.ts';
 import { createWorkerRuntime } from './runtime.ts';

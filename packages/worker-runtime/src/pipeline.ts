@@ -7,7 +7,8 @@
 // group uses microBatch null and tags from 0, on other links).
 import { ProtocolError } from '@peertrain/protocol';
 import type { StageOps } from '@peertrain/schedules';
-import type { SpanKind, SpanMeta, SpanRecorder } from '@peertrain/telemetry';
+import type { SpanKind } from '@peertrain/protocol';
+import type { SpanMeta, SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { StageSession, StageStepOutcome } from './compute.ts';
 

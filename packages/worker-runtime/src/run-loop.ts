@@ -1,14 +1,15 @@
+import { AbortError } from '@peertrain/base';
 // The driver of one assigned run, the same for every training method: prepare the session and open
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
-import { AbortError, ProtocolError, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
+import { ProtocolError, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
 import type { WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
 import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
-import { asError } from './errors.ts';
+import { asError } from '@peertrain/base';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';

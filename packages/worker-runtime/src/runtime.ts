@@ -1,5 +1,5 @@
+import { AbortError } from '@peertrain/base';
 import {
-  AbortError,
   PROTOCOL_VERSION,
   PeerLostError,
   PhaseTimeoutError,
@@ -12,7 +12,7 @@ import type { Compute } from './compute.ts';
 import { handleControl } from './control.ts';
 import type { JoinWait } from './control.ts';
 import type { WorkerCore } from './core.ts';
-import { asError } from './errors.ts';
+import { asError } from '@peertrain/base';
 import { dialCoordinator } from './links.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 

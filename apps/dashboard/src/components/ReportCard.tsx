@@ -1,6 +1,6 @@
 import type { PipelineReport, RunReport } from '@peertrain/coordinator';
 import { formatBytes, formatLoss, formatMs, formatPercent, formatRate, Stats } from '@peertrain/ui';
-import type { ChromeTrace } from '@peertrain/telemetry';
+import type { ChromeTrace } from '@peertrain/protocol';
 import type { TrainedModel } from '@peertrain/coordinator';
 import { downloadModel, downloadReport, downloadTrace } from '../report.ts';
 import { layersText, scheduleName, shortPeerId, strategyName } from '../peerLabels.ts';

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
-import type { SpanKind } from '@peertrain/telemetry';
+import type { SpanKind } from '@peertrain/protocol';
 import type { PeerView, PipelineView, TimelineSpan } from '@peertrain/coordinator';
 import { animationFrames, formatBytes, formatMs } from '@peertrain/ui';
 import { layersText, roleText, shortPeerId, stageBadge } from '../peerLabels.ts';

@@ -11,7 +11,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Download, Locator, Page } from 'playwright-core';
-import { REPO_ROOT, abortReason, launchBrowser, waitForExit } from '@peertrain/harness';
+import { abortReason } from '@peertrain/base';
+import { REPO_ROOT, launchBrowser, waitForExit } from '@peertrain/harness';
 import {
   FORM,
   ROOM,

@@ -8,7 +8,8 @@ import type { Readable } from 'node:stream';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT, abortReason, dashboardUrl, launchBrowser, waitForExit } from '@peertrain/harness';
+import { abortReason } from '@peertrain/base';
+import { REPO_ROOT, dashboardUrl, launchBrowser, waitForExit } from '@peertrain/harness';
 import { FIELDS, ICE_URL, PHONE, type Layout, type PhoneCheckResult } from './check.ts';
 
 const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');

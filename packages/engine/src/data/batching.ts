@@ -8,7 +8,8 @@
 import type { Shard } from '@peertrain/protocol';
 import { ConfigError } from '@peertrain/protocol';
 import { ShapeError } from '../errors.ts';
-import { mixSeed, mulberry32, shuffleInPlace } from '../prng.ts';
+import { mulberry32 } from '@peertrain/base';
+import { mixSeed, shuffleInPlace } from '../prng.ts';
 import type { Samples } from './dataset.ts';
 
 const PERM_CACHE_SIZE = 64;

@@ -2,7 +2,7 @@
 // download and parse the dataset again. Browser: IndexedDB (it also works on plain-http LAN pages,
 // where Cache Storage is unavailable because it needs a secure context). Node: memory.
 import type { Shard } from '@peertrain/protocol';
-import { throwIfAborted } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import { DataError } from '../errors.ts';
 import type { Samples } from './dataset.ts';
 

@@ -2,7 +2,7 @@
 //   0  u32 magic 0x54534e4d ("MNST")   4 u32 count   8 u32 trainCount   12 u32 pixelsPerImage (784)
 //   16 count * 784 u8 pixels (0..255), then count u8 labels; all little-endian.
 // The first trainCount samples are the training set, the rest the test set (8000 / 2000).
-import { throwIfAborted } from '@peertrain/protocol';
+import { throwIfAborted } from '@peertrain/base';
 import type * as NodeFs from 'node:fs/promises';
 import type * as NodePath from 'node:path';
 import type * as BuildScript from '../../scripts/build-mnist.ts';

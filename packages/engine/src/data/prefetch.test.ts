@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbortError } from '@peertrain/protocol';
+import { AbortError } from '@peertrain/base';
 import { Prefetcher } from './prefetch.ts';
 import type { Scheduler } from './prefetch.ts';
 

@@ -1,7 +1,7 @@
 // Builds the batches of the next steps while the current step computes. JavaScript runs one thing
 // at a time, so "while" means: production runs as a macrotask, i.e. whenever the step yields
 // (awaiting a GPU readback, a network receive, the all-reduce), not in front of it.
-import { AbortError, throwIfAborted } from '@peertrain/protocol';
+import { AbortError, abortable, throwIfAborted } from '@peertrain/base';
 
 /** Schedules `fn` soon as a macrotask; returns its cancel function. Injected in tests. */
 export type Scheduler = (fn: () => void) => () => void;
@@ -125,30 +125,4 @@ export class Prefetcher<T> {
       this.#discard(slot);
     }
   }
-}
-
-/** Rejects with the signal's reason as soon as it aborts; otherwise settles like `promise`. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      try {
-        throwIfAborted(signal);
-      } catch (err) {
-        reject(err instanceof Error ? err : new AbortError());
-      }
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

@@ -1,5 +1,6 @@
 import { ConfigError, DATASETS } from '@peertrain/protocol';
-import { mixSeed, mulberry32, normalish } from '../prng.ts';
+import { mulberry32 } from '@peertrain/base';
+import { mixSeed, normalish } from '../prng.ts';
 import type { Dataset } from './dataset.ts';
 import { sampleSize } from './dataset.ts';
 

@@ -1,5 +1,6 @@
-import { parseRunConfig } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
+import { parseRunConfig } from './config.ts';
+import { ProtocolError } from './errors.ts';
 import { parseCoordinatorEvent, parseRunReport } from './events.ts';
 
 function sampleReport(): Record<string, unknown> {
@@ -56,21 +57,34 @@ describe('parseCoordinatorEvent', () => {
   });
 
   it.each([
-    [null, /expected an object/],
-    [[], /expected an object/],
-    [{ type: 'nope' }, /unknown type "nope"/],
-    [{ type: 'log' }, /log.message: expected a string/],
-    [{ type: 'progress', step: -1, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /progress.step/],
-    [{ type: 'progress', step: 1.5, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /progress.step/],
-    [{ type: 'eval', step: 1, accuracy: '0.5' }, /eval.accuracy: expected a number/],
-    [{ type: 'error', error: 'boom' }, /error.error: expected an object/],
+    [null, /\(root\)/],
+    [[], /\(root\)/],
+    [{ type: 'nope' }, /type/],
+    [{ type: 'log' }, /message/],
+    [{ type: 'progress', step: -1, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /step/],
+    [{ type: 'progress', step: 1.5, totalSteps: 2, loss: 1, samplesPerSec: 1 }, /step/],
+    [{ type: 'eval', step: 1, accuracy: '0.5' }, /accuracy: expected a number/],
+    [{ type: 'error', error: 'boom' }, /error/],
+    [{ type: 'model', model: 'gpt', paramsBase64: '' }, /model/],
+    [{ type: 'model', model: 'mlp', paramsBase64: 'a b' }, /paramsBase64: not base64/],
+    [{ type: 'trace', trace: { traceEvents: [{ name: 'x', ph: 'B', pid: 1, tid: 1 }] } }, /trace/],
   ])('refuses %j with a ProtocolError', (input, message) => {
     expect(() => parseCoordinatorEvent(input)).toThrowError(message);
-    try {
-      parseCoordinatorEvent(input);
-    } catch (err) {
-      expect((err as Error).name).toBe('ProtocolError');
-    }
+    expect(() => parseCoordinatorEvent(input)).toThrowError(ProtocolError);
+  });
+
+  it("keeps NaN and infinite numbers (a diverged loss is data) and drops an error event's extra fields", () => {
+    const p = parseCoordinatorEvent({
+      type: 'progress',
+      step: 1,
+      totalSteps: 2,
+      loss: NaN,
+      samplesPerSec: Infinity,
+    });
+    expect(p.type === 'progress' && Number.isNaN(p.loss) && p.samplesPerSec).toBe(Infinity);
+    expect(
+      parseCoordinatorEvent({ type: 'error', error: { name: 'PeerLostError', message: 'x', peerId: 'w1' } }),
+    ).toEqual({ type: 'error', error: { name: 'PeerLostError', message: 'x' } });
   });
 });
 
@@ -78,16 +92,16 @@ describe('parseRunReport', () => {
   it('validates the config with the protocol schema', () => {
     const report = sampleReport();
     report.config = { workers: 0 };
-    expect(() => parseRunReport(report)).toThrowError(/report.config: invalid run configuration: workers/);
+    expect(() => parseRunReport(report)).toThrowError(/run report: config.workers/);
   });
 
   it('names the path of a bad nested field', () => {
     const report = sampleReport();
     (report.workers as Record<string, unknown>[])[1]!.framesRefused = 'two';
-    expect(() => parseRunReport(report)).toThrowError(/report.workers\[1\].framesRefused/);
+    expect(() => parseRunReport(report)).toThrowError(/workers.1.framesRefused/);
     const r2 = sampleReport();
     r2.workers = [{ ...(sampleReport().workers as object[])[0], adapter: { nested: {} } }];
-    expect(() => parseRunReport(r2)).toThrowError(/adapter.nested: expected a scalar/);
+    expect(() => parseRunReport(r2)).toThrowError(/workers.0.adapter.nested/);
   });
 
   it('keeps reference only when present', () => {
@@ -95,5 +109,37 @@ describe('parseRunReport', () => {
     delete report.reference;
     expect('reference' in parseRunReport(report)).toBe(false);
     expect(parseRunReport(sampleReport()).reference?.maxRelDiff).toBe(2e-6);
+  });
+});
+
+describe('report key order', () => {
+  it('is the order reports have always been written in, whatever the input order', () => {
+    const input = sampleReport();
+    const reversed = Object.fromEntries(Object.entries(input).reverse());
+    expect(Object.keys(parseRunReport(reversed))).toEqual([
+      'config',
+      'finalLoss',
+      'testAccuracy',
+      'wallMs',
+      'stepMsMedian',
+      'computeMsMedian',
+      'commMsMedian',
+      'samplesPerSec',
+      'bytesSent',
+      'workers',
+      'loss',
+      'evals',
+      'errors',
+      'reference',
+    ]);
+  });
+});
+
+describe('staleness report block', () => {
+  it('round-trips a ps-async report and refuses a fractional step count', () => {
+    const staleness = { bound: 2, mean: 1.5, max: 4, perWorker: [{ rank: 0, steps: 3, mean: 1.5, max: 4 }] };
+    expect(parseRunReport({ ...sampleReport(), staleness }).staleness).toEqual(staleness);
+    const bad = { ...staleness, perWorker: [{ rank: 0, steps: 1.5, mean: 0, max: 0 }] };
+    expect(() => parseRunReport({ ...sampleReport(), staleness: bad })).toThrow(ProtocolError);
   });
 });
