@@ -137,9 +137,14 @@ describe('report key order', () => {
 
 describe('staleness report block', () => {
   it('round-trips a ps-async report and refuses a fractional step count', () => {
-    const staleness = { bound: 2, mean: 1.5, max: 4, perWorker: [{ rank: 0, steps: 3, mean: 1.5, max: 4 }] };
+    const staleness = {
+      bound: 2,
+      mean: 1.5,
+      max: 4,
+      perWorker: [{ rank: 0, steps: 3, mean: 1.5, max: 4, samplesPerSec: 900 }],
+    };
     expect(parseRunReport({ ...sampleReport(), staleness }).staleness).toEqual(staleness);
-    const bad = { ...staleness, perWorker: [{ rank: 0, steps: 1.5, mean: 0, max: 0 }] };
+    const bad = { ...staleness, perWorker: [{ rank: 0, steps: 1.5, mean: 0, max: 0, samplesPerSec: 1 }] };
     expect(() => parseRunReport({ ...sampleReport(), staleness: bad })).toThrow(ProtocolError);
   });
 });

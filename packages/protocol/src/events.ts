@@ -51,8 +51,13 @@ export const StalenessReportSchema = z.object({
   bound: count,
   mean: anyNumber,
   max: anyNumber,
-  /** Per rank: steps reported, mean and max staleness. */
-  perWorker: z.array(z.object({ rank: count, steps: count, mean: anyNumber, max: anyNumber })),
+  /**
+   * Per rank: steps reported, mean and max staleness, and the worker's own samples/s (its samples
+   * over the sum of its step times, compute + communication): a slow peer must lower only its own.
+   */
+  perWorker: z.array(
+    z.object({ rank: count, steps: count, mean: anyNumber, max: anyNumber, samplesPerSec: anyNumber }),
+  ),
 });
 export type StalenessReport = z.infer<typeof StalenessReportSchema>;
 

@@ -79,6 +79,8 @@ describe('coordinator methods', () => {
     expect(s).toMatchObject({ bound: 1, max: 4 });
     expect(s.mean).toBeCloseTo(7 / 3);
     expect(s.perWorker.map((w) => w.steps)).toEqual([2, 0, 0, 1]);
+    // Rank 0: 2 samples in 2 ms of steps.
+    expect(s.perWorker[0]!.samplesPerSec).toBeCloseTo(1000);
     expect(stalenessReport(2, [[], []])).toMatchObject({ mean: 0, max: 0 });
   });
 

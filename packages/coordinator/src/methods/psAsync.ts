@@ -17,32 +17,47 @@ export function asyncParameterServer(): CoordinatorMethod {
     prepare(ctx) {
       const base = prepareDataParallel(ctx, true);
       const seen = ctx.peers.map((): number[] => []);
+      // Per rank: samples and ms of the steps it reported (its own rate, whoever else is slow).
+      const work = ctx.peers.map(() => ({ samples: 0, ms: 0 }));
       const run: MethodRun = {
         ...base,
         barrierWindow: ctx.config.steps,
         onStepDone(rank, msg) {
           if (msg.staleness !== undefined) seen[rank]?.push(msg.staleness);
+          const w = work[rank];
+          if (w) {
+            w.samples += msg.samples;
+            w.ms += msg.computeMs + msg.commMs;
+          }
         },
-        reportFields: () => ({ staleness: stalenessReport(ctx.config.staleness, seen) }),
+        reportFields: () => ({ staleness: stalenessReport(ctx.config.staleness, seen, work) }),
       };
       return Promise.resolve(run);
     },
   };
 }
 
-/** The report's staleness block from each rank's per-step values. */
-export function stalenessReport(bound: number, perRank: readonly (readonly number[])[]): StalenessReport {
+/** The report's staleness block from each rank's per-step values and its samples and step ms. */
+export function stalenessReport(
+  bound: number,
+  perRank: readonly (readonly number[])[],
+  work: readonly { samples: number; ms: number }[] = [],
+): StalenessReport {
   const mean = (v: readonly number[]): number => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0);
   const all = perRank.flat();
   return {
     bound,
     mean: mean(all),
     max: all.reduce((a, b) => Math.max(a, b), 0),
-    perWorker: perRank.map((v, rank) => ({
-      rank,
-      steps: v.length,
-      mean: mean(v),
-      max: v.reduce((a, b) => Math.max(a, b), 0),
-    })),
+    perWorker: perRank.map((v, rank) => {
+      const w = work[rank];
+      return {
+        rank,
+        steps: v.length,
+        mean: mean(v),
+        max: v.reduce((a, b) => Math.max(a, b), 0),
+        samplesPerSec: w && w.ms > 0 ? (w.samples * 1000) / w.ms : 0,
+      };
+    }),
   };
 }
