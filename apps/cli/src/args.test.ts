@@ -171,13 +171,13 @@ describe('parseCommandLine', () => {
     // prettier-ignore
     const argv = [
       'train', '--steps', '12abc', '--workers', '0', '--sync', 'ring', '--optimizer', 'adam', '--momentum', '0.5',
-      '--eval-every=-1', '--inject-fault', 'slow', '--room', 'a b', '--idle-timeout', '0', '--lr', '',
+      '--eval-every=-1', '--inject-fault', 'sluggish', '--room', 'a b', '--idle-timeout', '0', '--lr', '',
     ];
     expect(issuesOf(argv)).toEqual([
       '--steps: expected a number, got "12abc"',
       '--lr: expected a number, got ""',
       '--momentum applies only to --optimizer sgd',
-      '--inject-fault: expected one of malformed, vanish, got "slow"',
+      '--inject-fault: expected one of malformed, vanish, slow, got "sluggish"',
       '--idle-timeout: must be positive',
       '--room: up to 64 letters and digits, optionally joined by single - or _',
       '--sync: Invalid option: expected one of "allreduce"|"ps"|"diloco"|"ps-async"',

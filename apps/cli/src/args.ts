@@ -18,7 +18,7 @@ import {
 import type { LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
-export const FAULTS = ['malformed', 'vanish'] as const;
+export const FAULTS = ['malformed', 'vanish', 'slow'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export const DEFAULT_REPORT = 'peertrain-report.json';
@@ -99,7 +99,9 @@ Runner:
   --inject-fault KIND    FAULT INJECTION for testing: ${FAULTS.join(', ')}. malformed: a worker sends
                          malformed frames; the run must refuse them and go on. vanish: the last
                          worker's tab closes after step 3; the run must fail naming the lost peer
-                         and keep the steps done in a partial report. Repeatable.
+                         and keep the steps done in a partial report. slow: the last worker
+                         computes 3x slower (with --sync ps-async only it should slow down).
+                         Repeatable.
   --quiet                no progress bar or log lines (errors and the summary still print)
   --verbose              also print every console message of every page
   -h, --help             this help

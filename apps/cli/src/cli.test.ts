@@ -141,7 +141,7 @@ describe('formatSummary', () => {
       bytesPerSample: 1234,
       computeUtilization: 0.456,
       workers: report.workers.map((w, i) => ({ ...w, computeUtilization: [0.5, 0.412][i]! })),
-      staleness: { mean: 1.25, max: 3 },
+      staleness: { bound: 2, mean: 1.25, max: 3, perWorker: [] },
       compression: { spec: 'int8', bytesRatio: 0.2512 },
     };
     const lines = formatSummary(full, '/tmp/r.json').split('\n');

@@ -11,8 +11,10 @@ export {
 export type { AllReduceOptions, AllReduceStats, RingOptions, RingPhase, RingPhaseName } from './ring.ts';
 export { allReduceMean } from './mean.ts';
 export type { MeanOptions } from './mean.ts';
-export { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
+export { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
+export { createAsyncParameterServer } from './ps-async.ts';
+export type { AsyncPsOptions, AsyncPsPeer } from './ps-async.ts';
 export { f32FromMessage, f32ToBytes } from './f32.ts';
 export type { TrafficStats } from './f32.ts';
 export { compressedAllReduce, compressedTagSpan } from './compressed.ts';

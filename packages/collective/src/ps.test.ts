@@ -1,7 +1,7 @@
 import { ConfigError, PeerLostError } from '@peertrain/protocol';
 import { AbortError, mulberry32 } from '@peertrain/base';
 import { describe, expect, it } from 'vitest';
-import { createParameterServer, psWorkerStep, validateShards } from './ps.ts';
+import { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 import type { ParameterServer, PsShard } from './ps.ts';
 import { useTestHubs } from './testMesh.ts';
 
@@ -106,6 +106,16 @@ describe('synchronous parameter server', () => {
     // w1 serves 29 values: receives 3 workers' gradients, sends to 3 workers; and is a worker of the
     // 8 values it does not serve.
     expect(servers.get('w1')!.stats().bytesReceived).toBe((3 * 29 + 8) * 4 * STEPS);
+  });
+
+  it('evenShards cuts [0, size) into K sorted ranges, the first size % K one longer', () => {
+    const r = evenShards(['a', 'b', 'c'], 11);
+    expect(r).toEqual([
+      { serverId: 'a', start: 0, end: 4 },
+      { serverId: 'b', start: 4, end: 8 },
+      { serverId: 'c', start: 8, end: 11 },
+    ]);
+    expect(validateShards(r, 11)).toEqual(r);
   });
 
   it('refuses inconsistent shard layouts with ConfigError listing the problems', () => {

@@ -88,6 +88,23 @@ export function validateShards(
   return ranges.map((r) => ({ ...r }));
 }
 
+/**
+ * K equal key ranges of [0, size) served by `servers` (K = servers.length) in order; the first
+ * size % K ranges are one element longer.
+ */
+export function evenShards(servers: readonly string[], size: number): PsShard[] {
+  const k = servers.length;
+  const base = Math.floor(size / k);
+  const extra = size % k;
+  let start = 0;
+  return servers.map((serverId, i) => {
+    const end = start + base + (i < extra ? 1 : 0);
+    const shard = { serverId, start, end };
+    start = end;
+    return shard;
+  });
+}
+
 const gradTag = (tagBase: number, shard: number): number => tagBase + 2 * shard;
 const paramTag = (tagBase: number, shard: number): number => tagBase + 2 * shard + 1;
 

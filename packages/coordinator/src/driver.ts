@@ -8,7 +8,7 @@ import {
   toWireError,
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
-import { malformedFrame } from './faults.ts';
+import { SLOW_FACTOR, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
@@ -312,6 +312,7 @@ export class RunDriver {
     let granted = -1;
     const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
+    if (opts.faults?.includes('slow')) this.injectSlowWorker(r, r.ranks[r.ranks.length - 1]!);
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
     for (let step = 0; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
@@ -451,6 +452,12 @@ export class RunDriver {
     this.init.hub.changed();
     for (const p of back)
       if (p.state === 'idle' && !this.init.disposed()) void this.init.planning.probeBandwidth(p);
+  }
+
+  /** Fault injection ('slow'): the worker stretches each step's computation SLOW_FACTOR times. */
+  private injectSlowWorker(r: ActiveRun, peerId: string): void {
+    this.init.hub.log(`fault injection: ${peerId} computes ${SLOW_FACTOR}x slower`);
+    this.init.hub.send(peerId, { type: 'slow', runId: r.runId, factor: SLOW_FACTOR });
   }
 
   /** Fault injection: a frame the worker must refuse and carry on (faults.ts). */

@@ -1,5 +1,8 @@
 import { encodeMessage } from '@peertrain/protocol';
 
+/** Fault injection ('slow'): how many times slower the last worker computes. */
+export const SLOW_FACTOR = 3;
+
 /**
  * Fault injection ('malformed'): one tensor frame encoded by protocol, then cut 8 bytes short, so
  * its header promises more payload than it carries (protocol refuses it: 'bad-length'). The wire

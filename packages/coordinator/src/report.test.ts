@@ -113,15 +113,13 @@ describe('buildReport', () => {
     expect(report.testAccuracy).toBe(0.75);
   });
 
-  it('gives the staleness the steps reported and the compression spec, which a method may replace', () => {
+  it('gives the compression spec, which a method may replace, and staleness only from the method', () => {
     const base = inputs();
-    const steps = base.steps.map((rec) => ({
-      ...rec,
-      reports: rec.reports.map((r) => ({ ...r, msg: { ...r.msg, staleness: rec.step + r.rank } })),
-    }));
     const config = parseRunConfig({ ...fixture.inputs.config, compress: 'int8' });
-    const report = buildReport({ ...base, config, steps });
-    expect(report.staleness).toEqual({ mean: 1.5, max: 3 }); // (0+1+1+2+2+3) / 6
+    const report = buildReport({ ...base, config });
+    expect('staleness' in report).toBe(false);
+    const staleness = { bound: 2, mean: 1.5, max: 3, perWorker: [] };
+    expect(buildReport({ ...base, config, methodFields: { staleness } }).staleness).toEqual(staleness);
     expect(report.compression).toEqual({ spec: 'int8' });
     const measured = { compression: { spec: 'int8', bytesRatio: 0.25 } };
     expect(buildReport({ ...base, config, methodFields: measured }).compression).toEqual(

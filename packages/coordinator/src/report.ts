@@ -19,7 +19,7 @@ export interface ReportWorker {
  * Fields a training method adds to the report (CoordinatorMethod's `reportFields`). `compression`
  * replaces the report's own `{ spec }` (a method that measures its bytes ratio gives both).
  */
-export type MethodReportFields = Pick<RunReport, 'pipeline' | 'compression'>;
+export type MethodReportFields = Pick<RunReport, 'pipeline' | 'compression' | 'staleness'>;
 
 /** Everything a report is built from: what was recorded during the run, nothing live. */
 export interface ReportInputs {
@@ -58,7 +58,6 @@ export function buildReport(inputs: ReportInputs): RunReport {
   const sums = new UtilizationSums(inputs.workers.length);
   records.forEach((rec) => sums.add(rec));
   const utilization = sums.byRank();
-  const staleness = stalenessOf(records);
   return {
     config,
     finalLoss: steps[steps.length - 1]?.loss ?? NaN,
@@ -96,7 +95,6 @@ export function buildReport(inputs: ReportInputs): RunReport {
           },
         }
       : {}),
-    ...(staleness ? { staleness } : {}),
     ...(config.compress !== 'none' ? { compression: { spec: config.compress } } : {}),
     ...inputs.methodFields,
     errors: inputs.errors,
@@ -124,11 +122,4 @@ function targetReport(
     samplesToTarget: globalBatch * hit.step,
     bytesToTarget: last?.reports.reduce((a, r) => a + r.msg.bytesSent, 0) ?? 0,
   };
-}
-
-/** Mean and max of the staleness the steps reported (asynchronous methods); null when none did. */
-function stalenessOf(records: readonly StepRecord[]): { mean: number; max: number } | null {
-  const seen = records.flatMap((rec) => rec.reports.flatMap((r) => r.msg.staleness ?? []));
-  if (seen.length === 0) return null;
-  return { mean: mean(seen), max: seen.reduce((a, b) => Math.max(a, b), 0) };
 }

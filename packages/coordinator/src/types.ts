@@ -150,7 +150,13 @@ export interface TrainedModel {
 
 // The events and the run report are wire shapes: defined once, with their zod schemas, in
 // protocol (packages/protocol/src/events.ts), which the harness parses them with.
-export type { CoordinatorEvent, PipelineReport, RunReport, TargetReport } from '@peertrain/protocol';
+export type {
+  CoordinatorEvent,
+  PipelineReport,
+  RunReport,
+  StalenessReport,
+  TargetReport,
+} from '@peertrain/protocol';
 
 /**
  * The planner's proposal for a pipeline (replica 0's devices), taken before a run: everything the

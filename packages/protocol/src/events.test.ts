@@ -136,13 +136,13 @@ describe('parseRunReport', () => {
       target,
       bytesPerSample: 12.5,
       computeUtilization: 0.4,
-      staleness: { mean: 1.5, max: 3 },
+      staleness: { bound: 2, mean: 1.5, max: 3, perWorker: [] },
       compression: { spec: 'int8', bytesRatio: 0.26 },
     };
     const r = parseRunReport(full);
     expect(r.target).toEqual(target);
     expect(r.workers[0]!.computeUtilization).toBe(0.4);
-    expect(r.staleness).toEqual({ mean: 1.5, max: 3 });
+    expect(r.staleness).toEqual({ bound: 2, mean: 1.5, max: 3, perWorker: [] });
     expect(r.compression).toEqual({ spec: 'int8', bytesRatio: 0.26 });
     const keys = Object.keys(r);
     expect(keys.slice(0, 4)).toEqual(['config', 'finalLoss', 'testAccuracy', 'target']);
@@ -175,5 +175,19 @@ describe('report key order', () => {
       'errors',
       'reference',
     ]);
+  });
+});
+
+describe('staleness report block', () => {
+  it('round-trips a ps-async report and refuses a fractional step count', () => {
+    const staleness = {
+      bound: 2,
+      mean: 1.5,
+      max: 4,
+      perWorker: [{ rank: 0, steps: 3, mean: 1.5, max: 4, samplesPerSec: 900 }],
+    };
+    expect(parseRunReport({ ...sampleReport(), staleness }).staleness).toEqual(staleness);
+    const bad = { ...staleness, perWorker: [{ rank: 0, steps: 1.5, mean: 0, max: 0, samplesPerSec: 1 }] };
+    expect(() => parseRunReport({ ...sampleReport(), staleness: bad })).toThrow(ProtocolError);
   });
 });

@@ -57,6 +57,25 @@ export const TargetReportSchema = z.object({
 });
 export type TargetReport = z.infer<typeof TargetReportSchema>;
 
+/**
+ * Staleness of the pushes of a ps-async run: server versions applied between the parameters a
+ * gradient was computed on and its own application (per step, the largest a worker saw).
+ */
+export const StalenessReportSchema = z.object({
+  /** The configured bound S (own pushes a worker may leave unanswered). */
+  bound: count,
+  mean: anyNumber,
+  max: anyNumber,
+  /**
+   * Per rank: steps reported, mean and max staleness, and the worker's own samples/s (its samples
+   * over the sum of its step times, compute + communication): a slow peer must lower only its own.
+   */
+  perWorker: z.array(
+    z.object({ rank: count, steps: count, mean: anyNumber, max: anyNumber, samplesPerSec: anyNumber }),
+  ),
+});
+export type StalenessReport = z.infer<typeof StalenessReportSchema>;
+
 /** The JSON report of a finished run (what `peertrain train --report` writes). */
 export const RunReportSchema = z.object({
   config: RunConfigSchema,
@@ -97,8 +116,8 @@ export const RunReportSchema = z.object({
     .object({ maxAbsDiff: anyNumber, maxRelDiff: anyNumber, referenceLoss: anyNumber })
     .exactOptional(),
   pipeline: PipelineReportSchema.exactOptional(),
-  /** Asynchronous methods: how many versions old the parameters of the steps were (what workers report). */
-  staleness: z.object({ mean: anyNumber, max: anyNumber }).exactOptional(),
+  /** Asynchronous parameter server (sync ps-async): the staleness the workers saw. */
+  staleness: StalenessReportSchema.exactOptional(),
   /** Runs with compress other than none: the spec and, where the method measures it, wire bytes / fp32 bytes. */
   compression: z.object({ spec: z.string(), bytesRatio: anyNumber.exactOptional() }).exactOptional(),
 });

@@ -92,11 +92,12 @@ export {
   CoordinatorEventSchema,
   PipelineReportSchema,
   RunReportSchema,
+  StalenessReportSchema,
   TargetReportSchema,
   parseCoordinatorEvent,
   parseRunReport,
 } from './events.ts';
-export type { CoordinatorEvent, PipelineReport, RunReport, TargetReport } from './events.ts';
+export type { CoordinatorEvent, PipelineReport, RunReport, StalenessReport, TargetReport } from './events.ts';
 export { ChromeTraceSchema, parseChromeTrace } from './trace.ts';
 export type { ChromeTrace, ChromeTraceEvent } from './trace.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';

@@ -111,3 +111,19 @@ describe('stopping at a target and asynchronous staleness', () => {
     expect(() => parseToCoordinator({ ...stepDone, staleness: 1.5 })).toThrow(/staleness/);
   });
 });
+
+describe('asynchronous parameter server fields', () => {
+  const done = { type: 'stepDone', runId: 1, step: 4, samples: 32, computeMs: 5, commMs: 1, bytesSent: 9 };
+  it('carries an optional staleness on stepDone, refusing negative or fractional ones', () => {
+    expect(parseToCoordinator(done)).toEqual(done);
+    expect(parseToCoordinator({ ...done, staleness: 3 })).toMatchObject({ staleness: 3 });
+    expect(() => parseToCoordinator({ ...done, staleness: -1 })).toThrow(ProtocolError);
+    expect(() => parseToCoordinator({ ...done, staleness: 0.5 })).toThrow(ProtocolError);
+  });
+
+  it('parses the slow fault, with a factor of at least 1', () => {
+    const slow = { type: 'slow', runId: 2, factor: 3 };
+    expect(parseToWorker(slow)).toEqual(slow);
+    expect(() => parseToWorker({ ...slow, factor: 0.5 })).toThrow(ProtocolError);
+  });
+});

@@ -164,6 +164,11 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
   /** Train the single-worker reference on the same global batches and compare with the run's params. */
   z.object({ type: z.literal('reference'), runId: z.number().int() }),
   z.object({ type: z.literal('stop'), runId: z.number().int(), reason: z.string() }),
+  /**
+   * Fault injection ('slow'): from now on the worker stretches each step's computation to `factor`
+   * times its measured time (it sleeps the difference), as a slower device would.
+   */
+  z.object({ type: z.literal('slow'), runId: z.number().int(), factor: z.number().min(1).max(100) }),
   z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
   /**
    * Bandwidth probe: a uint8 tensor of `bytes` follows on the same link, keyed
@@ -204,7 +209,11 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     /** Pipeline: most activation bytes held at once during the step, and what it would be without recomputation. */
     peakActivationBytes: z.number().int().min(0).optional(),
     peakActivationBytesNoRecompute: z.number().int().min(0).optional(),
-    /** Asynchronous methods (ps-async): how many versions old the parameters this step computed on were. */
+    /**
+     * Asynchronous parameter server: the largest staleness among the pushes acknowledged during
+     * this step (server versions applied between the parameters a gradient was computed on and its
+     * own application).
+     */
     staleness: z.number().int().min(0).optional(),
   }),
   z.object({

@@ -73,6 +73,9 @@ function runCommand(run: RunState | null, msg: ControlMessage): void {
       run.pendingReference = true;
       poke(run);
       return;
+    case 'slow':
+      run.slowFactor = msg.factor;
+      return;
     case 'stop':
       run.abort.abort(new AbortError(`stopped: ${msg.reason}`));
       return;

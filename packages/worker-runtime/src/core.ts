@@ -39,6 +39,8 @@ export interface RunState {
   peakActivationBytes: number | null;
   /** Pipeline stage: micro-batches whose activations it holds right now (1F1B keeps at most P). */
   savedActivations: number | null;
+  /** Fault injection ('slow'): each step's computation is stretched to this many times its time. */
+  slowFactor: number;
 }
 
 export function newRunState(assign: Assign): RunState {
@@ -54,6 +56,7 @@ export function newRunState(assign: Assign): RunState {
     paramBytes: 0,
     peakActivationBytes: null,
     savedActivations: null,
+    slowFactor: 1,
   };
 }
 

@@ -1,4 +1,4 @@
-import { AbortError } from '@peertrain/base';
+import { AbortError, asError, sleep } from '@peertrain/base';
 // The driver of one assigned run, the same for every training method: prepare the session and open
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
@@ -9,7 +9,6 @@ import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
 import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
-import { asError } from '@peertrain/base';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
@@ -122,11 +121,12 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans }: Driver): Promise<void> {
+async function runStep({ core, run, method, spans, signal }: Driver): Promise<void> {
   const { config, runId, rank } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  const { loss, computeMs, activation, staleness } = await method.step(step);
+  const { loss, computeMs: measured, activation, staleness } = await method.step(step);
+  const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
   run.completed = step + 1;
@@ -154,6 +154,18 @@ async function runStep({ core, run, method, spans }: Driver): Promise<void> {
   if (due) await method.beforeEval(run.completed);
   // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
   if (due && rank === 0) run.pendingEvals.push(run.completed);
+}
+
+/**
+ * Fault injection ('slow'): stretches the step's computation to `slowFactor` times what it took by
+ * sleeping the difference after the step, as a slower device would; the reported compute time is
+ * the stretched one. No-op at factor 1.
+ */
+async function slowedDown(run: RunState, computeMs: number, signal: AbortSignal): Promise<number> {
+  const extra = (run.slowFactor - 1) * computeMs;
+  if (extra <= 0) return computeMs;
+  await sleep(extra, signal);
+  return computeMs + extra;
 }
 
 /**

@@ -31,7 +31,7 @@ describe('reportExtras', () => {
       bytesPerSample: 2048,
       computeUtilization: 0.456,
       target: { ...target, samplesToTarget: 11_520, bytesToTarget: 1e6 },
-      staleness: { mean: 1.25, max: 3 },
+      staleness: { bound: 2, mean: 1.25, max: 3, perWorker: [] },
       compression: { spec: 'int8', bytesRatio: 0.2512 },
     });
     expect(extras.map(([k]) => k)).toEqual([

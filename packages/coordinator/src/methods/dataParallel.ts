@@ -3,8 +3,9 @@ import { STEP_WINDOW, baseAssign, replicaShards } from './method.ts';
 
 /**
  * Data parallelism: every rank holds the whole model and trains on its own equal shard. With a
- * parameter server, rank 0 also serves the parameters (role worker+server, serverRank 0); with
- * all-reduce every rank is a plain worker. The two differ only in that.
+ * parameter server, ranks 0..K-1 (K = psShards, default 1) also serve a key range of the parameters
+ * each (role worker+server, serverRank 0); with all-reduce every rank is a plain worker. The two
+ * differ only in that.
  */
 export function dataParallel(name: string, opts: { server: boolean }): CoordinatorMethod {
   return {
@@ -13,10 +14,10 @@ export function dataParallel(name: string, opts: { server: boolean }): Coordinat
   };
 }
 
-function prepareDataParallel(ctx: MethodContext, server: boolean): MethodRun {
+export function prepareDataParallel(ctx: MethodContext, server: boolean): MethodRun {
   const shards = replicaShards(ctx.config);
   const assignments = ctx.peers.map((_, rank): RankAssignment => {
-    const role = server && rank === 0 ? 'worker+server' : 'worker';
+    const role = server && rank < Math.max(1, ctx.config.psShards) ? 'worker+server' : 'worker';
     const shard = shards[rank]!;
     return {
       role,

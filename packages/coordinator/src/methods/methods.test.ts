@@ -5,6 +5,7 @@ import type { PeerRecord } from '../membership.ts';
 import type { PipelinePlan } from '../planning.ts';
 import { STEP_WINDOW, barrierWindowOf } from './method.ts';
 import type { MethodContext } from './method.ts';
+import { stalenessReport } from './psAsync.ts';
 import { methodFor, methodName } from './registry.ts';
 
 const peers = ['a', 'b', 'c', 'd'].map((peerId) => ({ peerId }) as PeerRecord);
@@ -36,6 +37,7 @@ describe('coordinator methods', () => {
     const name = (input: RunConfigInput): string => methodName(parseRunConfig(input));
     expect(name({ workers: 2 })).toBe('allreduce');
     expect(name({ workers: 2, sync: 'ps' })).toBe('parameter-server');
+    expect(name({ workers: 2, sync: 'ps-async' })).toBe('ps-async');
     expect(name({ workers: 2, strategy: 'pipeline' })).toBe('pipeline');
     expect(name({ workers: 4, strategy: 'hybrid', replicas: 2 })).toBe('hybrid');
   });
@@ -53,6 +55,46 @@ describe('coordinator methods', () => {
     expect(run.assignments.every((a) => a.message.serverRank === 0)).toBe(true);
     expect(run.assignments[0]!.traceName).toBe('rank 0 (server)');
     expect(run.pipelineView).toBeNull();
+    expect(run.barrierWindow).toBe(2);
+  });
+
+  it('ps-async: K shard servers, every step granted at once, staleness in the report', async () => {
+    const c = ctx({ workers: 4, sync: 'ps-async', psShards: 2, staleness: 1, steps: 9 });
+    const run = await methodFor(c.config).prepare(c);
+    expect(run.assignments.map((a) => a.role)).toEqual([
+      'worker+server',
+      'worker+server',
+      'worker',
+      'worker',
+    ]);
+    expect(run.assignments.every((a) => a.message.serverRank === 0)).toBe(true);
+    expect(run.barrierWindow).toBe(9);
+    const done = {
+      type: 'stepDone',
+      runId: 7,
+      step: 0,
+      samples: 1,
+      computeMs: 1,
+      commMs: 0,
+      bytesSent: 0,
+    } as const;
+    run.onStepDone?.(0, { ...done, staleness: 2 });
+    run.onStepDone?.(0, { ...done, staleness: 4 });
+    run.onStepDone?.(3, { ...done, staleness: 1 });
+    run.onStepDone?.(2, done);
+    const s = run.reportFields(null).staleness!;
+    expect(s).toMatchObject({ bound: 1, max: 4 });
+    expect(s.mean).toBeCloseTo(7 / 3);
+    expect(s.perWorker.map((w) => w.steps)).toEqual([2, 0, 0, 1]);
+    // Rank 0: 2 samples in 2 ms of steps.
+    expect(s.perWorker[0]!.samplesPerSec).toBeCloseTo(1000);
+    expect(stalenessReport(2, [[], []])).toMatchObject({ mean: 0, max: 0 });
+  });
+
+  it('sync ps with --ps-shards 3: ranks 0..2 serve', async () => {
+    const c = ctx({ workers: 4, sync: 'ps', psShards: 3 });
+    const run = await methodFor(c.config).prepare(c);
+    expect(run.assignments.filter((a) => a.role === 'worker+server')).toHaveLength(3);
     expect(run.barrierWindow).toBe(2);
   });
 

@@ -3,6 +3,7 @@ import type { RunConfig } from '@peertrain/protocol';
 import { dataParallel } from './dataParallel.ts';
 import type { CoordinatorMethod } from './method.ts';
 import { stagePipeline } from './pipeline.ts';
+import { asyncParameterServer } from './psAsync.ts';
 
 /** Every method's coordinator side, by name. A new method: its file, and one line here. */
 const METHODS: ReadonlyMap<string, CoordinatorMethod> = new Map(
@@ -11,11 +12,13 @@ const METHODS: ReadonlyMap<string, CoordinatorMethod> = new Map(
     dataParallel('parameter-server', { server: true }),
     stagePipeline('pipeline'),
     stagePipeline('hybrid'),
+    asyncParameterServer(),
   ].map((m) => [m.name, m]),
 );
 
 /** The one place a config becomes a method name. */
 export function methodName(config: RunConfig): string {
+  if (config.strategy === 'data' && config.sync === 'ps-async') return 'ps-async';
   if (config.strategy === 'data') return config.sync === 'ps' ? 'parameter-server' : 'allreduce';
   return config.strategy;
 }

@@ -7,6 +7,7 @@ import { dilocoMethod } from './diloco.ts';
 import { hybridMethod } from './hybrid.ts';
 import { pipelineMethod } from './pipeline.ts';
 import { parameterServerMethod } from './ps.ts';
+import { asyncParameterServerMethod } from './ps-async.ts';
 import type { MethodName, WorkerMethod } from './types.ts';
 
 /** A method name that no implementation is registered for (a newer coordinator, or a typo). */
@@ -23,6 +24,7 @@ const METHODS: Readonly<Record<MethodName, WorkerMethod>> = {
   diloco: dilocoMethod,
   pipeline: pipelineMethod,
   hybrid: hybridMethod,
+  'ps-async': asyncParameterServerMethod,
 };
 
 /** The method a run configuration asks for: its strategy, and for data parallel its sync. */
@@ -33,9 +35,8 @@ export function methodName(config: Pick<RunConfig, 'strategy' | 'sync'>): Method
         case 'allreduce':
         case 'ps':
         case 'diloco':
+        case 'ps-async':
           return config.sync;
-        case 'ps-async': // another engineer's method; not on this worker yet
-          throw new UnknownMethodError(config.sync);
         default: {
           const unknown: never = config.sync;
           throw new UnknownMethodError(String(unknown));

@@ -10,7 +10,7 @@ export type Assign = Extract<ToWorker, { type: 'assign' }>;
 export type Placement = Pick<Assign, 'config' | 'peers' | 'rank' | 'serverRank'>;
 
 /** Today's methods; a new one adds its name here and a line in the registry (methods/index.ts). */
-export type MethodName = 'allreduce' | 'ps' | 'diloco' | 'pipeline' | 'hybrid';
+export type MethodName = 'allreduce' | 'ps' | 'diloco' | 'pipeline' | 'hybrid' | 'ps-async';
 
 /** The links a method needs before step 0: those this worker opens, and every one it waits for. */
 export interface MethodLinks {
@@ -47,7 +47,7 @@ export interface StepOutcome {
   computeMs: number;
   /** Pipeline stages only. */
   activation?: ActivationPeak;
-  /** Asynchronous methods: how many versions old the parameters this step computed on were. */
+  /** Asynchronous parameter server: the largest staleness among the pushes acknowledged this step. */
   staleness?: number;
 }
 
