@@ -3,6 +3,7 @@
 // parallelism (PyTorch DDP's bucket hooks) needs to all-reduce the last layers' gradients while the
 // first layers' are still being computed. The kernels and their order are exactly lossAndGrads', so
 // the gradients are bit-identical to it (only the tidy scopes differ, and they do not touch values).
+import { ShapeError } from './errors.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import type { Labels, LossAndGrads, Stage } from './model.ts';
 import { disposeSaved, readTensorsInto } from './model.ts';
@@ -40,9 +41,27 @@ export function yieldToEventLoop(): Promise<void> {
 /**
  * lossAndGrads of the whole model (`whole`, already validated inputs), with the backward pass one
  * layer at a time: after layer i's backward its dw are read into `grads` and hooks.layerGrads runs,
- * then the event loop gets a turn before layer i-1. xt: [B, inputSize], owned by the caller.
+ * then the event loop gets a turn before layer i-1. x: [B * inputSize] floats, or a tensor
+ * [B, ...] owned by the caller.
  */
 export async function layeredLossAndGrads(
+  whole: Stage,
+  params: Float32Array,
+  x: Float32Array | Tensor,
+  labels: Labels,
+  grads: Float32Array,
+  hooks: BackwardHooks,
+): Promise<LossAndGrads> {
+  if (!(x instanceof Float32Array)) return layeredBackward(whole, params, x, labels, grads, hooks);
+  const xt = tf.tensor(x, [labels.length, x.length / labels.length]);
+  try {
+    return await layeredBackward(whole, params, xt, labels, grads, hooks);
+  } finally {
+    xt.dispose();
+  }
+}
+
+async function layeredBackward(
   whole: Stage,
   params: Float32Array,
   xt: Tensor,
@@ -68,15 +87,21 @@ export async function layeredLossAndGrads(
       const layer = layers[i]!;
       hooks.layerStart?.(i);
       const dy = g;
-      const r = tf.tidy(() =>
-        layer.backward(dy, saved[i]!, w.slice(wStart[i], wStart[i]! + layer.params.length), i > 0),
-      );
+      const needDx = i > 0;
+      const layerW = w.slice(wStart[i], wStart[i]! + layer.params.length);
+      // [...dw, dx?]: a plain array, the container tidy keeps
+      const out: Tensor[] = tf.tidy(() => {
+        const r = layer.backward(dy, saved[i]!, layerW, needDx);
+        if (!needDx) return [...r.dw];
+        if (r.dx === undefined) throw new ShapeError(`layer ${i} gave no input gradient`);
+        return [...r.dw, r.dx];
+      });
       dy.dispose();
-      g = r.dx;
+      g = needDx ? out.pop() : undefined;
       try {
-        await readTensorsInto(r.dw, grads, layer.paramOffset);
+        await readTensorsInto(out, grads, layer.paramOffset);
       } finally {
-        tf.dispose(r.dw);
+        tf.dispose(out);
       }
       hooks.layerGrads(
         i,

@@ -321,15 +321,7 @@ export function buildModel(input: ModelSpec): Model {
       const grads = out ?? new Float32Array(whole.paramCount);
       if (grads.length !== whole.paramCount)
         throw new ShapeError(`grads buffer has ${grads.length} elements`);
-      if (hooks !== undefined) {
-        if (!(x instanceof Float32Array)) return layeredLossAndGrads(whole, params, x, labels, grads, hooks);
-        const xt = tf.tensor(x, [batch, inputSize]);
-        try {
-          return await layeredLossAndGrads(whole, params, xt, labels, grads, hooks);
-        } finally {
-          xt.dispose();
-        }
-      }
+      if (hooks !== undefined) return layeredLossAndGrads(whole, params, x, labels, grads, hooks);
       const result = tf.tidy(() => {
         const w = whole.uploadParams(params);
         const xt = x instanceof Float32Array ? tf.tensor(x, [batch, inputSize]) : x;
