@@ -115,6 +115,8 @@ describe('parseCommandLine', () => {
       compress: 'topk:0.01',
       targetAccuracy: 0.92,
     });
+    expect(train(['--overlap']).config.overlap).toBe(true);
+    expect(train([]).config.overlap).toBe(false);
     expect(train('--sync ps-async --staleness 4 --ps-shards 2'.split(' ')).config).toMatchObject({
       sync: 'ps-async',
       staleness: 4,
