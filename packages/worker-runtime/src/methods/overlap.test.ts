@@ -55,6 +55,12 @@ describe('allreduce with overlap', () => {
         const lastBackwardEnd = Math.max(...backward.map((x) => x.startMs + x.durMs));
         const firstReduce = Math.min(...s.filter((x) => x.kind === 'reduceScatter').map((x) => x.startMs));
         expect(firstReduce, `worker ${r} step ${step}`).toBeLessThan(lastBackwardEnd);
+        // ...and at least one bucket is fully reduced before it: messages moved between layers (fails
+        // when the engine does not yield between layers).
+        const firstGathered = Math.min(
+          ...s.filter((x) => x.kind === 'allGather').map((x) => x.startMs + x.durMs),
+        );
+        expect(firstGathered, `worker ${r} step ${step}`).toBeLessThan(lastBackwardEnd);
         const { commMs, hiddenMs, exposedMs } = commOverlap(s);
         expect(commMs).toBeGreaterThan(0);
         expect(hiddenMs + exposedMs).toBeCloseTo(commMs, 9);
