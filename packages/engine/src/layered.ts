@@ -86,6 +86,7 @@ async function layeredBackward(
     for (let i = layers.length - 1; i >= 0; i--) {
       const layer = layers[i]!;
       hooks.layerStart?.(i);
+      if (g === undefined) throw new ShapeError('no gradient to propagate'); // unreachable
       const dy = g;
       const needDx = i > 0;
       const layerW = w.slice(wStart[i], wStart[i]! + layer.params.length);
