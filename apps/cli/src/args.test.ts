@@ -82,6 +82,7 @@ describe('parseCommandLine', () => {
       outerMomentum: 0.9,
       outerNesterov: true,
       overlapOuter: false,
+      overlap: false,
       staleness: 2,
       psShards: 1,
       compress: 'none',
