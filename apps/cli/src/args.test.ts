@@ -82,6 +82,7 @@ describe('parseCommandLine', () => {
       outerMomentum: 0.9,
       outerNesterov: true,
       overlapOuter: false,
+      overlap: false,
       staleness: 2,
       psShards: 1,
       compress: 'none',
@@ -115,6 +116,8 @@ describe('parseCommandLine', () => {
       compress: 'topk:0.01',
       targetAccuracy: 0.92,
     });
+    expect(train(['--overlap']).config.overlap).toBe(true);
+    expect(train([]).config.overlap).toBe(false);
     expect(train('--sync ps-async --staleness 4 --ps-shards 2'.split(' ')).config).toMatchObject({
       sync: 'ps-async',
       staleness: 4,

@@ -45,6 +45,7 @@ Training (defaults from the run configuration):
   --outer-momentum M     diloco: outer SGD momentum (default ${D.outerMomentum})
   --no-outer-nesterov    diloco: plain momentum instead of Nesterov
   --overlap-outer        diloco: exchange round k while round k+1 computes (applied one round late)
+  --overlap              allreduce: reduce each gradient bucket while backward computes the earlier layers
   --staleness S          ps-async: compute on parameters at most S versions old (default ${D.staleness})
   --ps-shards K          ps, ps-async: K server peers, each owning a key range (default ${D.psShards})
   --compress none|fp16|int8|topk:FRACTION|powersgd:RANK
@@ -140,6 +141,7 @@ const OPTIONS = {
   'outer-momentum': { type: 'string' },
   'no-outer-nesterov': { type: 'boolean' },
   'overlap-outer': { type: 'boolean' },
+  overlap: { type: 'boolean' },
   staleness: { type: 'string' },
   'ps-shards': { type: 'string' },
   compress: { type: 'string' },
@@ -317,6 +319,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values.recompute === true) config.recompute = true;
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;
+  if (values.overlap === true) config.overlap = true;
 
   const momentum = values.momentum === undefined ? undefined : toNumber('momentum', values.momentum, issues);
   const optimizer = values.optimizer ?? (values.momentum !== undefined ? 'sgd' : undefined);

@@ -6,6 +6,8 @@ import { ConfigError, ModelSpecSchema } from '@peertrain/protocol';
 import { throwIfAborted } from '@peertrain/base';
 import type { ModelSpec } from '@peertrain/protocol';
 import { ShapeError } from './errors.ts';
+import { layeredLossAndGrads } from './layered.ts';
+import type { BackwardHooks } from './layered.ts';
 import { buildLayers } from './layers.ts';
 import type { Layer, ParamInfo } from './layers.ts';
 import { softmaxCrossEntropy } from './loss.ts';
@@ -92,12 +94,15 @@ export interface Model {
   /**
    * Forward, loss, backward over one batch. x: [B * inputSize] floats (or a tensor
    * [B, ...inputShape]), labels: [B]. `out` receives the gradients when given (reused buffer).
+   * With `hooks` the backward pass runs one layer at a time, hands each layer's gradients out as
+   * they are ready and yields to the event loop between layers (layered.ts); same bits.
    */
   lossAndGrads(
     params: Float32Array,
     x: Float32Array | Tensor,
     labels: Labels,
     out?: Float32Array,
+    hooks?: BackwardHooks,
   ): Promise<LossAndGrads>;
   /** Mean loss and accuracy over a whole set, in batches of `batch` (default 500). */
   evaluate(
@@ -309,13 +314,14 @@ export function buildModel(input: ModelSpec): Model {
     initParams: (seed) => whole.initParams(seed),
     stage: (first, end) => makeStage(layers, first, end),
 
-    async lossAndGrads(params, x, labels, out) {
+    async lossAndGrads(params, x, labels, out, hooks) {
       checkParams(whole, params);
       const batch = labels.length;
       checkBatch(model, x instanceof Float32Array ? x.length : x.size, batch);
       const grads = out ?? new Float32Array(whole.paramCount);
       if (grads.length !== whole.paramCount)
         throw new ShapeError(`grads buffer has ${grads.length} elements`);
+      if (hooks !== undefined) return layeredLossAndGrads(whole, params, x, labels, grads, hooks);
       const result = tf.tidy(() => {
         const w = whole.uploadParams(params);
         const xt = x instanceof Float32Array ? tf.tensor(x, [batch, inputSize]) : x;

@@ -78,6 +78,13 @@ describe('RunConfig communication-efficient methods', () => {
     expect(c.targetAccuracy).toBeUndefined();
   });
 
+  it('overlap: off by default, only for uncompressed synchronous all-reduce', () => {
+    expect(parseRunConfig({}).overlap).toBe(false);
+    expect(parseRunConfig({ overlap: true }).overlap).toBe(true);
+    expect(() => parseRunConfig({ overlap: true, compress: 'int8' })).toThrow(/overlap/);
+    expect(() => parseRunConfig({ overlap: true, sync: 'ps' })).toThrow(/overlap/);
+  });
+
   it('takes every compression spec and refuses malformed ones by name', () => {
     for (const spec of ['none', 'fp16', 'int8', 'topk:0.01', 'topk:.5', 'topk:1', 'powersgd:4'])
       expect(parseRunConfig({ compress: spec }).compress).toBe(spec);

@@ -102,6 +102,11 @@ const RunConfigObject = z.object({
   backend: z.enum(['auto', ...BACKENDS]).default('auto'),
   /** All-reduce bucket size in float32 elements (bandwidth/latency trade-off). */
   bucketElems: z.number().int().min(1).default(65536),
+  /**
+   * allreduce: start each gradient bucket's all-reduce as soon as the backward pass has computed it
+   * (last layers first), while the first layers' gradients are still being computed (PyTorch DDP).
+   */
+  overlap: z.boolean().default(false),
   /** Evaluate test accuracy every this many steps (0: only at the end). */
   evalEvery: z.number().int().min(0).default(50),
   /** Also train the single-worker reference (batch workers*batch) and report the parameter difference. */
@@ -154,6 +159,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('psShards', `server shards apply to sync ps or ps-async, not ${c.sync}`);
   if (c.strategy === 'data' && c.psShards > c.workers)
     issue('psShards', `${c.psShards} server shards for ${c.workers} workers: at most one per worker`);
+  if (c.overlap && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
+    issue('overlap', 'overlap applies to strategy data, sync allreduce, compress none');
   if (c.targetAccuracy !== undefined && c.evalEvery === 0)
     issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;

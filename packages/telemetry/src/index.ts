@@ -5,4 +5,6 @@ export type { ClockEstimate, ClockSyncOptions, PingSample } from './clock.ts';
 export { toChromeTrace } from './trace.ts';
 export type { TraceOptions } from './trace.ts';
 export { pipelineBubble } from './bubble.ts';
+export { commOverlap } from './overlap.ts';
+export type { CommOverlap } from './overlap.ts';
 export { RunningMedian } from './median.ts';

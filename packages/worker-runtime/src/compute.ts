@@ -1,3 +1,4 @@
+import type { BackwardHooks } from '@peertrain/engine';
 import type { DeviceInfo, LayerCost, RunConfig, Shard, StageRange } from '@peertrain/protocol';
 
 /**
@@ -71,12 +72,14 @@ export interface TrainSession {
   initParams(): Float32Array;
   /**
    * Mean-loss gradients of this worker's batch for `step` (its shard's batch of config.batch).
-   * The next step's batch is prefetched while this one computes.
+   * The next step's batch is prefetched while this one computes. `out` [P] receives them when
+   * given; with `hooks` each layer's gradients are handed out as the backward pass computes them
+   * (last layer first) and other tasks run between layers (overlapped all-reduce), same values.
    */
   gradients(
     params: Float32Array,
     step: number,
-    opts: { signal?: AbortSignal },
+    opts: { signal?: AbortSignal; out?: Float32Array; hooks?: BackwardHooks },
   ): Promise<{ loss: number; grads: Float32Array }>;
   /** Loss and accuracy on the whole test split. */
   evaluate(

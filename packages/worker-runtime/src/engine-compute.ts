@@ -73,7 +73,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
       initParams: () => model.initParams(config.seed),
       async gradients(params, step, o) {
         const batch = await batchFor(step, o.signal);
-        const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y);
+        const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y, o.out, o.hooks);
         return { loss, grads };
       },
       evaluate(params, o) {

@@ -1,0 +1,165 @@
+// Synchronous data parallelism with the all-reduce overlapped with the backward pass (config.overlap;
+// PyTorch DDP's bucket hooks). The engine walks the layers last to first and hands each layer's
+// gradients out as they are ready (TrainSession.gradients' hooks), yielding to the event loop between
+// layers; a gradient bucket's all-reduce starts as soon as every layer it covers is done, so the last
+// layers' gradients are on the wire while the first layers' are still being computed.
+//
+// Same bits as the plain method (allreduce.ts without overlap): the buckets are ringAllReduce's own
+// ([k * B, (k + 1) * B) of the flat vector, B = config.bucketElems), each reduced by allReduceMean on
+// its own with tag base ringTagSpan(N, k), so every bucket's chunks, tags, summation order and 1/N
+// scaling are exactly those of the one bucketed call; only the order in which buckets start differs
+// (last first), and buckets are independent.
+import { allReduceMean, ringTagSpan } from '@peertrain/collective';
+import type { MethodContext } from './types.ts';
+
+/** Buckets reduced at once, as ringAllReduce's default maxInFlight. */
+const MAX_IN_FLIGHT = 4;
+
+export interface OverlappedGradients {
+  loss: number;
+  /** [P] the workers' mean gradient. */
+  grads: Float32Array;
+  /** Time in forward and backward spans (the rest of the step is communication not hidden). */
+  computeMs: number;
+}
+
+/**
+ * This worker's gradients for `step`, averaged over the ring while the backward pass runs. Spans:
+ * one `forward` (batch, forward, loss), one `backward` per layer, and the reduceScatter / allGather
+ * intervals of every bucket; on failure the buckets still in flight are aborted before it rejects.
+ */
+export async function overlappedMeanGradients(
+  ctx: MethodContext,
+  params: Float32Array,
+  step: number,
+): Promise<OverlappedGradients> {
+  const { spans, assign } = ctx;
+  const bucketElems = assign.config.bucketElems;
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort(ctx.signal.reason);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const grads = new Float32Array(params.length);
+  const buckets = new BucketStarter(Math.ceil(grads.length / bucketElems), (k) =>
+    reduceBucket(ctx, grads, k, step, stop.signal).catch((err: unknown) => {
+      stop.abort(err); // the other buckets stop at once; the first error is the one reported
+      throw err;
+    }),
+  );
+  let computeMs = 0;
+  let forwardDone = false;
+  let mark = spans.now();
+  const span = (kind: 'forward' | 'backward'): void => {
+    const end = spans.now();
+    spans.record(kind, mark, end - mark, { step });
+    computeMs += end - mark;
+  };
+  try {
+    const { loss } = await ctx.session.gradients(params, step, {
+      signal: stop.signal,
+      out: grads,
+      hooks: {
+        layerStart() {
+          if (!forwardDone) span('forward');
+          forwardDone = true;
+          mark = spans.now();
+        },
+        layerGrads(_layer, offset) {
+          span('backward');
+          // Buckets wholly inside [offset, P) are final: layers are contiguous, walked last to first.
+          buckets.readyFrom(Math.ceil(offset / bucketElems));
+        },
+      },
+    });
+    buckets.readyFrom(0);
+    await buckets.all();
+    return { loss, grads, computeMs };
+  } catch (err) {
+    stop.abort(err);
+    await buckets.settled();
+    throw err;
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Bucket k ([k * B, (k + 1) * B) of `grads`) summed and scaled to the mean, in place. */
+function reduceBucket(
+  ctx: MethodContext,
+  grads: Float32Array,
+  k: number,
+  step: number,
+  signal: AbortSignal,
+): Promise<unknown> {
+  const { mesh, assign, spans } = ctx;
+  const b = assign.config.bucketElems;
+  return allReduceMean(mesh, assign.peers, grads.subarray(k * b, Math.min((k + 1) * b, grads.length)), {
+    runId: assign.runId,
+    step,
+    bucketElems: b,
+    tagBase: ringTagSpan(assign.peers.length, k), // bucket k's tags in the one bucketed call
+    signal,
+    now: () => spans.now(),
+    onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
+  });
+}
+
+/**
+ * Starts buckets count-1 down to 0 as they become ready, at most MAX_IN_FLIGHT at once, in the same
+ * order on every worker (the layers' order), as ringAllReduce's pool does.
+ */
+class BucketStarter {
+  readonly #tasks: Promise<unknown>[] = [];
+  readonly #done: Promise<void>;
+  #resolve: () => void = () => undefined;
+  #reject: (err: unknown) => void = () => undefined;
+  #next: number;
+  #readyFrom: number;
+  #running = 0;
+  #finished = 0;
+  constructor(
+    private readonly count: number,
+    private readonly start: (k: number) => Promise<unknown>,
+  ) {
+    this.#next = count - 1;
+    this.#readyFrom = count;
+    this.#done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.#done.catch(() => undefined); // reported by all(); settled() may be all that is awaited
+    if (count === 0) this.#resolve();
+  }
+  /** Every bucket k >= first is final. */
+  readyFrom(first: number): void {
+    this.#readyFrom = Math.min(this.#readyFrom, first);
+    this.#pump();
+  }
+  /** Resolves when every bucket is reduced (once readyFrom(0) was called); rejects with the first error. */
+  all(): Promise<void> {
+    return this.#done;
+  }
+  /** Resolves when no bucket is running any more, whatever the outcome; starts nothing more. */
+  async settled(): Promise<void> {
+    this.#next = -1;
+    await Promise.allSettled(this.#tasks);
+  }
+  #pump(): void {
+    while (this.#running < MAX_IN_FLIGHT && this.#next >= 0 && this.#next >= this.#readyFrom) {
+      const task = this.start(this.#next--);
+      this.#running++;
+      this.#tasks.push(task);
+      task.then(
+        () => {
+          this.#running--;
+          if (++this.#finished === this.count) this.#resolve();
+          this.#pump();
+        },
+        (err: unknown) => {
+          this.#running--;
+          this.#next = -1; // start nothing more
+          this.#reject(err);
+        },
+      );
+    }
+  }
+}
