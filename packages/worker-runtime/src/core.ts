@@ -41,6 +41,11 @@ export interface RunState {
   savedActivations: number | null;
   /** Fault injection ('slow'): each step's computation is stretched to this many times its time. */
   slowFactor: number;
+  /**
+   * Bytes this worker had sent to other workers when the run's links were open: stepDone reports
+   * what the run sent since (the mesh counts since the tab opened, and a tab serves many runs).
+   */
+  bytesAtStart: number;
 }
 
 export function newRunState(assign: Assign): RunState {
@@ -57,6 +62,7 @@ export function newRunState(assign: Assign): RunState {
     peakActivationBytes: null,
     savedActivations: null,
     slowFactor: 1,
+    bytesAtStart: 0,
   };
 }
 

@@ -97,6 +97,16 @@ describe('data parallelism over the in-memory transport', () => {
     await coord.run({ ...base, workers: 2, steps: 12, reference: false });
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it("counts each run's bytes from its own start, not since the tab opened", async () => {
+    const { coord } = cluster(2);
+    const first = await coord.run({ ...base, workers: 2, steps: 3, reference: false });
+    const second = await coord.run({ ...base, workers: 2, steps: 3, reference: false });
+    // The same run twice sends the same bytes; counted since the tab opened, the second doubled.
+    expect(first.bytesSent).toBeGreaterThan(0);
+    expect(second.bytesSent).toBe(first.bytesSent);
+    expect(second.workers.map((w) => w.bytesSent)).toEqual(first.workers.map((w) => w.bytesSent));
+  });
 });
 
 describe('stopping at a target accuracy', () => {

@@ -87,6 +87,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
         : undefined,
     ]);
     session = s;
+    run.bytesAtStart = peerBytesSent(core);
     const spans = new SpanRecorder({
       peerId: core.mesh.localId,
       now: core.now,
@@ -138,7 +139,7 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
     samples: config.batch,
     computeMs,
     commMs: Math.max(0, t2 - t0 - computeMs),
-    bytesSent: peerBytesSent(core),
+    bytesSent: peerBytesSent(core) - run.bytesAtStart,
     spans: spans.drain().map(toWireSpan),
     ...(activation ?? {}),
     ...(staleness !== undefined ? { staleness } : {}),

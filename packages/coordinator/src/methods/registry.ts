@@ -1,6 +1,7 @@
 import { ConfigError } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import { dataParallel } from './dataParallel.ts';
+import { diloco } from './diloco.ts';
 import type { CoordinatorMethod } from './method.ts';
 import { stagePipeline } from './pipeline.ts';
 import { asyncParameterServer } from './psAsync.ts';
@@ -13,12 +14,14 @@ const METHODS: ReadonlyMap<string, CoordinatorMethod> = new Map(
     stagePipeline('pipeline'),
     stagePipeline('hybrid'),
     asyncParameterServer(),
+    diloco(),
   ].map((m) => [m.name, m]),
 );
 
 /** The one place a config becomes a method name. */
 export function methodName(config: RunConfig): string {
-  if (config.strategy === 'data' && config.sync === 'ps-async') return 'ps-async';
+  if (config.strategy === 'data' && (config.sync === 'ps-async' || config.sync === 'diloco'))
+    return config.sync;
   if (config.strategy === 'data') return config.sync === 'ps' ? 'parameter-server' : 'allreduce';
   return config.strategy;
 }
