@@ -65,6 +65,7 @@ Training (defaults from the run configuration):
   --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default ${D.evalEvery})
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
+  --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
 
 Pipeline and hybrid:
   --schedule naive|gpipe|1f1b
@@ -154,6 +155,7 @@ const OPTIONS = {
   'eval-every': { type: 'string' },
   'bucket-elems': { type: 'string' },
   reference: { type: 'boolean' },
+  elastic: { type: 'boolean' },
   schedule: { type: 'string' },
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
@@ -312,6 +314,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (values[key] !== undefined) config[key] = values[key];
   }
   if (values.reference === true) config.reference = true;
+  if (values.elastic === true) config.elastic = true;
   if (values.recompute === true) config.recompute = true;
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;

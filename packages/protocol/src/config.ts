@@ -123,6 +123,11 @@ const RunConfigObject = z.object({
    * reference (the union of every rank's batch) still matches.
    */
   shards: z.array(z.number()).min(1).max(64).optional(),
+  /**
+   * Data parallel over the ring (sync allreduce): a lost worker ends the epoch instead of the run;
+   * the survivors redo the step in flight over the re-formed ring, the global batch unchanged.
+   */
+  elastic: z.boolean().default(false),
 });
 
 /**
@@ -154,6 +159,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('psShards', `server shards apply to sync ps or ps-async, not ${c.sync}`);
   if (c.strategy === 'data' && c.psShards > c.workers)
     issue('psShards', `${c.psShards} server shards for ${c.workers} workers: at most one per worker`);
+  if (c.elastic && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
+    issue('elastic', 'elastic runs are data parallel with sync allreduce and no compression');
   if (c.targetAccuracy !== undefined && c.evalEvery === 0)
     issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;

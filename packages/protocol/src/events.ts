@@ -74,6 +74,10 @@ export const RunReportSchema = z.object({
     .object({ maxAbsDiff: anyNumber, maxRelDiff: anyNumber, referenceLoss: anyNumber })
     .exactOptional(),
   pipeline: PipelineReportSchema.exactOptional(),
+  /** Elastic runs: every change of the members, with the step redone from and its cause. */
+  membershipChanges: z
+    .array(z.object({ step: count, epoch: count, cause: z.string(), peerId: z.string() }))
+    .exactOptional(),
 });
 export type RunReport = z.infer<typeof RunReportSchema>;
 

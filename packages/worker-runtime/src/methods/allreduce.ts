@@ -1,6 +1,7 @@
 // Data parallel over a ring: every worker computes its batch's gradients, the ring all-reduce
 // averages them (allReduceMean, @peertrain/collective; compressed with config.compress), every
 // worker applies the same update.
+import { elasticAllReduce } from '../elastic.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { WorkerMethod } from './types.ts';
@@ -9,6 +10,7 @@ export const allReduceMethod: WorkerMethod = {
   name: 'allreduce',
   links: ringLinks,
   setup(ctx) {
+    if (ctx.assign.config.elastic) return elasticAllReduce(ctx); // a lost member ends the epoch, not the run
     const { params, optimizer } = dataParallelState(ctx);
     // The gradients' compression state (error feedback) lives as long as the run.
     const compressor = exchangeCompressor(ctx, params.length);
