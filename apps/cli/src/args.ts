@@ -100,7 +100,8 @@ Runner:
   --inject-fault KIND    FAULT INJECTION for testing: ${FAULTS.join(', ')}. malformed: a worker sends
                          malformed frames; the run must refuse them and go on. vanish: the last
                          worker's tab closes after step 3; the run must fail naming the lost peer
-                         and keep the steps done in a partial report. Repeatable.
+                         and keep the steps done in a partial report (with --elastic it must
+                         finish every step). Repeatable.
   --quiet                no progress bar or log lines (errors and the summary still print)
   --verbose              also print every console message of every page
   -h, --help             this help

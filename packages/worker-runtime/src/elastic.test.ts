@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
+import { parseRunConfig } from '@peertrain/protocol';
 import type { RunConfigInput, RunReport } from '@peertrain/protocol';
-import { virtualRanks } from './elastic.ts';
+import { SpanRecorder } from '@peertrain/telemetry';
+import type { Mesh } from '@peertrain/transport';
+import type { TrainSession } from './compute.ts';
+import { newRunState } from './core.ts';
+import type { WorkerCore } from './core.ts';
+import { ElasticStateError, elasticAllReduce, onEpoch, rewind, virtualRanks } from './elastic.ts';
+import type { Assign } from './methods/index.ts';
 import { memoryCluster } from './test-cluster.ts';
 
 // Elastic data parallel end to end in Node: a real coordinator and 4 real worker runtimes over the
@@ -71,4 +78,52 @@ describe('elastic data parallel', () => {
     console.log(`elastic: lost rank 2 at step ${changes[0]!.step}: ${JSON.stringify(diff)}`);
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);
   }, 120_000);
+});
+
+describe('elastic rollback (one worker, fake gradients)', () => {
+  it('an epoch that redoes an applied step restores the parameters and momentum before it', async () => {
+    const P = 5;
+    const config = parseRunConfig({ workers: 1, steps: 6, elastic: true, lr: 0.1, dataset: 'synthetic' });
+    const assign: Assign = {
+      type: 'assign',
+      runId: 7,
+      rank: 0,
+      peers: ['w0'],
+      role: { kind: 'worker' },
+      shard: { start: 0, count: 10 },
+      allShards: [{ start: 0, count: 10 }],
+      config,
+    };
+    // Gradients depend on the parameters and the step, so a wrong rollback shows in the result.
+    const gradients = (params: Float32Array, step: number): Promise<{ loss: number; grads: Float32Array }> =>
+      Promise.resolve({ loss: step, grads: params.map((p, i) => p * 0.5 + step + i) });
+    const session = { initParams: () => new Float32Array(P).fill(1), gradients } as unknown as TrainSession;
+    const mesh = { localId: 'w0' } as unknown as Mesh;
+    const spans = new SpanRecorder({ peerId: 'w0', now: () => 0 });
+    const ctx = {
+      mesh,
+      assign,
+      session,
+      signal: new AbortController().signal,
+      spans,
+      onHeld: () => undefined,
+    };
+    const m = elasticAllReduce(ctx);
+    const after: Float32Array[] = [];
+    for (let s = 0; s < 4; s++) after.push((await m.step(s), m.evalParams!.slice()));
+    // The coordinator says: epoch 2 redoes from step 2 (this worker had applied steps 2 and 3).
+    const told: unknown[] = [];
+    const run = newRunState(assign);
+    run.completed = 4;
+    const core = { current: run, tell: (msg: unknown) => told.push(msg) } as unknown as WorkerCore;
+    onEpoch(core, { type: 'epoch', runId: 7, epoch: 2, peers: ['w0'], fromStep: 2 });
+    rewind(run);
+    expect(run.completed).toBe(2);
+    await expect(m.step(3)).rejects.toThrow(ElasticStateError); // the loop asks for fromStep, not later
+    await m.step(2);
+    expect(told).toEqual([{ type: 'epochAck', runId: 7, epoch: 2 }]);
+    expect(m.evalParams).toEqual(after[2]);
+    await m.step(3);
+    expect(m.evalParams).toEqual(after[3]); // momentum restored too: the same update again
+  });
 });
