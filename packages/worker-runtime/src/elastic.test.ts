@@ -110,7 +110,10 @@ describe('elastic rollback (one worker, fake gradients)', () => {
     };
     const m = elasticAllReduce(ctx);
     const after: Float32Array[] = [];
-    for (let s = 0; s < 4; s++) after.push((await m.step(s), m.evalParams!.slice()));
+    for (let s = 0; s < 4; s++) {
+      await m.step(s);
+      after.push(m.evalParams!.slice());
+    }
     // The coordinator says: epoch 2 redoes from step 2 (this worker had applied steps 2 and 3).
     const told: unknown[] = [];
     const run = newRunState(assign);
