@@ -74,6 +74,10 @@ describe('elastic data parallel', () => {
     expect(changes[0]!.peerId).toBe(hit.report.workers[2]!.peerId);
     expect(changes[0]!.step).toBeGreaterThanOrEqual(5);
     expect(changes[0]!.step).toBeLessThanOrEqual(7);
+    // The reported loss of every step is the global batch's, whoever computed it.
+    hit.report.loss.forEach((l, i) =>
+      expect(Math.abs(l.loss - calm.report.loss[i]!.loss)).toBeLessThan(1e-5 * calm.report.loss[i]!.loss),
+    );
     const diff = paramDiff(hit.params, calm.params, layout);
     console.log(`elastic: lost rank 2 at step ${changes[0]!.step}: ${JSON.stringify(diff)}`);
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);

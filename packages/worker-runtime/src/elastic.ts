@@ -186,7 +186,11 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
     await openLinks(mesh, ringLinks({ ...assign, peers: [...e.peers], rank }), RELINK_TIMEOUT_MS, signal);
 }
 
-/** This member's share of the global batch: the sum of its virtual ranks' mean gradients [P]. */
+/**
+ * This member's share of the global batch: the sum of its virtual ranks' mean gradients [P]. The
+ * loss it reports is the sum of their mean losses times M / n0, so the coordinator's plain mean over
+ * the M members' reports is the global batch's mean loss (with M = n0 and one rank: its own loss).
+ */
 async function gradientSum(
   e: Elastic,
   step: number,
@@ -194,7 +198,11 @@ async function gradientSum(
   const { ctx, params } = e;
   const { assign, mesh, session, spans } = ctx;
   const mine = virtualRanks(e.n0, e.peers.length, e.peers.indexOf(mesh.localId));
-  if (mine.length === 1 && mine[0] === assign.rank) return timedGradients(ctx, params, step); // prefetched
+  const share = e.peers.length / e.n0;
+  if (mine.length === 1 && mine[0] === assign.rank) {
+    const own = await timedGradients(ctx, params, step); // prefetched
+    return { ...own, loss: own.loss * share };
+  }
   if (!session.gradientsOf)
     throw new ElasticStateError('this compute engine cannot compute another rank’s batch');
   const t0 = spans.now();
@@ -202,7 +210,7 @@ async function gradientSum(
   let loss = 0;
   for (const v of mine) {
     const g = await session.gradientsOf(params, step, assign.allShards[v]!, { signal: ctx.signal });
-    loss += g.loss / mine.length;
+    loss += g.loss * share;
     if (sum === null) sum = g.grads;
     else for (let i = 0; i < sum.length; i++) sum[i]! += g.grads[i]!;
   }
