@@ -46,6 +46,11 @@ describe('parseCommandLine', () => {
     expect(() => parseCommandLine(['train', '--chromium-flags', '--x="y'])).toThrow(ConfigError);
   });
 
+  it('--elastic turns elastic epochs on', () => {
+    expect(train(['--elastic']).config.elastic).toBe(true);
+    expect(train([]).config.elastic).toBe(false);
+  });
+
   it('maps every option onto the run config', () => {
     const { config, runner } = train(
       (
@@ -86,6 +91,7 @@ describe('parseCommandLine', () => {
       staleness: 2,
       psShards: 1,
       compress: 'none',
+      elastic: false,
     });
     expect(runner).toMatchObject({
       report: 'out.json',

@@ -66,6 +66,7 @@ Training (defaults from the run configuration):
   --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default ${D.evalEvery})
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
+  --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
 
 Pipeline and hybrid:
   --schedule naive|gpipe|1f1b
@@ -100,9 +101,9 @@ Runner:
   --inject-fault KIND    FAULT INJECTION for testing: ${FAULTS.join(', ')}. malformed: a worker sends
                          malformed frames; the run must refuse them and go on. vanish: the last
                          worker's tab closes after step 3; the run must fail naming the lost peer
-                         and keep the steps done in a partial report. slow: the last worker
-                         computes 3x slower (with --sync ps-async only it should slow down).
-                         Repeatable.
+                         and keep the steps done in a partial report (with --elastic it must
+                         finish every step). slow: the last worker computes 3x slower (with
+                         --sync ps-async only it should slow down). Repeatable.
   --quiet                no progress bar or log lines (errors and the summary still print)
   --verbose              also print every console message of every page
   -h, --help             this help
@@ -158,6 +159,7 @@ const OPTIONS = {
   'eval-every': { type: 'string' },
   'bucket-elems': { type: 'string' },
   reference: { type: 'boolean' },
+  elastic: { type: 'boolean' },
   schedule: { type: 'string' },
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
@@ -316,6 +318,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (values[key] !== undefined) config[key] = values[key];
   }
   if (values.reference === true) config.reference = true;
+  if (values.elastic === true) config.elastic = true;
   if (values.recompute === true) config.recompute = true;
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;

@@ -129,6 +129,31 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     });
   });
 
+  it('--elastic: a worker tab that vanishes mid-run ends the epoch; the run finishes every step', async () => {
+    const args = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
+    const run = await train([...args, '--steps', '20', '--backend', 'wasm', '--elastic', '--reference']);
+    const hit = await train([
+      ...args,
+      '--steps',
+      '20',
+      '--backend',
+      'wasm',
+      '--elastic',
+      '--inject-fault',
+      'vanish',
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(20).keys()]);
+    expect(r.membershipChanges).toHaveLength(1);
+    expect(r.membershipChanges![0]!.step).toBeGreaterThanOrEqual(3);
+    // The same global batches: the survivors' losses are the undisturbed run's, up to summation order.
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.report!.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+    r.loss.forEach((l, i) => expect(l.loss).toBeCloseTo(run.report!.loss[i]!.loss, 4));
+    expect(r.testAccuracy).toBeCloseTo(run.report!.testAccuracy, 3);
+  });
+
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);
     expect(code, stderr).toBe(2);

@@ -179,6 +179,7 @@ function route(parts: Parts, from: string, msg: ToCoordinator): void {
     case 'stepDone':
     case 'evalResult':
     case 'referenceResult':
+    case 'epochAck':
       driver.onRunMessage(from, p, msg);
       return;
     default: {
@@ -200,6 +201,7 @@ const TO_COORDINATOR_TYPES = new Set<string>([
   'pong',
   'probeAck',
   'leave',
+  'epochAck',
 ] satisfies ToCoordinator['type'][]);
 
 function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {

@@ -8,6 +8,7 @@ import {
   toWireError,
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
+import { ElasticEpochs } from './epochs.ts';
 import { SLOW_FACTOR, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
@@ -31,7 +32,7 @@ import { untilReleased, waitFor, wake } from './wait.ts';
 type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
 type RunMsg = Extract<
   ToCoordinator,
-  { type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' }
+  { type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' | 'epochAck' }
 >;
 export type RunOptions = { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] };
 
@@ -41,6 +42,10 @@ interface ActiveRun extends ProfileSession {
   /** Peer ids by rank (empty until the workers are chosen). */
   ranks: string[];
   method: MethodRun | null;
+  /** Elastic runs: who is still in and which reports count (null: a lost member fails the run). */
+  epochs: ElasticEpochs | null;
+  /** The step the barrier waits for. */
+  waiting: number;
   /** stepDone messages per step, by rank (in arrival order). */
   stepDone: Map<number, Map<number, StepDoneMsg>>;
   records: StepRecord[];
@@ -98,11 +103,9 @@ export class RunDriver {
   trained: TrainedModel | null = null;
 
   constructor(private readonly init: DriverInit) {
-    // Today a member lost mid-run fails the run (elastic epochs will replace it instead).
+    // A member lost mid-run fails the run, or ends the epoch of an elastic one.
     init.membership.onChange((c) => {
-      if (c.type === 'lost' && this.active?.ranks.includes(c.peerId)) {
-        this.fail(new PeerLostError(c.peerId, c.detail));
-      }
+      if (c.type === 'lost') this.lost(c.peerId, c.detail);
     });
   }
 
@@ -113,6 +116,34 @@ export class RunDriver {
   /** Peer ids of the run in progress, by rank (empty when none). */
   ranks(): readonly string[] {
     return this.active?.ranks ?? [];
+  }
+
+  /**
+   * A member of the run is gone. An elastic run that is training goes on with a new epoch of the
+   * survivors (rank 0, which evaluates and hands over the parameters, cannot be replaced yet);
+   * after the last step a loss no longer matters; otherwise the run fails.
+   */
+  private lost(peerId: string, detail: string): void {
+    const r = this.active;
+    if (!r?.ranks.includes(peerId)) return;
+    const { phase } = this.runView;
+    const elastic = r.epochs !== null && peerId !== r.ranks[0];
+    if (elastic && phase === 'finishing') return;
+    if (!elastic || !(phase === 'running' || phase === 'paused')) {
+      this.fail(new PeerLostError(peerId, detail));
+      return;
+    }
+    const { hub, membership } = this.init;
+    const msg = r.epochs!.lose(peerId, detail, r.waiting, r.stepDone, membership.view().epoch + 1);
+    if (!msg) return; // already out
+    membership.beginEpoch(msg.peers.map((id) => ({ peerId: id, rank: r.ranks.indexOf(id), role: 'worker' })));
+    hub.log(
+      `${peerId} lost (${detail}): epoch ${msg.epoch} of ${msg.peers.length} redoes from step ${msg.fromStep}`,
+    );
+    hub.send(peerId, { type: 'stop', runId: r.runId, reason: 'left the epoch' });
+    for (const id of msg.peers) hub.send(id, msg);
+    wake(r, peerId, { type: 'leave', reason: detail }); // the barrier now waits for fewer members
+    hub.changed();
   }
 
   fail(err: Error): void {
@@ -145,6 +176,7 @@ export class RunDriver {
     // closes: either way the run fails naming the lost peer (its report is in errors).
     const lost = msg.error.name === 'PeerLostError' ? msg.error.peerId : undefined;
     if (lost !== undefined && run.ranks.includes(lost)) {
+      if (run.epochs) return this.lost(lost, `seen by ${from}`);
       this.fail(new PeerLostError(lost, `seen by ${from}`));
       return;
     }
@@ -161,6 +193,8 @@ export class RunDriver {
     if (rank < 0) return;
     if (msg.type === 'ready') run.ready.add(from);
     if (msg.type === 'profileResult') run.profiles.set(from, msg.layers);
+    if (msg.type === 'epochAck') run.epochs?.ack(from, msg.epoch);
+    if (msg.type === 'stepDone' && run.epochs && !run.epochs.counts(from)) return; // an aborted epoch's
     if (msg.type === 'stepDone') this.onStepDone(run, rank, p, msg);
     if (msg.type === 'evalResult') this.onEval(run, msg);
     if (msg.type === 'referenceResult') run.reference = msg;
@@ -246,6 +280,8 @@ export class RunDriver {
       config,
       ranks: [],
       method: null,
+      epochs: null,
+      waiting: 0,
       abort: new AbortController(),
       stepDone: new Map(),
       records: [],
@@ -293,7 +329,8 @@ export class RunDriver {
       hub.send(p.peerId, a.message);
     });
     spans.setNames(names);
-    membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
+    const view = membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
+    if (r.config.elastic) r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch);
     if (mr.pipelineView) this.runView = { ...this.runView, pipeline: mr.pipelineView };
     hub.changed();
   }
@@ -319,10 +356,12 @@ export class RunDriver {
       const upTo = Math.min(step + window - 1, config.steps - 1);
       if (upTo > granted) {
         granted = upTo;
-        for (const id of r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
+        for (const id of r.epochs?.members() ?? r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
       }
       if (step === malformedAt) await this.injectMalformedFrame(r, r.ranks[0]!);
-      const all = (): boolean => (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
+      r.waiting = step;
+      const all = (): boolean =>
+        r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       await waitFor(r, `step ${step}`, stepTimeoutMs, () => all() || step >= r.endStep);
       if (step >= r.endStep) break;
       this.recordStep(r, step, meter);
@@ -423,6 +462,7 @@ export class RunDriver {
       errors: r.errors,
       target: r.target,
     });
+    if (r.epochs) report.membershipChanges = r.epochs.changes;
     this.runView = { ...this.runView, phase: 'done' };
     hub.emit({ type: 'trace', trace: this.init.spans.trace() });
     const trained = this.trained;

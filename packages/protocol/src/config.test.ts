@@ -109,3 +109,13 @@ describe('RunConfig communication-efficient methods', () => {
     expect(issuesOf({ targetAccuracy: 1.2 })[0]).toMatch(/^targetAccuracy:/);
   });
 });
+
+describe('RunConfig elastic', () => {
+  it('is off by default and applies to data parallel all-reduce without compression', () => {
+    expect(parseRunConfig({}).elastic).toBe(false);
+    expect(parseRunConfig({ elastic: true, sync: 'allreduce' }).elastic).toBe(true);
+    expect(() => parseRunConfig({ elastic: true, sync: 'ps' })).toThrow(ConfigError);
+    expect(() => parseRunConfig({ elastic: true, compress: 'int8' })).toThrow(ConfigError);
+    expect(() => parseRunConfig({ elastic: true, strategy: 'pipeline', workers: 2 })).toThrow(ConfigError);
+  });
+});

@@ -128,6 +128,11 @@ const RunConfigObject = z.object({
    * reference (the union of every rank's batch) still matches.
    */
   shards: z.array(z.number()).min(1).max(64).optional(),
+  /**
+   * Data parallel over the ring (sync allreduce): a lost worker ends the epoch instead of the run;
+   * the survivors redo the step in flight over the re-formed ring, the global batch unchanged.
+   */
+  elastic: z.boolean().default(false),
 });
 
 /**
@@ -161,6 +166,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('psShards', `${c.psShards} server shards for ${c.workers} workers: at most one per worker`);
   if (c.overlap && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
     issue('overlap', 'overlap applies to strategy data, sync allreduce, compress none');
+  if (c.elastic && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
+    issue('elastic', 'elastic runs are data parallel with sync allreduce and no compression');
   if (c.targetAccuracy !== undefined && c.evalEvery === 0)
     issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;

@@ -120,6 +120,10 @@ export const RunReportSchema = z.object({
   staleness: StalenessReportSchema.exactOptional(),
   /** Runs with compress other than none: the spec and, where the method measures it, wire bytes / fp32 bytes. */
   compression: z.object({ spec: z.string(), bytesRatio: anyNumber.exactOptional() }).exactOptional(),
+  /** Elastic runs: every change of the members, with the step redone from and its cause. */
+  membershipChanges: z
+    .array(z.object({ step: count, epoch: count, cause: z.string(), peerId: z.string() }))
+    .exactOptional(),
 });
 export type RunReport = z.infer<typeof RunReportSchema>;
 

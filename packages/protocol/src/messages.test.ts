@@ -127,3 +127,24 @@ describe('asynchronous parameter server fields', () => {
     expect(() => parseToWorker({ ...slow, factor: 0.5 })).toThrow(ProtocolError);
   });
 });
+
+describe('elastic epochs', () => {
+  const epoch = { type: 'epoch', runId: 3, epoch: 2, peers: ['a', 'c'], fromStep: 5 };
+
+  it('carries the new members and the step to redo; the ack names the epoch', () => {
+    expect(parseToWorker(epoch)).toEqual(epoch);
+    expect(parseToCoordinator({ type: 'epochAck', runId: 3, epoch: 2 })).toEqual({
+      type: 'epochAck',
+      runId: 3,
+      epoch: 2,
+    });
+  });
+
+  it.each([
+    ['no members', { ...epoch, peers: [] }],
+    ['a negative step', { ...epoch, fromStep: -1 }],
+    ['a fractional epoch', { ...epoch, epoch: 1.5 }],
+  ])('refuses an epoch with %s', (_what, bad) => {
+    expect(() => parseToWorker(bad)).toThrow(ProtocolError);
+  });
+});

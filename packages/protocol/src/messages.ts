@@ -169,6 +169,18 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
    * times its measured time (it sleeps the difference), as a slower device would.
    */
   z.object({ type: z.literal('slow'), runId: z.number().int(), factor: z.number().min(1).max(100) }),
+  /**
+   * Elastic runs: a member was lost, epoch `epoch` begins with `peers` (the survivors, in their
+   * original rank order). Abort the step in flight, roll back to the state committed after step
+   * fromStep - 1, re-form the ring over `peers` and redo from `fromStep`. Answered by epochAck.
+   */
+  z.object({
+    type: z.literal('epoch'),
+    runId: z.number().int(),
+    epoch: z.number().int().min(0),
+    peers: z.array(z.string()).min(1),
+    fromStep: z.number().int().min(0),
+  }),
   z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
   /**
    * Bandwidth probe: a uint8 tensor of `bytes` follows on the same link, keyed
@@ -260,6 +272,8 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     error: WireErrorSchema.optional(),
   }),
   z.object({ type: z.literal('leave'), reason: z.string() }),
+  /** The worker took epoch `epoch`: every stepDone it sends after this one belongs to that epoch. */
+  z.object({ type: z.literal('epochAck'), runId: z.number().int(), epoch: z.number().int().min(0) }),
 ]);
 export type ToCoordinator = z.infer<typeof ToCoordinatorSchema>;
 

@@ -81,6 +81,17 @@ export interface TrainSession {
     step: number,
     opts: { signal?: AbortSignal; out?: Float32Array; hooks?: BackwardHooks },
   ): Promise<{ loss: number; grads: Float32Array }>;
+  /**
+   * Elastic runs (config.elastic, where the session holds every shard's samples): mean-loss
+   * gradients of `shard`'s batch for `step`, the batch that shard's original rank draws. Not
+   * prefetched.
+   */
+  gradientsOf?(
+    params: Float32Array,
+    step: number,
+    shard: Shard,
+    opts: { signal?: AbortSignal },
+  ): Promise<{ loss: number; grads: Float32Array }>;
   /** Loss and accuracy on the whole test split. */
   evaluate(
     params: Float32Array,

@@ -5,6 +5,7 @@ import type { ControlMessage } from '@peertrain/protocol';
 import { memoryReport, poke } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
 import { asError } from '@peertrain/base';
+import { onEpoch } from './elastic.ts';
 import { startRun } from './run-loop.ts';
 
 /** How long a bandwidth probe's payload may take to arrive after its announcement. */
@@ -42,6 +43,9 @@ export function handleControl(core: WorkerCore, join: JoinWait, msg: ControlMess
     }
     case 'assign':
       startRun(core, msg);
+      return;
+    case 'epoch':
+      onEpoch(core, msg);
       return;
     case 'profile': {
       const c = core.compute;

@@ -19,7 +19,7 @@ import {
   trainSamples,
 } from '@peertrain/engine';
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
-import type { BackendName, DatasetName, StageRange } from '@peertrain/protocol';
+import type { BackendName, DatasetName, Shard, StageRange } from '@peertrain/protocol';
 import type { Compute, EngineMemory, PrepareRun, StageSession, TrainSession } from './compute.ts';
 
 export interface EngineComputeOptions {
@@ -55,10 +55,12 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
     const { config, shard, allShards } = run;
     const model = buildModel(modelPreset(config.model));
     const so = signal ? { signal } : {};
+    // An elastic worker may take over any original rank's batches: it holds every shard's samples.
+    const held = config.elastic ? { ...run, shard: spanOf(allShards) } : run;
     const [train, test] = await loadRunSamples(
       cache,
       (s) => dataset(config.dataset, s),
-      run,
+      held,
       model.inputSize,
       so,
     );
@@ -76,6 +78,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y, o.out, o.hooks);
         return { loss, grads };
       },
+      ...(config.elastic ? elasticGradients(model, train.samples, config) : {}),
       evaluate(params, o) {
         return model.evaluate(params, test.samples.x, test.samples.y, o.signal ? { signal: o.signal } : {});
       },
@@ -230,4 +233,29 @@ function loadRunSamples(
       so,
     ),
   ]);
+}
+
+/** The smallest contiguous range of samples that holds every shard. */
+function spanOf(shards: readonly Shard[]): Shard {
+  const start = Math.min(...shards.map((s) => s.start));
+  const end = Math.max(...shards.map((s) => s.start + s.count));
+  return { start, count: end - start };
+}
+
+/** An elastic session's gradientsOf: any original rank's batch, from the samples of every shard. */
+function elasticGradients(
+  model: ReturnType<typeof buildModel>,
+  samples: Samples,
+  config: PrepareRun['config'],
+): Pick<TrainSession, 'gradientsOf'> {
+  return {
+    gradientsOf(params, step, of) {
+      const batch = gatherBatch(
+        samples,
+        shardBatchIndices(of, step, config.batch, config.seed),
+        model.inputSize,
+      );
+      return model.lossAndGrads(params, batch.x, batch.y);
+    },
+  };
 }

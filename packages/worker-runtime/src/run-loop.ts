@@ -9,6 +9,7 @@ import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
 import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
+import { StepRedoError, rewind } from './elastic.ts';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
@@ -102,6 +103,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     const d: Driver = { core, run, method: m, session, spans, signal };
     for (;;) {
       signal.throwIfAborted();
+      rewind(run); // elastic: a new epoch redoes from its fromStep
       if (granted(run)) await runStep(d);
       await runEvals(d);
       if (run.pendingReference) await runReference(d);
@@ -126,7 +128,12 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const { config, runId, rank } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  const { loss, computeMs: measured, activation, staleness } = await method.step(step);
+  const outcome = await method.step(step).catch((e: unknown) => {
+    if (e instanceof StepRedoError) return null; // elastic: the loop rewinds to the epoch's step
+    throw e;
+  });
+  if (!outcome) return;
+  const { loss, computeMs: measured, activation, staleness } = outcome;
   const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();

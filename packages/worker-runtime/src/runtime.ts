@@ -142,7 +142,8 @@ function watchMesh(core: WorkerCore, join: JoinWait): (() => void)[] {
         phase: 'error',
         lastError: toWireError(new PeerLostError(peerId, 'coordinator went away')),
       });
-    } else if (run?.assign.peers.includes(peerId)) {
+    } else if (run?.assign.peers.includes(peerId) && !run.assign.config.elastic) {
+      // Elastic runs go on: the coordinator ends the epoch and the survivors redo the step.
       run.abort.abort(new PeerLostError(peerId));
     }
   });

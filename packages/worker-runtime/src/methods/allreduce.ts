@@ -2,6 +2,7 @@
 // averages them (allReduceMean, @peertrain/collective; compressed with config.compress), every
 // worker applies the same update. With config.overlap the all-reduce runs bucket by bucket under
 // the backward pass (overlap.ts), same bits.
+import { elasticAllReduce } from '../elastic.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import { overlappedMeanGradients } from './overlap.ts';
@@ -11,6 +12,7 @@ export const allReduceMethod: WorkerMethod = {
   name: 'allreduce',
   links: ringLinks,
   setup(ctx) {
+    if (ctx.assign.config.elastic) return elasticAllReduce(ctx); // a lost member ends the epoch, not the run
     const { params, optimizer } = dataParallelState(ctx);
     // The gradients' compression state (error feedback) lives as long as the run.
     const compressor = exchangeCompressor(ctx, params.length);

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { ElasticEpochs } from './epochs.ts';
+import type { StepDoneLog } from './epochs.ts';
+import type { StepDoneMsg } from './intake.ts';
+
+// The coordinator's step bookkeeping across epochs: which step the survivors redo, which reports
+// of the aborted epoch are dropped, and when a step counts.
+
+const done = (runId: number, step: number): StepDoneMsg => ({
+  type: 'stepDone',
+  runId,
+  step,
+  samples: 8,
+  computeMs: 1,
+  commMs: 1,
+  bytesSent: 0,
+});
+
+/** stepDone log: step -> ranks that reported it. */
+function log(entries: Record<number, number[]>): StepDoneLog {
+  const m: StepDoneLog = new Map();
+  for (const [step, ranks] of Object.entries(entries))
+    m.set(Number(step), new Map(ranks.map((r) => [r, done(1, Number(step))])));
+  return m;
+}
+
+describe('elastic epochs (coordinator)', () => {
+  const ids = ['a', 'b', 'c', 'd'];
+
+  it('redoes the first step not every survivor reported and drops the old epoch’s later reports', () => {
+    const e = new ElasticEpochs(1, ids, 1);
+    // Waiting for step 5: a and d finished it, b did not; a also finished 6.
+    const d = log({ 4: [0, 1, 2, 3], 5: [0, 3], 6: [0] });
+    const msg = e.lose('c', 'left during the run', 5, d, 2)!;
+    expect(msg).toEqual({ type: 'epoch', runId: 1, epoch: 2, peers: ['a', 'b', 'd'], fromStep: 5 });
+    expect([...d.keys()]).toEqual([4]);
+    expect(e.changes).toEqual([{ step: 5, epoch: 2, cause: 'left during the run', peerId: 'c' }]);
+    // Reports count again only after the member's ack of this epoch.
+    expect(e.counts('a')).toBe(false);
+    e.ack('a', 1);
+    expect(e.counts('a')).toBe(false);
+    e.ack('a', 2);
+    expect(e.counts('a')).toBe(true);
+    expect(e.counts('c')).toBe(false);
+    // The step counts once the three members reported it.
+    const after = log({ 5: [0, 1] });
+    expect(e.stepDone(5, after)).toBe(false);
+    after.get(5)!.set(3, done(1, 5));
+    expect(e.stepDone(5, after)).toBe(true);
+  });
+
+  it('keeps a step every survivor finished (the lost member’s share was in its all-reduce)', () => {
+    const e = new ElasticEpochs(1, ids, 1);
+    const d = log({ 5: [0, 1, 3], 6: [1] });
+    expect(e.lose('c', 'gone', 5, d, 2)!.fromStep).toBe(6);
+    expect([...d.keys()]).toEqual([5]);
+  });
+
+  it('ignores a member already out and a peer never in', () => {
+    const e = new ElasticEpochs(1, ids, 1);
+    expect(e.lose('b', 'gone', 0, log({}), 2)).not.toBeNull();
+    expect(e.lose('b', 'gone again', 0, log({}), 3)).toBeNull();
+    expect(e.lose('x', 'stranger', 0, log({}), 3)).toBeNull();
+    expect(e.members()).toEqual(['a', 'c', 'd']);
+  });
+});

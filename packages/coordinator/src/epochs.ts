@@ -1,0 +1,95 @@
+import type { ToWorker } from '@peertrain/protocol';
+import type { StepDoneMsg } from './intake.ts';
+
+/*
+ * Elastic runs (config.elastic): a member lost mid-run ends the epoch instead of the run. The
+ * survivors (in their original rank order) form the next epoch and redo every step that not all of
+ * them have reported, from the state committed before it. The driver keeps the original ranks (the
+ * report's workers, rank 0 evaluating); this file keeps who is still in, which stepDone messages
+ * count, and the list of changes for the report.
+ */
+
+export type EpochMsg = Extract<ToWorker, { type: 'epoch' }>;
+
+/** One membership change, as the report lists it. */
+export interface MembershipChangeRecord {
+  /** The step the new epoch redoes from. */
+  step: number;
+  epoch: number;
+  cause: string;
+  peerId: string;
+}
+
+/** stepDone messages per step, by original rank (the driver's map). */
+export type StepDoneLog = Map<number, Map<number, StepDoneMsg>>;
+
+export class ElasticEpochs {
+  /** Original ranks still in, ascending. */
+  private live: number[];
+  /** Members told of the newest epoch that have not acknowledged it: their stepDone is old. */
+  private readonly awaitingAck = new Set<string>();
+  readonly changes: MembershipChangeRecord[] = [];
+  epoch: number;
+
+  constructor(
+    private readonly runId: number,
+    /** Peer ids by original rank. */
+    private readonly ranks: readonly string[],
+    firstEpoch: number,
+  ) {
+    this.live = ranks.map((_, r) => r);
+    this.epoch = firstEpoch;
+  }
+
+  /** Peer ids of the current members, in original rank order. */
+  members(): string[] {
+    return this.live.map((r) => this.ranks[r]!);
+  }
+
+  isMember(peerId: string): boolean {
+    return this.live.some((r) => this.ranks[r] === peerId);
+  }
+
+  /**
+   * `peerId` was lost while the barrier waits for step `waiting` (every earlier step is recorded).
+   * Returns the epoch message for the survivors, or null when `peerId` was not a member. Steps
+   * from the returned fromStep on lose what the old epoch reported for them.
+   */
+  lose(
+    peerId: string,
+    cause: string,
+    waiting: number,
+    done: StepDoneLog,
+    nextEpoch: number,
+  ): EpochMsg | null {
+    const rank = this.ranks.indexOf(peerId);
+    if (rank < 0 || !this.live.includes(rank)) return null;
+    this.live = this.live.filter((r) => r !== rank);
+    this.epoch = nextEpoch;
+    // The first step not every survivor reported: a survivor that reported it committed it, and
+    // one that did not may hold a half-finished all-reduce; all of them redo it.
+    let fromStep = waiting;
+    while (this.live.every((r) => done.get(fromStep)?.has(r))) fromStep++;
+    for (const step of [...done.keys()]) if (step >= fromStep) done.delete(step);
+    this.awaitingAck.clear();
+    for (const id of this.members()) this.awaitingAck.add(id);
+    this.changes.push({ step: fromStep, epoch: nextEpoch, cause, peerId });
+    return { type: 'epoch', runId: this.runId, epoch: nextEpoch, peers: this.members(), fromStep };
+  }
+
+  /** A member took epoch `epoch`. */
+  ack(peerId: string, epoch: number): void {
+    if (epoch === this.epoch) this.awaitingAck.delete(peerId);
+  }
+
+  /** Whether a stepDone from `peerId` counts: a member's, sent after it took the current epoch. */
+  counts(peerId: string): boolean {
+    return this.isMember(peerId) && !this.awaitingAck.has(peerId);
+  }
+
+  /** Every member reported `step` in the current epoch. */
+  stepDone(step: number, done: StepDoneLog): boolean {
+    const m = done.get(step);
+    return m !== undefined && this.live.every((r) => m.has(r));
+  }
+}

@@ -1,0 +1,252 @@
+// Elastic data parallel over the ring (config.elastic, sync allreduce). A lost member ends the
+// epoch: the coordinator sends `epoch { peers, fromStep }` to the survivors; each aborts the step in
+// flight, rolls back to the state committed after step fromStep - 1, re-forms the ring over `peers`
+// and redoes from fromStep. The global batch of a step never changes: it is the union of the N0
+// original ranks' batches (N0 = assign.peers.length), and an epoch's M members split those N0
+// "virtual ranks" among themselves. Each member sums its virtual ranks' mean gradients, the ring
+// sums over the members, and every member divides by N0: the mean over the N0 batches, equal to the
+// undisturbed run up to summation order (with M = N0 the arithmetic is the plain run's, bit for bit).
+import { asError } from '@peertrain/base';
+import { ringAllReduce } from '@peertrain/collective';
+import type { Optimizer } from '@peertrain/optim';
+import { PeerLostError } from '@peertrain/protocol';
+import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
+import type { RunState, WorkerCore } from './core.ts';
+import { poke } from './core.ts';
+import { openLinks } from './links.ts';
+import { dataParallelState, timedGradients } from './methods/data.ts';
+import { ringLinks } from './methods/exchange.ts';
+import type { Assign, MethodContext, MethodRun } from './methods/types.ts';
+
+export type EpochMsg = Extract<ToWorker, { type: 'epoch' }>;
+
+/** How long re-forming the ring over a new epoch's members may take. */
+const RELINK_TIMEOUT_MS = 30_000;
+/** States kept for rollback: the coordinator's window lets a worker commit at most 2 steps past fromStep - 1. */
+const SNAPSHOTS = 3;
+
+/** The worker's state and the coordinator's step bookkeeping disagree: the run cannot go on. */
+export class ElasticStateError extends Error {
+  override readonly name = 'ElasticStateError';
+}
+
+/** The step in flight was aborted by a new epoch: the run loop rewinds and asks for the step again. */
+export class StepRedoError extends Error {
+  override readonly name = 'StepRedoError';
+}
+
+/** What the control handler and the method share for one run (keyed by the run's assign object). */
+interface EpochInbox {
+  /** The newest epoch not taken yet. */
+  pending: EpochMsg | null;
+  /** The run loop goes back to this step (the lowest fromStep since it last looked). */
+  redoFrom: number | null;
+  /** Aborted when an epoch arrives: ends the exchange in flight. Replaced each time. */
+  abort: AbortController;
+  /** Wakes a step that waits for the epoch after its exchange failed. */
+  arrived: (() => void) | null;
+  tell: ((msg: ToCoordinator) => void) | null;
+}
+
+const inboxes = new WeakMap<Assign, EpochInbox>();
+
+function inboxOf(assign: Assign): EpochInbox {
+  let inbox = inboxes.get(assign);
+  if (!inbox) {
+    inbox = { pending: null, redoFrom: null, abort: new AbortController(), arrived: null, tell: null };
+    inboxes.set(assign, inbox);
+  }
+  return inbox;
+}
+
+/** The coordinator's `epoch` message for the current run: ends the step in flight and wakes the loop. */
+export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
+  const run = core.current;
+  if (!run || run.assign.runId !== msg.runId || !run.assign.config.elastic) return;
+  const inbox = inboxOf(run.assign);
+  if (inbox.pending && inbox.pending.epoch >= msg.epoch) return;
+  inbox.tell = (m) => core.tell(m);
+  inbox.pending = msg;
+  inbox.redoFrom = Math.min(inbox.redoFrom ?? Infinity, msg.fromStep);
+  const aborted = inbox.abort;
+  inbox.abort = new AbortController();
+  aborted.abort(new StepRedoError(`epoch ${msg.epoch} redoes from step ${msg.fromStep}`));
+  inbox.arrived?.();
+  poke(run);
+}
+
+/**
+ * Called by the run loop before it looks for work: after an epoch, the next step is its fromStep
+ * (evaluations queued for later steps go: they come due again when the redone steps complete).
+ */
+export function rewind(run: RunState): void {
+  const inbox = inboxes.get(run.assign);
+  if (inbox?.redoFrom == null) return;
+  const from = inbox.redoFrom;
+  inbox.redoFrom = null;
+  run.completed = Math.min(run.completed, from);
+  run.pendingEvals = run.pendingEvals.filter((after) => after <= from);
+}
+
+/** The original ranks member `index` of `members` computes: a contiguous block of 0..n0-1. */
+export function virtualRanks(n0: number, members: number, index: number): number[] {
+  const lo = Math.floor((index * n0) / members);
+  const hi = Math.floor(((index + 1) * n0) / members);
+  return Array.from({ length: hi - lo }, (_, i) => lo + i);
+}
+
+/** Parameters and optimizer state before one step (= committed after the step before). */
+interface Snapshot {
+  params: Float32Array;
+  optimizer: Float32Array[];
+}
+
+/** One worker's side of an elastic run: what the steps and the epochs change. */
+interface Elastic {
+  ctx: MethodContext;
+  params: Float32Array;
+  optimizer: Optimizer;
+  inbox: EpochInbox;
+  /** The original world size: the global batch is n0 ranks' batches whoever computes them. */
+  n0: number;
+  peers: readonly string[];
+  epoch: number;
+  /** Steps applied to `params`. */
+  committed: number;
+  /** State before each of the last SNAPSHOTS steps, by step. */
+  snapshots: Map<number, Snapshot>;
+}
+
+/** The elastic all-reduce method's MethodRun (allreduce.ts hands elastic runs here). */
+export function elasticAllReduce(ctx: MethodContext): MethodRun {
+  const { params, optimizer } = dataParallelState(ctx);
+  const inbox = inboxOf(ctx.assign);
+  const e: Elastic = {
+    ctx,
+    params,
+    optimizer,
+    inbox,
+    n0: ctx.assign.peers.length,
+    peers: ctx.assign.peers,
+    epoch: 0,
+    committed: 0,
+    snapshots: new Map(),
+  };
+  return {
+    paramBytes: params.byteLength,
+    evalParams: params,
+    async step(step) {
+      if (inbox.pending) await takeEpoch(e, inbox.pending);
+      if (step !== e.committed)
+        throw new ElasticStateError(`asked for step ${step}, committed ${e.committed}`);
+      e.snapshots.set(step, { params: params.slice(), optimizer: optimizer.state() });
+      e.snapshots.delete(step - SNAPSHOTS);
+      const { loss, grads, computeMs } = await gradientSum(e, step);
+      try {
+        await globalMean(e, grads, step, AbortSignal.any([ctx.signal, inbox.abort.signal]));
+      } catch (err) {
+        ctx.signal.throwIfAborted();
+        if (!(err instanceof StepRedoError || err instanceof PeerLostError)) throw err;
+        await epochArrived(inbox, ctx.signal); // a lost member's ring fails before the epoch arrives
+        throw new StepRedoError(`step ${step} aborted by epoch ${inbox.pending?.epoch ?? e.epoch}`);
+      }
+      // Only a complete exchange is applied: the committed state is never half a step.
+      optimizer.step(params, grads);
+      e.committed = step + 1;
+      return { loss, computeMs };
+    },
+    beforeEval: () => Promise.resolve(),
+    dispose: () => {
+      e.snapshots.clear();
+      inbox.arrived = null;
+    },
+  };
+}
+
+/** Rolls back to the state before msg.fromStep, acknowledges, and links the new ring. */
+async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
+  const { mesh, assign, signal } = e.ctx;
+  e.inbox.pending = null;
+  if (e.committed > msg.fromStep) {
+    const snap = e.snapshots.get(msg.fromStep);
+    if (!snap) throw new ElasticStateError(`no state before step ${msg.fromStep} (committed ${e.committed})`);
+    e.params.set(snap.params);
+    e.optimizer.load(snap.optimizer);
+    e.committed = msg.fromStep;
+  }
+  if (e.committed !== msg.fromStep)
+    throw new ElasticStateError(`epoch ${msg.epoch} redoes step ${msg.fromStep}, committed ${e.committed}`);
+  e.peers = msg.peers;
+  e.epoch = msg.epoch;
+  // Every stepDone sent after this belongs to the new epoch (the control link is ordered).
+  e.inbox.tell?.({ type: 'epochAck', runId: assign.runId, epoch: e.epoch });
+  const rank = e.peers.indexOf(mesh.localId);
+  if (rank < 0) throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
+  if (e.peers.length > 1)
+    await openLinks(mesh, ringLinks({ ...assign, peers: [...e.peers], rank }), RELINK_TIMEOUT_MS, signal);
+}
+
+/**
+ * This member's share of the global batch: the sum of its virtual ranks' mean gradients [P]. The
+ * loss it reports is the sum of their mean losses times M / n0, so the coordinator's plain mean over
+ * the M members' reports is the global batch's mean loss (with M = n0 and one rank: its own loss).
+ */
+async function gradientSum(
+  e: Elastic,
+  step: number,
+): Promise<{ loss: number; grads: Float32Array; computeMs: number }> {
+  const { ctx, params } = e;
+  const { assign, mesh, session, spans } = ctx;
+  const mine = virtualRanks(e.n0, e.peers.length, e.peers.indexOf(mesh.localId));
+  const share = e.peers.length / e.n0;
+  if (mine.length === 1 && mine[0] === assign.rank) {
+    const own = await timedGradients(ctx, params, step); // prefetched
+    return { ...own, loss: own.loss * share };
+  }
+  if (!session.gradientsOf)
+    throw new ElasticStateError('this compute engine cannot compute another rank’s batch');
+  const t0 = spans.now();
+  let sum: Float32Array | null = null;
+  let loss = 0;
+  for (const v of mine) {
+    const g = await session.gradientsOf(params, step, assign.allShards[v]!, { signal: ctx.signal });
+    loss += g.loss * share;
+    if (sum === null) sum = g.grads;
+    else for (let i = 0; i < sum.length; i++) sum[i]! += g.grads[i]!;
+  }
+  const t1 = spans.now();
+  spans.record('compute', t0, t1 - t0, { step });
+  return { loss, grads: sum ?? new Float32Array(params.length), computeMs: t1 - t0 };
+}
+
+/** The ring's sum of `grads` over the epoch's members, then / n0: the global batch's mean gradient. */
+async function globalMean(e: Elastic, grads: Float32Array, step: number, signal: AbortSignal): Promise<void> {
+  const { mesh, assign, spans } = e.ctx;
+  if (e.peers.length > 1)
+    await ringAllReduce(mesh, e.peers, grads, {
+      runId: assign.runId,
+      step,
+      // Each epoch's exchange of a step has its own keys: an aborted attempt's frames never match.
+      microBatch: e.epoch,
+      bucketElems: assign.config.bucketElems,
+      signal,
+      now: () => spans.now(),
+      onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
+    });
+  const inv = 1 / e.n0;
+  for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
+}
+
+/** After a failed exchange: resolves once an epoch is pending (the coordinator sends one). */
+function epochArrived(inbox: EpochInbox, signal: AbortSignal): Promise<void> {
+  if (inbox.pending) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(asError(signal.reason));
+    inbox.arrived = () => {
+      inbox.arrived = null;
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
