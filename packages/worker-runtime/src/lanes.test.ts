@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { schedule } from '@peertrain/schedules';
+import type { AnyScheduleName } from '@peertrain/schedules';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
@@ -39,15 +40,17 @@ async function pipelineOf(net: MemoryNetwork): Promise<Mesh[]> {
   return ms;
 }
 
-/** Runs `steps` steps of SCHEDULE on every stage; per step the slowest stage's wall time, and stage 0's spans. */
-async function runSteps(
-  ms: Mesh[],
-  overlap: boolean,
-  steps: number,
-  firstStep = 0,
-  signal = new AbortController().signal,
-) {
-  const ops = schedule(SCHEDULE, P, M);
+interface Variant {
+  name?: AnyScheduleName;
+  /** The stages offer the split backward. */
+  split?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Runs `steps` steps of a schedule (SCHEDULE) on every stage; per step the slowest stage's wall time, and every stage's spans. */
+async function runSteps(ms: Mesh[], overlap: boolean, steps: number, firstStep = 0, variant: Variant = {}) {
+  const { name = SCHEDULE, split = false, signal = new AbortController().signal } = variant;
+  const ops = schedule(name, P, M);
   const recorders = ms.map((m) => new SpanRecorder({ peerId: m.localId, now: () => performance.now() }));
   const times: number[] = [];
   for (let step = firstStep; step < firstStep + steps; step++) {
@@ -59,7 +62,7 @@ async function runSteps(
           runId: 1,
           step,
           ops: ops[s]!,
-          stage: fakeStage(s, P, { width: ELEMS, computeMs: COMPUTE_MS }),
+          stage: fakeStage(s, P, { width: ELEMS, computeMs: COMPUTE_MS, split }),
           prev: s > 0 ? `s${s - 1}` : null,
           next: s + 1 < P ? `s${s + 1}` : null,
           params: new Float32Array(0),
@@ -128,9 +131,24 @@ describe('the pipeline executor runs communication beside compute', () => {
     const ms = await pipelineOf(net);
     net.closePeer('s2');
     const ctrl = new AbortController();
-    const failed = runSteps(ms.slice(0, 2), true, 1, 0, ctrl.signal);
+    const failed = runSteps(ms.slice(0, 2), true, 1, 0, { signal: ctrl.signal });
     const timer = setTimeout(() => ctrl.abort(new Error('hung')), 5000);
     await expect(failed).rejects.toThrow(/s2|not connected|vanished|lost/i);
     clearTimeout(timer);
+  });
+
+  it('runs zb-h1 (split backward) on stages that offer it, and refuses it on stages that do not', async () => {
+    const ms = await pipelineOf(createMemoryNetwork());
+    const zb = await runSteps(ms, true, 2, 0, { name: 'zb-h1', split: true });
+    const f1b = await runSteps(ms, true, 2, 2, { name: '1f1b' });
+    console.info(
+      `P=${P} M=${M}, ${COMPUTE_MS} ms computes (I, W ${COMPUTE_MS / 2} ms each): zb-h1 ${Math.min(...zb.times).toFixed(1)} ms, 1f1b ${Math.min(...f1b.times).toFixed(1)} ms`,
+    );
+    // Every stage ran M forwards and M I + M W (as backward spans) in each step.
+    for (const sp of zb.spans) {
+      expect(sp.filter((x) => x.step === 1 && x.kind === 'forward')).toHaveLength(M);
+      expect(sp.filter((x) => x.step === 1 && x.kind === 'backward')).toHaveLength(2 * M);
+    }
+    await expect(runSteps(ms, true, 1, 4, { name: 'zb-h1' })).rejects.toThrow(/no split backward/);
   });
 });

@@ -12,7 +12,7 @@
 import { decode, encodePayload } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
 import { ProtocolError } from '@peertrain/protocol';
-import type { StageOps } from '@peertrain/schedules';
+import type { AnyOp, AnyStageOps } from '@peertrain/schedules';
 import type { SpanKind } from '@peertrain/protocol';
 import type { SpanMeta, SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
@@ -31,7 +31,8 @@ export interface PipelineStepContext {
   mesh: Mesh;
   runId: number;
   step: number;
-  ops: StageOps;
+  /** The stage's op list; split backward (zb-h1) needs a stage with backwardInput / backwardWeight. */
+  ops: AnyStageOps;
   stage: StageSession;
   /** Peer ids of the previous and next stage of this replica (null at the ends). */
   prev: string | null;
@@ -161,6 +162,32 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
   };
 }
 
+/**
+ * One compute op: forward takes the previous stage's activations, backward (or its input part I)
+ * the next stage's gradients dy; W takes nothing. Returns what the op's send carries.
+ */
+function computeOp(
+  stage: StageSession,
+  op: Extract<AnyOp, { kind: 'forward' | 'backward' | 'backwardInput' | 'backwardWeight' }>,
+  input: Float32Array | null,
+): Promise<Float32Array | null> {
+  if ((op.chunk ?? 0) !== 0)
+    throw new PipelineError(`chunk ${op.chunk}: this executor runs one chunk per stage`);
+  switch (op.kind) {
+    case 'forward':
+      return stage.forward(op.mb, input);
+    case 'backward':
+      return stage.backward(op.mb, input);
+    case 'backwardInput':
+    case 'backwardWeight': {
+      if (!stage.backwardInput || !stage.backwardWeight)
+        throw new PipelineError(`${op.kind}: this stage has no split backward`);
+      if (op.kind === 'backwardInput') return stage.backwardInput(op.mb, input);
+      return stage.backwardWeight(op.mb).then(() => null);
+    }
+  }
+}
+
 /** Runs the step's ops in order; resolves when every op (and every send) is done. */
 export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageStepOutcome> {
   const { step, stage, spans } = ctx;
@@ -192,16 +219,18 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           received.set(op.mb, await comm.recv(ctx.next, op.mb, GRAD_TAG));
           break;
         case 'forward':
-        case 'backward': {
-          // Forward takes the previous stage's activations, backward the next stage's gradients (dy).
+        case 'backward':
+        case 'backwardInput':
+        case 'backwardWeight': {
           const t0 = now();
           const input = received.get(op.mb) ?? null;
           received.delete(op.mb);
-          const fwd = op.kind === 'forward';
-          const out = await (fwd ? stage.forward(op.mb, input) : stage.backward(op.mb, input));
+          const out = await computeOp(stage, op, input);
           if (out) produced.set(op.mb, out);
-          span(op.kind, t0, { microBatch: op.mb });
-          ctx.onHeld?.(fwd ? ++held : --held);
+          // The split parts show as backward spans (the span kinds have no I / W).
+          span(op.kind === 'forward' ? 'forward' : 'backward', t0, { microBatch: op.mb });
+          // Activations are held from the forward to the backward, or to the W of a split one.
+          if (op.kind !== 'backwardInput') ctx.onHeld?.(op.kind === 'forward' ? ++held : --held);
           break;
         }
         case 'sendAct':
