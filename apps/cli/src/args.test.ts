@@ -79,6 +79,7 @@ describe('parseCommandLine', () => {
       schedule: '1f1b',
       microBatches: 1,
       recompute: false,
+      activationCompress: 'none',
       partition: 'auto',
       replicas: 1,
       // communication-efficient methods keep their defaults too
@@ -134,7 +135,7 @@ describe('parseCommandLine', () => {
 
   it('maps the pipeline and hybrid options', () => {
     const pipe = train(
-      '--strategy pipeline --workers 4 --model cnn --micro-batches 8 --schedule gpipe --recompute --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
+      '--strategy pipeline --workers 4 --model cnn --micro-batches 8 --schedule gpipe --recompute --activation-compress fp16 --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
         ' ',
       ),
     );
@@ -144,6 +145,7 @@ describe('parseCommandLine', () => {
       microBatches: 8,
       schedule: 'gpipe',
       recompute: true,
+      activationCompress: 'fp16',
       partition: '0-1,2-3,4-5,6-7',
       batch: 128,
     });

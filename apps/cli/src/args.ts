@@ -73,6 +73,8 @@ Pipeline and hybrid:
                          pipeline schedule (default ${D.schedule})
   --micro-batches M      micro-batches per step (default ${DEFAULT_MICRO_BATCHES}; naive: 1)
   --recompute            keep only each stage's input; recompute the forward in backward
+  --activation-compress none|fp16|int8
+                         codec of the activations and gradients between stages (default none)
   --partition auto|RANGES
                          stage layers, e.g. 0-2,3-5,6-7 (default auto: planned from per-layer
                          costs measured on each worker, within each device's memory)
@@ -163,6 +165,7 @@ const OPTIONS = {
   schedule: { type: 'string' },
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
+  'activation-compress': { type: 'string' },
   partition: { type: 'string' },
   replicas: { type: 'string' },
   report: { type: 'string' },
@@ -320,6 +323,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values.reference === true) config.reference = true;
   if (values.elastic === true) config.elastic = true;
   if (values.recompute === true) config.recompute = true;
+  if (values['activation-compress'] !== undefined) config.activationCompress = values['activation-compress'];
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;
   if (values.overlap === true) config.overlap = true;

@@ -117,6 +117,8 @@ const RunConfigObject = z.object({
   microBatches: z.number().int().min(1).max(1024).optional(),
   /** Keep only each stage's input per micro-batch; run the forward again inside backward. */
   recompute: z.boolean().default(false),
+  /** Codec of the tensors that cross stages (activations forward, their gradients backward). */
+  activationCompress: z.enum(['none', 'fp16', 'int8']).default('none'),
   /** 'auto' (the planner, from per-layer costs measured on each worker) or ranges "0-2,3-5,6-7". */
   partition: z.string().min(1).default('auto'),
   /** Pipeline replicas (hybrid); workers = replicas * stages. */

@@ -21,6 +21,10 @@ export const PipelineReportSchema = z.object({
   replicas: count,
   microBatches: count,
   recompute: z.boolean(),
+  /** Codec of the tensors that crossed stages (--activation-compress). */
+  activationCompress: z.enum(['none', 'fp16', 'int8']).exactOptional(),
+  /** Bytes the stages sent each other per step (every replica; from the workers' send spans). */
+  bytesBetweenStagesPerStep: anyNumber.exactOptional(),
   /** Median measured bubble over the steps after the first few (warm-up). */
   bubbleMeasured: anyNumber,
   bubbleTheory: anyNumber,

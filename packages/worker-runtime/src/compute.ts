@@ -52,6 +52,12 @@ export interface StageSession {
   forward(mb: number, input: Float32Array | null): Promise<Float32Array | null>;
   /** dy from the next stage (null on the last); resolves with dx to send back (null on the first). */
   backward(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  /**
+   * Split backward (zero-bubble schedules), optional: backwardInput is backward's dx alone (what the
+   * previous stage waits for); backwardWeight(mb) later adds the micro-batch's parameter gradients.
+   */
+  backwardInput?(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  backwardWeight?(mb: number): Promise<void>;
   /** Writes the step's gradient sum into `grads` and ends the step. */
   endStep(grads: Float32Array): Promise<StageStepOutcome>;
   /** Drops what a cancelled step holds. */

@@ -3,25 +3,8 @@ import { schedule } from '@peertrain/schedules';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { ScheduleName } from '@peertrain/schedules';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import type { StageSession } from './compute.ts';
+import { fakeStage } from './fake-stage.ts';
 import { runPipelineStep } from './pipeline.ts';
-
-/** A stage without an engine: every forward and backward returns `width` floats. */
-function fakeStage(index: number, stages: number, width: number): StageSession {
-  return {
-    first: index,
-    end: index + 1,
-    isFirst: index === 0,
-    isLast: index === stages - 1,
-    paramOffset: 0,
-    paramCount: 0,
-    beginStep: () => Promise.resolve(),
-    forward: () => Promise.resolve(index === stages - 1 ? null : new Float32Array(width)),
-    backward: () => Promise.resolve(index === 0 ? null : new Float32Array(width)),
-    endStep: () => Promise.resolve({ loss: null, peakActivationBytes: 0, peakActivationBytesNoRecompute: 0 }),
-    reset: () => undefined,
-  };
-}
 
 /** Runs one step of `name` over P stages on memory meshes; per stage, every held count reported. */
 async function heldCounts(name: ScheduleName, stages: number, microBatches: number): Promise<number[][]> {
@@ -40,7 +23,7 @@ async function heldCounts(name: ScheduleName, stages: number, microBatches: numb
           runId: 1,
           step: 0,
           ops: ops[s]!,
-          stage: fakeStage(s, stages, 8),
+          stage: fakeStage(s, stages, { width: 8 }),
           prev: s > 0 ? ids[s - 1]! : null,
           next: s + 1 < stages ? ids[s + 1]! : null,
           params: new Float32Array(0),

@@ -1,12 +1,18 @@
 // One pipeline step on one stage: walk the schedule's op list (packages/schedules), moving
 // activations forward and their gradients backward over the mesh, and record a span for each op.
+// Two lanes: computes run in the list's order while communication runs beside them. Every receive
+// of the step is posted before the first compute (its tensor is taken, and decoded, as it arrives;
+// the recv op only waits for it), and a send is queued without being awaited (the mesh keeps the
+// order per link); the step awaits all its sends at the end and fails with the first error.
 //
 // Wire keys: activations of micro-batch mb travel as { runId, step, microBatch: mb, tag: ACT_TAG },
 // their gradients as { ..., tag: GRAD_TAG }; a stage's parameters gathered for evaluation as
 // { runId, step, microBatch: null, tag: PARAM_TAG_BASE + stage } (the all-reduce of a hybrid's stage
 // group uses microBatch null and tags from 0, on other links).
+import { decode, encodePayload } from '@peertrain/compress';
+import type { PayloadCompressor } from '@peertrain/compress';
 import { ProtocolError } from '@peertrain/protocol';
-import type { StageOps } from '@peertrain/schedules';
+import type { AnyOp, AnyStageOps } from '@peertrain/schedules';
 import type { SpanKind } from '@peertrain/protocol';
 import type { SpanMeta, SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
@@ -25,7 +31,8 @@ export interface PipelineStepContext {
   mesh: Mesh;
   runId: number;
   step: number;
-  ops: StageOps;
+  /** The stage's op list; split backward (zb-h1) needs a stage with backwardInput / backwardWeight. */
+  ops: AnyStageOps;
   stage: StageSession;
   /** Peer ids of the previous and next stage of this replica (null at the ends). */
   prev: string | null;
@@ -40,6 +47,10 @@ export interface PipelineStepContext {
   optimizer: () => Promise<void>;
   /** Micro-batches whose forward activations the stage holds now (after each forward and backward). */
   onHeld?: (count: number) => void;
+  /** Codec of the tensors this stage sends (--activation-compress); null: float32 as computed. */
+  codec?: PayloadCompressor | null;
+  /** false: one lane, each receive posted at its op and each send awaited there (for measurements). */
+  overlap?: boolean;
 }
 
 export function f32View(bytes: Uint8Array): Float32Array {
@@ -53,79 +64,180 @@ function asBytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/** The tensor's float32 values: as sent, or decoded from a compressed payload (dtype uint8). */
+function tensorValues(dtype: string, data: Uint8Array, compressed: boolean): Float32Array {
+  if (compressed && dtype === 'uint8') return decode(data);
+  if (!compressed && dtype === 'float32') return f32View(data);
+  const want = compressed ? 'uint8 (compressed)' : 'float32';
+  throw new ProtocolError('bad-message', `expected ${want} activations, got ${dtype}`);
+}
+
+interface Arrival {
+  values: Float32Array;
+  /** Bytes on the wire (the payload, compressed or not). */
+  bytes: number;
+}
+
+type Span = (kind: SpanKind, t0: number, extra?: Omit<SpanMeta, 'step'>) => void;
+
+/**
+ * The step's communication lane: receives posted ahead (keyed tag/mb), sends queued without being
+ * awaited. `finish` awaits every send; `fail` aborts what is still pending and waits for it to settle.
+ */
+function stepComm(ctx: PipelineStepContext, span: Span) {
+  const { mesh, runId, step, stage } = ctx;
+  const overlap = ctx.overlap ?? true;
+  const codec = ctx.codec ?? null;
+  const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag });
+  // Aborts the posted receives when the step fails (or when the caller aborts).
+  const life = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, life.signal]);
+  const posted = new Map<string, Promise<Arrival>>();
+  const sends: Promise<void>[] = [];
+  const now = (): number => ctx.spans.now();
+
+  const neighbour = (peer: string | null, what: string): string => {
+    if (!peer) throw new PipelineError(`stage ${stage.first}-${stage.end} has no neighbour to ${what}`);
+    return peer;
+  };
+
+  const post = (peer: string | null, mb: number, tag: number): Promise<Arrival> => {
+    const from = neighbour(peer, 'receive from');
+    const p = mesh.recvTensor(from, key(mb, tag), { signal }).then((msg) => ({
+      values: tensorValues(msg.dtype, msg.data, codec !== null),
+      bytes: msg.data.byteLength,
+    }));
+    p.catch(() => {}); // observed by its recv op, or settled in fail()
+    posted.set(`${tag}/${mb}`, p);
+    return p;
+  };
+
+  return {
+    signal,
+    /** Posts every receive of the op list (the overlapped executor, before the first compute). */
+    postAll(): void {
+      if (!overlap) return;
+      for (const op of ctx.ops) {
+        if (op.kind === 'recvAct') void post(ctx.prev, op.mb, ACT_TAG);
+        else if (op.kind === 'recvGrad') void post(ctx.next, op.mb, GRAD_TAG);
+      }
+    },
+    /** Waits for micro-batch mb's tensor; the span is the compute lane's wait (near 0 if it arrived). */
+    async recv(peer: string | null, mb: number, tag: number): Promise<Float32Array> {
+      const from = neighbour(peer, 'receive from');
+      const t0 = now();
+      const id = `${tag}/${mb}`;
+      const pending = posted.get(id) ?? post(from, mb, tag);
+      posted.delete(id);
+      const got = await pending;
+      span('recv', t0, { microBatch: mb, bytes: got.bytes, peer: from });
+      return got.values;
+    },
+    /** Encodes and queues `data`; awaited here only without overlap. */
+    async send(peer: string | null, mb: number, tag: number, data: Float32Array): Promise<void> {
+      const to = neighbour(peer, 'send to');
+      const t0 = now();
+      const payload = codec ? encodePayload(codec, data) : asBytes(data);
+      const dtype = codec ? 'uint8' : 'float32';
+      const shape = [codec ? payload.byteLength : data.length];
+      const bytes = payload.byteLength;
+      const p = mesh
+        .sendTensor(to, { ...key(mb, tag), dtype, shape, data: payload }, { signal })
+        .then(() => span('send', t0, { microBatch: mb, bytes, peer: to }));
+      if (!overlap) return p;
+      // Not awaited: the next op computes while the link drains (finish() awaits it).
+      p.catch(() => {}); // observed in finish(); no unhandled rejection while later ops run
+      sends.push(p);
+    },
+    async finish(): Promise<void> {
+      const t0 = now();
+      await Promise.all(sends);
+      if (now() - t0 > 0.05) span('wait', t0);
+      if (posted.size > 0) throw new PipelineError(`${posted.size} posted receives were never used`);
+    },
+    async fail(reason: unknown): Promise<void> {
+      life.abort(reason);
+      await Promise.allSettled([...sends, ...posted.values()]);
+    },
+  };
+}
+
+/**
+ * One compute op: forward takes the previous stage's activations, backward (or its input part I)
+ * the next stage's gradients dy; W takes nothing. Returns what the op's send carries.
+ */
+function computeOp(
+  stage: StageSession,
+  op: Extract<AnyOp, { kind: 'forward' | 'backward' | 'backwardInput' | 'backwardWeight' }>,
+  input: Float32Array | null,
+): Promise<Float32Array | null> {
+  if ((op.chunk ?? 0) !== 0)
+    throw new PipelineError(`chunk ${op.chunk}: this executor runs one chunk per stage`);
+  switch (op.kind) {
+    case 'forward':
+      return stage.forward(op.mb, input);
+    case 'backward':
+      return stage.backward(op.mb, input);
+    case 'backwardInput':
+    case 'backwardWeight': {
+      if (!stage.backwardInput || !stage.backwardWeight)
+        throw new PipelineError(`${op.kind}: this stage has no split backward`);
+      if (op.kind === 'backwardInput') return stage.backwardInput(op.mb, input);
+      return stage.backwardWeight(op.mb).then(() => null);
+    }
+  }
+}
+
 /** Runs the step's ops in order; resolves when every op (and every send) is done. */
 export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageStepOutcome> {
-  const { mesh, runId, step, stage, signal, spans } = ctx;
+  const { step, stage, spans } = ctx;
   const now = (): number => spans.now();
-  const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag });
+  const span: Span = (kind, t0, extra = {}) => spans.record(kind, t0, now() - t0, { step, ...extra });
+  const comm = stepComm(ctx, span);
+  const { signal } = comm;
   const received = new Map<number, Float32Array>();
-  let held = 0;
   const produced = new Map<number, Float32Array>();
-  const sends: Promise<void>[] = [];
+  let held = 0;
   let outcome: StageStepOutcome | null = null;
-
-  const span = (kind: SpanKind, t0: number, extra: Omit<SpanMeta, 'step'> = {}): void => {
-    spans.record(kind, t0, now() - t0, { step, ...extra });
-  };
-
-  const recv = async (from: string | null, mb: number, tag: number): Promise<void> => {
-    if (!from) throw new PipelineError(`stage ${stage.first}-${stage.end} has no neighbour to receive from`);
-    const t0 = now();
-    const msg = await mesh.recvTensor(from, key(mb, tag), { signal });
-    if (msg.dtype !== 'float32')
-      throw new ProtocolError('bad-message', `expected float32 activations, got ${msg.dtype}`);
-    received.set(mb, f32View(msg.data));
-    span('recv', t0, { microBatch: mb, bytes: msg.data.byteLength, peer: from });
-  };
-
-  const send = (to: string | null, mb: number, tag: number): void => {
-    if (!to) throw new PipelineError(`stage ${stage.first}-${stage.end} has no neighbour to send to`);
+  const take = (mb: number): Float32Array => {
     const data = produced.get(mb);
     if (!data) throw new PipelineError(`micro-batch ${mb}: nothing to send`);
     produced.delete(mb);
-    const t0 = now();
-    const bytes = data.byteLength;
-    // Not awaited here: the next op computes while the link drains; all sends are awaited at the end.
-    const p = mesh
-      .sendTensor(
-        to,
-        { ...key(mb, tag), dtype: 'float32', shape: [data.length], data: asBytes(data) },
-        { signal },
-      )
-      .then(() => span('send', t0, { microBatch: mb, bytes, peer: to }));
-    p.catch(() => {}); // observed below; avoid an unhandled rejection while later ops run
-    sends.push(p);
+    return data;
   };
 
-  await stage.beginStep(step, ctx.params, { signal });
+  comm.postAll();
   try {
+    await stage.beginStep(step, ctx.params, { signal });
     for (const op of ctx.ops) {
       signal.throwIfAborted();
       switch (op.kind) {
         case 'recvAct':
-          await recv(ctx.prev, op.mb, ACT_TAG);
+          received.set(op.mb, await comm.recv(ctx.prev, op.mb, ACT_TAG));
           break;
         case 'recvGrad':
-          await recv(ctx.next, op.mb, GRAD_TAG);
+          received.set(op.mb, await comm.recv(ctx.next, op.mb, GRAD_TAG));
           break;
         case 'forward':
-        case 'backward': {
-          // Forward takes the previous stage's activations, backward the next stage's gradients (dy).
+        case 'backward':
+        case 'backwardInput':
+        case 'backwardWeight': {
           const t0 = now();
           const input = received.get(op.mb) ?? null;
           received.delete(op.mb);
-          const fwd = op.kind === 'forward';
-          const out = await (fwd ? stage.forward(op.mb, input) : stage.backward(op.mb, input));
+          const out = await computeOp(stage, op, input);
           if (out) produced.set(op.mb, out);
-          span(op.kind, t0, { microBatch: op.mb });
-          ctx.onHeld?.(fwd ? ++held : --held);
+          // The split parts show as backward spans (the span kinds have no I / W).
+          span(op.kind === 'forward' ? 'forward' : 'backward', t0, { microBatch: op.mb });
+          // Activations are held from the forward to the backward, or to the W of a split one.
+          if (op.kind !== 'backwardInput') ctx.onHeld?.(op.kind === 'forward' ? ++held : --held);
           break;
         }
         case 'sendAct':
-          send(ctx.next, op.mb, ACT_TAG);
+          await comm.send(ctx.next, op.mb, ACT_TAG, take(op.mb));
           break;
         case 'sendGrad':
-          send(ctx.prev, op.mb, GRAD_TAG);
+          await comm.send(ctx.prev, op.mb, GRAD_TAG, take(op.mb));
           break;
         case 'optimizer': {
           const t0 = now();
@@ -140,12 +252,10 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
         }
       }
     }
-    const t0 = now();
-    await Promise.all(sends);
-    if (now() - t0 > 0.05) span('wait', t0);
+    await comm.finish();
   } catch (e) {
     stage.reset();
-    await Promise.allSettled(sends);
+    await comm.fail(e);
     throw e;
   }
   if (!outcome) throw new PipelineError('the schedule has no optimizer op');

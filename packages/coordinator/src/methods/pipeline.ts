@@ -50,12 +50,14 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
   };
   // Per stage of replica 0, the largest activation peaks reported (with and without recomputation).
   const peaks = new Map<number, { withRe: number; without: number }>();
+  const crossed = stepBytes();
   return {
     assignments,
     pipelineView,
     bubble: { peers: new Set(replica0.map((p) => p.peerId)), stages: P },
     barrierWindow: STEP_WINDOW,
     onStepDone(rank, msg) {
+      for (const sp of msg.spans ?? []) if (sp.kind === 'send') crossed.add(sp.step, sp.bytes ?? 0);
       if (msg.peakActivationBytes === undefined || rank >= P) return;
       const prev = peaks.get(rank) ?? { withRe: 0, without: 0 };
       peaks.set(rank, {
@@ -66,14 +68,32 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     reportFields: (pv) =>
       pv
         ? {
-            pipeline: pipelineReport(
-              pv,
-              pipe,
-              peaks,
-              replica0.map((p) => p.peerId),
-            ),
+            pipeline: {
+              ...pipelineReport(
+                pv,
+                pipe,
+                peaks,
+                replica0.map((p) => p.peerId),
+              ),
+              activationCompress: config.activationCompress,
+              ...(crossed.steps() > 0 ? { bytesBetweenStagesPerStep: crossed.perStep() } : {}),
+            },
           }
         : {},
+  };
+}
+
+/** Bytes the stages sent each other, summed over the steps seen (every rank's send spans). */
+function stepBytes() {
+  const seen = new Set<number>();
+  let total = 0;
+  return {
+    add(step: number, bytes: number): void {
+      seen.add(step);
+      total += bytes;
+    },
+    steps: (): number => seen.size,
+    perStep: (): number => total / seen.size,
   };
 }
 

@@ -3,6 +3,8 @@
 // stages gather their parameters on rank 0, which evaluates the whole model. hybrid.ts is this
 // method plus the stage group's averaging over the replicas.
 import { ProtocolError, runShape } from '@peertrain/protocol';
+import { createCompressor } from '@peertrain/compress';
+import type { PayloadCompressor } from '@peertrain/compress';
 import { createOptimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { StageSession } from '../compute.ts';
@@ -87,6 +89,7 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
   const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
   const ops = schedule(config.schedule, coords.stages, config.microBatches)[coords.stage]!;
   const run: StageRun = { ctx, coords, params, grads };
+  const codec = activationCodec(config.activationCompress, config.seed + rank);
   return {
     paramBytes: params.byteLength,
     evalParams: rank === 0 ? full : null,
@@ -104,6 +107,7 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
         spans,
         signal: ctx.signal,
         onHeld: ctx.onHeld,
+        codec,
         optimizer: async () => {
           await spec.average?.(run, step);
           const to = spans.now();
@@ -124,6 +128,13 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
     beforeEval: (after) => gatherParams(ctx, coords, stage, params, full, after),
     dispose: () => undefined,
   };
+}
+
+/** The codec of what this stage sends (int8's stochastic rounding seeded per rank); null for none. */
+function activationCodec(kind: 'none' | 'fp16' | 'int8', seed: number): PayloadCompressor | null {
+  if (kind === 'none') return null;
+  const c = createCompressor({ kind }, { length: 0, seed });
+  return c.kind === 'fp16' || c.kind === 'int8' ? c : null;
 }
 
 /** Replica 0's stages hand their parameters to rank 0, which evaluates the whole model (`full`). */
