@@ -102,7 +102,8 @@ describe('the pipeline executor runs communication beside compute', () => {
     console.info(
       `${SCHEDULE} P=${P} M=${M}, ${COMPUTE_MS} ms computes, 64 KiB hops: one lane ${one.toFixed(1)} ms, two lanes ${two.toFixed(1)} ms`,
     );
-    expect(two).toBeLessThan(one * 0.9);
+    // No assertion on the times: a shared machine makes them noise (speed is the bench's job); the
+    // structure below is what must hold, and what fails when sends are awaited in place.
     // Stage 0 of the overlapped run: some send span overlaps a forward that started after it.
     const s0: Span[] = lanes.spans[0]!;
     const sendsUnderCompute = s0.filter(
