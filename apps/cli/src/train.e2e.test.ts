@@ -166,6 +166,69 @@ describe('data parallelism in real Chromium over WebRTC', () => {
 // long runs (a 6e-6 relative perturbation of the initial parameters grows to 1e-2 within 15 steps of
 // the single-worker reference itself), so equivalence is checked over a few steps, where summation
 // order is all that differs; accuracy over the full 300 steps.
+describe('communication-efficient data parallelism in real Chromium over WebRTC', () => {
+  const mlp = ['--workers', '3', '--model', 'mlp', '--dataset', 'mnist', '--backend', 'wasm'];
+  // What a synchronous ring all-reduce of fp32 gradients sends per worker per step: 2(N-1)/N of them.
+  const ringBytesPerStep = ((2 * 2) / 3) * 4 * (784 * 128 + 128 + 128 * 10 + 10);
+
+  it('diloco with H = 1, outer lr 1, no momentum is synchronous data parallelism (the reference)', async () => {
+    const { code, stderr, report } = await train([
+      ...mlp,
+      ...['--sync', 'diloco', '--inner-steps', '1', '--outer-lr', '1', '--outer-momentum', '0'],
+      ...['--steps', '6', '--reference'],
+    ]);
+    expect(code, stderr).toBe(0);
+    expect(report!.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('diloco (local SGD, H = 10) stops at the target accuracy, sending a tenth of the bytes', async () => {
+    const { code, stderr, report } = await train([
+      ...mlp,
+      ...['--sync', 'diloco', '--inner-steps', '10', '--outer-lr', '1', '--outer-momentum', '0'],
+      ...['--steps', '400', '--eval-every', '10', '--target-accuracy', '0.92'],
+    ]);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.target!.reached).toBe(true);
+    expect(r.target!.step!).toBeLessThan(400);
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.loss).toHaveLength(r.target!.step!);
+    // One exchange per round of 10 steps (and the run's last step): about a tenth of sync's bytes.
+    for (const w of r.workers) expect(w.bytesSent).toBeLessThan((ringBytesPerStep * r.target!.step!) / 8);
+    expect(r.bytesPerSample!).toBeGreaterThan(0);
+  });
+
+  it('int8 exchange: 3 tabs reach >= 92% sending at most 0.26x the fp32 ring bytes', async () => {
+    const { code, stderr, report } = await train([
+      ...mlp,
+      ...['--sync', 'allreduce', '--compress', 'int8', '--steps', '300'],
+    ]);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.compression?.spec).toBe('int8');
+    for (const w of r.workers) expect(w.bytesSent).toBeLessThanOrEqual(0.26 * ringBytesPerStep * 300);
+  });
+
+  it('asynchronous parameter server: a worker slowed 3x lowers only its own rate; the run still trains', async () => {
+    // Asynchrony acts as momentum of its own (stale pushes keep moving the parameters): momentum 0.5,
+    // not the default 0.9, which with staleness ~6 versions oscillates around 40-50% here.
+    const { code, stderr, report } = await train([
+      ...mlp,
+      ...['--sync', 'ps-async', '--staleness', '2', '--momentum', '0.5', '--steps', '300'],
+      ...['--inject-fault', 'slow'],
+    ]);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
+    const per = r.staleness!.perWorker;
+    expect(per).toHaveLength(3);
+    const slow = per.find((p) => p.rank === 2)!;
+    for (const p of per) if (p.rank !== 2) expect(p.samplesPerSec).toBeGreaterThan(slow.samplesPerSec);
+    expect(r.staleness!.max).toBeGreaterThanOrEqual(r.staleness!.mean);
+  });
+});
+
 describe('pipeline parallelism in real Chromium over WebRTC', () => {
   for (const schedule of ['1f1b', 'gpipe'] as const) {
     it(`${schedule}: 4 stages x 8 micro-batches train the MNIST CNN to >= 95%, with a Perfetto trace`, async () => {

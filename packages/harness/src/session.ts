@@ -159,6 +159,41 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   }
 }
 
+/** The tab whose worker page shows the highest rank (`data-testid="worker-rank"`: "r / N"); the last tab when none does. */
+async function highestRankTab(tabs: readonly Page[]): Promise<Page> {
+  const ranks = await Promise.all(
+    tabs.map((t) =>
+      t
+        .getByTestId('worker-rank')
+        .textContent({ timeout: 1000 })
+        .then((text) => Number.parseInt(text ?? '', 10))
+        .catch(() => NaN),
+    ),
+  );
+  let best = tabs.length - 1;
+  ranks.forEach((r, i) => {
+    if (Number.isFinite(r) && !(ranks[best]! >= r)) best = i;
+  });
+  return tabs[best]!;
+}
+
+/**
+ * The 'vanish' fault: closes the highest rank's tab. Which tab got which rank depends on when each
+ * joined, and an elastic run may lose any rank but 0 (rank 0 evaluates and hands back the model).
+ */
+async function closeHighestRank(
+  tabs: readonly Page[],
+  chosen: (page: Page) => void,
+  step: number,
+  log: ((line: string) => void) | undefined,
+): Promise<void> {
+  if (tabs.length === 0) return;
+  const page = await highestRankTab(tabs);
+  chosen(page);
+  log?.(`fault: closing the highest rank's worker tab after step ${step}`);
+  await page.close().catch(() => undefined);
+}
+
 /** The 'vanish' fault closes a worker tab once this step is done. */
 const VANISH_AFTER_STEP = 3;
 
@@ -286,12 +321,12 @@ async function drive(
       ...(opts.onConsole ? { onConsole: opts.onConsole } : {}),
       pageError: notePageError,
       fail: failRemote,
-      closedOnPurpose: (p) => p === vanished,
+      closedOnPurpose: (p) => p === vanish.page,
     });
   const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
-  let lastWorker: Page | null = null;
+  const workerTabs: Page[] = [];
   let dashboardSpoke = false;
-  let vanished: Page | null = null;
+  const vanish: { page: Page | null; started: boolean } = { page: null, started: false };
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   try {
@@ -310,10 +345,9 @@ async function drive(
       armIdle();
       dashboardSpoke = true;
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
-      if (event.type === 'progress' && event.step >= vanishAfterStep && lastWorker && !vanished) {
-        vanished = lastWorker;
-        opts.log?.(`fault: closing worker ${workers}'s tab after step ${event.step}`);
-        vanished.close().catch(() => undefined);
+      if (event.type === 'progress' && event.step >= vanishAfterStep && !vanish.started) {
+        vanish.started = true;
+        void closeHighestRank(workerTabs, (page) => (vanish.page = page), event.step, opts.log);
       }
       opts.onEvent?.(event);
       if (event.type === 'done') finish({ report: event.report });
@@ -325,7 +359,7 @@ async function drive(
     for (let i = 1; i <= workers && !finished; i++) {
       const page = await newTab(browser, contexts);
       watch(page, `worker ${i}`);
-      lastWorker = page;
+      workerTabs.push(page);
       open(page, info.workerUrl, `worker ${i}`, () => !finished);
     }
   } catch (err) {
