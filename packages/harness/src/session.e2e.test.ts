@@ -116,7 +116,7 @@ describe('runSession with stand-in pages', () => {
       (e: unknown) => e,
     );
     expect(err).toMatchObject({ name: 'SessionError', remote: { name: 'ProtocolError' } });
-    expect((err as Error).message).toMatch(/progress.step/);
+    expect((err as Error).message).toMatch(/coordinator event: step: /);
   }, 40_000);
 
   it('times out with PhaseTimeoutError when the pages report nothing', async () => {

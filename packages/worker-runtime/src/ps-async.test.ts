@@ -1,12 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCoordinator } from '@peertrain/coordinator';
 import type { Coordinator } from '@peertrain/coordinator';
-import { memoryShardCache } from '@peertrain/engine';
-import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
-import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
-import { createWorkerRuntime } from './runtime.ts';
+import { memoryCluster } from './test-cluster.ts';
 import type { WorkerRuntime } from './types.ts';
 
 // Parameter servers end to end in Node: a real coordinator and N worker runtimes over the
@@ -19,20 +14,7 @@ afterEach(async () => {
 });
 
 function cluster(n: number, room = 'psa'): { coord: Coordinator; workers: WorkerRuntime[] } {
-  const net = createMemoryNetwork();
-  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
-  cleanups.push(() => coord.dispose());
-  const workers = Array.from({ length: n }, (_, i) => {
-    const w = createWorkerRuntime({
-      mesh: createMesh(memoryTransport(net, workerPeerId(room, `w${i}`), { maxMessageSize: 16 * 1024 })),
-      room,
-      coordinatorId: coordinatorPeerId(room),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
-    });
-    cleanups.push(() => w.leave('test over'));
-    return w;
-  });
-  return { coord, workers };
+  return memoryCluster(n, room, cleanups);
 }
 
 const base: RunConfigInput = {

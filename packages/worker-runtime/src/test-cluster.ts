@@ -8,17 +8,19 @@ import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/tra
 import type { MemoryNetwork } from '@peertrain/transport';
 import { engineCompute } from './engine-compute.ts';
 import { createWorkerRuntime } from './runtime.ts';
+import type { WorkerRuntime } from './types.ts';
 
 /** Starts the cluster; every teardown (workers leave, the coordinator is disposed) goes on `cleanups`. */
 export function memoryCluster(
   n: number,
   room: string,
   cleanups: (() => Promise<void>)[],
-): { coord: Coordinator; net: MemoryNetwork } {
+): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
   const coordinatorId = coordinatorPeerId(room);
   const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorId)), room });
   cleanups.push(() => coord.dispose());
+  const workers: WorkerRuntime[] = [];
   for (let i = 0; i < n; i++) {
     const id = workerPeerId(room, `w${i}`);
     const runtime = createWorkerRuntime({
@@ -29,6 +31,7 @@ export function memoryCluster(
       compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
     });
     cleanups.push(() => runtime.leave('test over'));
+    workers.push(runtime);
   }
-  return { coord, net };
+  return { coord, net, workers };
 }

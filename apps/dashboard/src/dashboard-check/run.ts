@@ -226,7 +226,7 @@ async function planAndDrag(page: Page, shot: string): Promise<PlanCheck> {
   const readHandles = (): Promise<number[]> =>
     handles.evaluateAll((hs) => hs.map((h) => Number(h.getAttribute('aria-valuenow'))));
   const handlesBefore = await readHandles();
-  await page.locator('form.run-form .pipeline-fields').screenshot({ path: shot });
+  await page.getByRole('group', { name: 'pipeline settings' }).screenshot({ path: shot });
 
   const layerCount = await editor.locator('.plan-layer').count();
   const strip = await editor.locator('.plan-strip').boundingBox();
