@@ -14,7 +14,7 @@ const device: NonNullable<PeerView['device']> = {
   backend: 'webgpu',
   gflops: 310,
   probes: [
-    { backend: 'webgpu', ok: true, gflops: 310 },
+    { backend: 'webgpu', ok: true, gflops: 310, workload: 'fwd+bwd 784-256-256-10 @64', stepMs: 1.25 },
     { backend: 'webgl', ok: false, gflops: 0, error: 'self-check failed' },
   ],
   adapter: { vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: true },
@@ -27,6 +27,8 @@ describe('peer table cells', () => {
     expect(deviceText(device)).toBe('webgpu · 310.0');
     const title = deviceTitle(device);
     expect(title).toContain('webgl failed: self-check failed');
+    expect(title).toContain('backend webgpu, 310.0 GFLOP/s (fwd+bwd 784-256-256-10 @64)');
+    expect(title).toContain('webgpu 310.0 (1.25 ms per pass)');
     expect(title).toContain('adapter: vendor=google, architecture=swiftshader, isFallbackAdapter=true');
     expect(title).toContain('limits: maxStorageBuffersPerShaderStage=10');
     expect(title).toContain('8 cores');

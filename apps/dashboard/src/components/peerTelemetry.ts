@@ -14,9 +14,16 @@ export function deviceText(device: PeerView['device']): string {
 /** Every line of what the device said about itself: probes, adapter, limits, cores, memory. */
 export function deviceTitle(device: PeerView['device']): string {
   if (!device) return 'not introduced yet';
-  const lines = [`backend ${device.backend}, ${formatGflops(device.gflops)} GFLOP/s (1024² matmul)`];
+  // The probe times a forward and backward pass of the model after warm-up; its workload says which.
+  const chosen = device.probes.find((p) => p.backend === device.backend && p.ok);
+  const lines = [
+    `backend ${device.backend}, ${formatGflops(device.gflops)} GFLOP/s` +
+      (chosen?.workload ? ` (${chosen.workload})` : ''),
+  ];
   const probes = device.probes.map(
-    (p) => `${p.backend} ${p.ok ? formatGflops(p.gflops) : `failed${p.error ? `: ${p.error}` : ''}`}`,
+    (p) =>
+      `${p.backend} ${p.ok ? formatGflops(p.gflops) : `failed${p.error ? `: ${p.error}` : ''}`}` +
+      (p.ok && p.stepMs !== undefined ? ` (${formatMs(p.stepMs)} per pass)` : ''),
   );
   if (probes.length > 0) lines.push(`probes: ${probes.join(', ')}`);
   if (device.adapter) {
