@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run bundle:gpu [-- OUT]`: a self-contained PeerTrain for a Linux x86-64 GPU server that has no
 # Node, no Chromium and no network (README, "Train on a GPU server"; PLATFORM.md, "On a real GPU").
-# Makes OUT/peertrain-gpu.tar.xz.part-* (each under 58 MiB) holding, under peertrain/:
+# Makes OUT/peertrain-gpu-browser.tar.xz and OUT/peertrain-gpu-app.tar.xz (each under 58 MiB, else split
+# into .part-* files; PEERTRAIN_SKIP_BROWSER=1 rebuilds only the app part) holding, under peertrain/:
 #   bin/node                      this machine's node, stripped
 #   packages/harness/src/*.mjs    the CLI, the bench and the signaling worker bundled with esbuild, where
 #                                 the harness looks for its repository root (three levels up) and workers
@@ -127,8 +128,26 @@ node --import tsx --input-type=module -e "
   const { writeFile } = await import('node:fs/promises');
   await writeFile('$STAGE/dist/' + BUILD_HASH_FILE, await computeBuildHash('$STAGE') + '\n');"
 
-log "packing (xz, parts of $PART_SIZE)"
-rm -f "$OUT"/peertrain-gpu.tar.xz.part-*
-tar -C "$OUT" -cf - peertrain | xz -T0 "-${PEERTRAIN_XZ_LEVEL:-6}" | split -b "$PART_SIZE" - "$OUT/peertrain-gpu.tar.xz.part-"
-ls -l "$OUT"/peertrain-gpu.tar.xz.part-* >&2
-log "on the server: cat peertrain-gpu.tar.xz.part-* | xz -d | tar -x -C /opt && /opt/peertrain/run.sh train --model cnn"
+# Two archives, so a transfer that takes under 64 MiB at a time can carry each alone: the browser part
+# (the headless shell, its libraries, ip/unshare) changes only with Chromium; the app part (node, the
+# bundles, dist/) with every commit. Each is split into parts of PART_SIZE should it grow past it.
+pack() {
+  local name="$1"
+  shift
+  rm -f "$OUT/peertrain-gpu-$name.tar.xz"*
+  log "packing $name (xz -${PEERTRAIN_XZ_LEVEL:-9})"
+  tar -C "$OUT" -cf - "$@" | xz -T0 "-${PEERTRAIN_XZ_LEVEL:-9}" >"$OUT/peertrain-gpu-$name.tar.xz"
+  if [ "$(stat -c %s "$OUT/peertrain-gpu-$name.tar.xz")" -gt $((58 * 1024 * 1024)) ]; then
+    split -b "$PART_SIZE" "$OUT/peertrain-gpu-$name.tar.xz" "$OUT/peertrain-gpu-$name.tar.xz.part-"
+    rm "$OUT/peertrain-gpu-$name.tar.xz"
+  fi
+}
+BROWSER_PATHS=()
+for p in peertrain/lib peertrain/bin/ip peertrain/bin/unshare peertrain/chromium; do
+  [ -e "$OUT/$p" ] && BROWSER_PATHS+=("$p")
+done
+[ -z "${PEERTRAIN_SKIP_BROWSER:-}" ] && pack browser "${BROWSER_PATHS[@]}"
+pack app peertrain/bin/node peertrain/packages peertrain/node_modules peertrain/dist peertrain/run.sh
+ls -l "$OUT"/peertrain-gpu-*.tar.xz* >&2
+log "on the server, each archive: cat peertrain-gpu-NAME.tar.xz* | xz -d | tar -x -C /opt"
+log "then: /opt/peertrain/run.sh train --model cnn"
