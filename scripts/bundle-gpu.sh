@@ -12,6 +12,7 @@
 #                                 loaders, and the non-glibc libraries of its ldd closure (optional)
 #   bin/ip, bin/unshare           for the private network namespace WebRTC between tabs needs
 #   run.sh                        `run.sh train [options]`, `run.sh bench [options]`, both with --gpu
+#   gpu-figures.sh                scripts/device/gpu-figures.sh: every GPU and many-core figure
 # Chromium: $PEERTRAIN_HEADLESS_SHELL_DEB (a chromium-headless-shell .deb; `apt-get download
 # chromium-headless-shell` fetches one), else an installed /usr/lib/chromium/chromium-headless-shell;
 # with neither the bundle has no browser and run.sh expects --chromium PATH.
@@ -120,6 +121,7 @@ case "$cmd" in
 esac
 RUN
 chmod +x "$STAGE/run.sh"
+cp scripts/device/gpu-figures.sh "$STAGE/gpu-figures.sh"
 
 # The runtime rebuilds dist/ when its stamp differs from the hash of the sources it sees; the bundle
 # holds no sources, so stamp the hash of the bundle itself.
@@ -147,7 +149,8 @@ for p in peertrain/lib peertrain/bin/ip peertrain/bin/unshare peertrain/chromium
   [ -e "$OUT/$p" ] && BROWSER_PATHS+=("$p")
 done
 [ -z "${PEERTRAIN_SKIP_BROWSER:-}" ] && pack browser "${BROWSER_PATHS[@]}"
-pack app peertrain/bin/node peertrain/packages peertrain/node_modules peertrain/dist peertrain/run.sh
+pack app peertrain/bin/node peertrain/packages peertrain/node_modules peertrain/dist peertrain/run.sh \
+  peertrain/gpu-figures.sh
 ls -l "$OUT"/peertrain-gpu-*.tar.xz* >&2
 log "on the server, each archive: cat peertrain-gpu-NAME.tar.xz* | xz -d | tar -x -C /opt"
 log "then: /opt/peertrain/run.sh train --model cnn"
