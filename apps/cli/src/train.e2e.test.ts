@@ -234,10 +234,14 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     it(`${schedule}: 4 stages x 8 micro-batches train the MNIST CNN to >= 95%, with a Perfetto trace`, async () => {
       const trace = join(dir, `trace-${schedule}.json`);
       const modelDir = join(dir, `model-${schedule}`);
+      // The cut is pinned: on this shared 2-core machine the tabs' layer profiles (the planner's
+      // device speeds) are mostly noise, and a cut after a relu or the first conv moves 1.4-2x the
+      // bytes of this one (5.6 MB a step), which made these 300 steps 1.5x slower. The planner
+      // itself is covered by its unit tests and by the auto-planned equivalence runs below.
       const { code, stderr, report } = await train([
         ...['--strategy', 'pipeline', '--workers', '4', '--micro-batches', '8', '--schedule', schedule],
         ...['--model', 'cnn', '--dataset', 'mnist', '--steps', '300', '--backend', 'wasm', '--trace', trace],
-        ...['--export-model', modelDir],
+        ...['--partition', '0-2,3-3,4-5,6-7', '--export-model', modelDir],
       ]);
       expect(code, stderr).toBe(0);
       const r = report!;
@@ -246,11 +250,12 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
       expect(pl.stages).toBe(4);
       expect(pl.bubbleTheory).toBeCloseTo(3 / 11, 10);
       expect(pl.bubbleMeasured).toBeGreaterThan(0);
-      expect(pl.perStage.map((s) => s.layers[0])).toEqual([
-        0,
-        ...pl.perStage.slice(0, 3).map((s) => s.layers[1] + 1),
+      expect(pl.perStage.map((s) => s.layers)).toEqual([
+        [0, 2],
+        [3, 3],
+        [4, 5],
+        [6, 7],
       ]);
-      expect(pl.perStage[3]!.layers[1]).toBe(7);
       // Chrome trace event format: every complete event has ts, dur, pid, tid; one process per peer.
       const parsed = parseChromeTrace(JSON.parse(await readFile(trace, 'utf8')));
       const spans = parsed.traceEvents.filter((e) => e.ph === 'X');

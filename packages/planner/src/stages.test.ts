@@ -213,4 +213,40 @@ describe('planStages with communication', () => {
     // the boundary's bytes cross twice (activation forward, gradient backward)
     expect(slow.stages[0]!.predictedMs).toBeCloseTo(30 + (2 * 10) / 10_000, 10);
   });
+
+  it('among cuts with the least bottleneck, takes the one whose stages sum least (fewest bytes here)', () => {
+    // The MNIST CNN at 16 rows a micro-batch: conv, relu, pool, conv (the bottleneck), relu, pool,
+    // flatten, dense; outputBytes per layer. Cutting after the second relu (200 kB) or after its
+    // pool (50 kB) predicts the same bottleneck; the pool moves a quarter of the bytes.
+    const kB = 1024;
+    const cnn: [number, number][] = [
+      [8, 392 * kB],
+      [5, 392 * kB],
+      [10, 98 * kB],
+      [30, 196 * kB],
+      [5, 196 * kB],
+      [12, 49 * kB],
+      [0.1, 49 * kB],
+      [2, 640],
+    ];
+    const layers = cnn.map(([costMs, outputBytes]) => ({
+      costMs,
+      paramBytes: 0,
+      activationBytes: 0,
+      outputBytes,
+    }));
+    const devices = ['a', 'b', 'c', 'd'].map((id) => ({ id, gflops: 1, memoryBytes: 1e9 }));
+    const plan = planStages(layers, devices, { microBatches: 8, bytesPerMs: 20_000 });
+    const ends = plan.stages.map((s) => s.end);
+    expect(ends.slice(0, 2)).toEqual([3, 4]); // the bottleneck conv alone
+    expect([6, 7]).toContain(ends[2]); // after the pool (or the flatten: the same bytes), not the relu
+    // The same bottleneck as any cut the bottleneck alone allows, e.g. after the relu.
+    const afterRelu = evaluatePartition(layers, devices, parsePartition('0-2,3-3,4-4,5-7', 8, 4), {
+      microBatches: 8,
+      bytesPerMs: 20_000,
+    });
+    expect(plan.bottleneckMs).toBeCloseTo(afterRelu.bottleneckMs, 9);
+    const sum = (q: typeof plan): number => q.stages.reduce((a, st) => a + st.predictedMs, 0);
+    expect(sum(plan)).toBeLessThan(sum(afterRelu));
+  });
 });
