@@ -34,6 +34,11 @@ const SETUP_TIMEOUT_MS = 120_000;
 const RUN_WAIT_MS = 60_000;
 /** One run's limit: 600 CNN steps on 4 tabs take about a minute here; a stuck method costs this. */
 const RUN_TIMEOUT_MS = 240_000;
+/**
+ * A compression run's limit: all 300 synchronous steps, no target; on this shared machine under
+ * load a step of 3 tabs took up to a second, and 240 s cut the fp32 run short.
+ */
+const COMPRESSION_TIMEOUT_MS = 900_000;
 
 export interface ScalingOptions {
   browser: Browser;
@@ -52,11 +57,12 @@ async function runOne(
   config: RunConfigInput,
   target: number | null,
   globalBatch: number,
+  timeoutMs = RUN_TIMEOUT_MS,
 ): Promise<RunFigures> {
   const res: CoordinatorRunResult = await room.run({
     config,
     waitMs: RUN_WAIT_MS,
-    timeoutMs: RUN_TIMEOUT_MS,
+    timeoutMs,
     trace: false,
   });
   const report = parseRunReport(res.report);
@@ -158,7 +164,8 @@ async function compressionRuns(
     signal?.throwIfAborted();
     const base = { spec, tabs: c.tabs, steps: c.steps };
     try {
-      const f = await runOne(hosted, compressionConfig(c, spec, s.globalBatch, s.seed), null, s.globalBatch);
+      const config = compressionConfig(c, spec, s.globalBatch, s.seed);
+      const f = await runOne(hosted, config, null, s.globalBatch, COMPRESSION_TIMEOUT_MS);
       rows.push({
         ...base,
         ok: true,
