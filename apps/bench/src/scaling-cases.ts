@@ -86,6 +86,13 @@ export function scalingMethods(overlap: string | null): ScalingMethod[] {
     });
   for (const h of DILOCO_H)
     methods.push({ id: `diloco-${h}`, label: `diloco H=${h}`, config: { sync: 'diloco', innerSteps: h } });
+  // Local SGD (plain averaging) with an int8 pseudo-gradient: the fastest to the MLP's target of
+  // the H / outer lr / batch / compression settings tried on this machine (README).
+  methods.push({
+    id: 'local-10-int8',
+    label: 'local SGD H=10, int8',
+    config: { sync: 'diloco', innerSteps: 10, outerLr: 1, outerMomentum: 0, compress: 'int8' },
+  });
   methods.push(
     { id: 'int8', label: 'int8', config: { ...sync, compress: 'int8' } },
     { id: 'topk', label: 'top-1%', config: { ...sync, compress: 'topk:0.01' } },
