@@ -119,7 +119,7 @@ export async function measureScaling(opts: ScalingOptions): Promise<ScalingPart>
         evalEvery: 0,
         backend: 'wasm',
       } as const;
-      await hosted.run({ config: warm, waitMs: RUN_WAIT_MS, timeoutMs: RUN_TIMEOUT_MS, trace: false });
+      await warmUp(hosted, warm, log, signal);
       log(`scaling: ${model} warm-up run done`);
     }
     const rows: ScalingRow[] = [];
@@ -148,6 +148,28 @@ export async function measureScaling(opts: ScalingOptions): Promise<ScalingPart>
     };
   } finally {
     await hosted.close();
+  }
+}
+
+/** Warm-up attempts: the first dial between fresh tabs can time out on a loaded machine. */
+const WARM_UP_TRIES = 3;
+
+/** One warm-up run, tried again when it fails (the part fails only if every try does). */
+async function warmUp(
+  hosted: HostedRoom,
+  config: RunConfigInput,
+  log: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await hosted.run({ config, waitMs: RUN_WAIT_MS, timeoutMs: RUN_TIMEOUT_MS, trace: false });
+      return;
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (i >= WARM_UP_TRIES) throw err;
+      log(`scaling: warm-up try ${i} failed (${describeError(err)}); again`);
+    }
   }
 }
 
