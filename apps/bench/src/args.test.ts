@@ -11,6 +11,7 @@ describe('parseArgs', () => {
       pipelineSteps: null,
       link: null,
       scalingQuick: false,
+      scalingCompression: false,
       help: false,
       chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
@@ -24,6 +25,7 @@ describe('parseArgs', () => {
       pipelineSteps: null,
       link: null,
       scalingQuick: false,
+      scalingCompression: false,
       help: false,
       chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
     });
@@ -116,6 +118,13 @@ describe('the scaling part', () => {
     expect(quick).toMatchObject({ quick: true, tabs: [1, 3], methods: ['allreduce', 'diloco-20', 'int8'] });
     expect(quick.models.map((m) => m.model)).toEqual(['mlp']);
     expect(settingsFor({ quick: true, parts: ['scaling'] }).scaling.quick).toBe(true);
+    const comp = settingsFor(parseArgs(['--only', 'scaling', '--scaling-compression'])).scaling;
+    expect(comp).toMatchObject({ quick: false, tabs: [], methods: [], compressionOnly: true });
+    expect(comp.compression).toMatchObject({
+      tabs: 3,
+      steps: 300,
+      specs: ['none', 'fp16', 'int8', 'topk:0.01'],
+    });
     const full = settingsFor(parseArgs(['--only=scaling'])).scaling;
     expect(full.tabs).toEqual([1, 2, 3, 4]);
     expect(full.models.map((m) => [m.model, m.target])).toEqual([

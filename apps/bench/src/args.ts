@@ -22,6 +22,9 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        scaling about 20)
   --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
                        int8 (under 3 minutes; also implied by --quick)
+  --scaling-compression
+                       the scaling part's compression table only: fp16, int8, top-1% against
+                       fp32, MLP, 3 tabs, 300 steps (about 5 minutes; results *-scaling-compression)
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
   --out DIR            where to write the results
@@ -45,6 +48,8 @@ export interface BenchArgs {
   link: LinkSpec | null;
   /** The scaling part's small plan (also with --quick). */
   scalingQuick: boolean;
+  /** The scaling part's compression runs only (no time-to-target rows). */
+  scalingCompression: boolean;
   help: boolean;
   /** How to launch Chromium (harness launchBrowser). */
   chromium: BrowserArgs;
@@ -70,6 +75,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     pipelineSteps: null,
     link: null,
     scalingQuick: false,
+    scalingCompression: false,
     help: false,
     chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
   };
@@ -87,6 +93,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--scaling-quick':
         args.scalingQuick = true;
+        break;
+      case '--scaling-compression':
+        args.scalingCompression = true;
         break;
       case '-h':
       case '--help':
@@ -180,10 +189,11 @@ export function pipelineSettings(quick: boolean, steps: number | null = null): P
 
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */
 export function settingsFor(
-  args: Pick<BenchArgs, 'quick' | 'parts'> & Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick'>>,
+  args: Pick<BenchArgs, 'quick' | 'parts'> &
+    Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick' | 'scalingCompression'>>,
 ): BenchSettings {
   const pipeline = pipelineSettings(args.quick, args.pipelineSteps ?? null);
-  const scaling = scalingSettings(args.quick || args.scalingQuick === true);
+  const scaling = scalingSettings(args.quick || args.scalingQuick === true, args.scalingCompression === true);
   if (args.quick) {
     return {
       quick: true,

@@ -25,6 +25,8 @@ describe('runKind', () => {
     expect(runKind({ quick: false, parts: [...all] })).toBe(`-${all.join('-')}`);
     expect(runKind({ quick: false, parts: ['scaling'], scaling: { quick: false } })).toBe('-scaling');
     expect(runKind({ quick: false, parts: ['scaling'], scaling: { quick: true } })).toBe('-quick-scaling');
+    const comp = { quick: false, compressionOnly: true };
+    expect(runKind({ quick: false, parts: ['scaling'], scaling: comp })).toBe('-scaling-compression');
     // The scaling plan's size says nothing about a run without the part.
     expect(runKind({ quick: false, parts: ['raw'], scaling: { quick: true } })).toBe('-raw');
   });

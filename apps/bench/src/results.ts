@@ -5,16 +5,21 @@ import { DEFAULT_PARTS, renderMarkdown } from './report.ts';
 
 /**
  * What tells a run's files apart from a full run's: "-quick" for --quick (or --scaling-quick),
- * "-<parts>" when the parts are not the default set ("-pipeline", "-quick-raw-train", "-scaling");
+ * "-<parts>" when the parts are not the default set ("-pipeline", "-quick-raw-train", "-scaling"),
+ * "-compression" after "-scaling" for --scaling-compression;
  * "" for a full run of the default parts.
  */
 export function runKind(
-  settings: Pick<BenchSettings, 'quick' | 'parts'> & { scaling?: Pick<BenchSettings['scaling'], 'quick'> },
+  settings: Pick<BenchSettings, 'quick' | 'parts'> & {
+    scaling?: Pick<BenchSettings['scaling'], 'quick' | 'compressionOnly'>;
+  },
 ): string {
   const { parts } = settings;
   const partial = parts.length !== DEFAULT_PARTS.length || DEFAULT_PARTS.some((p) => !parts.includes(p));
-  const quick = settings.quick || (parts.includes('scaling') && settings.scaling?.quick === true);
-  return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}`;
+  const scaling = parts.includes('scaling') ? settings.scaling : undefined;
+  const quick = settings.quick || scaling?.quick === true;
+  const only = scaling?.compressionOnly === true ? '-compression' : '';
+  return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}${only}`;
 }
 
 /**

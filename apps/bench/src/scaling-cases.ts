@@ -45,6 +45,8 @@ export interface ScalingSettings {
   methods: string[];
   seed: number;
   compression: CompressionSettings | null;
+  /** Only the compression runs (--scaling-compression): no time-to-target rows. */
+  compressionOnly?: boolean;
 }
 
 /** One run of the table. */
@@ -84,6 +86,13 @@ export function scalingMethods(overlap: string | null): ScalingMethod[] {
     });
   for (const h of DILOCO_H)
     methods.push({ id: `diloco-${h}`, label: `diloco H=${h}`, config: { sync: 'diloco', innerSteps: h } });
+  // Local SGD (plain averaging) with an int8 pseudo-gradient: the fastest to the MLP's target of
+  // the H / outer lr / batch / compression settings tried on this machine (README).
+  methods.push({
+    id: 'local-10-int8',
+    label: 'local SGD H=10, int8',
+    config: { sync: 'diloco', innerSteps: 10, outerLr: 1, outerMomentum: 0, compress: 'int8' },
+  });
   methods.push(
     { id: 'int8', label: 'int8', config: { ...sync, compress: 'int8' } },
     { id: 'topk', label: 'top-1%', config: { ...sync, compress: 'topk:0.01' } },
@@ -102,10 +111,26 @@ export const SCALING_MODELS: Record<'mlp' | 'cnn', ScalingModel> = {
 /**
  * Full: MLP and CNN, 1-4 tabs, every method, then fp16/int8/top-1% against fp32 at 3 tabs.
  * Quick: the MLP at 1 and 3 tabs with allreduce, diloco H=20 and int8 (capped at 300 steps), and
- * int8 against fp32 for 30 steps: a smoke check.
+ * int8 against fp32 for 30 steps: a smoke check. compressionOnly: the full compression runs alone.
  */
-export function scalingSettings(quick: boolean): ScalingSettings {
+export function scalingSettings(quick: boolean, compressionOnly = false): ScalingSettings {
   const common = { globalBatch: 96, seed: 42 };
+  const compression = {
+    model: 'mlp',
+    tabs: 3,
+    steps: 300,
+    specs: ['none', 'fp16', 'int8', 'topk:0.01'],
+  } as const;
+  if (compressionOnly)
+    return {
+      ...common,
+      quick: false,
+      tabs: [],
+      models: [],
+      methods: [],
+      compression: { ...compression, specs: [...compression.specs] },
+      compressionOnly: true,
+    };
   if (quick) {
     return {
       ...common,
@@ -122,7 +147,7 @@ export function scalingSettings(quick: boolean): ScalingSettings {
     tabs: [1, 2, 3, 4],
     models: [SCALING_MODELS.mlp, SCALING_MODELS.cnn],
     methods: scalingMethods('overlap').map((m) => m.id),
-    compression: { model: 'mlp', tabs: 3, steps: 300, specs: ['none', 'fp16', 'int8', 'topk:0.01'] },
+    compression: { ...compression, specs: [...compression.specs] },
   };
 }
 

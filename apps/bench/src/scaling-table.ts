@@ -76,7 +76,7 @@ export function compressionTable(rows: readonly CompressionRow[]): string {
             fmtBytes(Math.round(r.bytesPerStep)),
             r.vsNone === null ? '-' : `${r.vsNone.toFixed(3)}x`,
             r.reportedRatio === null ? '-' : `${r.reportedRatio.toFixed(3)}x`,
-            fmtPercent(opt(r.finalAccuracy)),
+            r.finalAccuracy === null ? '-' : `${(100 * r.finalAccuracy).toFixed(2)}%`,
             fmt(opt(r.accuracyDropPoints), 2),
           ]
         : [r.spec, String(r.tabs), String(r.steps), '-', '-', '-', '-', `failed: ${r.error}`],

@@ -32,6 +32,8 @@ export interface RunState {
   /** Steps the run takes: config.steps, or fewer once rank 0's evaluation reached the target accuracy. */
   endStep: number;
   pendingEvals: number[];
+  /** An evaluation fell due (every evalEvery steps) and waits for the method's evalReady. */
+  evalOwed: boolean;
   pendingReference: boolean;
   wake: (() => void) | null;
   /** What the run holds, for the memory report: parameters (model or stage), last step's activation peak. */
@@ -56,6 +58,7 @@ export function newRunState(assign: Assign): RunState {
     completed: 0,
     endStep: assign.config.steps,
     pendingEvals: [],
+    evalOwed: false,
     pendingReference: false,
     wake: null,
     paramBytes: 0,

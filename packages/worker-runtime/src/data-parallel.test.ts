@@ -59,6 +59,16 @@ describe('data parallelism over the in-memory transport', () => {
     expect(report.bytesSent).toBeGreaterThan(0);
   });
 
+  it('diloco evaluates only at round ends: a mid-round evaluation waits for the next round', async () => {
+    const { coord } = cluster(2);
+    const report = await coord.run(
+      { ...base, sync: 'diloco', innerSteps: 4, workers: 2, steps: 10, evalEvery: 3, reference: false },
+      { waitMs: 30_000 },
+    );
+    // Due at 3, 6, 9 (and the last, 10): 3 waits for the round ending at 4, 6 for 8, 9 for 10.
+    expect(report.evals.map((e) => e.step)).toEqual([4, 8, 10]);
+  });
+
   it('learns: loss falls and accuracy beats chance on the synthetic set', async () => {
     const { coord } = cluster(2);
     const report = await coord.run({

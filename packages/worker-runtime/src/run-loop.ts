@@ -157,8 +157,10 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
     ...(loss !== null ? { loss } : {}),
     ...memoryReport(core.compute?.memory?.() ?? null, run),
   });
-  const due =
-    run.completed === config.steps || (config.evalEvery > 0 && run.completed % config.evalEvery === 0);
+  if (config.evalEvery > 0 && run.completed % config.evalEvery === 0) run.evalOwed = true;
+  // DiLoCo's evalParams move only at round ends: an evaluation due mid-round would repeat the last.
+  const due = run.completed === config.steps || (run.evalOwed && (method.evalReady?.(run.completed) ?? true));
+  if (due) run.evalOwed = false;
   if (due) await method.beforeEval(run.completed);
   // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
   if (due && rank === 0) run.pendingEvals.push(run.completed);

@@ -26,7 +26,8 @@
 // own), so the compressor's state is used by one exchange at a time; dispose aborts it.
 //
 // evalParams is G: the last synchronized parameters (with overlap, those of the last applied
-// round), the same on every worker, not a worker's local L.
+// round), the same on every worker, not a worker's local L. G moves only at round ends, so an
+// evaluation due mid-round (--eval-every not a multiple of H) waits for the next round's end.
 import { AbortError } from '@peertrain/base';
 import type { Compressor } from '@peertrain/compress';
 import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
@@ -97,6 +98,11 @@ class DilocoRun implements MethodRun {
       else await this.#endRound(step);
     }
     return { loss, computeMs };
+  }
+
+  /** G changes only at a round's end (with overlap too: the late outer step lands at one). */
+  evalReady(after: number): boolean {
+    return after % this.#ctx.assign.config.innerSteps === 0;
   }
 
   beforeEval(): Promise<void> {

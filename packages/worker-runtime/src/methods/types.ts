@@ -68,6 +68,12 @@ export interface MethodRun {
    * rank 0 evaluates `evalParams`: a pipeline gathers its stages' parameters on rank 0 here.
    */
   beforeEval(after: number): Promise<void>;
+  /**
+   * Whether `evalParams` after `after` steps may differ from what the last evaluation saw: local-step
+   * methods change them only at a round's end, so an evaluation due mid-round waits for it (absent:
+   * always). The run's last step is evaluated whatever this says.
+   */
+  evalReady?(after: number): boolean;
   /** Releases what setup made (the driver also disposes the session); called on every path out. */
   dispose(): void;
 }
