@@ -1,4 +1,4 @@
-import { AbortError, sleep } from '@peertrain/base';
+import { AbortError } from '@peertrain/base';
 import {
   ConfigError,
   PeerLostError,
@@ -29,6 +29,9 @@ import { untilReleased, waitFor, wake } from './wait.ts';
  * trained parameters collected from rank 0.
  */
 
+/** How long the trained parameters may lag the final evaluation (they are sent ahead of it). */
+const FINAL_PARAMS_GRACE_MS = 1000;
+
 type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
 type RunMsg = Extract<
   ToCoordinator,
@@ -50,6 +53,8 @@ interface ActiveRun extends ProfileSession {
   stepDone: Map<number, Map<number, StepDoneMsg>>;
   records: StepRecord[];
   evals: Map<number, EvalResult>;
+  /** Who sent each evaluation (the leader at the time: its parameters come on the same link). */
+  evalFrom: Map<number, string>;
   /** Every evaluation in arrival order (the report's list). */
   evalLog: EvalResult[];
   reference: Extract<ToCoordinator, { type: 'referenceResult' }> | null;
@@ -120,14 +125,14 @@ export class RunDriver {
 
   /**
    * A member of the run is gone. An elastic run that is training goes on with a new epoch of the
-   * survivors (rank 0, which evaluates and hands over the parameters, cannot be replaced yet);
-   * after the last step a loss no longer matters; otherwise the run fails.
+   * survivors (any rank: what rank 0 did, the lowest surviving rank does, see leaderOf); after
+   * the last step a loss no longer matters; otherwise the run fails.
    */
   private lost(peerId: string, detail: string): void {
     const r = this.active;
     if (!r?.ranks.includes(peerId)) return;
     const { phase } = this.runView;
-    const elastic = r.epochs !== null && peerId !== r.ranks[0];
+    const elastic = r.epochs !== null;
     if (elastic && phase === 'finishing') return;
     if (!elastic || !(phase === 'running' || phase === 'paused')) {
       this.fail(new PeerLostError(peerId, detail));
@@ -196,6 +201,7 @@ export class RunDriver {
     if (msg.type === 'epochAck') run.epochs?.ack(from, msg.epoch);
     if (msg.type === 'stepDone' && run.epochs && !run.epochs.counts(from)) return; // an aborted epoch's
     if (msg.type === 'stepDone') this.onStepDone(run, rank, p, msg);
+    if (msg.type === 'evalResult') run.evalFrom.set(msg.step, from);
     if (msg.type === 'evalResult') this.onEval(run, msg);
     if (msg.type === 'referenceResult') run.reference = msg;
     wake(run, from, msg);
@@ -286,6 +292,7 @@ export class RunDriver {
       stepDone: new Map(),
       records: [],
       evals: new Map(),
+      evalFrom: new Map(),
       evalLog: [],
       reference: null,
       ready: new Set(),
@@ -402,22 +409,23 @@ export class RunDriver {
   }
 
   /**
-   * After the last step (`done` steps: all of them, or those up to the target): rank 0's evaluation
-   * and trained parameters. Rank 0 evaluates on its own schedule (every evalEvery steps and after
-   * the last one): every worker holds identical parameters after a synchronous step. The parameters
-   * travel ahead of the result on the same ordered link: when the result is here they are too (the
-   * mesh keeps a tensor that arrives before it is asked for; a short grace covers a worker that
-   * never sends them).
+   * After the last step (`done` steps: all of them, or those up to the target): the leader's
+   * evaluation and trained parameters. The leader (rank 0, or in an elastic run that lost it the
+   * lowest surviving rank, which takes over the final evaluation) evaluates on its own schedule
+   * (every evalEvery steps and after the last one): every worker holds identical parameters after
+   * a synchronous step. The parameters travel ahead of the result on the same ordered link: when
+   * the result is here they are too (the mesh keeps a tensor that arrives before it is asked for; a
+   * short grace covers a worker that never sends them).
    */
   private async collectFinal(r: ActiveRun, done: number): Promise<void> {
     const { hub, stepTimeoutMs } = this.init;
-    const got = hub.mesh.recvTensor(r.ranks[0]!, finalParamsKey(r.runId, done), {
-      signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
-    });
-    got.catch(() => {});
     await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(done));
-    const grace = sleep(1000, r.abort.signal).then(() => null);
-    const msg = await Promise.race([got, grace]).catch(() => null);
+    const from = r.evalFrom.get(done) ?? leaderOf(r);
+    const msg = await hub.mesh
+      .recvTensor(from, finalParamsKey(r.runId, done), {
+        signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(FINAL_PARAMS_GRACE_MS)]),
+      })
+      .catch(() => null);
     if (!msg) {
       hub.log('rank 0 sent no trained parameters: the model cannot be exported');
       return;
@@ -443,7 +451,7 @@ export class RunDriver {
     if (config.reference && early) hub.log('target reached before the last step: no reference run');
     if (config.reference && !early) {
       hub.log('training the single-worker reference on the same global batches');
-      hub.send(r.ranks[0]!, { type: 'reference', runId: r.runId });
+      hub.send(leaderOf(r), { type: 'reference', runId: r.runId });
       const refMs = Math.max(stepTimeoutMs, config.steps * 5_000);
       await waitFor(r, 'reference run', refMs, () => r.reference !== null);
     }
@@ -505,6 +513,11 @@ export class RunDriver {
     this.init.hub.log(`fault injection: sending a malformed frame to ${peerId}`);
     await this.init.hub.mesh.sendRaw(peerId, malformedFrame(r.runId));
   }
+}
+
+/** The member that evaluates and hands over the parameters: rank 0, or the lowest surviving rank. */
+function leaderOf(r: ActiveRun): string {
+  return r.epochs?.members()[0] ?? r.ranks[0]!;
 }
 
 /** Bytes of a typed array as base64 (btoa exists in browsers and Node). */

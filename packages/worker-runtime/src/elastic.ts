@@ -46,6 +46,8 @@ interface EpochInbox {
   /** Wakes a step that waits for the epoch after its exchange failed. */
   arrived: (() => void) | null;
   tell: ((msg: ToCoordinator) => void) | null;
+  /** The newest epoch's members (null before the first epoch message): peers[0] leads. */
+  members: readonly string[] | null;
 }
 
 const inboxes = new WeakMap<Assign, EpochInbox>();
@@ -53,7 +55,14 @@ const inboxes = new WeakMap<Assign, EpochInbox>();
 function inboxOf(assign: Assign): EpochInbox {
   let inbox = inboxes.get(assign);
   if (!inbox) {
-    inbox = { pending: null, redoFrom: null, abort: new AbortController(), arrived: null, tell: null };
+    inbox = {
+      pending: null,
+      redoFrom: null,
+      abort: new AbortController(),
+      arrived: null,
+      tell: null,
+      members: null,
+    };
     inboxes.set(assign, inbox);
   }
   return inbox;
@@ -65,9 +74,16 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
   if (!run || run.assign.runId !== msg.runId || !run.assign.config.elastic) return;
   const inbox = inboxOf(run.assign);
   if (inbox.pending && inbox.pending.epoch >= msg.epoch) return;
+  const led = leads(run, core.mesh.localId);
   inbox.tell = (m) => core.tell(m);
   inbox.pending = msg;
+  inbox.members = msg.peers;
   inbox.redoFrom = Math.min(inbox.redoFrom ?? Infinity, msg.fromStep);
+  // The leader was lost after every step was done: its successor owes the final evaluation (and
+  // with it the trained parameters). No step runs, so the epoch is never taken: nothing to roll back.
+  const end = run.endStep;
+  if (!led && leads(run, core.mesh.localId) && msg.fromStep >= end && !run.pendingEvals.includes(end))
+    run.pendingEvals.push(end);
   const aborted = inbox.abort;
   inbox.abort = new AbortController();
   aborted.abort(new StepRedoError(`epoch ${msg.epoch} redoes from step ${msg.fromStep}`));
@@ -86,6 +102,16 @@ export function rewind(run: RunState): void {
   inbox.redoFrom = null;
   run.completed = Math.min(run.completed, from);
   run.pendingEvals = run.pendingEvals.filter((after) => after <= from);
+}
+
+/**
+ * Whether this worker leads the run: evaluates, sends the trained parameters, trains the reference.
+ * Rank 0 until an epoch drops it; then the lowest surviving original rank (an epoch lists its
+ * members in original rank order), so losing rank 0 loses nothing it alone did.
+ */
+export function leads(run: RunState, localId: string): boolean {
+  const members = inboxes.get(run.assign)?.members ?? run.assign.peers;
+  return members[0] === localId;
 }
 
 /** The original ranks member `index` of `members` computes: a contiguous block of 0..n0-1. */
