@@ -326,6 +326,7 @@ export class RunDriver {
     chosen.forEach((p, rank) => {
       const a = mr.assignments[rank]!;
       p.rank = rank;
+      delete p.joinedAtStep; // a joiner of the last run starts this one with it
       p.bytesSent = 0;
       p.framesRefused = 0;
       p.state = 'computing';
@@ -360,6 +361,7 @@ export class RunDriver {
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
     for (let step = 0; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
+      if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
       const upTo = Math.min(step + window - 1, config.steps - 1);
       if (upTo > granted) {
         granted = upTo;
@@ -376,6 +378,39 @@ export class RunDriver {
     }
     await this.collectFinal(r, r.endStep);
     hub.changed();
+  }
+
+  /**
+   * Elastic runs: idle peers that arrived since the run began join at this step boundary (steps
+   * before `step` are all recorded). Each takes the next rank, is assigned as a joiner (rank 0's
+   * assignment otherwise: the same config and shards), and every member gets the new epoch, which
+   * redoes from `step`; its first member streams the joiner the state. The joiner is granted what
+   * the members were.
+   */
+  private admitJoiners(r: ActiveRun, epochs: ElasticEpochs, step: number, granted: number): void {
+    const { hub, membership } = this.init;
+    const template = r.method?.assignments[0];
+    if (!template) return;
+    for (const p of membership.idle()) {
+      if (r.ranks.includes(p.peerId)) continue; // lost from this run, back under the same id
+      p.probe?.abort(new AbortError('a run took the peer'));
+      const rank = r.ranks.length;
+      r.ranks.push(p.peerId);
+      p.rank = rank;
+      p.role = template.role;
+      p.shard = template.shard;
+      p.joinedAtStep = step;
+      p.state = 'computing';
+      hub.send(p.peerId, { ...template.message, rank, peers: [...r.ranks], joining: true });
+      const msg = epochs.join(p.peerId, rank, step, r.stepDone, membership.view().epoch + 1);
+      membership.beginEpoch(
+        msg.peers.map((id) => ({ peerId: id, rank: r.ranks.indexOf(id), role: 'worker' })),
+      );
+      hub.log(`${p.peerId} joins at step ${step} as rank ${rank}: epoch ${msg.epoch} of ${msg.peers.length}`);
+      for (const id of msg.peers) hub.send(id, msg);
+      if (granted >= 0) hub.send(p.peerId, { type: 'step', runId: r.runId, upTo: granted });
+      hub.changed();
+    }
   }
 
   private async pausedUntilResumed(r: ActiveRun): Promise<void> {

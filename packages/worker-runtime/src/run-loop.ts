@@ -83,7 +83,8 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
   try {
     const [s] = await Promise.all([
       compute.prepare({ config, shard: assign.shard, allShards: assign.allShards }, { signal }),
-      assign.peers.length > 1
+      // A joiner links when its epoch says with whom (elastic.ts).
+      assign.peers.length > 1 && assign.joining !== true
         ? openLinks(core.mesh, method.links(assign), core.connectTimeoutMs, signal)
         : undefined,
     ]);
