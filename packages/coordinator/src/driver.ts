@@ -9,7 +9,7 @@ import {
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
 import { ElasticEpochs } from './epochs.ts';
-import { SLOW_FACTOR, malformedFrame } from './faults.ts';
+import { SLOW_FACTOR, joinFaultStep, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
@@ -358,9 +358,11 @@ export class RunDriver {
     const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
     if (opts.faults?.includes('slow')) this.injectSlowWorker(r, r.ranks[r.ranks.length - 1]!);
+    const joinAt = joinFaultStep(opts.faults);
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
     for (let step = 0; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
+      if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
       if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
       const upTo = Math.min(step + window - 1, config.steps - 1);
       if (upTo > granted) {
@@ -411,6 +413,13 @@ export class RunDriver {
       if (granted >= 0) hub.send(p.peerId, { type: 'step', runId: r.runId, upTo: granted });
       hub.changed();
     }
+  }
+
+  /** Fault injection ('join@K'): holds the barrier at step K until one more peer is in the room. */
+  private async awaitJoiner(r: ActiveRun, step: number): Promise<void> {
+    const { hub, membership, readyTimeoutMs } = this.init;
+    hub.log(`fault injection: waiting at step ${step} for a peer to join`);
+    await membership.waitForIdle(1, readyTimeoutMs, r.abort.signal);
   }
 
   private async pausedUntilResumed(r: ActiveRun): Promise<void> {
