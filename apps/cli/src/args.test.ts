@@ -188,7 +188,7 @@ describe('parseCommandLine', () => {
       '--steps: expected a number, got "12abc"',
       '--lr: expected a number, got ""',
       '--momentum applies only to --optimizer sgd',
-      '--inject-fault: expected one of malformed, vanish, slow, got "sluggish"',
+      '--inject-fault: expected one of malformed, vanish, vanish-rank0, slow, join@K, got "sluggish"',
       '--idle-timeout: must be positive',
       '--room: up to 64 letters and digits, optionally joined by single - or _',
       '--sync: Invalid option: expected one of "allreduce"|"ps"|"diloco"|"ps-async"',

@@ -18,8 +18,9 @@ import {
 import type { LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
-export const FAULTS = ['malformed', 'vanish', 'slow'] as const;
-export type Fault = (typeof FAULTS)[number];
+export const FAULTS = ['malformed', 'vanish', 'vanish-rank0', 'slow', 'join@K'] as const;
+/** 'join@K' stands for join@0, join@1, ...: one more worker joins once K steps are done. */
+export type Fault = Exclude<(typeof FAULTS)[number], 'join@K'> | `join@${number}`;
 
 export const DEFAULT_REPORT = 'peertrain-report.json';
 
@@ -104,8 +105,11 @@ Runner:
                          malformed frames; the run must refuse them and go on. vanish: the last
                          worker's tab closes after step 3; the run must fail naming the lost peer
                          and keep the steps done in a partial report (with --elastic it must
-                         finish every step). slow: the last worker computes 3x slower (with
-                         --sync ps-async only it should slow down). Repeatable.
+                         finish every step). vanish-rank0: the same with rank 0's tab (--elastic:
+                         the lowest surviving rank evaluates and hands back the model). slow: the
+                         last worker computes 3x slower (with --sync ps-async only it should slow
+                         down). join@K (--elastic): one more worker tab opens once K steps are
+                         done and joins the run at step K. Repeatable.
   --quiet                no progress bar or log lines (errors and the summary still print)
   --verbose              also print every console message of every page
   -h, --help             this help
@@ -343,7 +347,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
 
   const faults: Fault[] = [];
   for (const f of values['inject-fault'] ?? []) {
-    if ((FAULTS as readonly string[]).includes(f)) faults.push(f as Fault);
+    if (f !== 'join@K' && (FAULTS as readonly string[]).includes(f)) faults.push(f as Fault);
+    else if (/^join@\d+$/.test(f)) faults.push(f as `join@${number}`);
     else issues.push(`--inject-fault: expected one of ${FAULTS.join(', ')}, got ${JSON.stringify(f)}`);
   }
 

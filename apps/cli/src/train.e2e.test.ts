@@ -155,6 +155,32 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.testAccuracy).toBeCloseTo(run.report!.testAccuracy, 3);
   });
 
+  // Elastic runs that lose rank 0 or gain a worker: each run trains the single-worker reference on
+  // the same global batches, and its leader's parameters must equal it within 1e-5.
+  const elastic = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
+  const elasticRun = ['--steps', '40', '--backend', 'wasm', '--elastic', '--reference', '--eval-every', '10'];
+
+  it('--elastic: losing rank 0 mid-run, the lowest surviving rank evaluates and hands back the model', async () => {
+    const hit = await train([...elastic, ...elasticRun, '--inject-fault', 'vanish-rank0']);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(40).keys()]);
+    expect(r.membershipChanges).toHaveLength(1);
+    expect(r.membershipChanges![0]!.peerId).toBe(r.workers[0]!.peerId);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+    expect(r.testAccuracy).toBeGreaterThan(0.5);
+  });
+
+  it('--elastic: a worker joining at step 20 contributes from there; the run equals the reference', async () => {
+    const hit = await train([...elastic, ...elasticRun, '--inject-fault', 'join@20']);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(40).keys()]);
+    expect(r.membershipChanges).toEqual([expect.objectContaining({ step: 20, cause: 'joined' })]);
+    expect(r.workers.map((w) => w.peerId)).not.toContain(r.membershipChanges![0]!.peerId);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+  });
+
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);
     expect(code, stderr).toBe(2);

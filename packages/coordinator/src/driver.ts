@@ -1,4 +1,4 @@
-import { AbortError, sleep } from '@peertrain/base';
+import { AbortError } from '@peertrain/base';
 import {
   ConfigError,
   PeerLostError,
@@ -9,7 +9,7 @@ import {
 } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
 import { ElasticEpochs } from './epochs.ts';
-import { SLOW_FACTOR, malformedFrame } from './faults.ts';
+import { SLOW_FACTOR, joinFaultStep, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
@@ -28,6 +28,9 @@ import { untilReleased, waitFor, wake } from './wait.ts';
  * says), the windowed step barrier, step bookkeeping, evaluation and reference requests, and the
  * trained parameters collected from rank 0.
  */
+
+/** How long the trained parameters may lag the final evaluation (they are sent ahead of it). */
+const FINAL_PARAMS_GRACE_MS = 1000;
 
 type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
 type RunMsg = Extract<
@@ -50,6 +53,8 @@ interface ActiveRun extends ProfileSession {
   stepDone: Map<number, Map<number, StepDoneMsg>>;
   records: StepRecord[];
   evals: Map<number, EvalResult>;
+  /** Who sent each evaluation (the leader at the time: its parameters come on the same link). */
+  evalFrom: Map<number, string>;
   /** Every evaluation in arrival order (the report's list). */
   evalLog: EvalResult[];
   reference: Extract<ToCoordinator, { type: 'referenceResult' }> | null;
@@ -120,14 +125,14 @@ export class RunDriver {
 
   /**
    * A member of the run is gone. An elastic run that is training goes on with a new epoch of the
-   * survivors (rank 0, which evaluates and hands over the parameters, cannot be replaced yet);
-   * after the last step a loss no longer matters; otherwise the run fails.
+   * survivors (any rank: what rank 0 did, the lowest surviving rank does, see leaderOf); after
+   * the last step a loss no longer matters; otherwise the run fails.
    */
   private lost(peerId: string, detail: string): void {
     const r = this.active;
     if (!r?.ranks.includes(peerId)) return;
     const { phase } = this.runView;
-    const elastic = r.epochs !== null && peerId !== r.ranks[0];
+    const elastic = r.epochs !== null;
     if (elastic && phase === 'finishing') return;
     if (!elastic || !(phase === 'running' || phase === 'paused')) {
       this.fail(new PeerLostError(peerId, detail));
@@ -196,6 +201,7 @@ export class RunDriver {
     if (msg.type === 'epochAck') run.epochs?.ack(from, msg.epoch);
     if (msg.type === 'stepDone' && run.epochs && !run.epochs.counts(from)) return; // an aborted epoch's
     if (msg.type === 'stepDone') this.onStepDone(run, rank, p, msg);
+    if (msg.type === 'evalResult') run.evalFrom.set(msg.step, from);
     if (msg.type === 'evalResult') this.onEval(run, msg);
     if (msg.type === 'referenceResult') run.reference = msg;
     wake(run, from, msg);
@@ -286,6 +292,7 @@ export class RunDriver {
       stepDone: new Map(),
       records: [],
       evals: new Map(),
+      evalFrom: new Map(),
       evalLog: [],
       reference: null,
       ready: new Set(),
@@ -319,6 +326,7 @@ export class RunDriver {
     chosen.forEach((p, rank) => {
       const a = mr.assignments[rank]!;
       p.rank = rank;
+      delete p.joinedAtStep; // a joiner of the last run starts this one with it
       p.bytesSent = 0;
       p.framesRefused = 0;
       p.state = 'computing';
@@ -350,9 +358,12 @@ export class RunDriver {
     const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
     if (opts.faults?.includes('slow')) this.injectSlowWorker(r, r.ranks[r.ranks.length - 1]!);
+    const joinAt = joinFaultStep(opts.faults);
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
     for (let step = 0; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
+      if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
+      if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
       const upTo = Math.min(step + window - 1, config.steps - 1);
       if (upTo > granted) {
         granted = upTo;
@@ -369,6 +380,46 @@ export class RunDriver {
     }
     await this.collectFinal(r, r.endStep);
     hub.changed();
+  }
+
+  /**
+   * Elastic runs: idle peers that arrived since the run began join at this step boundary (steps
+   * before `step` are all recorded). Each takes the next rank, is assigned as a joiner (rank 0's
+   * assignment otherwise: the same config and shards), and every member gets the new epoch, which
+   * redoes from `step`; its first member streams the joiner the state. The joiner is granted what
+   * the members were.
+   */
+  private admitJoiners(r: ActiveRun, epochs: ElasticEpochs, step: number, granted: number): void {
+    const { hub, membership } = this.init;
+    const template = r.method?.assignments[0];
+    if (!template) return;
+    for (const p of membership.idle()) {
+      if (r.ranks.includes(p.peerId)) continue; // lost from this run, back under the same id
+      p.probe?.abort(new AbortError('a run took the peer'));
+      const rank = r.ranks.length;
+      r.ranks.push(p.peerId);
+      p.rank = rank;
+      p.role = template.role;
+      p.shard = template.shard;
+      p.joinedAtStep = step;
+      p.state = 'computing';
+      hub.send(p.peerId, { ...template.message, rank, peers: [...r.ranks], joining: true });
+      const msg = epochs.join(p.peerId, rank, step, r.stepDone, membership.view().epoch + 1);
+      membership.beginEpoch(
+        msg.peers.map((id) => ({ peerId: id, rank: r.ranks.indexOf(id), role: 'worker' })),
+      );
+      hub.log(`${p.peerId} joins at step ${step} as rank ${rank}: epoch ${msg.epoch} of ${msg.peers.length}`);
+      for (const id of msg.peers) hub.send(id, msg);
+      if (granted >= 0) hub.send(p.peerId, { type: 'step', runId: r.runId, upTo: granted });
+      hub.changed();
+    }
+  }
+
+  /** Fault injection ('join@K'): holds the barrier at step K until one more peer is in the room. */
+  private async awaitJoiner(r: ActiveRun, step: number): Promise<void> {
+    const { hub, membership, readyTimeoutMs } = this.init;
+    hub.log(`fault injection: waiting at step ${step} for a peer to join`);
+    await membership.waitForIdle(1, readyTimeoutMs, r.abort.signal);
   }
 
   private async pausedUntilResumed(r: ActiveRun): Promise<void> {
@@ -402,22 +453,23 @@ export class RunDriver {
   }
 
   /**
-   * After the last step (`done` steps: all of them, or those up to the target): rank 0's evaluation
-   * and trained parameters. Rank 0 evaluates on its own schedule (every evalEvery steps and after
-   * the last one): every worker holds identical parameters after a synchronous step. The parameters
-   * travel ahead of the result on the same ordered link: when the result is here they are too (the
-   * mesh keeps a tensor that arrives before it is asked for; a short grace covers a worker that
-   * never sends them).
+   * After the last step (`done` steps: all of them, or those up to the target): the leader's
+   * evaluation and trained parameters. The leader (rank 0, or in an elastic run that lost it the
+   * lowest surviving rank, which takes over the final evaluation) evaluates on its own schedule
+   * (every evalEvery steps and after the last one): every worker holds identical parameters after
+   * a synchronous step. The parameters travel ahead of the result on the same ordered link: when
+   * the result is here they are too (the mesh keeps a tensor that arrives before it is asked for; a
+   * short grace covers a worker that never sends them).
    */
   private async collectFinal(r: ActiveRun, done: number): Promise<void> {
     const { hub, stepTimeoutMs } = this.init;
-    const got = hub.mesh.recvTensor(r.ranks[0]!, finalParamsKey(r.runId, done), {
-      signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(stepTimeoutMs)]),
-    });
-    got.catch(() => {});
     await waitFor(r, 'evaluation', stepTimeoutMs, () => r.evals.has(done));
-    const grace = sleep(1000, r.abort.signal).then(() => null);
-    const msg = await Promise.race([got, grace]).catch(() => null);
+    const from = r.evalFrom.get(done) ?? leaderOf(r);
+    const msg = await hub.mesh
+      .recvTensor(from, finalParamsKey(r.runId, done), {
+        signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(FINAL_PARAMS_GRACE_MS)]),
+      })
+      .catch(() => null);
     if (!msg) {
       hub.log('rank 0 sent no trained parameters: the model cannot be exported');
       return;
@@ -443,7 +495,7 @@ export class RunDriver {
     if (config.reference && early) hub.log('target reached before the last step: no reference run');
     if (config.reference && !early) {
       hub.log('training the single-worker reference on the same global batches');
-      hub.send(r.ranks[0]!, { type: 'reference', runId: r.runId });
+      hub.send(leaderOf(r), { type: 'reference', runId: r.runId });
       const refMs = Math.max(stepTimeoutMs, config.steps * 5_000);
       await waitFor(r, 'reference run', refMs, () => r.reference !== null);
     }
@@ -505,6 +557,11 @@ export class RunDriver {
     this.init.hub.log(`fault injection: sending a malformed frame to ${peerId}`);
     await this.init.hub.mesh.sendRaw(peerId, malformedFrame(r.runId));
   }
+}
+
+/** The member that evaluates and hands over the parameters: rank 0, or the lowest surviving rank. */
+function leaderOf(r: ActiveRun): string {
+  return r.epochs?.members()[0] ?? r.ranks[0]!;
 }
 
 /** Bytes of a typed array as base64 (btoa exists in browsers and Node). */

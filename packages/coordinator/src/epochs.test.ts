@@ -63,4 +63,29 @@ describe('elastic epochs (coordinator)', () => {
     expect(e.lose('x', 'stranger', 0, log({}), 3)).toBeNull();
     expect(e.members()).toEqual(['a', 'c', 'd']);
   });
+
+  it('admits a joiner at a step boundary: the next rank, the boundary redone, the members ahead rolled back', () => {
+    const e = new ElasticEpochs(1, ['a', 'b'], 1);
+    // Step 20 is the boundary; a already ran 20 (the barrier window let it).
+    const d = log({ 19: [0, 1], 20: [0] });
+    expect(() => e.join('j', 3, 20, d, 2)).toThrow(RangeError);
+    const msg = e.join('j', 2, 20, d, 2);
+    expect(msg).toEqual({
+      type: 'epoch',
+      runId: 1,
+      epoch: 2,
+      peers: ['a', 'b', 'j'],
+      fromStep: 20,
+      joiners: ['j'],
+    });
+    expect([...d.keys()]).toEqual([19]);
+    expect(e.changes).toEqual([{ step: 20, epoch: 2, cause: 'joined', peerId: 'j' }]);
+    expect(e.counts('j')).toBe(false);
+    e.ack('j', 2);
+    expect(e.counts('j')).toBe(true);
+    // The joiner counts at the barrier, and may be lost like any member.
+    d.set(20, log({ 20: [0, 1] }).get(20)!);
+    expect(e.stepDone(20, d)).toBe(false);
+    expect(e.lose('j', 'left during the run', 20, d, 3)?.peers).toEqual(['a', 'b']);
+  });
 });

@@ -4,9 +4,11 @@ import type { StepDoneMsg } from './intake.ts';
 /*
  * Elastic runs (config.elastic): a member lost mid-run ends the epoch instead of the run. The
  * survivors (in their original rank order) form the next epoch and redo every step that not all of
- * them have reported, from the state committed before it. The driver keeps the original ranks (the
- * report's workers, rank 0 evaluating); this file keeps who is still in, which stepDone messages
- * count, and the list of changes for the report.
+ * them have reported, from the state committed before it. A peer that arrives mid-run joins at a
+ * step boundary: it takes the next rank after every rank so far, and the epoch it starts redoes from
+ * that boundary (members that ran ahead roll back), its first member streaming it the state. The
+ * driver keeps the ranks (the report's workers, the leader evaluating); this file keeps who is
+ * still in, which stepDone messages count, and the list of changes for the report.
  */
 
 export type EpochMsg = Extract<ToWorker, { type: 'epoch' }>;
@@ -24,8 +26,10 @@ export interface MembershipChangeRecord {
 export type StepDoneLog = Map<number, Map<number, StepDoneMsg>>;
 
 export class ElasticEpochs {
-  /** Original ranks still in, ascending. */
+  /** Ranks still in, ascending (original ranks, then joiners in the order they came). */
   private live: number[];
+  /** Peer ids by rank: the original ranks, then every joiner. */
+  private readonly ranks: string[];
   /** Members told of the newest epoch that have not acknowledged it: their stepDone is old. */
   private readonly awaitingAck = new Set<string>();
   readonly changes: MembershipChangeRecord[] = [];
@@ -34,9 +38,10 @@ export class ElasticEpochs {
   constructor(
     private readonly runId: number,
     /** Peer ids by original rank. */
-    private readonly ranks: readonly string[],
+    ranks: readonly string[],
     firstEpoch: number,
   ) {
+    this.ranks = [...ranks];
     this.live = ranks.map((_, r) => r);
     this.epoch = firstEpoch;
   }
@@ -65,16 +70,41 @@ export class ElasticEpochs {
     const rank = this.ranks.indexOf(peerId);
     if (rank < 0 || !this.live.includes(rank)) return null;
     this.live = this.live.filter((r) => r !== rank);
-    this.epoch = nextEpoch;
     // The first step not every survivor reported: a survivor that reported it committed it, and
     // one that did not may hold a half-finished all-reduce; all of them redo it.
     let fromStep = waiting;
     while (this.live.every((r) => done.get(fromStep)?.has(r))) fromStep++;
+    return this.begin(fromStep, done, nextEpoch, { step: fromStep, epoch: nextEpoch, cause, peerId });
+  }
+
+  /**
+   * `peerId` joins at the step boundary `step` (every earlier step is recorded): it takes rank
+   * `rank` (the next after every rank so far) and the new epoch redoes from `step`, so members
+   * that already ran it roll back and the joiner contributes to it. Returns the epoch message for
+   * the members, the joiner among them and in `joiners`.
+   */
+  join(peerId: string, rank: number, step: number, done: StepDoneLog, nextEpoch: number): EpochMsg {
+    if (rank !== this.ranks.length)
+      throw new RangeError(`joiner rank ${rank}, expected ${this.ranks.length}`);
+    this.ranks.push(peerId);
+    this.live.push(rank);
+    const msg = this.begin(step, done, nextEpoch, { step, epoch: nextEpoch, cause: 'joined', peerId });
+    return { ...msg, joiners: [peerId] };
+  }
+
+  /** The members of epoch `epoch` redo from `fromStep`: what the old epoch reported from there is void. */
+  private begin(
+    fromStep: number,
+    done: StepDoneLog,
+    epoch: number,
+    change: MembershipChangeRecord,
+  ): EpochMsg {
+    this.epoch = epoch;
     for (const step of [...done.keys()]) if (step >= fromStep) done.delete(step);
     this.awaitingAck.clear();
     for (const id of this.members()) this.awaitingAck.add(id);
-    this.changes.push({ step: fromStep, epoch: nextEpoch, cause, peerId });
-    return { type: 'epoch', runId: this.runId, epoch: nextEpoch, peers: this.members(), fromStep };
+    this.changes.push(change);
+    return { type: 'epoch', runId: this.runId, epoch, peers: this.members(), fromStep };
   }
 
   /** A member took epoch `epoch`. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProtocolError, coordinatorPeerId, decodeFrame, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { malformedFrame } from './faults.ts';
+import { joinFaultStep, malformedFrame } from './faults.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -36,5 +36,13 @@ describe('malformedFrame', () => {
     expect(await got).toEqual({ type: 'ping', id: 1, t0: 0 });
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(ProtocolError);
+  });
+});
+
+describe('join@K', () => {
+  it('names the step boundary a joiner is waited for at', () => {
+    expect(joinFaultStep(['malformed', 'join@20'])).toBe(20);
+    expect(joinFaultStep(['join@x', 'vanish'])).toBeNull();
+    expect(joinFaultStep(undefined)).toBeNull();
   });
 });

@@ -21,3 +21,16 @@ export function malformedFrame(runId: number): Uint8Array {
   const [frame] = encodeMessage({ kind: 'tensor', tensor }, { maxFrameBytes: 1024, msgId: 0 });
   return frame!.slice(0, frame!.byteLength - 8);
 }
+
+/**
+ * Fault injection ('join@K', elastic runs): the step boundary at which the run waits for one more
+ * peer and admits it (the harness opens its tab once K steps are done), or null. Waiting makes the
+ * join land at exactly K however long the newcomer's tab takes to load.
+ */
+export function joinFaultStep(faults: readonly string[] | undefined): number | null {
+  for (const f of faults ?? []) {
+    const m = /^join@(\d+)$/.exec(f);
+    if (m) return Number(m[1]);
+  }
+  return null;
+}

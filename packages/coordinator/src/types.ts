@@ -29,6 +29,8 @@ export interface PeerView {
   memory: PeerMemory | null;
   /** Coordinator -> worker bandwidth from the latest probe, bytes/s (null until measured). */
   bandwidthBytesPerSec: number | null;
+  /** Elastic runs: the step boundary at which this peer joined the run in progress (absent: from the start). */
+  joinedAtStep?: number | undefined;
 }
 
 /** What a peer's engine holds: TensorFlow.js tf.memory() plus what its runtime knows. */

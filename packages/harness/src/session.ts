@@ -3,10 +3,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
 import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 import type { CoordinatorEvent, RunReport } from '@peertrain/protocol';
-import { abortReason } from '@peertrain/base';
+import { abortReason, asError } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
+import { pickRankTab, tabFaults } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
 import { applyLink } from './link.ts';
 import type { AppliedLink } from './link.ts';
@@ -35,6 +36,8 @@ export interface RunSessionOptions {
    * Fault injection passed to the dashboard (`&faults=a,b`), e.g. ['malformed']. 'vanish' is the
    * harness's own: it closes the last worker's tab, without a goodbye, once step 3 is done, and
    * the session then ends with the coordinator's error (a lost peer), not with the closed tab.
+   * 'vanish-rank0' closes rank 0's tab instead; 'join@K' opens one more worker tab once K steps
+   * are done (elastic runs admit it at step K: elastic-faults.ts).
    */
   faults?: readonly string[];
   /** Room id; random when omitted. */
@@ -159,8 +162,8 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   }
 }
 
-/** The tab whose worker page shows the highest rank (`data-testid="worker-rank"`: "r / N"); the last tab when none does. */
-async function highestRankTab(tabs: readonly Page[]): Promise<Page> {
+/** The tab whose worker page shows the highest rank (`data-testid="worker-rank"`: "r / N") or rank 0; the last tab when none does. */
+async function rankTab(tabs: readonly Page[], which: 'highest' | 'rank0'): Promise<Page> {
   const ranks = await Promise.all(
     tabs.map((t) =>
       t
@@ -170,27 +173,25 @@ async function highestRankTab(tabs: readonly Page[]): Promise<Page> {
         .catch(() => NaN),
     ),
   );
-  let best = tabs.length - 1;
-  ranks.forEach((r, i) => {
-    if (Number.isFinite(r) && !(ranks[best]! >= r)) best = i;
-  });
-  return tabs[best]!;
+  return tabs[pickRankTab(ranks, which)]!;
 }
 
 /**
- * The 'vanish' fault: closes the highest rank's tab. Which tab got which rank depends on when each
- * joined, and an elastic run may lose any rank but 0 (rank 0 evaluates and hands back the model).
+ * The 'vanish' fault: closes the highest rank's tab ('vanish-rank0': rank 0's). Which tab got which
+ * rank depends on when each joined; an elastic run may lose any rank (the lowest surviving rank
+ * takes over rank 0's evaluation and hands back the model).
  */
-async function closeHighestRank(
+async function closeRankTab(
+  which: 'highest' | 'rank0',
   tabs: readonly Page[],
   chosen: (page: Page) => void,
   step: number,
   log: ((line: string) => void) | undefined,
 ): Promise<void> {
   if (tabs.length === 0) return;
-  const page = await highestRankTab(tabs);
+  const page = await rankTab(tabs, which);
   chosen(page);
-  log?.(`fault: closing the highest rank's worker tab after step ${step}`);
+  log?.(`fault: closing the ${which === 'rank0' ? 'rank 0' : 'highest rank'} worker tab after step ${step}`);
   await page.close().catch(() => undefined);
 }
 
@@ -275,6 +276,18 @@ async function newTab(browser: Browser, contexts: BrowserContext[]): Promise<Pag
   return ctx.newPage();
 }
 
+/** One more worker tab in a fresh context, named by its position ('worker N'), then `start`ed. */
+async function newWorkerTab(
+  browser: Browser,
+  contexts: BrowserContext[],
+  tabs: Page[],
+  start: (page: Page, source: string) => void,
+): Promise<void> {
+  const page = await newTab(browser, contexts);
+  tabs.push(page);
+  start(page, `worker ${tabs.length}`);
+}
+
 async function drive(
   browser: Browser,
   contexts: BrowserContext[],
@@ -323,12 +336,17 @@ async function drive(
       fail: failRemote,
       closedOnPurpose: (p) => p === vanish.page,
     });
-  const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
+  const tf = { ...tabFaults(opts.faults), vanishAfterStep: VANISH_AFTER_STEP };
   const workerTabs: Page[] = [];
   let dashboardSpoke = false;
   const vanish: { page: Page | null; started: boolean } = { page: null, started: false };
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
+  const openWorker = (): Promise<void> =>
+    newWorkerTab(browser, contexts, workerTabs, (page, source) => {
+      watch(page, source);
+      open(page, info.workerUrl, source, () => !finished);
+    });
   try {
     armIdle();
     const dash = await newTab(browser, contexts);
@@ -345,10 +363,12 @@ async function drive(
       armIdle();
       dashboardSpoke = true;
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
-      if (event.type === 'progress' && event.step >= vanishAfterStep && !vanish.started) {
+      if (event.type === 'progress' && tf.vanish && event.step >= tf.vanishAfterStep && !vanish.started) {
         vanish.started = true;
-        void closeHighestRank(workerTabs, (page) => (vanish.page = page), event.step, opts.log);
+        void closeRankTab(tf.vanish, workerTabs, (page) => (vanish.page = page), event.step, opts.log);
       }
+      if (event.type === 'progress' && event.step === tf.joinAfterStep)
+        void openWorker().catch((err: unknown) => finish({ error: asError(err) })); // 'join@K'
       opts.onEvent?.(event);
       if (event.type === 'done') finish({ report: event.report });
       else if (event.type === 'error') failRemote(event.error);
@@ -356,12 +376,7 @@ async function drive(
     // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
     // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).
     open(dash, info.dashboardUrl, 'dashboard', () => !finished && !dashboardSpoke);
-    for (let i = 1; i <= workers && !finished; i++) {
-      const page = await newTab(browser, contexts);
-      watch(page, `worker ${i}`);
-      workerTabs.push(page);
-      open(page, info.workerUrl, `worker ${i}`, () => !finished);
-    }
+    for (let i = 1; i <= workers && !finished; i++) await openWorker();
   } catch (err) {
     finish({ error: err instanceof Error ? err : new Error(String(err)) });
   }

@@ -155,6 +155,12 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
     config: RunConfigSchema,
     /** Pipeline and hybrid: every stage's layers (index = stage); peers[replica * P + stage]. */
     stages: z.array(StageRangeSchema).min(1).optional(),
+    /**
+     * Elastic runs: this worker joins a run in progress (its rank is past the original ranks, whose
+     * count is allShards.length). It opens no links yet: it waits for the epoch that lists it among
+     * `joiners` and takes the parameters and optimizer state that epoch's peers[0] streams to it.
+     */
+    joining: z.boolean().optional(),
   }),
   /** Measure each layer's cost for this config (pipeline planning); answered by profileResult. */
   z.object({ type: z.literal('profile'), runId: z.number().int(), config: RunConfigSchema }),
@@ -180,6 +186,11 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
     epoch: z.number().int().min(0),
     peers: z.array(z.string()).min(1),
     fromStep: z.number().int().min(0),
+    /**
+     * Members new in this epoch (admitted at the step boundary fromStep): peers[0] streams each of
+     * them the state committed before fromStep (chunked, with a digest) before the ring re-forms.
+     */
+    joiners: z.array(z.string()).optional(),
   }),
   z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
   /**

@@ -82,6 +82,25 @@ describe('elastic data parallel', () => {
     console.log(`elastic: lost rank 2 at step ${changes[0]!.step}: ${JSON.stringify(diff)}`);
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);
   }, 120_000);
+
+  it('loses rank 0 mid-run and after the last step: rank 1 evaluates and hands over the parameters', async () => {
+    const calm = await train({ ...base, elastic: true, evalEvery: 4 }, 'el0-calm');
+    for (const afterSteps of [5, 12]) {
+      const hit = await train({ ...base, elastic: true, evalEvery: 4 }, `el0-hit${afterSteps}`, {
+        rank: 0,
+        afterSteps,
+      });
+      expect(hit.report.loss.map((l) => l.step)).toEqual([...Array(12).keys()]);
+      const changes = hit.report.membershipChanges ?? [];
+      expect(changes.map((c) => c.peerId)).toEqual([hit.report.workers[0]!.peerId]);
+      // The final evaluation came from the new leader, on the undisturbed run's parameters.
+      expect(hit.report.evals.at(-1)).toMatchObject({
+        step: 12,
+        accuracy: calm.report.evals.at(-1)!.accuracy,
+      });
+      expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+    }
+  }, 180_000);
 });
 
 describe('elastic rollback (one worker, fake gradients)', () => {
@@ -122,7 +141,7 @@ describe('elastic rollback (one worker, fake gradients)', () => {
     const told: unknown[] = [];
     const run = newRunState(assign);
     run.completed = 4;
-    const core = { current: run, tell: (msg: unknown) => told.push(msg) } as unknown as WorkerCore;
+    const core = { current: run, mesh, tell: (msg: unknown) => told.push(msg) } as unknown as WorkerCore;
     onEpoch(core, { type: 'epoch', runId: 7, epoch: 2, peers: ['w0'], fromStep: 2 });
     rewind(run);
     expect(run.completed).toBe(2);

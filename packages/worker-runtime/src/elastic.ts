@@ -6,13 +6,18 @@
 // "virtual ranks" among themselves. Each member sums its virtual ranks' mean gradients, the ring
 // sums over the members, and every member divides by N0: the mean over the N0 batches, equal to the
 // undisturbed run up to summation order (with M = N0 the arithmetic is the plain run's, bit for bit).
+// A peer that joins mid-run is assigned with `joining` (its rank past the N0 original ranks, N0 =
+// allShards.length): the epoch that lists it among `joiners` brings it in at a step boundary, its
+// first member streams it the state committed before fromStep (join-state.ts), and from then on it
+// is a member like any other (with more members than N0, the first members compute no batch).
 import { asError } from '@peertrain/base';
 import { ringAllReduce } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
-import { PeerLostError } from '@peertrain/protocol';
+import { PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
 import type { RunState, WorkerCore } from './core.ts';
 import { poke } from './core.ts';
+import { packState, recvState, sendState, unpackState } from './join-state.ts';
 import { openLinks } from './links.ts';
 import { dataParallelState, timedGradients } from './methods/data.ts';
 import { ringLinks } from './methods/exchange.ts';
@@ -22,6 +27,8 @@ export type EpochMsg = Extract<ToWorker, { type: 'epoch' }>;
 
 /** How long re-forming the ring over a new epoch's members may take. */
 const RELINK_TIMEOUT_MS = 30_000;
+/** How long streaming the state to (or from) a joiner may take, links included. */
+const JOIN_STATE_TIMEOUT_MS = 60_000;
 /** States kept for rollback: the coordinator's window lets a worker commit at most 2 steps past fromStep - 1. */
 const SNAPSHOTS = 3;
 
@@ -46,6 +53,10 @@ interface EpochInbox {
   /** Wakes a step that waits for the epoch after its exchange failed. */
   arrived: (() => void) | null;
   tell: ((msg: ToCoordinator) => void) | null;
+  /** The newest epoch's members (null before the first epoch message): peers[0] leads. */
+  members: readonly string[] | null;
+  /** A joiner that has not taken its state yet: its first epoch sets where it starts. */
+  joining: boolean;
 }
 
 const inboxes = new WeakMap<Assign, EpochInbox>();
@@ -53,7 +64,15 @@ const inboxes = new WeakMap<Assign, EpochInbox>();
 function inboxOf(assign: Assign): EpochInbox {
   let inbox = inboxes.get(assign);
   if (!inbox) {
-    inbox = { pending: null, redoFrom: null, abort: new AbortController(), arrived: null, tell: null };
+    inbox = {
+      pending: null,
+      redoFrom: null,
+      abort: new AbortController(),
+      arrived: null,
+      tell: null,
+      members: null,
+      joining: assign.joining === true,
+    };
     inboxes.set(assign, inbox);
   }
   return inbox;
@@ -65,9 +84,16 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
   if (!run || run.assign.runId !== msg.runId || !run.assign.config.elastic) return;
   const inbox = inboxOf(run.assign);
   if (inbox.pending && inbox.pending.epoch >= msg.epoch) return;
+  const led = leads(run, core.mesh.localId);
   inbox.tell = (m) => core.tell(m);
   inbox.pending = msg;
+  inbox.members = msg.peers;
   inbox.redoFrom = Math.min(inbox.redoFrom ?? Infinity, msg.fromStep);
+  // The leader was lost after every step was done: its successor owes the final evaluation (and
+  // with it the trained parameters). No step runs, so the epoch is never taken: nothing to roll back.
+  const end = run.endStep;
+  if (!led && leads(run, core.mesh.localId) && msg.fromStep >= end && !run.pendingEvals.includes(end))
+    run.pendingEvals.push(end);
   const aborted = inbox.abort;
   inbox.abort = new AbortController();
   aborted.abort(new StepRedoError(`epoch ${msg.epoch} redoes from step ${msg.fromStep}`));
@@ -82,10 +108,21 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
 export function rewind(run: RunState): void {
   const inbox = inboxes.get(run.assign);
   if (inbox?.redoFrom == null) return;
-  const from = inbox.redoFrom;
+  // A joiner starts where its epoch does; a member goes back to it.
+  const from = inbox.joining && inbox.pending ? inbox.pending.fromStep : inbox.redoFrom;
   inbox.redoFrom = null;
-  run.completed = Math.min(run.completed, from);
+  run.completed = inbox.joining ? from : Math.min(run.completed, from);
   run.pendingEvals = run.pendingEvals.filter((after) => after <= from);
+}
+
+/**
+ * Whether this worker leads the run: evaluates, sends the trained parameters, trains the reference.
+ * Rank 0 until an epoch drops it; then the lowest surviving original rank (an epoch lists its
+ * members in original rank order), so losing rank 0 loses nothing it alone did.
+ */
+export function leads(run: RunState, localId: string): boolean {
+  const members = inboxes.get(run.assign)?.members ?? run.assign.peers;
+  return members[0] === localId;
 }
 
 /** The original ranks member `index` of `members` computes: a contiguous block of 0..n0-1. */
@@ -126,7 +163,7 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
     params,
     optimizer,
     inbox,
-    n0: ctx.assign.peers.length,
+    n0: ctx.assign.allShards.length,
     peers: ctx.assign.peers,
     epoch: 0,
     committed: 0,
@@ -167,6 +204,7 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
 async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
   e.inbox.pending = null;
+  if (e.inbox.joining) await takeState(e, msg);
   if (e.committed > msg.fromStep) {
     const snap = e.snapshots.get(msg.fromStep);
     if (!snap) throw new ElasticStateError(`no state before step ${msg.fromStep} (committed ${e.committed})`);
@@ -182,8 +220,43 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
   e.inbox.tell?.({ type: 'epochAck', runId: assign.runId, epoch: e.epoch });
   const rank = e.peers.indexOf(mesh.localId);
   if (rank < 0) throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
+  if (rank === 0) for (const joiner of msg.joiners ?? []) await giveState(e, msg, joiner);
   if (e.peers.length > 1)
     await openLinks(mesh, ringLinks({ ...assign, peers: [...e.peers], rank }), RELINK_TIMEOUT_MS, signal);
+}
+
+/** A joiner's first epoch: the state committed before msg.fromStep, from the epoch's first member. */
+async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
+  const { mesh, assign, signal } = e.ctx;
+  const from = msg.peers[0]!;
+  const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
+  await openLinks(mesh, { dial: [from], need: [from] }, JOIN_STATE_TIMEOUT_MS, signal);
+  const key = { runId: assign.runId, step: msg.fromStep };
+  const state = await timed(recvState(mesh, from, key, { signal: s }), s, signal);
+  e.optimizer.load(unpackState(state, e.params, e.optimizer.state()));
+  e.committed = msg.fromStep;
+  e.inbox.joining = false;
+}
+
+/** The first member's side: the state before msg.fromStep (after any rollback) to `joiner`. */
+async function giveState(e: Elastic, msg: EpochMsg, joiner: string): Promise<void> {
+  const { mesh, assign, signal } = e.ctx;
+  const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
+  await openLinks(mesh, { dial: [], need: [joiner] }, JOIN_STATE_TIMEOUT_MS, signal);
+  const state = packState(e.params, e.optimizer.state());
+  const key = { runId: assign.runId, step: msg.fromStep };
+  await timed(sendState(mesh, joiner, key, state, { signal: s }), s, signal);
+}
+
+/** `p`, with an abort of `s` that `outer` did not cause named as the join phase's timeout. */
+async function timed<T>(p: Promise<T>, s: AbortSignal, outer: AbortSignal): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (s.aborted && !outer.aborted)
+      throw new PhaseTimeoutError('streaming the state to a joiner', JOIN_STATE_TIMEOUT_MS);
+    throw err;
+  }
 }
 
 /**

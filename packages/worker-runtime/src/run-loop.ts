@@ -9,7 +9,7 @@ import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
 import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
-import { StepRedoError, rewind } from './elastic.ts';
+import { StepRedoError, leads, rewind } from './elastic.ts';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
@@ -83,7 +83,8 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
   try {
     const [s] = await Promise.all([
       compute.prepare({ config, shard: assign.shard, allShards: assign.allShards }, { signal }),
-      assign.peers.length > 1
+      // A joiner links when its epoch says with whom (elastic.ts).
+      assign.peers.length > 1 && assign.joining !== true
         ? openLinks(core.mesh, method.links(assign), core.connectTimeoutMs, signal)
         : undefined,
     ]);
@@ -125,7 +126,7 @@ function granted(run: RunState): boolean {
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
 async function runStep({ core, run, method, spans, signal }: Driver): Promise<void> {
-  const { config, runId, rank } = run.assign;
+  const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
   const outcome = await method.step(step).catch((e: unknown) => {
@@ -162,8 +163,8 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const due = run.completed === config.steps || (run.evalOwed && (method.evalReady?.(run.completed) ?? true));
   if (due) run.evalOwed = false;
   if (due) await method.beforeEval(run.completed);
-  // After a synchronous step every replica holds the same parameters: rank 0 evaluates.
-  if (due && rank === 0) run.pendingEvals.push(run.completed);
+  // After a synchronous step every replica holds the same parameters: rank 0 (the leader) evaluates.
+  if (due && leads(run, core.mesh.localId)) run.pendingEvals.push(run.completed);
 }
 
 /**

@@ -17,21 +17,28 @@ export function memoryCluster(
   cleanups: (() => Promise<void>)[],
 ): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
-  const coordinatorId = coordinatorPeerId(room);
-  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorId)), room });
+  const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
   cleanups.push(() => coord.dispose());
   const workers: WorkerRuntime[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = workerPeerId(room, `w${i}`);
-    const runtime = createWorkerRuntime({
-      room,
-      coordinatorId,
-      // Small messages so the chunked path is what runs.
-      mesh: createMesh(memoryTransport(net, id, { maxMessageSize: 16 * 1024 })),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
-    });
-    cleanups.push(() => runtime.leave('test over'));
-    workers.push(runtime);
-  }
+  for (let i = 0; i < n; i++) workers.push(memoryWorker(net, room, `w${i}`, cleanups));
   return { coord, net, workers };
+}
+
+/** One more worker runtime on `net` (a peer that arrives later, e.g. to join a run in progress). */
+export function memoryWorker(
+  net: MemoryNetwork,
+  room: string,
+  name: string,
+  cleanups: (() => Promise<void>)[],
+): WorkerRuntime {
+  const id = workerPeerId(room, name);
+  const runtime = createWorkerRuntime({
+    room,
+    coordinatorId: coordinatorPeerId(room),
+    // Small messages so the chunked path is what runs.
+    mesh: createMesh(memoryTransport(net, id, { maxMessageSize: 16 * 1024 })),
+    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+  });
+  cleanups.push(() => runtime.leave('test over'));
+  return runtime;
 }

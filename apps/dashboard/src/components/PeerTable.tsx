@@ -69,6 +69,12 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                     {shortPeerId(p.peerId, props.room)}
                     {/* A stage's role already says where it is. */}
                     {p.rank !== null && p.role !== 'stage' && <span className="peer-rank"> #{p.rank}</span>}
+                    {p.joinedAtStep !== undefined && (
+                      <span className="peer-joined" data-testid="peer-joined">
+                        {' '}
+                        joined at step {p.joinedAtStep}
+                      </span>
+                    )}
                   </td>
                   <td data-col="state">
                     <span className={`pill state-${p.state}`} title={STATE_TITLES[p.state]}>
