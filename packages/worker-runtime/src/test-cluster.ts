@@ -15,6 +15,7 @@ export function memoryCluster(
   n: number,
   room: string,
   cleanups: (() => Promise<void>)[],
+  opts: { deviceSteps?: boolean } = {},
 ): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
   const coordinatorId = coordinatorPeerId(room);
@@ -28,7 +29,7 @@ export function memoryCluster(
       coordinatorId,
       // Small messages so the chunked path is what runs.
       mesh: createMesh(memoryTransport(net, id, { maxMessageSize: 16 * 1024 })),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal, ...opts }),
     });
     cleanups.push(() => runtime.leave('test over'));
     workers.push(runtime);
