@@ -108,4 +108,16 @@ describe('engine in Chromium', () => {
       }
     }
   });
+
+  it('data-parallel replicas equal the reference after 3 steps on every backend, on the device on GPUs', () => {
+    console.log(`replicas vs reference: ${JSON.stringify(result.equivalence)}`);
+    expect(Object.keys(result.equivalence.mlp ?? {}).sort()).toEqual(['wasm', 'webgl', 'webgpu']);
+    for (const [model, byBackend] of Object.entries(result.equivalence)) {
+      for (const [backend, r] of Object.entries(byBackend)) {
+        expect(r.device, `${model} on ${backend}`).toBe(backend !== 'wasm');
+        expect(r.maxRelDiff, `${model} on ${backend}`).toBeLessThanOrEqual(1e-5);
+        expect(r.leakedTensors, `${model} on ${backend}`).toBe(0);
+      }
+    }
+  });
 });
