@@ -41,7 +41,7 @@ describe('engine in Chromium', () => {
     );
     if ('error' in out) throw new Error(`page failed: ${out.error}\n${errors.join('\n')}`);
     result = out;
-  }, 300_000);
+  }, 600_000); // SwiftShader compiles every backend's shaders, the device path's too: minutes on 2 shared cores
 
   afterAll(async () => {
     await browser?.close();
