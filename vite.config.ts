@@ -17,6 +17,7 @@ export default defineConfig({
         dashboard: resolve(import.meta.dirname, 'index.html'),
         worker: resolve(import.meta.dirname, 'apps/worker/index.html'),
         bench: resolve(import.meta.dirname, 'apps/bench/index.html'),
+        benchGpu: resolve(import.meta.dirname, 'apps/bench/gpu.html'),
         gallery: resolve(import.meta.dirname, 'apps/dashboard/gallery.html'),
       },
     },

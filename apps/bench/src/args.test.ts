@@ -6,7 +6,7 @@ describe('parseArgs', () => {
   it('defaults to every part, full size', () => {
     expect(parseArgs([])).toEqual({
       quick: false,
-      parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'],
+      parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'],
       outDir: null,
       pipelineSteps: null,
       link: null,
@@ -68,12 +68,12 @@ describe('parseArgs', () => {
 
   it('lists every problem', () => {
     try {
-      parseArgs(['--only', 'raw,gpu', '--frobnicate', '--pipeline-steps', '3', '--pipeline-steps=x']);
+      parseArgs(['--only', 'raw,tpu', '--frobnicate', '--pipeline-steps', '3', '--pipeline-steps=x']);
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard, scaling)',
+        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

@@ -5,7 +5,7 @@ import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu] [--out DIR]
                          [--gpu] [--chromium PATH] [--chromium-flags "..."]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the

@@ -5,16 +5,26 @@ import { renderPipeline } from './pipeline-table.ts';
 import type { ScalingSettings } from './scaling-cases.ts';
 import type { ScalingPart } from './scaling-figures.ts';
 import { renderScaling } from './scaling-table.ts';
+import { renderGpu } from './gpu.ts';
+import type { GpuPart } from './gpu-types.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling';
-export const PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'scaling'];
+export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu';
+export const PARTS: readonly Part[] = [
+  'raw',
+  'allreduce',
+  'train',
+  'pipeline',
+  'dashboard',
+  'scaling',
+  'gpu',
+];
 /** What a run without --only measures: scaling (about 20 minutes) runs only when named. */
-export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'];
+export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'];
 
 export interface MachineInfo {
   cpus: number;
@@ -269,6 +279,8 @@ export interface BenchReport {
   dashboard?: DashboardPart | null;
   /** Absent in reports written before the part existed. */
   scaling?: ScalingPart | null;
+  /** The GPU part (gpu.ts); absent or null when not asked for. */
+  gpu?: GpuPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -489,6 +501,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.pipeline) out.push('', ...renderPipeline(r.pipeline));
   if (r.dashboard) out.push('', ...renderDashboard(r.dashboard));
   if (r.scaling) out.push('', ...renderScaling(r.scaling));
+  if (r.gpu) out.push('', ...renderGpu(r.gpu));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

@@ -8,10 +8,12 @@ import { runKind, writeResults } from './results.ts';
 
 describe('runKind', () => {
   it('is empty for a full run and names quick and partial runs', () => {
-    expect(runKind({ quick: false, parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'] })).toBe('');
-    expect(runKind({ quick: true, parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard'] })).toBe(
-      '-quick',
-    );
+    expect(
+      runKind({ quick: false, parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'] }),
+    ).toBe('');
+    expect(
+      runKind({ quick: true, parts: ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'] }),
+    ).toBe('-quick');
     expect(runKind({ quick: false, parts: ['pipeline'] })).toBe('-pipeline');
     // A run without the dashboard part is partial: it does not replace a full run's latest.*.
     expect(runKind({ quick: false, parts: ['raw', 'allreduce', 'train', 'pipeline'] })).toBe(

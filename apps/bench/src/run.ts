@@ -28,6 +28,7 @@ import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
 import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
+import { measureGpu } from './gpu.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -102,6 +103,7 @@ export async function runBench(
     pipeline: null,
     dashboard: null,
     scaling: null,
+    gpu: null,
     errors: [],
     durationMs: 0,
   };
@@ -214,6 +216,7 @@ export async function runBench(
         report.errors.push(`scaling: ${describe(err)}`);
       }
     }
+    if (settings.parts.includes('gpu')) await gpuPart(report, browser, staticServer.url, opts);
   } finally {
     if (browser) await browser.close().catch(() => undefined);
     await Promise.allSettled([staticServer?.close(), signalServer?.close()]);
@@ -324,4 +327,32 @@ async function allReducePart(
     memory.push(m);
   }
   return { rawMbps, rows, sweep, inFlight, frames, memory };
+}
+
+async function gpuPart(
+  report: BenchReport,
+  browser: Browser,
+  baseUrl: string,
+  opts: RunOptions,
+): Promise<void> {
+  const { settings } = report;
+  try {
+    report.gpu = await measureGpu({
+      browser,
+      baseUrl,
+      quick: settings.quick,
+      // --gpu, or the part named alone (--only gpu): run it on a software adapter too
+      force: opts.chromium?.gpu === true || settings.parts.length === 1,
+      log: opts.log,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    report.errors.push(
+      ...report.gpu.rows.flatMap((r) =>
+        r.error ? [`gpu ${r.model} ${r.backend} ${r.batch}: ${r.error}`] : [],
+      ),
+    );
+  } catch (err) {
+    opts.signal?.throwIfAborted();
+    report.errors.push(`gpu: ${describe(err)}`);
+  }
 }

@@ -41,7 +41,7 @@ describe('engine in Chromium', () => {
     );
     if ('error' in out) throw new Error(`page failed: ${out.error}\n${errors.join('\n')}`);
     result = out;
-  }, 300_000);
+  }, 600_000); // SwiftShader compiles every backend's shaders, the device path's too: minutes on 2 shared cores
 
   afterAll(async () => {
     await browser?.close();
@@ -104,6 +104,18 @@ describe('engine in Chromium', () => {
       for (const [backend, r] of Object.entries(byBackend)) {
         expect(r.maxRelDiff, `${model} on ${backend}`).toBeLessThan(1e-4);
         expect(Math.abs(r.loss - byBackend['cpu']!.loss), `${model} loss on ${backend}`).toBeLessThan(1e-4);
+        expect(r.leakedTensors, `${model} on ${backend}`).toBe(0);
+      }
+    }
+  });
+
+  it('data-parallel replicas equal the reference after 3 steps on every backend, on the device on GPUs', () => {
+    console.log(`replicas vs reference: ${JSON.stringify(result.equivalence)}`);
+    expect(Object.keys(result.equivalence.mlp ?? {}).sort()).toEqual(['wasm', 'webgl', 'webgpu']);
+    for (const [model, byBackend] of Object.entries(result.equivalence)) {
+      for (const [backend, r] of Object.entries(byBackend)) {
+        expect(r.device, `${model} on ${backend}`).toBe(backend !== 'wasm');
+        expect(r.maxRelDiff, `${model} on ${backend}`).toBeLessThanOrEqual(1e-5);
         expect(r.leakedTensors, `${model} on ${backend}`).toBe(0);
       }
     }

@@ -66,6 +66,8 @@ export {
 export type { ShardCache } from './data/cache.ts';
 
 export { createReplica, paramDiff, trainReference } from './reference.ts';
+export { createDeviceTrainer, prefersDeviceTraining } from './device-train.ts';
+export type { DeviceTrainer } from './device-train.ts';
 export type { ParamDiff, ReferenceOptions, Replica, TrainingConfig } from './reference.ts';
 export { StageOrderError, createStageRunner, distinctBytes, profileLayers } from './stage-runner.ts';
 export type { StageRunner, StageRunnerOptions, StageStepResult, StepData } from './stage-runner.ts';

@@ -142,6 +142,12 @@ function matMulT(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean)
   return tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
 }
 
+/** GPU backends run bias addition inside the matmul / conv kernel (one dispatch fewer per layer). */
+function fusesBias(): boolean {
+  const b = tf.getBackend();
+  return b === 'webgpu' || b === 'webgl';
+}
+
 /**
  * dy [B, units] @ w^T -> [B, in]. On wasm, as (w @ dy^T)^T: the same products, but the transposes
  * are of the small [B, *] tensors, not of the kernel (transposing a 1024 x 1024 kernel made this
@@ -163,7 +169,8 @@ function dense(spec: Extract<LayerSpec, { kind: 'dense' }>, ctx: LayerContext): 
     flops: 2 * inUnits * units,
     forward(x, [w, b]) {
       // x [B, in] @ w [in, units] + b [units] -> [B, units]
-      return { y: tf.add(tf.matMul(x, w!), b!), saved: [x] };
+      const y = fusesBias() ? tf.fused.matMul({ a: x, b: w!, bias: b! }) : tf.add(tf.matMul(x, w!), b!);
+      return { y, saved: [x] };
     },
     backward(dy, [x], [w], needDx) {
       return {
@@ -278,7 +285,11 @@ function conv2d(spec: Extract<LayerSpec, { kind: 'conv2d' }>, ctx: LayerContext)
     flops: 2 * k * k * c * filters * oh * ow,
     forward(x, [kern, b]) {
       // [B, H, W, C] * [k, k, C, F] -> [B, OH, OW, F]
-      const y = tf.add(tf.conv2d(x as tf.Tensor4D, kern as tf.Tensor4D, stride, padding), b!);
+      const x4 = x as tf.Tensor4D;
+      const f4 = kern as tf.Tensor4D;
+      const y = fusesBias()
+        ? tf.fused.conv2d({ x: x4, filter: f4, strides: stride, pad: padding, bias: b! })
+        : tf.add(tf.conv2d(x4, f4, stride, padding), b!);
       return { y, saved: [x] };
     },
     backward(dy, [x], [kern], needDx) {

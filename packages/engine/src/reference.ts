@@ -7,6 +7,7 @@ import type { ModelSpec, OptimizerConfig, Shard } from '@peertrain/protocol';
 import { gatherBatch, globalBatchIndices } from './data/batching.ts';
 import type { Dataset, Samples } from './data/dataset.ts';
 import { trainSamples } from './data/dataset.ts';
+import { createDeviceTrainer, prefersDeviceTraining } from './device-train.ts';
 import { ShapeError } from './errors.ts';
 import { buildModel } from './model.ts';
 import type { Model } from './model.ts';
@@ -76,10 +77,15 @@ export interface ReferenceOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Trains the single-worker reference for `steps` steps at global batch shards.length * batch. */
+/**
+ * Trains the single-worker reference for `steps` steps at global batch shards.length * batch. On a
+ * GPU backend the parameters and optimizer state stay on the device (device-train.ts): nothing is
+ * read back per step but the loss, one step late.
+ */
 export async function trainReference(
   opts: ReferenceOptions,
 ): Promise<{ params: Float32Array; losses: number[] }> {
+  if (prefersDeviceTraining()) return trainReferenceOnDevice(opts);
   const replica = createReplica(opts.spec, opts.config, trainSamples(opts.data), opts.initialParams);
   const losses: number[] = [];
   for (let step = 0; step < opts.steps; step++) {
@@ -91,6 +97,47 @@ export async function trainReference(
     opts.onStep?.(step, loss);
   }
   return { params: replica.params, losses };
+}
+
+async function trainReferenceOnDevice(
+  opts: ReferenceOptions,
+): Promise<{ params: Float32Array; losses: number[] }> {
+  const { config } = opts;
+  const model = 'layers' in opts.spec && 'paramCount' in opts.spec ? opts.spec : buildModel(opts.spec);
+  const params = opts.initialParams ? opts.initialParams.slice() : model.initParams(config.seed);
+  const samples = trainSamples(opts.data);
+  const trainer = createDeviceTrainer(model, params, { config: config.optimizer, lr: config.lr });
+  const losses: number[] = [];
+  let pending: Promise<number> | null = null; // the previous step's loss, read while this one runs
+  const settle = async (): Promise<void> => {
+    if (!pending) return;
+    const loss = await pending;
+    pending = null;
+    losses.push(loss);
+    opts.onStep?.(losses.length - 1, loss);
+  };
+  try {
+    for (let step = 0; step < opts.steps; step++) {
+      throwIfAborted(opts.signal);
+      const batch = gatherBatch(
+        samples,
+        globalBatchIndices(opts.shards, step, config.batch, config.seed),
+        model.inputSize,
+      );
+      trainer.compute(batch.x, batch.y);
+      const loss = trainer.readLoss();
+      trainer.apply();
+      await settle();
+      pending = loss;
+    }
+    await settle();
+    await trainer.readParams(params);
+    return { params, losses };
+  } finally {
+    // a read still in flight (abort) owns its tensor; the rest goes with the trainer
+    pending?.catch(() => undefined);
+    trainer.dispose();
+  }
 }
 
 export interface ParamDiff {

@@ -64,6 +64,25 @@ export interface StageSession {
   reset(): void;
 }
 
+/**
+ * A data-parallel replica whose parameters, gradients and optimizer state live on the device. A
+ * step is `compute`, then either `apply()` (one worker) or `readGrads`, the exchange and
+ * `apply(mean)`; only the loss and what is exchanged are read back, asynchronously.
+ */
+export interface DeviceSteps {
+  /** Forward and backward of this worker's batch for `step` (prefetched); results stay on the device. */
+  compute(step: number, opts: { signal?: AbortSignal }): Promise<void>;
+  /** The computed batch's mean loss; may be awaited after `apply` (the read owns the value). */
+  readLoss(): Promise<number>;
+  /** The computed gradients [P] into `out`. */
+  readGrads(out: Float32Array): Promise<void>;
+  /** params -= update(mean) with the exchanged mean [P]; without it the computed gradients. */
+  apply(mean?: Float32Array): void;
+  /** The parameters [P] into `out` (evaluation, the final model, the reference). */
+  readParams(out: Float32Array): Promise<void>;
+  dispose(): void;
+}
+
 export interface PrepareRun {
   config: RunConfig;
   shard: Shard;
@@ -98,6 +117,12 @@ export interface TrainSession {
     shard: Shard,
     opts: { signal?: AbortSignal },
   ): Promise<{ loss: number; grads: Float32Array }>;
+  /**
+   * GPU backends (webgpu, webgl) only: training state that stays on the device from `params` [P]
+   * (copied once), with config.optimizer applied there. Absent where the JavaScript path is faster
+   * (wasm, cpu): the method then keeps its Float32Arrays and @peertrain/optim.
+   */
+  deviceSteps?(params: Float32Array): DeviceSteps;
   /** Loss and accuracy on the whole test split. */
   evaluate(
     params: Float32Array,

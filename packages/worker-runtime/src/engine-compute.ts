@@ -1,6 +1,7 @@
 import {
   Prefetcher,
   buildModel,
+  createDeviceTrainer,
   createStageRunner,
   defaultShardCache,
   gatherBatch,
@@ -9,6 +10,7 @@ import {
   loadShard,
   modelPreset,
   paramDiff,
+  prefersDeviceTraining,
   profileLayers,
   shardBatchIndices,
   shardCacheKey,
@@ -20,7 +22,14 @@ import {
 } from '@peertrain/engine';
 import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
 import type { BackendName, DatasetName, Shard, StageRange } from '@peertrain/protocol';
-import type { Compute, EngineMemory, PrepareRun, StageSession, TrainSession } from './compute.ts';
+import type {
+  Compute,
+  DeviceSteps,
+  EngineMemory,
+  PrepareRun,
+  StageSession,
+  TrainSession,
+} from './compute.ts';
 
 export interface EngineComputeOptions {
   backend: 'auto' | BackendName;
@@ -28,6 +37,8 @@ export interface EngineComputeOptions {
   mnist?: MnistSource;
   /** Shard cache (default: IndexedDB in browsers, memory in Node). */
   cache?: ShardCache;
+  /** Keep the training state on the device (TrainSession.deviceSteps); default: on webgpu and webgl. */
+  deviceSteps?: boolean;
   signal?: AbortSignal;
 }
 
@@ -79,6 +90,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         return { loss, grads };
       },
       ...(config.elastic ? elasticGradients(model, train.samples, config) : {}),
+      ...deviceStepsOn(opts.deviceSteps ?? prefersDeviceTraining(device.backend), model, config, batchFor),
       evaluate(params, o) {
         return model.evaluate(params, test.samples.x, test.samples.y, o.signal ? { signal: o.signal } : {});
       },
@@ -168,6 +180,38 @@ function batchSource(
       return batches.next(signal ? { signal } : {});
     },
     close: () => batches.close(),
+  };
+}
+
+/** A session's deviceSteps on GPU backends (none elsewhere: the JavaScript path is faster there). */
+function deviceStepsOn(
+  on: boolean,
+  model: ReturnType<typeof buildModel>,
+  config: PrepareRun['config'],
+  batchFor: (step: number, signal: AbortSignal | undefined) => Promise<Batch>,
+): Pick<TrainSession, 'deviceSteps'> {
+  if (!on) return {};
+  return { deviceSteps: (params) => deviceSteps(model, params, config, batchFor) };
+}
+
+/** The session's DeviceSteps: engine's device trainer fed with the shard's prefetched batches. */
+function deviceSteps(
+  model: ReturnType<typeof buildModel>,
+  params: Float32Array,
+  config: PrepareRun['config'],
+  batchFor: (step: number, signal: AbortSignal | undefined) => Promise<Batch>,
+): DeviceSteps {
+  const trainer = createDeviceTrainer(model, params, { config: config.optimizer, lr: config.lr });
+  return {
+    async compute(step, o) {
+      const batch = await batchFor(step, o.signal);
+      trainer.compute(batch.x, batch.y);
+    },
+    readLoss: () => trainer.readLoss(),
+    readGrads: (out) => trainer.readGrads(out),
+    apply: (mean) => trainer.apply(mean),
+    readParams: (out) => trainer.readParams(out),
+    dispose: () => trainer.dispose(),
   };
 }
 

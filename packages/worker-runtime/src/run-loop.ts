@@ -188,6 +188,7 @@ async function runEvals({ core, run, method, session, signal }: Driver): Promise
   const { config, runId } = run.assign;
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
+    await method.syncParams?.();
     const p = heldModel(method);
     const r = await session.evaluate(p, { signal });
     const target = config.targetAccuracy;
@@ -220,6 +221,7 @@ async function runEvals({ core, run, method, session, signal }: Driver): Promise
 async function runReference({ core, run, method, session, signal }: Driver): Promise<void> {
   run.pendingReference = false;
   core.update({ phase: 'reference' });
+  await method.syncParams?.();
   const diff = await session.reference(heldModel(method), { signal });
   core.tell({ type: 'referenceResult', runId: run.assign.runId, ...diff });
   core.update({ phase: 'training' });

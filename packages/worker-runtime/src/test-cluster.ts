@@ -15,12 +15,13 @@ export function memoryCluster(
   n: number,
   room: string,
   cleanups: (() => Promise<void>)[],
+  opts: { deviceSteps?: boolean } = {},
 ): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
   const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
   cleanups.push(() => coord.dispose());
   const workers: WorkerRuntime[] = [];
-  for (let i = 0; i < n; i++) workers.push(memoryWorker(net, room, `w${i}`, cleanups));
+  for (let i = 0; i < n; i++) workers.push(memoryWorker(net, room, `w${i}`, cleanups, opts));
   return { coord, net, workers };
 }
 
@@ -30,6 +31,7 @@ export function memoryWorker(
   room: string,
   name: string,
   cleanups: (() => Promise<void>)[],
+  opts: { deviceSteps?: boolean } = {},
 ): WorkerRuntime {
   const id = workerPeerId(room, name);
   const runtime = createWorkerRuntime({
@@ -37,7 +39,7 @@ export function memoryWorker(
     coordinatorId: coordinatorPeerId(room),
     // Small messages so the chunked path is what runs.
     mesh: createMesh(memoryTransport(net, id, { maxMessageSize: 16 * 1024 })),
-    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal, ...opts }),
   });
   cleanups.push(() => runtime.leave('test over'));
   return runtime;

@@ -4,6 +4,12 @@ import { installBrowserPlatform } from '../browser.ts';
 import {
   activateBackend,
   buildModel,
+  createDeviceTrainer,
+  createReplica,
+  gatherBatch,
+  prefersDeviceTraining,
+  shardBatchIndices,
+  trainReference,
   describeDevice,
   indexedDbShardCache,
   loadMnist,
@@ -15,7 +21,7 @@ import {
   tf,
   trainSamples,
 } from '../index.ts';
-import type { ModelPreset } from '../index.ts';
+import type { Dataset, Model, ModelPreset } from '../index.ts';
 import type { BackendName, BackendProbe, DeviceInfo } from '@peertrain/protocol';
 
 export interface BrowserCheck {
@@ -32,6 +38,59 @@ export interface BrowserCheck {
     string,
     Record<string, { loss: number; maxRelDiff: number; leakedTensors: number; msPerStep: number }>
   >;
+  /**
+   * Per model and backend: two data-parallel replicas (on the device where the backend prefers it)
+   * against the single-worker reference after 3 steps, and the tensors left behind.
+   */
+  equivalence: Record<string, Record<string, { maxRelDiff: number; leakedTensors: number; device: boolean }>>;
+}
+
+const SHARDS = [
+  { start: 0, count: 400 },
+  { start: 400, count: 400 },
+];
+
+/** Two replicas at batch 16 with averaged gradients, 3 steps, vs trainReference at batch 32. */
+async function replicasVsReference(model: Model, data: Dataset): Promise<number> {
+  const config = { lr: 0.05, optimizer: { kind: 'sgd', momentum: 0.9 } as const, batch: 16, seed: 3 };
+  const steps = 3;
+  const ref = await trainReference({ spec: model, config, shards: SHARDS, data, steps });
+  const samples = trainSamples(data);
+  const init = model.initParams(config.seed);
+  const out = new Float32Array(model.paramCount);
+  if (prefersDeviceTraining()) {
+    const trainers = SHARDS.map(() =>
+      createDeviceTrainer(model, init, { config: config.optimizer, lr: config.lr }),
+    );
+    try {
+      for (let step = 0; step < steps; step++) {
+        const grads = SHARDS.map(() => new Float32Array(model.paramCount));
+        for (const [rank, t] of trainers.entries()) {
+          const b = gatherBatch(samples, shardBatchIndices(SHARDS[rank]!, step, 16, config.seed), 784);
+          t.compute(b.x, b.y);
+          await t.readGrads(grads[rank]!);
+        }
+        const mean = grads[0]!.map((g, i) => (g + grads[1]![i]!) / 2);
+        for (const t of trainers) t.apply(mean);
+      }
+      await trainers[1]!.readParams(out);
+    } finally {
+      for (const t of trainers) t.dispose();
+    }
+  } else {
+    const replicas = SHARDS.map(() => createReplica(model, config, samples, init));
+    for (let step = 0; step < steps; step++) {
+      const grads: Float32Array[] = [];
+      for (const [rank, r] of replicas.entries())
+        grads.push(
+          (await r.gradients(shardBatchIndices(SHARDS[rank]!, step, 16, config.seed))).grads.slice(),
+        );
+      const mean = grads[0]!.map((g, i) => (g + grads[1]![i]!) / 2);
+      for (const r of replicas) r.apply(mean);
+    }
+    out.set(replicas[1]!.params);
+  }
+  return paramDiff(out, ref.params, model.params).maxRelDiff;
 }
 
 async function check(): Promise<BrowserCheck> {
@@ -55,6 +114,7 @@ async function check(): Promise<BrowserCheck> {
 
   const usable = probes.filter((p) => p.ok).map((p) => p.backend);
   const models: BrowserCheck['models'] = {};
+  const equivalence: BrowserCheck['equivalence'] = {};
   for (const name of ['mlp', 'cnn'] as ModelPreset[]) {
     const model = buildModel(modelPreset(name));
     const params = model.initParams(5);
@@ -75,6 +135,16 @@ async function check(): Promise<BrowserCheck> {
         leaked: tf.memory().numTensors - before,
         ms,
       };
+    }
+    equivalence[name] = {};
+    // (the MLP only: SwiftShader compiles the CNN's new shaders for minutes; its device path is
+    // covered in Node by device-train.test.ts and its fused conv by the gradients above)
+    for (const backend of name === 'mlp' ? usable.filter((b) => b !== 'cpu') : []) {
+      await activateBackend(backend);
+      const before = tf.memory().numTensors;
+      const maxRelDiff = await replicasVsReference(model, data);
+      const leakedTensors = tf.memory().numTensors - before;
+      equivalence[name][backend] = { maxRelDiff, leakedTensors, device: prefersDeviceTraining() };
     }
     const cpu = results['cpu']!;
     models[name] = Object.fromEntries(
@@ -97,6 +167,7 @@ async function check(): Promise<BrowserCheck> {
     mnist: { trainCount: data.trainCount, testCount: data.testCount },
     shardCacheRoundTrip,
     models,
+    equivalence,
   };
 }
 

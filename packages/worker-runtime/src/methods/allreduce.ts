@@ -6,13 +6,15 @@ import { elasticAllReduce } from '../elastic.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import { overlappedMeanGradients } from './overlap.ts';
-import type { WorkerMethod } from './types.ts';
+import type { MethodContext, MethodRun, WorkerMethod } from './types.ts';
 
 export const allReduceMethod: WorkerMethod = {
   name: 'allreduce',
   links: ringLinks,
   setup(ctx) {
     if (ctx.assign.config.elastic) return elasticAllReduce(ctx); // a lost member ends the epoch, not the run
+    // (overlap hands layers out from the JS path; its buckets are that path's)
+    if (ctx.session.deviceSteps && !ctx.assign.config.overlap) return onDevice(ctx);
     const { params, optimizer } = dataParallelState(ctx);
     // The gradients' compression state (error feedback) lives as long as the run.
     const compressor = exchangeCompressor(ctx, params.length);
@@ -37,3 +39,42 @@ export const allReduceMethod: WorkerMethod = {
     };
   },
 };
+
+/**
+ * The same method with the replica on the device (TrainSession.deviceSteps: webgpu, webgl): the
+ * gradients are read back only to be exchanged (not at all for a single worker), the mean goes up
+ * once and the optimizer runs on the device. `params` is the host copy, refreshed only when asked
+ * for (syncParams: evaluation, the final model, the reference).
+ */
+function onDevice(ctx: MethodContext): MethodRun {
+  const params = ctx.session.initParams();
+  const device = ctx.session.deviceSteps!(params);
+  const compressor = exchangeCompressor(ctx, params.length);
+  const alone = ctx.assign.peers.length <= 1;
+  const grads = alone ? null : new Float32Array(params.length); // reused: the exchange's buffer
+  return {
+    paramBytes: params.byteLength,
+    evalParams: params,
+    async step(step) {
+      const t0 = ctx.spans.now();
+      await device.compute(step, { signal: ctx.signal });
+      if (grads === null) {
+        const loss = device.readLoss(); // the only readback of a single worker's step
+        device.apply();
+        const value = await loss;
+        const computeMs = ctx.spans.now() - t0;
+        ctx.spans.record('compute', t0, computeMs, { step });
+        return { loss: value, computeMs };
+      }
+      const [loss] = await Promise.all([device.readLoss(), device.readGrads(grads)]);
+      const computeMs = ctx.spans.now() - t0;
+      ctx.spans.record('compute', t0, computeMs, { step });
+      await meanOverRing(ctx, grads, step, compressor);
+      device.apply(grads);
+      return { loss, computeMs };
+    },
+    syncParams: () => device.readParams(params),
+    beforeEval: () => Promise.resolve(),
+    dispose: () => device.dispose(),
+  };
+}

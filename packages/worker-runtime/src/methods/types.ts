@@ -61,6 +61,11 @@ export interface MethodRun {
    * Rank 0 evaluates the due steps; any holder answers an `evaluate` request.
    */
   readonly evalParams: Float32Array | null;
+  /**
+   * Where the parameters live on the device (TrainSession.deviceSteps): copies them into
+   * `evalParams` before anyone reads it. Absent where `evalParams` is always current.
+   */
+  syncParams?(): Promise<void>;
   /** Runs step `step` (granted by the coordinator); records its spans on the context's recorder. */
   step(step: number): Promise<StepOutcome>;
   /**
