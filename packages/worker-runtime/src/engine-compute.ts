@@ -199,6 +199,8 @@ function stageSession(
     },
     forward: (mb, input) => runner.forward(mb, input),
     backward: (mb, dy) => runner.backward(mb, dy),
+    backwardInput: (mb, dy) => runner.backwardInput(mb, dy),
+    backwardWeight: (mb) => runner.backwardWeight(mb),
     endStep: (grads) => runner.endStep(grads),
     reset: () => runner.reset(),
   };
