@@ -69,8 +69,9 @@ Training (defaults from the run configuration):
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
 
 Pipeline and hybrid:
-  --schedule naive|gpipe|1f1b
+  --schedule naive|gpipe|1f1b|interleaved|zb-h1
                          pipeline schedule (default ${D.schedule})
+  --virtual-stages V     interleaved: model chunks per peer (default 1)
   --micro-batches M      micro-batches per step (default ${DEFAULT_MICRO_BATCHES}; naive: 1)
   --recompute            keep only each stage's input; recompute the forward in backward
   --activation-compress none|fp16|int8
@@ -163,6 +164,7 @@ const OPTIONS = {
   reference: { type: 'boolean' },
   elastic: { type: 'boolean' },
   schedule: { type: 'string' },
+  'virtual-stages': { type: 'string' },
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
   'activation-compress': { type: 'string' },
@@ -206,6 +208,7 @@ const FLAG_OF: Record<string, string> = {
   overlapOuter: 'overlap-outer',
   psShards: 'ps-shards',
   targetAccuracy: 'target-accuracy',
+  virtualStages: 'virtual-stages',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -282,7 +285,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'outer-momentum'
       | 'staleness'
       | 'ps-shards'
-      | 'target-accuracy',
+      | 'target-accuracy'
+      | 'virtual-stages',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -300,6 +304,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['staleness', 'staleness'],
     ['ps-shards', 'psShards'],
     ['target-accuracy', 'targetAccuracy'],
+    ['virtual-stages', 'virtualStages'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];
