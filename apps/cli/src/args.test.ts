@@ -46,6 +46,12 @@ describe('parseCommandLine', () => {
     expect(() => parseCommandLine(['train', '--chromium-flags', '--x="y'])).toThrow(ConfigError);
   });
 
+  it('--schedule interleaved --virtual-stages 2 and --schedule zb-h1 reach the config', () => {
+    const flags = '--strategy pipeline --workers 2 --schedule interleaved --virtual-stages 2'.split(' ');
+    expect(train(flags).config).toMatchObject({ schedule: 'interleaved', virtualStages: 2 });
+    expect(train(['--strategy', 'pipeline', '--schedule', 'zb-h1']).config.schedule).toBe('zb-h1');
+  });
+
   it('--elastic turns elastic epochs on', () => {
     expect(train(['--elastic']).config.elastic).toBe(true);
     expect(train([]).config.elastic).toBe(false);
@@ -78,6 +84,7 @@ describe('parseCommandLine', () => {
       // pipeline settings keep their defaults in a data-parallel run
       schedule: '1f1b',
       microBatches: 1,
+      virtualStages: 1,
       recompute: false,
       activationCompress: 'none',
       partition: 'auto',

@@ -70,8 +70,9 @@ Training (defaults from the run configuration):
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
 
 Pipeline and hybrid:
-  --schedule naive|gpipe|1f1b
+  --schedule naive|gpipe|1f1b|interleaved|zb-h1
                          pipeline schedule (default ${D.schedule})
+  --virtual-stages V     interleaved: model chunks per peer (default 1)
   --micro-batches M      micro-batches per step (default ${DEFAULT_MICRO_BATCHES}; naive: 1)
   --recompute            keep only each stage's input; recompute the forward in backward
   --activation-compress none|fp16|int8
@@ -167,6 +168,7 @@ const OPTIONS = {
   reference: { type: 'boolean' },
   elastic: { type: 'boolean' },
   schedule: { type: 'string' },
+  'virtual-stages': { type: 'string' },
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
   'activation-compress': { type: 'string' },
@@ -210,6 +212,7 @@ const FLAG_OF: Record<string, string> = {
   overlapOuter: 'overlap-outer',
   psShards: 'ps-shards',
   targetAccuracy: 'target-accuracy',
+  virtualStages: 'virtual-stages',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -286,7 +289,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'outer-momentum'
       | 'staleness'
       | 'ps-shards'
-      | 'target-accuracy',
+      | 'target-accuracy'
+      | 'virtual-stages',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -304,6 +308,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['staleness', 'staleness'],
     ['ps-shards', 'psShards'],
     ['target-accuracy', 'targetAccuracy'],
+    ['virtual-stages', 'virtualStages'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];

@@ -123,7 +123,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
   if (report.pipeline) {
     const pl = report.pipeline;
     lines.push(
-      `  bubble          measured ${(pl.bubbleMeasured * 100).toFixed(1)}%, theory (P-1)/(M+P-1) ${(pl.bubbleTheory * 100).toFixed(1)}%`,
+      `  bubble          measured ${(pl.bubbleMeasured * 100).toFixed(1)}%, theory (${pl.schedule}) ${(pl.bubbleTheory * 100).toFixed(1)}%`,
     );
     for (const st of pl.perStage) {
       lines.push(

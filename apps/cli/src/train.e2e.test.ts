@@ -382,6 +382,35 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     });
   }
 
+  // The schedules with chunks and split backward: 3 steps, where summation order is all that differs.
+  const newSchedules: [string, string[]][] = [
+    ['interleaved V=2', ['--schedule', 'interleaved', '--virtual-stages', '2', '--micro-batches', '8']],
+    [
+      'interleaved V=2 + recompute',
+      ['--schedule', 'interleaved', '--virtual-stages', '2', '--micro-batches', '8', '--recompute'],
+    ],
+    ['zb-h1', ['--schedule', 'zb-h1', '--micro-batches', '8']],
+    ['zb-h1 + recompute', ['--schedule', 'zb-h1', '--micro-batches', '8', '--recompute']],
+  ];
+  for (const [name, flags] of newSchedules) {
+    it(`${name}: equals the single-worker reference after 3 steps within 1e-5`, async () => {
+      const { code, stderr, report } = await train([
+        ...['--strategy', 'pipeline', '--workers', '4', '--model', 'cnn', '--dataset', 'mnist'],
+        ...['--steps', '3', '--backend', 'wasm', '--reference', ...flags],
+      ]);
+      if (code !== 0) console.error(`${name}: peertrain exited ${code}:\n${stderr.slice(-3000)}`);
+      expect(code, stderr).toBe(0);
+      const r = report!;
+      expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-5);
+      expect(r.pipeline!.perStage).toHaveLength(4);
+      for (const s of r.pipeline!.perStage) {
+        expect(s.peakActivationBytes).toBeGreaterThan(0);
+        expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
+      }
+    });
+  }
+
   it('refuses a partition that does not cover the model, by name, before starting a browser', async () => {
     const { code, stderr, report } = await train([
       ...['--strategy', 'pipeline', '--workers', '2', '--model', 'cnn', '--dataset', 'synthetic'],

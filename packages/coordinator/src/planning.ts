@@ -67,6 +67,18 @@ export interface PlanningInit {
   disposed(): boolean;
 }
 
+/**
+ * Interleaved runs cut the model into P * V chunks, chunk c on device c mod P: the devices V times
+ * over, each copy with a V-th of the device's memory (the planner checks each chunk alone; its
+ * predicted step treats the chunks as stages).
+ */
+export function chunkDevices(devices: readonly StageDevice[], chunks: number): StageDevice[] {
+  if (chunks === 1) return [...devices];
+  return Array.from({ length: chunks }, (_, k) =>
+    devices.map((d) => ({ ...d, id: `${d.id} chunk ${k}`, memoryBytes: d.memoryBytes / chunks })),
+  ).flat();
+}
+
 export class Planning {
   private probeCounter = 0;
   private readonly probeAcks = new Map<number, (ack: ProbeAck) => void>();
@@ -204,14 +216,16 @@ export class Planning {
     config: RunConfig,
     devices: readonly PeerRecord[],
   ): Promise<PipelinePlan> {
-    const { layers, devices: stageDevices, options } = await this.profile(s, config, devices);
+    const inputs = await this.profile(s, config, devices);
+    const { layers, options } = inputs;
+    const stageDevices = chunkDevices(inputs.devices, config.virtualStages);
     const plan =
       config.partition === 'auto'
         ? planStages(layers, stageDevices, options)
         : evaluatePartition(
             layers,
             stageDevices,
-            parsePartition(config.partition, layers.length, devices.length),
+            parsePartition(config.partition, layers.length, stageDevices.length),
             options,
           );
     this.init.hub.log(

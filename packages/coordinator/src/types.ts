@@ -1,4 +1,11 @@
-import type { DeviceInfo, LayerCost, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type {
+  DeviceInfo,
+  LayerCost,
+  RunConfig,
+  RunConfigInput,
+  ScheduleKind,
+  WireError,
+} from '@peertrain/protocol';
 import type { StagePlan, StagePlanOptions } from '@peertrain/planner';
 import type { Span } from '@peertrain/telemetry';
 import type { ChromeTrace, CoordinatorEvent, RunReport } from '@peertrain/protocol';
@@ -95,13 +102,15 @@ export interface PipelineView {
   stages: number;
   replicas: number;
   microBatches: number;
-  schedule: 'naive' | 'gpipe' | '1f1b';
+  schedule: ScheduleKind;
+  /** Model chunks per peer (interleaved; 1 otherwise). */
+  virtualStages?: number;
   recompute: boolean;
   /** Who holds what, replica-major (index = rank). */
   assignments: (StageAssignment & { peerId: string })[];
   /** The planner's cost model for the partition run (planned or given), ms per step; null before planning. */
   predictedStepMs: number | null;
-  /** (P - 1) / (M + P - 1). */
+  /** The schedule's own bound (packages/schedules' bubbleTheory): 1F1B's is (P - 1) / (M + P - 1). */
   bubbleTheory: number;
   /** Median over every step measured so far after the warm-up (null before the first). */
   bubbleMeasured: number | null;

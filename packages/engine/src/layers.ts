@@ -50,7 +50,17 @@ export interface Layer {
   readonly flops: number;
   /** x: [B, ...inputShape]; w: this layer's parameter tensors in `params` order. */
   forward(x: Tensor, w: readonly Tensor[]): LayerForward;
-  backward(dy: Tensor, saved: readonly Tensor[], w: readonly Tensor[], needDx: boolean): LayerBackward;
+  /**
+   * needDw false (the input-gradient part of a split backward): dw is empty, only dx is computed.
+   * Layers without parameters ignore it.
+   */
+  backward(
+    dy: Tensor,
+    saved: readonly Tensor[],
+    w: readonly Tensor[],
+    needDx: boolean,
+    needDw?: boolean,
+  ): LayerBackward;
   /** Writes this layer's initial parameters into `out` (the layer's slice of the flat array). */
   init(out: Float32Array, seed: number): void;
 }
@@ -172,10 +182,10 @@ function dense(spec: Extract<LayerSpec, { kind: 'dense' }>, ctx: LayerContext): 
       const y = fusesBias() ? tf.fused.matMul({ a: x, b: w!, bias: b! }) : tf.add(tf.matMul(x, w!), b!);
       return { y, saved: [x] };
     },
-    backward(dy, [x], [w], needDx) {
+    backward(dy, [x], [w], needDx, needDw = true) {
       return {
         dx: needDx ? denseInputGrad(dy, w!) : undefined, // [B, units] @ w^T -> [B, in]
-        dw: [matMulT(x!, dy, true, false), tf.sum(dy, 0)], // x^T @ dy -> [in, units]; [units]
+        dw: needDw ? [matMulT(x!, dy, true, false), tf.sum(dy, 0)] : [], // x^T @ dy -> [in, units]; [units]
       };
     },
     init(out, seed) {
@@ -292,7 +302,7 @@ function conv2d(spec: Extract<LayerSpec, { kind: 'conv2d' }>, ctx: LayerContext)
         : tf.add(tf.conv2d(x4, f4, stride, padding), b!);
       return { y, saved: [x] };
     },
-    backward(dy, [x], [kern], needDx) {
+    backward(dy, [x], [kern], needDx, needDw = true) {
       const dy4 = dy as tf.Tensor4D;
       const x4 = x as tf.Tensor4D;
       let dx: Tensor | undefined; // [B, H, W, C]
@@ -301,6 +311,7 @@ function conv2d(spec: Extract<LayerSpec, { kind: 'conv2d' }>, ctx: LayerContext)
       } else if (needDx) {
         dx = tf.conv2dTranspose(dy4, kern as tf.Tensor4D, x4.shape, stride, padding);
       }
+      if (!needDw) return { dx, dw: [] };
       const dk = !avoidKernel('Conv2DBackpropFilter')
         ? tf
             .engine()

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schedule } from '@peertrain/schedules';
-import type { ScheduleName } from '@peertrain/schedules';
+import type { AnyScheduleName } from '@peertrain/schedules';
 import type { ModelSpec, StageRange } from '@peertrain/protocol';
 import { activateBackend } from './backends.ts';
 import { buildModel } from './model.ts';
@@ -38,7 +38,7 @@ function batchOf(model: Model, n: number, seed: number): { x: Float32Array; y: U
  */
 async function pipelineStep(
   runners: StageRunner[],
-  name: ScheduleName,
+  name: AnyScheduleName,
   m: number,
   params: Float32Array[],
   data: { x: Float32Array; y: Uint8Array },
@@ -70,6 +70,14 @@ async function pipelineStep(
           break;
         case 'backward':
           out.set(`bwd:${s}:${op.mb}`, await r.backward(op.mb, out.get(`in:${s}:${op.mb}:recvGrad`) ?? null));
+          break;
+        case 'backwardInput': {
+          const dy = out.get(`in:${s}:${op.mb}:recvGrad`) ?? null;
+          out.set(`bwd:${s}:${op.mb}`, await r.backwardInput(op.mb, dy));
+          break;
+        }
+        case 'backwardWeight':
+          await r.backwardWeight(op.mb);
           break;
         case 'sendAct':
           wire.set(`act:${s}->${op.to}:${op.mb}`, out.get(`fwd:${s}:${op.mb}`)!);
@@ -120,11 +128,13 @@ describe('stage runner', () => {
       { first: 5, end: 7 },
     ],
   ];
-  const cases: [ScheduleName, number][] = [
+  const cases: [AnyScheduleName, number][] = [
     ['naive', 1],
     ['gpipe', 4],
     ['1f1b', 4],
     ['1f1b', 3], // uneven micro-batches: 10 rows as 3 + 3 + 4
+    ['zb-h1', 4], // split backward: input parts, then the weight parts put off
+    ['zb-h1', 3],
   ];
 
   for (const ranges of cuts) {
@@ -172,7 +182,7 @@ describe('stage runner', () => {
     ];
     const whole = model.initParams(1);
     const data = batchOf(model, batch, 2);
-    const peak = async (name: ScheduleName, recompute: boolean): Promise<StageStepResult> => {
+    const peak = async (name: AnyScheduleName, recompute: boolean): Promise<StageStepResult> => {
       const runners = ranges.map((r) => createStageRunner(model, r, { batch, microBatches: m, recompute }));
       const params = runners.map((r) =>
         whole.slice(r.stage.paramOffset, r.stage.paramOffset + r.stage.paramCount),
@@ -215,6 +225,10 @@ describe('stage runner', () => {
     await expect(runner.backward(1, null)).rejects.toBeInstanceOf(StageOrderError);
     await expect(runner.forward(5, null)).rejects.toBeInstanceOf(StageOrderError);
     await runner.forward(0, null);
+    await expect(runner.backwardWeight(0)).rejects.toBeInstanceOf(StageOrderError);
+    await runner.backwardInput(0, null);
+    await expect(runner.backwardInput(0, null)).rejects.toBeInstanceOf(StageOrderError);
+    await expect(runner.backward(0, null)).rejects.toBeInstanceOf(StageOrderError);
     await expect(runner.endStep(new Float32Array(model.paramCount))).rejects.toBeInstanceOf(StageOrderError);
     runner.reset();
     runner.dispose();

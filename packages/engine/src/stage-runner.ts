@@ -13,6 +13,7 @@ import { ShapeError } from './errors.ts';
 import { disposeSaved, readTensorsInto } from './model.ts';
 import type { Model, SavedActivations, Stage } from './model.ts';
 import { softmaxCrossEntropy } from './loss.ts';
+import { inputGradPass, weightGradPass } from './split-backward.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
 
@@ -58,6 +59,13 @@ export interface StageRunner {
   forward(mb: number, input: Float32Array | null): Promise<Float32Array | null>;
   /** dy: [rows(mb), ...outputShape] from the next stage (null on the last). Returns dx to send back (null on the first). */
   backward(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  /**
+   * Split backward, part 1 (zero-bubble schedules): backward's dx alone, computed without the
+   * weight gradients; the micro-batch's activations and its layers' output gradients stay held.
+   */
+  backwardInput(mb: number, dy: Float32Array | null): Promise<Float32Array | null>;
+  /** Split backward, part 2: adds the micro-batch's parameter gradients to the sum and frees it. */
+  backwardWeight(mb: number): Promise<void>;
   /** Writes the step's summed gradients into `grads` (stage layout) and ends the step. */
   endStep(grads: Float32Array): Promise<StageStepResult>;
   /** Drops whatever the step holds (a cancelled step). */
@@ -72,6 +80,8 @@ interface Held {
   input: Tensor | null;
   /** Last stage: d(loss)/d(logits) of the micro-batch. */
   dlogits: Tensor | null;
+  /** After backwardInput: each layer's output gradient (layers with parameters), for backwardWeight. */
+  dys: (Tensor | undefined)[] | null;
   bytes: number;
   bytesNoRecompute: number;
 }
@@ -152,7 +162,14 @@ class PipelineStageRunner implements StageRunner {
     const x = this.#inputOf(mb, input);
     const f = this.stage.forward(x, wt);
     const savedBytes = distinctBytes(f.saved.flat());
-    const h: Held = { saved: f.saved, input: null, dlogits: null, bytes: 0, bytesNoRecompute: savedBytes };
+    const h: Held = {
+      saved: f.saved,
+      input: null,
+      dlogits: null,
+      dys: null,
+      bytes: 0,
+      bytesNoRecompute: savedBytes,
+    };
     // Recomputation keeps the input instead of what forward saved: only worth it when the input
     // is smaller (a reshape-only stage saves nothing and keeps what it saved).
     if (this.#recompute && x.size * 4 < savedBytes) {
@@ -192,6 +209,7 @@ class PipelineStageRunner implements StageRunner {
     const wt = this.#weights();
     const h = this.#held.get(mb);
     if (!h) throw new StageOrderError(`micro-batch ${mb}: backward before forward`);
+    if (h.dys) throw new StageOrderError(`micro-batch ${mb}: backward after its input part`);
     const n = this.rows(mb);
     if (!this.isLast && (!dyIn || dyIn.length !== n * this.#outSize)) {
       throw new ShapeError(
@@ -220,21 +238,87 @@ class PipelineStageRunner implements StageRunner {
       });
       if (gradSum) tf.dispose(gradSum);
       this.#gradSum = r.sum;
-      if (this.isFirst || !r.dx) {
-        r.dx?.dispose();
-        return null;
-      }
-      try {
-        return await r.dx.data<'float32'>(); // [rows, ...inputShape]
-      } finally {
-        r.dx.dispose();
-      }
+      return await readInputGrad(r.dx, this.isFirst);
     } finally {
       if (saved && saved !== h.saved) disposeSaved(saved);
       dropHeld(h);
       this.#current -= h.bytes;
       this.#currentNo -= h.bytesNoRecompute;
     }
+  }
+
+  async backwardInput(mb: number, dyIn: Float32Array | null): Promise<Float32Array | null> {
+    const wt = this.#weights();
+    const h = this.#held.get(mb);
+    if (!h) throw new StageOrderError(`micro-batch ${mb}: backward input part before forward`);
+    if (h.dys) throw new StageOrderError(`micro-batch ${mb}: backward input part ran twice`);
+    const dy = this.#gradIn(mb, h, dyIn);
+    if (!h.saved) {
+      // Recomputation: the forward again from the kept input. Its activations stay held until the
+      // weight part, which needs every layer's input too (a second recomputation would cost more).
+      const input = h.input!;
+      const again = this.stage.forward(input, wt);
+      again.y.dispose();
+      h.saved = again.saved;
+      input.dispose(); // the saved tensors keep their own handles on its buffer
+      h.input = null;
+    }
+    let r;
+    try {
+      r = inputGradPass(this.stage, dy, h.saved, wt, !this.isFirst);
+    } finally {
+      dy.dispose();
+      h.dlogits?.dispose();
+      h.dlogits = null;
+    }
+    h.dys = r.dys;
+    // Held from now to the weight part: the activations and the layers' output gradients.
+    const dysBytes = distinctBytes(r.dys.filter((t): t is Tensor => t !== undefined));
+    const dlogitsBytes = this.isLast ? this.rows(mb) * this.#outSize * 4 : 0;
+    const bytes = distinctBytes([...h.saved.flat(), ...r.dys.filter((t): t is Tensor => t !== undefined)]);
+    const bytesNo = h.bytesNoRecompute - dlogitsBytes + dysBytes;
+    this.#track(bytes - h.bytes, bytesNo - h.bytesNoRecompute);
+    h.bytes = bytes;
+    h.bytesNoRecompute = bytesNo;
+    return readInputGrad(r.dx, this.isFirst);
+  }
+
+  backwardWeight(mb: number): Promise<void> {
+    try {
+      this.#weightPart(mb);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  #weightPart(mb: number): void {
+    const wt = this.#weights();
+    const h = this.#held.get(mb);
+    if (!h?.dys || !h.saved) throw new StageOrderError(`micro-batch ${mb}: weight part before input part`);
+    this.#held.delete(mb);
+    try {
+      const grads = weightGradPass(this.stage, h.dys, h.saved, wt);
+      const gradSum = this.#gradSum;
+      this.#gradSum = gradSum ? tf.tidy(() => grads.map((g, i) => tf.add(gradSum[i]!, g))) : grads;
+      if (gradSum) tf.dispose([...gradSum, ...grads]);
+    } finally {
+      dropHeld(h);
+      this.#current -= h.bytes;
+      this.#currentNo -= h.bytesNoRecompute;
+    }
+  }
+
+  /** The gradient arriving at the stage's output: dlogits (last stage) or the next stage's dy. */
+  #gradIn(mb: number, h: Held, dyIn: Float32Array | null): Tensor {
+    const n = this.rows(mb);
+    if (this.isLast) return tf.clone(h.dlogits!);
+    if (!dyIn || dyIn.length !== n * this.#outSize) {
+      throw new ShapeError(
+        `micro-batch ${mb}: gradient of ${dyIn?.length ?? 0} floats, expected ${n} x ${this.#outSize}`,
+      );
+    }
+    return tf.tensor(dyIn, [n, ...this.stage.outputShape]);
   }
 
   async endStep(grads: Float32Array): Promise<StageStepResult> {
@@ -315,10 +399,24 @@ class PipelineStageRunner implements StageRunner {
   }
 }
 
+/** dx [rows, ...inputShape] as the bytes to send back (null on the first stage); disposes it. */
+async function readInputGrad(dx: Tensor | undefined, isFirst: boolean): Promise<Float32Array | null> {
+  if (isFirst || !dx) {
+    dx?.dispose();
+    return null;
+  }
+  try {
+    return await dx.data<'float32'>();
+  } finally {
+    dx.dispose();
+  }
+}
+
 function dropHeld(h: Held): void {
   if (h.saved) disposeSaved(h.saved);
   h.input?.dispose();
   h.dlogits?.dispose();
+  if (h.dys) tf.dispose(h.dys.filter((t): t is Tensor => t !== undefined));
 }
 
 /**

@@ -119,3 +119,34 @@ describe('RunConfig elastic', () => {
     expect(() => parseRunConfig({ elastic: true, strategy: 'pipeline', workers: 2 })).toThrow(ConfigError);
   });
 });
+
+describe('RunConfig schedules with chunks and split backward', () => {
+  it('takes zb-h1 and interleaved with its chunks per peer; V defaults to 1', () => {
+    expect(parseRunConfig({ strategy: 'pipeline', workers: 2, schedule: 'zb-h1' }).virtualStages).toBe(1);
+    const c = parseRunConfig({ strategy: 'pipeline', workers: 2, schedule: 'interleaved', virtualStages: 2 });
+    expect([c.schedule, c.virtualStages]).toEqual(['interleaved', 2]);
+  });
+
+  it('refuses chunks without interleaved, interleaved on one stage, with M < P or in a hybrid', () => {
+    expect(issuesOf({ strategy: 'pipeline', workers: 2, virtualStages: 2 })).toEqual([
+      'virtualStages: virtualStages 2: only the interleaved schedule holds several chunks per peer',
+    ]);
+    expect(issuesOf({ strategy: 'pipeline', workers: 1, schedule: 'interleaved' })).toEqual([
+      'microBatches: interleaved needs at least 2 stages, got 1',
+    ]);
+    expect(issuesOf({ strategy: 'pipeline', workers: 4, schedule: 'interleaved', microBatches: 2 })).toEqual([
+      'microBatches: interleaved needs microBatches >= stages, got M = 2 < P = 4',
+    ]);
+    expect(issuesOf({ strategy: 'hybrid', workers: 4, replicas: 2, schedule: 'interleaved' })).toEqual([
+      'schedule: interleaved runs with strategy pipeline (one replica)',
+    ]);
+  });
+
+  it('checks a given partition against P x V chunks', () => {
+    const cnn = { strategy: 'pipeline', model: 'cnn', workers: 2, schedule: 'interleaved' } as const;
+    expect(issuesOf({ ...cnn, virtualStages: 2, partition: '0-1,2-3,4-5,6-7' })).toEqual([]);
+    expect(issuesOf({ ...cnn, virtualStages: 2, partition: '0-3,4-7' })).toEqual([
+      'partition: 2 ranges for 4 stages',
+    ]);
+  });
+});

@@ -28,7 +28,12 @@ export type OptimizerConfig = z.infer<typeof OptimizerSchema>;
 
 export const STRATEGIES = ['data', 'pipeline', 'hybrid'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
-export const SCHEDULES = ['naive', 'gpipe', '1f1b'] as const;
+/**
+ * Pipeline schedules (packages/schedules builds their op lists): interleaved is Megatron-LM's
+ * interleaved 1F1B (virtualStages chunks per peer), zb-h1 the zero-bubble schedule with the backward
+ * split into input and weight parts (Qi et al. 2023).
+ */
+export const SCHEDULES = ['naive', 'gpipe', '1f1b', 'interleaved', 'zb-h1'] as const;
 /**
  * How data-parallel workers agree: allreduce (synchronous ring all-reduce of gradients every step),
  * ps (synchronous parameter server), diloco (H local steps, then an outer optimizer step on the
@@ -115,6 +120,11 @@ const RunConfigObject = z.object({
   schedule: z.enum(SCHEDULES).default('1f1b'),
   /** Micro-batches per step. Default: 1 for naive, DEFAULT_MICRO_BATCHES otherwise. */
   microBatches: z.number().int().min(1).max(1024).optional(),
+  /**
+   * Interleaved: model chunks per peer (V). The planner cuts P * V chunks and chunk c goes to the
+   * peer of stage c mod P. 1 for every other schedule.
+   */
+  virtualStages: z.number().int().min(1).max(16).default(1),
   /** Keep only each stage's input per micro-batch; run the forward again inside backward. */
   recompute: z.boolean().default(false),
   /** Codec of the tensors that cross stages (activations forward, their gradients backward). */
@@ -154,6 +164,16 @@ function shardIssues(weights: readonly number[] | undefined, ranks: number): str
   return issues;
 }
 
+/** What schedule needs of P stages, M micro-batches and V chunks per peer (none when it fits). */
+function scheduleIssues(schedule: ScheduleKind, p: number, m: number, v: number): string[] {
+  if (schedule !== 'interleaved')
+    return v === 1 ? [] : [`virtualStages ${v}: only the interleaved schedule holds several chunks per peer`];
+  // a peer would send to itself; micro-batches cross the chunks in groups of P
+  if (p < 2) return [`interleaved needs at least 2 stages, got ${p}`];
+  if (m < p) return [`interleaved needs microBatches >= stages, got M = ${m} < P = ${p}`];
+  return [];
+}
+
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
@@ -178,17 +198,24 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('replicas', `pipeline runs one replica; use strategy hybrid for ${c.replicas}`);
   if (c.workers % replicas !== 0)
     issue('workers', `${c.workers} workers do not split into ${replicas} replicas of equal stages`);
+  if (c.strategy === 'hybrid' && c.schedule === 'interleaved')
+    issue('schedule', 'interleaved runs with strategy pipeline (one replica)');
   if (c.strategy === 'hybrid' && c.sync !== 'allreduce')
     issue('sync', 'hybrid all-reduces each stage over its replicas: sync must be allreduce');
   const m = c.microBatches ?? (c.schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES);
   if (c.schedule === 'naive' && m !== 1)
     issue('microBatches', `naive runs the whole batch at once: microBatches must be 1, got ${m}`);
+  scheduleIssues(c.schedule, c.workers / replicas, m, c.virtualStages).forEach((msg) =>
+    issue(msg.startsWith('virtualStages') ? 'virtualStages' : 'microBatches', msg),
+  );
   const batch = c.batch ?? DEFAULT_BATCH[c.strategy];
   if (m > batch) issue('microBatches', `${m} micro-batches need a batch of at least ${m}, got ${batch}`);
   if (c.partition !== 'auto' && c.workers % replicas === 0)
-    readPartition(c.partition, modelPreset(c.model).layers.length, c.workers / replicas).issues.forEach((m) =>
-      issue('partition', m),
-    );
+    readPartition(
+      c.partition,
+      modelPreset(c.model).layers.length,
+      (c.workers / replicas) * c.virtualStages,
+    ).issues.forEach((m) => issue('partition', m));
 }).transform((c) => ({
   ...c,
   batch: c.batch ?? DEFAULT_BATCH[c.strategy],

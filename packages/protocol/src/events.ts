@@ -20,6 +20,8 @@ export const PipelineReportSchema = z.object({
   stages: count,
   replicas: count,
   microBatches: count,
+  /** Interleaved: model chunks per peer (absent: 1). */
+  virtualStages: count.exactOptional(),
   recompute: z.boolean(),
   /** Codec of the tensors that crossed stages (--activation-compress). */
   activationCompress: z.enum(['none', 'fp16', 'int8']).exactOptional(),
@@ -34,6 +36,8 @@ export const PipelineReportSchema = z.object({
       stage: count,
       /** First and last layer, inclusive (as --partition writes them: "0-2" is [0, 2]). */
       layers: z.tuple([z.number().int(), z.number().int()]),
+      /** Interleaved: every chunk the peer holds, in order (layers is the first). */
+      chunks: z.array(z.tuple([z.number().int(), z.number().int()])).exactOptional(),
       layerNames: z.array(z.string()),
       parameterBytes: count,
       /** Most activation bytes held at once (replica 0's peer), with this run's recompute setting. */

@@ -12,13 +12,13 @@
 // a schedule may instead run `backwardInput` (the gradient of the stage's input, which the previous stage
 // waits for) and later `backwardWeight` (the gradient of the stage's weights, which nobody waits for).
 
-/** The schedules the worker executor runs (the protocol's config accepts exactly these). */
+/** The schedules whose op lists hold executor ops only (no chunks, no split backward). */
 export const SCHEDULE_NAMES = ['naive', 'gpipe', '1f1b'] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
 /**
  * Every schedule this package builds, checks and simulates: SCHEDULE_NAMES plus `interleaved`
  * (Megatron-LM interleaved 1F1B, V chunks per device) and `zb-h1` (zero bubble, Qi et al. 2023), whose op
- * lists the executor cannot run yet (chunks, split backward).
+ * lists need an executor that runs chunks and split backward (the protocol's config takes all five).
  */
 export const ALL_SCHEDULE_NAMES = [...SCHEDULE_NAMES, 'interleaved', 'zb-h1'] as const;
 export type AnyScheduleName = (typeof ALL_SCHEDULE_NAMES)[number];

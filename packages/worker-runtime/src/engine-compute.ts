@@ -235,6 +235,9 @@ function stageSession(
     paramOffset: runner.stage.paramOffset,
     paramCount: runner.stage.paramCount,
     async beginStep(step, params, o) {
+      // Only the ends need the batch: a middle stage (or an interleaved peer's middle chunk) skips
+      // it, so one peer's chunks do not ask the prefetcher for the same step twice.
+      if (!runner.isFirst && !runner.isLast) return runner.beginStep(params, {});
       const batch = await batchFor(step, o.signal);
       runner.beginStep(params, {
         ...(runner.isFirst ? { x: batch.x } : {}),
@@ -243,6 +246,8 @@ function stageSession(
     },
     forward: (mb, input) => runner.forward(mb, input),
     backward: (mb, dy) => runner.backward(mb, dy),
+    backwardInput: (mb, dy) => runner.backwardInput(mb, dy),
+    backwardWeight: (mb) => runner.backwardWeight(mb),
     endStep: (grads) => runner.endStep(grads),
     reset: () => runner.reset(),
   };

@@ -51,6 +51,41 @@ export interface PipelineStepContext {
   codec?: PayloadCompressor | null;
   /** false: one lane, each receive posted at its op and each send awaited there (for measurements). */
   overlap?: boolean;
+  /**
+   * Interleaved schedules: the peer's V chunks (chunk k = virtual stage k P + s), each with its own
+   * slice of `params` and `grads`; absent, `stage` is the only chunk. prev / next are the ring's
+   * neighbours (the last peer's next is the first).
+   */
+  chunks?: readonly StageChunk[];
+  /** This peer's stage index in its replica (which chunk boundaries wrap); with `chunks` only. */
+  position?: number;
+}
+
+/** One model chunk a peer holds: its stage and its views of the peer's parameters and gradients. */
+export interface StageChunk {
+  stage: StageSession;
+  params: Float32Array;
+  grads: Float32Array;
+}
+
+/**
+ * The tag of a tensor crossing a chunk boundary (self: this peer's position; null, no chunks): tag + 2 k, where k is the chunk of the lower
+ * virtual stage of the two (the sender of activations, the receiver of gradients). The last peer's
+ * chunk k feeds the first peer's chunk k + 1 over the same link as the others' chunk k + 1, so the
+ * chunk keeps them apart; with one chunk the tags are ACT_TAG and GRAD_TAG.
+ */
+export function chunkTag(
+  op: Extract<AnyOp, { kind: 'sendAct' | 'recvAct' | 'sendGrad' | 'recvGrad' }>,
+  self: number | null,
+): number {
+  const chunk = op.chunk ?? 0;
+  const act = op.kind === 'sendAct' || op.kind === 'recvAct';
+  // sendAct and recvGrad: this chunk is the lower one; recvAct and sendGrad: the peer's, one lower
+  // when the peer is past the wrap (a higher device index).
+  const lowerIsSelf = op.kind === 'sendAct' || op.kind === 'recvGrad';
+  const peer = op.kind === 'sendAct' || op.kind === 'sendGrad' ? op.to : op.from;
+  const lower = lowerIsSelf || self === null || peer < self ? chunk : chunk - 1;
+  return (act ? ACT_TAG : GRAD_TAG) + 2 * lower;
 }
 
 export function f32View(bytes: Uint8Array): Float32Array {
@@ -117,9 +152,10 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
     /** Posts every receive of the op list (the overlapped executor, before the first compute). */
     postAll(): void {
       if (!overlap) return;
+      const self = ctx.position ?? null;
       for (const op of ctx.ops) {
-        if (op.kind === 'recvAct') void post(ctx.prev, op.mb, ACT_TAG);
-        else if (op.kind === 'recvGrad') void post(ctx.next, op.mb, GRAD_TAG);
+        if (op.kind === 'recvAct') void post(ctx.prev, op.mb, chunkTag(op, self));
+        else if (op.kind === 'recvGrad') void post(ctx.next, op.mb, chunkTag(op, self));
       }
     },
     /** Waits for micro-batch mb's tensor; the span is the compute lane's wait (near 0 if it arrived). */
@@ -167,12 +203,12 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
  * the next stage's gradients dy; W takes nothing. Returns what the op's send carries.
  */
 function computeOp(
-  stage: StageSession,
+  ctx: PipelineStepContext,
   op: Extract<AnyOp, { kind: 'forward' | 'backward' | 'backwardInput' | 'backwardWeight' }>,
   input: Float32Array | null,
 ): Promise<Float32Array | null> {
-  if ((op.chunk ?? 0) !== 0)
-    throw new PipelineError(`chunk ${op.chunk}: this executor runs one chunk per stage`);
+  const stage = ctx.chunks ? ctx.chunks[op.chunk ?? 0]?.stage : (op.chunk ?? 0) === 0 ? ctx.stage : undefined;
+  if (!stage) throw new PipelineError(`chunk ${op.chunk}: this peer holds no such chunk`);
   switch (op.kind) {
     case 'forward':
       return stage.forward(op.mb, input);
@@ -188,6 +224,31 @@ function computeOp(
   }
 }
 
+/** Uploads each chunk's parameters (one chunk: ctx.stage with ctx.params). */
+async function beginChunks(ctx: PipelineStepContext, signal: AbortSignal): Promise<void> {
+  if (!ctx.chunks) return ctx.stage.beginStep(ctx.step, ctx.params, { signal });
+  for (const c of ctx.chunks) await c.stage.beginStep(ctx.step, c.params, { signal });
+}
+
+/**
+ * Ends each chunk's step (its gradient sum lands in its view of ctx.grads). The loss is the last
+ * virtual stage's; the activation peak is the sum of the chunks' peaks (an upper bound of the peer's:
+ * the chunks' peaks need not coincide).
+ */
+async function endChunks(ctx: PipelineStepContext): Promise<StageStepOutcome> {
+  if (!ctx.chunks) return ctx.stage.endStep(ctx.grads);
+  let loss: number | null = null;
+  let peak = 0;
+  let peakNo = 0;
+  for (const c of ctx.chunks) {
+    const o = await c.stage.endStep(c.grads);
+    loss = o.loss ?? loss;
+    peak += o.peakActivationBytes;
+    peakNo += o.peakActivationBytesNoRecompute;
+  }
+  return { loss, peakActivationBytes: peak, peakActivationBytesNoRecompute: peakNo };
+}
+
 /** Runs the step's ops in order; resolves when every op (and every send) is done. */
 export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageStepOutcome> {
   const { step, stage, spans } = ctx;
@@ -195,38 +256,41 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
   const span: Span = (kind, t0, extra = {}) => spans.record(kind, t0, now() - t0, { step, ...extra });
   const comm = stepComm(ctx, span);
   const { signal } = comm;
-  const received = new Map<number, Float32Array>();
-  const produced = new Map<number, Float32Array>();
+  // Keyed chunk/mb: a peer of an interleaved schedule holds several chunks' tensors of one mb.
+  const received = new Map<string, Float32Array>();
+  const produced = new Map<string, Float32Array>();
+  const id = (op: Exclude<AnyOp, { kind: 'optimizer' }>): string => `${op.chunk ?? 0}/${op.mb}`;
+  const self = ctx.position ?? null;
   let held = 0;
   let outcome: StageStepOutcome | null = null;
-  const take = (mb: number): Float32Array => {
-    const data = produced.get(mb);
-    if (!data) throw new PipelineError(`micro-batch ${mb}: nothing to send`);
-    produced.delete(mb);
+  const take = (op: Exclude<AnyOp, { kind: 'optimizer' }>): Float32Array => {
+    const data = produced.get(id(op));
+    if (!data) throw new PipelineError(`micro-batch ${op.mb}: nothing to send`);
+    produced.delete(id(op));
     return data;
   };
 
   comm.postAll();
   try {
-    await stage.beginStep(step, ctx.params, { signal });
+    await beginChunks(ctx, signal);
     for (const op of ctx.ops) {
       signal.throwIfAborted();
       switch (op.kind) {
         case 'recvAct':
-          received.set(op.mb, await comm.recv(ctx.prev, op.mb, ACT_TAG));
+          received.set(id(op), await comm.recv(ctx.prev, op.mb, chunkTag(op, self)));
           break;
         case 'recvGrad':
-          received.set(op.mb, await comm.recv(ctx.next, op.mb, GRAD_TAG));
+          received.set(id(op), await comm.recv(ctx.next, op.mb, chunkTag(op, self)));
           break;
         case 'forward':
         case 'backward':
         case 'backwardInput':
         case 'backwardWeight': {
           const t0 = now();
-          const input = received.get(op.mb) ?? null;
-          received.delete(op.mb);
-          const out = await computeOp(stage, op, input);
-          if (out) produced.set(op.mb, out);
+          const input = received.get(id(op)) ?? null;
+          received.delete(id(op));
+          const out = await computeOp(ctx, op, input);
+          if (out) produced.set(id(op), out);
           // The split parts show as backward spans (the span kinds have no I / W).
           span(op.kind === 'forward' ? 'forward' : 'backward', t0, { microBatch: op.mb });
           // Activations are held from the forward to the backward, or to the W of a split one.
@@ -234,14 +298,14 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           break;
         }
         case 'sendAct':
-          await comm.send(ctx.next, op.mb, ACT_TAG, take(op.mb));
+          await comm.send(ctx.next, op.mb, chunkTag(op, self), take(op));
           break;
         case 'sendGrad':
-          await comm.send(ctx.prev, op.mb, GRAD_TAG, take(op.mb));
+          await comm.send(ctx.prev, op.mb, chunkTag(op, self), take(op));
           break;
         case 'optimizer': {
           const t0 = now();
-          outcome = await stage.endStep(ctx.grads);
+          outcome = await endChunks(ctx);
           span('compute', t0);
           await ctx.optimizer();
           break;
@@ -254,7 +318,7 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
     }
     await comm.finish();
   } catch (e) {
-    stage.reset();
+    for (const c of ctx.chunks ?? [{ stage }]) c.stage.reset();
     await comm.fail(e);
     throw e;
   }

@@ -1,4 +1,5 @@
 import { runShape } from '@peertrain/protocol';
+import { bubbleTheory } from '@peertrain/schedules';
 import type { PipelineReport, PipelineView } from '../types.ts';
 import type { PipelinePlan } from '../planning.ts';
 import type { CoordinatorMethod, MethodContext, MethodRun, RankAssignment } from './method.ts';
@@ -21,19 +22,22 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
   const replica0 = ctx.peers.slice(0, P);
   const pipe = await ctx.planPipeline(replica0);
   const shards = replicaShards(config);
+  // P ranges, or P * V chunks for interleaved (chunk c on the peer of stage c mod P)
   const stages = pipe.plan.stages.map(({ first, end }) => ({ first, end }));
+  const V = config.virtualStages;
   const assignments = ctx.peers.map((_, rank): RankAssignment => {
     const stage = rank % P;
     const replica = Math.floor(rank / P);
     const range = pipe.plan.stages[stage]!;
     const shard = shards[replica]!;
     const replicaName = shape.replicas > 1 ? ` replica ${replica}` : '';
+    const held = Array.from({ length: V }, (_, k) => stages[k * P + stage]!);
     return {
       role: 'stage',
       shard,
       stage: { stage, replica, first: range.first, end: range.end },
       message: { ...baseAssign(ctx, rank, shards, shard), role: { kind: 'stage', stage, replica }, stages },
-      traceName: `rank ${rank}: stage ${stage}${replicaName} (layers ${range.first}-${range.end - 1})`,
+      traceName: `rank ${rank}: stage ${stage}${replicaName} (layers ${held.map((r) => `${r.first}-${r.end - 1}`).join(', ')})`,
     };
   });
   const pipelineView: PipelineView = {
@@ -41,10 +45,11 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     replicas: shape.replicas,
     microBatches: config.microBatches,
     schedule: config.schedule,
+    virtualStages: V,
     recompute: config.recompute,
     assignments: assignments.map((a, rank) => ({ peerId: ctx.peers[rank]!.peerId, ...a.stage! })),
     predictedStepMs: pipe.plan.predictedStepMs,
-    bubbleTheory: (P - 1) / (config.microBatches + P - 1),
+    bubbleTheory: bubbleTheory(config.schedule, P, config.microBatches, V),
     bubbleMeasured: null,
     bubbles: [],
   };
@@ -103,6 +108,7 @@ function pipelineReport(
   peaks: ReadonlyMap<number, { withRe: number; without: number }>,
   replica0: readonly string[],
 ): PipelineReport {
+  const V = pv.virtualStages ?? 1;
   return {
     schedule: pv.schedule,
     stages: pv.stages,
@@ -112,17 +118,22 @@ function pipelineReport(
     bubbleMeasured: pv.bubbleMeasured ?? NaN,
     bubbleTheory: pv.bubbleTheory,
     predictedStepMs: pv.predictedStepMs,
-    perStage: pipe.plan.stages.map((st, i) => {
-      const layers = pipe.layers.slice(st.first, st.end);
+    ...(V > 1 ? { virtualStages: V } : {}),
+    // One entry per peer; an interleaved peer's V chunks are stages s, s + P, ... of the plan.
+    perStage: replica0.map((peerId, i) => {
+      const ranges = Array.from({ length: V }, (_, k) => pipe.plan.stages[k * pv.stages + i]!);
+      const layers = ranges.flatMap((st) => pipe.layers.slice(st.first, st.end));
       const peak = peaks.get(i) ?? { withRe: 0, without: 0 };
+      const span = (st: { first: number; end: number }): [number, number] => [st.first, st.end - 1];
       return {
         stage: i,
-        layers: [st.first, st.end - 1] as [number, number],
+        layers: span(ranges[0]!),
+        ...(V > 1 ? { chunks: ranges.map(span) } : {}),
         layerNames: layers.map((l) => l.name),
         parameterBytes: layers.reduce((a, l) => a + l.paramBytes, 0),
         peakActivationBytes: peak.withRe,
         peakActivationBytesNoRecompute: peak.without,
-        peerId: replica0[i]!,
+        peerId,
       };
     }),
   };

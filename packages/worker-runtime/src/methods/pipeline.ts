@@ -9,6 +9,7 @@ import { createOptimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { StageSession } from '../compute.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
+import type { StageChunk } from '../pipeline.ts';
 import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
 
 /** Where this worker sits in the replicas x stages grid. */
@@ -44,13 +45,18 @@ export function pipelineLinks(assign: Placement): MethodLinks {
     need.push(at(replica, stage + 1));
   }
   if (stage > 0) need.push(at(replica, stage - 1));
+  // Interleaved: the last stage's chunks feed the first's next chunks (a ring; P = 2 has the link).
+  if (assign.config.schedule === 'interleaved' && p > 2) {
+    if (stage === p - 1) dial.push(at(replica, 0));
+    if (stage === p - 1 || stage === 0) need.push(at(replica, stage === 0 ? p - 1 : 0));
+  }
   // Replica 0's stages send their parameters to rank 0 for evaluation (stage 1 is already linked).
   if (replica === 0 && stage >= 2) {
     dial.push(assign.peers[0]!);
     need.push(assign.peers[0]!);
   }
   if (assign.rank === 0) for (let st = 2; st < p; st++) need.push(at(0, st));
-  return { dial, need };
+  return { dial: [...new Set(dial)], need: [...new Set(need)] };
 }
 
 /** A stage's run, for a method's averaging hook. */
@@ -81,13 +87,12 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
   // The stage's slice only; rank 0 also keeps a whole-model buffer that the stages' parameters are
   // gathered into for evaluation.
   const full = session.initParams();
-  const range = assign.stages?.[coords.stage];
-  if (!range) throw new ProtocolError('bad-message', 'a stage assignment without stage ranges');
-  const stage = session.stage(range);
-  const params = full.slice(stage.paramOffset, stage.paramOffset + stage.paramCount);
-  const grads = new Float32Array(params.length);
+  const { stage, params, grads, chunks } = stageChunks(ctx, coords, full);
   const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
-  const ops = schedule(config.schedule, coords.stages, config.microBatches)[coords.stage]!;
+  const V = config.virtualStages;
+  const ops = schedule(config.schedule, coords.stages, config.microBatches, { virtualStages: V })[
+    coords.stage
+  ]!;
   const run: StageRun = { ctx, coords, params, grads };
   const codec = activationCodec(config.activationCompress, config.seed + rank);
   return {
@@ -100,14 +105,15 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
         step,
         ops,
         stage,
-        prev: coords.stage > 0 ? coords.at(coords.replica, coords.stage - 1) : null,
-        next: coords.stage + 1 < coords.stages ? coords.at(coords.replica, coords.stage + 1) : null,
+        prev: neighbour(coords, -1, V > 1),
+        next: neighbour(coords, 1, V > 1),
         params,
         grads,
         spans,
         signal: ctx.signal,
         onHeld: ctx.onHeld,
         codec,
+        ...(chunks ? { chunks, position: coords.stage } : {}),
         optimizer: async () => {
           await spec.average?.(run, step);
           const to = spans.now();
@@ -125,9 +131,49 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
         activation: { peakActivationBytes, peakActivationBytesNoRecompute },
       };
     },
-    beforeEval: (after) => gatherParams(ctx, coords, stage, params, full, after),
+    beforeEval: (after) => gatherParams(ctx, coords, chunks ?? [{ stage, params }], full, after),
     dispose: () => undefined,
   };
+}
+
+/** The peer `dir` stages away in this replica; `ring`: the ends wrap (interleaved), else null there. */
+function neighbour(coords: StageCoords, dir: 1 | -1, ring: boolean): string | null {
+  const st = coords.stage + dir;
+  if (st >= 0 && st < coords.stages) return coords.at(coords.replica, st);
+  return ring ? coords.at(coords.replica, (st + coords.stages) % coords.stages) : null;
+}
+
+/**
+ * The stage's layers: one range (stage s of assign.stages), or for interleaved the V chunks
+ * s, s + P, ... of the P V ranges, their parameters back to back in `params` (chunk order) with
+ * each chunk's views. `stage` is the first chunk.
+ */
+function stageChunks(
+  ctx: MethodContext,
+  coords: StageCoords,
+  full: Float32Array,
+): { stage: StageSession; params: Float32Array; grads: Float32Array; chunks: StageChunk[] | null } {
+  const V = ctx.assign.config.virtualStages;
+  const ranges = Array.from({ length: V }, (_, k) => ctx.assign.stages?.[k * coords.stages + coords.stage]);
+  const sessions = ranges.map((range) => {
+    if (!range) throw new ProtocolError('bad-message', 'a stage assignment without its stage ranges');
+    return ctx.session.stage(range);
+  });
+  const count = sessions.reduce((a, st) => a + st.paramCount, 0);
+  const params = new Float32Array(count);
+  const grads = new Float32Array(count);
+  let at = 0;
+  const chunks = sessions.map((st) => {
+    const c = {
+      stage: st,
+      params: params.subarray(at, at + st.paramCount),
+      grads: grads.subarray(at, at + st.paramCount),
+    };
+    c.params.set(full.subarray(st.paramOffset, st.paramOffset + st.paramCount));
+    at += st.paramCount;
+    return c;
+  });
+  return { stage: sessions[0]!, params, grads, chunks: V > 1 ? chunks : null };
 }
 
 /** The codec of what this stage sends (int8's stochastic rounding seeded per rank); null for none. */
@@ -137,41 +183,43 @@ function activationCodec(kind: 'none' | 'fp16' | 'int8', seed: number): PayloadC
   return c.kind === 'fp16' || c.kind === 'int8' ? c : null;
 }
 
-/** Replica 0's stages hand their parameters to rank 0, which evaluates the whole model (`full`). */
+/**
+ * Replica 0's stages hand their parameters to rank 0, which evaluates the whole model (`full`);
+ * range c of assign.stages is held by stage c mod P (interleaved: P V chunks), keyed by its index.
+ */
 async function gatherParams(
   ctx: MethodContext,
   coords: StageCoords,
-  stage: StageSession,
-  params: Float32Array,
+  chunks: readonly { stage: StageSession; params: Float32Array }[],
   full: Float32Array,
   step: number,
 ): Promise<void> {
   const { mesh, assign, signal, session } = ctx;
   if (coords.replica !== 0) return;
-  const key = (st: number) => ({ runId: assign.runId, step, microBatch: null, tag: PARAM_TAG_BASE + st });
+  const P = coords.stages;
+  const key = (c: number) => ({ runId: assign.runId, step, microBatch: null, tag: PARAM_TAG_BASE + c });
   if (assign.rank !== 0) {
-    if (params.length === 0) return;
-    const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
-    await mesh.sendTensor(
-      assign.peers[0]!,
-      { ...key(coords.stage), dtype: 'float32', shape: [params.length], data: bytes },
-      { signal },
-    );
+    for (const [k, { params }] of chunks.entries()) {
+      if (params.length === 0) continue;
+      const bytes = new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+      await mesh.sendTensor(
+        assign.peers[0]!,
+        { ...key(k * P + coords.stage), dtype: 'float32', shape: [params.length], data: bytes },
+        { signal },
+      );
+    }
     return;
   }
-  full.set(params, stage.paramOffset);
+  for (const { stage, params } of chunks) full.set(params, stage.paramOffset);
   await Promise.all(
-    (assign.stages ?? []).map(async (range, st) => {
-      if (st === 0) return;
+    (assign.stages ?? []).map(async (range, c) => {
+      if (c % P === 0) return;
       const { offset, count } = session.paramRange(range);
       if (count === 0) return;
-      const msg = await mesh.recvTensor(coords.at(0, st), key(st), { signal });
+      const msg = await mesh.recvTensor(coords.at(0, c % P), key(c), { signal });
       const got = f32View(msg.data);
       if (got.length !== count)
-        throw new ProtocolError(
-          'bad-message',
-          `stage ${st} sent ${got.length} parameters, expected ${count}`,
-        );
+        throw new ProtocolError('bad-message', `stage ${c} sent ${got.length} parameters, expected ${count}`);
       full.set(got, offset);
     }),
   );

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { tf } from '@peertrain/engine';
+import type { RunConfigInput } from '@peertrain/protocol';
+import { bubbleTheory } from '@peertrain/schedules';
+import { memoryCluster } from './test-cluster.ts';
+
+// The schedules with chunks and split backward end to end over the in-memory transport: interleaved
+// 1F1B (each peer holds V non-contiguous chunks; micro-batches wrap from the last peer back to the
+// first for the next chunk) and zb-h1 (backward split into input and weight parts). After 3 steps
+// each must equal the single worker on the whole batch, with and without recomputation.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const base: RunConfigInput = {
+  strategy: 'pipeline',
+  dataset: 'synthetic',
+  model: 'deepMlp', // 9 layers: enough for 3 peers x 2 chunks
+  steps: 3,
+  batch: 12,
+  lr: 0.05,
+  seed: 5,
+  evalEvery: 0,
+  reference: true,
+};
+
+describe('interleaved and zero-bubble schedules over the in-memory transport', () => {
+  const cases: [RunConfigInput['schedule'], number, number, number, boolean][] = [
+    ['zb-h1', 3, 4, 1, false],
+    ['zb-h1', 3, 4, 1, true],
+    ['interleaved', 2, 4, 2, false],
+    ['interleaved', 3, 3, 2, false],
+    ['interleaved', 3, 4, 2, true], // M not a multiple of P
+  ];
+  for (const [schedule, p, m, v, recompute] of cases) {
+    const name = `${p} stages, ${schedule} M=${m}${v > 1 ? ` V=${v}` : ''}${recompute ? ' recompute' : ''}`;
+    it(`${name} equals the single worker after 3 steps`, async () => {
+      const { coord } = memoryCluster(p, `sch-${schedule}-${p}-${m}-${recompute}`, cleanups);
+      const before = tf.memory().numTensors;
+      const report = await coord.run(
+        { ...base, workers: p, schedule, microBatches: m, virtualStages: v, recompute },
+        { waitMs: 30_000 },
+      );
+      expect(report.errors).toEqual([]);
+      expect(report.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(report.reference!.referenceLoss - report.finalLoss)).toBeLessThan(1e-5);
+      const pl = report.pipeline!;
+      expect(pl.schedule).toBe(schedule);
+      expect(pl.bubbleTheory).toBeCloseTo(bubbleTheory(schedule ?? '1f1b', p, m, v), 12);
+      expect(pl.perStage).toHaveLength(p);
+      if (v > 1) {
+        // chunk c on peer c mod P: the chunks cover the layers in order, round the ring
+        const chunks = pl.perStage.map((s) => s.chunks!);
+        const order = Array.from({ length: p * v }, (_, c) => chunks[c % p]![Math.floor(c / p)]!);
+        expect(order[0]![0]).toBe(0);
+        expect(order.at(-1)![1]).toBe(8);
+        for (let c = 1; c < order.length; c++) expect(order[c]![0]).toBe(order[c - 1]![1] + 1);
+      }
+      for (const s of pl.perStage) {
+        expect(s.peakActivationBytes).toBeGreaterThan(0);
+        if (recompute) expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
+      }
+      expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
+    });
+  }
+});
