@@ -155,6 +155,11 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
     config: RunConfigSchema,
     /** Pipeline and hybrid: every stage's layers (index = stage); peers[replica * P + stage]. */
     stages: z.array(StageRangeSchema).min(1).optional(),
+    /**
+     * Resumed run: its first step is `step`; the state after `step` steps (float32 [P + slots],
+     * checkpoint.ts's layout) follows on the mesh under resumeKey(runId).
+     */
+    resume: z.object({ step: z.number().int().min(1) }).optional(),
   }),
   /** Measure each layer's cost for this config (pipeline planning); answered by profileResult. */
   z.object({ type: z.literal('profile'), runId: z.number().int(), config: RunConfigSchema }),
