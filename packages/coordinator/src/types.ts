@@ -1,4 +1,11 @@
-import type { DeviceInfo, LayerCost, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type {
+  Checkpoint,
+  DeviceInfo,
+  LayerCost,
+  RunConfig,
+  RunConfigInput,
+  WireError,
+} from '@peertrain/protocol';
 import type { StagePlan, StagePlanOptions } from '@peertrain/planner';
 import type { Span } from '@peertrain/telemetry';
 import type { ChromeTrace, CoordinatorEvent, RunReport } from '@peertrain/protocol';
@@ -196,7 +203,7 @@ export interface Coordinator {
    */
   run(
     config: RunConfigInput,
-    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] },
+    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[]; resume?: Checkpoint },
   ): Promise<RunReport>;
   /**
    * Profiles the layers on the idle peers that would be replica 0 of a run of `config` (one device
