@@ -14,7 +14,7 @@ import {
   useBoot,
   useFrameThrottled,
 } from '@peertrain/ui';
-import { runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
+import { pageCheckpoint, runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';
 import { ShareCard } from './components/ShareCard.tsx';
@@ -64,7 +64,12 @@ async function startDashboard(
     const request = params.request;
     if (request?.ok) {
       runs.start((runSignal) =>
-        runHeadless(coordinator, request.value, { emit, signal: runSignal, waitMs: HEADLESS_WAIT_MS }),
+        runHeadless(coordinator, request.value, {
+          emit,
+          signal: runSignal,
+          waitMs: HEADLESS_WAIT_MS,
+          loadCheckpoint: () => pageCheckpoint(window),
+        }),
       );
     }
     return { session, coordinator, runs, offs };

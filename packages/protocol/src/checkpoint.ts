@@ -220,3 +220,16 @@ export function resumeKey(runId: number): { runId: number; step: number; microBa
 export function checkpointDue(every: number, done: number): boolean {
   return every > 0 && done > 0 && done % every === 0;
 }
+
+/** A checkpoint event's payload decoded and checked (atob: browsers and Node alike). */
+export function checkpointFromBase64(rawManifest: unknown, blobBase64: string): Checkpoint {
+  let bin: string;
+  try {
+    bin = atob(blobBase64);
+  } catch {
+    throw new CheckpointError('the checkpoint blob is not base64');
+  }
+  const blob = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) blob[i] = bin.charCodeAt(i);
+  return decodeCheckpoint(rawManifest, blob);
+}

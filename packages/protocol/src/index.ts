@@ -111,6 +111,7 @@ export {
   CheckpointManifestSchema,
   checkResumable,
   checkpointDue,
+  checkpointFromBase64,
   checkpointKey,
   decodeCheckpoint,
   encodeCheckpoint,

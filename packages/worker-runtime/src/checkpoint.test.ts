@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '@peertrain/coordinator';
-import { CheckpointError, decodeCheckpoint } from '@peertrain/protocol';
+import { CheckpointError, checkpointFromBase64 } from '@peertrain/protocol';
 import type { Checkpoint, CoordinatorEvent, RunConfigInput } from '@peertrain/protocol';
 import { memoryCluster } from './test-cluster.ts';
 
@@ -26,7 +26,7 @@ const base: RunConfigInput = {
 };
 
 function checkpointOf(event: Extract<CoordinatorEvent, { type: 'checkpoint' }>): Checkpoint {
-  return decodeCheckpoint(event.manifest, new Uint8Array(Buffer.from(event.blobBase64, 'base64')));
+  return checkpointFromBase64(event.manifest, event.blobBase64);
 }
 
 /** Runs `config` and stops it once the checkpoint after `stopAt` steps is out; resolves with it. */
