@@ -14,6 +14,7 @@ import {
   useBoot,
   useFrameThrottled,
 } from '@peertrain/ui';
+import { defaultCheckpointStore } from './checkpointStore.ts';
 import { pageCheckpoint, runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';
@@ -60,6 +61,16 @@ async function startDashboard(
       ),
     ];
     const coordinator = createCoordinator({ mesh: session.mesh, room: params.room });
+    // Every checkpoint of the room's runs is kept in IndexedDB (checkpointStore.ts).
+    const checkpoints = defaultCheckpointStore();
+    offs.push(
+      coordinator.onEvent((e) => {
+        if (e.type !== 'checkpoint') return;
+        checkpoints.save(params.room, e).catch((err: unknown) => {
+          emit({ type: 'log', message: `checkpoint not stored: ${String(err)}` });
+        });
+      }),
+    );
     const runs = createRunController();
     const request = params.request;
     if (request?.ok) {
