@@ -52,6 +52,17 @@ describe('parseCommandLine', () => {
     expect(train(['--strategy', 'pipeline', '--schedule', 'zb-h1']).config.schedule).toBe('zb-h1');
   });
 
+  it('--checkpoint-dir checkpoints every 50 steps unless --checkpoint-every says otherwise; --resume reaches the runner', () => {
+    const a = train(['--checkpoint-dir', 'ck', '--resume', 'old']);
+    expect(a.config.checkpointEvery).toBe(50);
+    expect(a.runner).toMatchObject({ checkpointDir: 'ck', resume: 'old' });
+    expect(train(['--checkpoint-dir', 'ck', '--checkpoint-every', '30']).config.checkpointEvery).toBe(30);
+    expect(train([]).config.checkpointEvery).toBe(0);
+    expect(issuesOf(['train', '--checkpoint-dir', 'ck', '--sync', 'diloco'])).toEqual([
+      expect.stringMatching(/^--checkpoint-every: checkpoints cover data parallel/),
+    ]);
+  });
+
   it('--elastic turns elastic epochs on', () => {
     expect(train(['--elastic']).config.elastic).toBe(true);
     expect(train([]).config.elastic).toBe(false);
@@ -100,6 +111,7 @@ describe('parseCommandLine', () => {
       psShards: 1,
       compress: 'none',
       elastic: false,
+      checkpointEvery: 0,
     });
     expect(runner).toMatchObject({
       report: 'out.json',

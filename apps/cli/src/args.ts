@@ -24,6 +24,9 @@ export type Fault = Exclude<(typeof FAULTS)[number], 'join@K'> | `join@${number}
 
 export const DEFAULT_REPORT = 'peertrain-report.json';
 
+/** Steps between checkpoints when --checkpoint-dir is given without --checkpoint-every. */
+export const DEFAULT_CHECKPOINT_EVERY = 50;
+
 /** The run configuration's own defaults, so the help text cannot drift from them. */
 const D = parseRunConfig({});
 
@@ -102,6 +105,12 @@ Runner:
   --room ID              room id (default random)
   --idle-timeout SEC     fail when the session reports nothing for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})
   --dist DIR             serve this prebuilt bundle instead of building dist/ when stale
+  --checkpoint-dir DIR   checkpoint the parameters and optimizer state into DIR (atomically; the
+                         latest is kept: DIR/latest.json + its blob) every --checkpoint-every steps
+  --checkpoint-every K   steps between checkpoints (default ${DEFAULT_CHECKPOINT_EVERY} with --checkpoint-dir;
+                         data parallel allreduce, or ps with one server; no compression)
+  --resume DIR           continue from DIR's latest checkpoint (same configuration; --steps may
+                         grow): ends with the parameters of a run never stopped
   --inject-fault KIND    FAULT INJECTION for testing: ${FAULTS.join(', ')}. malformed: a worker sends
                          malformed frames; the run must refuse them and go on. vanish: the last
                          worker's tab closes after step 3; the run must fail naming the lost peer
@@ -122,6 +131,10 @@ export interface RunnerOptions {
   report: string;
   trace: string | undefined;
   exportModel: string | undefined;
+  /** --checkpoint-dir: where the run's checkpoints are written. */
+  checkpointDir: string | undefined;
+  /** --resume: the directory whose latest checkpoint the run continues from. */
+  resume: string | undefined;
   isolatedNetwork: boolean;
   /** --link: impair the peers' UDP inside the namespace. */
   link: LinkSpec | undefined;
@@ -177,6 +190,9 @@ const OPTIONS = {
   report: { type: 'string' },
   trace: { type: 'string' },
   'export-model': { type: 'string' },
+  'checkpoint-dir': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  resume: { type: 'string' },
   'isolated-network': { type: 'boolean' },
   link: { type: 'string' },
   chromium: { type: 'string' },
@@ -213,6 +229,7 @@ const FLAG_OF: Record<string, string> = {
   psShards: 'ps-shards',
   targetAccuracy: 'target-accuracy',
   virtualStages: 'virtual-stages',
+  checkpointEvery: 'checkpoint-every',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -290,7 +307,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'staleness'
       | 'ps-shards'
       | 'target-accuracy'
-      | 'virtual-stages',
+      | 'virtual-stages'
+      | 'checkpoint-every',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -309,6 +327,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['ps-shards', 'psShards'],
     ['target-accuracy', 'targetAccuracy'],
     ['virtual-stages', 'virtualStages'],
+    ['checkpoint-every', 'checkpointEvery'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];
@@ -336,6 +355,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;
   if (values.overlap === true) config.overlap = true;
+  if (values['checkpoint-dir'] !== undefined && config.checkpointEvery === undefined)
+    config.checkpointEvery = DEFAULT_CHECKPOINT_EVERY;
 
   const momentum = values.momentum === undefined ? undefined : toNumber('momentum', values.momentum, issues);
   const optimizer = values.optimizer ?? (values.momentum !== undefined ? 'sgd' : undefined);
@@ -400,6 +421,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       report: values.report ?? DEFAULT_REPORT,
       trace: values.trace,
       exportModel: values['export-model'],
+      checkpointDir: values['checkpoint-dir'],
+      resume: values.resume,
       isolatedNetwork: values['isolated-network'] === true,
       link,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,

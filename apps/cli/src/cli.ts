@@ -1,4 +1,4 @@
-import { ConfigError, PhaseTimeoutError, toWireError } from '@peertrain/protocol';
+import { ConfigError, PhaseTimeoutError, checkResumable, toWireError } from '@peertrain/protocol';
 import { AbortError } from '@peertrain/base';
 import type { RunConfig } from '@peertrain/protocol';
 import type { Browser } from 'playwright-core';
@@ -14,6 +14,7 @@ import {
   isolatedNetworkAvailable,
   launchBrowser,
   onParentExit,
+  readCheckpointDir,
   reexecIsolated,
   runSession,
   webrtcWorks,
@@ -157,6 +158,9 @@ async function train(
 ): Promise<'ok' | 'reexec'> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
+  // A bad checkpoint (missing, corrupt, another run's) fails here, before Chromium starts.
+  const resume = runner.resume !== undefined ? await readCheckpointDir(runner.resume) : undefined;
+  if (resume) checkResumable(resume, config);
   // Before Chromium starts: it would take the delay's new TUN device for a network change.
   const link = runner.link && isolated ? await applyLink(runner.link, { signal }) : null;
   let browser: Browser | null = await launchBrowser({
@@ -196,6 +200,8 @@ async function train(
         config,
         faults: runner.faults,
         browser,
+        ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
+        ...(resume ? { resume } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,
         log: (line) => progress.line(line),

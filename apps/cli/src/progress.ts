@@ -154,6 +154,7 @@ export function createProgress(opts: ProgressOptions): Progress {
         case 'error':
         case 'trace':
         case 'model':
+        case 'checkpoint':
           return; // the caller prints the summary or the error, and writes the trace
         default: {
           const _exhaustive: never = event;

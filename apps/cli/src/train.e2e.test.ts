@@ -181,6 +181,37 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
   });
 
+  it('--resume from the checkpoint at step 30 of 60 ends with the parameters of the run never stopped', async () => {
+    const common = ['--workers', '2', '--model', 'mlp', '--dataset', 'mnist', '--backend', 'wasm'];
+    const ck = join(dir, 'checkpoints');
+    const [whole, first] = [join(dir, 'model-whole'), join(dir, 'model-resumed')];
+    const stopped = await train([
+      ...common,
+      '--steps',
+      '30',
+      '--checkpoint-dir',
+      ck,
+      '--checkpoint-every',
+      '30',
+    ]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const resumed = await train([...common, '--steps', '60', '--resume', ck, '--export-model', first]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.report!.loss.map((l) => l.step)).toEqual(Array.from({ length: 30 }, (_, i) => 30 + i));
+    const uninterrupted = await train([...common, '--steps', '60', '--export-model', whole]);
+    expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
+    const a = new Float32Array(new Uint8Array(await readFile(join(first, 'weights.bin'))).buffer);
+    const b = new Float32Array(new Uint8Array(await readFile(join(whole, 'weights.bin'))).buffer);
+    expect(a.length).toBe(b.length);
+    let maxAbs = 0;
+    for (let i = 0; i < a.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
+    expect(maxAbs).toBeLessThanOrEqual(1e-6);
+    // Another model's run refuses the checkpoint by name before a browser starts.
+    const other = await train(['--workers', '2', '--model', 'cnn', '--steps', '60', '--resume', ck]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/CheckpointError: .*model: checkpoint "mlp", run "cnn"/);
+  });
+
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);
     expect(code, stderr).toBe(2);

@@ -14,7 +14,8 @@ import {
   useBoot,
   useFrameThrottled,
 } from '@peertrain/ui';
-import { runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
+import { defaultCheckpointStore } from './checkpointStore.ts';
+import { pageCheckpoint, runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';
 import { ShareCard } from './components/ShareCard.tsx';
@@ -60,11 +61,26 @@ async function startDashboard(
       ),
     ];
     const coordinator = createCoordinator({ mesh: session.mesh, room: params.room });
+    // Every checkpoint of the room's runs is kept in IndexedDB (checkpointStore.ts).
+    const checkpoints = defaultCheckpointStore();
+    offs.push(
+      coordinator.onEvent((e) => {
+        if (e.type !== 'checkpoint') return;
+        checkpoints.save(params.room, e).catch((err: unknown) => {
+          emit({ type: 'log', message: `checkpoint not stored: ${String(err)}` });
+        });
+      }),
+    );
     const runs = createRunController();
     const request = params.request;
     if (request?.ok) {
       runs.start((runSignal) =>
-        runHeadless(coordinator, request.value, { emit, signal: runSignal, waitMs: HEADLESS_WAIT_MS }),
+        runHeadless(coordinator, request.value, {
+          emit,
+          signal: runSignal,
+          waitMs: HEADLESS_WAIT_MS,
+          loadCheckpoint: () => pageCheckpoint(window),
+        }),
       );
     }
     return { session, coordinator, runs, offs };

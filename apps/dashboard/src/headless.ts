@@ -1,4 +1,5 @@
-import { toWireError } from '@peertrain/protocol';
+import { CheckpointError, checkpointFromBase64, toWireError } from '@peertrain/protocol';
+import type { Checkpoint } from '@peertrain/protocol';
 import type { Coordinator, CoordinatorEvent, RunReport } from '@peertrain/coordinator';
 import type { HeadlessRequest } from './params.ts';
 
@@ -13,7 +14,21 @@ declare global {
   interface Window {
     /** Set by the harness (Playwright exposeFunction); returns a Promise that must not be awaited. */
     peertrainEmit?: (event: CoordinatorEvent) => unknown;
+    /** Set by the harness for `--resume`: resolves with { manifest, blobBase64 } of the checkpoint. */
+    peertrainResume?: () => Promise<unknown>;
   }
+}
+
+/** The checkpoint the harness hands a `resume=1` page, checked; CheckpointError when there is none or it is bad. */
+export async function pageCheckpoint(host: {
+  peertrainResume?: () => Promise<unknown>;
+}): Promise<Checkpoint> {
+  if (typeof host.peertrainResume !== 'function')
+    throw new CheckpointError('resume=1, but the page was given no checkpoint (window.peertrainResume)');
+  const raw = (await host.peertrainResume()) as { manifest?: unknown; blobBase64?: unknown } | null;
+  if (typeof raw?.blobBase64 !== 'string')
+    throw new CheckpointError('the checkpoint handed to the page has no blob');
+  return checkpointFromBase64(raw.manifest, raw.blobBase64);
 }
 
 export type Emit = (event: CoordinatorEvent) => void;
@@ -44,7 +59,7 @@ export function pageEmitter(host: { peertrainEmit?: (event: CoordinatorEvent) =>
 export async function runHeadless(
   coordinator: Pick<Coordinator, 'run' | 'onEvent'>,
   request: HeadlessRequest,
-  opts: { emit: Emit; signal?: AbortSignal; waitMs?: number },
+  opts: { emit: Emit; signal?: AbortSignal; waitMs?: number; loadCheckpoint?: () => Promise<Checkpoint> },
 ): Promise<RunReport> {
   let lastForwarded: CoordinatorEvent | null = null;
   const off = coordinator.onEvent((event) => {
@@ -53,11 +68,13 @@ export async function runHeadless(
     opts.emit(event);
   });
   try {
-    const runOpts: { signal?: AbortSignal; waitMs: number; faults: readonly string[] } = {
-      waitMs: opts.waitMs ?? HEADLESS_WAIT_MS,
-      faults: request.faults,
-    };
+    const runOpts: { signal?: AbortSignal; waitMs: number; faults: readonly string[]; resume?: Checkpoint } =
+      {
+        waitMs: opts.waitMs ?? HEADLESS_WAIT_MS,
+        faults: request.faults,
+      };
     if (opts.signal) runOpts.signal = opts.signal;
+    if (request.resume && opts.loadCheckpoint) runOpts.resume = await opts.loadCheckpoint();
     const report = await coordinator.run(request.config, runOpts);
     opts.emit({ type: 'done', report });
     return report;

@@ -9,11 +9,13 @@ import {
 } from '@peertrain/protocol';
 import { decodeRunConfigParam } from './runConfigParam.ts';
 
-// Dashboard URL: /?room=ROOM[&headless=1&config=BASE64URL(JSON)&faults=a,b]
+// Dashboard URL: /?room=ROOM[&headless=1&config=BASE64URL(JSON)&faults=a,b&resume=1]
 
 export interface HeadlessRequest {
   config: RunConfig;
   faults: string[];
+  /** `resume=1`: start from the checkpoint the harness hands over (window.peertrainResume). */
+  resume?: true;
 }
 
 export interface DashboardParams {
@@ -62,7 +64,8 @@ export function parseDashboardParams(
     try {
       const param = q.get('config');
       const config = param === null || param === '' ? parseRunConfig({}) : decodeRunConfigParam(param);
-      request = { ok: true, value: { config, faults: parseFaults(q.get('faults')) } };
+      const resume = q.get('resume') === '1' ? { resume: true as const } : {};
+      request = { ok: true, value: { config, faults: parseFaults(q.get('faults')), ...resume } };
     } catch (err) {
       request = {
         ok: false,

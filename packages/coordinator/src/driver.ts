@@ -7,7 +7,9 @@ import {
   runShape,
   toWireError,
 } from '@peertrain/protocol';
-import type { RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
+import { checkResumable, checkpointDue } from '@peertrain/protocol';
+import type { Checkpoint, RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
+import { CHECKPOINT_HOLDER_RANK, collectCheckpoint, sendResumeState } from './checkpoints.ts';
 import { ElasticEpochs } from './epochs.ts';
 import { SLOW_FACTOR, joinFaultStep, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
@@ -37,7 +39,13 @@ type RunMsg = Extract<
   ToCoordinator,
   { type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' | 'epochAck' }
 >;
-export type RunOptions = { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] };
+export type RunOptions = {
+  signal?: AbortSignal;
+  waitMs?: number;
+  faults?: readonly string[];
+  /** Start from this checkpoint's state at its step (checkResumable: the same run configuration). */
+  resume?: Checkpoint;
+};
 
 /** A run in flight: everything that must be torn down when it ends. */
 interface ActiveRun extends ProfileSession {
@@ -71,6 +79,8 @@ interface ActiveRun extends ProfileSession {
   target: { step: number; atMs: number } | null;
   /** Compute utilization so far, per rank (the progress events' figure). */
   utilization: UtilizationSums;
+  /** A resumed run's checkpoint (its first step is the checkpoint's step), else null. */
+  resumed: Checkpoint | null;
 }
 
 export interface DriverInit {
@@ -247,10 +257,11 @@ export class RunDriver {
     if (this.init.disposed()) throw new AbortError('coordinator disposed');
     if (this.active) throw new ConfigError('a run is already in progress');
     const config = parseRunConfig(input);
+    if (opts.resume) checkResumable(opts.resume, config); // CheckpointError before any peer is taken
     const method = methodFor(config);
     // A run profiles the devices itself: a preview still in flight would only share their CPU.
     this.init.planning.abortPreview(new AbortError('a run started'));
-    const r = this.begin(config);
+    const r = this.begin(config, opts.resume ?? null);
     const onOuterAbort = (): void => r.abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
     opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
     try {
@@ -273,7 +284,7 @@ export class RunDriver {
     }
   }
 
-  private begin(config: RunConfig): ActiveRun {
+  private begin(config: RunConfig, resumed: Checkpoint | null): ActiveRun {
     const { hub, spans } = this.init;
     const runId = ++this.runCounter;
     this.runView = { ...emptyRun(runId), phase: 'preparing', config, totalSteps: config.steps };
@@ -306,6 +317,7 @@ export class RunDriver {
       endStep: config.steps,
       target: null,
       utilization: new UtilizationSums(config.workers),
+      resumed,
     };
     return this.active;
   }
@@ -334,7 +346,8 @@ export class RunDriver {
       p.stage = a.stage;
       p.shard = a.shard;
       names[p.peerId] = a.traceName;
-      hub.send(p.peerId, a.message);
+      const resume = r.resumed ? { resume: { step: r.resumed.step } } : {};
+      hub.send(p.peerId, { ...a.message, ...resume });
     });
     spans.setNames(names);
     const view = membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
@@ -348,19 +361,22 @@ export class RunDriver {
     const { hub, readyTimeoutMs, stepTimeoutMs, bubbleHistory } = this.init;
     const { config } = r;
     const isReady = (): boolean => r.ready.size === r.ranks.length;
+    if (r.resumed) await sendResumeState(hub.mesh, r.ranks, r.runId, r.resumed, r.abort.signal);
     await waitFor(r, 'workers loading data and connecting', readyTimeoutMs, isReady);
     hub.log(`all ${config.workers} workers ready; training ${config.steps} steps (${config.sync})`);
-    this.runView = { ...this.runView, phase: 'running', startedAt: hub.now() };
+    const first = r.resumed?.step ?? 0;
+    this.runView = { ...this.runView, phase: 'running', startedAt: hub.now(), step: first };
     hub.changed();
     r.trainStart = hub.now();
     const meter = mr.bubble ? new BubbleMeter(mr.bubble.peers, mr.bubble.stages, bubbleHistory) : null;
-    let granted = -1;
+    let granted = first - 1;
+    if (first > 0) hub.log(`resuming from the checkpoint after step ${first}`);
     const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
     if (opts.faults?.includes('slow')) this.injectSlowWorker(r, r.ranks[r.ranks.length - 1]!);
     const joinAt = joinFaultStep(opts.faults);
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
-    for (let step = 0; step < r.endStep; step++) {
+    for (let step = first; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
       if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
       if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
@@ -377,6 +393,7 @@ export class RunDriver {
       if (step >= r.endStep) break;
       this.recordStep(r, step, meter);
       hub.changed();
+      if (checkpointDue(config.checkpointEvery, step + 1)) await this.checkpoint(r, step + 1);
     }
     await this.collectFinal(r, r.endStep);
     hub.changed();
@@ -420,6 +437,20 @@ export class RunDriver {
     const { hub, membership, readyTimeoutMs } = this.init;
     hub.log(`fault injection: waiting at step ${step} for a peer to join`);
     await membership.waitForIdle(1, readyTimeoutMs, r.abort.signal);
+  }
+
+  /** The holder's state after `steps` steps, emitted as a checkpoint event. */
+  private async checkpoint(r: ActiveRun, steps: number): Promise<void> {
+    const { hub, room, stepTimeoutMs } = this.init;
+    const holder = r.ranks[CHECKPOINT_HOLDER_RANK]!;
+    const run = { runId: r.runId, config: r.config, room };
+    const event = await collectCheckpoint(hub.mesh, holder, run, steps, {
+      signal: r.abort.signal,
+      timeoutMs: stepTimeoutMs,
+      toBase64,
+    });
+    hub.log(`checkpoint after step ${steps} (${event.manifest.blob.bytes} bytes)`);
+    hub.emit(event);
   }
 
   private async pausedUntilResumed(r: ActiveRun): Promise<void> {
@@ -565,7 +596,7 @@ function leaderOf(r: ActiveRun): string {
 }
 
 /** Bytes of a typed array as base64 (btoa exists in browsers and Node). */
-export function toBase64(a: Float32Array): string {
+export function toBase64(a: ArrayBufferView): string {
   const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   let bin = '';
   for (let i = 0; i < bytes.length; i += 0x8000) {

@@ -1,4 +1,5 @@
 import type {
+  Checkpoint,
   DeviceInfo,
   LayerCost,
   RunConfig,
@@ -207,7 +208,7 @@ export interface Coordinator {
    */
   run(
     config: RunConfigInput,
-    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[] },
+    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[]; resume?: Checkpoint },
   ): Promise<RunReport>;
   /**
    * Profiles the layers on the idle peers that would be replica 0 of a run of `config` (one device

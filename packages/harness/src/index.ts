@@ -71,3 +71,4 @@ export {
   workerUrl,
 } from './session.ts';
 export type { RunSessionOptions, SessionInfo } from './session.ts';
+export { LATEST_MANIFEST, blobFileName, readCheckpointDir, writeCheckpointDir } from './checkpoint-dir.ts';

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { ConfigError, PhaseTimeoutError, parseRunConfig } from '@peertrain/protocol';
-import type { RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import {
+  CheckpointError,
+  ConfigError,
+  PhaseTimeoutError,
+  checkResumable,
+  parseRunConfig,
+} from '@peertrain/protocol';
+import type { Checkpoint, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
 import type { CoordinatorEvent, RunReport } from '@peertrain/protocol';
 import { abortReason, asError } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
@@ -9,6 +15,7 @@ import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
 import { pickRankTab, tabFaults } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
+import { writeCheckpointDir } from './checkpoint-dir.ts';
 import { applyLink } from './link.ts';
 import type { AppliedLink } from './link.ts';
 import type { LinkSpec } from './link-spec.ts';
@@ -55,6 +62,13 @@ export interface RunSessionOptions {
    * the delay's TUN device appear: prefer applyLink before launching it). Undone at the end.
    */
   link?: LinkSpec;
+  /**
+   * Write every `checkpoint` event of the run here (writeCheckpointDir: atomic, the latest kept);
+   * the session resolves once the last one is on disk. A failed write fails the session.
+   */
+  checkpointDir?: string;
+  /** Start from this checkpoint (readCheckpointDir); refused with CheckpointError when it is of another run. */
+  resume?: Checkpoint & { blob: Uint8Array };
   /** Reject with PhaseTimeoutError when no event arrives for this long (default 120 s). */
   idleTimeoutMs?: number;
   onEvent?: (event: CoordinatorEvent) => void;
@@ -88,12 +102,15 @@ export function dashboardUrl(
   room: string,
   config: RunConfigInput,
   faults: readonly string[] = [],
+  resume = false,
 ): string {
   const url = new URL('/', base);
   url.searchParams.set('room', room);
   url.searchParams.set('headless', '1');
   url.searchParams.set('config', encodeConfigParam(config));
   if (faults.length > 0) url.searchParams.set('faults', faults.join(','));
+  // The page asks for the checkpoint through window.peertrainResume (exposed by drive()).
+  if (resume) url.searchParams.set('resume', '1');
   return url.href;
 }
 
@@ -116,6 +133,7 @@ export function workerUrl(base: string, room: string, backend?: RunConfig['backe
 export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   const { signal, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = opts;
   const config = parseRunConfig(opts.config);
+  if (opts.resume) checkResumable(opts.resume, config); // before anything starts
   signal?.throwIfAborted();
   const room = opts.room ?? randomRoom();
   if (!ROOM_PATTERN.test(room))
@@ -147,7 +165,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       room,
       chromium: browser.version(),
       baseUrl: servers.web.url,
-      dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults),
+      dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults, opts.resume !== undefined),
       workerUrl: workerUrl(servers.web.url, room, config.backend),
       signalPort: servers.signal.port,
     };
@@ -351,6 +369,14 @@ async function drive(
     armIdle();
     const dash = await newTab(browser, contexts);
     watch(dash, 'dashboard');
+    const resume = opts.resume;
+    if (resume) {
+      const payload = { manifest: resume.manifest, blobBase64: Buffer.from(resume.blob).toString('base64') };
+      await dash.exposeFunction('peertrainResume', () => payload);
+    }
+    // Checkpoints go to disk in order; the session's result waits for the last write.
+    let writes: Promise<unknown> = Promise.resolve();
+    const { checkpointDir } = opts;
     await dash.exposeFunction('peertrainEmit', (raw: unknown) => {
       if (finished) return;
       let event: CoordinatorEvent;
@@ -370,8 +396,20 @@ async function drive(
       if (event.type === 'progress' && event.step === tf.joinAfterStep)
         void openWorker().catch((err: unknown) => finish({ error: asError(err) })); // 'join@K'
       opts.onEvent?.(event);
-      if (event.type === 'done') finish({ report: event.report });
-      else if (event.type === 'error') failRemote(event.error);
+      if (event.type === 'checkpoint' && checkpointDir !== undefined) {
+        const blob = new Uint8Array(Buffer.from(event.blobBase64, 'base64'));
+        const write = writes.then(() => writeCheckpointDir(checkpointDir, event.manifest, blob));
+        write.then(
+          ({ manifestPath }) => opts.log?.(`checkpoint after step ${event.manifest.step}: ${manifestPath}`),
+          (err: unknown) =>
+            finish({ error: new CheckpointError(`writing ${checkpointDir}: ${String(err)}`) }),
+        );
+        writes = write.catch(() => undefined);
+      }
+      if (event.type === 'done') {
+        const { report } = event;
+        void writes.then(() => finish({ report }));
+      } else if (event.type === 'error') failRemote(event.error);
     });
     // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
     // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).

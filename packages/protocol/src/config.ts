@@ -145,6 +145,11 @@ const RunConfigObject = z.object({
    * the survivors redo the step in flight over the re-formed ring, the global batch unchanged.
    */
   elastic: z.boolean().default(false),
+  /**
+   * Checkpoint the parameters and optimizer state every this many steps (0: never); the holder
+   * (rank 0, or the parameter server) sends them to the coordinator (checkpoint.ts).
+   */
+  checkpointEvery: z.number().int().min(0).default(0),
 });
 
 /**
@@ -174,6 +179,20 @@ function scheduleIssues(schedule: ScheduleKind, p: number, m: number, v: number)
   return [];
 }
 
+/**
+ * Runs whose whole state is one holder's parameters and optimizer (checkpoint.ts): synchronous data
+ * parallel over the ring (every rank holds the same) or through one parameter server (it holds the
+ * optimizer). Not yet: compression's error feedback, diloco's outer state, ps-async's versions,
+ * pipeline stages, elastic epochs.
+ */
+export function checkpointable(
+  c: Pick<z.input<typeof RunConfigObject>, 'strategy' | 'sync' | 'compress' | 'elastic' | 'psShards'>,
+): boolean {
+  if ((c.strategy ?? 'data') !== 'data' || (c.compress ?? 'none') !== 'none' || c.elastic === true)
+    return false;
+  return (c.sync ?? 'allreduce') === 'allreduce' || (c.sync === 'ps' && (c.psShards ?? 1) === 1);
+}
+
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
@@ -190,6 +209,11 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('overlap', 'overlap applies to strategy data, sync allreduce, compress none');
   if (c.elastic && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
     issue('elastic', 'elastic runs are data parallel with sync allreduce and no compression');
+  if (c.checkpointEvery > 0 && !checkpointable(c))
+    issue(
+      'checkpointEvery',
+      'checkpoints cover data parallel sync allreduce (not elastic) and ps with one server, compress none',
+    );
   if (c.targetAccuracy !== undefined && c.evalEvery === 0)
     issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;

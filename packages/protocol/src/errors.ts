@@ -79,3 +79,11 @@ export function toWireError(err: unknown): WireError {
   if (err instanceof Error) return { name: err.name, message: err.message };
   return { name: 'Error', message: String(err) };
 }
+
+/**
+ * A checkpoint cannot be written, read or resumed from: a missing file, a digest mismatch, a
+ * malformed manifest, or another run's configuration. The message says which.
+ */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+}

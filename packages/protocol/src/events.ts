@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CheckpointManifestSchema } from './checkpoint.ts';
 import { RunConfigSchema, SCHEDULES } from './config.ts';
 import { parseWith } from './messages.ts';
 import { MODEL_PRESETS } from './presets.ts';
@@ -157,6 +158,12 @@ export const CoordinatorEventSchema = z.discriminatedUnion('type', [
     paramsBase64: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64'),
   }),
   z.object({ type: z.literal('error'), error: ReportErrorSchema }),
+  /** A checkpoint (checkpoint.ts): its manifest and its blob as base64; emitted every checkpointEvery steps. */
+  z.object({
+    type: z.literal('checkpoint'),
+    manifest: CheckpointManifestSchema,
+    blobBase64: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64'),
+  }),
 ]);
 export type CoordinatorEvent = z.infer<typeof CoordinatorEventSchema>;
 

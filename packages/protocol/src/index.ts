@@ -1,6 +1,7 @@
 export { PROTOCOL_VERSION } from './version.ts';
 export {
   BackendError,
+  CheckpointError,
   ConfigError,
   PeerLostError,
   PhaseTimeoutError,
@@ -22,6 +23,7 @@ export {
   STRATEGIES,
   microBatchRange,
   parseRunConfig,
+  checkpointable,
   runShape,
 } from './config.ts';
 export type {
@@ -103,3 +105,22 @@ export type { ChromeTrace, ChromeTraceEvent } from './trace.ts';
 export { MODEL_PRESETS, modelPreset } from './presets.ts';
 export type { ModelPreset } from './presets.ts';
 export { parsePartition, partitionIssues } from './partition.ts';
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  CheckpointManifestSchema,
+  checkResumable,
+  checkpointDue,
+  checkpointFromBase64,
+  checkpointKey,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  joinState,
+  optimizerSlotLengths,
+  paramCountOfState,
+  resumeKey,
+  splitState,
+  stateLength,
+} from './checkpoint.ts';
+export type { Checkpoint, CheckpointManifest } from './checkpoint.ts';
+export { sha256Hex } from './sha256.ts';

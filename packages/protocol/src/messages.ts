@@ -161,6 +161,11 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
      * `joiners` and takes the parameters and optimizer state that epoch's peers[0] streams to it.
      */
     joining: z.boolean().optional(),
+    /**
+     * Resumed run: its first step is `step`; the state after `step` steps (float32 [P + slots],
+     * checkpoint.ts's layout) follows on the mesh under resumeKey(runId).
+     */
+    resume: z.object({ step: z.number().int().min(1) }).optional(),
   }),
   /** Measure each layer's cost for this config (pipeline planning); answered by profileResult. */
   z.object({ type: z.literal('profile'), runId: z.number().int(), config: RunConfigSchema }),

@@ -9,6 +9,7 @@ import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
 import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
+import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
@@ -97,7 +98,9 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     });
     const { mesh } = core;
     const onHeld = (count: number): void => void (run.savedActivations = count);
-    m = method.setup({ mesh, assign, session, signal, spans, onHeld });
+    const restore = await receiveResume(core, assign, session.paramCount, signal);
+    m = method.setup({ mesh, assign, session, signal, spans, onHeld, ...(restore ? { restore } : {}) });
+    if (assign.resume) run.completed = assign.resume.step; // the steps before are in `restore`
     run.paramBytes = m.paramBytes;
     core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
     core.update({ phase: 'training' });
@@ -139,6 +142,7 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
   run.completed = step + 1;
+  await sendCheckpointIfDue(core, run, method, signal); // ahead of stepDone, on the same link
   core.tell({
     type: 'stepDone',
     runId,

@@ -2,6 +2,7 @@
 // averages them (allReduceMean, @peertrain/collective; compressed with config.compress), every
 // worker applies the same update. With config.overlap the all-reduce runs bucket by bucket under
 // the backward pass (overlap.ts), same bits.
+import { joinState } from '@peertrain/protocol';
 import { elasticAllReduce } from '../elastic.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
@@ -36,6 +37,8 @@ export const allReduceMethod: WorkerMethod = {
       },
       beforeEval: () => Promise.resolve(),
       dispose: () => undefined,
+      // Every rank holds the same state after a synchronous step: rank 0's is the run's.
+      checkpointState: () => (ctx.assign.rank === 0 ? joinState(params, optimizer.state()) : null),
     };
   },
 };

@@ -13,7 +13,13 @@ export interface DataParallelState {
 export function dataParallelState(ctx: MethodContext): DataParallelState {
   const { config } = ctx.assign;
   const params = ctx.session.initParams();
-  return { params, optimizer: createOptimizer(config.optimizer, config.lr, params.length) };
+  const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
+  // A resumed run (receiveResume checked the size) starts from the checkpoint's state.
+  if (ctx.restore) {
+    params.set(ctx.restore.params);
+    optimizer.load(ctx.restore.optimizer);
+  }
+  return { params, optimizer };
 }
 
 /** The worker's gradients for `step` [P], timed as a `compute` span; t1 is when the exchange may start. */

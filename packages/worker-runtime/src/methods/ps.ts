@@ -3,6 +3,7 @@
 // parameters back. Servers are also workers (colocated): the assignment's serverRank, or with
 // `--ps-shards K` ranks 0..K-1, each serving one key range (ps-shards.ts).
 import { createParameterServer, psWorkerStep } from '@peertrain/collective';
+import { joinState } from '@peertrain/protocol';
 import { dataParallelState, timedGradients } from './data.ts';
 import { serverLinks, shardApply, shardLayout } from './ps-shards.ts';
 import type { WorkerMethod } from './types.ts';
@@ -13,15 +14,21 @@ export const parameterServerMethod: WorkerMethod = {
   setup(ctx) {
     const { mesh, assign, signal, spans } = ctx;
     const { runId } = assign;
-    const { params } = dataParallelState(ctx);
+    const { params, optimizer } = dataParallelState(ctx);
     const ranges = shardLayout(assign, params.length);
-    const server = ranges.some((r) => r.serverId === mesh.localId)
+    // One server serves the whole range [0, P) with the (possibly restored) optimizer: its state is
+    // the run's checkpoint; K servers keep one optimizer per range (not checkpointed yet).
+    const single = ranges.length === 1;
+    const serves = ranges.some((r) => r.serverId === mesh.localId);
+    const server = serves
       ? createParameterServer(mesh, {
           workers: assign.peers,
           params,
           runId,
           ranges,
-          apply: shardApply(assign.config, ranges, mesh.localId),
+          apply: single
+            ? (p: Float32Array, g: Float32Array) => optimizer.step(p, g)
+            : shardApply(assign.config, ranges, mesh.localId),
         })
       : null;
     return {
@@ -37,6 +44,7 @@ export const parameterServerMethod: WorkerMethod = {
       },
       beforeEval: () => Promise.resolve(),
       dispose: () => undefined,
+      checkpointState: () => (single && serves ? joinState(params, optimizer.state()) : null),
     };
   },
 };

@@ -31,6 +31,14 @@ export interface MethodContext {
   spans: SpanRecorder;
   /** Micro-batches whose activations the worker holds now (pipeline stages), for the memory report. */
   onHeld: (count: number) => void;
+  /** A resumed run: the state after assign.resume.step steps, to start from instead of initParams. */
+  restore?: RestoredState;
+}
+
+/** Parameters [P] and Optimizer.state() buffers of a checkpoint. */
+export interface RestoredState {
+  params: Float32Array;
+  optimizer: Float32Array[];
 }
 
 /** The activation memory a pipeline stage peaked at during one step. */
@@ -81,6 +89,11 @@ export interface MethodRun {
   evalReady?(after: number): boolean;
   /** Releases what setup made (the driver also disposes the session); called on every path out. */
   dispose(): void;
+  /**
+   * Checkpoints (config.checkpointEvery): the flat state [P + optimizer slots] after the steps
+   * done, on the one worker that holds it; null (or absent) elsewhere and for methods not covered.
+   */
+  checkpointState?(): Float32Array | null;
 }
 
 /**
