@@ -8,6 +8,10 @@ import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
+import { chaosSchedule } from './chaos-spec.ts';
+import type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
+import { ChaosRunner } from './chaos.ts';
+import type { ChaosEventRecord } from './chaos.ts';
 import { applyLink } from './link.ts';
 import type { AppliedLink } from './link.ts';
 import type { LinkSpec } from './link-spec.ts';
@@ -27,6 +31,8 @@ export interface SessionInfo {
   dashboardUrl: string;
   workerUrl: string;
   signalPort: number;
+  /** The chaos schedule drawn for this run (empty without `chaos`). */
+  chaos: ChaosAction[];
 }
 
 export interface RunSessionOptions {
@@ -37,6 +43,14 @@ export interface RunSessionOptions {
    * the session then ends with the coordinator's error (a lost peer), not with the closed tab.
    */
   faults?: readonly string[];
+  /**
+   * Kills, freezes and slowdowns of worker tabs at seeded steps (chaos-spec.ts, `--chaos`). The
+   * schedule is drawn from the run's steps, workers and seed before anything starts
+   * (ChaosSpecError when the run cannot hold it) and given in `onReady`'s info.
+   */
+  chaos?: ChaosSpec;
+  /** Each chaos action as it is carried out. */
+  onChaos?: (record: ChaosEventRecord) => void;
   /** Room id; random when omitted. */
   room?: string;
   executablePath?: string;
@@ -114,6 +128,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   const { signal, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS } = opts;
   const config = parseRunConfig(opts.config);
   signal?.throwIfAborted();
+  const chaos = opts.chaos ? chaosSchedule(opts.chaos, config) : [];
   const room = opts.room ?? randomRoom();
   if (!ROOM_PATTERN.test(room))
     throw new ConfigError('invalid room', [`${JSON.stringify(room)}: ${ROOM_RULE}`]);
@@ -147,6 +162,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults),
       workerUrl: workerUrl(servers.web.url, room, config.backend),
       signalPort: servers.signal.port,
+      chaos,
     };
     opts.onReady?.(info);
     return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts);
@@ -196,6 +212,41 @@ async function closeHighestRank(
 
 /** The 'vanish' fault closes a worker tab once this step is done. */
 const VANISH_AFTER_STEP = 3;
+
+/**
+ * What the harness does to worker tabs as the steps go by: the 'vanish' fault (the highest rank's
+ * tab closed after step 3) and the chaos schedule. Tabs either closes on purpose are no failure.
+ */
+function tabFaults(
+  workerTabs: readonly Page[],
+  actions: readonly ChaosAction[],
+  opts: Pick<RunSessionOptions, 'faults' | 'log' | 'onChaos'>,
+): {
+  onProgress: (step: number) => void;
+  closedOnPurpose: (page: Page) => boolean;
+  stop: () => Promise<void>;
+} {
+  const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
+  const closed = new Set<Page>();
+  let vanishStarted = false;
+  const chaos = new ChaosRunner(actions, {
+    tabs: () => workerTabs,
+    closing: (page) => closed.add(page),
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.onChaos ? { onRecord: opts.onChaos } : {}),
+  });
+  return {
+    onProgress: (step) => {
+      if (step >= vanishAfterStep && !vanishStarted) {
+        vanishStarted = true;
+        void closeHighestRank(workerTabs, (page) => closed.add(page), step, opts.log);
+      }
+      chaos.onProgress(step);
+    },
+    closedOnPurpose: (page) => closed.has(page),
+    stop: () => chaos.stop(),
+  };
+}
 
 /** Forwards a tab's console and uncaught errors; fails the session when the tab crashes or closes unasked. */
 function watchPage(
@@ -321,12 +372,11 @@ async function drive(
       ...(opts.onConsole ? { onConsole: opts.onConsole } : {}),
       pageError: notePageError,
       fail: failRemote,
-      closedOnPurpose: (p) => p === vanish.page,
+      closedOnPurpose: faults.closedOnPurpose,
     });
-  const vanishAfterStep = opts.faults?.includes('vanish') ? VANISH_AFTER_STEP : Infinity;
   const workerTabs: Page[] = [];
+  const faults = tabFaults(workerTabs, info.chaos, opts);
   let dashboardSpoke = false;
-  const vanish: { page: Page | null; started: boolean } = { page: null, started: false };
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   try {
@@ -345,10 +395,7 @@ async function drive(
       armIdle();
       dashboardSpoke = true;
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
-      if (event.type === 'progress' && event.step >= vanishAfterStep && !vanish.started) {
-        vanish.started = true;
-        void closeHighestRank(workerTabs, (page) => (vanish.page = page), event.step, opts.log);
-      }
+      if (event.type === 'progress') faults.onProgress(event.step);
       opts.onEvent?.(event);
       if (event.type === 'done') finish({ report: event.report });
       else if (event.type === 'error') failRemote(event.error);
@@ -371,5 +418,6 @@ async function drive(
     finished = true;
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
+    await faults.stop();
   }
 }

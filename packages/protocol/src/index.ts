@@ -16,6 +16,7 @@ export {
   DATASETS,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,
+  ELASTIC_POLICIES,
   OptimizerSchema,
   RunConfigSchema,
   SCHEDULES,
@@ -27,6 +28,7 @@ export {
 export type {
   BackendName,
   DatasetName,
+  ElasticPolicy,
   OptimizerConfig,
   RunConfig,
   RunConfigInput,
