@@ -71,7 +71,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard, scaling)',
+        '--only: unknown part "gpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, elastic)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

@@ -28,6 +28,7 @@ import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
 import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
+import { elasticErrors, measureElastic } from './elastic.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -213,6 +214,17 @@ export async function runBench(
         signal?.throwIfAborted();
         report.errors.push(`scaling: ${describe(err)}`);
       }
+    }
+    if (settings.parts.includes('elastic') && settings.elastic) {
+      const opts = { browser, dist: built.outDir, settings: settings.elastic, log };
+      report.elastic = await measureElastic({ ...opts, ...(signal ? { signal } : {}) }).catch(
+        (err: unknown) => {
+          signal?.throwIfAborted();
+          report.errors.push(`elastic: ${describe(err)}`);
+          return null;
+        },
+      );
+      if (report.elastic) report.errors.push(...elasticErrors(report.elastic));
     }
   } finally {
     if (browser) await browser.close().catch(() => undefined);

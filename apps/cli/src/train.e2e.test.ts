@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, ensureBuilt, waitForExit } from '@peertrain/harness';
 import { parseChromeTrace } from '@peertrain/protocol';
 import * as tfl from '@tensorflow/tfjs';
-import { activateBackend, loadExportedModel, loadMnist, tfjsModelArtifacts } from '@peertrain/engine';
+import {
+  activateBackend,
+  loadExportedModel,
+  loadMnist,
+  paramDiff,
+  tfjsModelArtifacts,
+} from '@peertrain/engine';
+import type { LoadedModel } from '@peertrain/engine';
 import type { CliReport, PartialReport } from './report.ts';
 
 // The product end to end: `peertrain train` builds the real pages, starts our PeerJS server,
@@ -152,6 +159,41 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(run.report!.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
     r.loss.forEach((l, i) => expect(l.loss).toBeCloseTo(run.report!.loss[i]!.loss, 4));
     expect(r.testAccuracy).toBeCloseTo(run.report!.testAccuracy, 3);
+  });
+
+  it('--chaos kill=1 --elastic: a seeded kill finishes every step with the undisturbed run’s parameters', async () => {
+    // 4 workers, 20 steps, evaluated only at the end; the same seed for both runs.
+    const common =
+      '--workers 4 --model mlp --dataset mnist --steps 20 --backend wasm --elastic --seed 7 --eval-every 0'.split(
+        ' ',
+      );
+    const params = async (model: string): Promise<LoadedModel> =>
+      loadExportedModel(
+        JSON.parse(await readFile(join(dir, model, 'model.json'), 'utf8')) as unknown,
+        await readFile(join(dir, model, 'weights.bin')),
+      );
+    const calm = await train([...common, '--export-model', join(dir, 'chaos-calm')]);
+    expect(calm.code, calm.stderr).toBe(0);
+    // steps=3-15: the kill lands mid-run, whatever step the seed draws.
+    const hit = await train([
+      ...common,
+      '--chaos',
+      'kill=1,seed=3,steps=3-15',
+      '--export-model',
+      join(dir, 'chaos-hit'),
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    const chaos = r.harness.chaos!;
+    expect(chaos.spec).toBe('kill=1,seed=3,steps=3-15');
+    expect(chaos.actions).toHaveLength(1);
+    expect(chaos.actions[0]!.outcome).toBe('tab closed');
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(20).keys()]);
+    expect(r.membershipChanges).toHaveLength(1);
+    expect(r.membershipChanges![0]!.peerId).toBe(r.workers[chaos.actions[0]!.rank]!.peerId);
+    const a = await params('chaos-hit');
+    const b = await params('chaos-calm');
+    expect(paramDiff(a.params, b.params, b.model.params).maxRelDiff).toBeLessThanOrEqual(1e-5);
   });
 
   it('exits non-zero with a named error on a bad configuration', async () => {
