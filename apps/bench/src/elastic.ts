@@ -94,7 +94,8 @@ export function elasticRow(
     stepsDoubled: steps.length - new Set(steps).size,
     stepsRedone: redoneSteps(got.trace),
     redoneFrom: (got.report.membershipChanges ?? []).map((c) => c.step),
-    maxRelDiff: calm ? paramDiff(got.params, calm, layout).maxRelDiff : 0,
+    // NaN without an undisturbed run to compare with (it failed): such a row never passes.
+    maxRelDiff: seed === null ? 0 : calm ? paramDiff(got.params, calm, layout).maxRelDiff : Number.NaN,
     wallMs: got.wallMs,
   };
 }
@@ -105,7 +106,7 @@ export function elasticRowPasses(row: ElasticRow, steps: number, tolerance = TOL
     row.ok &&
     row.stepsFinished === steps &&
     row.stepsDoubled === 0 &&
-    (row.seed === null || (row.redoneFrom?.length === 1 && (row.maxRelDiff ?? Infinity) <= tolerance))
+    (row.seed === null || (row.redoneFrom?.length === 1 && (row.maxRelDiff ?? NaN) <= tolerance))
   );
 }
 
@@ -161,8 +162,8 @@ export async function measureElastic(opts: {
     opts.signal?.throwIfAborted();
     try {
       const got = await oneRun(seed, s, opts);
-      calm ??= got.params;
-      const row = elasticRow(seed, got, seed === null ? null : calm, got);
+      if (seed === null) calm = got.params;
+      const row = elasticRow(seed, got, calm, got);
       rows.push(row);
       opts.log(
         `elastic seed ${seed ?? 'none'}: kill step ${row.killStep ?? '-'}, ${row.stepsFinished} steps, ` +
@@ -173,8 +174,6 @@ export async function measureElastic(opts: {
       const error = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0] ?? ''}` : String(err);
       rows.push({ seed, ok: false, error });
       opts.log(`elastic seed ${seed ?? 'none'} failed: ${error}`);
-      // Without the undisturbed run there is nothing to compare with.
-      if (seed === null) break;
     }
   }
   return { settings: s, rows, tolerance: TOLERANCE };
