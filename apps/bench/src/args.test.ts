@@ -73,7 +73,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu)',
+        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu, elastic)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

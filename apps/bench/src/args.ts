@@ -3,9 +3,10 @@ import { DEFAULT_CHROMIUM, parseLinkSpec, splitFlags } from '@peertrain/harness'
 import type { LinkSpec } from '@peertrain/harness';
 import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
+import { elasticSettings } from './elastic.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic] [--out DIR]
                          [--gpu] [--chromium PATH] [--chromium-flags "..."]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
@@ -18,8 +19,12 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
 
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
   --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
-                       scaling (default: all but scaling; pipeline alone takes about 10 minutes,
-                       scaling about 20)
+                       scaling, elastic (default: all but scaling and elastic; pipeline alone takes
+                       about 10 minutes, scaling about 20)
+                       elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
+                       20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
+                       kill=1,seed=S); steps finished and redone, parameter difference, wall time.
+                       With --quick: seeds 1-3 at 20 steps
   --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
                        int8 (under 3 minutes; also implied by --quick)
   --scaling-compression
@@ -209,6 +214,7 @@ export function settingsFor(
       pipeline,
       dashboard: { chartPoints: [1_000, 10_000], chartMs: 2_000 },
       scaling,
+      elastic: elasticSettings(true),
     };
   }
   return {
@@ -227,5 +233,6 @@ export function settingsFor(
     pipeline,
     dashboard: { chartPoints: [1_000, 10_000, 100_000], chartMs: 6_000 },
     scaling,
+    elastic: elasticSettings(false),
   };
 }

@@ -7,13 +7,15 @@ import type { ScalingPart } from './scaling-figures.ts';
 import { renderScaling } from './scaling-table.ts';
 import { renderGpu } from './gpu.ts';
 import type { GpuPart } from './gpu-types.ts';
+import { renderElastic } from './elastic.ts';
+import type { ElasticPart, ElasticSettings } from './elastic.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu';
+export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu' | 'elastic';
 export const PARTS: readonly Part[] = [
   'raw',
   'allreduce',
@@ -22,8 +24,9 @@ export const PARTS: readonly Part[] = [
   'dashboard',
   'scaling',
   'gpu',
+  'elastic',
 ];
-/** What a run without --only measures: scaling (about 20 minutes) runs only when named. */
+/** What a run without --only measures: scaling (about 20 minutes) and elastic (21 sessions) run only when named. */
 export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'];
 
 export interface MachineInfo {
@@ -60,6 +63,8 @@ export interface BenchSettings {
   dashboard: { chartPoints: number[]; chartMs: number };
   /** Part 6: tabs, models, methods of the scaling table. */
   scaling: ScalingSettings;
+  /** Part 7: seeded kills in elastic runs (absent in reports written before the part existed). */
+  elastic?: ElasticSettings;
 }
 
 /** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
@@ -281,6 +286,8 @@ export interface BenchReport {
   scaling?: ScalingPart | null;
   /** The GPU part (gpu.ts); absent or null when not asked for. */
   gpu?: GpuPart | null;
+  /** Absent in reports written before the part existed. */
+  elastic?: ElasticPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -502,6 +509,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.dashboard) out.push('', ...renderDashboard(r.dashboard));
   if (r.scaling) out.push('', ...renderScaling(r.scaling));
   if (r.gpu) out.push('', ...renderGpu(r.gpu));
+  if (r.elastic) out.push('', ...renderElastic(r.elastic));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

@@ -29,6 +29,7 @@ import { measurePipeline } from './pipeline.ts';
 import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
 import { measureGpu } from './gpu.ts';
+import { elasticErrors, measureElastic } from './elastic.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -217,6 +218,17 @@ export async function runBench(
       }
     }
     if (settings.parts.includes('gpu')) await gpuPart(report, browser, staticServer.url, opts);
+    if (settings.parts.includes('elastic') && settings.elastic) {
+      const opts = { browser, dist: built.outDir, settings: settings.elastic, log };
+      report.elastic = await measureElastic({ ...opts, ...(signal ? { signal } : {}) }).catch(
+        (err: unknown) => {
+          signal?.throwIfAborted();
+          report.errors.push(`elastic: ${describe(err)}`);
+          return null;
+        },
+      );
+      if (report.elastic) report.errors.push(...elasticErrors(report.elastic));
+    }
   } finally {
     if (browser) await browser.close().catch(() => undefined);
     await Promise.allSettled([staticServer?.close(), signalServer?.close()]);

@@ -63,9 +63,33 @@ describe('parseCommandLine', () => {
     ]);
   });
 
-  it('--elastic turns elastic epochs on', () => {
+  it('--elastic turns elastic epochs on; --elastic-policy picks what they keep', () => {
     expect(train(['--elastic']).config.elastic).toBe(true);
     expect(train([]).config.elastic).toBe(false);
+    expect(train(['--elastic']).config.elasticPolicy).toBe('fixed-global');
+    expect(train(['--elastic', '--elastic-policy', 'scaled-lr']).config.elasticPolicy).toBe('scaled-lr');
+    expect(issuesOf(['train', '--elastic-policy', 'scaled-lr'])).toEqual([
+      '--elastic-policy: elastic policy scaled-lr applies to elastic runs',
+    ]);
+    expect(issuesOf(['train', '--elastic', '--elastic-policy', 'wild'])[0]).toMatch(/^--elastic-policy: /);
+  });
+
+  it('reads --chaos into a ChaosSpec, checked against the run’s size', () => {
+    const { runner } = train(['--workers', '4', '--elastic', '--chaos', 'kill=1,freeze=1:15s,seed=7']);
+    expect(runner.chaos).toEqual({
+      kill: 1,
+      freeze: { count: 1, durationMs: 15_000 },
+      slow: null,
+      seed: 7,
+      steps: null,
+    });
+    expect(train([]).runner.chaos).toBeUndefined();
+    expect(issuesOf(['train', '--chaos', 'kill=1,zap=2'])).toEqual([
+      '--chaos "zap": unknown key (expected kill, freeze, slow, seed, steps)',
+    ]);
+    expect(issuesOf(['train', '--workers', '2', '--chaos', 'kill=2'])).toEqual([
+      '--chaos kill=2: 2 workers have 1 to kill (rank 0 stays)',
+    ]);
   });
 
   it('maps every option onto the run config', () => {
@@ -112,6 +136,7 @@ describe('parseCommandLine', () => {
       compress: 'none',
       elastic: false,
       checkpointEvery: 0,
+      elasticPolicy: 'fixed-global',
     });
     expect(runner).toMatchObject({
       report: 'out.json',

@@ -10,12 +10,15 @@ import type { RunConfig } from '@peertrain/protocol';
 import {
   DEFAULT_CHROMIUM,
   DEFAULT_IDLE_TIMEOUT_MS,
+  ChaosSpecError,
   ROOM_PATTERN,
   ROOM_RULE,
+  chaosSchedule,
+  parseChaosSpec,
   parseLinkSpec,
   splitFlags,
 } from '@peertrain/harness';
-import type { LinkSpec } from '@peertrain/harness';
+import type { ChaosSpec, LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
 export const FAULTS = ['malformed', 'vanish', 'vanish-rank0', 'slow', 'join@K'] as const;
@@ -71,6 +74,10 @@ Training (defaults from the run configuration):
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
+  --elastic-policy fixed-global|scaled-lr
+                         elastic: fixed-global keeps the global batch (the survivors compute the lost
+                         workers' samples: equals the undisturbed run and the reference); scaled-lr
+                         keeps each worker's batch and scales the lr by members/N (default ${D.elasticPolicy})
 
 Pipeline and hybrid:
   --schedule naive|gpipe|1f1b|interleaved|zb-h1
@@ -120,6 +127,14 @@ Runner:
                          last worker computes 3x slower (with --sync ps-async only it should slow
                          down). join@K (--elastic): one more worker tab opens once K steps are
                          done and joins the run at step K. Repeatable.
+  --chaos SPEC           CHAOS TESTING: kill, freeze and slow worker tabs at seeded random steps,
+                         e.g. kill=1,freeze=1:15s,slow=1:3x,seed=7. Parts (comma-separated, each
+                         once): kill=N (close N tabs, no goodbye; with --elastic the run goes on),
+                         freeze=N:DURATION (N freezes: CDP Page.setWebLifecycleState frozen, thawed
+                         after DURATION, e.g. 15s or 500ms), slow=N:Fx[:DURATION] (N times a tab's CPU
+                         throttled F times, to the end without DURATION), seed=S (default --seed),
+                         steps=A-B (steps drawn from; default 1 to steps-2). Rank 0 is never hit;
+                         the schedule and what was done go to the report (harness.chaos)
   --quiet                no progress bar or log lines (errors and the summary still print)
   --verbose              also print every console message of every page
   -h, --help             this help
@@ -147,6 +162,8 @@ export interface RunnerOptions {
   idleTimeoutMs: number;
   dist: string | undefined;
   faults: Fault[];
+  /** --chaos: kills, freezes and slowdowns at seeded steps (checked against the run's size). */
+  chaos: ChaosSpec | undefined;
   quiet: boolean;
   verbose: boolean;
 }
@@ -180,6 +197,8 @@ const OPTIONS = {
   'bucket-elems': { type: 'string' },
   reference: { type: 'boolean' },
   elastic: { type: 'boolean' },
+  'elastic-policy': { type: 'string' },
+  chaos: { type: 'string' },
   schedule: { type: 'string' },
   'virtual-stages': { type: 'string' },
   'micro-batches': { type: 'string' },
@@ -230,6 +249,7 @@ const FLAG_OF: Record<string, string> = {
   targetAccuracy: 'target-accuracy',
   virtualStages: 'virtual-stages',
   checkpointEvery: 'checkpoint-every',
+  elasticPolicy: 'elastic-policy',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -350,6 +370,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   }
   if (values.reference === true) config.reference = true;
   if (values.elastic === true) config.elastic = true;
+  if (values['elastic-policy'] !== undefined) config.elasticPolicy = values['elastic-policy'];
   if (values.recompute === true) config.recompute = true;
   if (values['activation-compress'] !== undefined) config.activationCompress = values['activation-compress'];
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
@@ -412,6 +433,15 @@ export function parseCommandLine(argv: readonly string[]): Command {
     if (err instanceof ConfigError) issues.push(...err.issues.map(issueAsFlag));
     else throw err;
   }
+  let chaos: ChaosSpec | undefined;
+  try {
+    if (values.chaos !== undefined) chaos = parseChaosSpec(values.chaos);
+    // The schedule needs the run's size: a spec the run cannot hold is a bad command line too.
+    if (chaos && runConfig) chaosSchedule(chaos, runConfig);
+  } catch (err) {
+    if (err instanceof ChaosSpecError) issues.push(...err.issues.map((issue) => `--chaos ${issue}`));
+    else throw err;
+  }
   if (issues.length > 0 || runConfig === undefined) throw new ConfigError('invalid options', issues);
 
   return {
@@ -432,6 +462,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       idleTimeoutMs,
       dist: values.dist,
       faults,
+      chaos,
       quiet: values.quiet === true,
       verbose: values.verbose === true,
     },

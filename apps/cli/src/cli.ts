@@ -10,6 +10,7 @@ import {
   SessionError,
   applyLink,
   assertBrowserExecutable,
+  formatChaosSpec,
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
   launchBrowser,
@@ -19,6 +20,7 @@ import {
   runSession,
   webrtcWorks,
 } from '@peertrain/harness';
+import type { ChaosEventRecord } from '@peertrain/harness';
 import { HELP, parseCommandLine } from './args.ts';
 import type { RunnerOptions } from './args.ts';
 import { createProgress } from './progress.ts';
@@ -185,6 +187,7 @@ async function train(
     const seen: PartialRun = { loss: [], evals: [] };
     let trace: ChromeTrace | null = null;
     let trained: { model: RunConfig['model']; paramsBase64: string } | null = null;
+    const chaosDone: ChaosEventRecord[] = [];
     const harnessFields = (): CliReport['harness'] => ({
       wallMs: performance.now() - t0,
       chromium,
@@ -194,11 +197,13 @@ async function train(
       startedAt,
       faults: [...runner.faults],
       ...(link ? { link: link.text } : {}),
+      ...(runner.chaos ? { chaos: { spec: formatChaosSpec(runner.chaos), actions: [...chaosDone] } } : {}),
     });
     try {
       report = await runSession({
         config,
         faults: runner.faults,
+        ...(runner.chaos ? { chaos: runner.chaos, onChaos: (r) => chaosDone.push(r) } : {}),
         browser,
         ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
         ...(resume ? { resume } : {}),

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ChromeTrace, RunReport, TargetReport } from '@peertrain/protocol';
 import type { RunConfig, WireError } from '@peertrain/protocol';
+import type { ChaosEventRecord } from '@peertrain/harness';
 import { formatDuration } from './progress.ts';
 
 /** What the runner adds to the dashboard's RunReport. */
@@ -18,6 +19,8 @@ export interface HarnessFields {
   faults: string[];
   /** The --link impairment applied to the peers' UDP, e.g. "rate=20mbit,loss=2%,delay=40ms". */
   link?: string;
+  /** --chaos: the spec (canonical text) and each action as it was carried out. */
+  chaos?: { spec: string; actions: ChaosEventRecord[] };
 }
 
 export type CliReport = RunReport & { harness: HarnessFields };

@@ -212,6 +212,26 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(other.stderr).toMatch(/CheckpointError: .*model: checkpoint "mlp", run "cnn"/);
   });
 
+  it('--chaos kill=1 --elastic: a seeded kill finishes every step and equals the reference (the undisturbed run)', async () => {
+    // 4 workers, 20 steps, evaluated only at the end. The elastic run keeps the global batch, so it
+    // must equal the single-worker reference on the same batches (which the undisturbed run equals).
+    const hit = await train([
+      ...'--workers 4 --model mlp --dataset mnist --steps 20 --backend wasm --elastic --seed 7'.split(' '),
+      // steps=3-15: the kill lands mid-run, whatever step the seed draws.
+      ...['--eval-every', '0', '--reference', '--chaos', 'kill=1,seed=3,steps=3-15'],
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    const chaos = r.harness.chaos!;
+    expect(chaos.spec).toBe('kill=1,seed=3,steps=3-15');
+    expect(chaos.actions).toHaveLength(1);
+    expect(chaos.actions[0]!.outcome).toBe('tab closed');
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(20).keys()]);
+    expect(r.membershipChanges).toHaveLength(1);
+    expect(r.membershipChanges![0]!.peerId).toBe(r.workers[chaos.actions[0]!.rank]!.peerId);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+  });
+
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);
     expect(code, stderr).toBe(2);

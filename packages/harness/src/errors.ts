@@ -49,3 +49,14 @@ export class BuildError extends Error {
 export class LinkUnavailableError extends Error {
   override readonly name = 'LinkUnavailableError';
 }
+
+/** A `--chaos` spec that cannot be read, or that the run cannot hold; `issues` names each bad part. */
+export class ChaosSpecError extends Error {
+  override readonly name = 'ChaosSpecError';
+  constructor(
+    readonly spec: string,
+    readonly issues: readonly string[],
+  ) {
+    super(`invalid --chaos ${JSON.stringify(spec)}: ${issues.join('; ')}`);
+  }
+}

@@ -1,11 +1,22 @@
 export {
   BrowserNotFoundError,
   BuildError,
+  ChaosSpecError,
   ChromiumFlagsError,
   IsolatedNetworkError,
   LinkUnavailableError,
   SessionError,
 } from './errors.ts';
+export {
+  CHAOS_SPEC_RULE,
+  chaosSchedule,
+  describeChaosAction,
+  formatChaosSpec,
+  parseChaosSpec,
+} from './chaos-spec.ts';
+export type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
+export { ChaosRunner } from './chaos.ts';
+export type { ChaosEventRecord, ChaosRunnerOptions } from './chaos.ts';
 export { LINK_SPEC_RULE, formatLinkSpec, linkCommands, parseLinkSpec } from './link-spec.ts';
 export type { LinkSpec } from './link-spec.ts';
 export { applyLink } from './link.ts';

@@ -13,9 +13,13 @@ import { abortReason, asError } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
-import { pickRankTab, tabFaults } from './elastic-faults.ts';
+import { pickRankTab, tabFaults as elasticFaults } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
 import { writeCheckpointDir } from './checkpoint-dir.ts';
+import { chaosSchedule } from './chaos-spec.ts';
+import type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
+import { ChaosRunner } from './chaos.ts';
+import type { ChaosEventRecord } from './chaos.ts';
 import { applyLink } from './link.ts';
 import type { AppliedLink } from './link.ts';
 import type { LinkSpec } from './link-spec.ts';
@@ -35,6 +39,8 @@ export interface SessionInfo {
   dashboardUrl: string;
   workerUrl: string;
   signalPort: number;
+  /** The chaos schedule drawn for this run (empty without `chaos`). */
+  chaos: ChaosAction[];
 }
 
 export interface RunSessionOptions {
@@ -47,6 +53,14 @@ export interface RunSessionOptions {
    * are done (elastic runs admit it at step K: elastic-faults.ts).
    */
   faults?: readonly string[];
+  /**
+   * Kills, freezes and slowdowns of worker tabs at seeded steps (chaos-spec.ts, `--chaos`). The
+   * schedule is drawn from the run's steps, workers and seed before anything starts
+   * (ChaosSpecError when the run cannot hold it) and given in `onReady`'s info.
+   */
+  chaos?: ChaosSpec;
+  /** Each chaos action as it is carried out. */
+  onChaos?: (record: ChaosEventRecord) => void;
   /** Room id; random when omitted. */
   room?: string;
   executablePath?: string;
@@ -135,6 +149,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   const config = parseRunConfig(opts.config);
   if (opts.resume) checkResumable(opts.resume, config); // before anything starts
   signal?.throwIfAborted();
+  const chaos = opts.chaos ? chaosSchedule(opts.chaos, config) : [];
   const room = opts.room ?? randomRoom();
   if (!ROOM_PATTERN.test(room))
     throw new ConfigError('invalid room', [`${JSON.stringify(room)}: ${ROOM_RULE}`]);
@@ -168,6 +183,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults, opts.resume !== undefined),
       workerUrl: workerUrl(servers.web.url, room, config.backend),
       signalPort: servers.signal.port,
+      chaos,
     };
     opts.onReady?.(info);
     return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts);
@@ -215,6 +231,45 @@ async function closeRankTab(
 
 /** The 'vanish' fault closes a worker tab once this step is done. */
 const VANISH_AFTER_STEP = 3;
+
+/**
+ * What the harness does to worker tabs as the steps go by: the 'vanish' fault (the highest rank's
+ * tab closed after step 3; 'vanish-rank0': rank 0's), 'join@K' (one more tab opened once K steps
+ * are done) and the chaos schedule. Tabs closed on purpose are no failure.
+ */
+function tabFaults(
+  workerTabs: readonly Page[],
+  actions: readonly ChaosAction[],
+  opts: Pick<RunSessionOptions, 'faults' | 'log' | 'onChaos'>,
+  openJoiner: () => void,
+): {
+  onProgress: (step: number) => void;
+  closedOnPurpose: (page: Page) => boolean;
+  stop: () => Promise<void>;
+} {
+  const elastic = elasticFaults(opts.faults);
+  const vanishAfterStep = elastic.vanish ? VANISH_AFTER_STEP : Infinity;
+  const closed = new Set<Page>();
+  let vanishStarted = false;
+  const chaos = new ChaosRunner(actions, {
+    tabs: () => workerTabs,
+    closing: (page) => closed.add(page),
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.onChaos ? { onRecord: opts.onChaos } : {}),
+  });
+  return {
+    onProgress: (step) => {
+      if (step >= vanishAfterStep && !vanishStarted) {
+        vanishStarted = true;
+        void closeRankTab(elastic.vanish!, workerTabs, (page) => closed.add(page), step, opts.log);
+      }
+      if (step === elastic.joinAfterStep) openJoiner();
+      chaos.onProgress(step);
+    },
+    closedOnPurpose: (page) => closed.has(page),
+    stop: () => chaos.stop(),
+  };
+}
 
 /** Forwards a tab's console and uncaught errors; fails the session when the tab crashes or closes unasked. */
 function watchPage(
@@ -306,6 +361,41 @@ async function newWorkerTab(
   start(page, `worker ${tabs.length}`);
 }
 
+/** `--resume`: the dashboard takes the checkpoint from window.peertrainResume(). */
+async function exposeResume(dash: Page, resume: RunSessionOptions['resume']): Promise<void> {
+  if (!resume) return;
+  const payload = { manifest: resume.manifest, blobBase64: Buffer.from(resume.blob).toString('base64') };
+  await dash.exposeFunction('peertrainResume', () => payload);
+}
+
+/**
+ * Checkpoint events go to `dir` (when given) in order, one write after the other; `written()`
+ * settles after the last. A failed write fails the session with CheckpointError.
+ */
+function checkpointWriter(
+  dir: string | undefined,
+  log: ((line: string) => void) | undefined,
+  fail: (error: Error) => void,
+): {
+  write: (event: Extract<CoordinatorEvent, { type: 'checkpoint' }>) => void;
+  written: () => Promise<unknown>;
+} {
+  let writes: Promise<unknown> = Promise.resolve();
+  return {
+    write: (event) => {
+      if (dir === undefined) return;
+      const blob = new Uint8Array(Buffer.from(event.blobBase64, 'base64'));
+      const write = writes.then(() => writeCheckpointDir(dir, event.manifest, blob));
+      write.then(
+        ({ manifestPath }) => log?.(`checkpoint after step ${event.manifest.step}: ${manifestPath}`),
+        (err: unknown) => fail(new CheckpointError(`writing ${dir}: ${String(err)}`)),
+      );
+      writes = write.catch(() => undefined);
+    },
+    written: () => writes,
+  };
+}
+
 async function drive(
   browser: Browser,
   contexts: BrowserContext[],
@@ -316,11 +406,8 @@ async function drive(
 ): Promise<RunReport> {
   const { signal } = opts;
   const pageErrors: string[] = [];
-  const notePageError = (line: string): void => {
-    pageErrors.push(line);
-    if (pageErrors.length > MAX_PAGE_ERRORS) pageErrors.shift();
-  };
-
+  const notePageError = (line: string): void =>
+    void (pageErrors.push(line) > MAX_PAGE_ERRORS && pageErrors.shift());
   const outcome = deferred<RunReport>();
   // It may settle while pages are still opening, before anything awaits it.
   outcome.promise.catch(() => undefined);
@@ -346,18 +433,19 @@ async function drive(
   };
   const onAbort = (): void => finish({ error: abortReason(signal!) });
   signal?.addEventListener('abort', onAbort, { once: true });
-
   const watch = (page: Page, source: string): void =>
     watchPage(page, source, {
       ...(opts.onConsole ? { onConsole: opts.onConsole } : {}),
       pageError: notePageError,
       fail: failRemote,
-      closedOnPurpose: (p) => p === vanish.page,
+      closedOnPurpose: faults.closedOnPurpose,
     });
-  const tf = { ...tabFaults(opts.faults), vanishAfterStep: VANISH_AFTER_STEP };
   const workerTabs: Page[] = [];
+  // 'join@K' opens its tab through openWorker, defined below (called only once steps are reported).
+  const faults = tabFaults(workerTabs, info.chaos, opts, () => {
+    void openWorker().catch((err: unknown) => finish({ error: asError(err) }));
+  });
   let dashboardSpoke = false;
-  const vanish: { page: Page | null; started: boolean } = { page: null, started: false };
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   const openWorker = (): Promise<void> =>
@@ -369,14 +457,8 @@ async function drive(
     armIdle();
     const dash = await newTab(browser, contexts);
     watch(dash, 'dashboard');
-    const resume = opts.resume;
-    if (resume) {
-      const payload = { manifest: resume.manifest, blobBase64: Buffer.from(resume.blob).toString('base64') };
-      await dash.exposeFunction('peertrainResume', () => payload);
-    }
-    // Checkpoints go to disk in order; the session's result waits for the last write.
-    let writes: Promise<unknown> = Promise.resolve();
-    const { checkpointDir } = opts;
+    await exposeResume(dash, opts.resume);
+    const checkpoints = checkpointWriter(opts.checkpointDir, opts.log, (error) => finish({ error }));
     await dash.exposeFunction('peertrainEmit', (raw: unknown) => {
       if (finished) return;
       let event: CoordinatorEvent;
@@ -389,26 +471,12 @@ async function drive(
       armIdle();
       dashboardSpoke = true;
       if (event.type === 'progress') phase = `training (after step ${event.step} of ${event.totalSteps})`;
-      if (event.type === 'progress' && tf.vanish && event.step >= tf.vanishAfterStep && !vanish.started) {
-        vanish.started = true;
-        void closeRankTab(tf.vanish, workerTabs, (page) => (vanish.page = page), event.step, opts.log);
-      }
-      if (event.type === 'progress' && event.step === tf.joinAfterStep)
-        void openWorker().catch((err: unknown) => finish({ error: asError(err) })); // 'join@K'
+      if (event.type === 'progress') faults.onProgress(event.step);
       opts.onEvent?.(event);
-      if (event.type === 'checkpoint' && checkpointDir !== undefined) {
-        const blob = new Uint8Array(Buffer.from(event.blobBase64, 'base64'));
-        const write = writes.then(() => writeCheckpointDir(checkpointDir, event.manifest, blob));
-        write.then(
-          ({ manifestPath }) => opts.log?.(`checkpoint after step ${event.manifest.step}: ${manifestPath}`),
-          (err: unknown) =>
-            finish({ error: new CheckpointError(`writing ${checkpointDir}: ${String(err)}`) }),
-        );
-        writes = write.catch(() => undefined);
-      }
+      if (event.type === 'checkpoint') checkpoints.write(event);
       if (event.type === 'done') {
         const { report } = event;
-        void writes.then(() => finish({ report }));
+        void checkpoints.written().then(() => finish({ report }));
       } else if (event.type === 'error') failRemote(event.error);
     });
     // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
@@ -424,5 +492,6 @@ async function drive(
     finished = true;
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
+    await faults.stop();
   }
 }

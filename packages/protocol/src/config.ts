@@ -42,6 +42,10 @@ export const SCHEDULES = ['naive', 'gpipe', '1f1b', 'interleaved', 'zb-h1'] as c
 export const SYNC_METHODS = ['allreduce', 'ps', 'diloco', 'ps-async'] as const;
 export type SyncMethod = (typeof SYNC_METHODS)[number];
 
+/** Elastic runs: keep the global batch (fixed-global, the reference's) or each worker's batch (scaled-lr). */
+export const ELASTIC_POLICIES = ['fixed-global', 'scaled-lr'] as const;
+export type ElasticPolicy = (typeof ELASTIC_POLICIES)[number];
+
 /**
  * What every exchanged tensor is compressed with: none, fp16, int8 (a scale per bucket, stochastic
  * rounding), topk:FRACTION (error feedback) or powersgd:RANK (low rank, error feedback).
@@ -150,6 +154,14 @@ const RunConfigObject = z.object({
    * (rank 0, or the parameter server) sends them to the coordinator (checkpoint.ts).
    */
   checkpointEvery: z.number().int().min(0).default(0),
+  /**
+   * What an elastic run keeps when members leave. fixed-global: the global batch (the N0 original
+   * ranks' batches, re-split over the members): equals the undisturbed run and the reference.
+   * scaled-lr: each member's own batch; the global batch shrinks to members/N0 of it and the
+   * learning rate is scaled by members/N0 with it (the linear scaling rule): lost ranks' samples
+   * are skipped, so the run departs from the reference from the first loss on.
+   */
+  elasticPolicy: z.enum(ELASTIC_POLICIES).default('fixed-global'),
 });
 
 /**
@@ -214,6 +226,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
       'checkpointEvery',
       'checkpoints cover data parallel sync allreduce (not elastic) and ps with one server, compress none',
     );
+  if (c.elasticPolicy !== 'fixed-global' && !c.elastic)
+    issue('elasticPolicy', `elastic policy ${c.elasticPolicy} applies to elastic runs`);
   if (c.targetAccuracy !== undefined && c.evalEvery === 0)
     issue('evalEvery', 'a target accuracy needs evaluations: set evalEvery > 0');
   if (c.strategy === 'data') return;

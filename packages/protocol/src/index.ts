@@ -17,6 +17,7 @@ export {
   DATASETS,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,
+  ELASTIC_POLICIES,
   OptimizerSchema,
   RunConfigSchema,
   SCHEDULES,
@@ -29,6 +30,7 @@ export {
 export type {
   BackendName,
   DatasetName,
+  ElasticPolicy,
   OptimizerConfig,
   RunConfig,
   RunConfigInput,

@@ -101,6 +101,77 @@ describe('elastic data parallel', () => {
       expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
     }
   }, 180_000);
+
+  it('scaled-lr: undisturbed it is the fixed-global run; a loss keeps each batch and departs from it', async () => {
+    const fixed = await train({ ...base, elastic: true }, 'el-fixed');
+    const scaled = { ...base, elastic: true, elasticPolicy: 'scaled-lr' as const };
+    const calm = await train(scaled, 'el-scaled-calm');
+    // M = N0: the lr is config.lr * 4 / 4 and the mean is / 4: the same arithmetic, bit for bit.
+    expect(paramDiff(calm.params, fixed.params, layout).maxAbsDiff).toBe(0);
+
+    const hit = await train(scaled, 'el-scaled-hit', { rank: 2, afterSteps: 5 });
+    expect(hit.report.loss.map((l) => l.step)).toEqual([...Array(12).keys()]);
+    const from = hit.report.membershipChanges![0]!.step;
+    // Before the loss every step is the calm run's; from the redone step on the survivors train on
+    // their own 3 batches at 3/4 of the lr, so the run is another one.
+    hit.report.loss
+      .slice(0, from)
+      .forEach((l, i) => expect(l.loss).toBeCloseTo(calm.report.loss[i]!.loss, 6));
+    expect(hit.report.loss[from]!.loss).not.toBeCloseTo(calm.report.loss[from]!.loss, 6);
+    expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeGreaterThan(1e-4);
+  }, 120_000);
+});
+
+describe('elastic policies (one worker of two, fake gradients)', () => {
+  // Worker 0 of an original pair; the coordinator's first epoch has it alone from step 0. Each
+  // batch's gradient depends on the parameters and on whose batch it is, so the test sees which
+  // batches were used and with which lr. SGD without momentum: params -= lr * grad.
+  const P = 3;
+  const own = (params: Float32Array): Float32Array => params.map((p, i) => p + i);
+  const theirs = (params: Float32Array): Float32Array => params.map((p, i) => 2 * p - i);
+  async function stepAlone(policy: 'fixed-global' | 'scaled-lr'): Promise<Float32Array> {
+    const config = parseRunConfig({
+      ...{ workers: 2, steps: 2, elastic: true, elasticPolicy: policy, lr: 0.1, dataset: 'synthetic' },
+      optimizer: { kind: 'sgd', momentum: 0 },
+    });
+    const shards = [
+      { start: 0, count: 10 },
+      { start: 10, count: 10 },
+    ];
+    const assign: Assign = {
+      ...{ type: 'assign', runId: 3, rank: 0, peers: ['w0', 'w1'], role: { kind: 'worker' } },
+      ...{ shard: shards[0]!, allShards: shards, config },
+    };
+    const session = {
+      initParams: () => new Float32Array(P).fill(1),
+      gradients: (params: Float32Array) => Promise.resolve({ loss: 1, grads: own(params) }),
+      gradientsOf: (params: Float32Array, _step: number, shard: { start: number }) =>
+        Promise.resolve({ loss: 1, grads: shard.start === 0 ? own(params) : theirs(params) }),
+    } as unknown as TrainSession;
+    const mesh = { localId: 'w0' } as unknown as Mesh;
+    const ctx = {
+      ...{ mesh, assign, session, signal: new AbortController().signal, onHeld: () => undefined },
+      spans: new SpanRecorder({ peerId: 'w0', now: () => 0 }),
+    };
+    const m = elasticAllReduce(ctx);
+    const run = newRunState(assign);
+    const core = { current: run, tell: () => undefined } as unknown as WorkerCore;
+    onEpoch(core, { type: 'epoch', runId: 3, epoch: 1, peers: ['w0'], fromStep: 0 });
+    await m.step(0);
+    return m.evalParams!.slice();
+  }
+
+  it('fixed-global computes the lost batch too; scaled-lr its own at half the lr', async () => {
+    const p0 = new Float32Array(P).fill(1);
+    const g0 = own(p0);
+    const g1 = theirs(p0);
+    const fixed = await stepAlone('fixed-global');
+    const scaled = await stepAlone('scaled-lr');
+    // fixed-global: the mean over both original batches at the full lr.
+    expect(fixed).toEqual(p0.map((p, i) => p - 0.1 * ((g0[i]! + g1[i]!) / 2)));
+    // scaled-lr: its own batch alone, at lr * 1/2.
+    expect(scaled).toEqual(p0.map((p, i) => p - 0.05 * g0[i]!));
+  });
 });
 
 describe('elastic rollback (one worker, fake gradients)', () => {

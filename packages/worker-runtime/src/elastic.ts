@@ -10,6 +10,11 @@
 // allShards.length): the epoch that lists it among `joiners` brings it in at a step boundary, its
 // first member streams it the state committed before fromStep (join-state.ts), and from then on it
 // is a member like any other (with more members than N0, the first members compute no batch).
+//
+// That is config.elasticPolicy 'fixed-global' (the default). 'scaled-lr' keeps each member's own
+// batch instead: the ring sums the M members' mean gradients, divides by M, and the learning rate
+// is config.lr * M / N0 (the linear scaling rule; the lost ranks' samples are skipped, so the run
+// departs from the undisturbed one at the first loss; with M = N0 it is the same run, bit for bit).
 import { asError } from '@peertrain/base';
 import { ringAllReduce } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
@@ -146,6 +151,8 @@ interface Elastic {
   inbox: EpochInbox;
   /** The original world size: the global batch is n0 ranks' batches whoever computes them. */
   n0: number;
+  /** scaled-lr: each member computes its own batch only, and the lr follows the members. */
+  scaledLr: boolean;
   peers: readonly string[];
   epoch: number;
   /** Steps applied to `params`. */
@@ -164,6 +171,7 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
     optimizer,
     inbox,
     n0: ctx.assign.allShards.length,
+    scaledLr: ctx.assign.config.elasticPolicy === 'scaled-lr',
     peers: ctx.assign.peers,
     epoch: 0,
     committed: 0,
@@ -216,6 +224,8 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
     throw new ElasticStateError(`epoch ${msg.epoch} redoes step ${msg.fromStep}, committed ${e.committed}`);
   e.peers = msg.peers;
   e.epoch = msg.epoch;
+  // The lr of every step from fromStep on (redone ones included): a rollback restores no lr.
+  if (e.scaledLr) e.optimizer.lr = (assign.config.lr * e.peers.length) / e.n0;
   // Every stepDone sent after this belongs to the new epoch (the control link is ordered).
   e.inbox.tell?.({ type: 'epochAck', runId: assign.runId, epoch: e.epoch });
   const rank = e.peers.indexOf(mesh.localId);
@@ -263,6 +273,7 @@ async function timed<T>(p: Promise<T>, s: AbortSignal, outer: AbortSignal): Prom
  * This member's share of the global batch: the sum of its virtual ranks' mean gradients [P]. The
  * loss it reports is the sum of their mean losses times M / n0, so the coordinator's plain mean over
  * the M members' reports is the global batch's mean loss (with M = n0 and one rank: its own loss).
+ * scaled-lr: its own rank's batch alone, and its own loss (the mean over members is the step's).
  */
 async function gradientSum(
   e: Elastic,
@@ -270,8 +281,8 @@ async function gradientSum(
 ): Promise<{ loss: number; grads: Float32Array; computeMs: number }> {
   const { ctx, params } = e;
   const { assign, mesh, session, spans } = ctx;
-  const mine = virtualRanks(e.n0, e.peers.length, e.peers.indexOf(mesh.localId));
-  const share = e.peers.length / e.n0;
+  const mine = e.scaledLr ? [assign.rank] : virtualRanks(e.n0, e.peers.length, e.peers.indexOf(mesh.localId));
+  const share = e.scaledLr ? 1 : e.peers.length / e.n0;
   if (mine.length === 1 && mine[0] === assign.rank) {
     const own = await timedGradients(ctx, params, step); // prefetched
     return { ...own, loss: own.loss * share };
@@ -292,7 +303,10 @@ async function gradientSum(
   return { loss, grads: sum ?? new Float32Array(params.length), computeMs: t1 - t0 };
 }
 
-/** The ring's sum of `grads` over the epoch's members, then / n0: the global batch's mean gradient. */
+/**
+ * The ring's sum of `grads` over the epoch's members, then / n0: the global batch's mean gradient
+ * (scaled-lr: / M, the mean over the members' batches; the lr carries the M / n0).
+ */
 async function globalMean(e: Elastic, grads: Float32Array, step: number, signal: AbortSignal): Promise<void> {
   const { mesh, assign, spans } = e.ctx;
   if (e.peers.length > 1)
@@ -306,7 +320,7 @@ async function globalMean(e: Elastic, grads: Float32Array, step: number, signal:
       now: () => spans.now(),
       onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
     });
-  const inv = 1 / e.n0;
+  const inv = 1 / (e.scaledLr ? e.peers.length : e.n0);
   for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
 }
 
