@@ -41,7 +41,7 @@ export async function measureGpu(o: GpuOptions): Promise<GpuPart> {
   const page = await o.browser.newPage();
   try {
     page.on('console', (m) => m.type() === 'error' && o.log(`gpu page: ${m.text()}`));
-    await page.goto(`${o.baseUrl}/apps/bench/gpu.html`);
+    await page.goto(new URL('apps/bench/gpu.html', o.baseUrl).href); // baseUrl ends with a slash
     await page.waitForFunction(() => window.peertrainGpu !== undefined, undefined, { timeout: 60_000 });
     const adapter = await page.evaluate(async () => {
       // (WebGPU's types are not in this app's lib: the few fields read, typed here)

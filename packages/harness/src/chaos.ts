@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CDPSession, Page } from 'playwright-core';
 import type { ChaosAction } from './chaos-spec.ts';
 import { describeChaosAction } from './chaos-spec.ts';
@@ -40,6 +41,9 @@ export interface ChaosRunnerOptions {
   onRecord?: (record: ChaosEventRecord) => void;
   now?: () => number;
 }
+
+/** How long an action looks for the tab that shows its rank. */
+const RANK_WAIT_MS = 10_000;
 
 /** The rank a worker tab shows, or NaN while it shows none. */
 async function rankOf(page: Page): Promise<number> {
@@ -122,8 +126,21 @@ export class ChaosRunner {
     return i < 0 ? null : tabs[i]!;
   }
 
+  /**
+   * The tab showing `rank`, looked for until RANK_WAIT_MS: early in a run (step 1 or 2) a busy tab
+   * may not have rendered its rank yet, and a kill that found none did nothing.
+   */
+  private async waitForTab(rank: number): Promise<Page | null> {
+    const until = Date.now() + RANK_WAIT_MS;
+    for (;;) {
+      const page = await this.tabOf(rank);
+      if (page || Date.now() >= until || this.stopped) return page;
+      await delay(250);
+    }
+  }
+
   private async fire(action: ChaosAction, atStep: number): Promise<void> {
-    const page = await this.tabOf(action.rank);
+    const page = await this.waitForTab(action.rank);
     if (!page) return this.note(action, atStep, `no open tab shows rank ${action.rank}`);
     switch (action.kind) {
       case 'kill':
