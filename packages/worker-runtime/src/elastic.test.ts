@@ -155,7 +155,7 @@ describe('elastic policies (one worker of two, fake gradients)', () => {
     };
     const m = elasticAllReduce(ctx);
     const run = newRunState(assign);
-    const core = { current: run, tell: () => undefined } as unknown as WorkerCore;
+    const core = { current: run, mesh, tell: () => undefined } as unknown as WorkerCore;
     onEpoch(core, { type: 'epoch', runId: 3, epoch: 1, peers: ['w0'], fromStep: 0 });
     await m.step(0);
     return m.evalParams!.slice();
