@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 describe('data parallelism in real Chromium over WebRTC', () => {
-  it('ring all-reduce: 3 tabs train the MNIST MLP to >= 92% and equal the single-worker reference', async () => {
+  it('ring all-reduce: 3 tabs train the MNIST MLP to >= 90% in 150 steps and equal the single-worker reference', async () => {
     const { code, stderr, report } = await train([
       ...[
         '--workers',
@@ -62,43 +62,44 @@ describe('data parallelism in real Chromium over WebRTC', () => {
         '--dataset',
         'mnist',
       ],
-      ...['--steps', '300', '--backend', 'wasm', '--reference'],
+      ...['--steps', '150', '--backend', 'wasm', '--reference'],
     ]);
     expect(code, stderr).toBe(0);
     expect(report).not.toBeNull();
     const r = report!;
-    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
     expect(r.workers).toHaveLength(3);
     expect(r.workers.every((w) => w.backend === 'wasm' && w.gflops > 0)).toBe(true);
     // Ring all-reduce: each worker sends 2(N-1)/N of the gradient bytes per step (plus framing).
     const gradBytes = 4 * (784 * 128 + 128 + 128 * 10 + 10);
-    const ideal = ((2 * 2) / 3) * gradBytes * 300;
+    const ideal = ((2 * 2) / 3) * gradBytes * 150;
     for (const w of r.workers) {
       expect(w.bytesSent).toBeGreaterThanOrEqual(ideal);
       expect(w.bytesSent).toBeLessThan(ideal * 1.02);
     }
-    expect(r.loss).toHaveLength(300);
-    expect(r.loss[299]!.loss).toBeLessThan(r.loss[0]!.loss);
+    expect(r.loss).toHaveLength(150);
+    expect(r.loss[149]!.loss).toBeLessThan(r.loss[0]!.loss);
   });
 
-  it('parameter server: 3 tabs reach >= 92%, equal the reference, and shrug off a malformed frame', async () => {
+  it('parameter server: 3 tabs reach >= 90% in 150 steps, equal the reference, and shrug off a malformed frame', async () => {
     const { code, stderr, report } = await train([
       ...['--workers', '3', '--strategy', 'data', '--sync', 'ps', '--model', 'mlp', '--dataset', 'mnist'],
-      ...['--steps', '300', '--backend', 'wasm', '--reference', '--inject-fault', 'malformed'],
+      ...['--steps', '150', '--backend', 'wasm', '--reference', '--inject-fault', 'malformed'],
     ]);
     expect(code, stderr).toBe(0);
     const r = report!;
-    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
     expect(r.workers.map((w) => w.role)).toEqual(['worker+server', 'worker', 'worker']);
-    // The injected frame was refused by name on rank 0, and all 300 steps still ran.
+    // The injected frame was refused by name on rank 0, and all 150 steps still ran.
     expect(r.workers[0]!.framesRefused).toBe(1);
     expect(r.errors.some((e) => e.name === 'ProtocolError')).toBe(true);
-    expect(r.loss).toHaveLength(300);
+    expect(r.loss).toHaveLength(150);
   });
 
-  for (const workers of [2, 4]) {
+  // 3 workers: the ring and ps runs above; 2 workers: the resume run below.
+  for (const workers of [4]) {
     it(`${workers} workers x 20 steps equal one worker at batch ${workers}x32 (allreduce)`, async () => {
       const { code, stderr, report } = await train([
         ...['--workers', String(workers), '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'],
@@ -130,31 +131,6 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     });
   });
 
-  it('--elastic: a worker tab that vanishes mid-run ends the epoch; the run finishes every step', async () => {
-    const args = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
-    const run = await train([...args, '--steps', '20', '--backend', 'wasm', '--elastic', '--reference']);
-    const hit = await train([
-      ...args,
-      '--steps',
-      '20',
-      '--backend',
-      'wasm',
-      '--elastic',
-      '--inject-fault',
-      'vanish',
-    ]);
-    expect(hit.code, hit.stderr).toBe(0);
-    const r = hit.report!;
-    expect(r.loss.map((l) => l.step)).toEqual([...Array(20).keys()]);
-    expect(r.membershipChanges).toHaveLength(1);
-    expect(r.membershipChanges![0]!.step).toBeGreaterThanOrEqual(3);
-    // The same global batches: the survivors' losses are the undisturbed run's, up to summation order.
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.report!.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
-    r.loss.forEach((l, i) => expect(l.loss).toBeCloseTo(run.report!.loss[i]!.loss, 4));
-    expect(r.testAccuracy).toBeCloseTo(run.report!.testAccuracy, 3);
-  });
-
   // Elastic runs that lose rank 0 or gain a worker: each run trains the single-worker reference on
   // the same global batches, and its leader's parameters must equal it within 1e-5.
   const elastic = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
@@ -181,26 +157,32 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
   });
 
-  it('--resume from the checkpoint at step 30 of 60 ends with the parameters of the run never stopped', async () => {
-    const common = ['--workers', '2', '--model', 'mlp', '--dataset', 'mnist', '--backend', 'wasm'];
-    const ck = join(dir, 'checkpoints');
-    const [whole, first] = [join(dir, 'model-whole'), join(dir, 'model-resumed')];
-    const stopped = await train([
-      ...common,
+  it('--resume from the checkpoint at step 30 of 59 ends with the parameters of the run never stopped', async () => {
+    // The uninterrupted run checkpoints at step 30 (the only multiple of 30 before its end); the
+    // resumed run starts there and must end where it ended.
+    const common = [
+      '--workers',
+      '2',
+      '--model',
+      'mlp',
+      '--dataset',
+      'mnist',
+      '--backend',
+      'wasm',
       '--steps',
-      '30',
-      '--checkpoint-dir',
-      ck,
-      '--checkpoint-every',
-      '30',
+      '59',
+    ];
+    const ck = join(dir, 'checkpoints');
+    const [whole, resumedModel] = [join(dir, 'model-whole'), join(dir, 'model-resumed')];
+    const uninterrupted = await train([
+      ...common,
+      ...['--checkpoint-dir', ck, '--checkpoint-every', '30', '--export-model', whole],
     ]);
-    expect(stopped.code, stopped.stderr).toBe(0);
-    const resumed = await train([...common, '--steps', '60', '--resume', ck, '--export-model', first]);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.report!.loss.map((l) => l.step)).toEqual(Array.from({ length: 30 }, (_, i) => 30 + i));
-    const uninterrupted = await train([...common, '--steps', '60', '--export-model', whole]);
     expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
-    const a = new Float32Array(new Uint8Array(await readFile(join(first, 'weights.bin'))).buffer);
+    const resumed = await train([...common, '--resume', ck, '--export-model', resumedModel]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.report!.loss.map((l) => l.step)).toEqual(Array.from({ length: 29 }, (_, i) => 30 + i));
+    const a = new Float32Array(new Uint8Array(await readFile(join(resumedModel, 'weights.bin'))).buffer);
     const b = new Float32Array(new Uint8Array(await readFile(join(whole, 'weights.bin'))).buffer);
     expect(a.length).toBe(b.length);
     let maxAbs = 0;
@@ -276,16 +258,16 @@ describe('communication-efficient data parallelism in real Chromium over WebRTC'
     expect(r.bytesPerSample!).toBeGreaterThan(0);
   });
 
-  it('int8 exchange: 3 tabs reach >= 92% sending at most 0.26x the fp32 ring bytes', async () => {
+  it('int8 exchange: 3 tabs reach >= 90% in 150 steps sending at most 0.26x the fp32 ring bytes', async () => {
     const { code, stderr, report } = await train([
       ...mlp,
-      ...['--sync', 'allreduce', '--compress', 'int8', '--steps', '300'],
+      ...['--sync', 'allreduce', '--compress', 'int8', '--steps', '150'],
     ]);
     expect(code, stderr).toBe(0);
     const r = report!;
-    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.92);
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
     expect(r.compression?.spec).toBe('int8');
-    for (const w of r.workers) expect(w.bytesSent).toBeLessThanOrEqual(0.26 * ringBytesPerStep * 300);
+    for (const w of r.workers) expect(w.bytesSent).toBeLessThanOrEqual(0.26 * ringBytesPerStep * 150);
   });
 
   it('asynchronous parameter server: a worker slowed 3x lowers only its own rate; the run still trains', async () => {
@@ -402,9 +384,7 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
   });
 
   const equivalence: [string, string[]][] = [
-    ['naive', ['--schedule', 'naive']],
     ['gpipe', ['--schedule', 'gpipe', '--micro-batches', '4']],
-    ['gpipe + recompute', ['--schedule', 'gpipe', '--micro-batches', '4', '--recompute']],
     ['1f1b', ['--schedule', '1f1b', '--micro-batches', '8']],
     ['1f1b + recompute', ['--schedule', '1f1b', '--micro-batches', '8', '--recompute']],
     ['hybrid R=2 P=2', ['--strategy', 'hybrid', '--replicas', '2', '--micro-batches', '4']],
@@ -434,13 +414,10 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
   }
 
   // The schedules with chunks and split backward: 3 steps, where summation order is all that differs.
+  // (Each with and without recompute, and naive / gpipe + recompute above, are the in-memory unit
+  // tests' in worker-runtime: pipeline.test.ts, pipeline-schedules.test.ts.)
   const newSchedules: [string, string[]][] = [
     ['interleaved V=2', ['--schedule', 'interleaved', '--virtual-stages', '2', '--micro-batches', '8']],
-    [
-      'interleaved V=2 + recompute',
-      ['--schedule', 'interleaved', '--virtual-stages', '2', '--micro-batches', '8', '--recompute'],
-    ],
-    ['zb-h1', ['--schedule', 'zb-h1', '--micro-batches', '8']],
     ['zb-h1 + recompute', ['--schedule', 'zb-h1', '--micro-batches', '8', '--recompute']],
   ];
   for (const [name, flags] of newSchedules) {
