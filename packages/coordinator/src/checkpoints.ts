@@ -61,3 +61,13 @@ export async function collectCheckpoint(
   });
   return { type: 'checkpoint', manifest, blobBase64: opts.toBase64(blob) };
 }
+
+/** Bytes of a typed array as base64 (btoa exists in browsers and Node). */
+export function toBase64(a: ArrayBufferView): string {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}

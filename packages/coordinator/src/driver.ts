@@ -9,7 +9,7 @@ import {
 } from '@peertrain/protocol';
 import { checkResumable, checkpointDue } from '@peertrain/protocol';
 import type { Checkpoint, RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
-import { CHECKPOINT_HOLDER_RANK, collectCheckpoint, sendResumeState } from './checkpoints.ts';
+import { CHECKPOINT_HOLDER_RANK, collectCheckpoint, sendResumeState, toBase64 } from './checkpoints.ts';
 import { ElasticEpochs } from './epochs.ts';
 import { SLOW_FACTOR, joinFaultStep, malformedFrame } from './faults.ts';
 import type { Hub } from './hub.ts';
@@ -593,14 +593,4 @@ export class RunDriver {
 /** The member that evaluates and hands over the parameters: rank 0, or the lowest surviving rank. */
 function leaderOf(r: ActiveRun): string {
   return r.epochs?.members()[0] ?? r.ranks[0]!;
-}
-
-/** Bytes of a typed array as base64 (btoa exists in browsers and Node). */
-export function toBase64(a: ArrayBufferView): string {
-  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  let bin = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(bin);
 }
