@@ -1,40 +1,87 @@
 // `npm test`: typecheck, lint, format check, then every vitest test (unit and end-to-end).
 // Each static check counts as one test; the summary lands in .artifacts/test-summary.json
 // for .ci/run's final "N passed, N failed" line. Extra arguments go to vitest.
-import { spawnSync } from 'node:child_process';
+//
+// Two lanes run at once: the end-to-end project (real Chromium sessions, one file after another,
+// mostly waiting on pages, dials and the tabs' own work) streams its output; the static checks and
+// then the unit project run beside it with their output collected and printed when the lane ends.
+// One after the other they took 24 minutes on a 2-core machine; the lanes overlap about 7 of them.
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 
 mkdirSync('.artifacts', { recursive: true });
-const results = [];
-function step(name, cmd, args) {
-  console.log(`\n== ${name}: ${cmd} ${args.join(' ')}`);
-  const r = spawnSync(cmd, args, { stdio: 'inherit' });
-  const ok = r.status === 0;
-  results.push({ name, ok });
-  return ok;
+const extra = process.argv.slice(2);
+
+/** Runs a command; its output goes to the terminal, or into `buffer` when one is given. */
+function run(cmd, args, buffer) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: buffer ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    if (buffer) {
+      child.stdout.on('data', (d) => buffer.push(d));
+      child.stderr.on('data', (d) => buffer.push(d));
+    }
+    child.on('close', (code) => resolve(code === 0));
+    child.on('error', (err) => {
+      buffer?.push(Buffer.from(`${cmd}: ${err.message}\n`));
+      resolve(false);
+    });
+  });
 }
 
-step('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
-step('lint', 'npx', ['eslint', '.']);
-step('format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']);
-const json = '.artifacts/vitest.json';
-rmSync(json, { force: true });
-const vitestOk = step('vitest', 'npx', [
+const vitestArgs = (project, json) => [
   'vitest',
   'run',
+  '--project',
+  project,
   '--reporter=default',
   '--reporter=json',
   `--outputFile.json=${json}`,
-  ...process.argv.slice(2),
-]);
+  ...extra,
+];
+
+const results = [];
+const jsons = { unit: '.artifacts/vitest-unit.json', e2e: '.artifacts/vitest-e2e.json' };
+for (const f of Object.values(jsons)) rmSync(f, { force: true });
+
+async function staticThenUnit() {
+  const out = [];
+  const step = async (name, cmd, args) => {
+    out.push(Buffer.from(`\n== ${name}: ${cmd} ${args.join(' ')}\n`));
+    const ok = await run(cmd, args, out);
+    results.push({ name, ok });
+    return ok;
+  };
+  await step('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+  await step('lint', 'npx', ['eslint', '.']);
+  await step('format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']);
+  await step('vitest unit', 'npx', vitestArgs('unit', jsons.unit));
+  console.log(`\n==== static checks and unit tests (run beside the end-to-end tests) ====`);
+  process.stdout.write(Buffer.concat(out));
+  console.log(`==== end of static checks and unit tests ====\n`);
+}
+
+async function endToEnd() {
+  console.log(`\n== vitest e2e: npx ${vitestArgs('e2e', jsons.e2e).join(' ')}`);
+  results.push({ name: 'vitest e2e', ok: await run('npx', vitestArgs('e2e', jsons.e2e)) });
+}
+
+const started = Date.now();
+await Promise.all([staticThenUnit(), endToEnd()]);
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'); // colour codes in messages
 
 // Failures are repeated just above the final count: CI logs are often read from the tail only.
 const failures = [];
-let passed = results.filter((r) => r.name !== 'vitest' && r.ok).length;
-let failed = results.filter((r) => r.name !== 'vitest' && !r.ok).length;
-if (existsSync(json)) {
+const isVitest = (r) => r.name.startsWith('vitest');
+let passed = results.filter((r) => !isVitest(r) && r.ok).length;
+let failed = results.filter((r) => !isVitest(r) && !r.ok).length;
+for (const [project, json] of Object.entries(jsons)) {
+  const vitestOk = results.find((r) => r.name === `vitest ${project}`)?.ok ?? false;
+  if (!existsSync(json)) {
+    failed += 1;
+    failures.push(`FAILED vitest ${project}: no results (${json} missing)`);
+    continue;
+  }
   const v = JSON.parse(readFileSync(json, 'utf8'));
   passed += v.numPassedTests;
   failed += v.numFailedTests + (v.numTotalTests === 0 ? 1 : 0);
@@ -51,11 +98,14 @@ if (existsSync(json)) {
       failures.push(`FAILED to load ${file.name}: ${String(file.message ?? '').slice(0, 600)}`);
     }
   }
-} else {
-  failed += 1;
 }
-writeFileSync('.artifacts/test-summary.json', JSON.stringify({ passed, failed, steps: results }, null, 2));
+const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+writeFileSync(
+  '.artifacts/test-summary.json',
+  JSON.stringify({ passed, failed, minutes: Number(minutes), steps: results }, null, 2),
+);
 console.log(`\n${results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}`).join('\n')}`);
 if (failures.length > 0) console.log(`\n${failures.join('\n')}\n`);
+console.log(`npm test took ${minutes} min`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

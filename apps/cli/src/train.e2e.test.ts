@@ -304,11 +304,16 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
         .join(' '),
     );
     const stagesSeen = new Set<number>();
+    // Compute spans are named "forward 3" / "backward 3" (kind and micro-batch) with args.step.
+    const kindOf = (e: { name: string }): string | null => {
+      const kind = e.name.split(' ')[0];
+      return kind === 'forward' || kind === 'backward' ? kind : null;
+    };
     for (const pid of new Set(spans.map((e) => e.pid))) {
       const order = spans
-        .filter((e) => e.pid === pid && (e.name === 'forward' || e.name === 'backward'))
-        .sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0))
-        .map((e) => `${e.name === 'forward' ? 'F' : 'B'}${String(e.args?.microBatch)}`);
+        .filter((e) => e.pid === pid && kindOf(e) !== null)
+        .sort((a, b) => Number(a.args?.step) - Number(b.args?.step) || (a.ts ?? 0) - (b.ts ?? 0))
+        .map((e) => `${kindOf(e) === 'forward' ? 'F' : 'B'}${String(e.args?.microBatch)}`);
       expect(order.length).toBe(steps * 16);
       const firstStep = order.slice(0, 16).join(' ');
       const stage = expected.indexOf(firstStep);
@@ -347,11 +352,11 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     expect(r.pipeline!.bubbleTheory).toBeCloseTo(3 / 11, 10);
   });
 
-  // 150 steps, not 300: the same arithmetic on one worker (batch 128) scores 0.949 at step 150 and
-  // 0.960 at 300 on this seed; the pipeline's exactness is the equivalence runs' job below.
-  it('1f1b: 4 stages x 8 micro-batches train the MNIST CNN to >= 93% in 150 steps, in 1F1B order (trace), exported', async () => {
+  // 100 steps, not 300: the same arithmetic on one worker (batch 128) scores 0.952 at step 100,
+  // 0.949 at 150 and 0.960 at 300 on this seed; the pipeline's exactness is the equivalence runs' job.
+  it('1f1b: 4 stages x 8 micro-batches train the MNIST CNN to >= 93% in 100 steps, in 1F1B order (trace), exported', async () => {
     const modelDir = join(dir, 'model-1f1b');
-    const r = await pipelineRun('1f1b', 150, ['--export-model', modelDir]);
+    const r = await pipelineRun('1f1b', 100, ['--export-model', modelDir]);
     expect(r.testAccuracy).toBeGreaterThanOrEqual(0.93);
     const pl = r.pipeline!;
     expect(pl.stages).toBe(4);
@@ -432,8 +437,10 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
       expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
       expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-5);
       expect(r.pipeline!.perStage).toHaveLength(4);
+      // Peak activation memory is reported per stage; with recompute it is at most what the
+      // stage would hold without (only each micro-batch's input is kept).
       for (const s of r.pipeline!.perStage) {
-        expect(s.peakActivationBytes).toBeGreaterThan(0);
+        expect(s.peakActivationBytesNoRecompute).toBeGreaterThan(0);
         expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
       }
     });
