@@ -33,6 +33,9 @@ const vitestArgs = (project, json) => [
   'run',
   '--project',
   project,
+  // One unit-test worker: the unit lane is not the longer one, and every core it leaves free
+  // goes to the tabs of the end-to-end lane.
+  ...(project === 'unit' ? ['--maxWorkers=1'] : []),
   '--reporter=default',
   '--reporter=json',
   `--outputFile.json=${json}`,

@@ -303,12 +303,12 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
         .map((op) => `${op.kind === 'forward' ? 'F' : 'B'}${op.mb}`)
         .join(' '),
     );
-    const stagesSeen = new Set<number>();
     // Compute spans are named "forward 3" / "backward 3" (kind and micro-batch) with args.step.
     const kindOf = (e: { name: string }): string | null => {
       const kind = e.name.split(' ')[0];
       return kind === 'forward' || kind === 'backward' ? kind : null;
     };
+    const seen: string[] = [];
     for (const pid of new Set(spans.map((e) => e.pid))) {
       const order = spans
         .filter((e) => e.pid === pid && kindOf(e) !== null)
@@ -316,12 +316,13 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
         .map((e) => `${kindOf(e) === 'forward' ? 'F' : 'B'}${String(e.args?.microBatch)}`);
       expect(order.length).toBe(steps * 16);
       const firstStep = order.slice(0, 16).join(' ');
-      const stage = expected.indexOf(firstStep);
-      expect(stage, `${name} order on pid ${pid}: ${firstStep}`).toBeGreaterThanOrEqual(0);
-      expect(order.join(' ')).toBe(Array(steps).fill(expected[stage]).join(' '));
-      stagesSeen.add(stage);
+      expect(expected, `${name} order on pid ${pid}: ${firstStep}`).toContain(firstStep);
+      expect(order.join(' ')).toBe(Array(steps).fill(firstStep).join(' '));
+      seen.push(firstStep);
     }
-    expect([...stagesSeen].sort()).toEqual([0, 1, 2, 3]);
+    // One peer per stage: the orders seen are the stages' orders (GPipe's are all alike; 1F1B's
+    // warm-up differs per stage).
+    expect(seen.sort()).toEqual([...expected].sort());
   }
 
   async function pipelineRun(name: '1f1b' | 'gpipe', steps: number, extra: string[]) {
@@ -411,9 +412,10 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
         for (const s of r.pipeline!.perStage) {
           expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
         }
-        expect(r.pipeline!.perStage[0]!.peakActivationBytes).toBeLessThan(
-          r.pipeline!.perStage[0]!.peakActivationBytesNoRecompute,
-        );
+        // Somewhere it holds less (a stage of reshapes only saves nothing either way).
+        expect(
+          r.pipeline!.perStage.some((s) => s.peakActivationBytes < s.peakActivationBytesNoRecompute),
+        ).toBe(true);
       }
     });
   }
@@ -439,10 +441,13 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
       expect(r.pipeline!.perStage).toHaveLength(4);
       // Peak activation memory is reported per stage; with recompute it is at most what the
       // stage would hold without (only each micro-batch's input is kept).
+      // (A stage of reshapes only holds nothing either way.)
       for (const s of r.pipeline!.perStage) {
-        expect(s.peakActivationBytesNoRecompute).toBeGreaterThan(0);
         expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
       }
+      expect(r.pipeline!.perStage.some((s) => s.peakActivationBytes < s.peakActivationBytesNoRecompute)).toBe(
+        true,
+      );
     });
   }
 

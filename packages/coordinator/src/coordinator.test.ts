@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   PROTOCOL_VERSION,
   PeerLostError,
@@ -227,8 +227,9 @@ describe('coordinator: lost peers, bad configs, pause', () => {
       if (e.type === 'progress' && e.step === 3) coord.pause();
     });
     const done = coord.run({ workers: 2, steps: 8, evalEvery: 4, dataset: 'synthetic' });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(coord.view().run.phase).toBe('paused');
+    // Waits for the pause (step 3's progress) rather than for a fixed time: on a loaded machine the
+    // run was still preparing 100 ms in.
+    await vi.waitFor(() => expect(coord.view().run.phase).toBe('paused'), { timeout: 20_000, interval: 10 });
     const pausedAt = coord.view().run.step;
     expect(pausedAt).toBeLessThan(8);
     await new Promise((r) => setTimeout(r, 50));
