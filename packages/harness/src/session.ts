@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
@@ -196,18 +197,26 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   }
 }
 
-/** The tab whose worker page shows the highest rank (`data-testid="worker-rank"`: "r / N") or rank 0; the last tab when none does. */
+/**
+ * The tab whose worker page shows the highest rank (`data-testid="worker-rank"`: "r / N") or rank 0.
+ * Looked for until every tab shows a rank (at most 10 s: a busy tab may not have rendered its rank
+ * by step 3, and the fallback, the last tab, is often not rank 0); then the last tab.
+ */
 async function rankTab(tabs: readonly Page[], which: 'highest' | 'rank0'): Promise<Page> {
-  const ranks = await Promise.all(
-    tabs.map((t) =>
-      t
-        .getByTestId('worker-rank')
-        .textContent({ timeout: 1000 })
-        .then((text) => Number.parseInt(text ?? '', 10))
-        .catch(() => NaN),
-    ),
-  );
-  return tabs[pickRankTab(ranks, which)]!;
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const ranks = await Promise.all(
+      tabs.map((t) =>
+        t
+          .getByTestId('worker-rank')
+          .textContent({ timeout: 1000 })
+          .then((text) => Number.parseInt(text ?? '', 10))
+          .catch(() => NaN),
+      ),
+    );
+    if (ranks.every(Number.isFinite) || Date.now() >= until) return tabs[pickRankTab(ranks, which)]!;
+    await delay(250);
+  }
 }
 
 /**
