@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
 import type { RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { StateDigestError, fnv1a, packState, recvState, sendState, unpackState } from './join-state.ts';
+import { joinState } from '@peertrain/protocol';
+import { StateDigestError, fnv1a, recvState, sendState, unpackState } from './join-state.ts';
 import { memoryCluster, memoryWorker } from './test-cluster.ts';
 
 // A peer joining an elastic run in progress: admitted at a step boundary, streamed the state by
@@ -60,10 +61,10 @@ describe('streaming the state to a joiner', () => {
     const params = Float32Array.of(1, 2, 3);
     const opt = [Float32Array.of(4, 5, 6), Float32Array.of(7)];
     const into = new Float32Array(3);
-    const back = unpackState(packState(params, opt), into, [new Float32Array(3), new Float32Array(1)]);
+    const back = unpackState(joinState(params, opt), into, [new Float32Array(3), new Float32Array(1)]);
     expect(into).toEqual(params);
     expect(back).toEqual(opt);
-    expect(() => unpackState(packState(params, opt), into, [new Float32Array(3)])).toThrow(StateDigestError);
+    expect(() => unpackState(joinState(params, opt), into, [new Float32Array(3)])).toThrow(StateDigestError);
   });
 
   it('sends the state in chunks checked by a digest; a corrupted chunk is a StateDigestError', async () => {

@@ -18,11 +18,11 @@
 import { asError } from '@peertrain/base';
 import { ringAllReduce } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
-import { PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
+import { PeerLostError, PhaseTimeoutError, joinState } from '@peertrain/protocol';
 import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
 import type { RunState, WorkerCore } from './core.ts';
 import { poke } from './core.ts';
-import { packState, recvState, sendState, unpackState } from './join-state.ts';
+import { recvState, sendState, unpackState } from './join-state.ts';
 import { openLinks } from './links.ts';
 import { dataParallelState, timedGradients } from './methods/data.ts';
 import { ringLinks } from './methods/exchange.ts';
@@ -253,7 +253,7 @@ async function giveState(e: Elastic, msg: EpochMsg, joiner: string): Promise<voi
   const { mesh, assign, signal } = e.ctx;
   const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
   await openLinks(mesh, { dial: [], need: [joiner] }, JOIN_STATE_TIMEOUT_MS, signal);
-  const state = packState(e.params, e.optimizer.state());
+  const state = joinState(e.params, e.optimizer.state());
   const key = { runId: assign.runId, step: msg.fromStep };
   await timed(sendState(mesh, joiner, key, state, { signal: s }), s, signal);
 }

@@ -27,19 +27,7 @@ export function fnv1a(bytes: Uint8Array): number {
   return h >>> 0;
 }
 
-/** Parameters then optimizer state arrays, as one vector. */
-export function packState(params: Float32Array, optimizer: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(params.length + optimizer.reduce((n, a) => n + a.length, 0));
-  out.set(params);
-  let at = params.length;
-  for (const a of optimizer) {
-    out.set(a, at);
-    at += a.length;
-  }
-  return out;
-}
-
-/** The inverse of packState into `params` and arrays shaped like `like` (the joiner's own state). */
+/** The inverse of protocol's joinState (parameters, then optimizer arrays) into `params` and arrays shaped like `like` (the joiner's own state). */
 export function unpackState(
   state: Float32Array,
   params: Float32Array,
