@@ -2,10 +2,14 @@
 // Each static check counts as one test; the summary lands in .artifacts/test-summary.json
 // for .ci/run's final "N passed, N failed" line. Extra arguments go to vitest.
 //
-// Two lanes run at once: the end-to-end project (real Chromium sessions, one file after another,
-// mostly waiting on pages, dials and the tabs' own work) streams its output; the static checks and
-// then the unit project run beside it with their output collected and printed when the lane ends.
-// One after the other they took 24 minutes on a 2-core machine; the lanes overlap about 7 of them.
+// Three lanes run at once after the web app is built (once, so no two lanes build dist/ together):
+//   e2e       the end-to-end files but the pipeline ones (real Chromium sessions, one file after
+//             another), output streamed;
+//   pipelines the pipeline sessions (apps/cli/src/pipeline.e2e.test.ts) and the dashboard's;
+//   unit      the static checks, then the unit project.
+// A session mostly waits on page loads, dials and WebRTC handshakes: one lane of them left a
+// 2-core machine about 40% idle. One after the other the suite took 24 minutes here, in two lanes
+// 22.9; the last two print their output when they end.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 
@@ -43,33 +47,60 @@ const vitestArgs = (project, json) => [
 ];
 
 const results = [];
-const jsons = { unit: '.artifacts/vitest-unit.json', e2e: '.artifacts/vitest-e2e.json' };
+const jsons = {
+  unit: '.artifacts/vitest-unit.json',
+  e2e: '.artifacts/vitest-e2e.json',
+  pipelines: '.artifacts/vitest-e2e-pipelines.json',
+};
+// The pipelines lane's files; the e2e lane runs every other end-to-end file.
+const PIPELINE_FILES = ['apps/cli/src/pipeline.e2e.test.ts', 'apps/dashboard/src/dashboard.e2e.test.ts'];
 for (const f of Object.values(jsons)) rmSync(f, { force: true });
 
-async function staticThenUnit() {
+/** Runs `steps` one after the other with their output collected, printed together at the end. */
+async function bufferedLane(title, steps) {
   const out = [];
-  const step = async (name, cmd, args) => {
+  for (const [name, cmd, args] of steps) {
     out.push(Buffer.from(`\n== ${name}: ${cmd} ${args.join(' ')}\n`));
-    const ok = await run(cmd, args, out);
-    results.push({ name, ok });
-    return ok;
-  };
-  await step('typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
-  await step('lint', 'npx', ['eslint', '.']);
-  await step('format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']);
-  await step('vitest unit', 'npx', vitestArgs('unit', jsons.unit));
-  console.log(`\n==== static checks and unit tests (run beside the end-to-end tests) ====`);
+    results.push({ name, ok: await run(cmd, args, out) });
+  }
+  console.log(`\n==== ${title} (run beside the end-to-end tests) ====`);
   process.stdout.write(Buffer.concat(out));
-  console.log(`==== end of static checks and unit tests ====\n`);
+  console.log(`==== end of ${title} ====\n`);
 }
+
+const staticThenUnit = () =>
+  bufferedLane('static checks and unit tests', [
+    ['typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']],
+    ['lint', 'npx', ['eslint', '.']],
+    ['format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']],
+    ['vitest unit', 'npx', vitestArgs('unit', jsons.unit)],
+  ]);
+
+const pipelines = () =>
+  bufferedLane('pipeline and dashboard end-to-end tests', [
+    ['vitest pipelines', 'npx', [...vitestArgs('e2e', jsons.pipelines), ...PIPELINE_FILES]],
+  ]);
 
 async function endToEnd() {
-  console.log(`\n== vitest e2e: npx ${vitestArgs('e2e', jsons.e2e).join(' ')}`);
-  results.push({ name: 'vitest e2e', ok: await run('npx', vitestArgs('e2e', jsons.e2e)) });
+  const args = [...vitestArgs('e2e', jsons.e2e), ...PIPELINE_FILES.flatMap((f) => ['--exclude', f])];
+  console.log(`\n== vitest e2e: npx ${args.join(' ')}`);
+  results.push({ name: 'vitest e2e', ok: await run('npx', args) });
 }
 
+/** Builds dist/ when its sources changed (the lanes' sessions would otherwise race to build it). */
+const build = () =>
+  run('node', [
+    '--import',
+    'tsx',
+    '--input-type=module',
+    '-e',
+    "await (await import('@peertrain/harness')).ensureBuilt({ log: (l) => console.log(l) });",
+  ]);
+
 const started = Date.now();
-await Promise.all([staticThenUnit(), endToEnd()]);
+const built = await build();
+results.push({ name: 'build', ok: built });
+if (built) await Promise.all([staticThenUnit(), pipelines(), endToEnd()]);
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'); // colour codes in messages
 
