@@ -11,7 +11,7 @@ import { insideIsolatedNetwork } from './netns.ts';
 /** link-delay.py, beside this file. */
 const DELAY_SCRIPT = fileURLToPath(new URL('./link-delay.py', import.meta.url));
 /** How long link-delay.py may take to attach to its TUN device and say "ready". */
-const DELAY_READY_TIMEOUT_MS = 5_000;
+const DELAY_READY_TIMEOUT_MS = 20_000; // python3 took over 5 s to start under a load of 13-19
 
 /** An applied impairment; `close()` stops the delay process and removes the rules (idempotent). */
 export interface AppliedLink {

@@ -61,11 +61,11 @@ describe('reexecIsolated', () => {
 
   it('forwards SIGTERM to the inner program', async () => {
     const { child, output } = run(dir, 'wait');
-    await expect.poll(output, { timeout: 10_000 }).toContain('waiting');
+    await expect.poll(output, { timeout: 30_000 }).toContain('waiting');
     child.kill('SIGTERM');
     expect(await waitForExit(child)).toBe(42);
     expect(output()).toContain('got SIGTERM');
-  }, 40_000);
+  }, 60_000);
 });
 
 describe('spawnIsolated', () => {
