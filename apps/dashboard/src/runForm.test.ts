@@ -122,6 +122,9 @@ describe('run form', () => {
       }),
     );
     expect(interleaved).toMatchObject({ schedule: 'interleaved', virtualStages: 2, microBatches: 8 });
+    expect(describeShape(interleaved)).toBe(
+      '4 stages × 1 replica · 2 chunks per peer · global batch 128 · 8 micro-batches of 16',
+    );
     // P x V = 8 chunks typed by hand (the plan editor draws one range per peer).
     expect(
       runFormToConfig(pipe({ schedule: 'interleaved', partition: '0-0,1-1,2-3,4-4,5-5,6-6,7-7,8-8' }))

@@ -100,7 +100,7 @@ export const SCHEDULE_CHOICES: readonly (readonly [ScheduleKind, string])[] = [
   ['1f1b', '1F1B'],
   ['gpipe', 'GPipe'],
   ['naive', 'naive (no micro-batches)'],
-  ['interleaved', 'interleaved 1F1B (V chunks per peer)'],
+  ['interleaved', 'interleaved 1F1B'],
   ['zb-h1', 'zero bubble (ZB-H1)'],
 ];
 
@@ -359,7 +359,8 @@ export function describeShape(c: RunConfig): string {
   const even = per * c.microBatches === c.batch;
   const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
   const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
-  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  const chunks = c.schedule === 'interleaved' ? ` · ${c.virtualStages} chunks per peer` : '';
+  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText}${chunks} · global batch ${globalBatch} · ${mb}`;
   return c.targetAccuracy === undefined ? shape : `${shape} · ${stopsAt(c.targetAccuracy)}`;
 }
 

@@ -259,8 +259,7 @@ export function RunForm(props: {
           <div className="fields pipeline-fields" role="group" aria-label="pipeline settings">
             <h3 className="wide">Pipeline</h3>
             {field('schedule', 'schedule', choice('schedule', SCHEDULE_CHOICES))}
-            {interleaved &&
-              field('virtual stages (chunks per peer)', 'virtualStages', text('virtualStages', 'numeric'))}
+            {interleaved && field('virtual stages V', 'virtualStages', text('virtualStages', 'numeric'))}
             {field(
               'micro-batches',
               'microBatches',
