@@ -22,7 +22,7 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
   --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
                        scaling, elastic (default: all but scaling and elastic; pipeline alone takes
-                       about 12 minutes, --quick --only pipeline about 3, scaling about 20)
+                       about 22 minutes here, --quick --only pipeline about 5, scaling about 20)
                        elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
                        20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
                        kill=1,seed=S); steps finished and redone, parameter difference, wall time.
