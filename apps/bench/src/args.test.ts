@@ -97,7 +97,14 @@ describe('settingsFor', () => {
     const { pipeline } = settingsFor({ quick: false, parts: ['pipeline'] });
     expect(pipeline).toMatchObject({
       stages: [2, 3, 4],
-      microBatches: [1, 4, 8, 16],
+      microBatches: [4, 8, 16],
+      schedules: [
+        { schedule: 'gpipe', virtualStages: 1 },
+        { schedule: '1f1b', virtualStages: 1 },
+        { schedule: 'interleaved', virtualStages: 2 },
+        { schedule: 'zb-h1', virtualStages: 1 },
+      ],
+      compress: { model: 'cnn', stages: 4, microBatches: 8, steps: 120, codecs: ['none', 'fp16'] },
       warmupSteps: 3,
       batch: 128,
       headline: { stages: 4, microBatches: 8 },
@@ -105,7 +112,8 @@ describe('settingsFor', () => {
     });
     expect(pipeline.steps).toBeGreaterThan(pipeline.warmupSteps);
     expect(pipeline.recomputeSteps).toBeGreaterThan(pipeline.steps);
-    expect(settingsFor({ quick: true, parts: ['pipeline'] }).pipeline.stages).toEqual([2, 4]);
+    const quick = settingsFor({ quick: true, parts: ['pipeline'] }).pipeline;
+    expect(quick).toMatchObject({ stages: [4], microBatches: [8], compress: { steps: 20 } });
   });
 });
 

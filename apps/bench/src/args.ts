@@ -4,6 +4,8 @@ import type { LinkSpec } from '@peertrain/harness';
 import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
 import { elasticSettings } from './elastic.ts';
+import { compressPairSettings } from './pipeline-compress.ts';
+import type { ScheduleSpec } from './pipeline-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
 export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic] [--out DIR]
@@ -11,8 +13,8 @@ export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,tra
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
 data-parallel training step split and pipeline parallelism (bubble, throughput and activation
-memory for P = 2, 3, 4 stages, M = 1, 4, 8, 16 micro-batches, naive / GPipe / 1F1B, and the cost
-of recomputation) and the dashboard's frame times (timeline zoom, charts with up to 100,000 steps
+memory for P = 2, 3, 4 stages, M = 4, 8, 16 micro-batches, naive / GPipe / 1F1B / interleaved V=2 /
+ZB-H1, the cost of recomputation, fp16 activations on the CNN) and the dashboard's frame times (timeline zoom, charts with up to 100,000 steps
 taking live steps) and, when asked (--only scaling), time to a target accuracy on 1-4 tabs with
 every data-parallel method, in headless Chromium inside a private network namespace. Writes
 DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the tables.
@@ -20,7 +22,7 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
   --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
                        scaling, elastic (default: all but scaling and elastic; pipeline alone takes
-                       about 10 minutes, scaling about 20)
+                       about 22 minutes here, --quick --only pipeline about 5, scaling about 20)
                        elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
                        20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
                        kill=1,seed=S); steps finished and redone, parameter difference, wall time.
@@ -173,10 +175,19 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
 
 const ELEMS_64K = 65_536;
 
+/** The schedules of part 4's grid (naive runs apart, at M = 1). */
+export const PIPELINE_SCHEDULES: readonly ScheduleSpec[] = [
+  { schedule: 'gpipe', virtualStages: 1 },
+  { schedule: '1f1b', virtualStages: 1 },
+  { schedule: 'interleaved', virtualStages: 2 },
+  { schedule: 'zb-h1', virtualStages: 1 },
+];
+
 /**
- * Part 4's runs. Full: P = 2, 3, 4 x (naive M = 1, gpipe and 1f1b at M = 1, 4, 8, 16) at 6 steps,
- * then 1f1b at P = 4, M = 8 without and with recomputation at 12 steps: 29 runs, about 7 minutes
- * here. Quick: P = 2, 4 at M = 1, 8, 4 steps, the recompute pair at 5.
+ * Part 4's runs. Full: P = 2, 3, 4 x (naive M = 1, then gpipe, 1f1b, interleaved V = 2 and zb-h1
+ * at M = 4, 8, 16) at 6 steps, then 1f1b at P = 4, M = 8 without and with recomputation at 12
+ * steps (41 runs), then the CNN's fp32/fp16 activations pair at 120 steps. Quick: P = 4, naive
+ * and every schedule at M = 8, 4 steps, the recompute pair at 5, the CNN pair at 20 steps.
  */
 export function pipelineSettings(quick: boolean, steps: number | null = null): PipelineSettings {
   const recompute = [{ stages: 4, schedule: '1f1b' as const, microBatches: 8 }];
@@ -186,10 +197,12 @@ export function pipelineSettings(quick: boolean, steps: number | null = null): P
     warmupSteps: 3,
     recompute,
     headline: { stages: 4, microBatches: 8 },
+    schedules: [...PIPELINE_SCHEDULES],
+    compress: compressPairSettings(quick),
   };
   return quick
-    ? { ...common, stages: [2, 4], microBatches: [1, 8], steps: steps ?? 4, recomputeSteps: 5 }
-    : { ...common, stages: [2, 3, 4], microBatches: [1, 4, 8, 16], steps: steps ?? 6, recomputeSteps: 12 };
+    ? { ...common, stages: [4], microBatches: [8], steps: steps ?? 4, recomputeSteps: 5 }
+    : { ...common, stages: [2, 3, 4], microBatches: [4, 8, 16], steps: steps ?? 6, recomputeSteps: 12 };
 }
 
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */

@@ -7,6 +7,7 @@ import {
   headline,
   maxPeak,
   pipelineCases,
+  partitionFor,
   pipelineConfig,
   recomputeCosts,
   samplesPerSec,
@@ -17,45 +18,55 @@ import { key, okRow } from './pipeline.fixture.ts';
 import type { PipelineRow } from './report.ts';
 
 describe('pipelineCases', () => {
-  it('runs naive at M = 1 and gpipe, 1f1b at every M for each P, then the recompute pair', () => {
+  it('runs naive at M = 1 and every schedule at every M for each P, then the recompute pair', () => {
     const s = pipelineSettings(false);
     const cases = pipelineCases(s);
-    // 3 x (1 + 2 x 4) grid runs + 2 recompute runs.
-    expect(cases).toHaveLength(29);
+    // 3 x (1 + 4 schedules x 3 M) grid runs + 2 recompute runs.
+    expect(cases).toHaveLength(41);
     expect(cases.slice(0, 9).map(caseLabel)).toEqual([
       'P=2 naive M=1',
-      'P=2 gpipe M=1',
       'P=2 gpipe M=4',
-      'P=2 gpipe M=8',
-      'P=2 gpipe M=16',
-      'P=2 1f1b M=1',
       'P=2 1f1b M=4',
+      'P=2 interleaved V=2 M=4',
+      'P=2 zb-h1 M=4',
+      'P=2 gpipe M=8',
       'P=2 1f1b M=8',
-      'P=2 1f1b M=16',
+      'P=2 interleaved V=2 M=8',
+      'P=2 zb-h1 M=8',
     ]);
     expect(cases.filter((c) => c.schedule === 'naive').every((c) => c.microBatches === 1)).toBe(true);
-    expect(cases.slice(27)).toEqual([key(4, '1f1b', 8, false, 12), key(4, '1f1b', 8, true, 12)]);
-    expect(cases.slice(0, 27).every((c) => c.steps === 6 && !c.recompute)).toBe(true);
+    expect(cases.filter((c) => c.schedule === 'interleaved').every((c) => c.virtualStages === 2)).toBe(true);
+    expect(cases.slice(39)).toEqual([key(4, '1f1b', 8, false, 12), key(4, '1f1b', 8, true, 12)]);
+    expect(cases.slice(0, 39).every((c) => c.steps === 6 && !c.recompute)).toBe(true);
+  });
+
+  it('leaves interleaved out where M < P', () => {
+    const s = { ...pipelineSettings(false), stages: [4], microBatches: [2, 4], recompute: [] };
+    expect(pipelineCases(s).map(caseLabel)).toEqual([
+      'P=4 naive M=1',
+      'P=4 gpipe M=2',
+      'P=4 1f1b M=2',
+      'P=4 zb-h1 M=2',
+      'P=4 gpipe M=4',
+      'P=4 1f1b M=4',
+      'P=4 interleaved V=2 M=4',
+      'P=4 zb-h1 M=4',
+    ]);
   });
 
   it('keeps --pipeline-steps for the grid and a small quick plan', () => {
     expect(
       pipelineCases(pipelineSettings(false, 9))
-        .slice(0, 27)
+        .slice(0, 39)
         .every((c) => c.steps === 9),
     ).toBe(true);
     const quick = pipelineCases(pipelineSettings(true));
     expect(quick.map(caseLabel)).toEqual([
-      'P=2 naive M=1',
-      'P=2 gpipe M=1',
-      'P=2 gpipe M=8',
-      'P=2 1f1b M=1',
-      'P=2 1f1b M=8',
       'P=4 naive M=1',
-      'P=4 gpipe M=1',
       'P=4 gpipe M=8',
-      'P=4 1f1b M=1',
       'P=4 1f1b M=8',
+      'P=4 interleaved V=2 M=8',
+      'P=4 zb-h1 M=8',
       'P=4 1f1b M=8',
       'P=4 1f1b M=8 +recompute',
     ]);
@@ -70,6 +81,7 @@ describe('pipelineCases', () => {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
         'no partition for P=5',
+        'no partition for P=5 V=2',
         'M=256 micro-batches do not fit a batch of 128',
         'no partition for P=6',
         'naive runs M=1, not 2',
@@ -79,7 +91,23 @@ describe('pipelineCases', () => {
 });
 
 describe('pipelineConfig', () => {
-  it('is a valid pipeline run of wideMlp with the explicit partition of P', () => {
+  it('gives every interleaved peer as many wide dense layers as its 1f1b stage has', () => {
+    // Layers 0, 2, 4, 6 are the 1024-wide dense ones; chunk c sits on the peer c mod P.
+    const wide = (partition: string, peers: number): number[] => {
+      const out = new Array<number>(peers).fill(0);
+      partition.split(',').forEach((r, c) => {
+        const [a = 0, b = 0] = r.split('-').map(Number);
+        for (const l of [0, 2, 4, 6]) if (l >= a && l <= b) out[c % peers]! += 1;
+      });
+      return out;
+    };
+    for (const p of [2, 3, 4])
+      expect(wide(partitionFor(p, 2) ?? '', p)).toEqual(wide(partitionFor(p, 1) ?? '', p));
+    expect(partitionFor(5, 1)).toBeNull();
+    expect(partitionFor(2, 3)).toBeNull();
+  });
+
+  it('is a valid pipeline run of wideMlp with the explicit partition of (P, V)', () => {
     const s = pipelineSettings(false);
     for (const c of pipelineCases(s)) {
       const config = parseRunConfig(pipelineConfig(c, s));
@@ -91,14 +119,15 @@ describe('pipelineConfig', () => {
         steps: c.steps,
         schedule: c.schedule,
         microBatches: c.microBatches,
+        virtualStages: c.virtualStages,
         recompute: c.recompute,
         batch: 128,
         backend: 'wasm',
         evalEvery: 0,
       });
-      // Every layer 0..8 in exactly one stage, in order.
+      // Every layer 0..8 in exactly one chunk (P x V of them), in order.
       const ranges = config.partition.split(',').map((r) => r.split('-').map(Number));
-      expect(ranges).toHaveLength(c.stages);
+      expect(ranges).toHaveLength(c.stages * c.virtualStages);
       expect(ranges.flat()[0]).toBe(0);
       expect(ranges.at(-1)?.[1]).toBe(8);
       ranges.slice(1).forEach((r, i) => expect(r[0]).toBe((ranges[i]?.[1] ?? -2) + 1));

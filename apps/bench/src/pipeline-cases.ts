@@ -1,5 +1,6 @@
 import { ConfigError } from '@peertrain/protocol';
 import type { RunConfigInput, ScheduleKind } from '@peertrain/protocol';
+import { bubbleTheory } from '@peertrain/schedules';
 import type { PipelineRow, PipelineSettings } from './report.ts';
 
 // Part 4's plan and its summaries (pure; tested in pipeline-cases.test.ts): which pipeline runs,
@@ -19,61 +20,100 @@ export const WIDE_MLP_PARTITIONS: Readonly<Record<number, string>> = {
   4: '0-1,2-3,4-5,6-8',
 };
 
-export interface PipelineCase {
-  stages: number;
+/**
+ * wideMlp cut into P * 2 chunks for interleaved V = 2 (chunk c on the peer of stage c mod P), so
+ * that every peer holds as many of the four wide dense layers as under WIDE_MLP_PARTITIONS:
+ * P = 2 one dense per chunk; P = 3 dense in chunks 0-3 (peer 0 holds two, as in 0-2,3-5,6-8);
+ * P = 4 dense 0, 2, 4, 6 in chunks 0, 2, 3, 5 (peers 0, 2, 3, 1). Nine layers give at most 9
+ * chunks, so at P = 4 half the chunks are a lone relu or the 1024-10 dense: the peers are
+ * balanced but the chunks are not, which theory (equal chunks) does not account for.
+ */
+export const WIDE_MLP_INTERLEAVED_PARTITIONS: Readonly<Record<number, string>> = {
+  2: '0-1,2-3,4-5,6-8',
+  3: '0-1,2-3,4-4,5-6,7-7,8-8',
+  4: '0-0,1-1,2-3,4-4,5-5,6-6,7-7,8-8',
+};
+
+/** A schedule of the grid with its chunks per peer (V > 1 only for interleaved). */
+export interface ScheduleSpec {
   schedule: ScheduleKind;
+  virtualStages: number;
+}
+
+export interface PipelineCase extends ScheduleSpec {
+  stages: number;
   microBatches: number;
   recompute: boolean;
   steps: number;
 }
 
+/** The partition of a case: explicit per (P, V), null when there is none. */
+export function partitionFor(stages: number, virtualStages: number): string | null {
+  if (virtualStages === 1) return WIDE_MLP_PARTITIONS[stages] ?? null;
+  return virtualStages === 2 ? (WIDE_MLP_INTERLEAVED_PARTITIONS[stages] ?? null) : null;
+}
+
+/** "interleaved V=2", "1f1b" */
+export function scheduleLabel(c: ScheduleSpec): string {
+  return c.virtualStages > 1 ? `${c.schedule} V=${c.virtualStages}` : c.schedule;
+}
+
 /** A case without its step count: what sameCase compares. */
 export type CaseKey = Omit<PipelineCase, 'steps'>;
 
-/** "P=4 1f1b M=8 +recompute" */
+/** "P=4 1f1b M=8 +recompute", "P=4 interleaved V=2 M=8" */
 export function caseLabel(c: CaseKey): string {
-  return `P=${c.stages} ${c.schedule} M=${c.microBatches}${c.recompute ? ' +recompute' : ''}`;
+  return `P=${c.stages} ${scheduleLabel(c)} M=${c.microBatches}${c.recompute ? ' +recompute' : ''}`;
 }
 
 export function sameCase(a: CaseKey, b: CaseKey): boolean {
   return (
     a.stages === b.stages &&
     a.schedule === b.schedule &&
+    a.virtualStages === b.virtualStages &&
     a.microBatches === b.microBatches &&
     a.recompute === b.recompute
   );
 }
 
 /**
- * The runs in order: for each P, naive at M = 1, then gpipe and 1f1b at every M (`steps` each);
- * then each recompute case twice, back to back, without and with recomputation, at
- * `recomputeSteps` (more measured steps: recomputation's cost is small beside the noise). Throws
- * ConfigError for a P without a partition or an M the batch cannot hold.
+ * The runs in order: for each P, naive at M = 1, then every schedule of `s.schedules` at every M
+ * (`steps` each; interleaved only where M >= P, its schedule's need); then each recompute case
+ * twice, back to back, without and with recomputation, at `recomputeSteps` (more measured steps:
+ * recomputation's cost is small beside the noise). Throws ConfigError for a (P, V) without a
+ * partition or an M the batch cannot hold.
  */
 export function pipelineCases(s: PipelineSettings): PipelineCase[] {
   const issues: string[] = [];
-  const checkP = (p: number): void => {
-    if (WIDE_MLP_PARTITIONS[p] === undefined) issues.push(`no partition for P=${p}`);
+  const checkP = (p: number, v = 1): void => {
+    if (partitionFor(p, v) === null) issues.push(`no partition for P=${p}${v > 1 ? ` V=${v}` : ''}`);
   };
   const checkM = (m: number): void => {
     if (!Number.isInteger(m) || m < 1 || m > s.batch)
       issues.push(`M=${m} micro-batches do not fit a batch of ${s.batch}`);
   };
-  s.stages.forEach(checkP);
+  for (const p of s.stages) {
+    checkP(p);
+    for (const spec of s.schedules) if (spec.virtualStages > 1) checkP(p, spec.virtualStages);
+  }
   s.microBatches.forEach(checkM);
   const out: PipelineCase[] = [];
+  const grid = { recompute: false, steps: s.steps };
   for (const stages of s.stages) {
-    out.push({ stages, schedule: 'naive', microBatches: 1, recompute: false, steps: s.steps });
-    for (const schedule of ['gpipe', '1f1b'] as const) {
-      for (const microBatches of s.microBatches)
-        out.push({ stages, schedule, microBatches, recompute: false, steps: s.steps });
+    out.push({ stages, schedule: 'naive', virtualStages: 1, microBatches: 1, ...grid });
+    for (const microBatches of s.microBatches) {
+      for (const spec of s.schedules) {
+        if (spec.schedule === 'interleaved' && microBatches < stages) continue;
+        out.push({ stages, ...spec, microBatches, ...grid });
+      }
     }
   }
   for (const r of s.recompute) {
     checkP(r.stages);
     checkM(r.microBatches);
     if (r.schedule === 'naive' && r.microBatches !== 1) issues.push(`naive runs M=1, not ${r.microBatches}`);
-    for (const recompute of [false, true]) out.push({ ...r, recompute, steps: s.recomputeSteps });
+    for (const recompute of [false, true])
+      out.push({ ...r, virtualStages: 1, recompute, steps: s.recomputeSteps });
   }
   if (issues.length > 0) throw new ConfigError('invalid pipeline benchmark settings', issues);
   return out;
@@ -81,9 +121,9 @@ export function pipelineCases(s: PipelineSettings): PipelineCase[] {
 
 /** The run configuration of one case: wideMlp on synthetic data, explicit balanced partition, wasm. */
 export function pipelineConfig(c: PipelineCase, s: PipelineSettings): RunConfigInput {
-  const partition = WIDE_MLP_PARTITIONS[c.stages];
-  if (partition === undefined)
-    throw new ConfigError('invalid pipeline case', [`no partition for P=${c.stages}`]);
+  const partition = partitionFor(c.stages, c.virtualStages);
+  if (partition === null)
+    throw new ConfigError('invalid pipeline case', [`no partition for ${caseLabel(c)}`]);
   return {
     strategy: 'pipeline',
     model: 'wideMlp',
@@ -93,6 +133,7 @@ export function pipelineConfig(c: PipelineCase, s: PipelineSettings): RunConfigI
     batch: s.batch,
     schedule: c.schedule,
     microBatches: c.microBatches,
+    ...(c.virtualStages > 1 ? { virtualStages: c.virtualStages } : {}),
     recompute: c.recompute,
     partition,
     // The fastest backend measured on this machine (wasm ~15 GFLOP/s, webgl ~1, cpu and SwiftShader webgpu <0.5); 'auto' would probe every tab.
@@ -133,9 +174,8 @@ export function maxPeak(row: OkRow): { stage: number; bytes: number } {
   return best;
 }
 
-export interface RecomputeCost {
+export interface RecomputeCost extends ScheduleSpec {
   stages: number;
-  schedule: ScheduleKind;
   microBatches: number;
   stepMs: number;
   stepMsRecompute: number;
@@ -152,7 +192,8 @@ export interface RecomputeCost {
 /** One entry per recompute case whose two runs (at recomputeSteps) both succeeded. */
 export function recomputeCosts(rows: readonly PipelineRow[], s: PipelineSettings): RecomputeCost[] {
   const out: RecomputeCost[] = [];
-  for (const r of s.recompute) {
+  for (const plain of s.recompute) {
+    const r = { ...plain, virtualStages: 1 };
     const without = findRow(rows, { ...r, recompute: false }, s.recomputeSteps);
     const withRe = findRow(rows, { ...r, recompute: true }, s.recomputeSteps);
     if (!without || !withRe) continue;
@@ -176,7 +217,7 @@ export function recomputeCosts(rows: readonly PipelineRow[], s: PipelineSettings
 export interface Headline {
   stages: number;
   microBatches: number;
-  /** 1f1b's measured bubble minus (P-1)/(M+P-1); the target is |x| <= bubbleTolerance. */
+  /** 1f1b's measured bubble; bubbleError = it minus (P-1)/(M+P-1); the target is |x| <= bubbleTolerance. */
   bubbleMeasured: number | null;
   bubbleTheory: number;
   bubbleError: number | null;
@@ -194,12 +235,13 @@ export interface Headline {
  * from its run with the most steps).
  */
 export function headline(rows: readonly PipelineRow[], stages: number, microBatches: number): Headline {
-  const f = findRow(rows, { stages, schedule: '1f1b', microBatches, recompute: false });
-  const g = findRow(rows, { stages, schedule: 'gpipe', microBatches, recompute: false });
-  const re = findRow(rows, { stages, schedule: '1f1b', microBatches, recompute: true });
+  const at = { stages, virtualStages: 1, microBatches };
+  const f = findRow(rows, { ...at, schedule: '1f1b', recompute: false });
+  const g = findRow(rows, { ...at, schedule: 'gpipe', recompute: false });
+  const re = findRow(rows, { ...at, schedule: '1f1b', recompute: true });
   const peak0 = (r: OkRow | null): number | null => r?.perStage[0]?.peakActivationBytes ?? null;
   const div = (a: number | null, b: number | null): number | null => (a !== null && b ? a / b : null);
-  const theory = (stages - 1) / (microBatches + stages - 1);
+  const theory = bubbleTheory('1f1b', stages, microBatches);
   return {
     stages,
     microBatches,

@@ -11,6 +11,7 @@ import {
   renderPipeline,
   stageTimeRows,
 } from './pipeline-table.ts';
+import { versus1f1b } from './pipeline-versus.ts';
 import type { PipelinePart, PipelineRow } from './report.ts';
 
 const spans: PipelineSpanAnalysis = {
@@ -48,11 +49,17 @@ function part(): PipelinePart {
     { ...key(3, 'gpipe', 16), ok: false, error: 'PhaseTimeoutError: step 2 | late' },
     okRow(key(4, '1f1b', 8, false, 12), [463_360, 400_000, 260_000, 200_000], 1000, { spans }),
     okRow(key(4, '1f1b', 8, true, 12), [266_240, 250_000, 150_000, 120_000], 1080),
+    okRow(key(4, 'interleaved', 8, false, 6, 2), [300_000, 300_000, 300_000, 300_000], 900, {
+      bubbleMeasured: 0.3,
+      bytesBetweenStagesPerStep: 2_000_000,
+    }),
   ];
   return {
     rows,
     recompute: recomputeCosts(rows, s),
     headline: headline(rows, 4, 8),
+    versus: versus1f1b(rows),
+    compression: null,
     traceFile: '20261122-000000-pipeline-1f1b-P4-M8.trace.json',
   };
 }
@@ -62,16 +69,16 @@ describe('pipelineGridTable', () => {
   const lines = md.split('\n');
 
   it('has one line per run under the header', () => {
-    expect(lines).toHaveLength(2 + 6);
-    expect(lines[0]).toMatch(/^\| +P \| schedule \| +M \| recompute \| steps \| bubble \|/);
+    expect(lines).toHaveLength(2 + 7);
+    expect(lines[0]).toMatch(/^\| +P \| schedule +\| +M \| recompute \| steps \| bubble \| theory \|/);
   });
 
   it('shows bubble against theory, steady throughput, peaks and CPU', () => {
     const row = lines[4] ?? '';
     const cells = row.split('|').map((c) => c.trim());
-    // ['', P, schedule, M, recompute, steps, bubble, theory, diff, samples/s, step ms, peak 0, peak max,
-    //  imbalance, at once, none computing, cores, busy, '']
-    expect(cells.slice(1, 18)).toEqual([
+    // ['', P, schedule, M, recompute, steps, bubble, theory, diff, samples/s, step ms, bytes, peak 0,
+    //  peak max, imbalance, at once, none computing, cores, busy, '']
+    expect(cells.slice(1, 19)).toEqual([
       '4',
       '1f1b',
       '8',
@@ -82,6 +89,7 @@ describe('pipelineGridTable', () => {
       '+5.0 pp',
       '122',
       '1050',
+      '-',
       '452.5 KiB',
       '452.5 KiB (0)',
       '0.410',
@@ -95,7 +103,16 @@ describe('pipelineGridTable', () => {
   it('falls back to the coordinator figures and dashes, and escapes a failure', () => {
     const naive = (lines[2] ?? '').split('|').map((c) => c.trim());
     expect(naive.slice(9, 11)).toEqual(['107', '600']);
-    expect(naive.slice(13, 18)).toEqual(['-', '-', '-', '-', '-']);
+    expect(naive.slice(14, 19)).toEqual(['-', '-', '-', '-', '-']);
+    const interleaved = (lines[8] ?? '').split('|').map((c) => c.trim());
+    // its own theory, (P-1)/(VM+P-1) = 3/19, and its bytes between stages
+    expect(interleaved.slice(2, 3).concat(interleaved.slice(6, 9), interleaved.slice(11, 12))).toEqual([
+      'interleaved V=2',
+      '0.300',
+      '0.158',
+      '+14.2 pp',
+      '1.9 MiB',
+    ]);
     expect(
       (lines[5] ?? '')
         .split('|')
@@ -158,6 +175,7 @@ describe('stage times', () => {
       ['gpipe', false, 6],
       ['1f1b', false, 12],
       ['1f1b', true, 12],
+      ['interleaved', false, 6],
     ]);
     expect(concurrencyLine(rows[2]!)).toBe('0: 10% · 1: 30% · 2: 40% · 3: 20% · 4: 0%');
   });
@@ -166,6 +184,13 @@ describe('stage times', () => {
     const md = renderPipeline(part()).join('\n');
     expect(md).toContain('## Pipeline parallelism');
     expect(md).toContain('### Cost of recomputation');
+    expect(md).toContain('### Which schedules beat 1F1B in this run');
+    expect(md).toContain(
+      "- interleaved V=2 beat 1F1B's measured bubble in 1 of 1 (P, M): P=4 M=8; shorter step at P=4 M=8.",
+    );
+    expect(md).toContain(
+      "- P=4 interleaved V=2 M=8: bubble 0.300 (theory 0.158) vs 1F1B's 0.323 in this run: below (met)",
+    );
     expect(md).toContain('### Where the step goes at P=4');
     // Only the 12-step 1f1b run has spans among the picked rows: 4 stage lines.
     expect(md.match(/^\| P=4 1f1b M=8 +\| [0-3] \(/gm)).toHaveLength(4);

@@ -1,4 +1,6 @@
-import { caseLabel, findRow, maxPeak, samplesPerSec, stepMs } from './pipeline-cases.ts';
+import { caseLabel, findRow, maxPeak, samplesPerSec, scheduleLabel, stepMs } from './pipeline-cases.ts';
+import { renderCompress } from './pipeline-compress.ts';
+import { beatLines, headlineVersusLines, versusTable } from './pipeline-versus.ts';
 import type { Headline, OkRow, RecomputeCost } from './pipeline-cases.ts';
 import type { PipelinePart, PipelineRow } from './report.ts';
 import { fmt, fmtBytes, fmtPercent, fmtRatio, markdownTable } from './table.ts';
@@ -34,10 +36,11 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
       'recompute',
       'steps',
       'bubble',
-      '(P-1)/(M+P-1)',
+      'theory',
       'diff',
       'samples/s',
       'step ms',
+      'bytes/step between stages',
       'peak act. stage 0',
       'peak act. max (stage)',
       'imbalance bubble',
@@ -49,13 +52,13 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
     rows.map((r) => {
       const head = [
         String(r.stages),
-        r.schedule,
+        scheduleLabel(r),
         String(r.microBatches),
         r.recompute ? 'yes' : 'no',
         String(r.steps),
       ];
       // The reason is listed under the table (and in the report's errors).
-      if (!r.ok) return [...head, 'failed', ...new Array<string>(11).fill('-')];
+      if (!r.ok) return [...head, 'failed', ...new Array<string>(12).fill('-')];
       const mp = maxPeak(r);
       return [
         ...head,
@@ -64,6 +67,7 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
         fmtPp(r.bubbleMeasured - r.bubbleTheory),
         fmt(samplesPerSec(r), 0),
         fmt(stepMs(r), 0),
+        bytesOrDash(r.bytesBetweenStagesPerStep),
         bytesOrDash(r.perStage[0]?.peakActivationBytes),
         `${bytesOrDash(mp.bytes)} (${mp.stage})`,
         fmt(r.spans?.imbalanceBubble, 3),
@@ -73,7 +77,7 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
         fmtPercent(r.cpu?.machineBusy),
       ];
     }),
-    [R, L, R, L, R, R, R, R, R, R, R, R, R, R, R, R, R],
+    [R, L, R, L, R, R, R, R, R, R, R, R, R, R, R, R, R, R],
   );
 }
 
@@ -166,11 +170,14 @@ export function stageTimeTable(rows: readonly OkRow[]): string {
  */
 export function stageTimeRows(part: PipelinePart): OkRow[] {
   const { stages, microBatches } = part.headline;
+  const at = { stages, virtualStages: 1, microBatches, recompute: false };
   const wanted = [
-    { stages, schedule: 'naive' as const, microBatches: 1, recompute: false },
-    { stages, schedule: 'gpipe' as const, microBatches, recompute: false },
-    { stages, schedule: '1f1b' as const, microBatches, recompute: false },
-    { stages, schedule: '1f1b' as const, microBatches, recompute: true },
+    { ...at, schedule: 'naive' as const, microBatches: 1 },
+    { ...at, schedule: 'gpipe' as const },
+    { ...at, schedule: '1f1b' as const },
+    { ...at, schedule: '1f1b' as const, recompute: true },
+    { ...at, schedule: 'interleaved' as const, virtualStages: 2 },
+    { ...at, schedule: 'zb-h1' as const },
   ];
   return wanted.flatMap((c) => findRow(part.rows, c) ?? []);
 }
@@ -190,17 +197,31 @@ export function renderPipeline(part: PipelinePart): string[] {
     '## Pipeline parallelism (wideMlp, synthetic data, wasm)',
     '',
     ...headlineLines(part.headline),
+    ...headlineVersusLines(part.versus, part.headline.stages, part.headline.microBatches),
     '',
     pipelineGridTable(part.rows),
     ...(failures.length > 0 ? ['', ...failures] : []),
     '',
     '"bubble": the coordinator\'s measured idle fraction (median over steps after 3 warm-up steps); ' +
+      '"theory": the schedule\'s own bound (packages/schedules\' bubbleTheory: (P-1)/(M+P-1) for naive, gpipe and 1f1b, ' +
+      '(P-1)/(VM+P-1) for interleaved, (P-1)/(3M+P-1) for zb-h1 at M >= P); ' +
+      '"bytes/step between stages": activations and their gradients, all stages; ' +
       '"samples/s", "step ms": over the steps after the warm-up; ' +
-      '"imbalance bubble": what these measured stage times would give with free links and a core per stage; ' +
+      '"imbalance bubble": what these measured stage times would give under 1F1B with free links and a core per stage; ' +
       '"stages at once": mean number of stages computing during a step (busy / makespan); ' +
       '"none computing": share of the step when no stage computes (every stage waits on a link); ' +
       '"Chromium cores": Chromium CPU ms per ms over the measured steps; "machine busy": all cores, every process.',
   ];
+  if (part.versus.length > 0)
+    out.push(
+      '',
+      '### Which schedules beat 1F1B in this run',
+      '',
+      ...beatLines(part.versus),
+      '',
+      versusTable(part.versus),
+    );
+  if (part.compression) out.push('', ...renderCompress(part.compression));
   if (part.recompute.length > 0)
     out.push('', '### Cost of recomputation', '', recomputeTable(part.recompute));
   const detail = stageTimeRows(part);

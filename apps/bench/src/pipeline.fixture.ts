@@ -1,18 +1,20 @@
-import { WIDE_MLP_PARTITIONS } from './pipeline-cases.ts';
+import { bubbleTheory } from '@peertrain/schedules';
+import { partitionFor } from './pipeline-cases.ts';
 import type { OkRow, PipelineCase } from './pipeline-cases.ts';
 
 // Rows for the pipeline tests (pipeline-cases.test.ts, pipeline-table.test.ts, report.test.ts).
 
 /** A successful row: peak activation bytes per stage, the coordinator's step ms, overrides. */
 export function okRow(c: PipelineCase, peaks: number[], step: number, extra: Partial<OkRow> = {}): OkRow {
-  const theory = (c.stages - 1) / (c.microBatches + c.stages - 1);
+  const theory = bubbleTheory(c.schedule, c.stages, c.microBatches, c.virtualStages);
   return {
     ...c,
     ok: true,
-    partition: WIDE_MLP_PARTITIONS[c.stages] ?? '',
+    partition: partitionFor(c.stages, c.virtualStages) ?? '',
     batch: 128,
     bubbleMeasured: theory + 0.05,
     bubbleTheory: theory,
+    bytesBetweenStagesPerStep: null,
     samplesPerSec: 128_000 / step / 2,
     stepMsMedian: step,
     steadyStepMs: null,
@@ -31,11 +33,12 @@ export function okRow(c: PipelineCase, peaks: number[], step: number, extra: Par
   };
 }
 
-/** A case: P, schedule, M, recompute (default no), steps (default 6). */
+/** A case: P, schedule, M, recompute (default no), steps (default 6), V (default 1). */
 export const key = (
   stages: number,
   schedule: PipelineCase['schedule'],
   microBatches: number,
   recompute = false,
   steps = 6,
-): PipelineCase => ({ stages, schedule, microBatches, recompute, steps });
+  virtualStages = 1,
+): PipelineCase => ({ stages, schedule, virtualStages, microBatches, recompute, steps });

@@ -15,7 +15,10 @@ import {
   stepMs,
 } from './pipeline-cases.ts';
 import type { PipelineCase } from './pipeline-cases.ts';
+import { runCompressPair } from './pipeline-compress.ts';
+import type { CompressPart } from './pipeline-compress.ts';
 import { analyzePipelineTrace } from './pipeline-spans.ts';
+import { versus1f1b } from './pipeline-versus.ts';
 import type { BenchSettings, CpuUse, PipelinePart, PipelineRow } from './report.ts';
 import { describeError, openHostedRoom } from './hosted.ts';
 
@@ -56,12 +59,16 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
   const { browser, settings, log, signal } = opts;
   const ps = settings.pipeline;
   const cases = pipelineCases(ps);
-  const workers = Math.max(...ps.stages);
+  const workers = Math.max(...ps.stages, ps.compress?.stages ?? 0);
   const room = `${opts.nonce}-pipe`;
   // Progress marks of the current run, by number of steps done.
   let marks = new Map<number, CpuMark>();
 
-  log(`pipeline: ${cases.length} runs of ${ps.steps} steps, ${workers} worker tabs, room ${room}`);
+  log(
+    `pipeline: ${cases.length} runs of ${ps.steps} steps` +
+      `${ps.compress ? ` + the CNN's activation pair (${ps.compress.steps} steps each)` : ''}, ` +
+      `${workers} worker tabs, room ${room}`,
+  );
   const hosted = await openHostedRoom({
     browser,
     baseUrl: opts.baseUrl,
@@ -84,6 +91,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
     const warm: PipelineCase = {
       stages: workers,
       schedule: '1f1b',
+      virtualStages: 1,
       microBatches: Math.max(...ps.microBatches),
       recompute: false,
       steps: 2,
@@ -101,6 +109,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
     const headlineKey = {
       stages: ps.headline.stages,
       schedule: '1f1b' as const,
+      virtualStages: 1,
       microBatches: ps.headline.microBatches,
       recompute: false,
     };
@@ -138,11 +147,15 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
         log(`pipeline ${i + 1}/${cases.length} ${caseLabel(c)} failed: ${describeError(err)}`);
       }
     }
+    let compression: CompressPart | null = null;
+    if (ps.compress) compression = await runCompressPair(hosted, ps.compress, log, signal);
     return {
       part: {
         rows,
         recompute: recomputeCosts(rows, ps),
         headline: headline(rows, ps.headline.stages, ps.headline.microBatches),
+        versus: versus1f1b(rows),
+        compression,
         traceFile: null,
       },
       headlineTrace,
@@ -175,6 +188,7 @@ export function pipelineRow(
     batch: report.config.batch,
     bubbleMeasured: p.bubbleMeasured,
     bubbleTheory: p.bubbleTheory,
+    bytesBetweenStagesPerStep: p.bytesBetweenStagesPerStep ?? null,
     samplesPerSec: report.samplesPerSec,
     stepMsMedian: report.stepMsMedian,
     steadyStepMs: steady && steadyMs > 0 ? steadyMs / steady.steps : null,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { settingsFor } from './args.ts';
 import { headline } from './pipeline-cases.ts';
 import { key, okRow } from './pipeline.fixture.ts';
+import { versus1f1b } from './pipeline-versus.ts';
 import { cpuSplit, renderMarkdown } from './report.ts';
 import type { AllReduceRow, BenchReport, CpuUse, RawFigure } from './report.ts';
 
@@ -174,7 +175,14 @@ describe('renderMarkdown', () => {
   it('adds the pipeline section after the other parts', () => {
     const r = report();
     const rows = [okRow(key(4, 'gpipe', 8), [900_000], 1000), okRow(key(4, '1f1b', 8), [450_000], 1100)];
-    r.pipeline = { rows, recompute: [], headline: headline(rows, 4, 8), traceFile: null };
+    r.pipeline = {
+      rows,
+      recompute: [],
+      headline: headline(rows, 4, 8),
+      versus: versus1f1b(rows),
+      compression: null,
+      traceFile: null,
+    };
     const text = renderMarkdown(r);
     expect(text.indexOf('## Pipeline parallelism')).toBeGreaterThan(text.indexOf('## Training step split'));
     expect(text).toContain('1F1B bubble at P=4, M=8: measured 0.323 vs theory 0.273');

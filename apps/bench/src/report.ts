@@ -1,5 +1,7 @@
 import type { ScheduleKind } from '@peertrain/protocol';
-import type { Headline, PipelineCase, RecomputeCost } from './pipeline-cases.ts';
+import type { Headline, PipelineCase, RecomputeCost, ScheduleSpec } from './pipeline-cases.ts';
+import type { CompressPairSettings, CompressPart } from './pipeline-compress.ts';
+import type { VersusEntry } from './pipeline-versus.ts';
 import type { PipelineSpanAnalysis } from './pipeline-spans.ts';
 import { renderPipeline } from './pipeline-table.ts';
 import type { ScalingSettings } from './scaling-cases.ts';
@@ -71,8 +73,12 @@ export interface BenchSettings {
 export interface PipelineSettings {
   /** P values (stages = worker tabs). */
   stages: number[];
-  /** M values for gpipe and 1f1b (naive always runs M = 1). */
+  /** M values for every schedule but naive (it always runs M = 1). */
   microBatches: number[];
+  /** The schedules run at every (P, M) besides naive: gpipe, 1f1b, interleaved V = 2, zb-h1. */
+  schedules: ScheduleSpec[];
+  /** The CNN's fp32-vs-fp16 activations pair, run after the grid; null: not run. */
+  compress: CompressPairSettings | null;
   /** Steps per run; the coordinator's measured bubble is the median after its 3 warm-up steps. */
   steps: number;
   /** Steps of the recompute pairs (run apart from the grid, back to back). */
@@ -196,7 +202,10 @@ export type PipelineRow = PipelineCase &
         batch: number;
         /** The coordinator's: median over steps after its warm-up. */
         bubbleMeasured: number;
+        /** The schedule's own bound, from the report (packages/schedules' bubbleTheory). */
         bubbleTheory: number;
+        /** Bytes the stages sent each other per step (the report's); null when it does not say. */
+        bytesBetweenStagesPerStep: number | null;
         /** The coordinator's: over every step, warm-up included. */
         samplesPerSec: number;
         /** The coordinator's: median time between step completions, warm-up included. */
@@ -221,6 +230,10 @@ export interface PipelinePart {
   rows: PipelineRow[];
   recompute: RecomputeCost[];
   headline: Headline;
+  /** Every other schedule against 1F1B at the same (P, M), from these rows. */
+  versus: VersusEntry[];
+  /** The CNN's compressed-activations pair; null when not run. */
+  compression: CompressPart | null;
   /** File (beside the report) holding the Chrome trace of the headline 1F1B run, if written. */
   traceFile: string | null;
 }

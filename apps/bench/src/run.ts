@@ -26,6 +26,7 @@ import { findProcessByArg } from './procfs.ts';
 import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
+import { caseLabel } from './pipeline-cases.ts';
 import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
 import { measureGpu } from './gpu.ts';
@@ -172,8 +173,9 @@ export async function runBench(
         }
         report.pipeline = part;
         report.errors.push(
-          ...part.rows.flatMap((r) =>
-            r.ok ? [] : [`pipeline P=${r.stages} ${r.schedule} M=${r.microBatches}: ${r.error}`],
+          ...part.rows.flatMap((r) => (r.ok ? [] : [`pipeline ${caseLabel(r)}: ${r.error}`])),
+          ...(part.compression?.rows ?? []).flatMap((r) =>
+            r.ok ? [] : [`pipeline CNN activations ${r.codec}: ${r.error}`],
           ),
         );
       } catch (err) {

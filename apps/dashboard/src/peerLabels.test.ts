@@ -22,6 +22,8 @@ describe('peer labels', () => {
   it('names strategies and schedules', () => {
     expect(scheduleName('1f1b')).toBe('1F1B');
     expect(scheduleName('naive')).toBe('naive');
+    expect(scheduleName('interleaved')).toBe('interleaved 1F1B');
+    expect(scheduleName('zb-h1')).toBe('ZB-H1');
     expect(strategyName(parseRunConfig({}))).toBe('all-reduce');
     expect(strategyName(parseRunConfig({ sync: 'ps' }))).toBe('parameter server');
     expect(strategyName(parseRunConfig({ sync: 'diloco' }))).toBe('DiLoCo');

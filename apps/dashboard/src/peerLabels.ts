@@ -38,8 +38,16 @@ export function stageBadge(stage: Pick<StageAssignment, 'stage' | 'replica'>, re
 }
 
 /** Display name of a schedule: "1F1B", "GPipe", "naive". */
+const SCHEDULE_NAMES: Readonly<Record<RunConfig['schedule'], string>> = {
+  naive: 'naive',
+  gpipe: 'GPipe',
+  '1f1b': '1F1B',
+  interleaved: 'interleaved 1F1B',
+  'zb-h1': 'ZB-H1',
+};
+
 export function scheduleName(kind: RunConfig['schedule']): string {
-  return kind === '1f1b' ? '1F1B' : kind === 'gpipe' ? 'GPipe' : 'naive';
+  return SCHEDULE_NAMES[kind];
 }
 
 /** How a run splits the work, in a few words: "all-reduce", "parameter server", "pipeline 1F1B", "hybrid 2 × GPipe". */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseRunConfig } from '@peertrain/protocol';
+import { ConfigError, SCHEDULES, parseRunConfig } from '@peertrain/protocol';
 import {
+  SCHEDULE_CHOICES,
   checkRunForm,
   describeShape,
   initialRunForm,
@@ -101,6 +102,58 @@ describe('run form', () => {
     expect(
       runFormToConfig(form({ strategy: 'pipeline', schedule: 'naive', microBatches: '' })).microBatches,
     ).toBe(1);
+  });
+
+  it('offers every protocol schedule, interleaved with its chunks per peer, each a valid config', () => {
+    expect(SCHEDULE_CHOICES.map(([k]) => k).sort()).toEqual([...SCHEDULES].sort());
+    const pipe = (patch: Partial<RunFormState>): RunFormState => ({
+      ...withStrategy(form({ model: 'wideMlp', workers: '4' }), 'pipeline'),
+      ...patch,
+    });
+    // What the protocol's schema (zod) accepts, exactly as the coordinator would parse it.
+    const interleaved = runFormToConfig(pipe({ schedule: 'interleaved', virtualStages: ' 2 ' }));
+    expect(interleaved).toEqual(
+      parseRunConfig({
+        strategy: 'pipeline',
+        model: 'wideMlp',
+        workers: 4,
+        schedule: 'interleaved',
+        virtualStages: 2,
+      }),
+    );
+    expect(interleaved).toMatchObject({ schedule: 'interleaved', virtualStages: 2, microBatches: 8 });
+    expect(describeShape(interleaved)).toBe(
+      '4 stages × 1 replica · 2 chunks per peer · global batch 128 · 8 micro-batches of 16',
+    );
+    // P x V = 8 chunks typed by hand (the plan editor draws one range per peer).
+    expect(
+      runFormToConfig(pipe({ schedule: 'interleaved', partition: '0-0,1-1,2-3,4-4,5-5,6-6,7-7,8-8' }))
+        .partition,
+    ).toBe('0-0,1-1,2-3,4-4,5-5,6-6,7-7,8-8');
+    expect(runFormToConfig(pipe({ schedule: 'zb-h1' }))).toMatchObject({
+      schedule: 'zb-h1',
+      virtualStages: 1,
+      microBatches: 8,
+    });
+    // A V typed for interleaved and then abandoned does not reach another schedule.
+    expect(runFormToConfig(pipe({ schedule: '1f1b', virtualStages: '3' })).virtualStages).toBe(1);
+    expect(initialRunForm().virtualStages).toBe('2');
+  });
+
+  it("names the interleaved schedule's own issues by field", () => {
+    const pipe = (patch: Partial<RunFormState>): string[] =>
+      issuesOf(
+        form({ strategy: 'pipeline', model: 'wideMlp', workers: '4', schedule: 'interleaved', ...patch }),
+      );
+    expect(pipe({ virtualStages: 'two' })).toEqual(['virtualStages: "two" is not a number']);
+    expect(pipe({ virtualStages: '0' })[0]).toMatch(/^virtualStages: /);
+    expect(pipe({ microBatches: '2' })).toEqual([
+      'microBatches: interleaved needs microBatches >= stages, got M = 2 < P = 4',
+    ]);
+    expect(pipe({ partition: '0-1,2-3,4-5,6-8' })[0]).toMatch(/^partition: 4 ranges for 8 stages/);
+    expect(
+      issuesOf(form({ strategy: 'hybrid', workers: '4', replicas: '2', schedule: 'interleaved' })),
+    ).toContain('schedule: interleaved runs with strategy pipeline (one replica)');
   });
 
   it('reports the schema issues of pipeline settings next to their fields', () => {

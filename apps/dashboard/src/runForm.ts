@@ -65,6 +65,8 @@ export interface RunFormState {
   reference: boolean;
   // ---- pipeline and hybrid only ----
   schedule: ScheduleKind;
+  /** Interleaved only: model chunks per peer (V); the other schedules hold one. */
+  virtualStages: string;
   /** Blank: the protocol's default for the schedule. */
   microBatches: string;
   recompute: boolean;
@@ -92,6 +94,18 @@ export interface RunFormState {
 }
 
 export type RunFormField = keyof RunFormState;
+
+/** The protocol's schedules as the form offers them. */
+export const SCHEDULE_CHOICES: readonly (readonly [ScheduleKind, string])[] = [
+  ['1f1b', '1F1B'],
+  ['gpipe', 'GPipe'],
+  ['naive', 'naive (no micro-batches)'],
+  ['interleaved', 'interleaved 1F1B'],
+  ['zb-h1', 'zero bubble (ZB-H1)'],
+];
+
+/** Chunks per peer the form starts an interleaved run with (Megatron-LM's usual 2). */
+export const DEFAULT_VIRTUAL_STAGES = 2;
 
 /** The protocol strategy of a form choice. */
 export function protocolStrategy(choice: StrategyChoice): Strategy {
@@ -138,6 +152,9 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     backend: defaults.backend,
     reference: defaults.reference,
     schedule: defaults.schedule,
+    virtualStages: String(
+      defaults.schedule === 'interleaved' ? defaults.virtualStages : DEFAULT_VIRTUAL_STAGES,
+    ),
     microBatches: defaults.strategy === 'data' ? '' : String(defaults.microBatches),
     recompute: defaults.recompute,
     partition: defaults.partition,
@@ -267,6 +284,8 @@ export function runFormToConfig(form: RunFormState): RunConfig {
   }
   if (isPipelined(form.strategy)) {
     input.schedule = form.schedule;
+    // Only interleaved holds several chunks per peer: a V typed and then abandoned must not leak.
+    if (form.schedule === 'interleaved') input.virtualStages = num('virtualStages', form.virtualStages);
     input.recompute = form.recompute;
     if (form.microBatches.trim() !== '') input.microBatches = num('microBatches', form.microBatches);
     if (form.strategy === 'hybrid') input.replicas = num('replicas', form.replicas);
@@ -340,7 +359,8 @@ export function describeShape(c: RunConfig): string {
   const even = per * c.microBatches === c.batch;
   const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
   const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
-  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText} · global batch ${globalBatch} · ${mb}`;
+  const chunks = c.schedule === 'interleaved' ? ` · ${c.virtualStages} chunks per peer` : '';
+  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText}${chunks} · global batch ${globalBatch} · ${mb}`;
   return c.targetAccuracy === undefined ? shape : `${shape} · ${stopsAt(c.targetAccuracy)}`;
 }
 

@@ -17,6 +17,7 @@ import {
   STRATEGY_CHOICES,
   checkRunForm,
   defaultMicroBatches,
+  SCHEDULE_CHOICES,
   describeShape,
   initialRunForm,
   isPipelined,
@@ -48,7 +49,16 @@ function Field(props: { label: string; children: ReactNode; wide?: boolean; issu
 }
 
 type TextKey =
-  'workers' | 'steps' | 'batch' | 'lr' | 'momentum' | 'seed' | 'microBatches' | 'replicas' | 'partition';
+  | 'workers'
+  | 'steps'
+  | 'batch'
+  | 'lr'
+  | 'momentum'
+  | 'seed'
+  | 'microBatches'
+  | 'virtualStages'
+  | 'replicas'
+  | 'partition';
 type ChoiceKey = 'model' | 'dataset' | 'optimizer' | 'schedule';
 
 const BASE_FIELDS: readonly RunFormField[] = [
@@ -65,7 +75,13 @@ const BASE_FIELDS: readonly RunFormField[] = [
   'backend',
   'reference',
 ];
-const PIPELINE_FIELDS: readonly RunFormField[] = ['schedule', 'microBatches', 'partition', 'recompute'];
+const PIPELINE_FIELDS: readonly RunFormField[] = [
+  'schedule',
+  'virtualStages',
+  'microBatches',
+  'partition',
+  'recompute',
+];
 
 /** Stages the form's text fields describe (workers / replicas), or null while they do not. */
 function formStages(form: RunFormState): number | null {
@@ -100,7 +116,9 @@ export function RunForm(props: {
   const issues = useMemo(() => issuesByField(check.ok ? [] : check.issues), [check]);
   const locked = props.busy || isActive(props.phase);
   const pipelined = isPipelined(form.strategy);
-  const plan = usePlanEditor(form, check, pipelined, props);
+  // The plan editor draws one range per peer; an interleaved peer holds V of them (typed instead).
+  const interleaved = form.schedule === 'interleaved';
+  const plan = usePlanEditor(form, check, pipelined && !interleaved, props);
   const startable = check.ok && plan.refused === null;
 
   const submit = (e: FormEvent): void => {
@@ -240,15 +258,8 @@ export function RunForm(props: {
         {pipelined && (
           <div className="fields pipeline-fields" role="group" aria-label="pipeline settings">
             <h3 className="wide">Pipeline</h3>
-            {field(
-              'schedule',
-              'schedule',
-              choice('schedule', [
-                ['1f1b', '1F1B'],
-                ['gpipe', 'GPipe'],
-                ['naive', 'naive (no micro-batches)'],
-              ]),
-            )}
+            {field('schedule', 'schedule', choice('schedule', SCHEDULE_CHOICES))}
+            {interleaved && field('virtual stages V', 'virtualStages', text('virtualStages', 'numeric'))}
             {field(
               'micro-batches',
               'microBatches',
@@ -256,28 +267,35 @@ export function RunForm(props: {
             )}
             {form.strategy === 'hybrid' && field('replicas', 'replicas', text('replicas', 'numeric'))}
             {field('partition', 'partition', text('partition', 'text', 'auto, or layers 0-2,3-5,6-8'), true)}
-            <div className="wide plan-tools">
-              <button
-                type="button"
-                onClick={plan.request}
-                disabled={locked || !check.ok || plan.planning}
-                title="profile the layers on the idle peers and show the planner's proposal"
-              >
-                {plan.planning ? 'Planning…' : 'Auto-plan'}
-              </button>
-              {form.partition.trim() !== 'auto' && form.partition.trim() !== '' && (
-                <button type="button" onClick={() => set('partition', 'auto')}>
-                  Use auto
+            {interleaved && (
+              <p className="wide muted small">
+                interleaved: auto, or P × V ranges; chunk c runs on stage c mod P
+              </p>
+            )}
+            {!interleaved && (
+              <div className="wide plan-tools">
+                <button
+                  type="button"
+                  onClick={plan.request}
+                  disabled={locked || !check.ok || plan.planning}
+                  title="profile the layers on the idle peers and show the planner's proposal"
+                >
+                  {plan.planning ? 'Planning…' : 'Auto-plan'}
                 </button>
-              )}
-              <span className="muted small">
-                {plan.preview
-                  ? form.partition.trim() === 'auto'
-                    ? "the planner's proposal"
-                    : 'your partition, predicted'
-                  : 'drag a boundary, or auto-plan'}
-              </span>
-            </div>
+                {form.partition.trim() !== 'auto' && form.partition.trim() !== '' && (
+                  <button type="button" onClick={() => set('partition', 'auto')}>
+                    Use auto
+                  </button>
+                )}
+                <span className="muted small">
+                  {plan.preview
+                    ? form.partition.trim() === 'auto'
+                      ? "the planner's proposal"
+                      : 'your partition, predicted'
+                    : 'drag a boundary, or auto-plan'}
+                </span>
+              </div>
+            )}
             {plan.error && (
               <p className="wide error-text small" role="alert">
                 {plan.error}
