@@ -66,6 +66,7 @@ export class StageSpares {
   ) {
     this.pool = r.ranks.slice(r.ranks.length - r.config.spares);
     this.recorder = new SpanRecorder({ peerId: init.hub.mesh.localId, now: () => init.hub.now() });
+    init.spans.name(init.hub.mesh.localId, 'coordinator');
   }
 
   /** The step a recovery now redoes from. */
