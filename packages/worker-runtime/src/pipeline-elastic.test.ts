@@ -63,6 +63,14 @@ describe('elastic pipeline with a spare', () => {
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);
   }, 180_000);
 
+  it('gpipe: the same recovery, the same parameters', async () => {
+    const gpipe = { ...base, schedule: 'gpipe' as const };
+    const calm = await train(gpipe, 'pg-calm', 5);
+    const hit = await train(gpipe, 'pg-hit', 5, { rank: 2, afterSteps: 5 });
+    expect(hit.report.membershipChanges).toHaveLength(1);
+    expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+  }, 180_000);
+
   it('without a spare the loss fails the run by name', async () => {
     const run = train({ ...base, workers: 4, spares: 0 }, 'pe-none', 4, { rank: 2, afterSteps: 3 });
     await expect(run).rejects.toMatchObject({ name: 'PeerLostError' });
