@@ -74,6 +74,26 @@ describe('parseCommandLine', () => {
     expect(issuesOf(['train', '--elastic', '--elastic-policy', 'wild'])[0]).toMatch(/^--elastic-policy: /);
   });
 
+  it('--spares and --stage-checkpoint-every: an elastic pipeline’s spares and snapshots; vanish-rankR@K', () => {
+    const pipe = ['--strategy', 'pipeline', '--workers', '5', '--elastic', '--partition', '0-2,3-3,4-5,6-7'];
+    const { config, runner } = train([
+      ...pipe,
+      '--model',
+      'cnn',
+      '--spares',
+      '1',
+      '--stage-checkpoint-every',
+      '5',
+      '--inject-fault',
+      'vanish-rank2@12',
+    ]);
+    expect([config.spares, config.stageCheckpointEvery]).toEqual([1, 5]);
+    expect(runner.faults).toEqual(['vanish-rank2@12']);
+    expect(issuesOf(['train', '--spares', '1'])).toEqual([
+      '--spares: spares apply to elastic pipelines (strategy pipeline, elastic)',
+    ]);
+  });
+
   it('reads --chaos into a ChaosSpec, checked against the run’s size', () => {
     const { runner } = train(['--workers', '4', '--elastic', '--chaos', 'kill=1,freeze=1:15s,seed=7']);
     expect(runner.chaos).toEqual({
@@ -123,6 +143,8 @@ describe('parseCommandLine', () => {
       recompute: false,
       activationCompress: 'none',
       partition: 'auto',
+      spares: 0,
+      stageCheckpointEvery: 10,
       replicas: 1,
       // communication-efficient methods keep their defaults too
       innerSteps: 20,
@@ -232,7 +254,7 @@ describe('parseCommandLine', () => {
       '--steps: expected a number, got "12abc"',
       '--lr: expected a number, got ""',
       '--momentum applies only to --optimizer sgd',
-      '--inject-fault: expected one of malformed, vanish, vanish-rank0, slow, join@K, got "sluggish"',
+      '--inject-fault: expected one of malformed, vanish, vanish-rank0, vanish-rankR@K, slow, join@K, got "sluggish"',
       '--idle-timeout: must be positive',
       '--room: up to 64 letters and digits, optionally joined by single - or _',
       '--sync: Invalid option: expected one of "allreduce"|"ps"|"diloco"|"ps-async"',

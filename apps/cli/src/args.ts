@@ -21,9 +21,12 @@ import {
 import type { ChaosSpec, LinkSpec } from '@peertrain/harness';
 
 /** Faults the dashboard can inject on request (fault-injection testing, not for real runs). */
-export const FAULTS = ['malformed', 'vanish', 'vanish-rank0', 'slow', 'join@K'] as const;
+export const FAULTS = ['malformed', 'vanish', 'vanish-rank0', 'vanish-rankR@K', 'slow', 'join@K'] as const;
 /** 'join@K' stands for join@0, join@1, ...: one more worker joins once K steps are done. */
-export type Fault = Exclude<(typeof FAULTS)[number], 'join@K'> | `join@${number}`;
+export type Fault =
+  | Exclude<(typeof FAULTS)[number], 'join@K' | 'vanish-rankR@K'>
+  | `join@${number}`
+  | `vanish-rank${number}@${number}`;
 
 export const DEFAULT_REPORT = 'peertrain-report.json';
 
@@ -73,7 +76,9 @@ Training (defaults from the run configuration):
   --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default ${D.evalEvery})
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
-  --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step
+  --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step.
+                         pipeline (gpipe, 1f1b): a lost stage's layers go to a spare (--spares) and
+                         every stage redoes from its newest snapshot (--stage-checkpoint-every)
   --elastic-policy fixed-global|scaled-lr
                          elastic: fixed-global keeps the global batch (the survivors compute the lost
                          workers' samples: equals the undisturbed run and the reference); scaled-lr
@@ -91,6 +96,11 @@ Pipeline and hybrid:
                          stage layers, e.g. 0-2,3-5,6-7 (default auto: planned from per-layer
                          costs measured on each worker, within each device's memory)
   --replicas R           hybrid: R pipelines of workers/R stages (default 1)
+  --spares K             --elastic pipeline: K of the --workers are idle spares, the rest stages
+                         (e.g. --workers 5 --spares 1: 4 stages and a spare) (default 0)
+  --stage-checkpoint-every K
+                         --elastic pipeline: each stage sends the coordinator its parameters and
+                         optimizer state every K steps; a loss redoes the steps since (default ${D.stageCheckpointEvery})
 
 Runner:
   --report FILE          JSON report path (default ${DEFAULT_REPORT})
@@ -123,7 +133,9 @@ Runner:
                          worker's tab closes after step 3; the run must fail naming the lost peer
                          and keep the steps done in a partial report (with --elastic it must
                          finish every step). vanish-rank0: the same with rank 0's tab (--elastic:
-                         the lowest surviving rank evaluates and hands back the model). slow: the
+                         the lowest surviving rank evaluates and hands back the model).
+                         vanish-rankR@K: rank R's tab closes once K steps are done (an --elastic
+                         pipeline's stage R: a spare takes its layers). slow: the
                          last worker computes 3x slower (with --sync ps-async only it should slow
                          down). join@K (--elastic): one more worker tab opens once K steps are
                          done and joins the run at step K. Repeatable.
@@ -206,6 +218,8 @@ const OPTIONS = {
   'activation-compress': { type: 'string' },
   partition: { type: 'string' },
   replicas: { type: 'string' },
+  spares: { type: 'string' },
+  'stage-checkpoint-every': { type: 'string' },
   report: { type: 'string' },
   trace: { type: 'string' },
   'export-model': { type: 'string' },
@@ -249,6 +263,7 @@ const FLAG_OF: Record<string, string> = {
   targetAccuracy: 'target-accuracy',
   virtualStages: 'virtual-stages',
   checkpointEvery: 'checkpoint-every',
+  stageCheckpointEvery: 'stage-checkpoint-every',
   elasticPolicy: 'elastic-policy',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
@@ -328,7 +343,9 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'ps-shards'
       | 'target-accuracy'
       | 'virtual-stages'
-      | 'checkpoint-every',
+      | 'checkpoint-every'
+      | 'spares'
+      | 'stage-checkpoint-every',
     key: string,
   ][] = [
     ['workers', 'workers'],
@@ -348,6 +365,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['target-accuracy', 'targetAccuracy'],
     ['virtual-stages', 'virtualStages'],
     ['checkpoint-every', 'checkpointEvery'],
+    ['spares', 'spares'],
+    ['stage-checkpoint-every', 'stageCheckpointEvery'],
   ];
   for (const [flag, key] of numeric) {
     const raw = values[flag];
@@ -394,8 +413,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
 
   const faults: Fault[] = [];
   for (const f of values['inject-fault'] ?? []) {
-    if (f !== 'join@K' && (FAULTS as readonly string[]).includes(f)) faults.push(f as Fault);
+    if (f !== 'join@K' && f !== 'vanish-rankR@K' && (FAULTS as readonly string[]).includes(f))
+      faults.push(f as Fault);
     else if (/^join@\d+$/.test(f)) faults.push(f as `join@${number}`);
+    else if (/^vanish-rank\d+@\d+$/.test(f)) faults.push(f as `vanish-rank${number}@${number}`);
     else issues.push(`--inject-fault: expected one of ${FAULTS.join(', ')}, got ${JSON.stringify(f)}`);
   }
 

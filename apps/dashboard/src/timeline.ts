@@ -24,6 +24,7 @@ export const SPAN_STYLE: Readonly<Record<SpanKind, { fill: string; text: string;
   reduceScatter: { fill: '#be185d', text: '#ffffff', name: 'reduce-scatter' },
   allGather: { fill: '#f9a8d4', text: '#1b2230', name: 'all-gather' },
   wait: { fill: '#d6dbe3', text: '#5b6472', name: 'wait' },
+  recovery: { fill: '#dc2626', text: '#ffffff', name: 'recovery' },
 };
 
 /** Legend order: compute kinds, then communication. */
@@ -39,6 +40,7 @@ export const LEGEND_KINDS: readonly SpanKind[] = [
   'reduceScatter',
   'allGather',
   'wait',
+  'recovery',
 ];
 
 // ---------------------------------------------------------------- time <-> x
@@ -343,6 +345,8 @@ export function spanLabel(s: TimelineSpan): string {
       return 'compute';
     case 'eval':
       return 'eval';
+    case 'recovery':
+      return 'recover';
     default: {
       const never: never = s.kind;
       return String(never);

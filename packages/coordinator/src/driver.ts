@@ -11,7 +11,8 @@ import { checkResumable, checkpointDue } from '@peertrain/protocol';
 import type { Checkpoint, RunConfig, RunConfigInput, ToCoordinator, WireError } from '@peertrain/protocol';
 import { CHECKPOINT_HOLDER_RANK, collectCheckpoint, sendResumeState, toBase64 } from './checkpoints.ts';
 import { ElasticEpochs } from './epochs.ts';
-import { SLOW_FACTOR, joinFaultStep, malformedFrame } from './faults.ts';
+import { StageSpares } from './stage-spares.ts';
+import { injectMalformedFrame, injectSlowWorker, joinFaultStep } from './faults.ts';
 import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
@@ -55,6 +56,8 @@ interface ActiveRun extends ProfileSession {
   method: MethodRun | null;
   /** Elastic runs: who is still in and which reports count (null: a lost member fails the run). */
   epochs: ElasticEpochs | null;
+  /** Elastic pipelines: stage snapshots, spares and recoveries (stage-spares.ts). */
+  spares: StageSpares | null;
   /** The step the barrier waits for. */
   waiting: number;
   /** stepDone messages per step, by rank (in arrival order). */
@@ -147,6 +150,10 @@ export class RunDriver {
     if (!elastic || !(phase === 'running' || phase === 'paused')) {
       this.fail(new PeerLostError(peerId, detail));
       return;
+    }
+    if (r.spares) {
+      const err = r.spares.lose(peerId, detail);
+      return err ? this.fail(err) : wake(r, peerId, { type: 'leave', reason: detail });
     }
     const { hub, membership } = this.init;
     const msg = r.epochs!.lose(peerId, detail, r.waiting, r.stepDone, membership.view().epoch + 1);
@@ -298,6 +305,7 @@ export class RunDriver {
       ranks: [],
       method: null,
       epochs: null,
+      spares: null,
       waiting: 0,
       abort: new AbortController(),
       stepDone: new Map(),
@@ -351,7 +359,10 @@ export class RunDriver {
     });
     spans.setNames(names);
     const view = membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
-    if (r.config.elastic) r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch);
+    const stages = r.ranks.length - r.config.spares; // the rest are spares (elastic pipelines)
+    if (r.config.elastic) r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch, stages);
+    if (r.config.elastic && r.config.strategy === 'pipeline')
+      r.spares = new StageSpares(this.init, r, barrierWindowOf(mr));
     if (mr.pipelineView) this.runView = { ...this.runView, pipeline: mr.pipelineView };
     hub.changed();
   }
@@ -373,7 +384,7 @@ export class RunDriver {
     if (first > 0) hub.log(`resuming from the checkpoint after step ${first}`);
     const window = barrierWindowOf(mr);
     const malformedAt = opts.faults?.includes('malformed') ? Math.min(3, config.steps - 1) : -1;
-    if (opts.faults?.includes('slow')) this.injectSlowWorker(r, r.ranks[r.ranks.length - 1]!);
+    if (opts.faults?.includes('slow')) injectSlowWorker(hub, r.runId, r.ranks[r.ranks.length - 1]!);
     const joinAt = joinFaultStep(opts.faults);
     // r.endStep drops below config.steps when rank 0's evaluation reaches the target.
     for (let step = first; step < r.endStep; step++) {
@@ -385,13 +396,14 @@ export class RunDriver {
         granted = upTo;
         for (const id of r.epochs?.members() ?? r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
       }
-      if (step === malformedAt) await this.injectMalformedFrame(r, r.ranks[0]!);
+      if (step === malformedAt) await injectMalformedFrame(hub, r.runId, r.ranks[0]!);
       r.waiting = step;
       const all = (): boolean =>
         r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       await waitFor(r, `step ${step}`, stepTimeoutMs, () => all() || step >= r.endStep);
       if (step >= r.endStep) break;
       this.recordStep(r, step, meter);
+      r.spares?.afterStep(step);
       hub.changed();
       if (checkpointDue(config.checkpointEvery, step + 1)) await this.checkpoint(r, step + 1);
     }
@@ -546,6 +558,7 @@ export class RunDriver {
       target: r.target,
     });
     if (r.epochs) report.membershipChanges = r.epochs.changes;
+    if (r.spares) report.redoneSteps = r.spares.redone;
     this.runView = { ...this.runView, phase: 'done' };
     hub.emit({ type: 'trace', trace: this.init.spans.trace() });
     const trained = this.trained;
@@ -575,18 +588,6 @@ export class RunDriver {
     this.init.hub.changed();
     for (const p of back)
       if (p.state === 'idle' && !this.init.disposed()) void this.init.planning.probeBandwidth(p);
-  }
-
-  /** Fault injection ('slow'): the worker stretches each step's computation SLOW_FACTOR times. */
-  private injectSlowWorker(r: ActiveRun, peerId: string): void {
-    this.init.hub.log(`fault injection: ${peerId} computes ${SLOW_FACTOR}x slower`);
-    this.init.hub.send(peerId, { type: 'slow', runId: r.runId, factor: SLOW_FACTOR });
-  }
-
-  /** Fault injection: a frame the worker must refuse and carry on (faults.ts). */
-  private async injectMalformedFrame(r: ActiveRun, peerId: string): Promise<void> {
-    this.init.hub.log(`fault injection: sending a malformed frame to ${peerId}`);
-    await this.init.hub.mesh.sendRaw(peerId, malformedFrame(r.runId));
   }
 }
 

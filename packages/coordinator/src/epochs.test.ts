@@ -27,6 +27,23 @@ function log(entries: Record<number, number[]>): StepDoneLog {
 describe('elastic epochs (coordinator)', () => {
   const ids = ['a', 'b', 'c', 'd'];
 
+  it('pipelines: a spare takes a lost stage’s place in stage order and the epoch redoes from the snapshot', () => {
+    // Stages a, b, c; d is a spare (not a member until it takes a stage).
+    const e = new ElasticEpochs(1, ids, 1, 3);
+    expect(e.members()).toEqual(['a', 'b', 'c']);
+    expect(e.isMember('d')).toBe(false);
+    const d = log({ 3: [0, 1, 2], 4: [0, 1, 2], 5: [0, 2] });
+    const msg = e.replace('b', 'd', 'left during the run', 4, d, 2)!;
+    expect(msg).toEqual({ type: 'epoch', runId: 1, epoch: 2, peers: ['a', 'd', 'c'], fromStep: 4 });
+    expect([...d.keys()]).toEqual([3]);
+    // The spare reports as rank 3; the step counts once every stage of the epoch reported it.
+    d.set(4, new Map([0, 2, 3].map((r) => [r, done(1, 4)])));
+    expect(e.stepDone(4, d)).toBe(true);
+    // No second replacement by a member or of a non-member.
+    expect(e.replace('b', 'a', 'x', 4, d, 3)).toBeNull();
+    expect(e.replace('a', 'c', 'x', 4, d, 3)).toBeNull();
+  });
+
   it('redoes the first step not every survivor reported and drops the old epoch’s later reports', () => {
     const e = new ElasticEpochs(1, ids, 1);
     // Waiting for step 5: a and d finished it, b did not; a also finished 6.

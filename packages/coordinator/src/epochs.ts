@@ -40,9 +40,11 @@ export class ElasticEpochs {
     /** Peer ids by original rank. */
     ranks: readonly string[],
     firstEpoch: number,
+    /** Members of the first epoch: the first `members` ranks (an elastic pipeline's stages; the rest are spares). */
+    members = ranks.length,
   ) {
     this.ranks = [...ranks];
-    this.live = ranks.map((_, r) => r);
+    this.live = ranks.map((_, r) => r).slice(0, members);
     this.epoch = firstEpoch;
   }
 
@@ -90,6 +92,27 @@ export class ElasticEpochs {
     this.live.push(rank);
     const msg = this.begin(step, done, nextEpoch, { step, epoch: nextEpoch, cause: 'joined', peerId });
     return { ...msg, joiners: [peerId] };
+  }
+
+  /**
+   * Elastic pipelines: `spare` (a rank that is not a member) takes `peerId`'s place among the members
+   * (its stage: members are listed in stage order) and the new epoch redoes from `fromStep`, the
+   * step after the newest complete stage snapshot. Null when `peerId` is not a member.
+   */
+  replace(
+    peerId: string,
+    spare: string,
+    cause: string,
+    fromStep: number,
+    done: StepDoneLog,
+    nextEpoch: number,
+  ): EpochMsg | null {
+    const rank = this.ranks.indexOf(peerId);
+    const at = this.live.indexOf(rank);
+    const spareRank = this.ranks.indexOf(spare);
+    if (at < 0 || spareRank < 0 || this.live.includes(spareRank)) return null;
+    this.live[at] = spareRank;
+    return this.begin(fromStep, done, nextEpoch, { step: fromStep, epoch: nextEpoch, cause, peerId });
   }
 
   /** The members of epoch `epoch` redo from `fromStep`: what the old epoch reported from there is void. */

@@ -1,4 +1,5 @@
 import { encodeMessage } from '@peertrain/protocol';
+import type { Hub } from './hub.ts';
 
 /** Fault injection ('slow'): how many times slower the last worker computes. */
 export const SLOW_FACTOR = 3;
@@ -33,4 +34,16 @@ export function joinFaultStep(faults: readonly string[] | undefined): number | n
     if (m) return Number(m[1]);
   }
   return null;
+}
+
+/** Fault injection ('slow'): the worker stretches each step's computation SLOW_FACTOR times. */
+export function injectSlowWorker(hub: Hub, runId: number, peerId: string): void {
+  hub.log(`fault injection: ${peerId} computes ${SLOW_FACTOR}x slower`);
+  hub.send(peerId, { type: 'slow', runId, factor: SLOW_FACTOR });
+}
+
+/** Fault injection: a frame the worker must refuse and carry on (malformedFrame). */
+export async function injectMalformedFrame(hub: Hub, runId: number, peerId: string): Promise<void> {
+  hub.log(`fault injection: sending a malformed frame to ${peerId}`);
+  await hub.mesh.sendRaw(peerId, malformedFrame(runId));
 }

@@ -45,6 +45,11 @@ export class SpanIntake {
     this.names = names;
   }
 
+  /** One track's name (a spare that took a stage, the coordinator's own track). */
+  name(peerId: string, name: string): void {
+    this.names = { ...this.names, [peerId]: name };
+  }
+
   get live(): TimelineSpan[] {
     return this.liveSpans;
   }

@@ -15,6 +15,7 @@ import { REPO_ROOT, ensureBuilt } from './build.ts';
 import { DEFAULT_CHROMIUM, launchBrowser } from './browser.ts';
 import { SessionError } from './errors.ts';
 import { pickRankTab, tabFaults as elasticFaults } from './elastic-faults.ts';
+import type { VanishTarget } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
 import { writeCheckpointDir } from './checkpoint-dir.ts';
 import { chaosSchedule } from './chaos-spec.ts';
@@ -50,7 +51,8 @@ export interface RunSessionOptions {
    * Fault injection passed to the dashboard (`&faults=a,b`), e.g. ['malformed']. 'vanish' is the
    * harness's own: it closes the last worker's tab, without a goodbye, once step 3 is done, and
    * the session then ends with the coordinator's error (a lost peer), not with the closed tab.
-   * 'vanish-rank0' closes rank 0's tab instead; 'join@K' opens one more worker tab once K steps
+   * 'vanish-rank0' closes rank 0's tab instead, 'vanish-rankR@K' rank R's once K steps are done (an
+   * elastic pipeline's stage R); 'join@K' opens one more worker tab once K steps
    * are done (elastic runs admit it at step K: elastic-faults.ts).
    */
   faults?: readonly string[];
@@ -202,7 +204,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
  * Looked for until every tab shows a rank (at most 10 s: a busy tab may not have rendered its rank
  * by step 3, and the fallback, the last tab, is often not rank 0); then the last tab.
  */
-async function rankTab(tabs: readonly Page[], which: 'highest' | 'rank0'): Promise<Page> {
+async function rankTab(tabs: readonly Page[], which: VanishTarget): Promise<Page> {
   const until = Date.now() + 10_000;
   for (;;) {
     const ranks = await Promise.all(
@@ -220,12 +222,12 @@ async function rankTab(tabs: readonly Page[], which: 'highest' | 'rank0'): Promi
 }
 
 /**
- * The 'vanish' fault: closes the highest rank's tab ('vanish-rank0': rank 0's). Which tab got which
+ * The 'vanish' fault: closes the highest rank's tab ('vanish-rank0': rank 0's; 'vanish-rankR@K': rank R's). Which tab got which
  * rank depends on when each joined; an elastic run may lose any rank (the lowest surviving rank
  * takes over rank 0's evaluation and hands back the model).
  */
 async function closeRankTab(
-  which: 'highest' | 'rank0',
+  which: VanishTarget,
   tabs: readonly Page[],
   chosen: (page: Page) => void,
   step: number,
@@ -234,12 +236,10 @@ async function closeRankTab(
   if (tabs.length === 0) return;
   const page = await rankTab(tabs, which);
   chosen(page);
-  log?.(`fault: closing the ${which === 'rank0' ? 'rank 0' : 'highest rank'} worker tab after step ${step}`);
+  const name = which === 'rank0' ? 'rank 0' : which === 'highest' ? 'highest rank' : `rank ${which}`;
+  log?.(`fault: closing the ${name} worker tab after step ${step}`);
   await page.close().catch(() => undefined);
 }
-
-/** The 'vanish' fault closes a worker tab once this step is done. */
-const VANISH_AFTER_STEP = 3;
 
 /**
  * What the harness does to worker tabs as the steps go by: the 'vanish' fault (the highest rank's
@@ -257,7 +257,7 @@ function tabFaults(
   stop: () => Promise<void>;
 } {
   const elastic = elasticFaults(opts.faults);
-  const vanishAfterStep = elastic.vanish ? VANISH_AFTER_STEP : Infinity;
+  const vanishAfterStep = elastic.vanish !== null ? elastic.vanishAfterStep : Infinity;
   const closed = new Set<Page>();
   let vanishStarted = false;
   const chaos = new ChaosRunner(actions, {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.ts';
-import { parseRunConfig } from './config.ts';
+import { parseRunConfig, runShape } from './config.ts';
 
 function issuesOf(input: unknown): string[] {
   try {
@@ -116,7 +116,28 @@ describe('RunConfig elastic', () => {
     expect(parseRunConfig({ elastic: true, sync: 'allreduce' }).elastic).toBe(true);
     expect(() => parseRunConfig({ elastic: true, sync: 'ps' })).toThrow(ConfigError);
     expect(() => parseRunConfig({ elastic: true, compress: 'int8' })).toThrow(ConfigError);
-    expect(() => parseRunConfig({ elastic: true, strategy: 'pipeline', workers: 2 })).toThrow(ConfigError);
+    expect(() => parseRunConfig({ elastic: true, strategy: 'hybrid', workers: 4, replicas: 2 })).toThrow(
+      ConfigError,
+    );
+  });
+
+  it('takes pipelines (gpipe, 1f1b) with spares beside the stages, and refuses the rest by name', () => {
+    const c = parseRunConfig({ strategy: 'pipeline', workers: 5, spares: 1, elastic: true });
+    expect([c.spares, c.stageCheckpointEvery, runShape(c).stages]).toEqual([1, 10, 4]);
+    const p = { strategy: 'pipeline', workers: 3, elastic: true } as const;
+    expect(parseRunConfig({ ...p, schedule: 'gpipe' }).elastic).toBe(true);
+    expect(issuesOf({ ...p, schedule: 'zb-h1' })).toEqual([
+      'schedule: elastic pipelines run gpipe or 1f1b, not zb-h1',
+    ]);
+    expect(issuesOf({ ...p, activationCompress: 'int8' })[0]).toMatch(
+      /^activationCompress: elastic pipelines/,
+    );
+    expect(issuesOf({ strategy: 'pipeline', workers: 3, spares: 1 })).toEqual([
+      'spares: spares apply to elastic pipelines (strategy pipeline, elastic)',
+    ]);
+    expect(issuesOf({ ...p, spares: 3 })[0]).toMatch(/^spares: 3 spares of 3 workers leave no stage/);
+    // the partition counts the stages, not the spares
+    expect(issuesOf({ ...p, workers: 5, spares: 1, model: 'cnn', partition: '0-2,3-3,4-5,6-7' })).toEqual([]);
   });
 });
 

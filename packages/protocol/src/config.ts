@@ -150,6 +150,17 @@ const RunConfigObject = z.object({
    */
   elastic: z.boolean().default(false),
   /**
+   * Elastic pipelines: idle peers kept beside the stages, one taking a lost stage's layers. Of the
+   * `workers` peers the first workers - spares are stages (stages = (workers - spares) / replicas).
+   */
+  spares: z.number().int().min(0).max(63).default(0),
+  /**
+   * Elastic pipelines: every stage sends its parameters and optimizer state to the coordinator every
+   * this many steps; a lost stage rolls every stage back to the newest complete set (10: at most 10
+   * steps redone, one stage's state per 10 steps on the coordinator's link).
+   */
+  stageCheckpointEvery: z.number().int().min(1).max(100_000).default(10),
+  /**
    * Checkpoint the parameters and optimizer state every this many steps (0: never); the holder
    * (rank 0, or the parameter server) sends them to the coordinator (checkpoint.ts).
    */
@@ -205,6 +216,42 @@ export function checkpointable(
   return (c.sync ?? 'allreduce') === 'allreduce' || (c.sync === 'ps' && (c.psShards ?? 1) === 1);
 }
 
+/** Schedules an elastic pipeline redoes exactly (their stages' state is parameters + optimizer). */
+const ELASTIC_SCHEDULES: readonly ScheduleKind[] = ['gpipe', '1f1b'];
+
+/**
+ * What elastic and spares allow, as [field, message]: data parallel over the ring without
+ * compression, or a pipeline (one replica) with gpipe or 1f1b and float32 activations; spares only
+ * with an elastic pipeline, at least one stage left.
+ */
+function elasticIssues(
+  c: Pick<
+    z.output<typeof RunConfigObject>,
+    'elastic' | 'strategy' | 'sync' | 'compress' | 'schedule' | 'activationCompress' | 'spares' | 'workers'
+  >,
+): [string, string][] {
+  const issues: [string, string][] = [];
+  const dataOk = c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none';
+  const pipeline = c.elastic && c.strategy === 'pipeline';
+  if (c.elastic && !dataOk && !pipeline)
+    issues.push([
+      'elastic',
+      `elastic runs are data parallel (sync allreduce, no compression) or strategy pipeline, not ${c.strategy}`,
+    ]);
+  if (pipeline && !ELASTIC_SCHEDULES.includes(c.schedule))
+    issues.push(['schedule', `elastic pipelines run gpipe or 1f1b, not ${c.schedule}`]);
+  if (pipeline && c.activationCompress !== 'none')
+    issues.push([
+      'activationCompress',
+      'elastic pipelines send float32 activations (a codec’s rounding state is not rolled back)',
+    ]);
+  if (c.spares > 0 && !pipeline)
+    issues.push(['spares', 'spares apply to elastic pipelines (strategy pipeline, elastic)']);
+  if (c.spares >= c.workers)
+    issues.push(['spares', `${c.spares} spares of ${c.workers} workers leave no stage`]);
+  return issues;
+}
+
 /** Everything a training session needs; sent to every worker in `assign`. Defaults resolved. */
 export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const issue = (path: string, message: string): void =>
@@ -219,8 +266,7 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
     issue('psShards', `${c.psShards} server shards for ${c.workers} workers: at most one per worker`);
   if (c.overlap && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
     issue('overlap', 'overlap applies to strategy data, sync allreduce, compress none');
-  if (c.elastic && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
-    issue('elastic', 'elastic runs are data parallel with sync allreduce and no compression');
+  elasticIssues(c).forEach(([path, msg]) => issue(path, msg));
   if (c.checkpointEvery > 0 && !checkpointable(c))
     issue(
       'checkpointEvery',
@@ -234,8 +280,9 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const replicas = c.strategy === 'hybrid' ? c.replicas : 1;
   if (c.strategy === 'pipeline' && c.replicas !== 1)
     issue('replicas', `pipeline runs one replica; use strategy hybrid for ${c.replicas}`);
-  if (c.workers % replicas !== 0)
-    issue('workers', `${c.workers} workers do not split into ${replicas} replicas of equal stages`);
+  const stagePeers = c.workers - c.spares;
+  if (stagePeers % replicas !== 0)
+    issue('workers', `${stagePeers} stage workers do not split into ${replicas} replicas of equal stages`);
   if (c.strategy === 'hybrid' && c.schedule === 'interleaved')
     issue('schedule', 'interleaved runs with strategy pipeline (one replica)');
   if (c.strategy === 'hybrid' && c.sync !== 'allreduce')
@@ -243,16 +290,16 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const m = c.microBatches ?? (c.schedule === 'naive' ? 1 : DEFAULT_MICRO_BATCHES);
   if (c.schedule === 'naive' && m !== 1)
     issue('microBatches', `naive runs the whole batch at once: microBatches must be 1, got ${m}`);
-  scheduleIssues(c.schedule, c.workers / replicas, m, c.virtualStages).forEach((msg) =>
+  scheduleIssues(c.schedule, stagePeers / replicas, m, c.virtualStages).forEach((msg) =>
     issue(msg.startsWith('virtualStages') ? 'virtualStages' : 'microBatches', msg),
   );
   const batch = c.batch ?? DEFAULT_BATCH[c.strategy];
   if (m > batch) issue('microBatches', `${m} micro-batches need a batch of at least ${m}, got ${batch}`);
-  if (c.partition !== 'auto' && c.workers % replicas === 0)
+  if (c.partition !== 'auto' && stagePeers % replicas === 0)
     readPartition(
       c.partition,
       modelPreset(c.model).layers.length,
-      (c.workers / replicas) * c.virtualStages,
+      (stagePeers / replicas) * c.virtualStages,
     ).issues.forEach((m) => issue('partition', m));
 }).transform((c) => ({
   ...c,
@@ -267,7 +314,7 @@ export type RunConfigInput = z.input<typeof RunConfigSchema>;
 /** The shape of a run: R replicas x P stages (data parallel: R = workers, P = 1). */
 export function runShape(c: RunConfig): { replicas: number; stages: number; globalBatch: number } {
   if (c.strategy === 'data') return { replicas: c.workers, stages: 1, globalBatch: c.workers * c.batch };
-  const stages = c.workers / c.replicas;
+  const stages = (c.workers - c.spares) / c.replicas;
   return { replicas: c.replicas, stages, globalBatch: c.replicas * c.batch };
 }
 

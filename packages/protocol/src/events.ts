@@ -133,6 +133,8 @@ export const RunReportSchema = z.object({
   membershipChanges: z
     .array(z.object({ step: count, epoch: count, cause: z.string(), peerId: z.string() }))
     .exactOptional(),
+  /** Elastic pipelines: steps aborted or rolled back by recoveries, and run again (the step in flight included). */
+  redoneSteps: count.exactOptional(),
 });
 export type RunReport = z.infer<typeof RunReportSchema>;
 

@@ -125,4 +125,5 @@ export {
   stateLength,
 } from './checkpoint.ts';
 export type { Checkpoint, CheckpointManifest } from './checkpoint.ts';
+export { stageRestoreKey, stageSnapshotKey } from './stage-snapshot.ts';
 export { sha256Hex } from './sha256.ts';

@@ -81,6 +81,8 @@ export const SPAN_KINDS = [
   'allGather',
   'compute',
   'eval',
+  /** The coordinator's: an elastic pipeline's stage handed to a spare and every stage rolled back. */
+  'recovery',
 ] as const;
 export type SpanKind = (typeof SPAN_KINDS)[number];
 

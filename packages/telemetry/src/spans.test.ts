@@ -83,6 +83,6 @@ describe('SpanRecorder', () => {
   it('refuses a bad capacity, and every kind has a lane', () => {
     expect(() => new SpanRecorder({ peerId: 'w0', now: () => 0, capacity: 0 })).toThrow(ConfigError);
     const comm = SPAN_KINDS.filter((k) => laneOf(k) === 'comm');
-    expect(comm.join(' ')).toBe('send recv wait allreduce reduceScatter allGather');
+    expect(comm.join(' ')).toBe('send recv wait allreduce reduceScatter allGather recovery');
   });
 });

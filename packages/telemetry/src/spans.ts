@@ -37,6 +37,7 @@ export function laneOf(kind: SpanKind): Lane {
     case 'allreduce':
     case 'reduceScatter':
     case 'allGather':
+    case 'recovery':
       return 'comm';
     case 'forward':
     case 'backward':

@@ -48,7 +48,7 @@ export class StepRedoError extends Error {
 }
 
 /** What the control handler and the method share for one run (keyed by the run's assign object). */
-interface EpochInbox {
+export interface EpochInbox {
   /** The newest epoch not taken yet. */
   pending: EpochMsg | null;
   /** The run loop goes back to this step (the lowest fromStep since it last looked). */
@@ -66,7 +66,7 @@ interface EpochInbox {
 
 const inboxes = new WeakMap<Assign, EpochInbox>();
 
-function inboxOf(assign: Assign): EpochInbox {
+export function inboxOf(assign: Assign): EpochInbox {
   let inbox = inboxes.get(assign);
   if (!inbox) {
     inbox = {
@@ -325,7 +325,7 @@ async function globalMean(e: Elastic, grads: Float32Array, step: number, signal:
 }
 
 /** After a failed exchange: resolves once an epoch is pending (the coordinator sends one). */
-function epochArrived(inbox: EpochInbox, signal: AbortSignal): Promise<void> {
+export function epochArrived(inbox: EpochInbox, signal: AbortSignal): Promise<void> {
   if (inbox.pending) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
     const onAbort = (): void => reject(asError(signal.reason));

@@ -59,6 +59,8 @@ export interface PipelineStepContext {
   chunks?: readonly StageChunk[];
   /** This peer's stage index in its replica (which chunk boundaries wrap); with `chunks` only. */
   position?: number;
+  /** Added to every activation and gradient tag (elastic epochs: an aborted attempt's tensors never match). */
+  tagOffset?: number;
 }
 
 /** One model chunk a peer holds: its stage and its views of the peer's parameters and gradients. */
@@ -123,7 +125,8 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
   const { mesh, runId, step, stage } = ctx;
   const overlap = ctx.overlap ?? true;
   const codec = ctx.codec ?? null;
-  const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag });
+  const offset = ctx.tagOffset ?? 0;
+  const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag: tag + offset });
   // Aborts the posted receives when the step fails (or when the caller aborts).
   const life = new AbortController();
   const signal = AbortSignal.any([ctx.signal, life.signal]);

@@ -99,7 +99,17 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     const { mesh } = core;
     const onHeld = (count: number): void => void (run.savedActivations = count);
     const restore = await receiveResume(core, assign, session.paramCount, signal);
-    m = method.setup({ mesh, assign, session, signal, spans, onHeld, ...(restore ? { restore } : {}) });
+    const { coordinatorId } = core;
+    m = method.setup({
+      mesh,
+      assign,
+      session,
+      signal,
+      spans,
+      onHeld,
+      coordinatorId,
+      ...(restore ? { restore } : {}),
+    });
     if (assign.resume) run.completed = assign.resume.step; // the steps before are in `restore`
     run.paramBytes = m.paramBytes;
     core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
@@ -132,10 +142,7 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  const outcome = await method.step(step).catch((e: unknown) => {
-    if (e instanceof StepRedoError) return null; // elastic: the loop rewinds to the epoch's step
-    throw e;
-  });
+  const outcome = await method.step(step).catch(redo);
   if (!outcome) return;
   const { loss, computeMs: measured, activation, staleness } = outcome;
   const computeMs = await slowedDown(run, measured, signal);
@@ -166,9 +173,16 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   // DiLoCo's evalParams move only at round ends: an evaluation due mid-round would repeat the last.
   const due = run.completed === config.steps || (run.evalOwed && (method.evalReady?.(run.completed) ?? true));
   if (due) run.evalOwed = false;
-  if (due) await method.beforeEval(run.completed);
+  // An elastic pipeline's gather that an epoch aborted: the loop rewinds; the evaluation comes due again.
+  if (due && !(await method.beforeEval(run.completed).then(() => true, redo))) return;
   // After a synchronous step every replica holds the same parameters: rank 0 (the leader) evaluates.
   if (due && leads(run, core.mesh.localId)) run.pendingEvals.push(run.completed);
+}
+
+/** Elastic: a StepRedoError means the loop rewinds to the epoch's step (null); anything else fails. */
+function redo(e: unknown): null {
+  if (e instanceof StepRedoError) return null;
+  throw e;
 }
 
 /**

@@ -25,7 +25,20 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
   // P ranges, or P * V chunks for interleaved (chunk c on the peer of stage c mod P)
   const stages = pipe.plan.stages.map(({ first, end }) => ({ first, end }));
   const V = config.virtualStages;
+  const stageRanks = P * shape.replicas;
   const assignments = ctx.peers.map((_, rank): RankAssignment => {
+    // Elastic pipelines' spares: the replica's data loaded, no stage until an epoch gives one.
+    if (rank >= stageRanks)
+      return {
+        role: 'stage',
+        shard: shards[0]!,
+        stage: null,
+        message: {
+          ...baseAssign(ctx, rank, shards, shards[0]!),
+          ...{ role: { kind: 'stage', stage: 0, replica: 0 }, stages, joining: true },
+        },
+        traceName: `rank ${rank}: spare`,
+      };
     const stage = rank % P;
     const replica = Math.floor(rank / P);
     const range = pipe.plan.stages[stage]!;
@@ -47,7 +60,9 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     schedule: config.schedule,
     virtualStages: V,
     recompute: config.recompute,
-    assignments: assignments.map((a, rank) => ({ peerId: ctx.peers[rank]!.peerId, ...a.stage! })),
+    assignments: assignments
+      .slice(0, stageRanks)
+      .map((a, rank) => ({ peerId: ctx.peers[rank]!.peerId, ...a.stage! })),
     predictedStepMs: pipe.plan.predictedStepMs,
     bubbleTheory: bubbleTheory(config.schedule, P, config.microBatches, V),
     bubbleMeasured: null,

@@ -5,7 +5,7 @@ import type { RunConfig } from '@peertrain/protocol';
 import { allReduceMethod } from './allreduce.ts';
 import { dilocoMethod } from './diloco.ts';
 import { hybridMethod } from './hybrid.ts';
-import { pipelineMethod } from './pipeline.ts';
+import { pipelineMethodOrElastic } from './pipeline-elastic.ts';
 import { parameterServerMethod } from './ps.ts';
 import { asyncParameterServerMethod } from './ps-async.ts';
 import type { MethodName, WorkerMethod } from './types.ts';
@@ -22,7 +22,7 @@ const METHODS: Readonly<Record<MethodName, WorkerMethod>> = {
   allreduce: allReduceMethod,
   ps: parameterServerMethod,
   diloco: dilocoMethod,
-  pipeline: pipelineMethod,
+  pipeline: pipelineMethodOrElastic,
   hybrid: hybridMethod,
   'ps-async': asyncParameterServerMethod,
 };

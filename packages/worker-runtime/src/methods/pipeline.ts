@@ -7,10 +7,12 @@ import { createCompressor } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
 import { createOptimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
-import type { StageSession } from '../compute.ts';
+import type { SpanRecorder } from '@peertrain/telemetry';
+import type { StageSession, StageStepOutcome } from '../compute.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
 import type { StageChunk } from '../pipeline.ts';
 import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
+import type { StepOutcome } from './types.ts';
 
 /** Where this worker sits in the replicas x stages grid. */
 export interface StageCoords {
@@ -121,23 +123,27 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
           spans.record('optimizer', to, spans.now() - to, { step });
         },
       });
-      // The step's computation: every compute-lane span it recorded (forward, backward, optimizer...).
-      let computeMs = 0;
-      for (const sp of spans.snapshot()) if (sp.step === step && sp.lane === 'compute') computeMs += sp.durMs;
-      const { peakActivationBytes, peakActivationBytesNoRecompute } = outcome;
-      return {
-        loss: outcome.loss,
-        computeMs,
-        activation: { peakActivationBytes, peakActivationBytesNoRecompute },
-      };
+      return stepOutcome(spans, step, outcome);
     },
     beforeEval: (after) => gatherParams(ctx, coords, chunks ?? [{ stage, params }], full, after),
     dispose: () => undefined,
   };
 }
 
+/** A pipeline step's report: its computation is every compute-lane span it recorded (forward, backward, optimizer...). */
+export function stepOutcome(spans: SpanRecorder, step: number, outcome: StageStepOutcome): StepOutcome {
+  let computeMs = 0;
+  for (const sp of spans.snapshot()) if (sp.step === step && sp.lane === 'compute') computeMs += sp.durMs;
+  const { peakActivationBytes, peakActivationBytesNoRecompute } = outcome;
+  return {
+    loss: outcome.loss,
+    computeMs,
+    activation: { peakActivationBytes, peakActivationBytesNoRecompute },
+  };
+}
+
 /** The peer `dir` stages away in this replica; `ring`: the ends wrap (interleaved), else null there. */
-function neighbour(coords: StageCoords, dir: 1 | -1, ring: boolean): string | null {
+export function neighbour(coords: StageCoords, dir: 1 | -1, ring: boolean): string | null {
   const st = coords.stage + dir;
   if (st >= 0 && st < coords.stages) return coords.at(coords.replica, st);
   return ring ? coords.at(coords.replica, (st + coords.stages) % coords.stages) : null;
@@ -148,7 +154,7 @@ function neighbour(coords: StageCoords, dir: 1 | -1, ring: boolean): string | nu
  * s, s + P, ... of the P V ranges, their parameters back to back in `params` (chunk order) with
  * each chunk's views. `stage` is the first chunk.
  */
-function stageChunks(
+export function stageChunks(
   ctx: MethodContext,
   coords: StageCoords,
   full: Float32Array,
@@ -187,7 +193,7 @@ function activationCodec(kind: 'none' | 'fp16' | 'int8', seed: number): PayloadC
  * Replica 0's stages hand their parameters to rank 0, which evaluates the whole model (`full`);
  * range c of assign.stages is held by stage c mod P (interleaved: P V chunks), keyed by its index.
  */
-async function gatherParams(
+export async function gatherParams(
   ctx: MethodContext,
   coords: StageCoords,
   chunks: readonly { stage: StageSession; params: Float32Array }[],

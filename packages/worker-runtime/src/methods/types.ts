@@ -33,6 +33,8 @@ export interface MethodContext {
   onHeld: (count: number) => void;
   /** A resumed run: the state after assign.resume.step steps, to start from instead of initParams. */
   restore?: RestoredState;
+  /** The coordinator's peer id (elastic pipelines send it their stage snapshots). */
+  coordinatorId?: string;
 }
 
 /** Parameters [P] and Optimizer.state() buffers of a checkpoint. */

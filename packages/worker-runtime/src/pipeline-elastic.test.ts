@@ -1,0 +1,78 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
+import type { RunConfigInput, RunReport } from '@peertrain/protocol';
+import { memoryCluster } from './test-cluster.ts';
+
+// Elastic pipelines end to end in Node: a real coordinator and real worker runtimes over the
+// in-memory transport. Four 1F1B stages and one spare; stage 2's peer vanishes mid-run, the spare
+// takes its layers, every stage rolls back to the newest complete stage snapshot and redoes from
+// there, and the run ends with the undisturbed run's parameters.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const base: RunConfigInput = {
+  ...{ strategy: 'pipeline', schedule: '1f1b', dataset: 'synthetic', model: 'deepMlp' },
+  ...{ workers: 5, spares: 1, elastic: true, partition: '0-1,2-3,4-5,6-8', microBatches: 4 },
+  ...{ steps: 12, batch: 12, lr: 0.05, seed: 5, evalEvery: 0, stageCheckpointEvery: 4 },
+};
+
+/** Trains `config` on `n` fresh workers; `kill`: the rank whose peer vanishes once `afterSteps` steps are done. */
+async function train(
+  config: RunConfigInput,
+  room: string,
+  n: number,
+  kill?: { rank: number; afterSteps: number },
+): Promise<{ report: RunReport; params: Float32Array; trace: string[] }> {
+  const { coord, net } = memoryCluster(n, room, cleanups);
+  const trace: string[] = [];
+  coord.onEvent((e) => {
+    if (e.type === 'trace') trace.push(...e.trace.traceEvents.map((t) => t.name));
+    if (!kill || e.type !== 'progress' || e.step !== kill.afterSteps) return;
+    const victim = coord.view().peers.find((p) => p.rank === kill.rank)!;
+    net.closePeer(victim.peerId);
+  });
+  const report = await coord.run(config, { waitMs: 30_000 });
+  const trained = coord.trainedModel();
+  expect(trained).not.toBeNull();
+  return { report, params: trained!.params.slice(), trace };
+}
+
+const layout = buildModel(modelPreset('deepMlp')).params;
+
+describe('elastic pipeline with a spare', () => {
+  it('loses stage 2 at step 6: the spare takes it and the run ends with the undisturbed parameters', async () => {
+    const calm = await train({ ...base, reference: true }, 'pe-calm', 5);
+    expect(calm.report.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+    expect(calm.report.membershipChanges).toEqual([]);
+    expect(calm.report.redoneSteps).toBe(0);
+
+    const hit = await train(base, 'pe-hit', 5, { rank: 2, afterSteps: 6 });
+    expect(hit.report.loss.map((l) => l.step)).toEqual([...Array(12).keys()]);
+    const changes = hit.report.membershipChanges ?? [];
+    expect(changes).toHaveLength(1);
+    expect(changes[0]!.peerId).toBe(hit.report.workers[2]!.peerId);
+    // The newest complete snapshot when step 6 or 7 was in flight: after step 4.
+    expect(changes[0]!.step).toBe(4);
+    expect(hit.report.redoneSteps).toBeGreaterThanOrEqual(3);
+    expect(hit.trace).toContain('recovery');
+    const diff = paramDiff(hit.params, calm.params, layout);
+    console.log(`elastic pipeline: lost stage 2 after step 6: ${JSON.stringify(diff)}`);
+    expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);
+  }, 180_000);
+
+  it('gpipe: the same recovery, the same parameters', async () => {
+    const gpipe = { ...base, schedule: 'gpipe' as const };
+    const calm = await train(gpipe, 'pg-calm', 5);
+    const hit = await train(gpipe, 'pg-hit', 5, { rank: 2, afterSteps: 5 });
+    expect(hit.report.membershipChanges).toHaveLength(1);
+    expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+  }, 180_000);
+
+  it('without a spare the loss fails the run by name', async () => {
+    const run = train({ ...base, workers: 4, spares: 0 }, 'pe-none', 4, { rank: 2, afterSteps: 3 });
+    await expect(run).rejects.toMatchObject({ name: 'PeerLostError' });
+  }, 120_000);
+});
