@@ -1,5 +1,5 @@
 import { AbortError } from '@peertrain/base';
-import { ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
 import type { ControlMessage, ToCoordinator } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { RunDriver } from './driver.ts';
@@ -78,7 +78,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     hub,
     membership,
     probeBytes: init.probeBytes ?? DEFAULT_PROBE_BYTES,
-    readyTimeoutMs: init.readyTimeoutMs ?? 120_000,
+    readyTimeoutMs: init.readyTimeoutMs ?? PHASE_TIMEOUTS.ready.ms,
     activeRunId: (): number | null => driver.activeRunId(),
     disposed: isDisposed,
   });
@@ -88,8 +88,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     membership,
     planning,
     spans,
-    readyTimeoutMs: init.readyTimeoutMs ?? 120_000,
-    stepTimeoutMs: init.stepTimeoutMs ?? 120_000,
+    readyTimeoutMs: init.readyTimeoutMs ?? PHASE_TIMEOUTS.ready.ms,
+    stepTimeoutMs: init.stepTimeoutMs ?? PHASE_TIMEOUTS.step.ms,
     bubbleHistory: Math.max(1, init.bubbleHistory ?? BUBBLE_HISTORY),
     disposed: isDisposed,
   });
