@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { useTrainCli } from './train-cli.fixture.ts';
 
 // A worker tab frozen for 15 s (CDP Page.setWebLifecycleState frozen, the way Chrome freezes a
-// background tab) in an elastic run: its links stay open but it says nothing, so the coordinator
+// background tab, and its scripts paused: harness chaos.ts) in an elastic run: its links stay open but it says nothing, so the coordinator
 // drops it after the heartbeat timeout (5 s here), the survivors redo the step without it, and
 // when the tab thaws it is told it was dropped, says hello again and is readmitted at the next
 // step boundary. The run keeps the global batch throughout, so it still equals the reference.
