@@ -13,10 +13,11 @@ describe('a frozen worker tab', () => {
   it('--chaos freeze=1:15s --elastic: dropped after the heartbeat timeout, readmitted when it thaws; all 60 steps, equal to the reference', async () => {
     const hit = await train([
       ...'--workers 4 --model mlp --dataset mnist --steps 60 --backend wasm --elastic --seed 7'.split(' '),
-      // steps=4-10: the freeze lands early, so the thaw (15 s later) comes while the run still
-      // trains; batch 256 makes a step long enough that the survivors cannot finish before it.
-      ...['--batch', '256', '--eval-every', '0', '--reference', '--heartbeat-timeout', '5'],
-      ...['--chaos', 'freeze=1:15s,seed=3,steps=4-10'],
+      // steps=3-6: the freeze lands early, so the thaw (15 s later) comes while the run still
+      // trains; batch 512 makes a step long enough that the survivors do not finish first (here,
+      // load 4: dropped at step 4, back at step 35; with batch 256 at load 10 it was back at 51).
+      ...['--batch', '512', '--eval-every', '0', '--reference', '--heartbeat-timeout', '5'],
+      ...['--chaos', 'freeze=1:15s,seed=3,steps=3-6'],
     ]);
     expect(hit.code, hit.stderr).toBe(0);
     const r = hit.report!;
