@@ -94,6 +94,18 @@ describe('parseCommandLine', () => {
     ]);
   });
 
+  it('--heartbeat-timeout SEC sets the heartbeat timeout in ms (0.5 to 600 s)', () => {
+    expect(train([]).config.heartbeatTimeoutMs).toBe(10_000);
+    expect(train(['--heartbeat-timeout', '5']).config.heartbeatTimeoutMs).toBe(5000);
+    expect(train(['--heartbeat-timeout', '2.5']).config.heartbeatTimeoutMs).toBe(2500);
+    expect(issuesOf(['train', '--heartbeat-timeout', '0.1'])).toEqual([
+      '--heartbeat-timeout: expected 0.5 to 600 seconds, got 0.1',
+    ]);
+    expect(issuesOf(['train', '--heartbeat-timeout', 'soon'])[0]).toMatch(
+      /^--heartbeat-timeout: expected a number/,
+    );
+  });
+
   it('reads --chaos into a ChaosSpec, checked against the run’s size', () => {
     const { runner } = train(['--workers', '4', '--elastic', '--chaos', 'kill=1,freeze=1:15s,seed=7']);
     expect(runner.chaos).toEqual({
@@ -159,6 +171,7 @@ describe('parseCommandLine', () => {
       elastic: false,
       checkpointEvery: 0,
       elasticPolicy: 'fixed-global',
+      heartbeatTimeoutMs: 10_000,
     });
     expect(runner).toMatchObject({
       report: 'out.json',

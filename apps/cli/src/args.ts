@@ -83,6 +83,10 @@ Training (defaults from the run configuration):
                          elastic: fixed-global keeps the global batch (the survivors compute the lost
                          workers' samples: equals the undisturbed run and the reference); scaled-lr
                          keeps each worker's batch and scales the lr by members/N (default ${D.elasticPolicy})
+  --heartbeat-timeout SEC
+                         a worker that sends nothing for SEC seconds (heartbeats go every second;
+                         a frozen tab) is lost with cause heartbeat: --elastic goes on without it
+                         and readmits it when it speaks again, other runs fail (default ${D.heartbeatTimeoutMs / 1000})
 
 Pipeline and hybrid:
   --schedule naive|gpipe|1f1b|interleaved|zb-h1
@@ -210,6 +214,7 @@ const OPTIONS = {
   reference: { type: 'boolean' },
   elastic: { type: 'boolean' },
   'elastic-policy': { type: 'string' },
+  'heartbeat-timeout': { type: 'string' },
   chaos: { type: 'string' },
   schedule: { type: 'string' },
   'virtual-stages': { type: 'string' },
@@ -250,6 +255,18 @@ function toNumber(flag: string, raw: string, issues: string[]): number | undefin
   return n;
 }
 
+/** --heartbeat-timeout SEC -> ms: 0.5 to 600 seconds (the schema's range, said in seconds). */
+function heartbeatTimeoutMs(raw: string | undefined, issues: string[]): number | undefined {
+  if (raw === undefined) return undefined;
+  const sec = toNumber('heartbeat-timeout', raw, issues);
+  if (sec === undefined) return undefined;
+  if (!(sec >= 0.5 && sec <= 600)) {
+    issues.push(`--heartbeat-timeout: expected 0.5 to 600 seconds, got ${raw}`);
+    return undefined;
+  }
+  return Math.round(sec * 1000);
+}
+
 /** Config keys as the command line spells them, for the schema's issue paths. */
 const FLAG_OF: Record<string, string> = {
   evalEvery: 'eval-every',
@@ -265,6 +282,7 @@ const FLAG_OF: Record<string, string> = {
   checkpointEvery: 'checkpoint-every',
   stageCheckpointEvery: 'stage-checkpoint-every',
   elasticPolicy: 'elastic-policy',
+  heartbeatTimeoutMs: 'heartbeat-timeout',
   'optimizer.momentum': 'momentum',
   'optimizer.kind': 'optimizer',
 };
@@ -390,6 +408,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values.reference === true) config.reference = true;
   if (values.elastic === true) config.elastic = true;
   if (values['elastic-policy'] !== undefined) config.elasticPolicy = values['elastic-policy'];
+  const heartbeat = heartbeatTimeoutMs(values['heartbeat-timeout'], issues);
+  if (heartbeat !== undefined) config.heartbeatTimeoutMs = heartbeat;
   if (values.recompute === true) config.recompute = true;
   if (values['activation-compress'] !== undefined) config.activationCompress = values['activation-compress'];
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;

@@ -3,7 +3,15 @@
 // state [P + slots] ahead of that step's stepDone, and the coordinator emits it as a `checkpoint`
 // event (the dashboard stores it in IndexedDB, the CLI writes it to --checkpoint-dir). A resumed run
 // sends the checkpoint's state to every rank before the first step.
-import { CheckpointError, checkpointKey, encodeCheckpoint, joinState, resumeKey } from '@peertrain/protocol';
+import {
+  CheckpointError,
+  PHASE_TIMEOUTS,
+  PhaseTimeoutError,
+  checkpointKey,
+  encodeCheckpoint,
+  joinState,
+  resumeKey,
+} from '@peertrain/protocol';
 import type { Checkpoint, CoordinatorEvent, RunConfig } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 
@@ -42,13 +50,16 @@ export async function collectCheckpoint(
   steps: number,
   opts: { signal: AbortSignal; timeoutMs: number; toBase64: (b: Uint8Array) => string },
 ): Promise<Extract<CoordinatorEvent, { type: 'checkpoint' }>> {
+  const limit = AbortSignal.timeout(opts.timeoutMs);
   const msg = await mesh
-    .recvTensor(holder, checkpointKey(run.runId, steps), {
-      signal: AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]),
-    })
+    .recvTensor(holder, checkpointKey(run.runId, steps), { signal: AbortSignal.any([opts.signal, limit]) })
     .catch((e: unknown) => {
       opts.signal.throwIfAborted();
-      throw new CheckpointError(`no state from ${holder} after step ${steps}: ${(e as Error).message}`);
+      // The named phase when it timed out (PHASE_TIMEOUTS.checkpoint), else what the mesh said.
+      const why = limit.aborted
+        ? new PhaseTimeoutError(PHASE_TIMEOUTS.checkpoint.phase, opts.timeoutMs).message
+        : (e as Error).message;
+      throw new CheckpointError(`no state from ${holder} after step ${steps}: ${why}`);
     });
   const bytes = msg.data.slice(); // own, aligned copy
   const { manifest, blob } = encodeCheckpoint({

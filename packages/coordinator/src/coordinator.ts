@@ -1,8 +1,9 @@
 import { AbortError } from '@peertrain/base';
-import { ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError, coordinatorPeerId } from '@peertrain/protocol';
 import type { ControlMessage, ToCoordinator } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { RunDriver } from './driver.ts';
+import { Heartbeats } from './heartbeats.ts';
 import { createHub } from './hub.ts';
 import type { Hub } from './hub.ts';
 import { BUBBLE_HISTORY, DEFAULT_TRACE_CAPACITY, SpanIntake, takePong } from './intake.ts';
@@ -28,7 +29,7 @@ export interface CoordinatorInit {
   room: string;
   now?: () => number;
   timers?: Timers;
-  /** Heartbeat / clock-sync ping period. */
+  /** Clock-sync ping period, and how often the heartbeat watchdog looks for silent members. */
   pingEveryMs?: number;
   /** Named phase timeouts. */
   readyTimeoutMs?: number;
@@ -51,6 +52,7 @@ interface Parts {
   membership: Membership;
   planning: Planning;
   driver: RunDriver;
+  heartbeats: Heartbeats;
   isDisposed(): boolean;
 }
 
@@ -76,7 +78,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     hub,
     membership,
     probeBytes: init.probeBytes ?? DEFAULT_PROBE_BYTES,
-    readyTimeoutMs: init.readyTimeoutMs ?? 120_000,
+    readyTimeoutMs: init.readyTimeoutMs ?? PHASE_TIMEOUTS.ready.ms,
     activeRunId: (): number | null => driver.activeRunId(),
     disposed: isDisposed,
   });
@@ -86,12 +88,13 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
     membership,
     planning,
     spans,
-    readyTimeoutMs: init.readyTimeoutMs ?? 120_000,
-    stepTimeoutMs: init.stepTimeoutMs ?? 120_000,
+    readyTimeoutMs: init.readyTimeoutMs ?? PHASE_TIMEOUTS.ready.ms,
+    stepTimeoutMs: init.stepTimeoutMs ?? PHASE_TIMEOUTS.step.ms,
     bubbleHistory: Math.max(1, init.bubbleHistory ?? BUBBLE_HISTORY),
     disposed: isDisposed,
   });
-  const parts: Parts = { hub, membership, planning, driver, isDisposed };
+  const heartbeats = new Heartbeats(hub, membership, driver);
+  const parts: Parts = { hub, membership, planning, driver, heartbeats, isDisposed };
   const offs = [
     mesh.onControl((from, msg: ControlMessage) => {
       if (isToCoordinator(msg)) route(parts, from, msg);
@@ -104,7 +107,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       if (err instanceof ProtocolError) hub.log(`refused a frame from ${from}: ${err.message}`);
     }),
   ];
-  const pingTimer = startHeartbeat(parts, timers, init.pingEveryMs ?? 1000);
+  const pingTimer = startPings(parts, timers, init.pingEveryMs ?? 1000);
+  const stopWatchdog = heartbeats.start(timers, init.pingEveryMs ?? 1000);
   return {
     room,
     view,
@@ -123,6 +127,7 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
       for (const p of membership.peers.values()) p.probe?.abort(new AbortError('coordinator disposed'));
       planning.abortPreview(new AbortError('coordinator disposed'));
       timers.clearInterval(pingTimer);
+      stopWatchdog();
       for (const off of offs) off();
       hub.clear();
       await mesh.close();
@@ -130,8 +135,8 @@ export function createCoordinator(init: CoordinatorInit): Coordinator {
   };
 }
 
-/** Heartbeat and clock sync: a ping to every admitted peer each period, then the stall check. */
-function startHeartbeat({ hub, membership, driver }: Parts, timers: Timers, everyMs: number): unknown {
+/** Clock sync: a ping to every admitted peer each period, then the stall check. */
+function startPings({ hub, membership, driver }: Parts, timers: Timers, everyMs: number): unknown {
   let pingId = 0;
   return timers.setInterval(() => {
     const t0 = hub.now();
@@ -144,7 +149,8 @@ function startHeartbeat({ hub, membership, driver }: Parts, timers: Timers, ever
 
 /** Routes one message from a peer to the part that owns it. */
 function route(parts: Parts, from: string, msg: ToCoordinator): void {
-  const { hub, membership, planning, driver } = parts;
+  const { hub, membership, planning, driver, heartbeats } = parts;
+  if (!heartbeats.heard(from, msg.type)) return; // a dropped peer's: void until it says hello again
   if (msg.type === 'hello') {
     membership.hello(from, msg);
     return;
@@ -171,6 +177,8 @@ function route(parts: Parts, from: string, msg: ToCoordinator): void {
     case 'leave':
       membership.left(from, msg.reason);
       return;
+    case 'heartbeat':
+      return; // heard() took it
     case 'error':
       driver.onWorkerError(from, msg);
       return;
@@ -202,6 +210,7 @@ const TO_COORDINATOR_TYPES = new Set<string>([
   'probeAck',
   'leave',
   'epochAck',
+  'heartbeat',
 ] satisfies ToCoordinator['type'][]);
 
 function isToCoordinator(msg: ControlMessage): msg is ToCoordinator {

@@ -413,20 +413,19 @@ export class RunDriver {
 
   /**
    * Elastic runs: idle peers that arrived since the run began join at this step boundary (steps
-   * before `step` are all recorded). Each takes the next rank, is assigned as a joiner (rank 0's
-   * assignment otherwise: the same config and shards), and every member gets the new epoch, which
-   * redoes from `step`; its first member streams the joiner the state. The joiner is granted what
-   * the members were.
+   * before `step` are all recorded). Each takes the next rank (a dropped member its own), is assigned
+   * as a joiner (its rank's assignment, else rank 0's), and every member gets the new epoch, which
+   * redoes from `step`; a member streams the joiner the state. It is granted what the members were.
    */
   private admitJoiners(r: ActiveRun, epochs: ElasticEpochs, step: number, granted: number): void {
     const { hub, membership } = this.init;
-    const template = r.method?.assignments[0];
-    if (!template) return;
     for (const p of membership.idle()) {
-      if (r.ranks.includes(p.peerId)) continue; // lost from this run, back under the same id
+      const back = r.ranks.indexOf(p.peerId);
+      const rank = back >= 0 ? back : r.ranks.length;
+      const template = r.method?.assignments[rank] ?? r.method?.assignments[0];
+      if (!template || epochs.isMember(p.peerId)) continue;
       p.probe?.abort(new AbortError('a run took the peer'));
-      const rank = r.ranks.length;
-      r.ranks.push(p.peerId);
+      if (back < 0) r.ranks.push(p.peerId);
       p.rank = rank;
       p.role = template.role;
       p.shard = template.shard;

@@ -7,7 +7,8 @@ import type { StepDoneMsg } from './intake.ts';
  * them have reported, from the state committed before it. A peer that arrives mid-run joins at a
  * step boundary: it takes the next rank after every rank so far, and the epoch it starts redoes from
  * that boundary (members that ran ahead roll back), its first member streaming it the state. The
- * driver keeps the ranks (the report's workers, the leader evaluating); this file keeps who is
+ * A member dropped for silence (heartbeats.ts) that speaks again joins the same way at its own rank.
+ * The driver keeps the ranks (the report's workers, the leader evaluating); this file keeps who is
  * still in, which stepDone messages count, and the list of changes for the report.
  */
 
@@ -26,7 +27,7 @@ export interface MembershipChangeRecord {
 export type StepDoneLog = Map<number, Map<number, StepDoneMsg>>;
 
 export class ElasticEpochs {
-  /** Ranks still in, ascending (original ranks, then joiners in the order they came). */
+  /** Ranks still in, ascending (original ranks, then joiners in the order they came; readmitted members at their own rank). */
   private live: number[];
   /** Peer ids by rank: the original ranks, then every joiner. */
   private readonly ranks: string[];
@@ -81,15 +82,19 @@ export class ElasticEpochs {
 
   /**
    * `peerId` joins at the step boundary `step` (every earlier step is recorded): it takes rank
-   * `rank` (the next after every rank so far) and the new epoch redoes from `step`, so members
+   * `rank` (the next after every rank so far, or its own rank when a dropped member comes back,
+   * which keeps `live` ascending and the leader the lowest rank) and the new epoch redoes from `step`, so members
    * that already ran it roll back and the joiner contributes to it. Returns the epoch message for
    * the members, the joiner among them and in `joiners`.
    */
   join(peerId: string, rank: number, step: number, done: StepDoneLog, nextEpoch: number): EpochMsg {
-    if (rank !== this.ranks.length)
-      throw new RangeError(`joiner rank ${rank}, expected ${this.ranks.length}`);
-    this.ranks.push(peerId);
-    this.live.push(rank);
+    if (this.ranks[rank] === peerId && !this.live.includes(rank)) {
+      // A member dropped earlier (its tab froze, then thawed) comes back at its own rank.
+      this.live = [...this.live, rank].sort((a, b) => a - b);
+    } else if (rank === this.ranks.length) {
+      this.ranks.push(peerId);
+      this.live.push(rank);
+    } else throw new RangeError(`joiner rank ${rank}, expected ${this.ranks.length}`);
     const msg = this.begin(step, done, nextEpoch, { step, epoch: nextEpoch, cause: 'joined', peerId });
     return { ...msg, joiners: [peerId] };
   }

@@ -13,6 +13,8 @@ export interface PeerRecord extends PeerView {
   lastReportAt: number | null;
   /** The bandwidth probe in flight, if any (aborted when a run takes the peer). */
   probe: AbortController | null;
+  /** When the peer last sent any control message (coordinator clock): the heartbeat watchdog's input. */
+  lastSeenAt: number;
 }
 
 /** One member of an epoch: who, at which rank, doing what. */
@@ -35,7 +37,7 @@ export interface MembershipView {
 
 export type MembershipChange =
   | { type: 'admitted'; peerId: string }
-  /** A peer's link closed or it said goodbye; `detail` says which. */
+  /** A peer's link closed, it said goodbye or it fell silent ('heartbeat'); `detail` says which. */
   | { type: 'lost'; peerId: string; detail: string }
   | { type: 'epoch'; view: MembershipView };
 
@@ -83,6 +85,18 @@ export class Membership {
     if (!p) return;
     p.probe?.abort(new PeerLostError(peerId));
     this.lose(p, 'left during the run');
+  }
+
+  /**
+   * The heartbeat watchdog's verdict: the peer sent nothing for `silentMs` (a frozen or hung tab
+   * whose link stayed open). Lost with cause 'heartbeat', like a closed link otherwise.
+   */
+  silent(peerId: string, silentMs: number): void {
+    const p = this.peers.get(peerId);
+    if (!p || p.state === 'gone') return;
+    this.hub.log(`${peerId} sent nothing for ${Math.round(silentMs)} ms: dropped (heartbeat)`);
+    p.probe?.abort(new PeerLostError(peerId, 'heartbeat'));
+    this.lose(p, 'heartbeat');
   }
 
   /** A peer's goodbye. */
@@ -208,9 +222,9 @@ export class Membership {
 
   /** The peers as the view shows them (without the coordinator's bookkeeping). */
   peerViews(): PeerView[] {
-    return [...this.peers.values()].map(({ joinedAt: _j, clock: _c, lastReportAt: _l, probe: _p, ...p }) => ({
-      ...p,
-    }));
+    return [...this.peers.values()].map(
+      ({ joinedAt: _j, clock: _c, lastReportAt: _l, probe: _p, lastSeenAt: _s, ...p }) => ({ ...p }),
+    );
   }
 
   private newPeer(peerId: string, state: 'joining' | 'idle', device: PeerRecord['device']): PeerRecord {
@@ -235,6 +249,7 @@ export class Membership {
       clock: new ClockSync(),
       lastReportAt: null,
       probe: null,
+      lastSeenAt: this.hub.now(),
     };
   }
 }

@@ -10,10 +10,13 @@ import { describeChaosAction } from './chaos-spec.ts';
  * "r / N"), since which tab got which rank depends on join order.
  *
  * - kill: the tab is closed without a goodbye (the vanish path; without --elastic the run fails).
- * - freeze: CDP Page.setWebLifecycleState frozen, then active after the duration: the page runs no
- *   tasks, timers or data-channel callbacks meanwhile. Until workers send heartbeats the coordinator
- *   cannot tell a frozen tab from a slow one: the run stalls at the step barrier for the freeze and
- *   goes on when the tab thaws (with heartbeats a long freeze drops the peer and the thaw readmits it).
+ * - freeze: CDP Page.setWebLifecycleState frozen, then active after the duration. Frozen alone stops
+ *   the page's timers but (measured in headless Chromium 156) not its data-channel callbacks: the
+ *   tab went on answering pings and training. So the freeze also pauses the page's JavaScript in the
+ *   debugger (Debugger.pause: the next statement that would run stops there) and resumes it at the
+ *   thaw, as a discarded or frozen background tab runs nothing at all; what arrived meanwhile is
+ *   delivered then. The coordinator hears nothing, drops the peer after the heartbeat timeout, and
+ *   the thaw readmits it (elastic runs).
  * - slow: CDP Emulation.setCPUThrottlingRate on the tab's renderer (rate 1 again after the duration).
  */
 
@@ -151,6 +154,8 @@ export class ChaosRunner {
       case 'freeze': {
         const cdp = await this.session(page);
         await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+        await cdp.send('Debugger.enable');
+        await cdp.send('Debugger.pause');
         this.note(action, atStep, 'tab frozen');
         this.later(action.durationMs, () => this.thaw(action, page, cdp));
         return;
@@ -174,6 +179,7 @@ export class ChaosRunner {
 
   private async thaw(action: ChaosAction, page: Page, cdp: CDPSession): Promise<void> {
     if (page.isClosed()) return;
+    await resumeScripts(cdp);
     await cdp.send('Page.setWebLifecycleState', { state: 'active' });
     this.opts.log?.(`chaos: rank ${action.rank} thawed`);
   }
@@ -203,8 +209,15 @@ export class ChaosRunner {
 
   private async restore(page: Page, cdp: CDPSession): Promise<void> {
     if (page.isClosed()) return;
+    await resumeScripts(cdp).catch(() => undefined);
     await cdp.send('Page.setWebLifecycleState', { state: 'active' }).catch(() => undefined);
     await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 }).catch(() => undefined);
     await cdp.detach().catch(() => undefined);
   }
+}
+
+/** Lets a page paused by a freeze run again (a page that was never paused: no-ops). */
+async function resumeScripts(cdp: CDPSession): Promise<void> {
+  await cdp.send('Debugger.resume').catch(() => undefined); // not paused (nothing ran meanwhile)
+  await cdp.send('Debugger.disable');
 }

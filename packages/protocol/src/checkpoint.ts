@@ -54,6 +54,7 @@ const MAY_DIFFER: ReadonlySet<string> = new Set([
   'backend',
   'checkpointEvery',
   'targetAccuracy',
+  'heartbeatTimeoutMs',
 ]);
 
 /** Lengths of Optimizer.state()'s buffers for `paramCount` parameters (optim's layout, see the top). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { readPartition } from './partition.ts';
+import { PHASE_TIMEOUTS } from './timeouts.ts';
 import { MODEL_PRESETS, modelPreset } from './presets.ts';
 
 export const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -173,6 +174,13 @@ const RunConfigObject = z.object({
    * are skipped, so the run departs from the reference from the first loss on.
    */
   elasticPolicy: z.enum(ELASTIC_POLICIES).default('fixed-global'),
+  /**
+   * A member of a running run that sends nothing (heartbeats are sent every second) for this long
+   * is lost with cause 'heartbeat' (a frozen or crashed tab whose link stays open): an elastic run
+   * goes on without it (and readmits it when it speaks again), any other run fails. 10 s: a wasm
+   * step can hold a busy tab's main thread for about a second, an evaluation a few.
+   */
+  heartbeatTimeoutMs: z.number().int().min(500).max(600_000).default(PHASE_TIMEOUTS.heartbeat.ms),
 });
 
 /**

@@ -1,4 +1,6 @@
 export { PROTOCOL_VERSION } from './version.ts';
+export { HEARTBEAT_EVERY_MS, PHASE_TIMEOUTS } from './timeouts.ts';
+export type { PhaseName, PhaseTimeout } from './timeouts.ts';
 export {
   BackendError,
   CheckpointError,

@@ -148,3 +148,15 @@ describe('elastic epochs', () => {
     expect(() => parseToWorker(bad)).toThrow(ProtocolError);
   });
 });
+
+describe('heartbeats', () => {
+  it('a heartbeat goes to the coordinator and `dropped` to a worker, each only its own way', () => {
+    const beat = { type: 'heartbeat', tWorker: 12.5 };
+    expect(parseToCoordinator(beat)).toEqual(beat);
+    expect(() => parseToWorker(beat)).toThrow(ProtocolError);
+    expect(() => parseToCoordinator({ type: 'heartbeat' })).toThrow(ProtocolError);
+    const dropped = { type: 'dropped', reason: 'no heartbeat within the timeout' };
+    expect(parseToWorker(dropped)).toEqual(dropped);
+    expect(() => parseToCoordinator(dropped)).toThrow(ProtocolError);
+  });
+});

@@ -201,6 +201,12 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('ping'), id: z.number().int(), t0: z.number() }),
   /**
+   * The coordinator dropped this peer (it was silent for the heartbeat timeout, e.g. a frozen tab)
+   * and has just heard from it again: it aborts what it had in flight, forgets its run and says
+   * hello again (an elastic run in progress readmits it at the next step boundary).
+   */
+  z.object({ type: z.literal('dropped'), reason: z.string() }),
+  /**
    * Bandwidth probe: a uint8 tensor of `bytes` follows on the same link, keyed
    * { runId: 0, step: id, microBatch: null, tag } (runId 0 is never a run's); answered by probeAck
    * once it has all arrived. Sent between runs only.
@@ -290,6 +296,11 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     error: WireErrorSchema.optional(),
   }),
   z.object({ type: z.literal('leave'), reason: z.string() }),
+  /**
+   * Sign of life, every HEARTBEAT_EVERY_MS once welcomed (any control message counts as one): a
+   * run's member silent for its config.heartbeatTimeoutMs is dropped. `tWorker`: the worker's clock.
+   */
+  z.object({ type: z.literal('heartbeat'), tWorker: z.number() }),
   /** The worker took epoch `epoch`: every stepDone it sends after this one belongs to that epoch. */
   z.object({ type: z.literal('epochAck'), runId: z.number().int(), epoch: z.number().int().min(0) }),
 ]);

@@ -14,6 +14,8 @@ const PROBE_TIMEOUT_MS = 10_000;
 /** The join handshake's pending answer (set while main() waits for welcome or reject). */
 export interface JoinWait {
   welcomed: ((ok: true | Error) => void) | null;
+  /** The coordinator dropped this worker: abort the run, say hello again (runtime.ts). */
+  rejoin: (reason: string) => void;
 }
 
 /** Handles one control message; the coordinator's id was checked by the caller. */
@@ -46,6 +48,9 @@ export function handleControl(core: WorkerCore, join: JoinWait, msg: ControlMess
       return;
     case 'epoch':
       onEpoch(core, msg);
+      return;
+    case 'dropped':
+      join.rejoin(msg.reason);
       return;
     case 'profile': {
       const c = core.compute;

@@ -18,7 +18,7 @@
 import { asError } from '@peertrain/base';
 import { ringAllReduce } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
-import { PeerLostError, PhaseTimeoutError, joinState } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError, joinState } from '@peertrain/protocol';
 import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
 import type { RunState, WorkerCore } from './core.ts';
 import { poke } from './core.ts';
@@ -31,9 +31,9 @@ import type { Assign, MethodContext, MethodRun } from './methods/types.ts';
 export type EpochMsg = Extract<ToWorker, { type: 'epoch' }>;
 
 /** How long re-forming the ring over a new epoch's members may take. */
-const RELINK_TIMEOUT_MS = 30_000;
+const RELINK_TIMEOUT_MS = PHASE_TIMEOUTS.relink.ms;
 /** How long streaming the state to (or from) a joiner may take, links included. */
-const JOIN_STATE_TIMEOUT_MS = 60_000;
+const JOIN_STATE_TIMEOUT_MS = PHASE_TIMEOUTS.joinState.ms;
 /** States kept for rollback: the coordinator's window lets a worker commit at most 2 steps past fromStep - 1. */
 const SNAPSHOTS = 3;
 
@@ -191,8 +191,10 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
         await globalMean(e, grads, step, AbortSignal.any([ctx.signal, inbox.abort.signal]));
       } catch (err) {
         ctx.signal.throwIfAborted();
-        if (!(err instanceof StepRedoError || err instanceof PeerLostError)) throw err;
-        await epochArrived(inbox, ctx.signal); // a lost member's ring fails before the epoch arrives
+        // A lost member's ring fails (or a frozen one's hop times out) before the epoch arrives.
+        const lost = err instanceof PeerLostError || err instanceof PhaseTimeoutError;
+        if (!(err instanceof StepRedoError || lost)) throw err;
+        await epochArrived(inbox, ctx.signal);
         throw new StepRedoError(`step ${step} aborted by epoch ${inbox.pending?.epoch ?? e.epoch}`);
       }
       // Only a complete exchange is applied: the committed state is never half a step.
@@ -230,15 +232,22 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
   e.inbox.tell?.({ type: 'epochAck', runId: assign.runId, epoch: e.epoch });
   const rank = e.peers.indexOf(mesh.localId);
   if (rank < 0) throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
-  if (rank === 0) for (const joiner of msg.joiners ?? []) await giveState(e, msg, joiner);
+  if (stateSource(msg) === mesh.localId)
+    for (const joiner of msg.joiners ?? []) await giveState(e, msg, joiner);
   if (e.peers.length > 1)
-    await openLinks(mesh, ringLinks({ ...assign, peers: [...e.peers], rank }), RELINK_TIMEOUT_MS, signal);
+    await openLinks(
+      mesh,
+      ringLinks({ ...assign, peers: [...e.peers], rank }),
+      RELINK_TIMEOUT_MS,
+      signal,
+      PHASE_TIMEOUTS.relink.phase,
+    );
 }
 
 /** A joiner's first epoch: the state committed before msg.fromStep, from the epoch's first member. */
 async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
-  const from = msg.peers[0]!;
+  const from = stateSource(msg);
   const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
   await openLinks(mesh, { dial: [from], need: [from] }, JOIN_STATE_TIMEOUT_MS, signal);
   const key = { runId: assign.runId, step: msg.fromStep };
@@ -248,7 +257,18 @@ async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
   e.inbox.joining = false;
 }
 
-/** The first member's side: the state before msg.fromStep (after any rollback) to `joiner`. */
+/**
+ * The member that streams the joiners their state: the first that is not joining itself (a
+ * dropped member readmitted at rank 0 comes first in the epoch's list, with nothing to give yet).
+ */
+function stateSource(msg: EpochMsg): string {
+  const source = msg.peers.find((p) => !(msg.joiners ?? []).includes(p));
+  if (source === undefined)
+    throw new ElasticStateError(`epoch ${msg.epoch} has no member to take the state from`);
+  return source;
+}
+
+/** The state source's side: the state before msg.fromStep (after any rollback) to `joiner`. */
 async function giveState(e: Elastic, msg: EpochMsg, joiner: string): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
   const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
@@ -264,7 +284,7 @@ async function timed<T>(p: Promise<T>, s: AbortSignal, outer: AbortSignal): Prom
     return await p;
   } catch (err) {
     if (s.aborted && !outer.aborted)
-      throw new PhaseTimeoutError('streaming the state to a joiner', JOIN_STATE_TIMEOUT_MS);
+      throw new PhaseTimeoutError(PHASE_TIMEOUTS.joinState.phase, JOIN_STATE_TIMEOUT_MS);
     throw err;
   }
 }

@@ -1,5 +1,5 @@
 import { sleep } from '@peertrain/base';
-import { PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { asError } from '@peertrain/base';
 import type { MethodLinks } from './methods/index.ts';
@@ -33,12 +33,13 @@ export function waitConnected(mesh: Mesh, peerId: string, signal: AbortSignal): 
   });
 }
 
-/** Dials `links.dial` and waits for every link in `links.need`; PhaseTimeoutError after `timeoutMs`. */
+/** Dials `links.dial` and waits for every link in `links.need`; PhaseTimeoutError(phase) after `timeoutMs`. */
 export async function openLinks(
   mesh: Mesh,
   links: MethodLinks,
   timeoutMs: number,
   signal: AbortSignal,
+  phase: string = PHASE_TIMEOUTS.connect.phase,
 ): Promise<void> {
   const s = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
   try {
@@ -46,7 +47,7 @@ export async function openLinks(
     await Promise.all(links.need.map((p) => waitConnected(mesh, p, s)));
   } catch (e) {
     if (signal.aborted) throw asError(signal.reason);
-    if (s.aborted) throw new PhaseTimeoutError('connecting to peers', timeoutMs);
+    if (s.aborted) throw new PhaseTimeoutError(phase, timeoutMs);
     throw e;
   }
 }

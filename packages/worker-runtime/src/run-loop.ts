@@ -11,6 +11,7 @@ import { memoryReport, newRunState } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
 import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
+import { DroppedError } from './heartbeat.ts';
 import { openLinks } from './links.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
@@ -57,7 +58,9 @@ export function startRun(core: WorkerCore, assign: Assign): void {
       },
       (e: unknown) => {
         const err = asError(e);
-        if (err.name === 'AbortError') {
+        // Stopped, superseded or left; or dropped by the coordinator (heartbeat.ts), which has
+        // no use for this run's errors any more.
+        if (err.name === 'AbortError' || run.abort.signal.reason instanceof DroppedError) {
           if (core.current === run && !core.lifetime.aborted) core.update({ phase: 'idle' });
           return;
         }

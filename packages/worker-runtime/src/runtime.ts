@@ -1,5 +1,6 @@
 import { AbortError } from '@peertrain/base';
 import {
+  PHASE_TIMEOUTS,
   PROTOCOL_VERSION,
   PeerLostError,
   PhaseTimeoutError,
@@ -12,6 +13,8 @@ import type { Compute } from './compute.ts';
 import { handleControl } from './control.ts';
 import type { JoinWait } from './control.ts';
 import type { WorkerCore } from './core.ts';
+import { DroppedError, Heartbeat, platformTimers } from './heartbeat.ts';
+import type { WorkerTimers } from './heartbeat.ts';
 import { asError } from '@peertrain/base';
 import { dialCoordinator } from './links.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
@@ -27,6 +30,8 @@ export interface WorkerRuntimeInit {
   now?: () => number;
   joinTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** The heartbeat's interval timer (default: the platform's). */
+  timers?: WorkerTimers;
   signal?: AbortSignal;
 }
 
@@ -70,7 +75,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
     coordinatorId,
     now: init.now ?? (() => performance.now()),
     lifetime: lifetime.signal,
-    connectTimeoutMs: init.connectTimeoutMs ?? 60_000,
+    connectTimeoutMs: init.connectTimeoutMs ?? PHASE_TIMEOUTS.connect.ms,
     compute: null,
     current: null,
     status: () => status,
@@ -85,13 +90,21 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       });
     },
   };
-  const join: JoinWait = { welcomed: null };
+  const joinTimeoutMs = init.joinTimeoutMs ?? PHASE_TIMEOUTS.join.ms;
+  const heartbeat = new Heartbeat(core, init.timers ?? platformTimers);
+  const join: JoinWait = {
+    welcomed: null,
+    rejoin: (reason) => void rejoin(core, join, heartbeat, room, reason, joinTimeoutMs).catch(failed),
+  };
   const offs = watchMesh(core, join);
-
-  main(core, join, room, init.compute, init.joinTimeoutMs ?? 30_000).catch((e: unknown) => {
+  const failed = (e: unknown): void => {
     const err = asError(e);
     if (!lifetime.signal.aborted) core.update({ phase: 'error', lastError: toWireError(err) });
-  });
+  };
+
+  main(core, join, room, init.compute, joinTimeoutMs)
+    .then(() => heartbeat.start())
+    .catch(failed);
 
   return {
     status: () => status,
@@ -111,7 +124,7 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
       } catch {
         // leaving anyway
       }
-      lifetime.abort(new AbortError(reason));
+      lifetime.abort(new AbortError(reason)); // stops the heartbeat too
       core.current?.abort.abort(new AbortError(reason));
       init.signal?.removeEventListener('abort', onOuterAbort);
       for (const off of offs) off();
@@ -168,24 +181,59 @@ async function main(
   core.compute = compute;
   core.update({ phase: 'joining', device: compute.device });
   await dialCoordinator(core.mesh, core.coordinatorId, signal, timeoutMs);
+  await sayHello(core, join, room, timeoutMs);
+}
+
+/** Hello, then welcome (the worker is idle) or reject / PhaseTimeoutError('joining the room'). */
+async function sayHello(core: WorkerCore, join: JoinWait, room: string, timeoutMs: number): Promise<void> {
+  const signal = core.lifetime;
   const welcome = new Promise<true | Error>((resolve) => (join.welcomed = resolve));
   const hello: ToCoordinator = {
     type: 'hello',
     protocolVersion: PROTOCOL_VERSION,
     room,
-    device: compute.device,
+    device: core.compute!.device,
   };
   await core.mesh.sendControl(core.coordinatorId, hello, { signal });
   const timer = AbortSignal.timeout(timeoutMs);
   const answer = await Promise.race([
     welcome,
     new Promise<Error>((resolve) =>
-      timer.addEventListener('abort', () => resolve(new PhaseTimeoutError('joining the room', timeoutMs)), {
-        once: true,
-      }),
+      timer.addEventListener(
+        'abort',
+        () => resolve(new PhaseTimeoutError(PHASE_TIMEOUTS.join.phase, timeoutMs)),
+        { once: true },
+      ),
     ),
   ]);
   join.welcomed = null;
   if (answer !== true) throw answer;
   core.update({ phase: 'idle' });
+}
+
+/**
+ * The coordinator dropped this worker (silent past the heartbeat timeout: a frozen tab) and heard
+ * from it again: whatever was in flight is aborted with DroppedError, the run state goes (its loop
+ * disposes the session on the way out), and the worker says hello again. An elastic run still in
+ * progress readmits it at its next step boundary; otherwise it stays idle. Heartbeats pause until
+ * the new welcome. Once at a time: a second `dropped` while rejoining is ignored.
+ */
+async function rejoin(
+  core: WorkerCore,
+  join: JoinWait,
+  heartbeat: Heartbeat,
+  room: string,
+  reason: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (join.welcomed !== null || core.compute === null || core.lifetime.aborted) return;
+  heartbeat.stop();
+  const run = core.current;
+  core.current = null;
+  run?.abort.abort(new DroppedError(reason));
+  // What the run showed goes (the page shows no rank until it is readmitted).
+  const { runId, rank, worldSize, role, shard, stage } = initialStatus(core.mesh.localId, room);
+  core.update({ phase: 'joining', runId, rank, worldSize, role, shard, stage });
+  await sayHello(core, join, room, timeoutMs);
+  heartbeat.start();
 }

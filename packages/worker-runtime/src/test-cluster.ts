@@ -5,7 +5,7 @@ import type { Coordinator } from '@peertrain/coordinator';
 import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import type { MemoryNetwork } from '@peertrain/transport';
+import type { MemoryNetwork, Transport } from '@peertrain/transport';
 import { engineCompute } from './engine-compute.ts';
 import { createWorkerRuntime } from './runtime.ts';
 import type { WorkerRuntime } from './types.ts';
@@ -15,13 +15,19 @@ export function memoryCluster(
   n: number,
   room: string,
   cleanups: (() => Promise<void>)[],
-  opts: { deviceSteps?: boolean } = {},
+  opts: { deviceSteps?: boolean; wrap?: (name: string, t: Transport) => Transport } = {},
 ): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
   const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
   cleanups.push(() => coord.dispose());
   const workers: WorkerRuntime[] = [];
-  for (let i = 0; i < n; i++) workers.push(memoryWorker(net, room, `w${i}`, cleanups, opts));
+  const { wrap, ...rest } = opts;
+  for (let i = 0; i < n; i++) {
+    const name = `w${i}`;
+    workers.push(
+      memoryWorker(net, room, name, cleanups, { ...rest, ...(wrap ? { wrap: (t) => wrap(name, t) } : {}) }),
+    );
+  }
   return { coord, net, workers };
 }
 
@@ -31,15 +37,17 @@ export function memoryWorker(
   room: string,
   name: string,
   cleanups: (() => Promise<void>)[],
-  opts: { deviceSteps?: boolean } = {},
+  opts: { deviceSteps?: boolean; wrap?: (t: Transport) => Transport } = {},
 ): WorkerRuntime {
   const id = workerPeerId(room, name);
+  const { wrap = (t: Transport): Transport => t, ...computeOpts } = opts;
   const runtime = createWorkerRuntime({
     room,
     coordinatorId: coordinatorPeerId(room),
     // Small messages so the chunked path is what runs.
-    mesh: createMesh(memoryTransport(net, id, { maxMessageSize: 16 * 1024 })),
-    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal, ...opts }),
+    mesh: createMesh(wrap(memoryTransport(net, id, { maxMessageSize: 16 * 1024 }))),
+    compute: ({ signal }) =>
+      engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal, ...computeOpts }),
   });
   cleanups.push(() => runtime.leave('test over'));
   return runtime;

@@ -2,8 +2,9 @@
 // averages them (allReduceMean, @peertrain/collective; compressed with config.compress), every
 // worker applies the same update. With config.overlap the all-reduce runs bucket by bucket under
 // the backward pass (overlap.ts), same bits.
-import { joinState } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, joinState } from '@peertrain/protocol';
 import { elasticAllReduce } from '../elastic.ts';
+import { hopTimed } from '../phase-timeouts.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import { overlappedMeanGradients } from './overlap.ts';
@@ -12,7 +13,9 @@ import type { MethodContext, MethodRun, WorkerMethod } from './types.ts';
 export const allReduceMethod: WorkerMethod = {
   name: 'allreduce',
   links: ringLinks,
-  setup(ctx) {
+  setup(given) {
+    // Each receive of the ring (one hop) has its named timeout.
+    const ctx = { ...given, mesh: hopTimed(given.mesh, PHASE_TIMEOUTS.allreduceHop) };
     if (ctx.assign.config.elastic) return elasticAllReduce(ctx); // a lost member ends the epoch, not the run
     // (overlap hands layers out from the JS path; its buckets are that path's)
     if (ctx.session.deviceSteps && !ctx.assign.config.overlap) return onDevice(ctx);

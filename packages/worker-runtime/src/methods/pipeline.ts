@@ -2,13 +2,14 @@
 // of layers) and walks its schedule's op list per step (../pipeline.ts is the engine). Replica 0's
 // stages gather their parameters on rank 0, which evaluates the whole model. hybrid.ts is this
 // method plus the stage group's averaging over the replicas.
-import { ProtocolError, runShape } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError, runShape } from '@peertrain/protocol';
 import { createCompressor } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
 import { createOptimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { SpanRecorder } from '@peertrain/telemetry';
 import type { StageSession, StageStepOutcome } from '../compute.ts';
+import { hopTimed } from '../phase-timeouts.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
 import type { StageChunk } from '../pipeline.ts';
 import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
@@ -97,12 +98,14 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
   ]!;
   const run: StageRun = { ctx, coords, params, grads };
   const codec = activationCodec(config.activationCompress, config.seed + rank);
+  // Each activation or gradient received from a neighbour stage has its named timeout.
+  const mesh = hopTimed(ctx.mesh, PHASE_TIMEOUTS.stageTransfer);
   return {
     paramBytes: params.byteLength,
     evalParams: rank === 0 ? full : null,
     async step(step) {
       const outcome = await runPipelineStep({
-        mesh: ctx.mesh,
+        mesh,
         runId: assign.runId,
         step,
         ops,

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { useTrainCli } from './train-cli.fixture.ts';
+
+// A worker tab frozen for 15 s (CDP Page.setWebLifecycleState frozen, the way Chrome freezes a
+// background tab, and its scripts paused: harness chaos.ts) in an elastic run: its links stay open but it says nothing, so the coordinator
+// drops it after the heartbeat timeout (5 s here), the survivors redo the step without it, and
+// when the tab thaws it is told it was dropped, says hello again and is readmitted at the next
+// step boundary. The run keeps the global batch throughout, so it still equals the reference.
+
+const { train } = useTrainCli();
+
+describe('a frozen worker tab', () => {
+  it('--chaos freeze=1:15s --elastic: dropped after the heartbeat timeout, readmitted when it thaws; all 60 steps, equal to the reference', async () => {
+    const hit = await train([
+      ...'--workers 4 --model mlp --dataset mnist --steps 60 --backend wasm --elastic --seed 7'.split(' '),
+      // steps=3-6: the freeze lands early, so the thaw (15 s later) comes while the run still
+      // trains; batch 512 makes a step long enough that the survivors do not finish first (here,
+      // load 4: dropped at step 4, back at step 35; with batch 256 at load 10 it was back at 51).
+      ...['--batch', '512', '--eval-every', '0', '--reference', '--heartbeat-timeout', '5'],
+      ...['--chaos', 'freeze=1:15s,seed=3,steps=3-6'],
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    const chaos = r.harness.chaos!;
+    expect(chaos.actions).toHaveLength(1);
+    expect(chaos.actions[0]!.outcome).toBe('tab frozen');
+    const frozen = r.workers[chaos.actions[0]!.rank]!.peerId;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(60).keys()]);
+    const changes = r.membershipChanges ?? [];
+    console.log(`membership changes: ${JSON.stringify(changes)}; wall ${r.wallMs} ms`);
+    expect(changes.map(({ cause, peerId }) => ({ cause, peerId }))).toEqual([
+      { cause: 'heartbeat', peerId: frozen },
+      { cause: 'joined', peerId: frozen },
+    ]);
+    expect(changes[1]!.step).toBeGreaterThanOrEqual(changes[0]!.step);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+  });
+});

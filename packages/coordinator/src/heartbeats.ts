@@ -1,0 +1,82 @@
+import type { ToCoordinator } from '@peertrain/protocol';
+import type { Hub } from './hub.ts';
+import type { Membership } from './membership.ts';
+import type { RunView } from './types.ts';
+import type { Timers } from './coordinator.ts';
+
+/*
+ * Heartbeats and the watchdog. A welcomed worker sends `heartbeat` every HEARTBEAT_EVERY_MS, and
+ * answers the coordinator's pings; any control message from a peer counts as a sign of life
+ * (lastSeenAt). While a run is running (or paused), a member silent for the run's
+ * config.heartbeatTimeoutMs is lost with cause 'heartbeat' (Membership.silent): the same path as a
+ * closed link, so an elastic run ends the epoch and redoes the step without it, any other run fails
+ * with PeerLostError. A frozen tab's link stays open, so without this the run would only stall.
+ *
+ * A dropped peer that speaks again (its tab thawed) is told so, once (`dropped`): it aborts what it
+ * had in flight, forgets its run and says hello again, and everything it sent until then is void.
+ * Its new hello admits it as an idle peer; an elastic run in progress takes it back at the next
+ * step boundary (the driver's admitJoiners), any other run has no more use for it.
+ */
+
+/** What the watchdog needs of the run driver. */
+export interface WatchedRun {
+  /** Peer ids of the run in progress, by rank (empty when none). */
+  ranks(): readonly string[];
+  readonly runView: Pick<RunView, 'phase' | 'config'>;
+}
+
+export class Heartbeats {
+  /** Dropped peers already told so (until their next hello). */
+  private readonly told = new Set<string>();
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly membership: Membership,
+    private readonly run: WatchedRun,
+  ) {}
+
+  /** Checks every `everyMs` on the injected timers; returns the stop. */
+  start(timers: Timers, everyMs: number): () => void {
+    const handle = timers.setInterval(() => this.check(this.hub.now()), everyMs);
+    return () => timers.clearInterval(handle);
+  }
+
+  /**
+   * A control message of `type` arrived from `from`: a sign of life. False when the peer was
+   * dropped and has not said hello since: the message is void (the peer is told, once).
+   */
+  heard(from: string, type: ToCoordinator['type']): boolean {
+    const p = this.membership.peers.get(from);
+    if (!p) return true; // not admitted: route() answers only its hello
+    if (type === 'hello') {
+      this.told.delete(from);
+      return true;
+    }
+    if (p.state !== 'gone') {
+      p.lastSeenAt = this.hub.now();
+      return true;
+    }
+    if (!this.told.has(from)) {
+      this.told.add(from);
+      this.hub.log(`${from} speaks again after it was dropped: told to rejoin`);
+      this.hub.send(from, { type: 'dropped', reason: 'no heartbeat within the timeout' });
+    }
+    return false;
+  }
+
+  /** Drops the run's members silent for longer than its heartbeat timeout; returns who. */
+  check(t: number): string[] {
+    const { phase, config } = this.run.runView;
+    if (!config || !(phase === 'running' || phase === 'paused')) return [];
+    const silent: { peerId: string; ms: number }[] = [];
+    for (const id of this.run.ranks()) {
+      const p = this.membership.peers.get(id);
+      if (!p || p.state === 'gone') continue;
+      const ms = t - p.lastSeenAt;
+      if (ms > config.heartbeatTimeoutMs) silent.push({ peerId: id, ms });
+    }
+    // Each loss may end an epoch (or the run): one at a time, each against the state the last left.
+    for (const s of silent) this.membership.silent(s.peerId, s.ms);
+    return silent.map((s) => s.peerId);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Every named phase timeout, in one place. `phase` is what PhaseTimeoutError says when it fires
+ * (the coordinator's step barrier adds the step's number); `ms` is the default. Where each is
+ * enforced:
+ *
+ * - join:          worker, hello until welcome or reject (worker-runtime runtime.ts)
+ * - connect:       worker, opening a run's peer links (worker-runtime links.ts openLinks)
+ * - ready:         coordinator, assignment until every rank is ready (driver train)
+ * - step:          coordinator, the step barrier: every member reports the step (driver train)
+ * - allreduceHop:  worker, one receive of the ring all-reduce (methods/exchange.ts, elastic.ts)
+ * - stageTransfer: worker, one activation or gradient receive between pipeline stages (methods/pipeline.ts)
+ * - checkpoint:    coordinator, the holder's state after a checkpoint step (checkpoints.ts)
+ * - joinState:     worker, streaming the state to (or from) a peer joining a run (elastic.ts)
+ * - relink:        worker, re-forming the ring over a new epoch's members (elastic.ts)
+ * - heartbeat:     coordinator, a run member silent this long is lost with cause 'heartbeat'
+ *                  (heartbeats.ts; per run: config.heartbeatTimeoutMs, CLI --heartbeat-timeout)
+ *
+ * Hops and transfers wait for the slowest peer's compute (and the leader's evaluation between
+ * steps), so they are generous; a frozen peer is caught by the heartbeat well before them.
+ */
+export const PHASE_TIMEOUTS = {
+  join: { phase: 'joining the room', ms: 30_000 },
+  connect: { phase: 'connecting to peers', ms: 60_000 },
+  ready: { phase: 'workers loading data and connecting', ms: 120_000 },
+  step: { phase: 'step', ms: 120_000 },
+  allreduceHop: { phase: 'all-reduce hop', ms: 60_000 },
+  stageTransfer: { phase: 'stage send/recv', ms: 120_000 },
+  checkpoint: { phase: 'checkpoint', ms: 120_000 },
+  joinState: { phase: 'streaming the state to a joiner', ms: 60_000 },
+  relink: { phase: 're-forming the ring', ms: 30_000 },
+  heartbeat: { phase: 'heartbeat', ms: 10_000 },
+} as const satisfies Record<string, PhaseTimeout>;
+
+export interface PhaseTimeout {
+  phase: string;
+  ms: number;
+}
+
+export type PhaseName = keyof typeof PHASE_TIMEOUTS;
+
+/** How often a welcomed worker sends a heartbeat (well under any heartbeat timeout: >= 500 ms). */
+export const HEARTBEAT_EVERY_MS = 1000;
