@@ -62,19 +62,8 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.loss).toHaveLength(150);
   });
 
-  // 3 workers: the ring and ps runs above; 2 workers: the resume run below.
-  for (const workers of [4]) {
-    it(`${workers} workers x 20 steps equal one worker at batch ${workers}x32 (allreduce)`, async () => {
-      const { code, stderr, report } = await train([
-        ...['--workers', String(workers), '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'],
-        ...['--steps', '20', '--backend', 'wasm', '--reference', '--seed', String(100 + workers)],
-      ]);
-      expect(code, stderr).toBe(0);
-      expect(report!.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
-      expect(report!.reference!.maxAbsDiff).toBeGreaterThanOrEqual(0);
-    });
-  }
-
+  // 3 workers here; 4 in the chaos kill and freeze runs (elastic.e2e, freeze.e2e: 4 tabs, each
+  // checked against the reference), 2 in the resume run.
   it('a worker tab that vanishes mid-run fails the run by name and keeps the steps done', async () => {
     const args = ['--workers', '3', '--sync', 'allreduce', '--model', 'mlp', '--dataset', 'mnist'];
     const lost = await train([...args, '--steps', '40', '--backend', 'wasm', '--inject-fault', 'vanish']);
