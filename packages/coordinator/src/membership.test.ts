@@ -51,6 +51,30 @@ describe('Membership', () => {
     expect(changes).toEqual([{ type: 'admitted', peerId: a }]);
   });
 
+  it('marks a silent stage stalled, never an elastic pipeline’s spare, which reports no steps', () => {
+    const { m } = setup();
+    const [a, b, spare] = ['a', 'b', 'spare'].map((n) => workerPeerId(ROOM, n)) as [string, string, string];
+    for (const id of [a, b, spare]) m.hello(id, hello());
+    const rec = (id: string) => m.peers.get(id)!;
+    for (const [id, stage] of [
+      [a, 0],
+      [b, 1],
+      [spare, null],
+    ] as const) {
+      Object.assign(rec(id), {
+        role: 'stage',
+        stage: stage === null ? null : { first: stage, end: stage + 1 },
+        state: 'computing',
+      });
+    }
+    rec(a).lastStep = 5;
+    rec(a).lastReportAt = 5000;
+    rec(b).lastStep = 4;
+    rec(b).lastReportAt = 100;
+    expect(m.checkStalls(5000, [a, b, spare], { phase: 'running', startedAt: 0 })).toBe(true);
+    expect([a, b, spare].map((id) => rec(id).state)).toEqual(['computing', 'stalled', 'computing']);
+  });
+
   it('starts an epoch per change of members, and tells who was lost', () => {
     const { m, changes } = setup();
     const [a, b] = [workerPeerId(ROOM, 'a'), workerPeerId(ROOM, 'b')];

@@ -200,7 +200,10 @@ export class Membership {
    */
   checkStalls(t: number, ranks: readonly string[], run: Pick<RunView, 'phase' | 'startedAt'>): boolean {
     if (ranks.length === 0) return false;
-    const members = ranks.flatMap((id) => this.peers.get(id) ?? []);
+    // A spare (an elastic pipeline's peer without a stage) reports no steps until it takes one.
+    const members = ranks
+      .flatMap((id) => this.peers.get(id) ?? [])
+      .filter((p) => !(p.role === 'stage' && p.stage === null));
     if (run.phase === 'paused') {
       for (const p of members) if (p.lastReportAt !== null) p.lastReportAt = t;
       return false;
