@@ -6,7 +6,7 @@ import { ConfigError, ModelSpecSchema } from '@peertrain/protocol';
 import { throwIfAborted } from '@peertrain/base';
 import type { ModelSpec } from '@peertrain/protocol';
 import { ShapeError } from './errors.ts';
-import { layeredLossAndGrads } from './layered.ts';
+import { layeredLossAndGrads, yieldToEventLoop } from './layered.ts';
 import type { BackwardHooks } from './layered.ts';
 import { buildLayers } from './layers.ts';
 import type { Layer, ParamInfo } from './layers.ts';
@@ -263,10 +263,14 @@ async function inBatches(
   checkParams(whole, params);
   checkBatch(model, x.length, n);
   const { inputSize } = model;
-  const batch = Math.max(1, opts.batch ?? 500);
+  const batch = Math.max(1, opts.batch ?? 250);
   const w = whole.uploadParams(params);
   try {
     for (let start = 0; start < n; start += batch) {
+      // wasm's data() settles as a microtask: without a macrotask turn between batches a whole
+      // evaluation would hold the page, its heartbeats and its channels (a CNN's 2,000 test
+      // digits took seconds under load, and a member silent for the heartbeat timeout is dropped).
+      if (start > 0) await yieldToEventLoop();
       throwIfAborted(opts.signal);
       const end = Math.min(n, start + batch);
       const logits = tf.tidy(() =>
