@@ -171,7 +171,9 @@ export function stepPoint(rec: StepRecord, prev: StepRecord | undefined, globalB
 
 /**
  * Compute utilization per rank, kept as steps pass the barrier: the rank's summed computeMs over
- * its summed step wall time (computeMs + commMs, as each stepDone splits it). O(ranks) a step.
+ * its summed wall time (computeMs + commMs + idleMs, as each stepDone splits it). With idleMs (the
+ * time between the rank's previous step and this one) the steps tile the rank's training time, so
+ * waits for grants, evaluations and reports between steps count against it. O(ranks) a step.
  */
 export class UtilizationSums {
   private readonly compute: number[];
@@ -186,7 +188,7 @@ export class UtilizationSums {
     for (const { rank, msg } of rec.reports) {
       if (rank >= this.compute.length) continue;
       this.compute[rank]! += msg.computeMs;
-      this.wall[rank]! += msg.computeMs + msg.commMs;
+      this.wall[rank]! += msg.computeMs + msg.commMs + (msg.idleMs ?? 0);
     }
   }
 

@@ -132,6 +132,8 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
+  // Since the last step ended: the grant's wait, evaluations, reports (none before the first step).
+  const idleMs = run.lastStepEndMs === null ? null : Math.max(0, t0 - run.lastStepEndMs);
   const outcome = await method.step(step).catch((e: unknown) => {
     if (e instanceof StepRedoError) return null; // elastic: the loop rewinds to the epoch's step
     throw e;
@@ -141,6 +143,7 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
+  run.lastStepEndMs = t2;
   run.completed = step + 1;
   await sendCheckpointIfDue(core, run, method, signal); // ahead of stepDone, on the same link
   core.tell({
@@ -151,6 +154,7 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
     samples: config.batch,
     computeMs,
     commMs: Math.max(0, t2 - t0 - computeMs),
+    ...(idleMs !== null ? { idleMs } : {}),
     bytesSent: peerBytesSent(core) - run.bytesAtStart,
     spans: spans.drain().map(toWireSpan),
     ...(activation ?? {}),
