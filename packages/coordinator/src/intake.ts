@@ -163,10 +163,21 @@ export function stepPoint(rec: StepRecord, prev: StepRecord | undefined, globalB
     samplesPerSec: (globalBatch * (rec.step + 1)) / (rec.doneAtMs / 1000),
     computeMs: mean(done.map((d) => d.computeMs)),
     commMs: mean(done.map((d) => d.commMs)),
-    stepMs: rec.doneAtMs - (prev?.doneAtMs ?? 0),
+    stepMs: ranksStepMs(done) ?? rec.doneAtMs - (prev?.doneAtMs ?? 0),
     bytes,
     computeMsByRank,
   };
+}
+
+/**
+ * The ranks' mean wall time for a step, from their own clocks (computeMs + commMs + idleMs: a
+ * rank's steps tile its training time); null unless every report has idleMs (a rank's first step,
+ * older workers), where the arrival times must do. Arrivals alone misread held reports (a DiLoCo
+ * worker sends a round's reports together, so all but one step would seem to take no time).
+ */
+function ranksStepMs(done: readonly StepDoneMsg[]): number | null {
+  if (done.length === 0 || done.some((d) => d.idleMs === undefined)) return null;
+  return mean(done.map((d) => d.computeMs + d.commMs + (d.idleMs ?? 0)));
 }
 
 /**

@@ -63,7 +63,7 @@ describe('buildReport', () => {
     expect(Object.keys(report).slice(-2)).toEqual(['pipeline', 'errors']);
   });
 
-  it('counts the time between a rank\'s steps (idleMs) in its wall time for utilization', () => {
+  it("counts the time between a rank's steps (idleMs) in its wall time for utilization", () => {
     const base = inputs();
     const plain = buildReport(base).workers.map((w) => w.computeUtilization);
     // Every report after a rank's first says it waited 10 ms since its previous step ended.
@@ -79,6 +79,14 @@ describe('buildReport', () => {
       expect(plain[rank]).toBeCloseTo(compute / busy, 12);
       expect(w.computeUtilization).toBeCloseTo(compute / (busy + 10 * (own.length - 1)), 12);
     });
+    // A step every rank gave idleMs for takes the ranks' mean wall time, not the arrival gap.
+    const last = steps[steps.length - 1]!;
+    const walls = last.reports.map((r) => r.msg.computeMs + r.msg.commMs + 10);
+    expect(stepPoint(last, steps[steps.length - 2], 8).stepMs).toBeCloseTo(
+      walls.reduce((a, b) => a + b, 0) / walls.length,
+      12,
+    );
+    expect(stepPoint(steps[0]!, undefined, 8).stepMs).toBe(steps[0]!.doneAtMs);
   });
 
   it('has no accuracy without the final evaluation, and NaN medians without steps', () => {

@@ -2,7 +2,7 @@ import { AbortError, asError, sleep } from '@peertrain/base';
 // The driver of one assigned run, the same for every training method: prepare the session and open
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
-import { ProtocolError, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
+import { ProtocolError, checkpointDue, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
 import type { WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
@@ -12,6 +12,7 @@ import type { RunState, WorkerCore } from './core.ts';
 import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
 import { openLinks } from './links.ts';
+import { StepReports } from './reports.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
 
@@ -26,6 +27,8 @@ interface Driver {
   session: TrainSession;
   spans: SpanRecorder;
   signal: AbortSignal;
+  /** stepDone messages; a local step's may be held until its round ends (reports.ts). */
+  reports: StepReports;
 }
 
 /** Takes a new assignment: supersedes the current run, shows the new one, drives it to its end. */
@@ -104,7 +107,8 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     run.paramBytes = m.paramBytes;
     core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
     core.update({ phase: 'training' });
-    const d: Driver = { core, run, method: m, session, spans, signal };
+    const reports = new StepReports((msg) => core.tell(msg), core.now);
+    const d: Driver = { core, run, method: m, session, spans, signal, reports };
     for (;;) {
       signal.throwIfAborted();
       rewind(run); // elastic: a new epoch redoes from its fromStep
@@ -112,6 +116,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
       await runEvals(d);
       if (run.pendingReference) await runReference(d);
       if (!granted(run) && run.pendingEvals.length === 0 && !run.pendingReference) {
+        reports.flush(); // the coordinator grants from the reports it has
         if (run.completed === run.endStep) core.update({ phase: 'done' });
         await waitForWork(run, signal);
       }
@@ -128,7 +133,7 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans, signal }: Driver): Promise<void> {
+async function runStep({ core, run, method, spans, signal, reports }: Driver): Promise<void> {
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
@@ -145,21 +150,26 @@ async function runStep({ core, run, method, spans, signal }: Driver): Promise<vo
   const t2 = core.now();
   run.lastStepEndMs = t2;
   run.completed = step + 1;
+  if (checkpointDue(config.checkpointEvery, run.completed)) reports.flush();
   await sendCheckpointIfDue(core, run, method, signal); // ahead of stepDone, on the same link
-  core.tell({
-    type: 'stepDone',
-    runId,
-    step,
-    ...(loss !== null ? { loss } : {}),
-    samples: config.batch,
-    computeMs,
-    commMs: Math.max(0, t2 - t0 - computeMs),
-    ...(idleMs !== null ? { idleMs } : {}),
-    bytesSent: peerBytesSent(core) - run.bytesAtStart,
-    spans: spans.drain().map(toWireSpan),
-    ...(activation ?? {}),
-    ...(staleness !== undefined ? { staleness } : {}),
-  });
+  const hold = method.holdReport?.(step) ?? false;
+  reports.add(
+    {
+      type: 'stepDone',
+      runId,
+      step,
+      ...(loss !== null ? { loss } : {}),
+      samples: config.batch,
+      computeMs,
+      commMs: Math.max(0, t2 - t0 - computeMs),
+      ...(idleMs !== null ? { idleMs } : {}),
+      bytesSent: peerBytesSent(core) - run.bytesAtStart,
+      spans: spans.drain().map(toWireSpan),
+      ...(activation ?? {}),
+      ...(staleness !== undefined ? { staleness } : {}),
+    },
+    hold,
+  );
   // The page's memory line follows every step, not only the coordinator's (sparse) pings.
   core.update({
     step: run.completed,
@@ -192,8 +202,9 @@ async function slowedDown(run: RunState, computeMs: number, signal: AbortSignal)
  * reaches the target accuracy (which ends the run there: no further step runs), the trained model
  * goes to the coordinator first, on the same ordered link as the result.
  */
-async function runEvals({ core, run, method, session, signal }: Driver): Promise<void> {
+async function runEvals({ core, run, method, session, signal, reports }: Driver): Promise<void> {
   const { config, runId } = run.assign;
+  if (run.pendingEvals.length > 0) reports.flush(); // the evaluated steps' reports go first
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
     await method.syncParams?.();
@@ -226,7 +237,8 @@ async function runEvals({ core, run, method, session, signal }: Driver): Promise
   }
 }
 
-async function runReference({ core, run, method, session, signal }: Driver): Promise<void> {
+async function runReference({ core, run, method, session, signal, reports }: Driver): Promise<void> {
+  reports.flush();
   run.pendingReference = false;
   core.update({ phase: 'reference' });
   await method.syncParams?.();
