@@ -67,4 +67,17 @@ describe('allreduce with overlap', () => {
       }
     }
   });
+
+  it('cnn in one bucket: nothing could hide, so the plain step runs (same bits, no per-layer spans)', async () => {
+    const config = { ...base, model: 'cnn' as const, bucketElems: 65_536 }; // 9,098 parameters
+    const plain = await runCluster(config);
+    const overlapped = await runCluster({ ...config, overlap: true });
+    for (let r = 0; r < 3; r++) {
+      const at = firstBitDifference(overlapped.params[2]![r]!, plain.params[2]![r]!);
+      if (at >= 0) expect.fail(`worker ${r}: differs at element ${at}`);
+      const s = ofStep(overlapped.spans[r]!, 1);
+      expect(s.filter((x) => x.kind === 'backward')).toHaveLength(0);
+      expect(s.filter((x) => x.kind === 'compute')).toHaveLength(1);
+    }
+  });
 });
