@@ -150,9 +150,11 @@ async function runStep({ core, run, method, spans, signal, reports }: Driver): P
   const t2 = core.now();
   run.lastStepEndMs = t2;
   run.completed = step + 1;
-  if (checkpointDue(config.checkpointEvery, run.completed)) reports.flush();
+  // A checkpointed step's report goes at once, right behind its state, with those held before it.
+  const checkpoint = checkpointDue(config.checkpointEvery, run.completed);
+  if (checkpoint) reports.flush();
   await sendCheckpointIfDue(core, run, method, signal); // ahead of stepDone, on the same link
-  const hold = method.holdReport?.(step) ?? false;
+  const hold = !checkpoint && (method.holdReport?.(step) ?? false);
   reports.add(
     {
       type: 'stepDone',
