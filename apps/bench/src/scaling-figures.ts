@@ -1,4 +1,5 @@
 import type { RunReport } from '@peertrain/coordinator';
+import { overlapExposureCheck } from './exposed-comm.ts';
 import type { ScalingCase, ScalingSettings } from './scaling-cases.ts';
 
 // Part 6's figures (pure): one row per run from its RunReport (read as JSON: fields newer than this
@@ -93,6 +94,11 @@ export interface RunFigures {
   /** report.compression.bytesRatio: the method's own wire / fp32 measure. */
   compressionRatio: number | null;
   backends: string[];
+  /**
+   * Communication not hidden behind compute, ms a step (exposed-comm.ts), from the run's trace:
+   * only the synchronous all-reduce runs with and without overlap on more than one tab read it.
+   */
+  exposedCommMsPerStep?: number;
 }
 
 /** Mean bytes of the steps after the first (see above); null without such a step carrying bytes. */
@@ -334,6 +340,15 @@ export function scalingChecks(
       pass: low === 0,
     });
   }
+  const overlap = overlapExposureCheck(
+    rows.map((r) => ({
+      model: r.model,
+      method: r.method,
+      tabs: r.tabs,
+      exposedCommMsPerStep: r.ok ? (r.figures.exposedCommMsPerStep ?? null) : null,
+    })),
+  );
+  if (overlap) out.push(overlap);
   for (const r of compression) {
     const bound = COMPRESSION_BOUNDS[r.spec];
     if (bound === undefined) continue;

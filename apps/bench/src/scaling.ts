@@ -3,6 +3,7 @@ import { parseRunReport } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
 import { PROGRESS_MARKER } from './api.ts';
 import type { CoordinatorRunResult } from './api.ts';
+import { exposedComm } from './exposed-comm.ts';
 import { describeError, openHostedRoom } from './hosted.ts';
 import type { HostedRoom } from './hosted.ts';
 import {
@@ -51,22 +52,34 @@ export interface ScalingOptions {
   signal?: AbortSignal;
 }
 
-/** Runs `config` and reads its figures; throws the page's error. */
+/** Steps left out of the exposed-communication figure: the first all-reduces open the ring. */
+const EXPOSED_SKIP_STEPS = 3;
+
+/** Methods whose runs (on more than one tab) are traced for the exposed-communication figure. */
+const TRACED_METHODS: ReadonlySet<string> = new Set(['allreduce', 'overlap']);
+
+/**
+ * Runs `config` and reads its figures; throws the page's error. `traced`: the run's trace gives
+ * the communication not hidden behind compute (exposed-comm.ts).
+ */
 async function runOne(
   room: HostedRoom,
   config: RunConfigInput,
   target: number | null,
   globalBatch: number,
   timeoutMs = RUN_TIMEOUT_MS,
+  traced = false,
 ): Promise<RunFigures> {
   const res: CoordinatorRunResult = await room.run({
     config,
     waitMs: RUN_WAIT_MS,
     timeoutMs,
-    trace: false,
+    trace: traced,
   });
   const report = parseRunReport(res.report);
-  return runFigures(res.report, report, parseTimeline(res.timeline), target, globalBatch);
+  const figures = runFigures(res.report, report, parseTimeline(res.timeline), target, globalBatch);
+  if (!traced || res.trace === null) return figures;
+  return { ...figures, exposedCommMsPerStep: exposedComm(res.trace, EXPOSED_SKIP_STEPS).exposedMsPerStep };
 }
 
 function summary(f: RunFigures): string {
@@ -76,7 +89,9 @@ function summary(f: RunFigures): string {
       ? `target at step ${t.step} in ${(t.timeMs / 1000).toFixed(1)} s`
       : 'target not reached';
   const util = f.computeUtilization === null ? '-' : f.computeUtilization.toFixed(2);
-  return `${reached}, ${f.steps} steps, ${f.samplesPerSec.toFixed(0)} samples/s, util ${util}`;
+  const exposed =
+    f.exposedCommMsPerStep === undefined ? '' : `, exposed comm ${f.exposedCommMsPerStep.toFixed(1)} ms/step`;
+  return `${reached}, ${f.steps} steps, ${f.samplesPerSec.toFixed(0)} samples/s, util ${util}${exposed}`;
 }
 
 /** Opens the room, warms each model, runs every case and the compression runs, closes everything. */
@@ -127,7 +142,9 @@ export async function measureScaling(opts: ScalingOptions): Promise<ScalingPart>
       signal?.throwIfAborted();
       const t0 = performance.now();
       try {
-        const figures = await runOne(hosted, scalingConfig(c, s.seed), c.model.target, s.globalBatch);
+        const traced = c.tabs > 1 && TRACED_METHODS.has(c.method.id);
+        const config = scalingConfig(c, s.seed);
+        const figures = await runOne(hosted, config, c.model.target, s.globalBatch, RUN_TIMEOUT_MS, traced);
         rows.push({ ...scalingRowBase(c), ok: true, figures, ratios: null });
         const took = ((performance.now() - t0) / 1000).toFixed(0);
         log(`scaling ${i + 1}/${cases.length} ${caseLabel(c)}: ${summary(figures)}, ${took} s`);

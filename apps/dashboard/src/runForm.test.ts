@@ -160,7 +160,7 @@ describe('run form', () => {
     const issues = issuesOf(form({ strategy: 'hybrid', workers: '3', replicas: '2', microBatches: 'x' }));
     expect(issues).toContain('microBatches: "x" is not a number');
     const byField = issuesByField(issues);
-    expect(byField.get('workers')?.[0]).toMatch(/3 workers do not split into 2 replicas/);
+    expect(byField.get('workers')?.[0]).toMatch(/3 stage workers do not split into 2 replicas/);
     expect(byField.get('microBatches')).toEqual(['"x" is not a number']);
     expect(issuesOf(form({ strategy: 'pipeline', schedule: 'naive', microBatches: '4' }))).toEqual([
       'microBatches: naive runs the whole batch at once: microBatches must be 1, got 4',

@@ -168,15 +168,28 @@ export function stepPoint(rec: StepRecord, prev: StepRecord | undefined, globalB
     samplesPerSec: (globalBatch * (rec.step + 1)) / (rec.doneAtMs / 1000),
     computeMs: mean(done.map((d) => d.computeMs)),
     commMs: mean(done.map((d) => d.commMs)),
-    stepMs: rec.doneAtMs - (prev?.doneAtMs ?? 0),
+    stepMs: ranksStepMs(done) ?? rec.doneAtMs - (prev?.doneAtMs ?? 0),
     bytes,
     computeMsByRank,
   };
 }
 
 /**
+ * The ranks' mean wall time for a step, from their own clocks (computeMs + commMs + idleMs: a
+ * rank's steps tile its training time); null unless every report has idleMs (a rank's first step,
+ * older workers), where the arrival times must do. Arrivals alone misread held reports (a DiLoCo
+ * worker sends a round's reports together, so all but one step would seem to take no time).
+ */
+function ranksStepMs(done: readonly StepDoneMsg[]): number | null {
+  if (done.length === 0 || done.some((d) => d.idleMs === undefined)) return null;
+  return mean(done.map((d) => d.computeMs + d.commMs + (d.idleMs ?? 0)));
+}
+
+/**
  * Compute utilization per rank, kept as steps pass the barrier: the rank's summed computeMs over
- * its summed step wall time (computeMs + commMs, as each stepDone splits it). O(ranks) a step.
+ * its summed wall time (computeMs + commMs + idleMs, as each stepDone splits it). With idleMs (the
+ * time between the rank's previous step and this one) the steps tile the rank's training time, so
+ * waits for grants, evaluations and reports between steps count against it. O(ranks) a step.
  */
 export class UtilizationSums {
   private readonly compute: number[];
@@ -191,7 +204,7 @@ export class UtilizationSums {
     for (const { rank, msg } of rec.reports) {
       if (rank >= this.compute.length) continue;
       this.compute[rank]! += msg.computeMs;
-      this.wall[rank]! += msg.computeMs + msg.commMs;
+      this.wall[rank]! += msg.computeMs + msg.commMs + (msg.idleMs ?? 0);
     }
   }
 

@@ -63,6 +63,32 @@ describe('buildReport', () => {
     expect(Object.keys(report).slice(-2)).toEqual(['pipeline', 'errors']);
   });
 
+  it("counts the time between a rank's steps (idleMs) in its wall time for utilization", () => {
+    const base = inputs();
+    const plain = buildReport(base).workers.map((w) => w.computeUtilization);
+    // Every report after a rank's first says it waited 10 ms since its previous step ended.
+    const steps = base.steps.map((rec) => ({
+      ...rec,
+      reports: rec.reports.map((r) => (r.msg.step > 0 ? { ...r, msg: { ...r.msg, idleMs: 10 } } : r)),
+    }));
+    const report = buildReport({ ...base, steps });
+    report.workers.forEach((w, rank) => {
+      const own = base.steps.flatMap((s) => s.reports.filter((r) => r.rank === rank).map((r) => r.msg));
+      const compute = own.reduce((a, m) => a + m.computeMs, 0);
+      const busy = own.reduce((a, m) => a + m.computeMs + m.commMs, 0);
+      expect(plain[rank]).toBeCloseTo(compute / busy, 12);
+      expect(w.computeUtilization).toBeCloseTo(compute / (busy + 10 * (own.length - 1)), 12);
+    });
+    // A step every rank gave idleMs for takes the ranks' mean wall time, not the arrival gap.
+    const last = steps[steps.length - 1]!;
+    const walls = last.reports.map((r) => r.msg.computeMs + r.msg.commMs + 10);
+    expect(stepPoint(last, steps[steps.length - 2], 8).stepMs).toBeCloseTo(
+      walls.reduce((a, b) => a + b, 0) / walls.length,
+      12,
+    );
+    expect(stepPoint(steps[0]!, undefined, 8).stepMs).toBe(steps[0]!.doneAtMs);
+  });
+
   it('has no accuracy without the final evaluation, and NaN medians without steps', () => {
     const report = buildReport({ ...inputs(), steps: [], evals: [] });
     expect(report.testAccuracy).toBeNaN();

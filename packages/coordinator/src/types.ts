@@ -67,7 +67,10 @@ export interface StepPoint {
   samplesPerSec: number;
   computeMs: number;
   commMs: number;
-  /** Wall time of the step on the coordinator (since the previous step finished), ms. */
+  /**
+   * Wall time of the step, ms: the ranks' mean of their own (computeMs + commMs + idleMs), or where
+   * a report lacks idleMs (a rank's first step) the coordinator's time since the previous step finished.
+   */
   stepMs?: number;
   /** Bytes every peer sent to other peers during this step (summed). */
   bytes?: number;

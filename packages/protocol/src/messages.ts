@@ -239,6 +239,12 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     samples: z.number().int().min(0),
     computeMs: z.number().min(0),
     commMs: z.number().min(0),
+    /**
+     * Wall time between the end of the worker's previous step and the start of this one (waiting
+     * for the coordinator's grant, evaluations, checkpoints, reports): counted in the step's wall
+     * time for compute utilization. Absent on a worker's first step.
+     */
+    idleMs: z.number().min(0).optional(),
     bytesSent: z.number().min(0),
     /** What the worker did during the step, on its own clock. */
     spans: z.array(WireSpanSchema).max(10_000).optional(),

@@ -48,6 +48,11 @@ export interface RunState {
    * what the run sent since (the mesh counts since the tab opened, and a tab serves many runs).
    */
   bytesAtStart: number;
+  /**
+   * When the worker's last step ended (its clock), null before the first: the next stepDone's
+   * idleMs is the time from there to that step's start, so a rank's steps tile its training time.
+   */
+  lastStepEndMs: number | null;
 }
 
 export function newRunState(assign: Assign): RunState {
@@ -66,6 +71,7 @@ export function newRunState(assign: Assign): RunState {
     savedActivations: null,
     slowFactor: 1,
     bytesAtStart: 0,
+    lastStepEndMs: null,
   };
 }
 

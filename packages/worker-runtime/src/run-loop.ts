@@ -2,7 +2,7 @@ import { AbortError, asError, sleep } from '@peertrain/base';
 // The driver of one assigned run, the same for every training method: prepare the session and open
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
-import { ProtocolError, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
+import { ProtocolError, checkpointDue, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
 import type { WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
@@ -13,6 +13,7 @@ import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
 import { DroppedError } from './heartbeat.ts';
 import { openLinks } from './links.ts';
+import { StepReports } from './reports.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
 
@@ -27,6 +28,8 @@ interface Driver {
   session: TrainSession;
   spans: SpanRecorder;
   signal: AbortSignal;
+  /** stepDone messages; a local step's may be held until its round ends (reports.ts). */
+  reports: StepReports;
 }
 
 /** Takes a new assignment: supersedes the current run, shows the new one, drives it to its end. */
@@ -117,7 +120,8 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     run.paramBytes = m.paramBytes;
     core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
     core.update({ phase: 'training' });
-    const d: Driver = { core, run, method: m, session, spans, signal };
+    const reports = new StepReports((msg) => core.tell(msg), core.now);
+    const d: Driver = { core, run, method: m, session, spans, signal, reports };
     for (;;) {
       signal.throwIfAborted();
       rewind(run); // elastic: a new epoch redoes from its fromStep
@@ -125,6 +129,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
       await runEvals(d);
       if (run.pendingReference) await runReference(d);
       if (!granted(run) && run.pendingEvals.length === 0 && !run.pendingReference) {
+        reports.flush(); // the coordinator grants from the reports it has
         if (run.completed === run.endStep) core.update({ phase: 'done' });
         await waitForWork(run, signal);
       }
@@ -141,31 +146,42 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans, signal }: Driver): Promise<void> {
+async function runStep({ core, run, method, spans, signal, reports }: Driver): Promise<void> {
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
+  // Since the last step ended: the grant's wait, evaluations, reports (none before the first step).
+  const idleMs = run.lastStepEndMs === null ? null : Math.max(0, t0 - run.lastStepEndMs);
   const outcome = await method.step(step).catch(redo);
   if (!outcome) return;
   const { loss, computeMs: measured, activation, staleness } = outcome;
   const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
+  run.lastStepEndMs = t2;
   run.completed = step + 1;
+  // A checkpointed step's report goes at once, right behind its state, with those held before it.
+  const checkpoint = checkpointDue(config.checkpointEvery, run.completed);
+  if (checkpoint) reports.flush();
   await sendCheckpointIfDue(core, run, method, signal); // ahead of stepDone, on the same link
-  core.tell({
-    type: 'stepDone',
-    runId,
-    step,
-    ...(loss !== null ? { loss } : {}),
-    samples: config.batch,
-    computeMs,
-    commMs: Math.max(0, t2 - t0 - computeMs),
-    bytesSent: peerBytesSent(core) - run.bytesAtStart,
-    spans: spans.drain().map(toWireSpan),
-    ...(activation ?? {}),
-    ...(staleness !== undefined ? { staleness } : {}),
-  });
+  const hold = !checkpoint && (method.holdReport?.(step) ?? false);
+  reports.add(
+    {
+      type: 'stepDone',
+      runId,
+      step,
+      ...(loss !== null ? { loss } : {}),
+      samples: config.batch,
+      computeMs,
+      commMs: Math.max(0, t2 - t0 - computeMs),
+      ...(idleMs !== null ? { idleMs } : {}),
+      bytesSent: peerBytesSent(core) - run.bytesAtStart,
+      spans: spans.drain().map(toWireSpan),
+      ...(activation ?? {}),
+      ...(staleness !== undefined ? { staleness } : {}),
+    },
+    hold,
+  );
   // The page's memory line follows every step, not only the coordinator's (sparse) pings.
   core.update({
     step: run.completed,
@@ -205,8 +221,9 @@ async function slowedDown(run: RunState, computeMs: number, signal: AbortSignal)
  * reaches the target accuracy (which ends the run there: no further step runs), the trained model
  * goes to the coordinator first, on the same ordered link as the result.
  */
-async function runEvals({ core, run, method, session, signal }: Driver): Promise<void> {
+async function runEvals({ core, run, method, session, signal, reports }: Driver): Promise<void> {
   const { config, runId } = run.assign;
+  if (run.pendingEvals.length > 0) reports.flush(); // the evaluated steps' reports go first
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
     await method.syncParams?.();
@@ -239,7 +256,8 @@ async function runEvals({ core, run, method, session, signal }: Driver): Promise
   }
 }
 
-async function runReference({ core, run, method, session, signal }: Driver): Promise<void> {
+async function runReference({ core, run, method, session, signal, reports }: Driver): Promise<void> {
+  reports.flush();
   run.pendingReference = false;
   core.update({ phase: 'reference' });
   await method.syncParams?.();

@@ -48,6 +48,15 @@ describe('coordinator methods', () => {
     expect(barrierWindowOf({ barrierWindow: 0 })).toBe(1); // a step is always granted
   });
 
+  it('diloco: a round ahead (H + 1), two with the overlapped outer step (2H + 1)', async () => {
+    const plain = ctx({ workers: 3, sync: 'diloco', innerSteps: 20 });
+    expect((await methodFor(plain.config).prepare(plain)).barrierWindow).toBe(21);
+    const overlapped = ctx({ workers: 3, sync: 'diloco', innerSteps: 20, overlapOuter: true });
+    const run = await methodFor(overlapped.config).prepare(overlapped);
+    expect(run.barrierWindow).toBe(41);
+    expect(run.assignments.map((a) => a.role)).toEqual(['worker', 'worker', 'worker']);
+  });
+
   it('parameter server: rank 0 serves, every assign names it', async () => {
     const c = ctx({ workers: 3, sync: 'ps' });
     const run = await methodFor(c.config).prepare(c);

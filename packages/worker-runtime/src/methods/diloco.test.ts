@@ -112,4 +112,16 @@ describe('diloco', () => {
     expect(spans).not.toContain('allreduce');
     expect(spans).not.toContain('optimizer');
   });
+
+  it("holds an inner step's report until its round ends, and the run's last step's never", async () => {
+    const run = await runCluster({ ...base, workers: 2, steps: 5, sync: 'diloco', innerSteps: 2 });
+    // Rounds end at steps 1 and 3; step 4 is the run's last.
+    expect(run.held).toEqual([
+      [true, true],
+      [false, false],
+      [true, true],
+      [false, false],
+      [false, false],
+    ]);
+  });
 });

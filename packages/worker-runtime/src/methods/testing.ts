@@ -26,6 +26,8 @@ export interface ClusterResult {
   bytesSent: number[][];
   /** [worker] every span recorded during the run, and while it was disposed. */
   spans: Span[][];
+  /** [step][worker] whether the method let the step's report wait (MethodRun.holdReport). */
+  held: boolean[][];
 }
 
 export interface ClusterOptions {
@@ -60,7 +62,13 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
   const sessions: TrainSession[] = [];
   const runs: MethodRun[] = [];
   const recorders = peers.map((peerId) => new SpanRecorder({ peerId, now: () => performance.now() }));
-  const result: ClusterResult = { params: [], losses: [], bytesSent: [], spans: peers.map(() => []) };
+  const result: ClusterResult = {
+    params: [],
+    losses: [],
+    bytesSent: [],
+    spans: peers.map(() => []),
+    held: [],
+  };
   try {
     const assigns: Assign[] = peers.map((_, rank) => ({
       type: 'assign',
@@ -94,6 +102,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
       result.losses.push(outcomes.map((o) => o?.loss ?? null));
       result.params.push(runs.map((run) => run.evalParams?.slice() ?? new Float32Array(0)));
       result.bytesSent.push(meshes.map((m, r) => m.stats().total.bytesSent - before[r]!));
+      result.held.push(runs.map((run) => run.holdReport?.(step) ?? false));
       recorders.forEach((rec, r) => result.spans[r]!.push(...rec.drain()));
     }
     return result;

@@ -89,6 +89,12 @@ export interface MethodRun {
    * always). The run's last step is evaluated whatever this says.
    */
   evalReady?(after: number): boolean;
+  /**
+   * Whether step `step`'s report (stepDone) may wait to go with later ones (reports.ts): nobody
+   * waits for it, as for a local step inside a round whose barrier window covers the round.
+   * Absent: every report goes at once.
+   */
+  holdReport?(step: number): boolean;
   /** Releases what setup made (the driver also disposes the session); called on every path out. */
   dispose(): void;
   /**
