@@ -54,6 +54,19 @@ describe('backends in Node', () => {
     expect(() => selectBackend('wasm', [probes[0]!])).toThrow(BackendError);
   });
 
+  it('selectBackend: auto passes over a GPU emulated in software unless nothing else works', () => {
+    // What the probe read at load 17 on SwiftShader: webgl's pass ahead of wasm's.
+    const probes: BackendProbe[] = [
+      { backend: 'webgpu', ok: true, gflops: 0.04, emulated: true },
+      { backend: 'webgl', ok: true, gflops: 1.85, emulated: true },
+      { backend: 'wasm', ok: true, gflops: 1.57 },
+      { backend: 'cpu', ok: true, gflops: 0.43 },
+    ];
+    expect(selectBackend('auto', probes)).toBe('wasm');
+    expect(selectBackend('auto', probes.slice(0, 2))).toBe('webgl');
+    expect(selectBackend('webgl', probes)).toBe('webgl'); // asked for by name
+  });
+
   it('initBackend activates the chosen backend and describeDevice reports it', async () => {
     const info = await initBackend('wasm', { budgetMs: 20 });
     expect(tf.getBackend()).toBe('wasm');

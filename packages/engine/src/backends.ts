@@ -205,6 +205,22 @@ function isFallbackAdapter(backend: BackendName): boolean {
   return adapter?.['isFallbackAdapter'] === true || adapter?.['architecture'] === 'swiftshader';
 }
 
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software/i;
+
+/**
+ * True when the active webgl backend draws with a software rasterizer. Its probe can outrun wasm's
+ * on a loaded machine (SwiftShader spreads over every core: 1.85 against 1.57 GFLOP/s at load 17
+ * here) while its training steps, with their readbacks, were 6-14x slower than wasm's.
+ */
+function isSoftwareWebGl(backend: BackendName): boolean {
+  if (backend !== 'webgl') return false;
+  const gl = (tf.backend() as unknown as { gpgpu?: { gl?: WebGLRenderingContext } }).gpgpu?.gl;
+  if (!gl) return false;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer: unknown = gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER);
+  return typeof renderer === 'string' && SOFTWARE_RENDERER.test(renderer);
+}
+
 /** Options of the probe: which backends, what to time, how long each may take. */
 export interface ProbeOptions {
   only?: readonly BackendName[];
@@ -247,7 +263,7 @@ export async function probeBackends(opts: ProbeOptions = {}): Promise<BackendPro
           budgetMs: limits.budgetMs,
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
-        probes.push({ backend, ok: true, gflops, workload: 'matmul (fallback adapter)' });
+        probes.push({ backend, ok: true, gflops, emulated: true, workload: 'matmul (fallback adapter)' });
         continue;
       }
       const t = await timeWorkload(workload, { limits, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -255,6 +271,7 @@ export async function probeBackends(opts: ProbeOptions = {}): Promise<BackendPro
         backend,
         ok: true,
         gflops: t.gflops,
+        ...(isSoftwareWebGl(backend) ? { emulated: true } : {}),
         workload: named,
         stepMs: t.stepMs,
         warmupMs: t.warmupMs,
@@ -270,7 +287,8 @@ export async function probeBackends(opts: ProbeOptions = {}): Promise<BackendPro
 }
 
 /**
- * 'auto': the fastest backend that passed its probe. A named backend: that one, if it passed;
+ * 'auto': the fastest backend that passed its probe, a GPU emulated in software only when no other
+ * passed. A named backend: that one, if it passed;
  * otherwise BackendError (an explicit choice that cannot work should be loud, not silently replaced).
  */
 export function selectBackend(
@@ -283,8 +301,15 @@ export function selectBackend(
     if (!probe.ok) throw new BackendError(`${preference} is unusable: ${probe.error ?? 'failed its probe'}`);
     return preference;
   }
-  let best: BackendProbe | undefined;
-  for (const p of probes) if (p.ok && (!best || p.gflops > best.gflops)) best = p;
+  // A GPU emulated on the CPU only when nothing else works: it shares wasm's cores and its probe
+  // does not show what its readbacks cost a training step.
+  const fastest = (emulated: boolean): BackendProbe | undefined => {
+    let best: BackendProbe | undefined;
+    for (const p of probes)
+      if (p.ok && (p.emulated === true) === emulated && (!best || p.gflops > best.gflops)) best = p;
+    return best;
+  };
+  const best = fastest(false) ?? fastest(true);
   if (!best)
     throw new BackendError(
       `no usable backend: ${probes.map((p) => `${p.backend}: ${p.error ?? '?'}`).join('; ')}`,

@@ -14,6 +14,11 @@ export const BackendProbeSchema = z.object({
   gflops: z.number().min(0),
   /** Why the backend is unusable (init failure or failed numeric self-check). */
   error: z.string().optional(),
+  /**
+   * A GPU backend on a software rasterizer (SwiftShader, llvmpipe): the CPU that wasm already uses.
+   * 'auto' takes it only when no other backend works.
+   */
+  emulated: z.boolean().optional(),
   /** What was timed, e.g. "fwd+bwd 784-256-256-10 @64" (absent from older workers). */
   workload: z.string().optional(),
   /** Median time of one pass of the workload after warm-up, ms. */
