@@ -121,6 +121,20 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     expect(Math.abs(hits / data.testCount - r.testAccuracy)).toBeLessThanOrEqual(0.001);
   });
 
+  /** A 4-tab CNN pipeline run of `steps` steps with --reference, equal to it within `tol`. */
+  async function equalsReference(name: string, flags: string[], steps: number, tol: number) {
+    const { code, stderr, report } = await train([
+      ...['--strategy', 'pipeline', '--workers', '4', '--model', 'cnn', '--dataset', 'mnist'],
+      ...['--steps', String(steps), '--backend', 'wasm', '--reference', ...flags],
+    ]);
+    if (code !== 0) console.error(`${name}: peertrain exited ${code}:\n${stderr.slice(-3000)}`);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(tol);
+    expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(tol);
+    return r;
+  }
+
   const equivalence: [string, string[]][] = [
     ['1f1b', ['--schedule', '1f1b', '--micro-batches', '8']],
     ['1f1b + recompute', ['--schedule', '1f1b', '--micro-batches', '8', '--recompute']],
@@ -130,15 +144,7 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     // No retry: the tab loads it once covered for failed on ERR_NETWORK_CHANGED, which the settled
     // namespace (harness netns.ts) and loadPage's reloads now remove at the cause.
     it(`${name}: equals the single-worker reference on the whole batch`, async () => {
-      const { code, stderr, report } = await train([
-        ...['--strategy', 'pipeline', '--workers', '4', '--model', 'cnn', '--dataset', 'mnist'],
-        ...['--steps', '6', '--backend', 'wasm', '--reference', ...flags],
-      ]);
-      if (code !== 0) console.error(`${name}: peertrain exited ${code}:\n${stderr.slice(-3000)}`);
-      expect(code, stderr).toBe(0);
-      const r = report!;
-      expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
-      expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-4);
+      const r = await equalsReference(name, flags, 6, 1e-4);
       if (flags.includes('--recompute')) {
         for (const s of r.pipeline!.perStage) {
           expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
@@ -160,15 +166,7 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
   ];
   for (const [name, flags] of newSchedules) {
     it(`${name}: equals the single-worker reference after 3 steps within 1e-5`, async () => {
-      const { code, stderr, report } = await train([
-        ...['--strategy', 'pipeline', '--workers', '4', '--model', 'cnn', '--dataset', 'mnist'],
-        ...['--steps', '3', '--backend', 'wasm', '--reference', ...flags],
-      ]);
-      if (code !== 0) console.error(`${name}: peertrain exited ${code}:\n${stderr.slice(-3000)}`);
-      expect(code, stderr).toBe(0);
-      const r = report!;
-      expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
-      expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-5);
+      const r = await equalsReference(name, flags, 3, 1e-5);
       expect(r.pipeline!.perStage).toHaveLength(4);
       // Peak activation memory is reported per stage; with recompute it is at most what the
       // stage would hold without (only each micro-batch's input is kept).
