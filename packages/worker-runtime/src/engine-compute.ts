@@ -20,7 +20,7 @@ import {
   trainReference,
   trainSamples,
 } from '@peertrain/engine';
-import type { Batch, Dataset, MnistSource, Samples, ShardCache } from '@peertrain/engine';
+import type { Batch, Dataset, MnistSource, ProbeOptions, Samples, ShardCache } from '@peertrain/engine';
 import type { BackendName, DatasetName, Shard, StageRange } from '@peertrain/protocol';
 import type {
   Compute,
@@ -39,12 +39,17 @@ export interface EngineComputeOptions {
   cache?: ShardCache;
   /** Keep the training state on the device (TrainSession.deviceSteps); default: on webgpu and webgl. */
   deviceSteps?: boolean;
+  /**
+   * What the backend probe times and for how long (default: DEFAULT_WORKLOAD for 300 ms). In-process
+   * clusters of tests pass a tiny workload: on tfjs-cpu the default probe cost about a second a worker.
+   */
+  probe?: Pick<ProbeOptions, 'workload' | 'budgetMs'>;
   signal?: AbortSignal;
 }
 
 /** The TensorFlow.js compute engine: probes backends, then serves runs. */
 export async function engineCompute(opts: EngineComputeOptions): Promise<Compute> {
-  const device = await initBackend(opts.backend, opts.signal ? { signal: opts.signal } : {});
+  const device = await initBackend(opts.backend, { ...opts.probe, ...signalOpt(opts.signal) });
   const cache = opts.cache ?? defaultShardCache();
   const datasets = new Map<DatasetName, Promise<Dataset>>();
   const sessions = new Set<TrainSession>();
@@ -307,4 +312,8 @@ function elasticGradients(
       return model.lossAndGrads(params, batch.x, batch.y);
     },
   };
+}
+
+function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
 }

@@ -1,12 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildModel, modelPreset, memoryShardCache, paramDiff } from '@peertrain/engine';
+import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
 import { PROTOCOL_VERSION, coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import type { ControlMessage, RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
 import type { WorkerTimers } from './heartbeat.ts';
 import { createWorkerRuntime } from './runtime.ts';
-import { memoryCluster } from './test-cluster.ts';
+import { memoryCluster, nodeCompute } from './test-cluster.ts';
 import { freezable } from './test-freeze.ts';
 import type { Freezer } from './test-freeze.ts';
 
@@ -46,7 +45,7 @@ describe('worker heartbeats', () => {
       mesh: createMesh(memoryTransport(net, workerPeerId(room, 'a'))),
       room,
       coordinatorId: coordinatorPeerId(room),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      compute: ({ signal }) => nodeCompute(signal),
       timers,
     });
     cleanups.push(() => w.leave('test over'));

@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
-import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { MemoryNetwork } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
 import { JOIN_RETRY_MS, createWorkerRuntime } from './runtime.ts';
+import { nodeCompute } from './test-cluster.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 
 // Joining a room whose coordinator is not there yet: a worker link opened before the dashboard,
@@ -22,7 +21,7 @@ function worker(net: MemoryNetwork, name: string, joinTimeoutMs?: number): Worke
     mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name))),
     room: ROOM,
     coordinatorId: coordinatorPeerId(ROOM),
-    compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+    compute: ({ signal }) => nodeCompute(signal),
     ...(joinTimeoutMs !== undefined ? { joinTimeoutMs } : {}),
   });
   cleanups.push(() => w.leave('test over'));

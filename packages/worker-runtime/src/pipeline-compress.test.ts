@@ -1,12 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { relativeError } from '@peertrain/compress';
 import { createCoordinator } from '@peertrain/coordinator';
-import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Mesh } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
+import { nodeCompute } from './test-cluster.ts';
 import { createWorkerRuntime } from './runtime.ts';
 
 // --activation-compress: a 3-stage pipeline whose activations and gradients cross stages as fp16
@@ -50,7 +49,7 @@ async function train(
       mesh,
       room,
       coordinatorId: coordinatorPeerId(room),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      compute: ({ signal }) => nodeCompute(signal),
     });
     stops.push(() => w.leave('test over'));
   }

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator, median } from '@peertrain/coordinator';
 import type { Coordinator } from '@peertrain/coordinator';
-import { memoryShardCache, tf } from '@peertrain/engine';
+import { tf } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
 import { parseChromeTrace } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
+import { nodeCompute } from './test-cluster.ts';
 import { createWorkerRuntime } from './runtime.ts';
 
 // Pipeline and hybrid parallelism end to end in Node: a real coordinator and real worker runtimes
@@ -31,7 +31,7 @@ function cluster(n: number, room = 'pp', bubbleHistory?: number): Coordinator {
       mesh: createMesh(memoryTransport(net, workerPeerId(room, `w${i}`), { maxMessageSize: 16 * 1024 })),
       room,
       coordinatorId: coordinatorPeerId(room),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      compute: ({ signal }) => nodeCompute(signal),
     });
     cleanups.push(() => w.leave('test over'));
   }

@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
 import type { Coordinator, CoordinatorInit, PeerView } from '@peertrain/coordinator';
-import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
+import { nodeCompute } from './test-cluster.ts';
 import { createWorkerRuntime } from './runtime.ts';
 import type { WorkerRuntime } from './types.ts';
 
@@ -57,7 +56,7 @@ function room(
       ),
       room: ROOM,
       coordinatorId: coordinatorPeerId(ROOM),
-      compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+      compute: ({ signal }) => nodeCompute(signal),
     });
     cleanups.push(() => w.leave('test over'));
     return w;

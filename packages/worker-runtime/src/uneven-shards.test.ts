@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
-import { memoryShardCache } from '@peertrain/engine';
 import { DATASETS, coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
+import { nodeCompute } from './test-cluster.ts';
 import { createWorkerRuntime } from './runtime.ts';
 
 // Uneven data shards (RunConfig.shards) end to end in Node: shards only decide which samples each
@@ -29,7 +28,7 @@ describe('uneven data shards over the in-memory transport', () => {
         mesh: createMesh(memoryTransport(net, workerPeerId(room, `w${i}`))),
         room,
         coordinatorId: coordinatorPeerId(room),
-        compute: ({ signal }) => engineCompute({ backend: 'cpu', cache: memoryShardCache(), signal }),
+        compute: ({ signal }) => nodeCompute(signal),
       });
       cleanups.push(() => w.leave('test over'));
     }

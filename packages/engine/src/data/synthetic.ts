@@ -64,7 +64,17 @@ export function syntheticDataset(seed: number, opts: SyntheticOptions): Dataset 
 /** The synthetic dataset of a run is fixed, not a function of the run's seed. */
 const SYNTHETIC_SEED = 7;
 
-/** The `--dataset synthetic` of a run: what every worker builds, sized by DATASETS.synthetic. */
+let runSynthetic: Dataset | undefined;
+
+/**
+ * The `--dataset synthetic` of a run: what every worker builds, sized by DATASETS.synthetic. Built
+ * once per JavaScript realm (about a second of normal draws) and shared: callers only read it (they
+ * slice copies of shards out of it), so in-process workers and later runs reuse the same arrays.
+ */
 export function runSyntheticDataset(): Dataset {
-  return syntheticDataset(SYNTHETIC_SEED, { train: DATASETS.synthetic.train, test: DATASETS.synthetic.test });
+  runSynthetic ??= syntheticDataset(SYNTHETIC_SEED, {
+    train: DATASETS.synthetic.train,
+    test: DATASETS.synthetic.test,
+  });
+  return runSynthetic;
 }

@@ -3,7 +3,6 @@
 // cpu) and the method's MethodRun; every step runs on all workers at once (as the coordinator's
 // barrier grants it), and after each step the harness copies what each worker holds, so tests can
 // check bit-identity after every exchange and count the bytes each step put on the wire.
-import { memoryShardCache } from '@peertrain/engine';
 import { sleep } from '@peertrain/base';
 import { DATASETS, parseRunConfig } from '@peertrain/protocol';
 import type { RunConfigInput, Shard } from '@peertrain/protocol';
@@ -12,7 +11,7 @@ import type { Span } from '@peertrain/telemetry';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Mesh } from '@peertrain/transport';
 import type { TrainSession } from '../compute.ts';
-import { engineCompute } from '../engine-compute.ts';
+import { nodeCompute } from '../test-cluster.ts';
 import { openLinks } from '../links.ts';
 import { methodName, workerMethod } from './index.ts';
 import type { Assign, MethodRun } from './index.ts';
@@ -56,7 +55,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
   const meshes: Mesh[] = peers.map((id) =>
     createMesh(memoryTransport(net, id, { maxMessageSize: 64 * 1024 })),
   );
-  const compute = await engineCompute({ backend: 'cpu', cache: memoryShardCache() });
+  const compute = await nodeCompute();
   const allShards = equalShards(DATASETS[config.dataset].train, n);
   const method = workerMethod(methodName(config));
   const sessions: TrainSession[] = [];
