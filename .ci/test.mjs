@@ -2,20 +2,24 @@
 // Each static check counts as one test; the summary lands in .artifacts/test-summary.json
 // for .ci/run's final "N passed, N failed" line. Extra arguments go to vitest.
 //
-// Three lanes run at once after the web app is built (once, so no two lanes build dist/ together):
-//   e2e       the end-to-end files but the pipeline ones (real Chromium sessions, one file after
-//             another), output streamed;
-//   pipelines the pipeline and elastic sessions (apps/cli/src/{pipeline,elastic}.e2e.test.ts) and
-//             the dashboard's;
-//   unit      the static checks, then the unit project.
-// A session mostly waits on page loads, dials and WebRTC handshakes: one lane of them left a
-// 2-core machine about 40% idle. One after the other the suite took 24 minutes here, in two lanes
-// 22.9; the last two print their output when they end.
+// Order of work:
+//   1. the web app is built (once, so no two runs build dist/ together);
+//   2. the timing-bound end-to-end file (QUIET_FILES) runs alone;
+//   3. at once: the static checks then the unit project (one worker), and the end-to-end files
+//      from a queue, longest first, each in its own vitest run: two at a time while the unit lane
+//      runs, three once it has ended.
+// A session mostly waits on page loads, dials and WebRTC handshakes: one at a time left a 2-core
+// machine about 40% idle, so sessions run side by side. Fixed lanes ended far apart (the unit lane
+// 6 minutes before the longest); the queue keeps both cores busy to the end. Every run's output
+// is printed when it ends.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
-mkdirSync('.artifacts', { recursive: true });
 const extra = process.argv.slice(2);
+const E2E_DIR = '.artifacts/e2e';
+rmSync(E2E_DIR, { recursive: true, force: true });
+mkdirSync(E2E_DIR, { recursive: true });
 
 /** Runs a command; its output goes to the terminal, or into `buffer` when one is given. */
 function run(cmd, args, buffer) {
@@ -38,8 +42,7 @@ const vitestArgs = (project, json) => [
   'run',
   '--project',
   project,
-  // One unit-test worker: the unit lane is not the longer one, and every core it leaves free
-  // goes to the tabs of the end-to-end lane.
+  // One unit-test worker: every core it leaves free goes to the tabs of the end-to-end runs.
   ...(project === 'unit' ? ['--maxWorkers=1'] : []),
   '--reporter=default',
   '--reporter=json',
@@ -47,53 +50,99 @@ const vitestArgs = (project, json) => [
   ...extra,
 ];
 
+/** Steps that passed or failed: { name, ok, json? } (a vitest step's results are in its json). */
 const results = [];
-const jsons = {
-  unit: '.artifacts/vitest-unit.json',
-  e2e: '.artifacts/vitest-e2e.json',
-  pipelines: '.artifacts/vitest-e2e-pipelines.json',
-};
-// The second end-to-end lane's files, about as long as the rest together (measured: 841 s against
-// 1,366 s before the elastic sessions moved over); the e2e lane runs every other end-to-end file.
-const PIPELINE_FILES = [
-  'apps/cli/src/pipeline.e2e.test.ts',
-  'apps/cli/src/elastic.e2e.test.ts',
-  'apps/dashboard/src/dashboard.e2e.test.ts',
+
+// Measured: the shaped link's UDP throughput read 1.5 Mbit/s for a 5 Mbit/s rate at load 15-19
+// (the receiver, not the link, set it), so it runs before anything else starts.
+const QUIET_FILES = ['packages/harness/src/link.e2e.test.ts'];
+// The queue's order, longest first (seconds in the last full run beside the others); files not
+// named here go after these, in one vitest run together (each takes under 30 s).
+const LONGEST_FIRST = [
+  'apps/cli/src/train.e2e.test.ts', // ~450
+  'apps/cli/src/pipeline.e2e.test.ts', // ~400
+  'apps/cli/src/elastic.e2e.test.ts', // ~240
+  'apps/cli/src/pipeline-elastic.e2e.test.ts', // ~160
+  'apps/dashboard/src/dashboard.e2e.test.ts', // ~100
+  'apps/worker/src/phone.e2e.test.ts', // ~80
+  'apps/cli/src/freeze.e2e.test.ts', // ~75
+  'packages/engine/src/browser.e2e.test.ts', // ~50
 ];
-for (const f of Object.values(jsons)) rmSync(f, { force: true });
+
+function e2eFiles() {
+  const found = [];
+  for (const top of ['apps', 'packages']) {
+    for (const entry of readdirSync(top, { recursive: true })) {
+      const path = join(top, String(entry));
+      if (path.endsWith('.e2e.test.ts') && !path.includes('node_modules')) found.push(path);
+    }
+  }
+  return found.sort();
+}
+
+/** The queue: one item per long file, then the rest together. */
+function e2eQueue() {
+  const all = e2eFiles().filter((f) => !QUIET_FILES.includes(f));
+  const long = LONGEST_FIRST.filter((f) => all.includes(f));
+  const rest = all.filter((f) => !long.includes(f));
+  return [...long.map((f) => [f]), ...(rest.length > 0 ? [rest] : [])];
+}
+
+/** Runs vitest on `files` (e2e project) with its output collected and printed at the end. */
+async function vitestFiles(name, files) {
+  const json = join(E2E_DIR, `${name.replace(/[^a-z0-9.-]+/gi, '_')}.json`);
+  const args = [...vitestArgs('e2e', json), ...files];
+  const out = [];
+  const started = Date.now();
+  const ok = await run('npx', args, out);
+  const s = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(`\n==== vitest ${name} (${s} s): npx ${args.join(' ')} ====`);
+  process.stdout.write(Buffer.concat(out));
+  results.push({ name: `vitest ${name}`, ok, json });
+}
 
 /** Runs `steps` one after the other with their output collected, printed together at the end. */
-async function bufferedLane(title, steps) {
+async function staticThenUnit() {
   const out = [];
+  const steps = [
+    ['typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']],
+    ['lint', 'npx', ['eslint', '.']],
+    ['format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']],
+  ];
   for (const [name, cmd, args] of steps) {
     out.push(Buffer.from(`\n== ${name}: ${cmd} ${args.join(' ')}\n`));
     results.push({ name, ok: await run(cmd, args, out) });
   }
-  console.log(`\n==== ${title} (run beside the end-to-end tests) ====`);
+  const json = '.artifacts/vitest-unit.json';
+  const args = vitestArgs('unit', json);
+  out.push(Buffer.from(`\n== vitest unit: npx ${args.join(' ')}\n`));
+  results.push({ name: 'vitest unit', ok: await run('npx', args, out), json });
+  console.log('\n==== static checks and unit tests ====');
   process.stdout.write(Buffer.concat(out));
-  console.log(`==== end of ${title} ====\n`);
+  console.log('==== end of static checks and unit tests ====\n');
 }
 
-const staticThenUnit = () =>
-  bufferedLane('static checks and unit tests', [
-    ['typecheck', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']],
-    ['lint', 'npx', ['eslint', '.']],
-    ['format', 'npx', ['prettier', '--check', '.', '--log-level', 'warn']],
-    ['vitest unit', 'npx', vitestArgs('unit', jsons.unit)],
-  ]);
-
-const pipelines = () =>
-  bufferedLane('pipeline, elastic and dashboard end-to-end tests', [
-    ['vitest pipelines', 'npx', [...vitestArgs('e2e', jsons.pipelines), ...PIPELINE_FILES]],
-  ]);
-
-async function endToEnd() {
-  const args = [...vitestArgs('e2e', jsons.e2e), ...PIPELINE_FILES.flatMap((f) => ['--exclude', f])];
-  console.log(`\n== vitest e2e: npx ${args.join(' ')}`);
-  results.push({ name: 'vitest e2e', ok: await run('npx', args) });
+/** Drains the queue with `width()` runs at a time (read again whenever one ends). */
+async function drain(queue, width) {
+  const running = new Set();
+  let next = 0;
+  const label = (files) => (files.length === 1 ? files[0] : `e2e (${files.length} files)`);
+  for (;;) {
+    while (next < queue.length && running.size < width()) {
+      const files = queue[next++];
+      const p = vitestFiles(label(files), files).finally(() => running.delete(p));
+      running.add(p);
+    }
+    if (running.size === 0) return;
+    await Promise.race([...running, tick()]);
+  }
 }
 
-/** Builds dist/ when its sources changed (the lanes' sessions would otherwise race to build it). */
+let tickResolve = () => {};
+/** Resolves when the unit lane ends, so the queue can widen at once. */
+const tick = () => new Promise((r) => (tickResolve = r));
+
+/** Builds dist/ when its sources changed (the sessions would otherwise race to build it). */
 const build = () =>
   run('node', [
     '--import',
@@ -104,28 +153,43 @@ const build = () =>
   ]);
 
 const started = Date.now();
+rmSync('.artifacts/vitest-unit.json', { force: true });
 const built = await build();
 results.push({ name: 'build', ok: built });
-if (built) await Promise.all([staticThenUnit(), pipelines(), endToEnd()]);
+if (built) {
+  await vitestFiles('quiet', QUIET_FILES);
+  let unitDone = false;
+  const unit = staticThenUnit().finally(() => {
+    unitDone = true;
+    tickResolve();
+  });
+  await Promise.all([unit, drain(e2eQueue(), () => (unitDone ? 3 : 2))]);
+}
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'); // colour codes in messages
 
 // Failures are repeated just above the final count: CI logs are often read from the tail only.
 const failures = [];
-const isVitest = (r) => r.name.startsWith('vitest');
-let passed = results.filter((r) => !isVitest(r) && r.ok).length;
-let failed = results.filter((r) => !isVitest(r) && !r.ok).length;
-for (const [project, json] of Object.entries(jsons)) {
-  const vitestOk = results.find((r) => r.name === `vitest ${project}`)?.ok ?? false;
-  if (!existsSync(json)) {
-    failed += 1;
-    failures.push(`FAILED vitest ${project}: no results (${json} missing)`);
+let passed = 0;
+let failed = 0;
+for (const r of results) {
+  if (!r.json) {
+    if (r.ok) passed += 1;
+    else {
+      failed += 1;
+      failures.push(`FAILED ${r.name}`);
+    }
     continue;
   }
-  const v = JSON.parse(readFileSync(json, 'utf8'));
+  if (!existsSync(r.json)) {
+    failed += 1;
+    failures.push(`FAILED ${r.name}: no results (${r.json} missing)`);
+    continue;
+  }
+  const v = JSON.parse(readFileSync(r.json, 'utf8'));
   passed += v.numPassedTests;
   failed += v.numFailedTests + (v.numTotalTests === 0 ? 1 : 0);
-  if (!vitestOk && v.numFailedTests === 0) failed += 1; // a suite failed to load
+  if (!r.ok && v.numFailedTests === 0) failed += 1; // a suite failed to load
   for (const file of v.testResults ?? []) {
     for (const t of file.assertionResults ?? []) {
       if (t.status !== 'failed') continue;
@@ -142,7 +206,11 @@ for (const [project, json] of Object.entries(jsons)) {
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 writeFileSync(
   '.artifacts/test-summary.json',
-  JSON.stringify({ passed, failed, minutes: Number(minutes), steps: results }, null, 2),
+  JSON.stringify(
+    { passed, failed, minutes: Number(minutes), steps: results.map(({ name, ok }) => ({ name, ok })) },
+    null,
+    2,
+  ),
 );
 console.log(`\n${results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}`).join('\n')}`);
 if (failures.length > 0) console.log(`\n${failures.join('\n')}\n`);

@@ -79,17 +79,17 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
   // One session checks both GPipe's order and its exactness (the auto-planned cut is the 1f1b
   // equivalence runs' below).
   it('gpipe: 4 stages x 8 micro-batches compute in the GPipe order, step after step (trace), and equal the reference', async () => {
-    const r = await pipelineRun('gpipe', 6, ['--reference']);
+    const r = await pipelineRun('gpipe', 3, ['--reference']);
     expect(r.pipeline!.bubbleTheory).toBeCloseTo(3 / 11, 10);
-    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
-    expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-4);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+    expect(Math.abs(r.reference!.referenceLoss - r.finalLoss)).toBeLessThan(1e-5);
   });
 
-  // 100 steps, not 300: the same arithmetic on one worker (batch 128) scores 0.952 at step 100,
-  // 0.949 at 150 and 0.960 at 300 on this seed; the pipeline's exactness is the equivalence runs' job.
-  it('1f1b: 4 stages x 8 micro-batches train the MNIST CNN to >= 93% in 100 steps, in 1F1B order (trace), exported', async () => {
+  // 60 steps, not 300: this run scored 0.920 at step 40, 0.933 at 50 (and one worker at batch 128
+  // 0.952 at 100, 0.960 at 300); the pipeline's exactness is the equivalence runs' job.
+  it('1f1b: 4 stages x 8 micro-batches train the MNIST CNN to >= 93% in 60 steps, in 1F1B order (trace), exported', async () => {
     const modelDir = join(cli.dir(), 'model-1f1b');
-    const r = await pipelineRun('1f1b', 100, ['--export-model', modelDir]);
+    const r = await pipelineRun('1f1b', 60, ['--export-model', modelDir]);
     expect(r.testAccuracy).toBeGreaterThanOrEqual(0.93);
     const pl = r.pipeline!;
     expect(pl.stages).toBe(4);
@@ -135,49 +135,30 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     return r;
   }
 
+  // Every schedule, with and without recomputation somewhere, equals the reference after 3 steps
+  // within 1e-5, where summation order is all that differs (the CNN at lr 0.1 is chaotic over long
+  // runs: 1e-2 apart within 15 steps). The 1f1b run with recompute and the zb-h1 one cover the
+  // recompute memory rule; naive and gpipe with recompute are the in-memory unit tests' (worker-
+  // runtime: pipeline.test.ts, pipeline-schedules.test.ts).
   const equivalence: [string, string[]][] = [
     ['1f1b', ['--schedule', '1f1b', '--micro-batches', '8']],
     ['1f1b + recompute', ['--schedule', '1f1b', '--micro-batches', '8', '--recompute']],
     ['hybrid R=2 P=2', ['--strategy', 'hybrid', '--replicas', '2', '--micro-batches', '4']],
-  ];
-  for (const [name, flags] of equivalence) {
-    // No retry: the tab loads it once covered for failed on ERR_NETWORK_CHANGED, which the settled
-    // namespace (harness netns.ts) and loadPage's reloads now remove at the cause.
-    it(`${name}: equals the single-worker reference on the whole batch`, async () => {
-      const r = await equalsReference(name, flags, 6, 1e-4);
-      if (flags.includes('--recompute')) {
-        for (const s of r.pipeline!.perStage) {
-          expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
-        }
-        // Somewhere it holds less (a stage of reshapes only saves nothing either way).
-        expect(
-          r.pipeline!.perStage.some((s) => s.peakActivationBytes < s.peakActivationBytesNoRecompute),
-        ).toBe(true);
-      }
-    });
-  }
-
-  // The schedules with chunks and split backward: 3 steps, where summation order is all that differs.
-  // (Each with and without recompute, and naive / gpipe + recompute above, are the in-memory unit
-  // tests' in worker-runtime: pipeline.test.ts, pipeline-schedules.test.ts.)
-  const newSchedules: [string, string[]][] = [
     ['interleaved V=2', ['--schedule', 'interleaved', '--virtual-stages', '2', '--micro-batches', '8']],
     ['zb-h1 + recompute', ['--schedule', 'zb-h1', '--micro-batches', '8', '--recompute']],
   ];
-  for (const [name, flags] of newSchedules) {
+  for (const [name, flags] of equivalence) {
     it(`${name}: equals the single-worker reference after 3 steps within 1e-5`, async () => {
       const r = await equalsReference(name, flags, 3, 1e-5);
-      expect(r.pipeline!.perStage).toHaveLength(4);
+      const stages = r.pipeline!.perStage;
+      expect(stages).toHaveLength(flags.includes('hybrid') ? 2 : 4);
       // Peak activation memory is reported per stage; with recompute it is at most what the
-      // stage would hold without (only each micro-batch's input is kept).
-      // (A stage of reshapes only holds nothing either way.)
-      for (const s of r.pipeline!.perStage) {
-        expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);
-      }
+      // stage would hold without (only each micro-batch's input is kept), and somewhere less (a
+      // stage of reshapes only holds nothing either way).
+      for (const st of stages)
+        expect(st.peakActivationBytes).toBeLessThanOrEqual(st.peakActivationBytesNoRecompute);
       if (flags.includes('--recompute')) {
-        expect(
-          r.pipeline!.perStage.some((s) => s.peakActivationBytes < s.peakActivationBytesNoRecompute),
-        ).toBe(true);
+        expect(stages.some((st) => st.peakActivationBytes < st.peakActivationBytesNoRecompute)).toBe(true);
       }
     });
   }

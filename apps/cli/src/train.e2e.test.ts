@@ -46,20 +46,22 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.loss[149]!.loss).toBeLessThan(r.loss[0]!.loss);
   });
 
-  it('parameter server: 3 tabs reach >= 90% in 150 steps, equal the reference, and shrug off a malformed frame', async () => {
+  // 40 steps: equal to the reference (single-worker SGD on the same global batches), it trains as
+  // the ring run above does; what is its own is the server's role and the refused frame.
+  it('parameter server: 3 tabs equal the reference after 40 steps and shrug off a malformed frame', async () => {
     const { code, stderr, report } = await train([
       ...['--workers', '3', '--strategy', 'data', '--sync', 'ps', '--model', 'mlp', '--dataset', 'mnist'],
-      ...['--steps', '150', '--backend', 'wasm', '--reference', '--inject-fault', 'malformed'],
+      ...['--steps', '40', '--backend', 'wasm', '--reference', '--inject-fault', 'malformed'],
     ]);
     expect(code, stderr).toBe(0);
     const r = report!;
-    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
-    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-4);
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+    expect(r.testAccuracy).toBeGreaterThan(0.5);
     expect(r.workers.map((w) => w.role)).toEqual(['worker+server', 'worker', 'worker']);
-    // The injected frame was refused by name on rank 0, and all 150 steps still ran.
+    // The injected frame was refused by name on rank 0, and all 40 steps still ran.
     expect(r.workers[0]!.framesRefused).toBe(1);
     expect(r.errors.some((e) => e.name === 'ProtocolError')).toBe(true);
-    expect(r.loss).toHaveLength(150);
+    expect(r.loss).toHaveLength(40);
   });
 
   // 3 workers here; 4 in the chaos kill and freeze runs (elastic.e2e, freeze.e2e: 4 tabs, each

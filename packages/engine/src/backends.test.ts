@@ -24,12 +24,15 @@ describe('backends in Node', () => {
     expect(byName['cpu']!.ok).toBe(true);
     expect(byName['wasm']!.ok).toBe(true);
     expect(byName['cpu']!.gflops).toBeGreaterThan(0);
-    expect(byName['wasm']!.gflops).toBeGreaterThan(byName['cpu']!.gflops); // SIMD vs plain JS
+    expect(byName['wasm']!.gflops).toBeGreaterThan(0);
     for (const name of ['webgl', 'webgpu']) {
       expect(byName[name]!.ok).toBe(false);
       expect(byName[name]!.error).toBeTruthy();
     }
-    expect(selectBackend('auto', probes)).toBe('wasm');
+    // The faster of the two working ones: wasm (SIMD) when the machine is quiet, but which one is
+    // a timing (it read cpu faster at load 19); the speeds themselves are the bench's.
+    const faster = byName['wasm']!.gflops >= byName['cpu']!.gflops ? 'wasm' : 'cpu';
+    expect(selectBackend('auto', probes)).toBe(faster);
   });
 
   it('the self-check passes on cpu and leaks nothing', async () => {

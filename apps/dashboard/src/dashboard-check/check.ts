@@ -18,8 +18,8 @@ export const FORM = {
   workers: '4',
   model: 'deepMlp',
   dataset: 'synthetic',
-  // Enough steps (a few tens of seconds here) for the mid-run screenshot to be mid-run.
-  steps: '120',
+  // Enough steps for the mid-run screenshot (taken after step 30) to be mid-run.
+  steps: '60',
   schedule: '1f1b',
   microBatches: '4',
 } as const;

@@ -34,6 +34,7 @@ describe('shard cache', () => {
     let builds = 0;
     const build = (): Samples => (builds++, sliceSamples(split, { start: 2, count: 4 }, 2));
     const first = await loadShard(cache, 'k', build);
+    await first.stored;
     const second = await loadShard(cache, 'k', build);
     expect([first.cached, second.cached, builds]).toEqual([false, true, 1]);
     expect(second.samples.first).toBe(2);
@@ -51,7 +52,30 @@ describe('shard cache', () => {
       keys: () => Promise.resolve([]),
     };
     const r = await loadShard(broken, 'k', () => split);
-    expect(r).toEqual({ samples: split, cached: false });
+    expect([r.samples, r.cached]).toEqual([split, false]);
+    await expect(r.stored).resolves.toBeUndefined();
+  });
+
+  it('returns the built samples without waiting for the cache to store them', async () => {
+    let release = (): void => {};
+    const puts: string[] = [];
+    const slow: ShardCache = {
+      ...memoryShardCache(),
+      put: (key) =>
+        new Promise<void>((resolve) => {
+          puts.push(key);
+          release = resolve;
+        }),
+    };
+    const r = await loadShard(slow, 'k', () => split);
+    expect([r.samples, r.cached, puts]).toEqual([split, false, ['k']]);
+    let stored = false;
+    void r.stored.then(() => (stored = true));
+    await Promise.resolve();
+    expect(stored).toBe(false);
+    release();
+    await r.stored;
+    expect(stored).toBe(true);
   });
 
   it('honours an aborted signal', async () => {
