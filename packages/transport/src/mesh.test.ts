@@ -65,16 +65,17 @@ describe('createMesh over memoryTransport', () => {
   });
 
   it('control messages overtake a large tensor at frame boundaries', async () => {
-    const { ma, mb } = await pair({ bytesPerSec: 50e6, maxMessageSize: 16_384 });
+    const { ma, mb } = await pair({ bytesPerSec: 5e6, maxMessageSize: 16_384 });
     const order: string[] = [];
     mb.onControl(() => order.push('control'));
-    const big = ma.sendTensor('b', f32(500_000)); // 2 MB, about 40 ms on this wire
-    await new Promise((r) => setTimeout(r, 5));
+    const got = mb.recvTensor('a', key).then(() => order.push('tensor'));
+    const big = ma.sendTensor('b', f32(500_000)); // 2 MB, about 400 ms on this wire
+    // The control goes once the tensor's first frames have landed (a fixed 5 ms wait was, on a
+    // loaded machine, sometimes after its last).
+    while ((mb.stats().perPeer.a?.bytesReceived ?? 0) === 0) await new Promise((r) => setTimeout(r, 1));
     const ping: ControlMessage = { type: 'ping', id: 1, t0: 0 };
     await ma.sendControl('b', ping);
-    void mb.recvTensor('a', key).then(() => order.push('tensor'));
-    await big;
-    await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([big, got]);
     expect(order).toEqual(['control', 'tensor']);
   });
 
