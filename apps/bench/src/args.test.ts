@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@peertrain/protocol';
+import { DEFAULT_CHROMIUM } from '@peertrain/harness';
 import { parseArgs, settingsFor } from './args.ts';
 
 describe('parseArgs', () => {
@@ -13,7 +14,7 @@ describe('parseArgs', () => {
       scalingQuick: false,
       scalingCompression: false,
       help: false,
-      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
+      chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
     });
   });
 
@@ -27,7 +28,7 @@ describe('parseArgs', () => {
       scalingQuick: false,
       scalingCompression: false,
       help: false,
-      chromium: { executablePath: '/usr/bin/chromium', gpu: false, flags: [] },
+      chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
     });
   });
 

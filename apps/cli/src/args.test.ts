@@ -1,5 +1,6 @@
 import { ConfigError, parseRunConfig } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_CHROMIUM } from '@peertrain/harness';
 import { DEFAULT_REPORT, parseCommandLine } from './args.ts';
 
 function train(argv: string[]) {
@@ -27,7 +28,7 @@ describe('parseCommandLine', () => {
       trace: undefined,
       exportModel: undefined,
       isolatedNetwork: false,
-      chromium: '/usr/bin/chromium',
+      chromium: DEFAULT_CHROMIUM,
       gpu: false,
       chromiumFlags: [],
       room: undefined,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
@@ -5,7 +6,14 @@ import { abortable } from '@peertrain/base';
 import { chromiumFlags, gpuEnv } from './chromium-flags.ts';
 import { BrowserNotFoundError } from './errors.ts';
 
-export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
+/** Debian's `chromium-headless-shell`: the headless-only build of the same Chromium. */
+export const HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
+/**
+ * The headless shell where it is installed, else Debian's `chromium`. Measured here on the same
+ * session (3 tabs, 80 ring steps): 25.6 s and 14.9 CPU-s against 31.0 s and 17.8 with `chromium`,
+ * whose new headless mode is the whole browser (each tab's window brings a WebUI renderer of its own).
+ */
+export const DEFAULT_CHROMIUM = existsSync(HEADLESS_SHELL) ? HEADLESS_SHELL : '/usr/bin/chromium';
 
 /**
  * Measured on this machine: without the background-networking flags Chromium keeps dialing out; WebGPU needs

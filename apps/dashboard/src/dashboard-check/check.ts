@@ -18,8 +18,9 @@ export const FORM = {
   workers: '4',
   model: 'deepMlp',
   dataset: 'synthetic',
-  // Enough steps for the mid-run screenshot (taken after step 30) to be mid-run.
-  steps: '60',
+  // Enough steps for the mid-run readings and screenshot (from step 20 on) to be mid-run: at 60
+  // steps, with two other sessions beside it, the run had ended before the screenshot.
+  steps: '90',
   schedule: '1f1b',
   microBatches: '4',
 } as const;

@@ -350,7 +350,7 @@ async function main(): Promise<DashboardCheckResult> {
     const lossCanvas = lossChart.locator('canvas').first();
     const lossEarly = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
     const chartsEarly = await chartPoints(page);
-    await waitForStep(page, 30);
+    await waitForStep(page, 20);
     // Spans reach the coordinator a little after their step; let a frame or two draw them.
     await page.waitForTimeout(500);
     const live = await readLive(page);
