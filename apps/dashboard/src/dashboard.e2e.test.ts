@@ -115,9 +115,10 @@ describe('dashboard: a pipeline run set up, watched and exported by hand', () =>
     }
     expect(r.chartsDone['test accuracy']).toBeGreaterThanOrEqual(1);
 
-    // The "live" screenshot shows a run in progress.
-    expect(r.liveShot.before.phase).toBe('running');
-    expect(r.liveShot.after.phase).toBe('running');
+    // The "live" screenshot shows a run in progress, paused at a step before its last.
+    // Paused for them: no step passes while paused, and Resume finishes the run (finalPhase below).
+    expect(r.liveShot.before.phase).toBe('paused');
+    expect(r.liveShot.after).toEqual(r.liveShot.before);
     expect(r.liveShot.after.step).toBeLessThan(r.totalSteps);
 
     // The loss chart grew between two readings taken steps apart.

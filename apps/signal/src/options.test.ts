@@ -1,6 +1,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@peertrain/protocol';
+import { DEFAULT_CHROMIUM } from '@peertrain/harness';
 import {
   ICE_CREDENTIAL_ENV,
   USAGE,
@@ -226,7 +227,8 @@ describe('urls', () => {
     );
     const gpu = lines.filter((l) => l.startsWith('  gpu worker '));
     expect(gpu).toHaveLength(1);
-    expect(gpu[0]).toMatch(/^ {2}gpu worker \/usr\/bin\/chromium .*--headless .*--use-angle=vulkan /);
+    expect(gpu[0]!.startsWith(`  gpu worker ${DEFAULT_CHROMIUM} `)).toBe(true);
+    expect(gpu[0]).toMatch(/ --headless .*--use-angle=vulkan /);
     expect(gpu[0]).toContain('--enable-features=Vulkan,VulkanFromANGLE,DefaultANGLEVulkan');
     expect(gpu[0]).toMatch(/ 'http:\/\/127\.0\.0\.1:5173\/apps\/worker\/\?room=lab'$/);
     expect(gpuWorkerCommand('http://h/', {}, () => true)).toMatch(

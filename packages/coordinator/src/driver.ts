@@ -17,7 +17,7 @@ import type { Hub } from './hub.ts';
 import { BubbleMeter, UtilizationSums, activityOf, stepPoint } from './intake.ts';
 import type { SpanIntake, StepDoneMsg, StepRecord } from './intake.ts';
 import type { Membership, PeerRecord } from './membership.ts';
-import { methodFor } from './methods/registry.ts';
+import { methodFor, methodName } from './methods/registry.ts';
 import { barrierWindowOf } from './methods/method.ts';
 import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
@@ -374,7 +374,7 @@ export class RunDriver {
     const isReady = (): boolean => r.ready.size === r.ranks.length;
     if (r.resumed) await sendResumeState(hub.mesh, r.ranks, r.runId, r.resumed, r.abort.signal);
     await waitFor(r, 'workers loading data and connecting', readyTimeoutMs, isReady);
-    hub.log(`all ${config.workers} workers ready; training ${config.steps} steps (${config.sync})`);
+    hub.log(`all ${config.workers} workers ready; training ${config.steps} steps (${methodName(config)})`);
     const first = r.resumed?.step ?? 0;
     this.runView = { ...this.runView, phase: 'running', startedAt: hub.now(), step: first };
     hub.changed();

@@ -351,6 +351,10 @@ async function main(): Promise<DashboardCheckResult> {
     const lossEarly = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
     const chartsEarly = await chartPoints(page);
     await waitForStep(page, 20);
+    // Paused for the readings and the screenshot, as a person would to look closely: beside two
+    // other sessions they took longer than the rest of the run (the run had ended before them).
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
     // Spans reach the coordinator a little after their step; let a frame or two draw them.
     await page.waitForTimeout(500);
     const live = await readLive(page);
@@ -358,7 +362,9 @@ async function main(): Promise<DashboardCheckResult> {
     const liveShot = join(SCREENSHOTS, 'dashboard-pipeline-live.png');
     const before = await phaseAndStep(page);
     await page.screenshot({ path: liveShot, fullPage: true });
+    await page.waitForTimeout(1000); // a paused run takes no step meanwhile
     const after = await phaseAndStep(page);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
 
     // After it ends: the report, then its exports.
     await page.locator('section.report').waitFor({ timeout: LONG_WAIT_MS });
