@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { AbortError, abortReason, abortable, asError, sleep, throwIfAborted } from './abort.ts';
+import { AbortError, abortReason, abortable, asError, deadline, sleep, throwIfAborted } from './abort.ts';
 
 describe('asError / abortReason / throwIfAborted', () => {
   it('keeps an Error and wraps anything else in an AbortError', () => {
@@ -68,5 +68,28 @@ describe('abortable', () => {
     const already = vi.fn();
     await expect(abortable(Promise.resolve(1), ac.signal, already)).rejects.toThrow('cancelled');
     expect(already).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('deadline', () => {
+  it('aborts with a TimeoutError after ms, or with the signal first', async () => {
+    const late = deadline(new AbortController().signal, 20);
+    await new Promise((r) => late.addEventListener('abort', r, { once: true }));
+    expect((late.reason as Error).name).toBe('TimeoutError');
+    const ac = new AbortController();
+    const early = deadline(ac.signal, 60_000);
+    ac.abort(new AbortError('stop'));
+    expect(early.aborted).toBe(true);
+    expect(abortReason(early).message).toBe('stop');
+    expect(deadline(undefined, 10).aborted).toBe(false);
+  });
+
+  it('keeps its timeout alive while the deadline is in use (the Node collection bug)', async () => {
+    const d = deadline(new AbortController().signal, 30);
+    // Garbage pressure while only the combined signal is held.
+    for (let i = 0; i < 20; i++) void new Array(200_000).fill(i);
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((r) => d.addEventListener('abort', r, { once: true }));
+    expect(d.aborted).toBe(true);
   });
 });

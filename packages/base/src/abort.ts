@@ -80,3 +80,20 @@ export function abortable<T>(
     );
   });
 }
+
+const TIMEOUT = Symbol('deadline timeout');
+
+/**
+ * A signal that aborts with `signal` or, after `ms`, with a TimeoutError: what
+ * `AbortSignal.any([signal, AbortSignal.timeout(ms)])` says, made safe in Node. There a timeout
+ * signal held only by `AbortSignal.any` can be garbage collected before it fires (nodejs/node#57736),
+ * and the deadline never comes: a worker's join, given 2.5 s, was still dialling after 60 s. The
+ * returned signal holds its timeout, so the timeout lives as long as the deadline is in use.
+ */
+export function deadline(signal: AbortSignal | undefined, ms: number): AbortSignal {
+  const timeout = AbortSignal.timeout(ms);
+  if (!signal) return timeout;
+  const combined = AbortSignal.any([signal, timeout]);
+  Object.defineProperty(combined, TIMEOUT, { value: timeout });
+  return combined;
+}

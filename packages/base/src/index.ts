@@ -1,2 +1,2 @@
-export { AbortError, abortReason, abortable, asError, sleep, throwIfAborted } from './abort.ts';
+export { AbortError, abortReason, abortable, asError, deadline, sleep, throwIfAborted } from './abort.ts';
 export { mulberry32 } from './random.ts';

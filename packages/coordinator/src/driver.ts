@@ -1,4 +1,4 @@
-import { AbortError } from '@peertrain/base';
+import { AbortError, deadline } from '@peertrain/base';
 import {
   ConfigError,
   PeerLostError,
@@ -509,7 +509,7 @@ export class RunDriver {
     const from = r.evalFrom.get(done) ?? leaderOf(r);
     const msg = await hub.mesh
       .recvTensor(from, finalParamsKey(r.runId, done), {
-        signal: AbortSignal.any([r.abort.signal, AbortSignal.timeout(FINAL_PARAMS_GRACE_MS)]),
+        signal: deadline(r.abort.signal, FINAL_PARAMS_GRACE_MS),
       })
       .catch(() => null);
     if (!msg) {

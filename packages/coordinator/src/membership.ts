@@ -3,7 +3,7 @@ import type { ToCoordinator } from '@peertrain/protocol';
 import { ClockSync } from '@peertrain/telemetry';
 import type { Hub } from './hub.ts';
 import type { PeerView, RunView } from './types.ts';
-import { asError } from '@peertrain/base';
+import { asError, deadline } from '@peertrain/base';
 
 /** A peer as the coordinator keeps it: its view plus what only the coordinator needs. */
 export interface PeerRecord extends PeerView {
@@ -147,7 +147,7 @@ export class Membership {
   waitForIdle(n: number, ms: number, signal: AbortSignal): Promise<PeerRecord[]> {
     if (signal.aborted) return Promise.reject(asError(signal.reason));
     return new Promise((resolve, reject) => {
-      const s = AbortSignal.any([signal, AbortSignal.timeout(ms)]);
+      const s = deadline(signal, ms);
       const check = (): void => {
         const idle = this.idle();
         if (idle.length < n) return;

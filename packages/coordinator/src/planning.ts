@@ -1,4 +1,4 @@
-import { AbortError } from '@peertrain/base';
+import { AbortError, deadline } from '@peertrain/base';
 import {
   ConfigError,
   PROBE_TAG,
@@ -109,7 +109,7 @@ export class Planning {
     const ctl = new AbortController();
     p.probe = ctl;
     const id = ++this.probeCounter;
-    const signal = AbortSignal.any([ctl.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]);
+    const signal = deadline(ctl.signal, PROBE_TIMEOUT_MS);
     const acked = this.ackOf(id, signal);
     acked.catch(() => {}); // awaited below; a send failure must not leave it unhandled
     try {

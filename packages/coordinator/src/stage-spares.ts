@@ -1,3 +1,4 @@
+import { deadline } from '@peertrain/base';
 import { PeerLostError, checkpointDue, stageRestoreKey, stageSnapshotKey } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
@@ -99,7 +100,7 @@ export class StageSpares {
 
   private async collect(done: number, members: readonly string[]): Promise<void> {
     const { hub } = this.init;
-    const signal = AbortSignal.any([this.r.abort.signal, AbortSignal.timeout(60_000)]);
+    const signal = deadline(this.r.abort.signal, 60_000);
     try {
       const states = await Promise.all(
         members.map(async (id, position) => {

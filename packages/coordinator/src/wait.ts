@@ -1,4 +1,4 @@
-import { asError } from '@peertrain/base';
+import { asError, deadline } from '@peertrain/base';
 import { PhaseTimeoutError } from '@peertrain/protocol';
 import type { ToCoordinator } from '@peertrain/protocol';
 
@@ -17,7 +17,7 @@ export function waitFor(scope: WaitScope, phase: string, ms: number, cond: () =>
   // An abort listener added to an aborted signal never fires: a run stopped between two waits ends here.
   if (scope.abort.signal.aborted) return Promise.reject(asError(scope.abort.signal.reason));
   return new Promise<void>((resolve, reject) => {
-    const signal = AbortSignal.any([scope.abort.signal, AbortSignal.timeout(ms)]);
+    const signal = deadline(scope.abort.signal, ms);
     const waiter: Waiter = {
       match: () => cond(),
       resolve: () => {

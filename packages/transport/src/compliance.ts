@@ -1,6 +1,6 @@
 import type { ControlMessage } from '@peertrain/protocol';
 import { createMesh } from './mesh.ts';
-import { abortReason, abortable } from '@peertrain/base';
+import { abortable, abortReason, deadline } from '@peertrain/base';
 import type { DType, TensorKey } from './types.ts';
 import {
   ComplianceError,
@@ -236,7 +236,7 @@ export function transportComplianceCases(
         // PeerLostError, by name: a worker keeps dialling a coordinator that is not there yet on it.
         await expectRejects(
           pair.a.dial(`nobody-${Math.random().toString(36).slice(2)}`, {
-            signal: AbortSignal.any([signal, AbortSignal.timeout(ms)]),
+            signal: deadline(signal, ms),
           }),
           ['PeerLostError'],
           'dial to an unknown id',

@@ -3,6 +3,7 @@
 // [P + slots] to the coordinator after every checkpointEvery-th step, ahead of that step's stepDone
 // on the same ordered link; a resumed run receives the state before its setup and starts at
 // assign.resume.step.
+import { deadline } from '@peertrain/base';
 import { CheckpointError, checkpointDue, checkpointKey, resumeKey, splitState } from '@peertrain/protocol';
 import type { RunState, WorkerCore } from './core.ts';
 import type { Assign, MethodRun, RestoredState } from './methods/types.ts';
@@ -42,7 +43,7 @@ export async function receiveResume(
 ): Promise<RestoredState | null> {
   if (!assign.resume) return null;
   const msg = await core.mesh.recvTensor(core.coordinatorId, resumeKey(assign.runId), {
-    signal: AbortSignal.any([signal, AbortSignal.timeout(RESUME_TIMEOUT_MS)]),
+    signal: deadline(signal, RESUME_TIMEOUT_MS),
   });
   const bytes = msg.data.slice(); // own, aligned copy
   const flat = new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);

@@ -1,4 +1,4 @@
-import { AbortError } from '@peertrain/base';
+import { AbortError, deadline } from '@peertrain/base';
 // What the worker does with each control message from the coordinator.
 import { toWireError } from '@peertrain/protocol';
 import type { ControlMessage } from '@peertrain/protocol';
@@ -36,7 +36,7 @@ export function handleControl(core: WorkerCore, join: JoinWait, msg: ControlMess
     case 'probe': {
       // The payload follows on the same ordered link; ack once it is all here (the coordinator times it).
       const key = { runId: 0, step: msg.id, microBatch: null, tag: msg.tag };
-      const signal = AbortSignal.any([core.lifetime, AbortSignal.timeout(PROBE_TIMEOUT_MS)]);
+      const signal = deadline(core.lifetime, PROBE_TIMEOUT_MS);
       core.mesh.recvTensor(core.coordinatorId, key, { signal }).then(
         (t) => core.tell({ type: 'probeAck', id: msg.id, bytes: t.data.byteLength }),
         (e: unknown) => core.tell({ type: 'probeAck', id: msg.id, bytes: 0, error: toWireError(asError(e)) }),

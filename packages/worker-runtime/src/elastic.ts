@@ -15,7 +15,7 @@
 // batch instead: the ring sums the M members' mean gradients, divides by M, and the learning rate
 // is config.lr * M / N0 (the linear scaling rule; the lost ranks' samples are skipped, so the run
 // departs from the undisturbed one at the first loss; with M = N0 it is the same run, bit for bit).
-import { asError } from '@peertrain/base';
+import { asError, deadline } from '@peertrain/base';
 import { ringAllReduce } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
 import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError, joinState } from '@peertrain/protocol';
@@ -248,7 +248,7 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
 async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
   const from = stateSource(msg);
-  const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
+  const s = deadline(signal, JOIN_STATE_TIMEOUT_MS);
   await openLinks(mesh, { dial: [from], need: [from] }, JOIN_STATE_TIMEOUT_MS, signal);
   const key = { runId: assign.runId, step: msg.fromStep };
   const state = await timed(recvState(mesh, from, key, { signal: s }), s, signal);
@@ -271,7 +271,7 @@ function stateSource(msg: EpochMsg): string {
 /** The state source's side: the state before msg.fromStep (after any rollback) to `joiner`. */
 async function giveState(e: Elastic, msg: EpochMsg, joiner: string): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
-  const s = AbortSignal.any([signal, AbortSignal.timeout(JOIN_STATE_TIMEOUT_MS)]);
+  const s = deadline(signal, JOIN_STATE_TIMEOUT_MS);
   await openLinks(mesh, { dial: [], need: [joiner] }, JOIN_STATE_TIMEOUT_MS, signal);
   const state = joinState(e.params, e.optimizer.state());
   const key = { runId: assign.runId, step: msg.fromStep };

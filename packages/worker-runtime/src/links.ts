@@ -1,4 +1,4 @@
-import { sleep } from '@peertrain/base';
+import { deadline, sleep } from '@peertrain/base';
 import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { asError } from '@peertrain/base';
@@ -41,7 +41,7 @@ export async function openLinks(
   signal: AbortSignal,
   phase: string = PHASE_TIMEOUTS.connect.phase,
 ): Promise<void> {
-  const s = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const s = deadline(signal, timeoutMs);
   try {
     await Promise.all([...new Set(links.dial)].map((p) => mesh.connect(p, { signal: s })));
     await Promise.all(links.need.map((p) => waitConnected(mesh, p, s)));
@@ -63,16 +63,16 @@ export async function dialCoordinator(
   signal: AbortSignal,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  const until = deadline(signal, timeoutMs);
   for (;;) {
     try {
-      await mesh.connect(coordinatorId, { signal: deadline });
+      await mesh.connect(coordinatorId, { signal: until });
       return;
     } catch (err) {
       signal.throwIfAborted();
       if (!(err instanceof PeerLostError)) throw err;
-      if (deadline.aborted) throw err;
-      await sleep(JOIN_RETRY_MS, deadline).catch(() => {
+      if (until.aborted) throw err;
+      await sleep(JOIN_RETRY_MS, until).catch(() => {
         signal.throwIfAborted();
         throw err; // the join timeout passed while waiting: the coordinator never came
       });

@@ -11,6 +11,7 @@
 // A spare (assign.joining) holds no stage until its first epoch names one: peers[position] is it.
 // Each epoch's activations and gradients carry their own tags, so an aborted attempt's tensors
 // still in flight never feed a redone step. The epoch's peers[0] leads (evaluates; the gather).
+import { deadline } from '@peertrain/base';
 import {
   PeerLostError,
   checkpointDue,
@@ -227,7 +228,7 @@ async function restore(s: LiveStage, h: Held, fromStep: number): Promise<void> {
     return;
   }
   if (!ctx.coordinatorId) throw new ElasticStateError('no coordinator to restore the stage from');
-  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(RESTORE_TIMEOUT_MS)]);
+  const signal = deadline(ctx.signal, RESTORE_TIMEOUT_MS);
   const got = await ctx.mesh.recvTensor(ctx.coordinatorId, stageRestoreKey(runId, s.epoch, fromStep), {
     signal,
   });
