@@ -131,7 +131,7 @@ async function staticThenUnit() {
   console.log('==== end of static checks and unit tests ====\n');
 }
 
-/** Drains the queue with `width()` runs at a time (read again whenever one ends). */
+/** Drains the queue with `width()` runs at a time. */
 async function drain(queue, width) {
   const running = new Set();
   let next = 0;
@@ -143,13 +143,9 @@ async function drain(queue, width) {
       running.add(p);
     }
     if (running.size === 0) return;
-    await Promise.race([...running, tick()]);
+    await Promise.race(running);
   }
 }
-
-let tickResolve = () => {};
-/** Resolves when the unit lane ends, so the queue can widen at once. */
-const tick = () => new Promise((r) => (tickResolve = r));
 
 /** Builds dist/ when its sources changed (the sessions would otherwise race to build it). */
 const build = () =>
@@ -167,8 +163,7 @@ const built = await build();
 results.push({ name: 'build', ok: built });
 if (built) {
   await vitestFiles('quiet', QUIET_FILES);
-  const unit = staticThenUnit().finally(() => tickResolve());
-  await Promise.all([unit, drain(e2eQueue(), () => E2E_WIDTH)]);
+  await Promise.all([staticThenUnit(), drain(e2eQueue(), () => E2E_WIDTH)]);
 }
 
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'); // colour codes in messages
