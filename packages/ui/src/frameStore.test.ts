@@ -1,21 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import { frameThrottledStore, type FrameScheduler, type Source } from './frameStore.ts';
 
-function manualFrames(): FrameScheduler & { run(): void; pending(): number } {
+function manualFrames(): FrameScheduler & {
+  run(): void;
+  pending(): number;
+  advance(ms: number): void;
+  timers(): number;
+} {
   const queue = new Map<number, () => void>();
+  const timers = new Map<number, { at: number; cb: () => void }>();
   let next = 1;
+  let clock = 0;
   return {
     request: (cb) => {
       queue.set(next, cb);
       return next++;
     },
     cancel: (h) => void queue.delete(h),
+    after: (cb, ms) => {
+      timers.set(next, { at: clock + ms, cb });
+      return next++;
+    },
+    cancelAfter: (h) => void timers.delete(h),
+    now: () => clock,
     run() {
       const cbs = [...queue.values()];
       queue.clear();
       for (const cb of cbs) cb();
     },
     pending: () => queue.size,
+    advance(ms) {
+      clock += ms;
+      for (const [h, t] of [...timers]) {
+        if (t.at <= clock) {
+          timers.delete(h);
+          t.cb();
+        }
+      }
+    },
+    timers: () => timers.size,
   };
 }
 
@@ -79,5 +102,32 @@ describe('frameThrottledStore', () => {
     unsub();
     expect(frames.pending()).toBe(0);
     expect(src.listeners).toBe(0);
+  });
+
+  it('renders at most once per everyMs: a change soon after a render waits for its turn', () => {
+    const frames = manualFrames();
+    const src = counterSource();
+    const store = frameThrottledStore(src, frames, 100);
+    let renders = 0;
+    const unsub = store.subscribe(() => renders++);
+    frames.run();
+    src.bump();
+    frames.run();
+    expect(renders).toBe(1); // the first change renders at the next frame
+    src.bump();
+    src.bump();
+    expect(frames.pending()).toBe(0); // too soon: a timer, not a frame
+    expect(frames.timers()).toBe(1);
+    frames.advance(99);
+    expect(frames.pending()).toBe(0);
+    frames.advance(1);
+    expect(frames.pending()).toBe(1);
+    frames.run();
+    expect(renders).toBe(2);
+    expect(store.getSnapshot().n).toBe(3);
+    src.bump();
+    unsub(); // cancels the waiting timer too
+    expect(frames.timers()).toBe(0);
+    expect(frames.pending()).toBe(0);
   });
 });

@@ -1,5 +1,8 @@
 // Throttles a fast-changing source (coordinator view, worker status) to at most one React render per
-// animation frame: the source may notify hundreds of times a second; the page redraws at most 60.
+// `everyMs` (and never more than one per animation frame): the source may notify hundreds of times a
+// second. Every render of the dashboard costs its tab style, layout and paint, and that tab shares
+// the machine's cores with the workers: at one render per frame a 3-worker session's dashboard took
+// most of a core (bench "dashboard"; README "Live views").
 
 export interface Source<T> {
   get(): T;
@@ -10,15 +13,25 @@ export interface Source<T> {
 export interface FrameScheduler {
   request(cb: () => void): number;
   cancel(handle: number): void;
+  /** Runs `cb` after `ms` (a timer). */
+  after(cb: () => void, ms: number): number;
+  cancelAfter(handle: number): void;
+  now(): number;
 }
 
 export const animationFrames: FrameScheduler = {
   request: (cb) => requestAnimationFrame(cb),
   cancel: (h) => cancelAnimationFrame(h),
+  after: (cb, ms) => setTimeout(cb, ms) as unknown as number,
+  cancelAfter: (h) => clearTimeout(h),
+  now: () => performance.now(),
 };
 
+/** The live views' default: 8 renders a second, enough for counters and charts to read as live. */
+export const LIVE_VIEW_EVERY_MS = 125;
+
 export interface FrameStore<T> {
-  /** For useSyncExternalStore: stable between frames. */
+  /** For useSyncExternalStore: stable between renders. */
   getSnapshot: () => T;
   subscribe: (onChange: () => void) => () => void;
 }
@@ -26,31 +39,49 @@ export interface FrameStore<T> {
 export function frameThrottledStore<T>(
   source: Source<T>,
   frames: FrameScheduler = animationFrames,
+  everyMs = LIVE_VIEW_EVERY_MS,
 ): FrameStore<T> {
   let snapshot = source.get();
   return {
     getSnapshot: () => snapshot,
     subscribe(onChange) {
       let latest = snapshot;
-      let handle: number | null = null;
+      let frame: number | null = null;
+      let timer: number | null = null;
+      let lastFlush = -Infinity;
       const flush = (): void => {
-        handle = null;
+        frame = null;
         if (latest !== snapshot) {
           snapshot = latest;
+          lastFlush = frames.now();
           onChange();
         }
       };
+      const schedule = (): void => {
+        if (frame !== null || timer !== null) return; // a render is already on its way
+        const wait = lastFlush + everyMs - frames.now();
+        if (wait <= 0) {
+          frame = frames.request(flush);
+          return;
+        }
+        timer = frames.after(() => {
+          timer = null;
+          frame ??= frames.request(flush);
+        }, wait);
+      };
       const unsubscribe = source.subscribe((value) => {
         latest = value;
-        handle ??= frames.request(flush);
+        schedule();
       });
       // The source may have moved on between getSnapshot and subscribe.
       latest = source.get();
-      handle ??= frames.request(flush);
+      schedule();
       return () => {
         unsubscribe();
-        if (handle !== null) frames.cancel(handle);
-        handle = null;
+        if (frame !== null) frames.cancel(frame);
+        if (timer !== null) frames.cancelAfter(timer);
+        frame = null;
+        timer = null;
       };
     },
   };

@@ -64,7 +64,7 @@ describe('coordinator methods', () => {
     expect(run.assignments.every((a) => a.message.serverRank === 0)).toBe(true);
     expect(run.assignments[0]!.traceName).toBe('rank 0 (server)');
     expect(run.pipelineView).toBeNull();
-    expect(run.barrierWindow).toBe(2);
+    expect(run.barrierWindow).toBe(STEP_WINDOW);
   });
 
   it('ps-async: K shard servers, every step granted at once, staleness in the report', async () => {
@@ -104,7 +104,7 @@ describe('coordinator methods', () => {
     const c = ctx({ workers: 4, sync: 'ps', psShards: 3 });
     const run = await methodFor(c.config).prepare(c);
     expect(run.assignments.filter((a) => a.role === 'worker+server')).toHaveLength(3);
-    expect(run.barrierWindow).toBe(2);
+    expect(run.barrierWindow).toBe(STEP_WINDOW);
   });
 
   it('all-reduce: plain workers on disjoint shards, no server', async () => {

@@ -3,7 +3,7 @@ import { bubbleTheory } from '@peertrain/schedules';
 import type { PipelineReport, PipelineView } from '../types.ts';
 import type { PipelinePlan } from '../planning.ts';
 import type { CoordinatorMethod, MethodContext, MethodRun, RankAssignment } from './method.ts';
-import { STEP_WINDOW, baseAssign, replicaShards } from './method.ts';
+import { PIPELINE_WINDOW, baseAssign, replicaShards } from './method.ts';
 
 /**
  * Pipeline parallelism, and hybrid (R pipeline replicas, data parallel across replicas stage by
@@ -75,7 +75,9 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     assignments,
     pipelineView,
     bubble: { peers: new Set(replica0.map((p) => p.peerId)), stages: P },
-    barrierWindow: STEP_WINDOW,
+    // Two steps in flight: a pipeline step (hundreds of ms) hides the grant's round trip already,
+    // and a stage lost mid-run has fewer granted steps to roll back (stage-spares.ts).
+    barrierWindow: PIPELINE_WINDOW,
     onStepDone(rank, msg) {
       for (const sp of msg.spans ?? []) if (sp.kind === 'send') crossed.add(sp.step, sp.bytes ?? 0);
       if (msg.peakActivationBytes === undefined || rank >= P) return;
