@@ -17,6 +17,7 @@ import { softmaxCrossEntropy } from './loss.ts';
 import type { Labels, Model } from './model.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
+import { readInto } from './transfer.ts';
 
 /** Backends on which keeping the training state on the device pays (separate memory, costly readbacks). */
 export function prefersDeviceTraining(backend: string = tf.getBackend()): boolean {
@@ -159,7 +160,7 @@ export function createDeviceTrainer(
     },
     async readGrads(out) {
       if (out.length !== model.paramCount) throw new ShapeError(`grads buffer has ${out.length} elements`);
-      out.set(await need().grads.data<'float32'>());
+      await readInto(need().grads, out);
     },
     apply(grads) {
       if (grads !== undefined && grads.length !== model.paramCount) {
@@ -174,7 +175,7 @@ export function createDeviceTrainer(
     },
     async readParams(out) {
       if (out.length !== model.paramCount) throw new ShapeError(`params buffer has ${out.length} elements`);
-      out.set(await p.data<'float32'>());
+      await readInto(p, out);
     },
     dispose() {
       release();

@@ -12,6 +12,7 @@ import { buildLayers } from './layers.ts';
 import type { Layer, ParamInfo } from './layers.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import { tf } from './tf.ts';
+import { readInto, tensorOf } from './transfer.ts';
 import type { Tensor } from './tf.ts';
 
 /** Class indices, one per sample. */
@@ -130,12 +131,13 @@ export async function readTensorsInto(
   out: Float32Array,
   offset = 0,
 ): Promise<void> {
-  const values = await Promise.all(tensors.map((t) => t.data<'float32'>()));
   let at = offset;
-  for (const v of values) {
-    out.set(v, at);
-    at += v.length;
+  const reads: Promise<void>[] = [];
+  for (const t of tensors) {
+    reads.push(readInto(t, out, at));
+    at += t.size;
   }
+  await Promise.all(reads);
 }
 
 function makeStage(all: readonly Layer[], first: number, end: number): Stage {
@@ -184,7 +186,7 @@ function makeStage(all: readonly Layer[], first: number, end: number): Stage {
       }
       return params.map((p) => {
         const at = p.offset - paramOffset;
-        return tf.tensor(stageParams.slice(at, at + p.size), p.shape as number[], 'float32');
+        return tensorOf(stageParams.subarray(at, at + p.size), p.shape);
       });
     },
     forward(x, w) {
