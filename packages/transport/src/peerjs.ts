@@ -257,10 +257,11 @@ class PeerjsTransport implements Transport {
         fail(new TransportError(`link to ${peerId} failed (${err.type}): ${err.message}`));
       const onClose = (): void => fail(new PeerLostError(peerId, 'link closed before it opened'));
       const onAbort = (): void => fail(abortReason(signal));
-      const timer = setTimeout(
-        () => fail(new PhaseTimeoutError(`${isDial ? 'dial' : 'accept'} ${peerId}`, this.openTimeoutMs)),
-        this.openTimeoutMs,
-      );
+      const timer = setTimeout(() => {
+        // Where the handshake stopped (signaling, ICE, DTLS/SCTP) says which side to look at.
+        const where = `${isDial ? 'dial' : 'accept'} ${peerId} (${linkState(dc, this.peer)})`;
+        fail(new PhaseTimeoutError(where, this.openTimeoutMs));
+      }, this.openTimeoutMs);
       let failers = this.pending.get(peerId);
       if (isDial) {
         if (!failers) this.pending.set(peerId, (failers = new Set()));
@@ -491,4 +492,28 @@ export async function runPeerjsCompliance(opts: {
     ...(opts.signal ? { signal: opts.signal } : {}),
     caseTimeoutMs: opts.caseTimeoutMs ?? 120_000,
   });
+}
+
+/**
+ * A link's handshake state, for a dial that did not open in time: the signaling server connection,
+ * then the RTCPeerConnection's signaling, ICE gathering, ICE and connection states, then the data
+ * channel's. E.g. "server connected; signaling stable, gathering complete, ice checking, connection
+ * connecting, channel connecting" (ICE never found a pair).
+ */
+export function linkState(
+  dc: { peerConnection?: RTCPeerConnection | null; dataChannel?: RTCDataChannel | null },
+  peer: { disconnected: boolean; destroyed: boolean },
+): string {
+  const server = peer.destroyed ? 'destroyed' : peer.disconnected ? 'disconnected' : 'connected';
+  const pc = dc.peerConnection;
+  const parts = pc
+    ? [
+        `signaling ${pc.signalingState}`,
+        `gathering ${pc.iceGatheringState}`,
+        `ice ${pc.iceConnectionState}`,
+        `connection ${pc.connectionState}`,
+      ]
+    : ['no peer connection yet (the offer or answer never arrived)'];
+  parts.push(`channel ${dc.dataChannel?.readyState ?? 'none'}`);
+  return `server ${server}; ${parts.join(', ')}`;
 }
