@@ -19,3 +19,5 @@ export { f32FromMessage, f32ToBytes } from './f32.ts';
 export type { TrafficStats } from './f32.ts';
 export { compressedAllReduce, compressedTagSpan } from './compressed.ts';
 export type { CompressedAllReduceOptions } from './compressed.ts';
+export { HOP_WORTH_BYTES, allReduceAlgorithm, directAllReduce } from './direct.ts';
+export type { AllReduceAlgorithm, DirectOptions } from './direct.ts';

@@ -25,7 +25,8 @@ describe('allReduceMean', () => {
       );
       return data;
     };
-    const means = await run(allReduceMean);
+    // 'ring': 101 floats would take the direct exchange (tested below)
+    const means = await run((m, g, d, o) => allReduceMean(m, g, d, { ...o, algorithm: 'ring' }));
     const sums = await run(ringAllReduce);
     const inv = 1 / n;
     const expected = sums[0]!.map((s) => s * inv);
@@ -65,5 +66,24 @@ describe('allReduceMean', () => {
     const plain = await run((m, d) => allReduceMean(m, group, d, opts));
     const none = await run((m, d) => allReduceMean(m, group, d, { ...opts, compressor: { kind: 'none' } }));
     expect(Array.from(none[1]!)).toEqual(Array.from(plain[1]!));
+  });
+
+  it('takes the direct exchange for a small fp32 tensor: the rank-order sum times 1/N on every peer', async () => {
+    const group = ['a', 'b', 'c'];
+    const rnd = mulberry32(11);
+    const inputs = group.map(() => Float32Array.from({ length: 101 }, () => rnd() * 2 - 1));
+    const h = newHub();
+    const meshes = group.map((id) => h.mesh(id));
+    const data = inputs.map((x) => x.slice());
+    const stats = await Promise.all(
+      meshes.map((mesh, r) => allReduceMean(mesh, group, data[r]!, { runId: 1, step: 0, bucketElems: 16 })),
+    );
+    expect(stats.map((s) => s.reduceScatterMs)).toEqual([0, 0, 0]); // one all-gather, no ring
+    expect(stats.map((s) => s.bytesSent)).toEqual([808, 808, 808]); // the whole tensor to each other peer
+    const inv = 1 / group.length;
+    // Summed in float32, rank 0 first, as every peer does.
+    const f = Math.fround;
+    const expected = inputs[0]!.map((_, i) => f(f(f(0 + inputs[0]![i]!) + inputs[1]![i]!) + inputs[2]![i]!));
+    for (const m of data) expect(Array.from(m)).toEqual(Array.from(expected, (s) => Math.fround(s * inv)));
   });
 });

@@ -97,6 +97,7 @@ function reduceBucket(
     step,
     bucketElems: b,
     tagBase: ringTagSpan(assign.peers.length, k), // bucket k's tags in the one bucketed call
+    choiceElems: grads.length, // the path (ring or direct) the one call over all of them takes
     signal,
     now: () => spans.now(),
     onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
