@@ -354,7 +354,17 @@ async function main(): Promise<DashboardCheckResult> {
     // Paused for the readings and the screenshot, as a person would to look closely: beside two
     // other sessions they took longer than the rest of the run (the run had ended before them).
     await page.getByRole('button', { name: 'Pause', exact: true }).click();
-    await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
+    await page
+      .locator('.progress-card .pill.phase-paused')
+      .waitFor({ timeout: LONG_WAIT_MS })
+      .catch(async (e: unknown) => {
+        // Say where the run was instead: still running at a step, failed (and why), or done.
+        const { phase, step } = await phaseAndStep(page);
+        const alerts = await page.getByRole('alert').allTextContents();
+        throw new Error(
+          `not paused after ${LONG_WAIT_MS} ms: phase "${phase}" at step ${step}; alerts: ${JSON.stringify(alerts)} (${String(e)})`,
+        );
+      });
     // Spans reach the coordinator a little after their step; let a frame or two draw them.
     await page.waitForTimeout(500);
     const live = await readLive(page);
