@@ -29,6 +29,10 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-sync',
   '--disable-dev-shm-usage',
   '--enable-unsafe-webgpu',
+  // Host ICE candidates as plain addresses, not mDNS names (`<uuid>.local`): every link's handshake
+  // then skips multicast name registration and resolution, which the tabs' links here never need.
+  // Two dials under load sat 20 s with ICE gathering unfinished and no remote candidate.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
 export interface LaunchBrowserOptions {
