@@ -31,7 +31,9 @@
 import { AbortError } from '@peertrain/base';
 import type { Compressor } from '@peertrain/compress';
 import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
+import { PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
+import { hopTimed } from '../phase-timeouts.ts';
 import { timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
@@ -175,5 +177,6 @@ class DilocoRun implements MethodRun {
 export const dilocoMethod: WorkerMethod = {
   name: 'diloco',
   links: ringLinks,
-  setup: (ctx) => new DilocoRun(ctx),
+  // Each receive of the outer exchange (one hop) has its named timeout.
+  setup: (ctx) => new DilocoRun({ ...ctx, mesh: hopTimed(ctx.mesh, PHASE_TIMEOUTS.allreduceHop) }),
 };
