@@ -47,6 +47,18 @@ export function devtoolsPortArgs(port: number): string[] {
   return [`--remote-debugging-port=${port}`, '--remote-debugging-address=127.0.0.1'];
 }
 
+/**
+ * What a browser needs for `hide` hidden tabs (null for none): launch it with `args` and
+ * `backgroundThrottling`, then give runSession `devtoolsPort: port` (when it gets the browser passed in).
+ */
+export async function hiddenTabLaunch(
+  hide: number,
+): Promise<{ port: number; args: string[]; backgroundThrottling: true } | null> {
+  if (hide <= 0) return null;
+  const port = await freePort();
+  return { port, args: devtoolsPortArgs(port), backgroundThrottling: true };
+}
+
 /** Opens hidden tabs in a browser launched with devtoolsPortArgs(port) and background throttling on. */
 export class HiddenTabs {
   private constructor(private readonly connection: Browser) {}

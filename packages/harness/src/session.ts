@@ -18,7 +18,7 @@ import { pickRankTab, tabFaults as elasticFaults } from './elastic-faults.ts';
 import type { VanishTarget } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
 import { writeCheckpointDir } from './checkpoint-dir.ts';
-import { HiddenTabs, devtoolsPortArgs, freePort, hiddenWatch } from './hidden-tab.ts';
+import { HiddenTabs, hiddenTabLaunch, hiddenWatch } from './hidden-tab.ts';
 import { chaosSchedule } from './chaos-spec.ts';
 import type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
 import { ChaosRunner } from './chaos.ts';
@@ -70,6 +70,8 @@ export interface RunSessionOptions {
   executablePath?: string;
   /** Use this browser instead of launching one; it is left open (its pages are closed). */
   browser?: Browser;
+  /** chaos hide=N with `browser`: the DevTools port it was launched with (hiddenTabLaunch). */
+  devtoolsPort?: number;
   /** Serve this prebuilt directory instead of building the repository's dist/. */
   dist?: string;
   /** Repository root for the build (default: this checkout). */
@@ -172,22 +174,23 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   let link: AppliedLink | null = null;
   const contexts: BrowserContext[] = [];
   const hide = opts.chaos?.hide ?? 0;
-  if (hide > 0 && opts.browser)
-    throw new ConfigError('invalid chaos', ['hide=N: the session must launch its own browser']);
+  if (hide > 0 && opts.browser && opts.devtoolsPort === undefined)
+    throw new ConfigError('invalid chaos', ['hide=N: a passed-in browser needs its devtoolsPort']);
   let hidden: HiddenTabs | null = null;
   try {
     if (opts.link) link = await applyLink(opts.link, { ...(signal ? { signal } : {}) });
     servers = await startSessionServers({ dist, ...(signal ? { signal } : {}) });
     // hide=N: a DevTools port to open the hidden tabs through, background throttling kept (hidden-tab.ts).
-    const port = hide > 0 ? await freePort() : 0;
+    const hiding = opts.browser ? null : await hiddenTabLaunch(hide);
     browser =
       opts.browser ??
       (await launchBrowser({
         executablePath: opts.executablePath ?? DEFAULT_CHROMIUM,
-        ...(hide > 0 ? { args: devtoolsPortArgs(port), backgroundThrottling: true } : {}),
+        ...(hiding ? { args: hiding.args, backgroundThrottling: true } : {}),
         ...(signal ? { signal } : {}),
       }));
-    if (hide > 0) hidden = await HiddenTabs.connect(port);
+    const port = hiding?.port ?? opts.devtoolsPort;
+    if (hide > 0 && port !== undefined) hidden = await HiddenTabs.connect(port);
     const info: SessionInfo = {
       room,
       chromium: browser.version(),
@@ -198,8 +201,8 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       chaos,
     };
     opts.onReady?.(info);
-    const hiding = hidden ? { tabs: hidden, count: hide, workers: config.workers, pages: [] } : null;
-    return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts, hiding);
+    const plan = hidden ? { tabs: hidden, count: hide, workers: config.workers, pages: [] } : null;
+    return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts, plan);
   } finally {
     // Contexts first (a passed-in browser stays open), then the browser we own, then the servers.
     await Promise.allSettled(contexts.map((c) => c.close()));
