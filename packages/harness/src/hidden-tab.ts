@@ -61,6 +61,8 @@ export async function hiddenTabLaunch(
 
 /** Opens hidden tabs in a browser launched with devtoolsPortArgs(port) and background throttling on. */
 export class HiddenTabs {
+  private readonly pages: Page[] = [];
+
   private constructor(private readonly connection: Browser) {}
 
   static async connect(port: number): Promise<HiddenTabs> {
@@ -77,6 +79,7 @@ export class HiddenTabs {
     const context = this.connection.contexts()[0];
     if (!context) throw new Error('the CDP connection shows no default browser context');
     const page = await context.newPage();
+    this.pages.push(page);
     const cdp = await context.newCDPSession(page);
     try {
       const { windowId } = await cdp.send('Browser.getWindowForTarget');
@@ -87,8 +90,9 @@ export class HiddenTabs {
     return page;
   }
 
-  /** Disconnects (the browser stays up; its owner closes it). */
+  /** Closes the hidden tabs and disconnects (the browser stays up; its owner closes it). */
   async close(): Promise<void> {
+    await Promise.allSettled(this.pages.map((p) => p.close()));
     await this.connection.close().catch(() => undefined);
   }
 }
