@@ -163,6 +163,15 @@ export function engineMemory(): EngineMemory {
   };
 }
 
+/**
+ * Batch buffers reused in turn. At most three are in use: the step's own, the one prefetched for the
+ * next step, and one a restart left built for nobody; a batch's arrays are rewritten four batches
+ * later, long after its step (the engine takes x within the step: wasm copies it into its heap, the
+ * other backends' tensors of it die with the step). A fresh 100-400 KB array per step cost ~1 ms of
+ * page faults, more than the MLP's whole step at batch 32 on wasm.
+ */
+const BATCH_BUFFERS = 4;
+
 /** The shard's batches, prefetched one step ahead; asking for another step than the next restarts it. */
 function batchSource(
   samples: Samples,
@@ -170,11 +179,17 @@ function batchSource(
   config: PrepareRun['config'],
   inputSize: number,
 ): { batch(step: number, signal: AbortSignal | undefined): Promise<Batch>; close(): void } {
+  const buffers = Array.from({ length: BATCH_BUFFERS }, () => ({
+    x: new Float32Array(config.batch * inputSize), // [batch * inputSize]
+    y: new Uint8Array(config.batch), // [batch]
+  }));
+  let turn = 0;
+  const gather = (step: number): Batch => {
+    const into = buffers[turn++ % BATCH_BUFFERS]!;
+    return gatherBatch(samples, shardBatchIndices(shard, step, config.batch, config.seed), inputSize, into);
+  };
   const make = (firstStep: number): Prefetcher<Batch> =>
-    new Prefetcher<Batch>(
-      (step) => gatherBatch(samples, shardBatchIndices(shard, step, config.batch, config.seed), inputSize),
-      { firstStep, depth: 1, lastStep: config.steps - 1 },
-    );
+    new Prefetcher<Batch>(gather, { firstStep, depth: 1, lastStep: config.steps - 1 });
   let batches = make(0);
   return {
     batch(step, signal) {

@@ -23,6 +23,8 @@ export const allReduceMethod: WorkerMethod = {
     const { params, optimizer } = dataParallelState(ctx);
     // The gradients' compression state (error feedback) lives as long as the run.
     const compressor = exchangeCompressor(ctx, params.length);
+    // [P], reused: the ring averages it in place and the optimizer consumes it within the step.
+    const gradsBuffer = new Float32Array(params.length);
     return {
       paramBytes: params.byteLength,
       evalParams: params,
@@ -33,7 +35,7 @@ export const allReduceMethod: WorkerMethod = {
           optimizer.step(params, grads);
           return { loss, computeMs };
         }
-        const { loss, grads, computeMs } = await timedGradients(ctx, params, step);
+        const { loss, grads, computeMs } = await timedGradients(ctx, params, step, gradsBuffer);
         // The timeline shows the ring's two halves: when any bucket was in reduce-scatter or all-gather.
         await meanOverRing(ctx, grads, step, compressor);
         optimizer.step(params, grads);
