@@ -20,6 +20,7 @@ import {
   trainReference,
   trainSamples,
 } from '@peertrain/engine';
+import { partRows } from './sharded-eval.ts';
 import type { Batch, Dataset, MnistSource, ProbeOptions, Samples, ShardCache } from '@peertrain/engine';
 import type { BackendName, DatasetName, Shard, StageRange } from '@peertrain/protocol';
 import type {
@@ -96,9 +97,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
       },
       ...(config.elastic ? elasticGradients(model, train.samples, config) : {}),
       ...deviceStepsOn(opts.deviceSteps ?? prefersDeviceTraining(device.backend), model, config, batchFor),
-      evaluate(params, o) {
-        return model.evaluate(params, test.samples.x, test.samples.y, o.signal ? { signal: o.signal } : {});
-      },
+      evaluate: (params, o) => evaluatePart(model, test.samples, params, o),
       async reference(params, o) {
         const data = await dataset(config.dataset, o.signal);
         const ref = await trainReference({
@@ -212,6 +211,19 @@ function deviceStepsOn(
 ): Pick<TrainSession, 'deviceSteps'> {
   if (!on) return {};
   return { deviceSteps: (params) => deviceSteps(model, params, config, batchFor) };
+}
+
+/** TrainSession.evaluate: the test split, or its part `o.part` (sharded-eval.ts). */
+function evaluatePart(
+  model: ReturnType<typeof buildModel>,
+  test: Samples,
+  params: Float32Array,
+  o: { signal?: AbortSignal; part?: { index: number; of: number } },
+): Promise<{ loss: number; accuracy: number; count: number }> {
+  const [start, end] = o.part ? partRows(test.count, o.part) : [0, test.count];
+  if (end === start) return Promise.resolve({ loss: 0, accuracy: 0, count: 0 });
+  const x = test.x.subarray(start * model.inputSize, end * model.inputSize); // [rows * inputSize]
+  return model.evaluate(params, x, test.y.subarray(start, end), o.signal ? { signal: o.signal } : {});
 }
 
 /** The session's DeviceSteps: engine's device trainer fed with the shard's prefetched batches. */

@@ -28,6 +28,7 @@ export const allReduceMethod: WorkerMethod = {
     return {
       paramBytes: params.byteLength,
       evalParams: params,
+      sharedEval: true, // the same params on every rank after a step
       async step(step) {
         if (overlap) {
           // (parseRunConfig refuses overlap with compression: the compressor sees the whole tensor)
@@ -76,6 +77,7 @@ function onDevice(ctx: MethodContext): MethodRun {
   return {
     paramBytes: params.byteLength,
     evalParams: params,
+    sharedEval: true, // syncParams reads the same params on every rank
     async step(step) {
       const t0 = ctx.spans.now();
       await device.compute(step, { signal: ctx.signal });

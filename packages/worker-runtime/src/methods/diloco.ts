@@ -93,6 +93,9 @@ class DilocoRun implements MethodRun {
     return this.#global;
   }
 
+  /** G is the same on every rank at a round's end, where evaluations wait (evalReady). */
+  readonly sharedEval = true;
+
   async step(step: number): Promise<StepOutcome> {
     const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step, this.#grads);
     this.#inner.step(this.#local, grads);
