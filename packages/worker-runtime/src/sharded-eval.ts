@@ -5,9 +5,10 @@
 // reports the evaluation as before (same evalResult; the target-accuracy stop stays rank 0's).
 // Each tab evaluates 1/N of the split: before, rank 0 evaluated all of it (30-40 ms on 3 MLP tabs
 // under load, every 10 steps) while the others waited for it at the next exchange.
-import { ProtocolError } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import type { TrainSession } from './compute.ts';
+import { hopTimed } from './phase-timeouts.ts';
 import type { Assign } from './methods/index.ts';
 
 /** Tag of a rank's evaluation part (key: run, evaluated step): apart from 0x7ffa-0x7ffe's. */
@@ -46,8 +47,10 @@ export async function shardedEvaluate(
     await mesh.sendTensor(peers[0]!, { ...key, dtype: 'uint8', shape: [data.length], data }, { signal });
     return null;
   }
+  // A part that never comes (its rank lost mid-evaluation) fails with the hop's named timeout.
+  const timed = hopTimed(mesh, PHASE_TIMEOUTS.allreduceHop);
   const parts = await Promise.all(
-    peers.slice(1).map(async (peer) => partOf((await mesh.recvTensor(peer, key, { signal })).data, peer)),
+    peers.slice(1).map(async (peer) => partOf((await timed.recvTensor(peer, key, { signal })).data, peer)),
   );
   let [lossSum, hits, count] = [0, 0, 0];
   for (const p of [own, ...parts]) {
