@@ -29,7 +29,7 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        kill=1,seed=S); steps finished and redone, parameter difference, wall time.
                        With --quick: seeds 1-3 at 20 steps
                        links: each case unimpaired, then over ${LINK} (same seed):
-                       data parallel MLP on 3 tabs, sync all-reduce (100 steps) and local SGD H=10
+                       data parallel MLP on 3 tabs, sync all-reduce (60 steps) and local SGD H=10
                        with int8 (300), and 1F1B over 4 stages (deepMlp, 100); test accuracy,
                        difference, step median, wall time, slowdown, bytes per step. With --quick:
                        10, 20 and 6 steps. Not with --link (it applies its own)

@@ -30,7 +30,7 @@ describe('the links part', () => {
     const full = linksSettings(false);
     const quick = linksSettings(true);
     expect(full.cases.map((c) => c.id)).toEqual(['allreduce', 'local-10-int8', '1f1b']);
-    expect(full.cases.map((c) => c.config.steps)).toEqual([100, 300, 100]);
+    expect(full.cases.map((c) => c.config.steps)).toEqual([60, 300, 100]);
     expect(quick.cases.map((c) => c.config.steps)).toEqual([10, 20, 6]);
     for (const c of [...full.cases, ...quick.cases]) expect(() => parseRunConfig(c.config)).not.toThrow();
     expect(full.cases[2]?.config).toMatchObject({ strategy: 'pipeline', schedule: '1f1b', workers: 4 });

@@ -35,14 +35,14 @@ const MLP_DP = { strategy: 'data', model: 'mlp', dataset: 'mnist', workers: 3, b
 const COMMON = { backend: 'wasm', seed: 42, evalEvery: 0 } as const;
 
 /**
- * Full: sync all-reduce (fp32, ~543 KB sent per worker a step) for 100 steps, which impaired is
- * loss-bound SCTP at seconds a step; local SGD H=10 with an int8 pseudo-gradient (README's fastest
+ * Full: sync all-reduce (fp32, 1.6 MiB a step over 3 tabs) for 60 steps: impaired, SCTP over loss
+ * and delay took 5.7 s a step here (--quick), so 60 already takes about 6 minutes; local SGD H=10 with an int8 pseudo-gradient (README's fastest
  * to the MLP's target over 3 tabs) for 300 steps, 30 exchanges; 1F1B over 4 stages of deepMlp
  * (pinned cut after each relu: the planner's speeds are noise on this shared machine), M = 4, 100
  * steps. Quick: the same cases at 10, 20 and 6 steps, a smoke check.
  */
 export function linksSettings(quick: boolean): LinksSettings {
-  const steps = quick ? { sync: 10, local: 20, pipe: 6 } : { sync: 100, local: 300, pipe: 100 };
+  const steps = quick ? { sync: 10, local: 20, pipe: 6 } : { sync: 60, local: 300, pipe: 100 };
   return {
     link: LINK,
     cases: [
