@@ -36,7 +36,8 @@ describe('the links part', () => {
     expect(full.cases[2]?.config).toMatchObject({ strategy: 'pipeline', schedule: '1f1b', workers: 4 });
   });
 
-  const c = linksSettings(false).cases[0]!;
+  const sync = linksSettings(false).cases[0]!;
+  const c = { ...sync, config: { ...sync.config, steps: 100 } };
   const calm = linkRow(c, null, report(100, 0.9123, 20_000));
   const slow = linkRow(c, LINK, report(100, 0.9101, 300_000));
 
@@ -72,7 +73,7 @@ describe('the links part', () => {
       error: 'PhaseTimeoutError: x',
     };
     const part: LinksPart = {
-      settings: linksSettings(false),
+      settings: { link: LINK, cases: [c] },
       rows: [calm, slow, failed],
       tolerancePoints: 0.5,
     };
