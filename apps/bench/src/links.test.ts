@@ -85,5 +85,10 @@ describe('the links part', () => {
     expect(md).toMatch(/\|\s+3000 \|\s+300\.0 \|\s+15\.00x \|/);
     expect(md).toContain('failed: PhaseTimeoutError: x');
     expect(linksErrors(part)).toEqual([`links 1f1b ${LINK}: PhaseTimeoutError: x`]);
+    const retried = renderLinks({ ...part, rows: [calm, { ...slow, setupRetry: 'dial timed out' }] }).join(
+      '\n',
+    );
+    expect(retried).toContain('| yes (second session: the first never stepped) |');
+    expect(retried).toContain('first session failed before its first step: dial timed out');
   });
 });
