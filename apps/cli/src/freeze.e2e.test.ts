@@ -19,7 +19,7 @@ describe('a frozen worker tab', () => {
       ...'--workers 4 --model mlp --dataset mnist --steps 100 --backend wasm --elastic --seed 7'.split(' '),
       // steps=3-6: the freeze lands early, so the thaw (15 s later) comes while the run still
       // trains; a large batch makes a step long enough that the survivors do not finish first.
-      ...['--batch', '1024', '--eval-every', '0', '--reference', '--heartbeat-timeout', '5'],
+      ...['--batch', '1024', '--eval-every', '0', '--reference', '--heartbeat-timeout', '5', '--verbose'],
       ...['--chaos', 'freeze=1:15s,seed=3,steps=3-6'],
     ]);
     expect(hit.code, hit.stderr).toBe(0);
@@ -31,7 +31,15 @@ describe('a frozen worker tab', () => {
     expect(r.loss.map((l) => l.step)).toEqual([...Array(100).keys()]);
     const changes = r.membershipChanges ?? [];
     console.log(`membership changes: ${JSON.stringify(changes)}; wall ${r.wallMs} ms`);
-    expect(changes.map(({ cause, peerId }) => ({ cause, peerId }))).toEqual([
+    // The session's log (joins, drops, chaos), without the progress lines, says why on a failure.
+    const log = hit.stderr
+      .split('\n')
+      .filter((l) => !/^step +\d/.test(l))
+      .join('\n');
+    expect(
+      changes.map(({ cause, peerId }) => ({ cause, peerId })),
+      log,
+    ).toEqual([
       { cause: 'heartbeat', peerId: frozen },
       { cause: 'joined', peerId: frozen },
     ]);
