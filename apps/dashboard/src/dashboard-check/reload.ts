@@ -1,0 +1,183 @@
+// Inside a private network namespace (spawned by reload.e2e.test.ts): `npm start`, the dashboard
+// and 2 worker tabs. A data-parallel run from the Run form trains to the end (the uninterrupted
+// run: its report and weights are saved). The same run again is paused once a checkpoint is in
+// IndexedDB, and the dashboard tab is reloaded: the page must reclaim the coordinator id, find the
+// run's marker and checkpoint, and resume with the workers that waited for it, to the last step.
+// Saves the resumed run's report and weights and a screenshot; prints one JSON line
+// (ReloadCheckResult, or { error }) on stdout; the test judges it.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { REPO_ROOT, launchBrowser } from '@peertrain/harness';
+import { formControl, save, startServer, stop, typeInto } from './page.ts';
+import { RELOAD_FORM, RELOAD_ROOM, RELOAD_WORKERS, type ReloadCheckResult } from './reload-check.ts';
+import { VIEWPORT } from './check.ts';
+
+const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
+const DOWNLOADS = join(REPO_ROOT, '.artifacts/reload-check');
+/** Generous: 2 shared cores, a cold Vite dev server. */
+const LONG_WAIT_MS = 180_000;
+
+/** Progress bar's step, or its maximum. */
+async function progress(page: Page, attr: 'aria-valuenow' | 'aria-valuemax'): Promise<number> {
+  return Number(await page.getByRole('progressbar', { name: 'training progress' }).getAttribute(attr));
+}
+
+/** The run's phase pill text. */
+async function phase(page: Page): Promise<string> {
+  return ((await page.locator('.progress-card .pill').first().textContent()) ?? '').trim();
+}
+
+/** Clicks Start and waits for the report; saves the Report JSON and weights.bin as `prefix`-*. */
+async function downloads(page: Page, prefix: string): Promise<{ report: string; weights: string }> {
+  await page.locator('section.report').waitFor({ timeout: LONG_WAIT_MS });
+  const reportDownload = page.waitForEvent('download', { timeout: LONG_WAIT_MS });
+  await page.getByRole('button', { name: 'Report JSON', exact: true }).click();
+  const report = await save(await reportDownload, DOWNLOADS, `${prefix}-`);
+  const exportModel = page.getByTestId('export-model');
+  await exportModel.waitFor({ timeout: 60_000 });
+  const weightsDownload = page.waitForEvent('download', {
+    predicate: (d) => d.suggestedFilename() === 'weights.bin',
+    timeout: LONG_WAIT_MS,
+  });
+  await exportModel.click();
+  const weights = await save(await weightsDownload, DOWNLOADS, `${prefix}-`);
+  return { report: report.path, weights: weights.path };
+}
+
+/** The newest checkpoint step of the room in the page's IndexedDB (-1: none). */
+function storedCheckpointStep(page: Page): Promise<number> {
+  return page.evaluate(
+    (room) =>
+      new Promise<number>((resolve) => {
+        const req = indexedDB.open('peertrain-checkpoints', 1);
+        req.onerror = () => resolve(-1);
+        req.onsuccess = () => {
+          const db = req.result;
+          if (!db.objectStoreNames.contains('checkpoints')) return resolve(-1);
+          const all = db.transaction('checkpoints', 'readonly').objectStore('checkpoints').getAll();
+          all.onsuccess = () => {
+            const steps = (all.result as { room: string; step: number }[])
+              .filter((c) => c.room === room)
+              .map((c) => c.step);
+            db.close();
+            resolve(steps.length === 0 ? -1 : Math.max(...steps));
+          };
+          all.onerror = () => resolve(-1);
+        };
+      }),
+    RELOAD_ROOM,
+  );
+}
+
+async function main(): Promise<ReloadCheckResult> {
+  const signal = AbortSignal.timeout(500_000);
+  const t0 = performance.now();
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await rm(DOWNLOADS, { recursive: true, force: true });
+  await mkdir(DOWNLOADS, { recursive: true });
+  const { child, links } = await startServer(RELOAD_ROOM, signal);
+  const browser = await launchBrowser({ signal });
+  try {
+    // One browser profile for the dashboard (its IndexedDB and localStorage survive the reload).
+    const dashCtx = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
+    const page = await dashCtx.newPage();
+    const dashboardErrors: string[] = [];
+    page.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
+    await page.goto(links.dashboard, { waitUntil: 'domcontentloaded' });
+    await page.getByText('coordinator online').waitFor({ timeout: LONG_WAIT_MS });
+    const shared = await page.getByRole('textbox', { name: 'worker link' }).inputValue();
+    const workerErrors: string[] = [];
+    const workers: Page[] = [];
+    for (let i = 0; i < RELOAD_WORKERS; i++) {
+      const worker = await (await browser.newContext()).newPage();
+      worker.on('pageerror', (e) => workerErrors.push(`worker ${i}: ${e.name}: ${e.message}`));
+      await worker.goto(shared, { waitUntil: 'domcontentloaded' });
+      workers.push(worker);
+    }
+    const idlePeers = (n: number) =>
+      page.waitForFunction(
+        (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
+        n,
+        { timeout: LONG_WAIT_MS, polling: 250 },
+      );
+    await idlePeers(RELOAD_WORKERS);
+
+    await typeInto(formControl(page, 'workers'), RELOAD_FORM.workers);
+    await formControl(page, 'model').selectOption(RELOAD_FORM.model);
+    await formControl(page, 'dataset').selectOption(RELOAD_FORM.dataset);
+    await typeInto(formControl(page, 'steps'), RELOAD_FORM.steps);
+    const start = page.getByRole('button', { name: 'Start', exact: true });
+
+    // The uninterrupted run.
+    await start.click();
+    const whole = await downloads(page, 'whole');
+    const uninterrupted = performance.now() - t0;
+
+    // The same run again, paused once a checkpoint is stored, then the tab reloaded.
+    await idlePeers(RELOAD_WORKERS);
+    await start.click();
+    await page.waitForFunction(
+      () =>
+        Number(
+          document
+            .querySelector('[role="progressbar"][aria-label="training progress"]')
+            ?.getAttribute('aria-valuenow'),
+        ) >= 12,
+      undefined,
+      { timeout: LONG_WAIT_MS, polling: 100 },
+    );
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
+    const pausedAt = await progress(page, 'aria-valuenow');
+    let checkpointStep = -1;
+    for (let i = 0; i < 50 && checkpointStep < 10; i++) {
+      checkpointStep = await storedCheckpointStep(page);
+      if (checkpointStep < 10) await page.waitForTimeout(200);
+    }
+    const marker = JSON.parse(
+      (await page.evaluate((room) => localStorage.getItem(`peertrain-run:${room}`), RELOAD_ROOM)) ?? 'null',
+    ) as ReloadCheckResult['marker'];
+    const before = page.url();
+    const resumedAt = performance.now();
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    // The workers wait meanwhile (they dial the coordinator's id until it is back).
+    const workersWhileAway = await Promise.all(
+      workers.map(async (w) => ((await w.getByTestId('worker-phase').textContent()) ?? '').trim()),
+    );
+    const banner = page.getByTestId('resumed');
+    await banner.waitFor({ timeout: LONG_WAIT_MS });
+    await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
+    const resumed = await downloads(page, 'resumed');
+    const bannerText = ((await banner.textContent()) ?? '').trim();
+    const screenshot = join(SCREENSHOTS, 'dashboard-reload-resumed.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    return {
+      marker,
+      checkpointStep,
+      pausedAt,
+      urls: { before, after: page.url() },
+      banner: bannerText,
+      finalPhase: await phase(page),
+      finalStep: await progress(page, 'aria-valuenow'),
+      totalSteps: await progress(page, 'aria-valuemax'),
+      workersWhileAway,
+      whole,
+      resumed,
+      screenshot,
+      dashboardErrors,
+      workerErrors,
+      ms: { uninterrupted, resumed: performance.now() - resumedAt, total: performance.now() - t0 },
+    };
+  } finally {
+    await browser.close();
+    await stop(child);
+  }
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await main())}\n`);
+} catch (err) {
+  process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.stack : String(err) })}\n`);
+  process.exitCode = 1;
+}
