@@ -17,6 +17,15 @@ const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
 const DOWNLOADS = join(REPO_ROOT, '.artifacts/reload-check');
 /** Generous: 2 shared cores, a cold Vite dev server. */
 const LONG_WAIT_MS = 180_000;
+/** The whole check; past it the check fails naming the last milestone it reached. */
+const CHECK_MS = 450_000;
+
+/** The last milestone reached, also written to stderr (the test prints stderr when it fails). */
+let reached = 'starting';
+function milestone(what: string): void {
+  reached = what;
+  process.stderr.write(`[reload-check] ${new Date().toISOString()} ${what}\n`);
+}
 
 /** Progress bar's step, or its maximum. */
 async function progress(page: Page, attr: 'aria-valuenow' | 'aria-valuemax'): Promise<number> {
@@ -45,7 +54,7 @@ async function downloads(page: Page, prefix: string): Promise<{ report: string; 
   return { report: report.path, weights: weights.path };
 }
 
-/** The newest checkpoint step of the room in the page's IndexedDB (-1: none). */
+/** The step of the room's newest checkpoint (latest createdAt) in the page's IndexedDB (-1: none). */
 function storedCheckpointStep(page: Page): Promise<number> {
   return page.evaluate(
     (room) =>
@@ -57,11 +66,12 @@ function storedCheckpointStep(page: Page): Promise<number> {
           if (!db.objectStoreNames.contains('checkpoints')) return resolve(-1);
           const all = db.transaction('checkpoints', 'readonly').objectStore('checkpoints').getAll();
           all.onsuccess = () => {
-            const steps = (all.result as { room: string; step: number }[])
-              .filter((c) => c.room === room)
-              .map((c) => c.step);
+            type Stored = { room: string; step: number; manifest: { createdAt?: string } };
+            const mine = (all.result as Stored[]).filter((c) => c.room === room);
+            const at = (c: Stored): string => c.manifest.createdAt ?? '';
+            const newest = mine.reduce<Stored | null>((b, c) => (!b || at(c) > at(b) ? c : b), null);
             db.close();
-            resolve(steps.length === 0 ? -1 : Math.max(...steps));
+            resolve(newest?.step ?? -1);
           };
           all.onerror = () => resolve(-1);
         };
@@ -102,6 +112,7 @@ async function main(): Promise<ReloadCheckResult> {
         { timeout: LONG_WAIT_MS, polling: 250 },
       );
     await idlePeers(RELOAD_WORKERS);
+    milestone('workers idle');
 
     await typeInto(formControl(page, 'workers'), RELOAD_FORM.workers);
     await formControl(page, 'model').selectOption(RELOAD_FORM.model);
@@ -112,6 +123,7 @@ async function main(): Promise<ReloadCheckResult> {
     // The uninterrupted run.
     await start.click();
     const whole = await downloads(page, 'whole');
+    milestone('uninterrupted run done');
     const uninterrupted = performance.now() - t0;
 
     // The same run again, paused once a checkpoint is stored, then the tab reloaded.
@@ -127,6 +139,7 @@ async function main(): Promise<ReloadCheckResult> {
       undefined,
       { timeout: LONG_WAIT_MS, polling: 100 },
     );
+    milestone('second run at step 12');
     await page.getByRole('button', { name: 'Pause', exact: true }).click();
     await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
     const pausedAt = await progress(page, 'aria-valuenow');
@@ -138,6 +151,7 @@ async function main(): Promise<ReloadCheckResult> {
     const marker = JSON.parse(
       (await page.evaluate((room) => localStorage.getItem(`peertrain-run:${room}`), RELOAD_ROOM)) ?? 'null',
     ) as ReloadCheckResult['marker'];
+    milestone(`paused at ${pausedAt}, checkpoint ${checkpointStep}, marker ${marker ? 'kept' : 'missing'}`);
     const before = page.url();
     const resumedAt = performance.now();
     await page.reload({ waitUntil: 'domcontentloaded' });
@@ -147,9 +161,12 @@ async function main(): Promise<ReloadCheckResult> {
     );
     const banner = page.getByTestId('resumed');
     await banner.waitFor({ timeout: LONG_WAIT_MS });
+    milestone(`reloaded: workers ${workersWhileAway.join(', ')}`);
     await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
+    milestone('resumed run running');
     const resumed = await downloads(page, 'resumed');
     const bannerText = ((await banner.textContent()) ?? '').trim();
+    milestone('resumed run done');
     const screenshot = join(SCREENSHOTS, 'dashboard-reload-resumed.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     return {
@@ -170,14 +187,25 @@ async function main(): Promise<ReloadCheckResult> {
       ms: { uninterrupted, resumed: performance.now() - resumedAt, total: performance.now() - t0 },
     };
   } finally {
-    await browser.close();
-    await stop(child);
+    // Teardown must not hang the check: each part gets a few seconds.
+    const bounded = (p: Promise<unknown>): Promise<unknown> =>
+      Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
+    await bounded(browser.close());
+    await bounded(stop(child));
   }
 }
 
+let timer: ReturnType<typeof setTimeout> | undefined;
 try {
-  process.stdout.write(`${JSON.stringify(await main())}\n`);
+  const overdue = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`check took over ${CHECK_MS} ms; last: ${reached}`)), CHECK_MS);
+  });
+  process.stdout.write(`${JSON.stringify(await Promise.race([main(), overdue]))}\n`);
 } catch (err) {
   process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.stack : String(err) })}\n`);
   process.exitCode = 1;
+} finally {
+  clearTimeout(timer);
 }
+// A teardown still under way (the check ran over) must not keep the process alive.
+process.exit();
