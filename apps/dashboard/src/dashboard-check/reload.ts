@@ -37,7 +37,7 @@ async function phase(page: Page): Promise<string> {
   return ((await page.locator('.progress-card .pill').first().textContent()) ?? '').trim();
 }
 
-/** Clicks Start and waits for the report; saves the Report JSON and weights.bin as `prefix`-*. */
+/** Waits for the report; saves its Report JSON and weights.bin as `prefix`-*. */
 async function downloads(page: Page, prefix: string): Promise<{ report: string; weights: string }> {
   await page.locator('section.report').waitFor({ timeout: LONG_WAIT_MS });
   const reportDownload = page.waitForEvent('download', { timeout: LONG_WAIT_MS });
@@ -129,18 +129,18 @@ async function main(): Promise<ReloadCheckResult> {
     // The same run again, paused once a checkpoint is stored, then the tab reloaded.
     await idlePeers(RELOAD_WORKERS);
     await start.click();
+    // Running (the pill is the new run's: the old one's says done) and past the checkpoint at 10.
     await page.waitForFunction(
-      () =>
-        Number(
-          document
-            .querySelector('[role="progressbar"][aria-label="training progress"]')
-            ?.getAttribute('aria-valuenow'),
-        ) >= 12,
+      () => {
+        const bar = document.querySelector('[role="progressbar"][aria-label="training progress"]');
+        const running = document.querySelector('.progress-card .pill.phase-running');
+        return running !== null && Number(bar?.getAttribute('aria-valuenow')) >= 12;
+      },
       undefined,
       { timeout: LONG_WAIT_MS, polling: 100 },
     );
     milestone('second run at step 12');
-    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.getByRole('button', { name: 'Pause', exact: true }).click({ timeout: 30_000 });
     await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
     const pausedAt = await progress(page, 'aria-valuenow');
     let checkpointStep = -1;
