@@ -18,7 +18,7 @@ const DOWNLOADS = join(REPO_ROOT, '.artifacts/reload-check');
 /** Generous: 2 shared cores, a cold Vite dev server. */
 const LONG_WAIT_MS = 180_000;
 /** The whole check; past it the check fails naming the last milestone it reached. */
-const CHECK_MS = 450_000;
+const CHECK_MS = 400_000;
 
 /** The last milestone reached, also written to stderr (the test prints stderr when it fails). */
 let reached = 'starting';
@@ -143,6 +143,7 @@ async function main(): Promise<ReloadCheckResult> {
     await page.getByRole('button', { name: 'Pause', exact: true }).click({ timeout: 30_000 });
     await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
     const pausedAt = await progress(page, 'aria-valuenow');
+    milestone(`paused at step ${pausedAt}`);
     let checkpointStep = -1;
     for (let i = 0; i < 50 && checkpointStep < 10; i++) {
       checkpointStep = await storedCheckpointStep(page);
