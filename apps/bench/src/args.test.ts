@@ -49,6 +49,14 @@ describe('parseArgs', () => {
     expect(() => parseArgs(['--link', 'rate=fast'])).toThrow(/--link rate=fast/);
   });
 
+  it('runs the links part only when named, with its quick sizes, and never under --link', () => {
+    expect(parseArgs([]).parts).not.toContain('links');
+    const quick = settingsFor(parseArgs(['--quick', '--only', 'links']));
+    expect(quick.parts).toEqual(['links']);
+    expect(quick.links?.cases.map((c) => c.config.steps)).toEqual([10, 20, 6]);
+    expect(() => parseArgs(['--only', 'links', '--link', 'loss=2%'])).toThrow(ConfigError);
+  });
+
   it('reads --gpu, --chromium and --chromium-flags (repeatable, quotes kept together)', () => {
     const args = parseArgs([
       '--gpu',
@@ -74,7 +82,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu, elastic)',
+        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu, elastic, links)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

@@ -4,11 +4,12 @@ import type { LinkSpec } from '@peertrain/harness';
 import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
 import { elasticSettings } from './elastic.ts';
+import { LINK, linksSettings } from './links.ts';
 import { compressPairSettings } from './pipeline-compress.ts';
 import type { ScheduleSpec } from './pipeline-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic,links] [--out DIR]
                          [--gpu] [--chromium PATH] [--chromium-flags "..."]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
@@ -21,12 +22,17 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
 
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
   --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
-                       scaling, elastic (default: all but scaling and elastic; pipeline alone takes
-                       about 22 minutes here, --quick --only pipeline about 5, scaling about 20)
+                       scaling, elastic, links (default: all but scaling, elastic and links;
+                       pipeline alone takes about 22 minutes here, --quick --only pipeline about 5, scaling about 20)
                        elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
                        20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
                        kill=1,seed=S); steps finished and redone, parameter difference, wall time.
                        With --quick: seeds 1-3 at 20 steps
+                       links: each case unimpaired, then over ${LINK} (same seed):
+                       data parallel MLP on 3 tabs, sync all-reduce (60 steps) and local SGD H=10
+                       with int8 (300), and 1F1B over 4 stages (deepMlp, 100); test accuracy,
+                       difference, step median, wall time, slowdown, bytes per step. With --quick:
+                       10, 20 and 6 steps. Not with --link (it applies its own)
   --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
                        int8 (under 3 minutes; also implied by --quick)
   --scaling-compression
@@ -169,6 +175,10 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         issues.push(`unknown argument "${a}"`);
     }
   }
+  if (args.link && args.parts.includes('links'))
+    issues.push(
+      '--link impairs the whole bench; --only links applies its own link to half its runs: drop --link',
+    );
   if (issues.length > 0) throw new ConfigError('invalid arguments', issues);
   return args;
 }
@@ -228,6 +238,7 @@ export function settingsFor(
       dashboard: { chartPoints: [1_000, 10_000], chartMs: 2_000 },
       scaling,
       elastic: elasticSettings(true),
+      links: linksSettings(true),
     };
   }
   return {
@@ -247,5 +258,6 @@ export function settingsFor(
     dashboard: { chartPoints: [1_000, 10_000, 100_000], chartMs: 6_000 },
     scaling,
     elastic: elasticSettings(false),
+    links: linksSettings(false),
   };
 }

@@ -132,7 +132,7 @@ async function oneRun(
     browser: opts.browser,
     dist: opts.dist,
     idleTimeoutMs: 90_000,
-    ...(seed === null ? {} : { chaos: { kill: 1, freeze: null, slow: null, seed, steps: null } }),
+    ...(seed === null ? {} : { chaos: { kill: 1, freeze: null, slow: null, hide: 0, seed, steps: null } }),
     onReady: (info) => (planned = info.chaos),
     onChaos: (r) => done.push(r),
     onEvent: (e) => {

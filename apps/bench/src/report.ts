@@ -11,13 +11,16 @@ import { renderGpu } from './gpu.ts';
 import type { GpuPart } from './gpu-types.ts';
 import { renderElastic } from './elastic.ts';
 import type { ElasticPart, ElasticSettings } from './elastic.ts';
+import { renderLinks } from './links.ts';
+import type { LinksPart, LinksSettings } from './links.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
 // The benchmark's JSON report (bench/results/<name>.json) and its markdown rendering.
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
-export type Part = 'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu' | 'elastic';
+export type Part =
+  'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu' | 'elastic' | 'links';
 export const PARTS: readonly Part[] = [
   'raw',
   'allreduce',
@@ -27,8 +30,12 @@ export const PARTS: readonly Part[] = [
   'scaling',
   'gpu',
   'elastic',
+  'links',
 ];
-/** What a run without --only measures: scaling (about 20 minutes) and elastic (21 sessions) run only when named. */
+/**
+ * What a run without --only measures: scaling (about 20 minutes), elastic (21 sessions) and links
+ * (six sessions, three of them over impaired links) run only when named.
+ */
 export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'];
 
 export interface MachineInfo {
@@ -67,6 +74,8 @@ export interface BenchSettings {
   scaling: ScalingSettings;
   /** Part 7: seeded kills in elastic runs (absent in reports written before the part existed). */
   elastic?: ElasticSettings;
+  /** Part 8: the runs made unimpaired and over an impaired link (absent in older reports). */
+  links?: LinksSettings;
 }
 
 /** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
@@ -301,6 +310,8 @@ export interface BenchReport {
   gpu?: GpuPart | null;
   /** Absent in reports written before the part existed. */
   elastic?: ElasticPart | null;
+  /** Absent in reports written before the part existed. */
+  links?: LinksPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -523,6 +534,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.scaling) out.push('', ...renderScaling(r.scaling));
   if (r.gpu) out.push('', ...renderGpu(r.gpu));
   if (r.elastic) out.push('', ...renderElastic(r.elastic));
+  if (r.links) out.push('', ...renderLinks(r.links));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

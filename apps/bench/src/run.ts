@@ -31,6 +31,7 @@ import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
 import { measureGpu } from './gpu.ts';
 import { elasticErrors, measureElastic } from './elastic.ts';
+import { linksErrors, measureLinks } from './links.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -230,6 +231,22 @@ export async function runBench(
         },
       );
       if (report.elastic) report.errors.push(...elasticErrors(report.elastic));
+    }
+    if (settings.parts.includes('links') && settings.links) {
+      // Each run launches its own Chromium, after its link is applied (links.ts).
+      const path = opts.chromium?.executablePath;
+      const o = {
+        dist: built.outDir,
+        settings: settings.links,
+        log,
+        ...(path ? { executablePath: path } : {}),
+      };
+      report.links = await measureLinks({ ...o, ...(signal ? { signal } : {}) }).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        report.errors.push(`links: ${describe(err)}`);
+        return null;
+      });
+      if (report.links) report.errors.push(...linksErrors(report.links));
     }
   } finally {
     if (browser) await browser.close().catch(() => undefined);

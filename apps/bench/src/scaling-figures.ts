@@ -99,6 +99,8 @@ export interface RunFigures {
    * only the synchronous all-reduce runs with and without overlap on more than one tab read it.
    */
   exposedCommMsPerStep?: number;
+  /** The step's communication past the slowest rank's compute, ms (exposed-comm.ts criticalMsPerStep). */
+  criticalCommMsPerStep?: number;
 }
 
 /** Mean bytes of the steps after the first (see above); null without such a step carrying bytes. */
@@ -346,6 +348,7 @@ export function scalingChecks(
       method: r.method,
       tabs: r.tabs,
       exposedCommMsPerStep: r.ok ? (r.figures.exposedCommMsPerStep ?? null) : null,
+      criticalCommMsPerStep: r.ok ? (r.figures.criticalCommMsPerStep ?? null) : null,
     })),
   );
   if (overlap) out.push(overlap);

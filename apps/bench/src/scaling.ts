@@ -79,7 +79,12 @@ async function runOne(
   const report = parseRunReport(res.report);
   const figures = runFigures(res.report, report, parseTimeline(res.timeline), target, globalBatch);
   if (!traced || res.trace === null) return figures;
-  return { ...figures, exposedCommMsPerStep: exposedComm(res.trace, EXPOSED_SKIP_STEPS).exposedMsPerStep };
+  const exposed = exposedComm(res.trace, EXPOSED_SKIP_STEPS);
+  return {
+    ...figures,
+    exposedCommMsPerStep: exposed.exposedMsPerStep,
+    criticalCommMsPerStep: exposed.criticalMsPerStep,
+  };
 }
 
 function summary(f: RunFigures): string {
@@ -90,7 +95,9 @@ function summary(f: RunFigures): string {
       : 'target not reached';
   const util = f.computeUtilization === null ? '-' : f.computeUtilization.toFixed(2);
   const exposed =
-    f.exposedCommMsPerStep === undefined ? '' : `, exposed comm ${f.exposedCommMsPerStep.toFixed(1)} ms/step`;
+    f.exposedCommMsPerStep === undefined
+      ? ''
+      : `, exposed comm ${f.exposedCommMsPerStep.toFixed(1)} ms/step (past the slowest compute ${f.criticalCommMsPerStep?.toFixed(1) ?? '-'})`;
   return `${reached}, ${f.steps} steps, ${f.samplesPerSec.toFixed(0)} samples/s, util ${util}${exposed}`;
 }
 

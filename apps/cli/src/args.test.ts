@@ -113,12 +113,13 @@ describe('parseCommandLine', () => {
       kill: 1,
       freeze: { count: 1, durationMs: 15_000 },
       slow: null,
+      hide: 0,
       seed: 7,
       steps: null,
     });
     expect(train([]).runner.chaos).toBeUndefined();
     expect(issuesOf(['train', '--chaos', 'kill=1,zap=2'])).toEqual([
-      '--chaos "zap": unknown key (expected kill, freeze, slow, seed, steps)',
+      '--chaos "zap": unknown key (expected kill, freeze, slow, hide, seed, steps)',
     ]);
     expect(issuesOf(['train', '--workers', '2', '--chaos', 'kill=2'])).toEqual([
       '--chaos kill=2: 2 workers have 1 to kill (rank 0 stays)',

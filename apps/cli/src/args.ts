@@ -148,7 +148,9 @@ Runner:
                          once): kill=N (close N tabs, no goodbye; with --elastic the run goes on),
                          freeze=N:DURATION (N freezes: CDP Page.setWebLifecycleState frozen, thawed
                          after DURATION, e.g. 15s or 500ms), slow=N:Fx[:DURATION] (N times a tab's CPU
-                         throttled F times, to the end without DURATION), seed=S (default --seed),
+                         throttled F times, to the end without DURATION), hide=N (the last N worker
+                         tabs hidden for the whole run: minimized, background throttling on),
+                         seed=S (default --seed),
                          steps=A-B (steps drawn from; default 1 to steps-2). Rank 0 is never hit;
                          the schedule and what was done go to the report (harness.chaos)
   --quiet                no progress bar or log lines (errors and the summary still print)

@@ -14,6 +14,7 @@ import {
   insideIsolatedNetwork,
   isolatedNetworkAvailable,
   launchBrowser,
+  hiddenTabLaunch,
   onParentExit,
   readCheckpointDir,
   reexecIsolated,
@@ -165,10 +166,13 @@ async function train(
   if (resume) checkResumable(resume, config);
   // Before Chromium starts: it would take the delay's new TUN device for a network change.
   const link = runner.link && isolated ? await applyLink(runner.link, { signal }) : null;
+  // --chaos hide=N: the hidden tabs need a DevTools port and Chrome's background throttling.
+  const hiding = await hiddenTabLaunch(runner.chaos?.hide ?? 0);
   let browser: Browser | null = await launchBrowser({
     executablePath: runner.chromium,
     gpu: runner.gpu,
-    args: runner.chromiumFlags,
+    args: [...runner.chromiumFlags, ...(hiding?.args ?? [])],
+    ...(hiding ? { backgroundThrottling: true } : {}),
     signal,
   }).catch(async (err: unknown) => {
     await link?.close();
@@ -205,6 +209,7 @@ async function train(
         faults: runner.faults,
         ...(runner.chaos ? { chaos: runner.chaos, onChaos: (r) => chaosDone.push(r) } : {}),
         browser,
+        ...(hiding ? { devtoolsPort: hiding.port } : {}),
         ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
         ...(resume ? { resume } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,

@@ -33,7 +33,12 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
     const r = hit.report!;
     expect(r.loss.map((l) => l.step)).toEqual([...Array(40).keys()]);
     expect(r.membershipChanges).toEqual([expect.objectContaining({ step: 20, cause: 'joined' })]);
-    expect(r.workers.map((w) => w.peerId)).not.toContain(r.membershipChanges![0]!.peerId);
+    // The joiner is listed after the original ranks, at the rank it took.
+    expect(r.workers.map((w) => w.peerId)).toHaveLength(r.config.workers + 1);
+    expect(r.workers.at(-1)).toMatchObject({
+      peerId: r.membershipChanges![0]!.peerId,
+      rank: r.config.workers,
+    });
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
   });
 

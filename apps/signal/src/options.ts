@@ -209,11 +209,16 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * A shell command that opens `workerUrl` as a worker tab in headless system Chromium on this
- * machine's GPU: the harness's base flags plus the GPU flags (one --enable-features, no Playwright
- * features: nobody else passes one here) and the NVIDIA driver variables that exist.
+ * machine's GPU: the harness's base flags plus the GPU flags (one --enable-features and one
+ * --disable-features, no Playwright features: nobody else passes them here) and the NVIDIA driver variables that exist.
  */
 export function gpuWorkerCommand(workerUrl: string, env: Env, exists?: (path: string) => boolean): string {
-  const flags = chromiumFlags({ base: [...CHROMIUM_ARGS, '--headless'], gpu: true, inheritedFeatures: [] });
+  const flags = chromiumFlags({
+    base: [...CHROMIUM_ARGS, '--headless'],
+    gpu: true,
+    inheritedFeatures: [],
+    inheritedDisabled: [],
+  });
   return shellCommand(DEFAULT_CHROMIUM, flags, gpuEnv(true, env, exists), workerUrl);
 }
 

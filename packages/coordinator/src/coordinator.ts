@@ -190,6 +190,9 @@ function route(parts: Parts, from: string, msg: ToCoordinator): void {
     case 'epochAck':
       driver.onRunMessage(from, p, msg);
       return;
+    case 'stepsDone': // held reports, sent together: each as if it came alone, in order
+      for (const report of msg.reports) driver.onRunMessage(from, p, report);
+      return;
     default: {
       const _exhaustive: never = msg;
       return _exhaustive;
@@ -202,6 +205,7 @@ const TO_COORDINATOR_TYPES = new Set<string>([
   'ready',
   'profileResult',
   'stepDone',
+  'stepsDone',
   'evalResult',
   'referenceResult',
   'frameRefused',

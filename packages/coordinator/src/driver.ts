@@ -21,7 +21,7 @@ import { methodFor, methodName } from './methods/registry.ts';
 import { barrierWindowOf } from './methods/method.ts';
 import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
-import { buildReport } from './report.ts';
+import { buildReport, workersByRank } from './report.ts';
 import { inRankOrder } from './rank-order.ts';
 import type { RunReport, RunView, TrainedModel } from './types.ts';
 import { asError } from '@peertrain/base';
@@ -552,7 +552,7 @@ export class RunDriver {
       steps: r.records,
       evals: r.evalLog,
       reference: r.reference,
-      workers: chosen,
+      workers: workersByRank(r.epochs?.everyRank() ?? r.ranks, this.init.membership.peers, chosen),
       wallMs: hub.now() - r.t0,
       trainMs,
       methodFields: mr.reportFields(this.runView.pipeline),

@@ -49,6 +49,11 @@ export class ElasticEpochs {
     this.epoch = firstEpoch;
   }
 
+  /** Peer ids by rank: the original ranks, then every joiner (the report's workers). */
+  everyRank(): readonly string[] {
+    return this.ranks;
+  }
+
   /** Peer ids of the current members, in original rank order. */
   members(): string[] {
     return this.live.map((r) => this.ranks[r]!);

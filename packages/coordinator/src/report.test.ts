@@ -3,7 +3,7 @@ import { parseRunConfig } from '@peertrain/protocol';
 import type { DeviceInfo, ToCoordinator } from '@peertrain/protocol';
 import { stepPoint } from './intake.ts';
 import type { StepRecord } from './intake.ts';
-import { buildReport } from './report.ts';
+import { buildReport, workersByRank } from './report.ts';
 import type { ReportInputs } from './report.ts';
 import fixture from './fixtures/report.json';
 
@@ -153,5 +153,33 @@ describe('buildReport', () => {
     );
     expect('staleness' in buildReport(base)).toBe(false);
     expect('compression' in buildReport(base)).toBe(false);
+  });
+});
+
+describe('workersByRank', () => {
+  const rec = (peerId: string, bytesSent: number) => ({
+    peerId,
+    role: 'worker',
+    device: null,
+    bytesSent,
+    framesRefused: 0,
+  });
+
+  it('takes each rank as the coordinator knows it now: a readmitted peer new, a joiner last, a lost one as it started', () => {
+    const started = [rec('a', 10), rec('b', 20), rec('c', 30)];
+    // b was dropped and came back (a new record); c is gone from the list; d joined mid-run.
+    const current = new Map([
+      ['a', started[0]!],
+      ['b', rec('b', 5)],
+      ['d', rec('d', 7)],
+    ]);
+    const workers = workersByRank(['a', 'b', 'c', 'd'], current, started);
+    expect(workers.map((w) => [w.peerId, w.bytesSent])).toEqual([
+      ['a', 10],
+      ['b', 5],
+      ['c', 30],
+      ['d', 7],
+    ]);
+    expect(() => workersByRank(['x'], current, started)).toThrow(/no record of worker x/);
   });
 });

@@ -16,6 +16,24 @@ export interface ReportWorker {
 }
 
 /**
+ * The report's workers by rank (`ids`: an elastic run's joiners after the original ranks), each as
+ * the coordinator knows it now (`current`): a member dropped and readmitted has a new record (its
+ * device and bytes since it came back), a joiner has its own; a peer no longer listed keeps the
+ * record it started with (`started`).
+ */
+export function workersByRank<W extends ReportWorker>(
+  ids: readonly string[],
+  current: ReadonlyMap<string, W>,
+  started: readonly W[],
+): W[] {
+  return ids.map((id) => {
+    const w = current.get(id) ?? started.find((s) => s.peerId === id);
+    if (!w) throw new RangeError(`no record of worker ${id}`);
+    return w;
+  });
+}
+
+/**
  * Fields a training method adds to the report (CoordinatorMethod's `reportFields`). `compression`
  * replaces the report's own `{ spec }` (a method that measures its bytes ratio gives both).
  */

@@ -5,6 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { abortable } from '@peertrain/base';
 import { chromiumFlags, gpuEnv } from './chromium-flags.ts';
 import { BrowserNotFoundError } from './errors.ts';
+import { BACKGROUND_THROTTLING_OFF } from './hidden-tab.ts';
 
 /** Debian's `chromium-headless-shell`: the headless-only build of the same Chromium. */
 export const HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
@@ -29,6 +30,10 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-sync',
   '--disable-dev-shm-usage',
   '--enable-unsafe-webgpu',
+  // Host ICE candidates as plain addresses, not mDNS names (`<uuid>.local`): every link's handshake
+  // then skips multicast name registration and resolution, which the tabs' links here never need.
+  // Two dials under load sat 20 s with ICE gathering unfinished and no remote candidate.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
 export interface LaunchBrowserOptions {
@@ -40,6 +45,11 @@ export interface LaunchBrowserOptions {
   gpu?: boolean;
   /** The environment the GPU variables are added to (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Keep Chrome's background throttling (drop Playwright's flags that switch it off:
+   * BACKGROUND_THROTTLING_OFF), for hidden worker tabs (hidden-tab.ts). Default false.
+   */
+  backgroundThrottling?: boolean;
   signal?: AbortSignal;
 }
 
@@ -86,6 +96,7 @@ export async function launchBrowser(opts: LaunchBrowserOptions = {}): Promise<Br
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
+    ...(opts.backgroundThrottling === true ? { ignoreDefaultArgs: [...BACKGROUND_THROTTLING_OFF] } : {}),
   });
   try {
     return await abortable(launching, signal, () => {

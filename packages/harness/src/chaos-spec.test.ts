@@ -21,6 +21,7 @@ describe('parseChaosSpec', () => {
       kill: 1,
       freeze: { count: 2, durationMs: 15_000 },
       slow: { count: 1, factor: 2.5, durationMs: 500 },
+      hide: 0,
       seed: 7,
       steps: { from: 5, to: 40 },
     });
@@ -28,11 +29,22 @@ describe('parseChaosSpec', () => {
     expect(parseChaosSpec(formatChaosSpec(spec))).toEqual(spec);
   });
 
+  it('hide=N alone is a spec: no actions drawn, refused when the run has fewer workers', () => {
+    const spec = parseChaosSpec('hide=1');
+    expect(spec.hide).toBe(1);
+    expect(formatChaosSpec(spec)).toBe('hide=1');
+    expect(chaosSchedule(spec, { steps: 20, workers: 2, seed: 1 })).toEqual([]);
+    expect(() => chaosSchedule(parseChaosSpec('hide=3'), { steps: 20, workers: 2, seed: 1 })).toThrow(
+      /hide=3: the run has 2 workers/,
+    );
+  });
+
   it('defaults: no seed (the run’s), no window, a slowdown to the end', () => {
     expect(parseChaosSpec('slow=1:3x')).toEqual({
       kill: 0,
       freeze: null,
       slow: { count: 1, factor: 3, durationMs: null },
+      hide: 0,
       seed: null,
       steps: null,
     });
@@ -46,7 +58,7 @@ describe('parseChaosSpec', () => {
       'slow: factor "1x" is not 1 < F <= 20 followed by x, e.g. 3x',
       'seed=x: expected an integer 0..4294967295',
       'steps=9-3: expected A-B with 1 <= A <= B, e.g. steps=5-50',
-      '"boom": unknown key (expected kill, freeze, slow, seed, steps)',
+      '"boom": unknown key (expected kill, freeze, slow, hide, seed, steps)',
       'kill: given twice',
       '"nope": expected KEY=VALUE',
     ]);
@@ -58,7 +70,7 @@ describe('parseChaosSpec', () => {
     expect(issuesOf('slow=1:3x:601s')).toHaveLength(1);
     expect(issuesOf('slow=1:3')).toHaveLength(1);
     expect(issuesOf('kill=0,seed=3')).toEqual([
-      'nothing to do: give kill=N, freeze=N:DURATION or slow=N:Fx with N >= 1',
+      'nothing to do: give kill=N, freeze=N:DURATION, slow=N:Fx or hide=N with N >= 1',
     ]);
     expect(issuesOf('')).toEqual(['"": expected KEY=VALUE']);
   });

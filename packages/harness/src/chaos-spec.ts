@@ -4,13 +4,17 @@ import { ChaosSpecError } from './errors.ts';
 /*
  * `--chaos SPEC`: what goes wrong during a run, drawn from a seed so that a run can be repeated.
  *
- *   SPEC   = PART ("," PART)*            each key at most once, at least one of kill/freeze/slow
+ *   SPEC   = PART ("," PART)*            each key at most once, at least one of kill/freeze/slow/hide
  *   PART   = "kill=" N                   N worker tabs closed without a goodbye (the vanish path)
  *          | "freeze=" N ":" DURATION    N times a worker tab frozen (CDP Page.setWebLifecycleState
  *                                        frozen), thawed (active) after DURATION
  *          | "slow=" N ":" F "x" [":" DURATION]
  *                                        N times a worker's CPU throttled F times (CDP
  *                                        Emulation.setCPUThrottlingRate) for DURATION, else to the end
+ *          | "hide=" N                   the last N worker tabs opened are hidden (background) for the
+ *                                        whole run: visibilityState 'hidden', Chrome's background
+ *                                        throttling on (hidden-tab.ts); their visibility is recorded
+ *                                        at the middle step. Not drawn: no seed, no step window
  *          | "seed=" S                   the schedule's seed (default: the run's --seed)
  *          | "steps=" A "-" B            steps the actions are drawn from (default 1 to steps-2)
  *   N      = integer 0..64;  F = number, 1 < F <= 20;  DURATION = <n>ms | <n>s, 100 ms .. 600 s
@@ -24,6 +28,8 @@ export interface ChaosSpec {
   kill: number;
   freeze: { count: number; durationMs: number } | null;
   slow: { count: number; factor: number; durationMs: number | null } | null;
+  /** Worker tabs hidden for the whole run (the last ones opened); 0: none. */
+  hide: number;
   /** null: the run's seed. */
   seed: number | null;
   /** Inclusive step window the actions are drawn from; null: 1 .. steps-2. */
@@ -36,13 +42,13 @@ export type ChaosAction =
   | { kind: 'slow'; step: number; rank: number; factor: number; durationMs: number | null };
 
 export const CHAOS_SPEC_RULE =
-  'kill=N, freeze=N:DURATION, slow=N:Fx[:DURATION], seed=S, steps=A-B (comma-separated, each once), e.g. kill=1,freeze=1:15s,slow=1:3x,seed=7';
+  'kill=N, freeze=N:DURATION, slow=N:Fx[:DURATION], hide=N, seed=S, steps=A-B (comma-separated, each once), e.g. kill=1,freeze=1:15s,slow=1:3x,seed=7';
 
 const MAX_COUNT = 64;
 const MAX_FACTOR = 20;
 const MIN_DURATION_MS = 100;
 const MAX_DURATION_MS = 600_000;
-const KEYS = ['kill', 'freeze', 'slow', 'seed', 'steps'] as const;
+const KEYS = ['kill', 'freeze', 'slow', 'hide', 'seed', 'steps'] as const;
 type Key = (typeof KEYS)[number];
 
 function parseCount(key: string, raw: string, issues: string[]): number | undefined {
@@ -123,6 +129,7 @@ const READERS: { [K in Key]: (value: string, issues: string[]) => ChaosSpec[K] |
   kill: (value, issues) => parseCount('kill', value, issues),
   freeze: parseFreeze,
   slow: parseSlow,
+  hide: (value, issues) => parseCount('hide', value, issues),
   seed: parseSeed,
   steps: parseWindow,
 };
@@ -138,7 +145,7 @@ function parsePart<K extends Key>(spec: ChaosSpec, key: K, value: string, issues
  * values and a spec that does nothing are refused. Throws ChaosSpecError listing every problem.
  */
 export function parseChaosSpec(text: string): ChaosSpec {
-  const spec: ChaosSpec = { kill: 0, freeze: null, slow: null, seed: null, steps: null };
+  const spec: ChaosSpec = { kill: 0, freeze: null, slow: null, hide: 0, seed: null, steps: null };
   const issues: string[] = [];
   const seen = new Set<string>();
   for (const part of text.split(',').map((p) => p.trim())) {
@@ -154,8 +161,8 @@ export function parseChaosSpec(text: string): ChaosSpec {
       parsePart(spec, key as Key, value, issues);
     }
   }
-  if (issues.length === 0 && chaosActionCount(spec) === 0)
-    issues.push('nothing to do: give kill=N, freeze=N:DURATION or slow=N:Fx with N >= 1');
+  if (issues.length === 0 && chaosActionCount(spec) + spec.hide === 0)
+    issues.push('nothing to do: give kill=N, freeze=N:DURATION, slow=N:Fx or hide=N with N >= 1');
   if (issues.length > 0) throw new ChaosSpecError(text, issues);
   return spec;
 }
@@ -177,6 +184,7 @@ export function formatChaosSpec(spec: ChaosSpec): string {
     const d = spec.slow.durationMs === null ? '' : `:${formatMs(spec.slow.durationMs)}`;
     parts.push(`slow=${spec.slow.count}:${spec.slow.factor}x${d}`);
   }
+  if (spec.hide > 0) parts.push(`hide=${spec.hide}`);
   if (spec.seed !== null) parts.push(`seed=${spec.seed}`);
   if (spec.steps) parts.push(`steps=${spec.steps.from}-${spec.steps.to}`);
   return parts.join(',');
@@ -209,6 +217,7 @@ export function chaosSchedule(
   const others = (spec.freeze?.count ?? 0) + (spec.slow?.count ?? 0);
   if (others > 0 && spec.kill >= candidates.length && issues.length === 0)
     issues.push(`kill=${spec.kill} leaves no worker of ${run.workers} to freeze or slow (rank 0 stays)`);
+  if (spec.hide > run.workers) issues.push(`hide=${spec.hide}: the run has ${run.workers} workers`);
   if (issues.length > 0) throw new ChaosSpecError(formatChaosSpec(spec), issues);
 
   const random = mulberry32(spec.seed ?? run.seed);

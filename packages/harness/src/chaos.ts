@@ -22,7 +22,8 @@ import { describeChaosAction } from './chaos-spec.ts';
 
 /** One action as it was carried out, for the report. */
 export interface ChaosEventRecord {
-  kind: ChaosAction['kind'];
+  /** 'hide': a tab hidden for the whole run (hide=N), recorded once with its visibility. */
+  kind: ChaosAction['kind'] | 'hide';
   rank: number;
   /** The step the schedule gave. */
   step: number;

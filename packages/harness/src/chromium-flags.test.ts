@@ -1,9 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHROMIUM_ARGS, launchSettings } from './browser.ts';
 import * as cf from './chromium-flags.ts';
 import { ChromiumFlagsError } from './errors.ts';
 
-const { GPU_FLAGS, PLAYWRIGHT_FEATURES, chromiumFlags, gpuEnv, nvidiaPaths, shellCommand, splitFlags } = cf;
+const { GPU_FLAGS, PLAYWRIGHT_FEATURES, PLAYWRIGHT_DISABLED_FEATURES, chromiumFlags, gpuEnv } = cf;
+const { nvidiaPaths, shellCommand, splitFlags } = cf;
+
+const require = createRequire(import.meta.url);
 
 const featuresOf = (flags: readonly string[]): string[][] =>
   flags.filter((f) => f.startsWith('--enable-features=')).map((f) => f.slice(18).split(','));
@@ -12,7 +18,39 @@ describe('chromiumFlags', () => {
   it('without --gpu: the base flags as given, no --enable-features of our own', () => {
     const base = ['--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu'];
     expect(chromiumFlags({ base, gpu: false })).toEqual(base);
-    expect(chromiumFlags({ base: CHROMIUM_ARGS, gpu: false })).toEqual([...CHROMIUM_ARGS]);
+    const flags = chromiumFlags({ base: CHROMIUM_ARGS, gpu: false });
+    expect(featuresOf(flags)).toEqual([]);
+    // The base's one --disable-features (mDNS candidates off) keeps what Playwright disables.
+    const disabled = flags.filter((f) => f.startsWith('--disable-features='));
+    expect(disabled).toEqual([
+      `--disable-features=${[...PLAYWRIGHT_DISABLED_FEATURES, 'WebRtcHideLocalIpsWithMdns'].join(',')}`,
+    ]);
+  });
+
+  it('merges every --disable-features into one, inherited first, before the --enable-features', () => {
+    const flags = chromiumFlags({
+      base: ['--disable-features=A', '--no-sandbox'],
+      gpu: true,
+      extra: ['--disable-features=B,A'],
+      inheritedDisabled: ['P'],
+    });
+    expect(flags.filter((f) => f.startsWith('--disable-features='))).toEqual(['--disable-features=P,A,B']);
+    expect(flags.at(-1)).toMatch(/^--enable-features=/);
+  });
+
+  it('carries exactly the features the installed playwright-core enables and disables', () => {
+    // Playwright's launch switches, read from its bundle: if an upgrade changes them, this says so.
+    const bundle = readFileSync(
+      join(dirname(require.resolve('playwright-core/package.json')), 'lib/coreBundle.js'),
+      'utf8',
+    );
+    const list = (name: string): string[] => {
+      const at = bundle.indexOf(`${name} = `);
+      const body = bundle.slice(at, bundle.indexOf(']', at));
+      return [...body.matchAll(/^\s*(?:process\.env\.\w+ \? "" : )?"(\w+)"/gm)].map((m) => m[1]!);
+    };
+    expect(list('disabledFeatures')).toEqual([...PLAYWRIGHT_DISABLED_FEATURES]);
+    expect(list('enabledFeatures')).toEqual([...PLAYWRIGHT_FEATURES]);
   });
 
   it('--gpu: the Vulkan flags, --disable-gpu gone, no repeats, one merged --enable-features', () => {
@@ -93,7 +131,7 @@ describe('gpuEnv', () => {
 describe('launchSettings and shellCommand', () => {
   it('launchSettings: the base flags and the given environment; --gpu adds both parts', () => {
     const off = launchSettings({ env: { HOME: '/h', GONE: undefined } });
-    expect(off.args).toEqual([...CHROMIUM_ARGS]);
+    expect(off.args).toEqual(chromiumFlags({ base: CHROMIUM_ARGS, gpu: false }));
     expect(off.env).toEqual({ HOME: '/h' });
     const on = launchSettings({
       gpu: true,

@@ -1,7 +1,7 @@
 // The Chromium command line and environment for a launch, as pure functions: the base flags, the
 // flags that put headless Chromium on the machine's GPU through Vulkan (PLATFORM.md, "On a real
-// GPU"), and the caller's extra flags, with every --enable-features merged into one (Chromium honours
-// only the last one it is given).
+// GPU"), and the caller's extra flags, with every --enable-features (and --disable-features) merged
+// into one (Chromium honours only the last one it is given).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChromiumFlagsError } from './errors.ts';
@@ -22,15 +22,35 @@ export const GPU_FLAGS: readonly string[] = [
 export const GPU_FEATURES: readonly string[] = ['Vulkan', 'VulkanFromANGLE', 'DefaultANGLEVulkan'];
 
 /**
- * What playwright-core itself passes in --enable-features ahead of ours: since only the last
- * --enable-features counts, ours must carry these too or they are lost.
+ * What playwright-core itself passes in --enable-features and --disable-features ahead of ours:
+ * since only the last of each counts, ours must carry these too or they are lost (the test reads
+ * them back from the installed playwright-core).
  */
 export const PLAYWRIGHT_FEATURES: readonly string[] = [
   'CDPScreenshotNewSurface',
   'SkipListAccountsWithoutGaiaCookies',
 ];
+export const PLAYWRIGHT_DISABLED_FEATURES: readonly string[] = [
+  'AvoidUnnecessaryBeforeUnloadCheckSync',
+  'DestroyProfileOnBrowserClose',
+  'HttpsUpgrades',
+  'HttpsFirstBalancedModeAutoEnable',
+  'LensOverlay',
+  'MediaRouter',
+  'PaintHolding',
+  'ThirdPartyStoragePartitioning',
+  'AvoidCorsURLLoaderRestartOnRedirect',
+  'TcpPortRandomizationWin',
+  'OptimizationHints',
+  'NetworkTimeServiceQuerying',
+  'AimEnabled',
+  'PreconnectToSearch',
+  'msForceBrowserSignIn',
+  'msEdgeUpdateLaunchServicesPreferredVersion',
+];
 
 const ENABLE_FEATURES = '--enable-features=';
+const DISABLE_FEATURES = '--disable-features=';
 
 export interface ChromiumFlagOptions {
   /** The flags every launch gets (CHROMIUM_ARGS). */
@@ -41,34 +61,44 @@ export interface ChromiumFlagOptions {
   extra?: readonly string[];
   /** Features an earlier --enable-features on the command line holds (default PLAYWRIGHT_FEATURES). */
   inheritedFeatures?: readonly string[];
+  /** Same for --disable-features (default PLAYWRIGHT_DISABLED_FEATURES). */
+  inheritedDisabled?: readonly string[];
 }
 
 /**
  * The flag list for a launch: base, then the GPU flags when asked, then the extra flags, without
  * repeats, with --disable-gpu removed under `gpu`, and every --enable-features value (inherited
- * ones first) merged into a single --enable-features at the end. No --enable-features at all when
- * none of the flags asks for one, so Playwright's own stays in force.
+ * ones first) merged into a single --enable-features at the end; --disable-features likewise. No
+ * --enable-features (--disable-features) at all when none of the flags asks for one, so
+ * Playwright's own stays in force.
  */
 export function chromiumFlags(opts: ChromiumFlagOptions): string[] {
   const all = [...opts.base, ...(opts.gpu ? GPU_FLAGS : []), ...(opts.extra ?? [])];
-  const features: string[] = [];
+  const enabled: string[] = [];
+  const disabled: string[] = [];
   const flags: string[] = [];
-  let mentionsFeatures = opts.gpu;
+  let mentionsDisabled = false;
+  let mentionsEnabled = opts.gpu;
   for (const flag of all) {
     if (flag.startsWith(ENABLE_FEATURES)) {
-      mentionsFeatures = true;
-      features.push(...splitFeatures(flag.slice(ENABLE_FEATURES.length)));
+      mentionsEnabled = true;
+      enabled.push(...splitFeatures(flag.slice(ENABLE_FEATURES.length)));
+    } else if (flag.startsWith(DISABLE_FEATURES)) {
+      mentionsDisabled = true;
+      disabled.push(...splitFeatures(flag.slice(DISABLE_FEATURES.length)));
     } else if (!(opts.gpu && flag === '--disable-gpu') && !flags.includes(flag)) {
       flags.push(flag);
     }
   }
-  if (!mentionsFeatures) return flags;
-  const merged = [
-    ...(opts.inheritedFeatures ?? PLAYWRIGHT_FEATURES),
-    ...(opts.gpu ? GPU_FEATURES : []),
-    ...features,
-  ];
-  return [...flags, `${ENABLE_FEATURES}${[...new Set(merged)].join(',')}`];
+  const merged = (prefix: string, lists: readonly (readonly string[])[]): string =>
+    `${prefix}${[...new Set(lists.flat())].join(',')}`;
+  if (mentionsDisabled)
+    flags.push(merged(DISABLE_FEATURES, [opts.inheritedDisabled ?? PLAYWRIGHT_DISABLED_FEATURES, disabled]));
+  if (mentionsEnabled) {
+    const inherited = opts.inheritedFeatures ?? PLAYWRIGHT_FEATURES;
+    flags.push(merged(ENABLE_FEATURES, [inherited, opts.gpu ? GPU_FEATURES : [], enabled]));
+  }
+  return flags;
 }
 
 function splitFeatures(list: string): string[] {

@@ -16,6 +16,8 @@ export {
 } from './chaos-spec.ts';
 export type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
 export { ChaosRunner } from './chaos.ts';
+export { BACKGROUND_THROTTLING_OFF, HiddenTabs, hiddenTabLaunch, visibilityOf } from './hidden-tab.ts';
+export type { HiddenRecord } from './hidden-tab.ts';
 export type { ChaosEventRecord, ChaosRunnerOptions } from './chaos.ts';
 export { LINK_SPEC_RULE, formatLinkSpec, linkCommands, parseLinkSpec } from './link-spec.ts';
 export type { LinkSpec } from './link-spec.ts';

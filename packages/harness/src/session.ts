@@ -18,6 +18,7 @@ import { pickRankTab, tabFaults as elasticFaults } from './elastic-faults.ts';
 import type { VanishTarget } from './elastic-faults.ts';
 import { parseCoordinatorEvent } from '@peertrain/protocol';
 import { writeCheckpointDir } from './checkpoint-dir.ts';
+import { HiddenTabs, hiddenTabLaunch, hiddenWatch } from './hidden-tab.ts';
 import { chaosSchedule } from './chaos-spec.ts';
 import type { ChaosAction, ChaosSpec } from './chaos-spec.ts';
 import { ChaosRunner } from './chaos.ts';
@@ -69,6 +70,8 @@ export interface RunSessionOptions {
   executablePath?: string;
   /** Use this browser instead of launching one; it is left open (its pages are closed). */
   browser?: Browser;
+  /** chaos hide=N with `browser`: the DevTools port it was launched with (hiddenTabLaunch). */
+  devtoolsPort?: number;
   /** Serve this prebuilt directory instead of building the repository's dist/. */
   dist?: string;
   /** Repository root for the build (default: this checkout). */
@@ -170,15 +173,24 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
   let browser: Browser | null = null;
   let link: AppliedLink | null = null;
   const contexts: BrowserContext[] = [];
+  const hide = opts.chaos?.hide ?? 0;
+  if (hide > 0 && opts.browser && opts.devtoolsPort === undefined)
+    throw new ConfigError('invalid chaos', ['hide=N: a passed-in browser needs its devtoolsPort']);
+  let hidden: HiddenTabs | null = null;
   try {
     if (opts.link) link = await applyLink(opts.link, { ...(signal ? { signal } : {}) });
     servers = await startSessionServers({ dist, ...(signal ? { signal } : {}) });
+    // hide=N: a DevTools port to open the hidden tabs through, background throttling kept (hidden-tab.ts).
+    const hiding = opts.browser ? null : await hiddenTabLaunch(hide);
     browser =
       opts.browser ??
       (await launchBrowser({
         executablePath: opts.executablePath ?? DEFAULT_CHROMIUM,
+        ...(hiding ? { args: hiding.args, backgroundThrottling: true } : {}),
         ...(signal ? { signal } : {}),
       }));
+    const port = hiding?.port ?? opts.devtoolsPort;
+    if (hide > 0 && port !== undefined) hidden = await HiddenTabs.connect(port);
     const info: SessionInfo = {
       room,
       chromium: browser.version(),
@@ -189,10 +201,12 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       chaos,
     };
     opts.onReady?.(info);
-    return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts);
+    const plan = hidden ? { tabs: hidden, count: hide, workers: config.workers, pages: [] } : null;
+    return await drive(browser, contexts, info, config.workers, idleTimeoutMs, opts, plan);
   } finally {
     // Contexts first (a passed-in browser stays open), then the browser we own, then the servers.
     await Promise.allSettled(contexts.map((c) => c.close()));
+    await hidden?.close();
     if (browser && !opts.browser) await browser.close().catch(() => undefined);
     await servers?.close();
     await link?.close();
@@ -248,8 +262,9 @@ async function closeRankTab(
  */
 function tabFaults(
   workerTabs: readonly Page[],
+  hiddenTabs: readonly Page[],
   actions: readonly ChaosAction[],
-  opts: Pick<RunSessionOptions, 'faults' | 'log' | 'onChaos'>,
+  opts: Pick<RunSessionOptions, 'config' | 'faults' | 'log' | 'onChaos'>,
   openJoiner: () => void,
 ): {
   onProgress: (step: number) => void;
@@ -260,6 +275,8 @@ function tabFaults(
   const vanishAfterStep = elastic.vanish !== null ? elastic.vanishAfterStep : Infinity;
   const closed = new Set<Page>();
   let vanishStarted = false;
+  const steps = parseRunConfig(opts.config).steps;
+  const watchHidden = hiddenWatch(hiddenTabs, Math.floor(steps / 2), (r) => opts.onChaos?.(r));
   const chaos = new ChaosRunner(actions, {
     tabs: () => workerTabs,
     closing: (page) => closed.add(page),
@@ -274,6 +291,7 @@ function tabFaults(
       }
       if (step === elastic.joinAfterStep) openJoiner();
       chaos.onProgress(step);
+      watchHidden(step);
     },
     closedOnPurpose: (page) => closed.has(page),
     stop: () => chaos.stop(),
@@ -358,14 +376,40 @@ async function newTab(browser: Browser, contexts: BrowserContext[]): Promise<Pag
   return ctx.newPage();
 }
 
-/** One more worker tab in a fresh context, named by its position ('worker N'), then `start`ed. */
-async function newWorkerTab(
+/** hide=N: the last `count` of the first `workers` worker tabs open hidden; `pages` holds them. */
+interface HidingPlan {
+  tabs: HiddenTabs;
+  count: number;
+  workers: number;
+  pages: Page[];
+}
+
+/**
+ * How the next worker tab (`opened` so far) is made: hidden (hidden-tab.ts) when the plan says so,
+ * else, a joiner too, in a fresh context.
+ */
+function tabMaker(
   browser: Browser,
   contexts: BrowserContext[],
+  hiding: HidingPlan | null,
+  opened: number,
+): () => Promise<Page> {
+  if (hiding === null || opened < hiding.workers - hiding.count || opened >= hiding.workers)
+    return () => newTab(browser, contexts);
+  return async () => {
+    const page = await hiding.tabs.open();
+    hiding.pages.push(page);
+    return page;
+  };
+}
+
+/** One more worker tab from `create` (a fresh context, or hidden), named by its position ('worker N'), then `start`ed. */
+async function newWorkerTab(
+  create: () => Promise<Page>,
   tabs: Page[],
   start: (page: Page, source: string) => void,
 ): Promise<void> {
-  const page = await newTab(browser, contexts);
+  const page = await create();
   tabs.push(page);
   start(page, `worker ${tabs.length}`);
 }
@@ -412,6 +456,7 @@ async function drive(
   workers: number,
   idleTimeoutMs: number,
   opts: RunSessionOptions,
+  hiding: HidingPlan | null,
 ): Promise<RunReport> {
   const { signal } = opts;
   const pageErrors: string[] = [];
@@ -451,14 +496,14 @@ async function drive(
     });
   const workerTabs: Page[] = [];
   // 'join@K' opens its tab through openWorker, defined below (called only once steps are reported).
-  const faults = tabFaults(workerTabs, info.chaos, opts, () => {
+  const faults = tabFaults(workerTabs, hiding?.pages ?? [], info.chaos, opts, () => {
     void openWorker().catch((err: unknown) => finish({ error: asError(err) }));
   });
   let dashboardSpoke = false;
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   const openWorker = (): Promise<void> =>
-    newWorkerTab(browser, contexts, workerTabs, (page, source) => {
+    newWorkerTab(tabMaker(browser, contexts, hiding, workerTabs.length), workerTabs, (page, source) => {
       watch(page, source);
       open(page, info.workerUrl, source, () => !finished);
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from './errors.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 import {
   DTYPES,
   FRAME_HEADER_BYTES,
@@ -286,7 +287,7 @@ describe('corrupt frames', () => {
       const f = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
       const v = new DataView(f.buffer);
       v.setUint16(0, 0x5450, true);
-      v.setUint8(2, 1);
+      v.setUint8(2, PROTOCOL_VERSION);
       v.setUint8(3, 1);
       v.setUint8(4, 3);
       v.setUint32(16, 1, true);
@@ -326,7 +327,7 @@ describe('corrupt frames', () => {
         if (i % 4 === 0 && bytes.byteLength >= 4) {
           bytes[0] = 0x50; // right magic and version, so the deeper checks run
           bytes[1] = 0x54;
-          bytes[2] = 1;
+          bytes[2] = PROTOCOL_VERSION;
         }
       } else {
         const base = seeds[next() % seeds.length] ?? first;

@@ -49,6 +49,7 @@ export {
   StageRangeSchema,
   ToCoordinatorSchema,
   MAX_PROBE_BYTES,
+  MAX_REPORTS_PER_MESSAGE,
   MemoryReportSchema,
   ToWorkerSchema,
   WireSpanSchema,

@@ -226,6 +226,42 @@ export const ToWorkerSchema = z.discriminatedUnion('type', [
 export type ToWorker = z.infer<typeof ToWorkerSchema>;
 
 // ---- worker -> coordinator ----
+/** One step's report from a worker. */
+const StepDoneSchema = z.object({
+  type: z.literal('stepDone'),
+  runId: z.number().int(),
+  step: z.number().int().min(0),
+  /** Training loss of the step; absent on pipeline stages that do not hold the loss. */
+  loss: z.number().optional(),
+  samples: z.number().int().min(0),
+  computeMs: z.number().min(0),
+  commMs: z.number().min(0),
+  /**
+   * Wall time between the end of the worker's previous step and the start of this one (waiting
+   * for the coordinator's grant, evaluations, checkpoints, reports): counted in the step's wall
+   * time for compute utilization. Absent on a worker's first step.
+   */
+  idleMs: z.number().min(0).optional(),
+  bytesSent: z.number().min(0),
+  /** What the worker did during the step, on its own clock. */
+  spans: z.array(WireSpanSchema).max(10_000).optional(),
+  /** Pipeline: most activation bytes held at once during the step, and what it would be without recomputation. */
+  peakActivationBytes: z.number().int().min(0).optional(),
+  peakActivationBytesNoRecompute: z.number().int().min(0).optional(),
+  /**
+   * Asynchronous parameter server: the largest staleness among the pushes acknowledged during
+   * this step (server versions applied between the parameters a gradient was computed on and its
+   * own application).
+   */
+  staleness: z.number().int().min(0).optional(),
+});
+
+/**
+ * Most reports one `stepsDone` carries: a round of local steps (DiLoCo's H) or the steps of
+ * REPORT_HOLD_MS; a worker with more sends several.
+ */
+export const MAX_REPORTS_PER_MESSAGE = 256;
+
 export const ToCoordinatorSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('hello'),
@@ -235,33 +271,15 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
   }),
   /** Data loaded, peer links open, parameters initialised: ready for step 0. */
   z.object({ type: z.literal('ready'), runId: z.number().int(), loadMs: z.number().min(0) }),
+  StepDoneSchema,
+  /**
+   * Reports a worker held (a local step's, which nobody waits for) sent as one message, in step
+   * order: each message on the coordinator's data channel costs the worker's main thread 0.3-1.5 ms
+   * here (the send waits on the network thread), about what a whole step of the MLP computes.
+   */
   z.object({
-    type: z.literal('stepDone'),
-    runId: z.number().int(),
-    step: z.number().int().min(0),
-    /** Training loss of the step; absent on pipeline stages that do not hold the loss. */
-    loss: z.number().optional(),
-    samples: z.number().int().min(0),
-    computeMs: z.number().min(0),
-    commMs: z.number().min(0),
-    /**
-     * Wall time between the end of the worker's previous step and the start of this one (waiting
-     * for the coordinator's grant, evaluations, checkpoints, reports): counted in the step's wall
-     * time for compute utilization. Absent on a worker's first step.
-     */
-    idleMs: z.number().min(0).optional(),
-    bytesSent: z.number().min(0),
-    /** What the worker did during the step, on its own clock. */
-    spans: z.array(WireSpanSchema).max(10_000).optional(),
-    /** Pipeline: most activation bytes held at once during the step, and what it would be without recomputation. */
-    peakActivationBytes: z.number().int().min(0).optional(),
-    peakActivationBytesNoRecompute: z.number().int().min(0).optional(),
-    /**
-     * Asynchronous parameter server: the largest staleness among the pushes acknowledged during
-     * this step (server versions applied between the parameters a gradient was computed on and its
-     * own application).
-     */
-    staleness: z.number().int().min(0).optional(),
+    type: z.literal('stepsDone'),
+    reports: z.array(StepDoneSchema).min(1).max(MAX_REPORTS_PER_MESSAGE),
   }),
   z.object({
     type: z.literal('profileResult'),

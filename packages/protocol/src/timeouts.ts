@@ -7,7 +7,8 @@
  * - connect:       worker, opening a run's peer links (worker-runtime links.ts openLinks)
  * - ready:         coordinator, assignment until every rank is ready (driver train)
  * - step:          coordinator, the step barrier: every member reports the step (driver train)
- * - allreduceHop:  worker, one receive of the ring all-reduce (methods/exchange.ts, elastic.ts)
+ * - allreduceHop:  worker, one receive of a gradient exchange: the ring, diloco's outer step, the
+ *                  parameter server's push and pull, a hybrid stage group (methods/*.ts, elastic.ts)
  * - stageTransfer: worker, one activation or gradient receive between pipeline stages (methods/pipeline.ts)
  * - checkpoint:    coordinator, the holder's state after a checkpoint step (checkpoints.ts)
  * - joinState:     worker, streaming the state to (or from) a peer joining a run (elastic.ts)

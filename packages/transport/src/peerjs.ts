@@ -45,7 +45,10 @@ export interface PeerjsTransportInit {
   highWaterMark?: number | undefined;
   /** Caps every link's maxMessageSize below what SCTP allows. */
   maxMessageSize?: number | undefined;
-  /** A dial (or an incoming link) that has not opened by then fails with PhaseTimeoutError. Default 20 s. */
+  /**
+   * A dial (or an incoming link) that has not opened by then fails with PhaseTimeoutError, naming
+   * where its handshake stopped. Default DEFAULT_OPEN_TIMEOUT_MS.
+   */
   openTimeoutMs?: number | undefined;
   /** PeerJS log level: 0 none, 1 errors (default), 2 warnings, 3 all. */
   debug?: 0 | 1 | 2 | 3 | undefined;
@@ -54,6 +57,15 @@ export interface PeerjsTransportInit {
 }
 
 const DEFAULT_HIGH_WATER_MARK = 2 ** 20;
+
+/**
+ * 45 s: under the connect phase's 60 s (PHASE_TIMEOUTS.connect), so a stalled dial still says where
+ * it stopped before the phase gives up. The answering tab may be busy when the offer comes: a
+ * worker prepares its data and model while it links up (worker-runtime run-loop.ts). With 20 s,
+ * 2 of the 21 sessions of one elastic bench at load average 16-25 on 2 cores failed at start with
+ * the offer sent and no answer yet, as had two pipeline sessions in full test runs.
+ */
+export const DEFAULT_OPEN_TIMEOUT_MS = 45_000;
 const FALLBACK_MAX_MESSAGE_SIZE = 65_536;
 /** How long close() lets queued bytes drain before it closes the channel anyway. */
 const CLOSE_DRAIN_MS = 3_000;
@@ -175,7 +187,7 @@ class PeerjsTransport implements Transport {
   ) {
     this.localId = init.id;
     this.highWaterMark = init.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
-    this.openTimeoutMs = init.openTimeoutMs ?? 20_000;
+    this.openTimeoutMs = init.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
     peer.on('connection', (dc) => this.accept(dc));
     peer.on('error', (err) => this.onPeerError(err));
     peer.on('open', () => {

@@ -2,6 +2,12 @@
 
 const DASH = '–';
 
+/**
+ * Grouped thousands ("1,234"), as `toLocaleString('en-US')` writes them, from one formatter: each
+ * toLocaleString call builds its own, and the worker page formats at every redraw while it trains.
+ */
+const grouped = new Intl.NumberFormat('en-US');
+
 /** 1234567 -> "1.23 MB" (SI units, as network tools report bytes). */
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n) || n < 0) return DASH;
@@ -30,7 +36,7 @@ export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return DASH;
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 100) return `${ms.toFixed(1)} ms`;
-  return `${Math.round(ms).toLocaleString('en-US')} ms`;
+  return `${grouped.format(Math.round(ms))} ms`;
 }
 
 /** Remaining time as m:ss, or h:mm:ss past an hour; a dash when unknown. */
@@ -47,7 +53,7 @@ export function formatEta(ms: number | null | undefined): string {
 /** A throughput such as samples/s: 3 significant figures, thousands separated. */
 export function formatRate(perSec: number | null | undefined, unit: string): string {
   if (perSec === null || perSec === undefined || !Number.isFinite(perSec) || perSec < 0) return DASH;
-  const v = perSec >= 100 ? Math.round(perSec).toLocaleString('en-US') : perSec.toPrecision(3);
+  const v = perSec >= 100 ? grouped.format(Math.round(perSec)) : perSec.toPrecision(3);
   return `${v} ${unit}`;
 }
 
@@ -71,7 +77,7 @@ export function formatPercent(fraction: number | null | undefined, digits = 1): 
 export function formatShard(shard: { start: number; count: number } | null | undefined): string {
   if (!shard) return DASH;
   const last = shard.start + shard.count - 1;
-  return `${shard.start.toLocaleString('en-US')}–${last.toLocaleString('en-US')} (${shard.count.toLocaleString('en-US')})`;
+  return `${grouped.format(shard.start)}–${grouped.format(last)} (${grouped.format(shard.count)})`;
 }
 
 export function orDash(v: string | number | null | undefined): string {

@@ -123,10 +123,13 @@ export interface TrainSession {
    * (wasm, cpu): the method then keeps its Float32Arrays and @peertrain/optim.
    */
   deviceSteps?(params: Float32Array): DeviceSteps;
-  /** Loss and accuracy on the whole test split. */
+  /**
+   * Loss and accuracy on the whole test split, or with `part` on its rows
+   * [floor(index T / of), floor((index + 1) T / of)) (sharded-eval.ts).
+   */
   evaluate(
     params: Float32Array,
-    opts: { signal?: AbortSignal },
+    opts: { signal?: AbortSignal; part?: { index: number; of: number } },
   ): Promise<{ loss: number; accuracy: number; count: number }>;
   /**
    * Trains the single-worker reference from the same seed on the union of every rank's batches

@@ -20,6 +20,7 @@ import {
   trainReference,
   trainSamples,
 } from '@peertrain/engine';
+import { partRows } from './sharded-eval.ts';
 import type { Batch, Dataset, MnistSource, ProbeOptions, Samples, ShardCache } from '@peertrain/engine';
 import type { BackendName, DatasetName, Shard, StageRange } from '@peertrain/protocol';
 import type {
@@ -96,9 +97,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
       },
       ...(config.elastic ? elasticGradients(model, train.samples, config) : {}),
       ...deviceStepsOn(opts.deviceSteps ?? prefersDeviceTraining(device.backend), model, config, batchFor),
-      evaluate(params, o) {
-        return model.evaluate(params, test.samples.x, test.samples.y, o.signal ? { signal: o.signal } : {});
-      },
+      evaluate: (params, o) => evaluatePart(model, test.samples, params, o),
       async reference(params, o) {
         const data = await dataset(config.dataset, o.signal);
         const ref = await trainReference({
@@ -163,6 +162,15 @@ export function engineMemory(): EngineMemory {
   };
 }
 
+/**
+ * Batch buffers reused in turn. At most three are in use: the step's own, the one prefetched for the
+ * next step, and one a restart left built for nobody; a batch's arrays are rewritten four batches
+ * later, long after its step (the engine takes x within the step: wasm copies it into its heap, the
+ * other backends' tensors of it die with the step). A fresh 100-400 KB array per step cost ~1 ms of
+ * page faults, more than the MLP's whole step at batch 32 on wasm.
+ */
+const BATCH_BUFFERS = 4;
+
 /** The shard's batches, prefetched one step ahead; asking for another step than the next restarts it. */
 function batchSource(
   samples: Samples,
@@ -170,11 +178,17 @@ function batchSource(
   config: PrepareRun['config'],
   inputSize: number,
 ): { batch(step: number, signal: AbortSignal | undefined): Promise<Batch>; close(): void } {
+  const buffers = Array.from({ length: BATCH_BUFFERS }, () => ({
+    x: new Float32Array(config.batch * inputSize), // [batch * inputSize]
+    y: new Uint8Array(config.batch), // [batch]
+  }));
+  let turn = 0;
+  const gather = (step: number): Batch => {
+    const into = buffers[turn++ % BATCH_BUFFERS]!;
+    return gatherBatch(samples, shardBatchIndices(shard, step, config.batch, config.seed), inputSize, into);
+  };
   const make = (firstStep: number): Prefetcher<Batch> =>
-    new Prefetcher<Batch>(
-      (step) => gatherBatch(samples, shardBatchIndices(shard, step, config.batch, config.seed), inputSize),
-      { firstStep, depth: 1, lastStep: config.steps - 1 },
-    );
+    new Prefetcher<Batch>(gather, { firstStep, depth: 1, lastStep: config.steps - 1 });
   let batches = make(0);
   return {
     batch(step, signal) {
@@ -197,6 +211,19 @@ function deviceStepsOn(
 ): Pick<TrainSession, 'deviceSteps'> {
   if (!on) return {};
   return { deviceSteps: (params) => deviceSteps(model, params, config, batchFor) };
+}
+
+/** TrainSession.evaluate: the test split, or its part `o.part` (sharded-eval.ts). */
+function evaluatePart(
+  model: ReturnType<typeof buildModel>,
+  test: Samples,
+  params: Float32Array,
+  o: { signal?: AbortSignal; part?: { index: number; of: number } },
+): Promise<{ loss: number; accuracy: number; count: number }> {
+  const [start, end] = o.part ? partRows(test.count, o.part) : [0, test.count];
+  if (end === start) return Promise.resolve({ loss: 0, accuracy: 0, count: 0 });
+  const x = test.x.subarray(start * model.inputSize, end * model.inputSize); // [rows * inputSize]
+  return model.evaluate(params, x, test.y.subarray(start, end), o.signal ? { signal: o.signal } : {});
 }
 
 /** The session's DeviceSteps: engine's device trainer fed with the shard's prefetched batches. */

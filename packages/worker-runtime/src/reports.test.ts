@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_REPORTS_PER_MESSAGE, parseToCoordinator } from '@peertrain/protocol';
 import type { ToCoordinator } from '@peertrain/protocol';
 import { StepReports } from './reports.ts';
 
@@ -14,15 +15,25 @@ const report = (step: number): StepDoneMsg => ({
   bytesSent: 0,
 });
 
-function harness(maxHoldMs = 1000): { reports: StepReports; sent: number[]; clock: { t: number } } {
+/** `sent`: the steps reported, in order; `messages`: how many messages carried them. */
+function harness(maxHoldMs = 1000): {
+  reports: StepReports;
+  sent: number[];
+  messages: string[];
+  clock: { t: number };
+} {
   const sent: number[] = [];
+  const messages: string[] = [];
   const clock = { t: 0 };
   const reports = new StepReports(
-    (m) => sent.push(m.step),
+    (m) => {
+      messages.push(m.type);
+      for (const r of m.type === 'stepsDone' ? m.reports : [m]) sent.push(r.step);
+    },
     () => clock.t,
     maxHoldMs,
   );
-  return { reports, sent, clock };
+  return { reports, sent, messages, clock };
 }
 
 describe('StepReports', () => {
@@ -33,13 +44,28 @@ describe('StepReports', () => {
     expect(reports.pending).toBe(0);
   });
 
-  it('holds a round of reports and sends them in order with the round end', () => {
-    const { reports, sent } = harness();
+  it('holds a round of reports and sends them in order, in one message, with the round end', () => {
+    const { reports, sent, messages } = harness();
     for (let s = 0; s < 4; s++) reports.add(report(s), true);
     expect(sent).toEqual([]);
     expect(reports.pending).toBe(4);
     reports.add(report(4), false);
     expect(sent).toEqual([0, 1, 2, 3, 4]);
+    expect(messages).toEqual(['stepsDone']);
+    reports.add(report(5), false);
+    expect(messages).toEqual(['stepsDone', 'stepDone']); // one report goes as it is
+  });
+
+  it('splits a long hold into messages of at most MAX_REPORTS_PER_MESSAGE reports', () => {
+    const { reports, sent, messages } = harness();
+    const n = MAX_REPORTS_PER_MESSAGE + 3;
+    for (let s = 0; s < n; s++) reports.add(report(s), true);
+    reports.flush();
+    expect(messages).toEqual(['stepsDone', 'stepsDone']);
+    expect(sent).toEqual(Array.from({ length: n }, (_, s) => s));
+    // What the coordinator accepts.
+    expect(() => parseToCoordinator({ type: 'stepsDone', reports: [report(0), report(1)] })).not.toThrow();
+    expect(() => parseToCoordinator({ type: 'stepsDone', reports: [] })).toThrow();
   });
 
   it('sends what is held once the oldest has waited maxHoldMs, and on flush', () => {

@@ -13,6 +13,7 @@ import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
 import { DroppedError } from './heartbeat.ts';
 import { openLinks } from './links.ts';
+import { shardedEvaluate } from './sharded-eval.ts';
 import { StepReports } from './reports.ts';
 import { methodName, workerMethod } from './methods/index.ts';
 import type { Assign, MethodRun } from './methods/index.ts';
@@ -30,6 +31,8 @@ interface Driver {
   signal: AbortSignal;
   /** stepDone messages; a local step's may be held until its round ends (reports.ts). */
   reports: StepReports;
+  /** Queued evaluations that every rank takes its part of (sharded-eval.ts), by step. */
+  sharded: Set<number>;
 }
 
 /** Takes a new assignment: supersedes the current run, shows the new one, drives it to its end. */
@@ -123,7 +126,7 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
     core.update({ phase: 'training' });
     const reports = new StepReports((msg) => core.tell(msg), core.now);
-    const d: Driver = { core, run, method: m, session, spans, signal, reports };
+    const d: Driver = { core, run, method: m, session, spans, signal, reports, sharded: new Set() };
     for (;;) {
       signal.throwIfAborted();
       rewind(run); // elastic: a new epoch redoes from its fromStep
@@ -148,7 +151,7 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans, signal, reports }: Driver): Promise<void> {
+async function runStep({ core, run, method, spans, signal, reports, sharded }: Driver): Promise<void> {
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
@@ -196,8 +199,13 @@ async function runStep({ core, run, method, spans, signal, reports }: Driver): P
   if (due) run.evalOwed = false;
   // An elastic pipeline's gather that an epoch aborted: the loop rewinds; the evaluation comes due again.
   if (due && !(await method.beforeEval(run.completed).then(() => true, redo))) return;
-  // After a synchronous step every replica holds the same parameters: rank 0 (the leader) evaluates.
-  if (due && leads(run, core.mesh.localId)) run.pendingEvals.push(run.completed);
+  // After a synchronous step every replica holds the same parameters: rank 0 (the leader)
+  // evaluates, or every rank its part (sharded-eval.ts) where the method says they all hold them.
+  const shared = method.sharedEval === true && run.assign.peers.length > 1;
+  if (due && (shared || leads(run, core.mesh.localId))) {
+    run.pendingEvals.push(run.completed);
+    if (shared) sharded.add(run.completed);
+  }
 }
 
 /** Elastic: a StepRedoError means the loop rewinds to the epoch's step (null); anything else fails. */
@@ -223,14 +231,17 @@ async function slowedDown(run: RunState, computeMs: number, signal: AbortSignal)
  * reaches the target accuracy (which ends the run there: no further step runs), the trained model
  * goes to the coordinator first, on the same ordered link as the result.
  */
-async function runEvals({ core, run, method, session, signal, reports }: Driver): Promise<void> {
+async function runEvals({ core, run, method, session, signal, reports, sharded }: Driver): Promise<void> {
   const { config, runId } = run.assign;
   if (run.pendingEvals.length > 0) reports.flush(); // the evaluated steps' reports go first
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
     await method.syncParams?.();
     const p = heldModel(method);
-    const r = await session.evaluate(p, { signal });
+    const r = sharded.delete(evalStep)
+      ? await shardedEvaluate(core.mesh, session, run.assign, p, evalStep, signal)
+      : await session.evaluate(p, { signal });
+    if (r === null) continue; // this rank's part went to rank 0
     const target = config.targetAccuracy;
     const reached = target !== undefined && r.accuracy >= target && evalStep === run.completed;
     if (reached) run.endStep = evalStep;

@@ -87,6 +87,24 @@ async function waitForStep(page: Page, step: number): Promise<void> {
   );
 }
 
+/**
+ * Presses Pause and waits for the paused pill; when it never shows, says where the run was instead
+ * (still running at a step, failed and why, or done).
+ */
+async function pauseRun(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await page
+    .locator('.progress-card .pill.phase-paused')
+    .waitFor({ timeout: LONG_WAIT_MS })
+    .catch(async (e: unknown) => {
+      const { phase, step } = await phaseAndStep(page);
+      const alerts = await page.getByRole('alert').allTextContents();
+      throw new Error(
+        `not paused after ${LONG_WAIT_MS} ms: phase "${phase}" at step ${step}; alerts: ${JSON.stringify(alerts)} (${String(e)})`,
+      );
+    });
+}
+
 /** Peer table and timeline, read in one go. */
 async function readLive(page: Page): Promise<LiveView> {
   const table = await page.locator('section.peers').evaluate((section) => {
@@ -272,25 +290,16 @@ async function main(): Promise<DashboardCheckResult> {
 
     // While it trains: the loss chart early, then peers, timeline and chart again later on.
     const lossChart = page.locator('figure.chart', { hasText: 'Training loss' });
+    // Each reading is taken paused, as a person would to look closely: under load (beside two other
+    // sessions) readings taken while it ran outlasted the rest of the run.
     await waitForStep(page, 8);
+    await pauseRun(page);
     const lossCanvas = lossChart.locator('canvas').first();
     const lossEarly = { step: await progressStep(page), pixels: await canvasPixels(lossCanvas) };
     const chartsEarly = await chartPoints(page);
-    await waitForStep(page, 20);
-    // Paused for the readings and the screenshot, as a person would to look closely: beside two
-    // other sessions they took longer than the rest of the run (the run had ended before them).
-    await page.getByRole('button', { name: 'Pause', exact: true }).click();
-    await page
-      .locator('.progress-card .pill.phase-paused')
-      .waitFor({ timeout: LONG_WAIT_MS })
-      .catch(async (e: unknown) => {
-        // Say where the run was instead: still running at a step, failed (and why), or done.
-        const { phase, step } = await phaseAndStep(page);
-        const alerts = await page.getByRole('alert').allTextContents();
-        throw new Error(
-          `not paused after ${LONG_WAIT_MS} ms: phase "${phase}" at step ${step}; alerts: ${JSON.stringify(alerts)} (${String(e)})`,
-        );
-      });
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await waitForStep(page, lossEarly.step + 12);
+    await pauseRun(page);
     // Spans reach the coordinator a little after their step; let a frame or two draw them.
     await page.waitForTimeout(500);
     const live = await readLive(page);

@@ -63,16 +63,28 @@ describe('globalBatchIndices', () => {
 });
 
 describe('gatherBatch', () => {
+  // Rows 10..13 of a split, 3 values each.
+  const samples = {
+    x: Float32Array.from(range(0, 12)),
+    y: Uint8Array.from([5, 6, 7, 8]),
+    count: 4,
+    first: 10,
+  };
+
   it('copies rows by global index from a split or a shard', () => {
-    const samples = {
-      x: Float32Array.from(range(0, 12)),
-      y: Uint8Array.from([5, 6, 7, 8]),
-      count: 4,
-      first: 10,
-    };
     const b = gatherBatch(samples, Int32Array.from([13, 10]), 3);
     expect(Array.from(b.x)).toEqual([9, 10, 11, 0, 1, 2]);
     expect(Array.from(b.y)).toEqual([8, 5]);
     expect(() => gatherBatch(samples, Int32Array.from([9]), 3)).toThrow(ShapeError);
+  });
+
+  it('fills the buffers it is given, and refuses buffers of another size', () => {
+    const into = { x: new Float32Array(6).fill(-1), y: new Uint8Array(2) };
+    const b = gatherBatch(samples, Int32Array.from([11, 12]), 3, into);
+    expect(b.x).toBe(into.x);
+    expect(b.y).toBe(into.y);
+    expect(Array.from(into.x)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(Array.from(into.y)).toEqual([6, 7]);
+    expect(() => gatherBatch(samples, Int32Array.from([11]), 3, into)).toThrow(ShapeError);
   });
 });

@@ -95,17 +95,28 @@ export interface Batch {
   readonly y: Uint8Array;
 }
 
-/** Copies the rows of global indices `indices` out of `samples` (a split or a cached shard). */
-export function gatherBatch(samples: Samples, indices: Int32Array, sampleSize: number): Batch {
-  const x = new Float32Array(indices.length * sampleSize);
-  const y = new Uint8Array(indices.length);
-  indices.forEach((index, i) => {
+/**
+ * Copies the rows of global indices `indices` out of `samples` (a split or a cached shard), into
+ * `into` when given (its arrays must hold exactly [indices.length * sampleSize] and [indices.length]):
+ * a fresh 100-400 KB array per step costs its page faults (~1 ms here), a reused one only the copy.
+ */
+export function gatherBatch(samples: Samples, indices: Int32Array, sampleSize: number, into?: Batch): Batch {
+  const n = indices.length;
+  if (into && (into.x.length !== n * sampleSize || into.y.length !== n)) {
+    throw new ShapeError(
+      `batch buffers hold ${into.y.length} samples of ${into.x.length / into.y.length}, not ${n} of ${sampleSize}`,
+    );
+  }
+  const x = into?.x ?? new Float32Array(n * sampleSize);
+  const y = into?.y ?? new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const index = indices[i]!;
     const row = index - samples.first;
     if (!(row >= 0 && row < samples.count)) {
       throw new ShapeError(`sample ${index} is outside [${samples.first}, ${samples.first + samples.count})`);
     }
     x.set(samples.x.subarray(row * sampleSize, (row + 1) * sampleSize), i * sampleSize);
     y[i] = samples.y[row]!;
-  });
+  }
   return { x, y };
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AbortError } from '@peertrain/base';
 import { Prefetcher } from './prefetch.ts';
 import type { Scheduler } from './prefetch.ts';
@@ -42,6 +42,25 @@ describe('Prefetcher', () => {
     expect(await p.next()).toBe('batch 5');
     expect(p.step).toBe(6);
     p.close();
+  });
+
+  it('by default builds ahead without timers (a hidden tab runs them at most once a second)', async () => {
+    vi.useFakeTimers(); // setTimeout never fires by itself: only a message task can build step 1
+    try {
+      const built: number[] = [];
+      const p = new Prefetcher((step) => (built.push(step), step), { depth: 1 });
+      expect(await p.next()).toBe(0);
+      for (let i = 0; i < 5 && built.length < 2; i++)
+        await new Promise<void>((resolve) => {
+          const { port1, port2 } = new MessageChannel();
+          port1.onmessage = () => (port1.close(), resolve());
+          port2.postMessage(null);
+        });
+      expect(built).toEqual([0, 1]);
+      p.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('stops at lastStep', async () => {

@@ -23,9 +23,12 @@ export const allReduceMethod: WorkerMethod = {
     const { params, optimizer } = dataParallelState(ctx);
     // The gradients' compression state (error feedback) lives as long as the run.
     const compressor = exchangeCompressor(ctx, params.length);
+    // [P], reused: the ring averages it in place and the optimizer consumes it within the step.
+    const gradsBuffer = new Float32Array(params.length);
     return {
       paramBytes: params.byteLength,
       evalParams: params,
+      sharedEval: true, // the same params on every rank after a step
       async step(step) {
         if (overlap) {
           // (parseRunConfig refuses overlap with compression: the compressor sees the whole tensor)
@@ -33,7 +36,7 @@ export const allReduceMethod: WorkerMethod = {
           optimizer.step(params, grads);
           return { loss, computeMs };
         }
-        const { loss, grads, computeMs } = await timedGradients(ctx, params, step);
+        const { loss, grads, computeMs } = await timedGradients(ctx, params, step, gradsBuffer);
         // The timeline shows the ring's two halves: when any bucket was in reduce-scatter or all-gather.
         await meanOverRing(ctx, grads, step, compressor);
         optimizer.step(params, grads);
@@ -74,6 +77,7 @@ function onDevice(ctx: MethodContext): MethodRun {
   return {
     paramBytes: params.byteLength,
     evalParams: params,
+    sharedEval: true, // syncParams reads the same params on every rank
     async step(step) {
       const t0 = ctx.spans.now();
       await device.compute(step, { signal: ctx.signal });

@@ -31,7 +31,9 @@
 import { AbortError } from '@peertrain/base';
 import type { Compressor } from '@peertrain/compress';
 import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
+import { PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
+import { hopTimed } from '../phase-timeouts.ts';
 import { timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
@@ -45,9 +47,12 @@ interface InFlight {
   done: Promise<unknown>;
 }
 
-/** a - b, element by element, into a new array [P]. */
-function difference(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
+/** a - b, element by element, into `out` [P] (a new array unless given). */
+function difference(
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array = new Float32Array(a.length),
+): Float32Array {
   for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
   return out;
 }
@@ -57,6 +62,7 @@ class DilocoRun implements MethodRun {
   readonly #global: Float32Array; // G [P]
   readonly #local: Float32Array; // L [P]
   readonly #anchor: Float32Array; // A [P] (overlap): L at the start of the current round
+  readonly #grads: Float32Array; // [P] an inner step's gradients, reused (the inner step consumes them)
   readonly #inner: Optimizer;
   readonly #outer: OuterOptimizer;
   readonly #compressor: Compressor | null;
@@ -70,6 +76,7 @@ class DilocoRun implements MethodRun {
     this.#global = ctx.session.initParams();
     const p = this.#global.length;
     this.#local = this.#global.slice();
+    this.#grads = new Float32Array(p);
     this.#anchor = config.overlapOuter ? this.#global.slice() : new Float32Array(0);
     this.#inner = createOptimizer(config.optimizer, config.lr, p);
     this.#outer = createOuterOptimizer(
@@ -88,8 +95,11 @@ class DilocoRun implements MethodRun {
     return this.#global;
   }
 
+  /** G is the same on every rank at a round's end, where evaluations wait (evalReady). */
+  readonly sharedEval = true;
+
   async step(step: number): Promise<StepOutcome> {
-    const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step);
+    const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step, this.#grads);
     this.#inner.step(this.#local, grads);
     const { innerSteps, steps, overlapOuter } = this.#ctx.assign.config;
     const last = step === steps - 1;
@@ -126,7 +136,8 @@ class DilocoRun implements MethodRun {
 
   /** Plain round end: G -= outer(mean(G - L)), L = G. */
   async #endRound(step: number): Promise<void> {
-    const delta = difference(this.#global, this.#local);
+    // The round's last inner step is done with the gradient buffer: the delta borrows it.
+    const delta = difference(this.#global, this.#local, this.#grads);
     await this.#exchange(delta, step);
     this.#applyOuter(delta, step);
     this.#local.set(this.#global);
@@ -175,5 +186,6 @@ class DilocoRun implements MethodRun {
 export const dilocoMethod: WorkerMethod = {
   name: 'diloco',
   links: ringLinks,
-  setup: (ctx) => new DilocoRun(ctx),
+  // Each receive of the outer exchange (one hop) has its named timeout.
+  setup: (ctx) => new DilocoRun({ ...ctx, mesh: hopTimed(ctx.mesh, PHASE_TIMEOUTS.allreduceHop) }),
 };

@@ -2,6 +2,8 @@
 // in every replica) averages its gradient sums over a ring before the optimizer, so the replicas
 // stay identical; the group's links are that ring.
 import { allReduceMean } from '@peertrain/collective';
+import { PHASE_TIMEOUTS } from '@peertrain/protocol';
+import { hopTimed } from '../phase-timeouts.ts';
 import { pipelineLinks, stageCoords, stageMethod } from './pipeline.ts';
 import type { StageRun } from './pipeline.ts';
 import type { MethodLinks, Placement, WorkerMethod } from './types.ts';
@@ -23,7 +25,8 @@ async function averageOverReplicas({ ctx, coords, params, grads }: StageRun, ste
   if (group.length < 2 || params.length === 0) return;
   const { spans, assign } = ctx;
   const ta = spans.now();
-  await allReduceMean(ctx.mesh, group, grads, {
+  // Each receive of the group's ring (one hop) has its named timeout.
+  await allReduceMean(hopTimed(ctx.mesh, PHASE_TIMEOUTS.allreduceHop), group, grads, {
     runId: assign.runId,
     step,
     bucketElems: assign.config.bucketElems,

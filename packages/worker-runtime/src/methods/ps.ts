@@ -3,7 +3,8 @@
 // parameters back. Servers are also workers (colocated): the assignment's serverRank, or with
 // `--ps-shards K` ranks 0..K-1, each serving one key range (ps-shards.ts).
 import { createParameterServer, psWorkerStep } from '@peertrain/collective';
-import { joinState } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, joinState } from '@peertrain/protocol';
+import { hopTimed } from '../phase-timeouts.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { serverLinks, shardApply, shardLayout } from './ps-shards.ts';
 import type { WorkerMethod } from './types.ts';
@@ -11,7 +12,9 @@ import type { WorkerMethod } from './types.ts';
 export const parameterServerMethod: WorkerMethod = {
   name: 'ps',
   links: serverLinks,
-  setup(ctx) {
+  setup(given) {
+    // Each push or pull received (one hop of the exchange) has its named timeout.
+    const ctx = { ...given, mesh: hopTimed(given.mesh, PHASE_TIMEOUTS.allreduceHop) };
     const { mesh, assign, signal, spans } = ctx;
     const { runId } = assign;
     const { params, optimizer } = dataParallelState(ctx);

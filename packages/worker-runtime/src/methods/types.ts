@@ -72,6 +72,12 @@ export interface MethodRun {
    */
   readonly evalParams: Float32Array | null;
   /**
+   * Every rank holds the same `evalParams` at a due evaluation (synchronous all-reduce, DiLoCo's
+   * G): each rank evaluates its part of the test split and rank 0 adds the parts
+   * (sharded-eval.ts). Absent: rank 0 evaluates the whole split.
+   */
+  readonly sharedEval?: boolean;
+  /**
    * Where the parameters live on the device (TrainSession.deviceSteps): copies them into
    * `evalParams` before anyone reads it. Absent where `evalParams` is always current.
    */
