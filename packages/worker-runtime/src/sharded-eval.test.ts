@@ -33,12 +33,13 @@ describe('sharded evaluation', () => {
     seed: 5,
     evalEvery: 4,
     reference: false,
-    workers: 3,
+    workers: 4,
   };
 
   for (const sync of ['allreduce', 'diloco'] as const) {
-    it(`${sync}, 3 workers: each evaluates a third, rank 0 reports the whole split's result`, async () => {
-      const { coord } = memoryCluster(3, `sharded-${sync}`, cleanups);
+    // 4 workers: ranks 1 and 3 are rank 0's ring neighbours, rank 2 is not (its part needs a link).
+    it(`${sync}, 4 workers: each evaluates a quarter, rank 0 reports the whole split's result`, async () => {
+      const { coord } = memoryCluster(4, `sharded-${sync}`, cleanups);
       const input: RunConfigInput = {
         ...base,
         sync,

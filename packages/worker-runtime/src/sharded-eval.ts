@@ -42,6 +42,10 @@ export async function shardedEvaluate(
   // An empty part (fewer test rows than ranks) has no loss to weigh.
   const own = Float64Array.of(r.count > 0 ? r.loss * r.count : 0, Math.round(r.accuracy * r.count), r.count);
   const key = { runId, step, microBatch: null, tag: EVAL_PART_TAG };
+  // A ring links each rank to its neighbours only: with 4 or more ranks, some have no link to rank
+  // 0 yet. Each side opens what it uses (both dialling is fine: the mesh keeps one link).
+  const linked = rank === 0 ? peers.slice(1) : [peers[0]!];
+  await Promise.all(linked.filter((p) => !mesh.isConnected(p)).map((p) => mesh.connect(p, { signal })));
   if (rank !== 0) {
     const data = new Uint8Array(own.buffer);
     await mesh.sendTensor(peers[0]!, { ...key, dtype: 'uint8', shape: [data.length], data }, { signal });
