@@ -38,6 +38,7 @@ describe('dashboard: reloading the tab mid-run', () => {
     // Paused after at least one checkpoint; the newest is the last multiple of 10 reached.
     expect(r.checkpointStep).toBeGreaterThanOrEqual(DASHBOARD_CHECKPOINT_EVERY);
     expect(r.checkpointStep).toBeLessThanOrEqual(r.pausedAt);
+    expect(r.checkpointStep % DASHBOARD_CHECKPOINT_EVERY).toBe(0);
     expect(r.urls.after).toBe(r.urls.before);
 
     // The reloaded page resumed from that checkpoint and finished every step.
