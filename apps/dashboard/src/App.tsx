@@ -15,6 +15,15 @@ import {
   useFrameThrottled,
 } from '@peertrain/ui';
 import { defaultCheckpointStore } from './checkpointStore.ts';
+import { claimId } from './claimId.ts';
+import {
+  markedRun,
+  resumeInterrupted,
+  runMarkers,
+  withCheckpoints,
+  type Resumed,
+  type RunMarkers,
+} from './roomResume.ts';
 import { pageCheckpoint, runHeadless, HEADLESS_WAIT_MS, type Emit } from './headless.ts';
 import { createRunController, type RunController } from './runController.ts';
 import type { DashboardParams } from './params.ts';
@@ -32,6 +41,10 @@ interface Live {
   session: PeerSession;
   coordinator: Coordinator;
   runs: RunController;
+  /** This room's run marker (roomResume.ts): what a reload resumes. */
+  markers: RunMarkers;
+  /** Set when this page resumed an interrupted run. */
+  resumed: Resumed | null;
   offs: (() => void)[];
 }
 
@@ -48,7 +61,11 @@ async function startDashboard(
   const peerId = coordinatorPeerId(params.room);
   const url = signalUrl(config.signal);
   setStage({ kind: 'signal', url, peerId });
-  const session = await openPeerSession({ peerId, config, signal });
+  // A reload registers the same id again; the old page's socket may hold it a little longer.
+  const session = await claimId(peerId, (s) => openPeerSession({ peerId, config, signal: s }), {
+    signal,
+    onRetry: (n, err) => emit({ type: 'log', message: `try ${n}: ${err.message}; trying again` }),
+  });
   emit({ type: 'log', message: `transport open: ${peerId} registered with ${url}` });
   try {
     setStage({ kind: 'start', what: 'the coordinator' });
@@ -72,6 +89,7 @@ async function startDashboard(
       }),
     );
     const runs = createRunController();
+    const markers = runMarkers(typeof localStorage === 'undefined' ? null : localStorage);
     const request = params.request;
     if (request?.ok) {
       runs.start((runSignal) =>
@@ -83,7 +101,11 @@ async function startDashboard(
         }),
       );
     }
-    return { session, coordinator, runs, offs };
+    // Not headless (the harness drives those): a run this room's last page left unfinished goes on.
+    const resumed = request
+      ? null
+      : resumeInterrupted({ coordinator, runs, markers, checkpoints, room: params.room, emit });
+    return { session, coordinator, runs, markers, resumed, offs };
   } catch (err) {
     await session.close();
     throw err;
@@ -160,8 +182,18 @@ export function App(props: { params: DashboardParams; origin: string; emit: Emit
   );
 }
 
+/** What the page resumed, as it learns it (the checkpoint is read after boot). */
+function ResumedBanner(props: { resumed: Resumed }) {
+  const text = useSyncExternalStore(props.resumed.subscribe, props.resumed.text);
+  return (
+    <p className="banner resumed" role="status" data-testid="resumed">
+      {text}
+    </p>
+  );
+}
+
 function Dashboard(props: { live: Live; room: string; origin: string }) {
-  const { coordinator, runs } = props.live;
+  const { coordinator, runs, markers, resumed } = props.live;
   const source = useMemo(
     () => ({
       get: () => coordinator.view(),
@@ -186,7 +218,14 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
           room={props.room}
           onPlan={(config, signal) => coordinator.plan(config, { signal })}
           onStart={(config) =>
-            runs.start((signal) => coordinator.run(config, { signal, waitMs: HEADLESS_WAIT_MS }))
+            runs.start((signal) =>
+              markedRun(coordinator, withCheckpoints(config), {
+                room: props.room,
+                markers,
+                signal,
+                waitMs: HEADLESS_WAIT_MS,
+              }),
+            )
           }
           onPause={() => coordinator.pause()}
           onResume={() => coordinator.resume()}
@@ -195,6 +234,7 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
         {parallel && <Topology spans={run.spans} pipeline={run.pipeline} peers={peers} room={props.room} />}
       </aside>
       <div className="main">
+        {resumed && <ResumedBanner resumed={resumed} />}
         <RunProgress run={run} peers={peers} />
         {outcome.error && !outcome.busy && (
           <p className="banner error-text" role="alert">

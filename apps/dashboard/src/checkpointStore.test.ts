@@ -4,11 +4,12 @@ import { defaultCheckpointStore, memoryCheckpointStore } from './checkpointStore
 import type { CheckpointEvent } from './checkpointStore.ts';
 
 const config = parseRunConfig({ workers: 2, steps: 12, optimizer: { kind: 'sgd', momentum: 0 } });
-function event(runId: number, step: number): CheckpointEvent {
+function event(runId: number, step: number, createdAt?: string): CheckpointEvent {
   const { manifest, blob } = encodeCheckpoint({
     config,
     step,
     runId,
+    ...(createdAt === undefined ? {} : { createdAt }),
     state: joinState(Float32Array.of(step, runId), [Float32Array.of(step)]),
   });
   return { type: 'checkpoint', manifest, blobBase64: Buffer.from(blob).toString('base64') };
@@ -27,6 +28,13 @@ describe('checkpoint store', () => {
     const cp = checkpointFromBase64(latest.manifest, latest.blobBase64);
     expect(Array.from(cp.params)).toEqual([3, 2]);
     expect((await store.latest('b'))!.step).toBe(9);
+  });
+
+  it('takes the later createdAt over the higher run id (a reloaded page counts runs from 1 again)', async () => {
+    const store = memoryCheckpointStore();
+    await store.save('a', event(3, 10, '2026-01-01T10:00:00.000Z'));
+    await store.save('a', event(1, 20, '2026-01-01T10:05:00.000Z'));
+    expect((await store.latest('a'))!).toMatchObject({ runId: 1, step: 20 });
   });
 
   it('is memory where there is no IndexedDB (Node)', () => {

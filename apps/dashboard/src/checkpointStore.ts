@@ -41,12 +41,19 @@ export function checkpointRecord(room: string, event: CheckpointEvent): StoredCh
   };
 }
 
-/** The newest run's record among `all` of `room` (ties: the later step). */
+/**
+ * The newest record among `all` of `room`: the later `createdAt` where both have one (a reloaded
+ * page counts its runs from 1 again, so a resumed run's id may be below the interrupted one's),
+ * else the newer run, then the later step.
+ */
 function newest(all: readonly StoredCheckpoint[], room: string): StoredCheckpoint | null {
+  const newer = (c: StoredCheckpoint, best: StoredCheckpoint): boolean => {
+    const [a, b] = [c.manifest.createdAt, best.manifest.createdAt];
+    if (a !== undefined && b !== undefined && a !== b) return a > b;
+    return c.runId > best.runId || (c.runId === best.runId && c.step > best.step);
+  };
   let best: StoredCheckpoint | null = null;
-  for (const c of all)
-    if (c.room === room && (!best || c.runId > best.runId || (c.runId === best.runId && c.step > best.step)))
-      best = c;
+  for (const c of all) if (c.room === room && (!best || newer(c, best))) best = c;
   return best;
 }
 

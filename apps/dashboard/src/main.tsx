@@ -3,10 +3,14 @@ import { createRoot } from 'react-dom/client';
 import { App } from './App.tsx';
 import { parseDashboardParams, withRoom } from './params.ts';
 import { pageEmitter } from './headless.ts';
+import { runMarkers } from './roomResume.ts';
+import { randomId } from '@peertrain/protocol';
 import '@peertrain/ui/theme.css';
 import './dashboard.css';
 
-const params = parseDashboardParams(location.search);
+// A bare URL reopens the room of a run a closed dashboard left unfinished (roomResume.ts).
+const interrupted = runMarkers(typeof localStorage === 'undefined' ? null : localStorage).newestRoom();
+const params = parseDashboardParams(location.search, () => interrupted ?? randomId(8));
 if (params.roomGenerated || params.roomError) {
   history.replaceState(history.state, '', withRoom(location.search, params.room) + location.hash);
 }

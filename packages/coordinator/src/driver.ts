@@ -22,6 +22,7 @@ import { barrierWindowOf } from './methods/method.ts';
 import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
 import { buildReport, workersByRank } from './report.ts';
+import { inRankOrder } from './rank-order.ts';
 import type { RunReport, RunView, TrainedModel } from './types.ts';
 import { asError } from '@peertrain/base';
 import { untilReleased, waitFor, wake } from './wait.ts';
@@ -46,6 +47,7 @@ export type RunOptions = {
   faults?: readonly string[];
   /** Start from this checkpoint's state at its step (checkResumable: the same run configuration). */
   resume?: Checkpoint;
+  ranks?: readonly string[]; // peer ids by rank to keep (a resumed run's members: rank-order.ts)
 };
 
 /** A run in flight: everything that must be torn down when it ends. */
@@ -272,7 +274,7 @@ export class RunDriver {
     const onOuterAbort = (): void => r.abort.abort(opts.signal?.reason ?? new AbortError('run cancelled'));
     opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
     try {
-      const chosen = await this.choose(r, opts.waitMs ?? 120_000);
+      const chosen = await this.choose(r, opts.waitMs ?? 120_000, opts.ranks);
       const { init } = this;
       r.method = await method.prepare({
         runId: r.runId,
@@ -331,9 +333,10 @@ export class RunDriver {
   }
 
   /** The oldest idle peers become the run's ranks; their bandwidth probes stop. */
-  private async choose(r: ActiveRun, waitMs: number): Promise<PeerRecord[]> {
+  private async choose(r: ActiveRun, waitMs: number, prefer?: readonly string[]): Promise<PeerRecord[]> {
     this.init.hub.log(`waiting for ${r.config.workers} workers in room ${this.init.room}`);
-    const chosen = await this.init.membership.waitForIdle(r.config.workers, waitMs, r.abort.signal);
+    const idle = await this.init.membership.waitForIdle(r.config.workers, waitMs, r.abort.signal);
+    const chosen = inRankOrder(idle, prefer);
     r.ranks = chosen.map((p) => p.peerId);
     for (const p of chosen) p.probe?.abort(new AbortError('a run took the peer'));
     return chosen;

@@ -211,7 +211,14 @@ export interface Coordinator {
    */
   run(
     config: RunConfigInput,
-    opts?: { signal?: AbortSignal; waitMs?: number; faults?: readonly string[]; resume?: Checkpoint },
+    opts?: {
+      signal?: AbortSignal;
+      waitMs?: number;
+      faults?: readonly string[];
+      resume?: Checkpoint;
+      /** Peer ids by rank to keep where they are idle (a resumed run's members). */
+      ranks?: readonly string[];
+    },
   ): Promise<RunReport>;
   /**
    * Profiles the layers on the idle peers that would be replica 0 of a run of `config` (one device

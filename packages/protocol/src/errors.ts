@@ -36,7 +36,21 @@ export class PeerLostError extends Error {
 
 /** The transport itself is closed (or failed to open). */
 export class TransportError extends Error {
-  override readonly name = 'TransportError';
+  override readonly name: string = 'TransportError';
+}
+
+/**
+ * The signaling server already holds this peer id. A reloaded dashboard meets it while the old
+ * page's socket is not yet gone (the server frees the id when that socket closes or times out).
+ */
+export class IdTakenError extends TransportError {
+  override readonly name: string = 'IdTakenError';
+  constructor(
+    readonly id: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A user or wire configuration is invalid. `issues` lists every problem found. */

@@ -5,6 +5,7 @@ export {
   BackendError,
   CheckpointError,
   ConfigError,
+  IdTakenError,
   PeerLostError,
   PhaseTimeoutError,
   ProtocolError,

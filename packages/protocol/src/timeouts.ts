@@ -13,6 +13,9 @@
  * - checkpoint:    coordinator, the holder's state after a checkpoint step (checkpoints.ts)
  * - joinState:     worker, streaming the state to (or from) a peer joining a run (elastic.ts)
  * - relink:        worker, re-forming the ring over a new epoch's members (elastic.ts)
+ * - coordinatorReturn: worker, its coordinator's link closed (the dashboard tab reloaded): how long
+ *                  it keeps dialling the coordinator's id to say hello again (worker-runtime
+ *                  coordinator-return.ts); past it the worker shows PhaseTimeoutError
  * - heartbeat:     coordinator, a run member silent this long is lost with cause 'heartbeat'
  *                  (heartbeats.ts; per run: config.heartbeatTimeoutMs, CLI --heartbeat-timeout)
  *
@@ -30,6 +33,8 @@ export const PHASE_TIMEOUTS = {
   joinState: { phase: 'streaming the state to a joiner', ms: 60_000 },
   relink: { phase: 're-forming the ring', ms: 30_000 },
   heartbeat: { phase: 'heartbeat', ms: 10_000 },
+  // A reload takes seconds; a person closing and reopening the dashboard, a minute or two.
+  coordinatorReturn: { phase: 'waiting for the coordinator to come back', ms: 300_000 },
 } as const satisfies Record<string, PhaseTimeout>;
 
 export interface PhaseTimeout {

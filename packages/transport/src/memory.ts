@@ -1,4 +1,4 @@
-import { PeerLostError, TransportError } from '@peertrain/protocol';
+import { IdTakenError, PeerLostError, TransportError } from '@peertrain/protocol';
 import { sleep, throwIfAborted } from '@peertrain/base';
 import { CloseSignal, DrainWaiters, Inbox, anySignal, emit, subscribe } from './internal.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
@@ -45,7 +45,7 @@ export function createMemoryNetwork(): MemoryNetwork {
   return new Hub();
 }
 
-/** A Transport on `network` with id `localId`. Throws TransportError if the id is taken. */
+/** A Transport on `network` with id `localId`. Throws IdTakenError if the id is taken. */
 export function memoryTransport(
   network: MemoryNetwork,
   localId: string,
@@ -63,7 +63,7 @@ class Hub implements MemoryNetwork {
 
   register(t: MemoryTransport): void {
     if (this.transports.has(t.localId)) {
-      throw new TransportError(`id "${t.localId}" is already taken on this memory network`);
+      throw new IdTakenError(t.localId, `id "${t.localId}" is already taken on this memory network`);
     }
     this.transports.set(t.localId, t);
   }

@@ -1,6 +1,6 @@
 import { Peer } from 'peerjs';
 import type { DataConnection, PeerError } from 'peerjs';
-import { PeerLostError, PhaseTimeoutError, TransportError } from '@peertrain/protocol';
+import { IdTakenError, PeerLostError, PhaseTimeoutError, TransportError } from '@peertrain/protocol';
 import { abortReason, throwIfAborted } from '@peertrain/base';
 import { runComplianceCases, transportComplianceCases } from './compliance.ts';
 import type { ComplianceResult, TransportPair } from './compliance.ts';
@@ -128,7 +128,8 @@ function unavailablePeer(message: string): string | null {
 function mapPeerError(err: PeerError<string>, init: PeerjsTransportInit): Error {
   switch (err.type) {
     case 'unavailable-id':
-      return new TransportError(
+      return new IdTakenError(
+        init.id,
         `id "${init.id}" is already taken on the signaling server ${signalingUrl(init)}`,
       );
     case 'invalid-id':

@@ -16,6 +16,10 @@ export interface JoinWait {
   welcomed: ((ok: true | Error) => void) | null;
   /** The coordinator dropped this worker: abort the run, say hello again (runtime.ts). */
   rejoin: (reason: string) => void;
+  /** The coordinator's link closed: abort the run, wait for it to come back, say hello again. */
+  coordinatorGone: () => void;
+  /** True while one of the two above is under way (a second call is ignored). */
+  returning: boolean;
 }
 
 /** Handles one control message; the coordinator's id was checked by the caller. */

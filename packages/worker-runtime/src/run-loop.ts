@@ -64,9 +64,11 @@ export function startRun(core: WorkerCore, assign: Assign): void {
       },
       (e: unknown) => {
         const err = asError(e);
-        // Stopped, superseded or left; or dropped by the coordinator (heartbeat.ts), which has
-        // no use for this run's errors any more.
-        if (err.name === 'AbortError' || run.abort.signal.reason instanceof DroppedError) {
+        // Stopped, superseded or left; or dropped by the coordinator (heartbeat.ts), or taken
+        // away by a rejoin (the coordinator went away: coordinator-return.ts): no one has a use
+        // for this run's errors any more.
+        const detached = core.current !== run || run.abort.signal.reason instanceof DroppedError;
+        if (err.name === 'AbortError' || detached) {
           if (core.current === run && !core.lifetime.aborted) core.update({ phase: 'idle' });
           return;
         }

@@ -17,6 +17,7 @@ import { DroppedError, Heartbeat, platformTimers } from './heartbeat.ts';
 import type { WorkerTimers } from './heartbeat.ts';
 import { asError } from '@peertrain/base';
 import { dialCoordinator } from './links.ts';
+import { awaitCoordinator, coordinatorGone } from './coordinator-return.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 
 export { JOIN_RETRY_MS } from './links.ts';
@@ -30,6 +31,8 @@ export interface WorkerRuntimeInit {
   now?: () => number;
   joinTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** How long to wait for a coordinator whose link closed (PHASE_TIMEOUTS.coordinatorReturn). */
+  coordinatorReturnMs?: number;
   /** The heartbeat's interval timer (default: the platform's). */
   timers?: WorkerTimers;
   signal?: AbortSignal;
@@ -92,9 +95,16 @@ export function createWorkerRuntime(init: WorkerRuntimeInit): WorkerRuntime {
   };
   const joinTimeoutMs = init.joinTimeoutMs ?? PHASE_TIMEOUTS.join.ms;
   const heartbeat = new Heartbeat(core, init.timers ?? platformTimers);
+  const returnMs = init.coordinatorReturnMs ?? PHASE_TIMEOUTS.coordinatorReturn.ms;
   const join: JoinWait = {
     welcomed: null,
-    rejoin: (reason) => void rejoin(core, join, heartbeat, room, reason, joinTimeoutMs).catch(failed),
+    returning: false,
+    rejoin: (reason) =>
+      void rejoin(core, join, heartbeat, room, new DroppedError(reason), joinTimeoutMs).catch(failed),
+    coordinatorGone: () =>
+      void rejoin(core, join, heartbeat, room, coordinatorGone(coordinatorId), joinTimeoutMs, returnMs).catch(
+        failed,
+      ),
   };
   const offs = watchMesh(core, join);
   const failed = (e: unknown): void => {
@@ -150,11 +160,7 @@ function watchMesh(core: WorkerCore, join: JoinWait): (() => void)[] {
     if (event !== 'close') return;
     const run = core.current;
     if (peerId === coordinatorId) {
-      run?.abort.abort(new PeerLostError(peerId, 'coordinator went away'));
-      core.update({
-        phase: 'error',
-        lastError: toWireError(new PeerLostError(peerId, 'coordinator went away')),
-      });
+      join.coordinatorGone(); // the dashboard tab reloading: wait for it (coordinator-return.ts)
     } else if (run?.assign.peers.includes(peerId) && !run.assign.config.elastic) {
       // Elastic runs go on: the coordinator ends the epoch and the survivors redo the step.
       run.abort.abort(new PeerLostError(peerId));
@@ -212,28 +218,41 @@ async function sayHello(core: WorkerCore, join: JoinWait, room: string, timeoutM
 }
 
 /**
- * The coordinator dropped this worker (silent past the heartbeat timeout: a frozen tab) and heard
- * from it again: whatever was in flight is aborted with DroppedError, the run state goes (its loop
- * disposes the session on the way out), and the worker says hello again. An elastic run still in
- * progress readmits it at its next step boundary; otherwise it stays idle. Heartbeats pause until
- * the new welcome. Once at a time: a second `dropped` while rejoining is ignored.
+ * Says hello again after the run in flight is aborted with `cause`. Two ways here:
+ * - The coordinator dropped this worker (silent past the heartbeat timeout: a frozen tab) and heard
+ *   from it again (`cause` DroppedError). An elastic run still in progress readmits it at its next
+ *   step boundary; otherwise it stays idle.
+ * - The coordinator's link closed (the dashboard tab reloaded; `returnMs` set): the worker first
+ *   dials the coordinator's id until it is back (coordinator-return.ts), then says hello; the
+ *   reloaded dashboard resumes the run from its checkpoint.
+ * The run state goes (its loop disposes the session on the way out); heartbeats pause until the
+ * new welcome. Once at a time: a second call while rejoining is ignored.
  */
 async function rejoin(
   core: WorkerCore,
   join: JoinWait,
   heartbeat: Heartbeat,
   room: string,
-  reason: string,
+  cause: Error,
   timeoutMs: number,
+  returnMs?: number,
 ): Promise<void> {
-  if (join.welcomed !== null || core.compute === null || core.lifetime.aborted) return;
+  if (join.welcomed !== null || join.returning || core.compute === null || core.lifetime.aborted) return;
   heartbeat.stop();
   const run = core.current;
   core.current = null;
-  run?.abort.abort(new DroppedError(reason));
+  run?.abort.abort(cause);
   // What the run showed goes (the page shows no rank until it is readmitted).
   const { runId, rank, worldSize, role, shard, stage } = initialStatus(core.mesh.localId, room);
-  core.update({ phase: 'joining', runId, rank, worldSize, role, shard, stage });
-  await sayHello(core, join, room, timeoutMs);
+  const lastError = returnMs === undefined ? {} : { lastError: toWireError(cause) };
+  core.update({ phase: 'joining', runId, rank, worldSize, role, shard, stage, ...lastError });
+  join.returning = true;
+  try {
+    if (returnMs !== undefined)
+      await awaitCoordinator(core.mesh, core.coordinatorId, { signal: core.lifetime, timeoutMs: returnMs });
+    await sayHello(core, join, room, timeoutMs);
+  } finally {
+    join.returning = false;
+  }
   heartbeat.start();
 }

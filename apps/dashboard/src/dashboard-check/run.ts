@@ -4,15 +4,11 @@
 // form, reads the peer table, timeline and loss chart while it trains, saves screenshots, then
 // clicks the report's trace and model exports and saves the downloads. Prints one JSON line
 // (DashboardCheckResult, or { error }) on stdout; what it saw is judged by the test.
-import { spawn } from 'node:child_process';
-import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Download, Locator, Page } from 'playwright-core';
-import { abortReason } from '@peertrain/base';
-import { REPO_ROOT, launchBrowser, waitForExit } from '@peertrain/harness';
+import type { Locator, Page } from 'playwright-core';
+import { REPO_ROOT, launchBrowser } from '@peertrain/harness';
+import { formControl, save as saveIn, startServer, stop, typeInto } from './page.ts';
 import {
   FORM,
   ROOM,
@@ -30,52 +26,7 @@ const DOWNLOADS = join(REPO_ROOT, '.artifacts/dashboard-check');
 /** Waits are generous (2 shared cores, a cold Vite dev server); speed is not what is tested here. */
 const LONG_WAIT_MS = 180_000;
 
-/** SIGTERM (npm start closes both servers on it) and wait; nothing to do once it has exited. */
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = waitForExit(child);
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** Starts `npm start` on free ports; resolves with the dashboard and worker links it printed. */
-async function startServer(signal: AbortSignal): Promise<{
-  child: ChildProcessByStdio<null, Readable, null>;
-  links: { dashboard: string; worker: string };
-}> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...['--import', 'tsx', join(REPO_ROOT, 'apps/signal/src/start.ts')],
-      ...['--port', '0', '--signal-port', '0', '--room', ROOM],
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout });
-  let onAbort = (): void => undefined;
-  try {
-    const links = await new Promise<{ dashboard: string; worker: string }>((resolve, reject) => {
-      onAbort = () => reject(abortReason(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      child.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)));
-      let dashboard: string | null = null;
-      // Its output goes on to stderr, for the test's failure message.
-      lines.on('line', (line) => {
-        process.stderr.write(`[start] ${line}\n`);
-        const m = /^\s*(dashboard|worker)\s+(http:\/\/\S+)$/.exec(line);
-        if (m?.[1] === 'dashboard' && m[2] !== undefined) dashboard ??= m[2];
-        if (m?.[1] === 'worker' && m[2] !== undefined && dashboard !== null)
-          resolve({ dashboard, worker: m[2] });
-      });
-    });
-    return { child, links };
-  } catch (err) {
-    await stop(child);
-    throw err;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-}
+const save = (d: Parameters<typeof saveIn>[0]) => saveIn(d, DOWNLOADS);
 
 /** RGB of the colours counted: forward blue #3b82f6, backward amber #f59e0b, loss line #2563eb. */
 const COLOURS = {
@@ -106,23 +57,6 @@ function canvasPixels(canvas: Locator): Promise<CanvasPixels> {
     }
     return out;
   }, COLOURS);
-}
-
-/** The input or select of the Run form field whose caption is exactly `caption`. */
-function formControl(page: Page, caption: string): Locator {
-  return page
-    .locator('form.run-form label.field')
-    .filter({ has: page.locator(':scope > span', { hasText: new RegExp(`^${caption}$`) }) })
-    .locator('input, select')
-    .first();
-}
-
-/** Clears a text field and types `value` key by key, as a person would. */
-async function typeInto(field: Locator, value: string): Promise<void> {
-  await field.click();
-  await field.press('ControlOrMeta+a');
-  await field.press('Backspace');
-  await field.pressSequentially(value);
 }
 
 /** Step shown by the dashboard's progress bar. */
@@ -283,14 +217,6 @@ async function planAndDrag(page: Page, shot: string): Promise<PlanCheck> {
   };
 }
 
-/** A download saved under DOWNLOADS with the name the page suggested. */
-async function save(download: Download): Promise<{ path: string; suggested: string }> {
-  const suggested = download.suggestedFilename();
-  const path = join(DOWNLOADS, suggested);
-  await download.saveAs(path);
-  return { path, suggested };
-}
-
 async function main(): Promise<DashboardCheckResult> {
   const signal = AbortSignal.timeout(400_000);
   const t0 = performance.now();
@@ -298,7 +224,7 @@ async function main(): Promise<DashboardCheckResult> {
   await mkdir(SCREENSHOTS, { recursive: true });
   await rm(DOWNLOADS, { recursive: true, force: true });
   await mkdir(DOWNLOADS, { recursive: true });
-  const { child, links } = await startServer(signal);
+  const { child, links } = await startServer(ROOM, signal);
   const browser = await launchBrowser({ signal });
   try {
     const serverUp = since();
