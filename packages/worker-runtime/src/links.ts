@@ -55,7 +55,9 @@ export async function openLinks(
 /**
  * Links to the coordinator. Its id may not be on the signaling server yet (the worker link was
  * opened before the dashboard, or the dashboard is reloading): dial again every JOIN_RETRY_MS
- * until the join timeout, then fail with the last PeerLostError. Other errors fail at once.
+ * until the join timeout, then fail with the last PeerLostError. A handshake that stalled
+ * (PhaseTimeoutError: e.g. the offer went to a reloading page that never answered) is dialled
+ * again the same way. Other errors (the worker's own mesh closed) fail at once.
  */
 export async function dialCoordinator(
   mesh: Mesh,
@@ -70,7 +72,7 @@ export async function dialCoordinator(
       return;
     } catch (err) {
       signal.throwIfAborted();
-      if (!(err instanceof PeerLostError)) throw err;
+      if (!(err instanceof PeerLostError || err instanceof PhaseTimeoutError)) throw err;
       if (until.aborted) throw err;
       await sleep(JOIN_RETRY_MS, until).catch(() => {
         signal.throwIfAborted();
