@@ -434,6 +434,7 @@ export class RunDriver {
       p.shard = template.shard;
       p.joinedAtStep = step;
       p.state = 'computing';
+      p.lastReportAt = hub.now(); // its stall clock starts now, not at the run's start
       hub.send(p.peerId, { ...template.message, rank, peers: [...r.ranks], joining: true });
       const msg = epochs.join(p.peerId, rank, step, r.stepDone, membership.view().epoch + 1);
       membership.beginEpoch(

@@ -75,6 +75,17 @@ describe('Membership', () => {
     expect([a, b, spare].map((id) => rec(id).state)).toEqual(['computing', 'stalled', 'computing']);
   });
 
+  it('never marks stalled a dropped member that said hello again (idle until the next step boundary readmits it)', () => {
+    const { m } = setup();
+    const [a, b] = ['a', 'b'].map((n) => workerPeerId(ROOM, n)) as [string, string];
+    for (const id of [a, b]) m.hello(id, hello());
+    Object.assign(m.peers.get(a)!, { state: 'computing', lastStep: 9, lastReportAt: 60_000 });
+    m.silent(b, 6000); // frozen: dropped
+    m.hello(b, hello()); // thawed: a new record, idle, no step reported
+    expect(m.checkStalls(60_000, [a, b], { phase: 'running', startedAt: 0 })).toBe(false);
+    expect(m.idle().map((p) => p.peerId)).toEqual([b]);
+  });
+
   it('starts an epoch per change of members, and tells who was lost', () => {
     const { m, changes } = setup();
     const [a, b] = [workerPeerId(ROOM, 'a'), workerPeerId(ROOM, 'b')];

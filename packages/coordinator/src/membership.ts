@@ -196,7 +196,9 @@ export class Membership {
    * Marks the run's peers that went silent 'stalled': no step reported for stallAfterMs while the
    * run is running, and either behind the furthest peer or level with everyone (the whole run is
    * stuck). A peer ahead, waiting at the barrier for one behind, is not stalled. A pause stops
-   * the clock. True if any changed.
+   * the clock. True if any changed. Only peers at work count: a dropped member that said hello
+   * again is idle, still under its rank, until the next step boundary readmits it; marked stalled
+   * it would never be idle again, so never readmitted (the frozen-tab run lost its peer so).
    */
   checkStalls(t: number, ranks: readonly string[], run: Pick<RunView, 'phase' | 'startedAt'>): boolean {
     if (ranks.length === 0) return false;
@@ -214,7 +216,9 @@ export class Membership {
     const level = members.every((p) => (p.lastStep ?? -1) === lead);
     let any = false;
     for (const p of members) {
-      if (p.state === 'gone' || p.state === 'stalled' || since(p) <= this.stallAfterMs) continue;
+      if (p.state === 'gone' || p.state === 'stalled' || p.state === 'idle' || p.state === 'joining')
+        continue;
+      if (since(p) <= this.stallAfterMs) continue;
       if (!level && (p.lastStep ?? -1) >= lead) continue;
       p.state = 'stalled';
       this.hub.log(`${p.peerId} stalled: no step reported for ${Math.round(since(p))} ms`);
