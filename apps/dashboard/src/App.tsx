@@ -216,6 +216,7 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
           busy={outcome.busy}
           peers={peers}
           room={props.room}
+          initial={resumed?.config}
           onPlan={(config, signal) => coordinator.plan(config, { signal })}
           onStart={(config) =>
             runs.start((signal) =>

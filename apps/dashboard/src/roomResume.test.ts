@@ -3,10 +3,12 @@ import { encodeCheckpoint, joinState, parseRunConfig } from '@peertrain/protocol
 import type { Checkpoint } from '@peertrain/protocol';
 import type { Coordinator, CoordinatorView, RunReport } from '@peertrain/coordinator';
 import { memoryCheckpointStore } from './checkpointStore.ts';
+import { createRunController } from './runController.ts';
 import {
   DASHBOARD_CHECKPOINT_EVERY,
   checkpointFor,
   markedRun,
+  resumeInterrupted,
   runMarkers,
   withCheckpoints,
   type MarkerStorage,
@@ -162,5 +164,17 @@ describe('markedRun', () => {
     fake.settle(new Error('PeerLostError'));
     await expect(failed).rejects.toThrow();
     expect(markers.load('r')).toBeNull();
+  });
+
+  it('a page with the room marker resumes its run and tells the form its configuration', () => {
+    const markers = runMarkers(mapStorage());
+    markers.save(marker('r', '2026-01-01T10:00:00.000Z'));
+    const runs = createRunController();
+    const deps = { coordinator: fakeCoordinator().coordinator, runs, markers, room: 'r', emit: () => {} };
+    const resumed = resumeInterrupted({ ...deps, checkpoints: memoryCheckpointStore() });
+    expect(resumed?.config).toEqual(config);
+    expect(runs.state().busy).toBe(true);
+    runs.dispose();
+    expect(resumeInterrupted({ ...deps, room: 'other', checkpoints: memoryCheckpointStore() })).toBeNull();
   });
 });

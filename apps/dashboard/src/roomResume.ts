@@ -169,6 +169,8 @@ export async function markedRun(
 
 /** What the page says about the run it resumed; changes once the checkpoint is read. */
 export interface Resumed {
+  /** The resumed run's configuration (the Run form shows it, not the defaults). */
+  config: RunConfig;
   text: () => string;
   subscribe: (listener: () => void) => () => void;
 }
@@ -216,6 +218,7 @@ export function resumeInterrupted(deps: {
     });
   });
   return {
+    config: marker.config,
     text: () => text,
     subscribe(listener) {
       listeners.add(listener);

@@ -37,6 +37,11 @@ export function LineChart(props: {
   xLabel?: string;
   /** Fixed y range (e.g. accuracy 0..1); auto when omitted. */
   yRange?: [number, number];
+  /**
+   * Auto range from 0 up (for amounts such as bytes): a nearly constant series otherwise gets a
+   * range so narrow that its tick labels all read the same ("815 kB" four times).
+   */
+  fromZero?: boolean;
   /** Draw points (for sparse series such as evaluations). */
   points?: boolean;
   format?: (v: number) => string;
@@ -49,7 +54,7 @@ export function LineChart(props: {
 }) {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
-  const { yLabel, yRange, points, format } = props;
+  const { yLabel, yRange, points, format, fromZero } = props;
   const xLabel = props.xLabel ?? 'step';
   const series: readonly ChartSeries[] = props.series ?? [
     { label: yLabel, color: props.color ?? '#2563eb', y: props.y ?? [] },
@@ -81,7 +86,12 @@ export function LineChart(props: {
       cursor: { drag: { x: false, y: false } },
       scales: {
         x: { time: false },
-        y: yMin !== undefined && yMax !== undefined ? { range: [yMin, yMax] } : { auto: true },
+        y:
+          yMin !== undefined && yMax !== undefined
+            ? { range: [yMin, yMax] }
+            : fromZero
+              ? { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }
+              : { auto: true },
       },
       axes: [
         { label: xLabel, stroke: '#5b6472', grid: { stroke: '#e6e9ee' } },
@@ -114,7 +124,7 @@ export function LineChart(props: {
       u.destroy();
       chart.current = null;
     };
-  }, [look, xLabel, yLabel, yMin, yMax, points, format]);
+  }, [look, xLabel, yLabel, yMin, yMax, points, format, fromZero]);
 
   // After every render, but only when an array changed identity (or the plot was rebuilt).
   const fed = useRef<{ plot: uPlot | null; arrays: readonly unknown[] }>({ plot: null, arrays: [] });

@@ -167,6 +167,7 @@ export function RunCharts(props: {
         yLabel="bytes"
         color="#7c3aed"
         format={bytes}
+        fromZero
       />
     </div>
   );

@@ -105,8 +105,10 @@ export function RunForm(props: {
   onPause: () => void;
   onResume: () => void;
   onStop: () => void;
+  /** What the form starts from (a resumed run's configuration); the defaults when omitted. */
+  initial?: RunConfig | undefined;
 }) {
-  const [form, setForm] = useState<RunFormState>(() => initialRunForm());
+  const [form, setForm] = useState<RunFormState>(() => initialRunForm(props.initial));
   const set = <K extends keyof RunFormState>(key: K, value: RunFormState[K]): void => {
     // Typed shard sizes belong to one worker count and train set.
     const reset = key === 'workers' || key === 'dataset' ? { shards: null } : {};
