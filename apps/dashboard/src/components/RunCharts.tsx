@@ -1,6 +1,6 @@
 import { useMemo, useState, type ReactNode } from 'react';
 import type { PeerView, RunView } from '@peertrain/coordinator';
-import { formatBytes, formatPercent } from '@peertrain/ui';
+import { formatBytes, formatCount, formatPercent } from '@peertrain/ui';
 import { shortPeerId } from '../peerLabels.ts';
 import { LineChart, type ChartSeries } from './LineChart.tsx';
 import { ChartAccumulator, type ChartAxis } from './chartData.ts';
@@ -27,7 +27,7 @@ export const PEER_COLORS = [
 
 const percent = (v: number): string => formatPercent(v, 0);
 const bytes = (v: number): string => formatBytes(v);
-const rate = (v: number): string => (v >= 1000 ? `${(v / 1000).toPrecision(3)}k` : v.toPrecision(3));
+const rate = (v: number): string => formatCount(v); // the axis's 0 read "0.00"
 
 /**
  * The run's charts in a grid: loss and accuracy (over steps or over time: one toggle for all),

@@ -8,6 +8,8 @@ export const RELOAD_WORKERS = 2;
 export const RELOAD_FORM = { workers: '2', model: 'mlp', dataset: 'synthetic', steps: '60' } as const;
 
 export interface ReloadCheckResult {
+  /** How the dashboard went away: reloaded, or closed and the room's URL opened in a new tab. */
+  mode: 'reload' | 'close';
   /** The marker the interrupted page left in localStorage (its ranks: peer ids by rank). */
   marker: {
     room: string;

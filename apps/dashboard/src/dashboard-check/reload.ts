@@ -1,7 +1,8 @@
 // Inside a private network namespace (spawned by reload.e2e.test.ts): `npm start`, the dashboard
 // and 2 worker tabs. A data-parallel run from the Run form trains to the end (the uninterrupted
 // run: its report and weights are saved). The same run again is paused once a checkpoint is in
-// IndexedDB, and the dashboard tab is reloaded: the page must reclaim the coordinator id, find the
+// IndexedDB, and the dashboard tab is reloaded (or, with --close, closed and the room's URL opened
+// in a new tab of the same browser profile): the page must reclaim the coordinator id, find the
 // run's marker and checkpoint, and resume with the workers that waited for it, to the last step.
 // Saves the resumed run's report and weights and a screenshot; prints one JSON line
 // (ReloadCheckResult, or { error }) on stdout; the test judges it.
@@ -13,8 +14,10 @@ import { formControl, save, startServer, stop, typeInto } from './page.ts';
 import { RELOAD_FORM, RELOAD_ROOM, RELOAD_WORKERS, type ReloadCheckResult } from './reload-check.ts';
 import { VIEWPORT } from './check.ts';
 
+/** How the dashboard goes away: reloaded, or closed and opened again. */
+const MODE: 'reload' | 'close' = process.argv.includes('--close') ? 'close' : 'reload';
 const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
-const DOWNLOADS = join(REPO_ROOT, '.artifacts/reload-check');
+const DOWNLOADS = join(REPO_ROOT, `.artifacts/reload-check-${MODE}`);
 /** Generous: 2 shared cores, a cold Vite dev server. */
 const LONG_WAIT_MS = 180_000;
 /** The whole check; past it the check fails naming the last milestone it reached. */
@@ -65,9 +68,13 @@ async function main(): Promise<ReloadCheckResult> {
   try {
     // One browser profile for the dashboard (its IndexedDB and localStorage survive the reload).
     const dashCtx = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
-    const page = await dashCtx.newPage();
     const dashboardErrors: string[] = [];
-    page.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
+    const openDashboard = async (): Promise<Page> => {
+      const p = await dashCtx.newPage();
+      p.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
+      return p;
+    };
+    let page = await openDashboard();
     await page.goto(links.dashboard, { waitUntil: 'domcontentloaded' });
     await page.getByText('coordinator online').waitFor({ timeout: LONG_WAIT_MS });
     const shared = await page.getByRole('textbox', { name: 'worker link' }).inputValue();
@@ -127,14 +134,20 @@ async function main(): Promise<ReloadCheckResult> {
     milestone(`paused at ${pausedAt}, marker ${marker ? 'kept' : 'missing'}`);
     const before = page.url();
     const resumedAt = performance.now();
-    await page.reload({ waitUntil: 'domcontentloaded' });
+    if (MODE === 'reload') {
+      await page.reload({ waitUntil: 'domcontentloaded' });
+    } else {
+      await page.close();
+      page = await openDashboard();
+      await page.goto(before, { waitUntil: 'domcontentloaded' });
+    }
     // The workers wait meanwhile (they dial the coordinator's id until it is back).
     const workersWhileAway = await Promise.all(
       workers.map(async (w) => ((await w.getByTestId('worker-phase').textContent()) ?? '').trim()),
     );
     const banner = page.getByTestId('resumed');
     await banner.waitFor({ timeout: LONG_WAIT_MS });
-    milestone(`reloaded: workers ${workersWhileAway.join(', ')}`);
+    milestone(`${MODE === 'reload' ? 'reloaded' : 'reopened'}: workers ${workersWhileAway.join(', ')}`);
     await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
     milestone('resumed run running');
     const resumed = await downloads(page, 'resumed');
@@ -142,9 +155,10 @@ async function main(): Promise<ReloadCheckResult> {
     // The checkpoint the reloaded page resumed from, as its banner says (-1: it said none).
     const checkpointStep = Number(/after step (\d+) of/.exec(bannerText)?.[1] ?? -1);
     milestone('resumed run done');
-    const screenshot = join(SCREENSHOTS, 'dashboard-reload-resumed.png');
+    const screenshot = join(SCREENSHOTS, `dashboard-${MODE}-resumed.png`);
     await page.screenshot({ path: screenshot, fullPage: true });
     return {
+      mode: MODE,
       marker,
       checkpointStep,
       pausedAt,
