@@ -67,7 +67,8 @@ const LONGEST_FIRST = [
   'apps/cli/src/pipeline-elastic.e2e.test.ts', // ~160
   'apps/dashboard/src/dashboard.e2e.test.ts', // ~100
   'apps/worker/src/phone.e2e.test.ts', // ~80
-  'apps/cli/src/freeze.e2e.test.ts', // ~75
+  'apps/cli/src/freeze.e2e.test.ts', // ~115
+  'apps/dashboard/src/reload.e2e.test.ts', // ~80 (two 60-step runs each); in the group it ran last, alone
   'packages/engine/src/browser.e2e.test.ts', // ~50
 ];
 

@@ -53,6 +53,11 @@ describe('parseCommandLine', () => {
     expect(train(['--strategy', 'pipeline', '--schedule', 'zb-h1']).config.schedule).toBe('zb-h1');
   });
 
+  it('--screenshot reaches the runner; without it none is taken', () => {
+    expect(train(['--screenshot', 'out/dash.png']).runner.screenshot).toBe('out/dash.png');
+    expect(train([]).runner.screenshot).toBeUndefined();
+  });
+
   it('--checkpoint-dir checkpoints every 50 steps unless --checkpoint-every says otherwise; --resume reaches the runner', () => {
     const a = train(['--checkpoint-dir', 'ck', '--resume', 'old']);
     expect(a.config.checkpointEvery).toBe(50);

@@ -109,6 +109,8 @@ Pipeline and hybrid:
 Runner:
   --report FILE          JSON report path (default ${DEFAULT_REPORT})
   --trace FILE           write every span as Chrome trace JSON (open in https://ui.perfetto.dev)
+  --screenshot FILE      save a PNG of the whole dashboard page when the run is done (peers,
+                         charts, timeline, report)
   --export-model DIR     write the trained model as TensorFlow.js files (DIR/model.json and
                          DIR/weights.bin; load with tf.loadLayersModel)
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
@@ -163,6 +165,8 @@ Exit status: 0 success, 1 failure, 2 invalid command line or configuration, 130 
 export interface RunnerOptions {
   report: string;
   trace: string | undefined;
+  /** --screenshot: a PNG of the dashboard page when the run is done. */
+  screenshot: string | undefined;
   exportModel: string | undefined;
   /** --checkpoint-dir: where the run's checkpoints are written. */
   checkpointDir: string | undefined;
@@ -231,6 +235,7 @@ const OPTIONS = {
   trace: { type: 'string' },
   'export-model': { type: 'string' },
   'checkpoint-dir': { type: 'string' },
+  screenshot: { type: 'string' },
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
   'isolated-network': { type: 'boolean' },
@@ -493,6 +498,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     runner: {
       report: values.report ?? DEFAULT_REPORT,
       trace: values.trace,
+      screenshot: values.screenshot,
       exportModel: values['export-model'],
       checkpointDir: values['checkpoint-dir'],
       resume: values.resume,

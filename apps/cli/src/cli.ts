@@ -211,6 +211,7 @@ async function train(
         browser,
         ...(hiding ? { devtoolsPort: hiding.port } : {}),
         ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
+        ...(runner.screenshot !== undefined ? { screenshot: runner.screenshot } : {}),
         ...(resume ? { resume } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,

@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '@peertrain/harness';
 import { useTrainCli } from './train-cli.fixture.ts';
 
 // Peers that leave, arrive or crash, end to end: `peertrain train --elastic`, `--chaos` and
@@ -28,7 +29,10 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
   });
 
   it('--elastic: a worker joining at step 20 contributes from there; the run equals the reference', async () => {
-    const hit = await train([...elastic, ...elasticRun, '--inject-fault', 'join@20']);
+    // The dashboard at the end, its peer table saying "joined at step 20" (look at it).
+    const shot = join(REPO_ROOT, '.artifacts/screenshots/dashboard-join.png');
+    await rm(shot, { force: true });
+    const hit = await train([...elastic, ...elasticRun, '--inject-fault', 'join@20', '--screenshot', shot]);
     expect(hit.code, hit.stderr).toBe(0);
     const r = hit.report!;
     expect(r.loss.map((l) => l.step)).toEqual([...Array(40).keys()]);
@@ -40,6 +44,8 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
       rank: r.config.workers,
     });
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+    const png = await readFile(shot);
+    expect([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join('')).toBe('PNG');
   });
 
   it('--resume from the checkpoint at step 30 of 59 ends with the parameters of the run never stopped', async () => {

@@ -1,4 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
@@ -87,6 +89,11 @@ export interface RunSessionOptions {
    * the session resolves once the last one is on disk. A failed write fails the session.
    */
   checkpointDir?: string;
+  /**
+   * A PNG of the whole dashboard page, taken when the run is done (its final peer table, charts
+   * and report); parent directories are made. A failed screenshot fails the session.
+   */
+  screenshot?: string;
   /** Start from this checkpoint (readCheckpointDir); refused with CheckpointError when it is of another run. */
   resume?: Checkpoint & { blob: Uint8Array };
   /** Reject with PhaseTimeoutError when no event arrives for this long (default 120 s). */
@@ -528,10 +535,9 @@ async function drive(
       if (event.type === 'progress') faults.onProgress(event.step);
       opts.onEvent?.(event);
       if (event.type === 'checkpoint') checkpoints.write(event);
-      if (event.type === 'done') {
-        const { report } = event;
-        void checkpoints.written().then(() => finish({ report }));
-      } else if (event.type === 'error') failRemote(event.error);
+      if (event.type === 'done')
+        void wrapUp(checkpoints.written(), dash, opts.screenshot, event.report).then(finish);
+      else if (event.type === 'error') failRemote(event.error);
     });
     // The dashboard can load again too while it has said nothing yet (its scripts failed: nothing
     // runs). Workers dialling it meanwhile keep dialling until it is there (the worker runtime).
@@ -548,4 +554,34 @@ async function drive(
     signal?.removeEventListener('abort', onAbort);
     await faults.stop();
   }
+}
+
+/** A done run's last work (checkpoints on disk, the screenshot), then its report or what failed. */
+function wrapUp(
+  written: Promise<unknown>,
+  dash: Page,
+  screenshot: string | undefined,
+  report: RunReport,
+): Promise<{ report: RunReport } | { error: Error }> {
+  return written
+    .then(() => screenshotTo(dash, screenshot))
+    .then(
+      () => ({ report }),
+      (error: unknown) => ({ error: asError(error) }),
+    );
+}
+
+/** The dashboard page as one PNG at `path` (none: nothing), after its last frame is drawn. */
+async function screenshotTo(page: Page, path: string | undefined): Promise<void> {
+  if (path === undefined) return;
+  await mkdir(dirname(path), { recursive: true });
+  // A frame for the final view (or 1 s, should frames not come).
+  await page.evaluate(
+    () =>
+      new Promise((r) => {
+        requestAnimationFrame(() => r(null));
+        setTimeout(() => r(null), 1000);
+      }),
+  );
+  await page.screenshot({ path, fullPage: true });
 }
