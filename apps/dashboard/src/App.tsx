@@ -1,5 +1,5 @@
 import { useCallback, useMemo, useSyncExternalStore } from 'react';
-import { coordinatorPeerId, toWireError } from '@peertrain/protocol';
+import { coordinatorPeerId, toWireError, type RunConfig } from '@peertrain/protocol';
 import { createCoordinator, type Coordinator } from '@peertrain/coordinator';
 import {
   type BootContext,
@@ -45,6 +45,8 @@ interface Live {
   markers: RunMarkers;
   /** Set when this page resumed an interrupted run. */
   resumed: Resumed | null;
+  /** The run this page was started with (headless) or resumed: the Run form shows it. */
+  formConfig: RunConfig | undefined;
   offs: (() => void)[];
 }
 
@@ -105,7 +107,8 @@ async function startDashboard(
     const resumed = request
       ? null
       : resumeInterrupted({ coordinator, runs, markers, checkpoints, room: params.room, emit });
-    return { session, coordinator, runs, markers, resumed, offs };
+    const formConfig = request?.ok ? request.value.config : resumed?.config;
+    return { session, coordinator, runs, markers, resumed, formConfig, offs };
   } catch (err) {
     await session.close();
     throw err;
@@ -216,7 +219,7 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
           busy={outcome.busy}
           peers={peers}
           room={props.room}
-          initial={resumed?.config}
+          initial={props.live.formConfig}
           onPlan={(config, signal) => coordinator.plan(config, { signal })}
           onStart={(config) =>
             runs.start((signal) =>
