@@ -23,7 +23,15 @@ window.startPeer = async (id) => {
 window.dial = async (id) => {
   const t0 = performance.now();
   const conn = window.peer.connect(id, { serialization: 'raw', reliable: true });
-  await new Promise((resolve, reject) => { conn.on('open', resolve); conn.on('error', reject); });
+  // Past 30 s the dial fails saying where its handshake stopped (one full run timed out here).
+  let timer;
+  const stalled = new Promise((_, reject) => { timer = setTimeout(() => {
+    const pc = conn.peerConnection;
+    reject(new Error('dial did not open in 30 s: ' + (pc ? 'signaling ' + pc.signalingState +
+      ', gathering ' + pc.iceGatheringState + ', ice ' + pc.iceConnectionState : 'no peer connection')));
+  }, 30000); });
+  await Promise.race([stalled, new Promise((resolve, reject) => { conn.on('open', resolve); conn.on('error', reject); })]);
+  clearTimeout(timer);
   const openMs = performance.now() - t0;
   const reply = new Promise((resolve) => conn.on('data', (d) => resolve(Array.from(new Uint8Array(d)))));
   conn.send(new Uint8Array([1, 2, 3]).buffer);
