@@ -202,14 +202,10 @@ export class Membership {
    */
   checkStalls(t: number, ranks: readonly string[], run: Pick<RunView, 'phase' | 'startedAt'>): boolean {
     if (ranks.length === 0) return false;
-    // A spare (an elastic pipeline's peer without a stage) reports no steps until it takes one;
-    // an idle or joining peer under a rank (dropped, said hello again) is not at the run's work
-    // until readmitted, and its missing steps must not count toward who is behind either.
+    // A spare (an elastic pipeline's peer without a stage) reports no steps until it takes one.
     const members = ranks
       .flatMap((id) => this.peers.get(id) ?? [])
-      .filter(
-        (p) => !(p.role === 'stage' && p.stage === null) && p.state !== 'idle' && p.state !== 'joining',
-      );
+      .filter((p) => !(p.role === 'stage' && p.stage === null));
     if (run.phase === 'paused') {
       for (const p of members) if (p.lastReportAt !== null) p.lastReportAt = t;
       return false;
@@ -220,7 +216,9 @@ export class Membership {
     const level = members.every((p) => (p.lastStep ?? -1) === lead);
     let any = false;
     for (const p of members) {
-      if (p.state === 'gone' || p.state === 'stalled' || since(p) <= this.stallAfterMs) continue;
+      if (p.state === 'gone' || p.state === 'stalled' || p.state === 'idle' || p.state === 'joining')
+        continue;
+      if (since(p) <= this.stallAfterMs) continue;
       if (!level && (p.lastStep ?? -1) >= lead) continue;
       p.state = 'stalled';
       this.hub.log(`${p.peerId} stalled: no step reported for ${Math.round(since(p))} ms`);
