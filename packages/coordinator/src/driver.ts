@@ -23,6 +23,7 @@ import type { MethodRun } from './methods/method.ts';
 import type { Planning, ProfileSession } from './planning.ts';
 import { buildReport, workersByRank } from './report.ts';
 import { inRankOrder } from './rank-order.ts';
+import { emptyRun } from './types.ts';
 import type { RunReport, RunView, TrainedModel } from './types.ts';
 import { asError } from '@peertrain/base';
 import { untilReleased, waitFor, wake } from './wait.ts';
@@ -98,22 +99,6 @@ export interface DriverInit {
   stepTimeoutMs: number;
   bubbleHistory: number;
   disposed(): boolean;
-}
-
-export function emptyRun(runId: number): RunView {
-  return {
-    runId,
-    phase: 'idle',
-    config: null,
-    step: 0,
-    totalSteps: 0,
-    steps: [],
-    evals: [],
-    error: null,
-    startedAt: null,
-    spans: [],
-    pipeline: null,
-  };
 }
 
 export class RunDriver {
@@ -394,15 +379,17 @@ export class RunDriver {
       if (r.paused) await this.pausedUntilResumed(r);
       if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
       if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
+      const all = (): boolean =>
+        r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       const upTo = Math.min(step + window - 1, config.steps - 1);
-      if (upTo > granted) {
+      // A grant goes out only where the barrier waits: steps reported together (a DiLoCo round's
+      // held reports) need none, so a round costs a worker one grant message, not one per step.
+      if (upTo > granted && !all()) {
         granted = upTo;
         for (const id of r.epochs?.members() ?? r.ranks) hub.send(id, { type: 'step', runId: r.runId, upTo });
       }
       if (step === malformedAt) await injectMalformedFrame(hub, r.runId, r.ranks[0]!);
       r.waiting = step;
-      const all = (): boolean =>
-        r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       await waitFor(r, `step ${step}`, stepTimeoutMs, () => all() || step >= r.endStep);
       if (step >= r.endStep) break;
       this.recordStep(r, step, meter);

@@ -146,6 +146,23 @@ export interface RunView {
   pipeline: PipelineView | null;
 }
 
+/** The view of no run yet (or of run `runId` before it starts). */
+export function emptyRun(runId: number): RunView {
+  return {
+    runId,
+    phase: 'idle',
+    config: null,
+    step: 0,
+    totalSteps: 0,
+    steps: [],
+    evals: [],
+    error: null,
+    startedAt: null,
+    spans: [],
+    pipeline: null,
+  };
+}
+
 export interface CoordinatorView {
   room: string;
   coordinatorId: string;
