@@ -180,6 +180,12 @@ export interface CoordinatorRunOptions {
   timeoutMs: number;
   /** Return the run's Chrome trace (default true; long runs that do not need it skip it). */
   trace?: boolean;
+  /**
+   * Log PROGRESS_MARKER after every step (default true). Each console line crosses DevTools to the
+   * driver, CPU the tabs under test then lack: runs that do not read /proc at step boundaries
+   * (scaling) say false.
+   */
+  progress?: boolean;
 }
 
 /**

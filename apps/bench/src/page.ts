@@ -485,7 +485,7 @@ class BenchPage implements BenchApi {
   async coordinatorRun(opts: CoordinatorRunOptions): Promise<CoordinatorRunResult> {
     const { coordinator } = this.hosted();
     const off = coordinator.onEvent((e) => {
-      if (e.type === 'progress') console.info(`${PROGRESS_MARKER} ${e.step}`);
+      if (e.type === 'progress' && opts.progress !== false) console.info(`${PROGRESS_MARKER} ${e.step}`);
     });
     try {
       return await withTimeout('hosted run', opts.timeoutMs, this.life.signal, async (signal) => {

@@ -75,6 +75,7 @@ async function runOne(
     waitMs: RUN_WAIT_MS,
     timeoutMs,
     trace: traced,
+    progress: false,
   });
   const report = parseRunReport(res.report);
   const figures = runFigures(res.report, report, parseTimeline(res.timeline), target, globalBatch);
@@ -187,7 +188,13 @@ async function warmUp(
 ): Promise<void> {
   for (let i = 1; ; i++) {
     try {
-      await hosted.run({ config, waitMs: RUN_WAIT_MS, timeoutMs: RUN_TIMEOUT_MS, trace: false });
+      await hosted.run({
+        config,
+        waitMs: RUN_WAIT_MS,
+        timeoutMs: RUN_TIMEOUT_MS,
+        trace: false,
+        progress: false,
+      });
       return;
     } catch (err) {
       signal?.throwIfAborted();

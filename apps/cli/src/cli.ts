@@ -217,7 +217,8 @@ async function train(
         signal,
         log: (line) => progress.line(line),
         onEvent: (event) => {
-          if (event.type === 'progress') seen.loss.push({ step: event.step - 1, loss: event.loss });
+          if (event.type === 'progress')
+            for (const l of event.losses ?? [event]) seen.loss.push({ step: l.step - 1, loss: l.loss });
           if (event.type === 'eval') seen.evals.push({ step: event.step, accuracy: event.accuracy });
           if (event.type === 'trace') trace = event.trace;
           if (event.type === 'model') trained = { model: event.model, paramsBase64: event.paramsBase64 };

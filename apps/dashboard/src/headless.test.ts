@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { parseRunConfig, PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Coordinator, CoordinatorEvent, RunReport } from '@peertrain/coordinator';
-import { pageEmitter, runHeadless } from './headless.ts';
+import { coalesceProgress, pageEmitter, runHeadless } from './headless.ts';
 
 const config = parseRunConfig({ workers: 2, steps: 3 });
 const report = { config, finalLoss: 0.5, testAccuracy: 0.9 } as RunReport;
@@ -101,5 +101,51 @@ describe('pageEmitter', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(warn).toHaveBeenCalledTimes(2);
     warn.mockRestore();
+  });
+});
+
+describe('coalesceProgress', () => {
+  const progress = (step: number, totalSteps = 100): CoordinatorEvent => ({
+    type: 'progress',
+    step,
+    totalSteps,
+    loss: 10 - step / 10,
+    samplesPerSec: step,
+  });
+
+  function setup() {
+    vi.useFakeTimers();
+    let t = 0;
+    const sent: CoordinatorEvent[] = [];
+    const emit = coalesceProgress((e) => sent.push(e), { everyMs: 100, now: () => t });
+    return { sent, emit, advance: (ms: number) => ((t += ms), vi.advanceTimersByTime(ms)) };
+  }
+
+  it('sends one progress event per interval, the newest, with every held step loss', () => {
+    const { sent, emit, advance } = setup();
+    emit(progress(1)); // the first goes at once
+    for (let s = 2; s <= 11; s++) emit(progress(s));
+    expect(sent).toEqual([progress(1)]);
+    advance(100); // the timer sends what is held
+    expect(sent).toHaveLength(2);
+    const last = sent[1] as Extract<CoordinatorEvent, { type: 'progress' }>;
+    expect(last.step).toBe(11);
+    expect(last.losses?.map((l) => l.step)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(last.losses?.[0]?.loss).toBeCloseTo(9.8);
+    advance(500);
+    expect(sent).toHaveLength(2); // nothing held, nothing sent
+    vi.useRealTimers();
+  });
+
+  it('flushes held progress before any other event and at the last step', () => {
+    const { sent, emit } = setup();
+    emit(progress(1));
+    emit(progress(2));
+    emit({ type: 'eval', step: 2, accuracy: 0.5 });
+    expect(sent.map((e) => e.type)).toEqual(['progress', 'progress', 'eval']);
+    expect(sent[1]).toEqual(progress(2)); // a single held step has no losses list
+    emit(progress(3, 3));
+    expect(sent).toHaveLength(4); // the last step goes at once
+    vi.useRealTimers();
   });
 });

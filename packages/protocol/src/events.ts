@@ -148,6 +148,11 @@ export const CoordinatorEventSchema = z.discriminatedUnion('type', [
     samplesPerSec: anyNumber,
     /** Mean over ranks of compute ms / step wall ms so far (absent from older emitters). */
     computeUtilization: anyNumber.exactOptional(),
+    /**
+     * Present when this event stands for several steps (the page coalesces progress): each step's
+     * loss, oldest first, the last being `step` and `loss`.
+     */
+    losses: z.array(z.object({ step: count, loss: anyNumber })).exactOptional(),
   }),
   z.object({ type: z.literal('eval'), step: count, accuracy: anyNumber }),
   z.object({ type: z.literal('done'), report: RunReportSchema }),
