@@ -1,16 +1,18 @@
 import { useCallback, useMemo, useSyncExternalStore } from 'react';
 import { coordinatorPeerId, toWireError, type RunConfig } from '@peertrain/protocol';
-import { createCoordinator, type Coordinator } from '@peertrain/coordinator';
+import { createCoordinator, type Coordinator, type CoordinatorView } from '@peertrain/coordinator';
 import {
   type BootContext,
   BootPanel,
   type BootStage,
   CONFIG_STAGE,
   fetchPageConfig,
+  LIVE_VIEW_EVERY_MS,
   openPeerSession,
   type PeerSession,
   signalUrl,
   TopBar,
+  UNWATCHED_VIEW_EVERY_MS,
   useBoot,
   useFrameThrottled,
 } from '@peertrain/ui';
@@ -166,7 +168,7 @@ export function App(props: { params: DashboardParams; origin: string; emit: Emit
         </p>
       )}
       {state.status === 'ready' ? (
-        <Dashboard live={state.value} room={params.room} origin={props.origin} />
+        <Dashboard live={state.value} room={params.room} origin={props.origin} headless={params.headless} />
       ) : (
         <main className="layout">
           <aside className="side">
@@ -195,7 +197,16 @@ function ResumedBanner(props: { resumed: Resumed }) {
   );
 }
 
-function Dashboard(props: { live: Live; room: string; origin: string }) {
+/** What the dashboard draws without waiting for its next turn: a run's phase, a new run, peers coming or going. */
+function viewChangedShape(next: CoordinatorView, shown: CoordinatorView): boolean {
+  return (
+    next.run.phase !== shown.run.phase ||
+    next.run.runId !== shown.run.runId ||
+    next.peers.length !== shown.peers.length
+  );
+}
+
+function Dashboard(props: { live: Live; room: string; origin: string; headless: boolean }) {
   const { coordinator, runs, markers, resumed } = props.live;
   const source = useMemo(
     () => ({
@@ -204,7 +215,12 @@ function Dashboard(props: { live: Live; room: string; origin: string }) {
     }),
     [coordinator],
   );
-  const view = useFrameThrottled(source);
+  // Headless: the CLI drives the page and nobody watches it (UNWATCHED_VIEW_EVERY_MS).
+  const view = useFrameThrottled(
+    source,
+    props.headless ? UNWATCHED_VIEW_EVERY_MS : LIVE_VIEW_EVERY_MS,
+    viewChangedShape,
+  );
   const outcome = useSyncExternalStore(runs.subscribe, runs.state);
   const { run, peers } = view;
   // Timeline and topology: once a run has spans, or is a pipeline (whose spans are on their way).

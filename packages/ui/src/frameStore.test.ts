@@ -131,3 +131,30 @@ describe('frameThrottledStore', () => {
     expect(frames.pending()).toBe(0);
   });
 });
+
+describe('frameThrottledStore: urgent changes', () => {
+  it('draws an urgent change at the next frame, not after everyMs', () => {
+    const frames = manualFrames();
+    const src = counterSource();
+    // Every tenth value is urgent (a run's phase changing, say).
+    const store = frameThrottledStore(src, frames, 1000, (next) => next.n % 10 === 0);
+    let renders = 0;
+    store.subscribe(() => renders++);
+    frames.run();
+    src.bump(); // n = 1: drawn at once (the first since subscribing), then 1000 ms to the next
+    frames.run();
+    expect(renders).toBe(1);
+    for (let i = 0; i < 8; i++) src.bump(); // n = 9: waits for its turn
+    frames.run();
+    expect(renders).toBe(1);
+    expect(frames.timers()).toBe(1);
+    src.bump(); // n = 10: urgent, drawn at the next frame; the timer goes
+    expect(frames.timers()).toBe(0);
+    frames.run();
+    expect(renders).toBe(2);
+    expect(store.getSnapshot().n).toBe(10);
+    frames.advance(1000);
+    frames.run();
+    expect(renders).toBe(2); // nothing left to draw
+  });
+});

@@ -18,7 +18,12 @@ export {
   formatShard,
   orDash,
 } from './format.ts';
-export { LIVE_VIEW_EVERY_MS, animationFrames, frameThrottledStore } from './frameStore.ts';
+export {
+  LIVE_VIEW_EVERY_MS,
+  UNWATCHED_VIEW_EVERY_MS,
+  animationFrames,
+  frameThrottledStore,
+} from './frameStore.ts';
 export type { FrameScheduler, FrameStore, Source } from './frameStore.ts';
 export { PAGE_CONFIG_URL, fetchPageConfig, parsePageConfig, signalUrl } from './pageConfig.ts';
 export type { PageConfig, SignalConfig } from './pageConfig.ts';
