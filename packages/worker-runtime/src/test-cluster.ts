@@ -19,7 +19,11 @@ import type { WorkerRuntime } from './types.ts';
  */
 export const QUICK_PROBE = { workload: { batch: 8, layers: [784, 16, 10] }, budgetMs: 5 } as const;
 
-/** A worker's compute engine in Node: tfjs-cpu, shards cached in memory, the quick probe. */
+/**
+ * A worker's compute engine in Node: tfjs-cpu, shards cached in memory, the quick probe, no warm-up
+ * (it buys the browser's first steps their speed; these tests time nothing, and it would cost them
+ * two passes a session).
+ */
 export function nodeCompute(
   signal?: AbortSignal,
   opts: Omit<EngineComputeOptions, 'backend' | 'signal'> = {},
@@ -28,6 +32,7 @@ export function nodeCompute(
     backend: 'cpu',
     cache: memoryShardCache(),
     probe: QUICK_PROBE,
+    warmUp: false,
     ...opts,
     ...(signal ? { signal } : {}),
   });
