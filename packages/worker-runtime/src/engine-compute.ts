@@ -323,8 +323,18 @@ function stageSession(
 }
 
 /**
+ * How long after loading a tab writes its shard and test split to IndexedDB. Written at once, the
+ * copy (2-3 s of structured cloning in the tab and of database work in the browser process) ran
+ * beside the first steps of every tab: 3 MLP tabs of local SGD ended their first 10-step round at
+ * 177 ms, its exchange taking 92; held back, at 90-106 ms, taking 55-65 (25-40 later on). A tab
+ * reloaded later than this finds its data in the cache.
+ */
+export const CACHE_STORE_AFTER_MS = 10_000;
+
+/**
  * The shard's training samples and the test split. They come from the cache when this tab (or a
- * reload of it) has held them before; only a miss loads the whole dataset.
+ * reload of it) has held them before; only a miss loads the whole dataset. An IndexedDB copy is
+ * written CACHE_STORE_AFTER_MS later (memory caches at once).
  */
 function loadRunSamples(
   cache: ShardCache,
@@ -333,12 +343,13 @@ function loadRunSamples(
   inputSize: number,
   so: { signal?: AbortSignal },
 ): Promise<[{ samples: Samples }, { samples: Samples }]> {
+  const opts = { ...so, storeAfterMs: cache.kind === 'indexeddb' ? CACHE_STORE_AFTER_MS : 0 };
   return Promise.all([
     loadShard(
       cache,
       shardCacheKey(config.dataset, shard),
       async (s) => sliceSamples(trainSamples(await dataset(s)), shard, inputSize),
-      so,
+      opts,
     ),
     loadShard(
       cache,
@@ -347,7 +358,7 @@ function loadRunSamples(
         const d = await dataset(s);
         return { x: d.testX, y: d.testY, count: d.testCount, first: 0 };
       },
-      so,
+      opts,
     ),
   ]);
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DataError } from '../errors.ts';
 import { defaultShardCache, loadShard, memoryShardCache, shardCacheKey, sliceSamples } from './cache.ts';
 import type { ShardCache } from './cache.ts';
@@ -76,6 +76,30 @@ describe('shard cache', () => {
     release();
     await r.stored;
     expect(stored).toBe(true);
+  });
+
+  it('storeAfterMs holds the write back; an abort meanwhile drops it', async () => {
+    vi.useFakeTimers();
+    try {
+      const cache = memoryShardCache();
+      const r = await loadShard(cache, 'k', () => split, { storeAfterMs: 10_000 });
+      await vi.advanceTimersByTimeAsync(9_000);
+      expect(await cache.keys()).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await r.stored;
+      expect(await cache.keys()).toEqual(['k']);
+      const stop = new AbortController();
+      const dropped = await loadShard(cache, 'other', () => split, {
+        storeAfterMs: 10_000,
+        signal: stop.signal,
+      });
+      stop.abort();
+      await vi.advanceTimersByTimeAsync(10_000);
+      await dropped.stored;
+      expect(await cache.keys()).toEqual(['k']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('honours an aborted signal', async () => {

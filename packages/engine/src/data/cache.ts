@@ -2,7 +2,7 @@
 // download and parse the dataset again. Browser: IndexedDB (it also works on plain-http LAN pages,
 // where Cache Storage is unavailable because it needs a secure context). Node: memory.
 import type { Shard } from '@peertrain/protocol';
-import { throwIfAborted } from '@peertrain/base';
+import { sleep, throwIfAborted } from '@peertrain/base';
 import { DataError } from '../errors.ts';
 import type { Samples } from './dataset.ts';
 
@@ -142,13 +142,14 @@ export function defaultShardCache(): ShardCache {
  * soon as they are built; writing them to the cache goes on behind (`stored` settles when it has):
  * in Chromium, IndexedDB took 2-3 s for a worker's 25 MB shard and 6 MB test split while the data
  * itself was ready in 1, and training need not wait for a copy kept for the next page load. A
- * cache that fails (quota, private mode) never fails the load.
+ * cache that fails (quota, private mode) never fails the load. `storeAfterMs` holds the write back
+ * that long (an abort of `signal` meanwhile drops it).
  */
 export async function loadShard(
   cache: ShardCache,
   key: string,
   build: (signal: AbortSignal | undefined) => Samples | Promise<Samples>,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; storeAfterMs?: number } = {},
 ): Promise<{ samples: Samples; cached: boolean; stored: Promise<void> }> {
   const hit = await cache.get(key, opts).catch((err: unknown) => {
     throwIfAborted(opts.signal);
@@ -158,6 +159,9 @@ export async function loadShard(
   if (hit) return { samples: hit, cached: true, stored: Promise.resolve() };
   const samples = await build(opts.signal);
   throwIfAborted(opts.signal);
-  const stored = cache.put(key, samples, opts).catch(() => undefined);
+  const { signal, storeAfterMs = 0 } = opts;
+  const so = signal ? { signal } : {};
+  const put = (): Promise<void> => cache.put(key, samples, so);
+  const stored = (storeAfterMs > 0 ? sleep(storeAfterMs, signal).then(put) : put()).catch(() => undefined);
   return { samples, cached: false, stored };
 }
