@@ -86,12 +86,30 @@ async function main(): Promise<ReloadCheckResult> {
       await worker.goto(shared, { waitUntil: 'domcontentloaded' });
       workers.push(worker);
     }
+    // On a timeout, the error says what the peer table and each worker page showed (a worker that
+    // never got past probing or dialling, or a peer table that never listed it).
     const idlePeers = (n: number) =>
-      page.waitForFunction(
-        (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
-        n,
-        { timeout: LONG_WAIT_MS, polling: 250 },
-      );
+      page
+        .waitForFunction(
+          (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
+          n,
+          { timeout: LONG_WAIT_MS, polling: 250 },
+        )
+        .catch(async (err: unknown) => {
+          const text = (p: Page, selector: string): Promise<string> =>
+            p
+              .locator(selector)
+              .allInnerTexts()
+              .then((t) => t.join(' | ').replace(/\s+/g, ' ').slice(0, 600))
+              .catch((e: unknown) => `unreadable: ${String(e)}`);
+          const table = await text(page, 'section.peers tbody tr');
+          const states = await Promise.all(workers.map((w) => text(w, '[data-testid="worker-phase-text"]')));
+          throw new Error(
+            `${err instanceof Error ? err.message : String(err)}; waiting for ${n} idle peers; ` +
+              `peer table: [${table}]; worker pages: [${states.join('; ')}]; ` +
+              `worker errors: [${workerErrors.join('; ')}]`,
+          );
+        });
     await idlePeers(RELOAD_WORKERS);
     milestone('workers idle');
 
