@@ -46,7 +46,7 @@ export interface EngineComputeOptions {
    * clusters of tests pass a tiny workload: on tfjs-cpu the default probe cost about a second a worker.
    */
   probe?: Pick<ProbeOptions, 'workload' | 'budgetMs'>;
-  /** Warm the model's code up before a session is ready (warmUp; default true). */
+  /** Warm the model's code up before a data-parallel session is ready (warmUp; default true). */
   warmUp?: boolean;
   signal?: AbortSignal;
 }
@@ -88,7 +88,9 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
     const batchFor = (step: number, signal: AbortSignal | undefined): Promise<Batch> =>
       batches.batch(step, signal);
     const stages = new Set<{ reset(): void }>();
-    if (opts.warmUp !== false) await warmUp(model, train.samples, test.samples, run, so);
+    // Pipeline stages run their own layers' kernels (stage()): the whole model's would be wasted.
+    if (opts.warmUp !== false && config.strategy === 'data')
+      await warmUp(model, train.samples, test.samples, run, so);
 
     const session: TrainSession = {
       paramCount: model.paramCount,
