@@ -77,6 +77,8 @@ Training (defaults from the run configuration):
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
   --reference            also train the single-worker reference and report the difference
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step.
+                         diloco (compress none|fp16|int8, no --overlap-outer): the survivors redo the
+                         round, training the lost worker's shard too; a newcomer joins at a round's start.
                          pipeline (gpipe, 1f1b): a lost stage's layers go to a spare (--spares) and
                          every stage redoes from its newest snapshot (--stage-checkpoint-every)
   --elastic-policy fixed-global|scaled-lr

@@ -348,7 +348,8 @@ export class RunDriver {
     spans.setNames(names);
     const view = membership.beginEpoch(chosen.map((p, rank) => ({ peerId: p.peerId, rank, role: p.role })));
     const stages = r.ranks.length - r.config.spares; // the rest are spares (elastic pipelines)
-    if (r.config.elastic) r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch, stages);
+    if (r.config.elastic)
+      r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch, stages, mr.epochBoundary);
     if (r.config.elastic && r.config.strategy === 'pipeline')
       r.spares = new StageSpares(this.init, r, barrierWindowOf(mr));
     if (mr.pipelineView) this.runView = { ...this.runView, pipeline: mr.pipelineView };
@@ -378,7 +379,7 @@ export class RunDriver {
     for (let step = first; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
       if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
-      if (r.epochs) this.admitJoiners(r, r.epochs, step, granted);
+      if (r.epochs?.joinsAt(step)) this.admitJoiners(r, r.epochs, step, granted);
       const all = (): boolean =>
         r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       const upTo = Math.min(step + window - 1, config.steps - 1);

@@ -43,6 +43,11 @@ export class ElasticEpochs {
     firstEpoch: number,
     /** Members of the first epoch: the first `members` ranks (an elastic pipeline's stages; the rest are spares). */
     members = ranks.length,
+    /**
+     * The step an epoch may start at, for a step the members have to redo: itself (every step is a
+     * boundary), or for DiLoCo the first step of its round (a round is redone whole).
+     */
+    private readonly boundary: (step: number) => number = (step) => step,
   ) {
     this.ranks = [...ranks];
     this.live = ranks.map((_, r) => r).slice(0, members);
@@ -52,6 +57,11 @@ export class ElasticEpochs {
   /** Peer ids by rank: the original ranks, then every joiner (the report's workers). */
   everyRank(): readonly string[] {
     return this.ranks;
+  }
+
+  /** Whether a peer may join at `step` (DiLoCo: a round's first step). */
+  joinsAt(step: number): boolean {
+    return this.boundary(step) === step;
   }
 
   /** Peer ids of the current members, in original rank order. */
@@ -82,6 +92,8 @@ export class ElasticEpochs {
     // one that did not may hold a half-finished all-reduce; all of them redo it.
     let fromStep = waiting;
     while (this.live.every((r) => done.get(fromStep)?.has(r))) fromStep++;
+    // A round-based method redoes from the round's start: steps recorded in it keep their first losses.
+    fromStep = this.boundary(fromStep);
     return this.begin(fromStep, done, nextEpoch, { step: fromStep, epoch: nextEpoch, cause, peerId });
   }
 

@@ -121,6 +121,27 @@ describe('RunConfig elastic', () => {
     );
   });
 
+  it('takes diloco without overlap, with none, fp16 or int8, keeping the global batch', () => {
+    const d = { elastic: true, sync: 'diloco', innerSteps: 10 } as const;
+    expect(parseRunConfig(d).elastic).toBe(true);
+    expect(parseRunConfig({ ...d, compress: 'int8' }).compress).toBe('int8');
+    expect(issuesOf({ ...d, compress: 'topk:0.01' })).toEqual([
+      'compress: elastic diloco compresses with none, fp16 or int8, not topk:0.01',
+    ]);
+    expect(issuesOf({ ...d, overlapOuter: true })).toEqual([
+      'overlapOuter: elastic diloco runs without --overlap-outer',
+    ]);
+    expect(issuesOf({ ...d, elasticPolicy: 'scaled-lr' })).toEqual([
+      'elasticPolicy: elastic diloco keeps the global batch (fixed-global), not scaled-lr',
+    ]);
+    expect(issuesOf({ elastic: true, sync: 'ps-async' })).toEqual([
+      'sync: elastic data parallel runs sync allreduce or diloco, not ps-async',
+    ]);
+    expect(issuesOf({ elastic: true, compress: 'fp16' })).toEqual([
+      'compress: elastic all-reduce runs uncompressed, not fp16',
+    ]);
+  });
+
   it('takes pipelines (gpipe, 1f1b) with spares beside the stages, and refuses the rest by name', () => {
     const c = parseRunConfig({ strategy: 'pipeline', workers: 5, spares: 1, elastic: true });
     expect([c.spares, c.stageCheckpointEvery, runShape(c).stages]).toEqual([1, 10, 4]);

@@ -228,24 +228,55 @@ export function checkpointable(
 const ELASTIC_SCHEDULES: readonly ScheduleKind[] = ['gpipe', '1f1b'];
 
 /**
- * What elastic and spares allow, as [field, message]: data parallel over the ring without
- * compression, or a pipeline (one replica) with gpipe or 1f1b and float32 activations; spares only
- * with an elastic pipeline, at least one stage left.
+ * Elastic DiLoCo (worker-runtime methods/diloco-elastic.ts) redoes a round from its start: no
+ * exchange may be in flight across rounds, and no codec with error feedback (it would have to roll
+ * back, and a lost worker's residual leaves with it). It keeps the global batch (fixed-global).
+ */
+function elasticDilocoIssues(
+  c: Pick<z.output<typeof RunConfigObject>, 'compress' | 'overlapOuter' | 'elasticPolicy'>,
+): [string, string][] {
+  const issues: [string, string][] = [];
+  if (c.overlapOuter) issues.push(['overlapOuter', 'elastic diloco runs without --overlap-outer']);
+  if (!['none', 'fp16', 'int8'].includes(c.compress))
+    issues.push(['compress', `elastic diloco compresses with none, fp16 or int8, not ${c.compress}`]);
+  if (c.elasticPolicy !== 'fixed-global')
+    issues.push([
+      'elasticPolicy',
+      `elastic diloco keeps the global batch (fixed-global), not ${c.elasticPolicy}`,
+    ]);
+  return issues;
+}
+
+/**
+ * What elastic and spares allow, as [field, message]: data parallel over the ring (all-reduce
+ * without compression, or diloco as elasticDilocoIssues allows), or a pipeline (one replica) with
+ * gpipe or 1f1b and float32 activations; spares only with an elastic pipeline, at least one stage left.
  */
 function elasticIssues(
   c: Pick<
     z.output<typeof RunConfigObject>,
-    'elastic' | 'strategy' | 'sync' | 'compress' | 'schedule' | 'activationCompress' | 'spares' | 'workers'
+    | 'elastic'
+    | 'strategy'
+    | 'sync'
+    | 'compress'
+    | 'schedule'
+    | 'activationCompress'
+    | 'spares'
+    | 'workers'
+    | 'overlapOuter'
+    | 'elasticPolicy'
   >,
 ): [string, string][] {
   const issues: [string, string][] = [];
-  const dataOk = c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none';
+  const data = c.elastic && c.strategy === 'data';
   const pipeline = c.elastic && c.strategy === 'pipeline';
-  if (c.elastic && !dataOk && !pipeline)
-    issues.push([
-      'elastic',
-      `elastic runs are data parallel (sync allreduce, no compression) or strategy pipeline, not ${c.strategy}`,
-    ]);
+  if (c.elastic && !data && !pipeline)
+    issues.push(['elastic', `elastic runs are strategy data or pipeline, not ${c.strategy}`]);
+  if (data && c.sync === 'allreduce' && c.compress !== 'none')
+    issues.push(['compress', `elastic all-reduce runs uncompressed, not ${c.compress}`]);
+  if (data && c.sync !== 'allreduce' && c.sync !== 'diloco')
+    issues.push(['sync', `elastic data parallel runs sync allreduce or diloco, not ${c.sync}`]);
+  if (data && c.sync === 'diloco') issues.push(...elasticDilocoIssues(c));
   if (pipeline && !ELASTIC_SCHEDULES.includes(c.schedule))
     issues.push(['schedule', `elastic pipelines run gpipe or 1f1b, not ${c.schedule}`]);
   if (pipeline && c.activationCompress !== 'none')

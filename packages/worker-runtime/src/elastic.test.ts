@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
 import { parseRunConfig } from '@peertrain/protocol';
-import type { RunConfigInput, RunReport } from '@peertrain/protocol';
+import type { RunConfigInput } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh } from '@peertrain/transport';
 import type { TrainSession } from './compute.ts';
@@ -9,7 +9,7 @@ import { newRunState } from './core.ts';
 import type { WorkerCore } from './core.ts';
 import { ElasticStateError, elasticAllReduce, onEpoch, rewind, virtualRanks } from './elastic.ts';
 import type { Assign } from './methods/index.ts';
-import { memoryCluster } from './test-cluster.ts';
+import { trainCluster } from './test-cluster.ts';
 
 // Elastic data parallel end to end in Node: a real coordinator and 4 real worker runtimes over the
 // in-memory transport. A worker that vanishes mid-run ends the epoch; the survivors redo the step
@@ -26,26 +26,9 @@ const base: RunConfigInput = {
   ...{ workers: 4, steps: 12, batch: 8, lr: 0.05, seed: 11, evalEvery: 0 },
 };
 
-/** Trains `config` on a fresh cluster of 4; `kill`: the rank that vanishes once `afterSteps` steps are done. */
-async function train(
-  config: RunConfigInput,
-  room: string,
-  kill?: { rank: number; afterSteps: number },
-): Promise<{ report: RunReport; params: Float32Array }> {
-  const { coord, net } = memoryCluster(4, room, cleanups);
-  if (kill) {
-    const off = coord.onEvent((e) => {
-      if (e.type !== 'progress' || e.step !== kill.afterSteps) return;
-      off();
-      const victim = coord.view().peers.find((p) => p.rank === kill.rank)!;
-      net.closePeer(victim.peerId);
-    });
-  }
-  const report = await coord.run(config, { waitMs: 30_000 });
-  const trained = coord.trainedModel();
-  expect(trained).not.toBeNull();
-  return { report, params: trained!.params.slice() };
-}
+/** Trains `config` on a fresh cluster of 4 (trainCluster); `kill`: the rank that vanishes once `afterSteps` steps are done. */
+const train = (config: RunConfigInput, room: string, kill?: { rank: number; afterSteps: number }) =>
+  trainCluster(4, config, room, cleanups, kill);
 
 const layout = buildModel(modelPreset('mlp')).params;
 

@@ -109,15 +109,17 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
 /**
  * Called by the run loop before it looks for work: after an epoch, the next step is its fromStep
  * (evaluations queued for later steps go: they come due again when the redone steps complete).
+ * Returns that step, or null when no epoch came.
  */
-export function rewind(run: RunState): void {
+export function rewind(run: RunState): number | null {
   const inbox = inboxes.get(run.assign);
-  if (inbox?.redoFrom == null) return;
+  if (inbox?.redoFrom == null) return null;
   // A joiner starts where its epoch does; a member goes back to it.
   const from = inbox.joining && inbox.pending ? inbox.pending.fromStep : inbox.redoFrom;
   inbox.redoFrom = null;
   run.completed = inbox.joining ? from : Math.min(run.completed, from);
   run.pendingEvals = run.pendingEvals.filter((after) => after <= from);
+  return run.completed;
 }
 
 /**
@@ -212,9 +214,13 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
 
 /** Rolls back to the state before msg.fromStep, acknowledges, and links the new ring. */
 async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
-  const { mesh, assign, signal } = e.ctx;
+  const { mesh, assign } = e.ctx;
   e.inbox.pending = null;
-  if (e.inbox.joining) await takeState(e, msg);
+  if (e.inbox.joining) {
+    await takeState(e, msg);
+    e.committed = msg.fromStep;
+    e.inbox.joining = false;
+  }
   if (e.committed > msg.fromStep) {
     const snap = e.snapshots.get(msg.fromStep);
     if (!snap) throw new ElasticStateError(`no state before step ${msg.fromStep} (committed ${e.committed})`);
@@ -230,22 +236,37 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
   if (e.scaledLr) e.optimizer.lr = (assign.config.lr * e.peers.length) / e.n0;
   // Every stepDone sent after this belongs to the new epoch (the control link is ordered).
   e.inbox.tell?.({ type: 'epochAck', runId: assign.runId, epoch: e.epoch });
-  const rank = e.peers.indexOf(mesh.localId);
-  if (rank < 0) throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
+  if (!e.peers.includes(mesh.localId))
+    throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
   if (stateSource(msg) === mesh.localId)
     for (const joiner of msg.joiners ?? []) await giveState(e, msg, joiner);
-  if (e.peers.length > 1)
+  await relinkRing(e.ctx, e.peers);
+}
+
+/** Links the ring over an epoch's members (this worker among them). */
+export async function relinkRing(ctx: MethodContext, peers: readonly string[]): Promise<void> {
+  const { mesh, assign, signal } = ctx;
+  const rank = peers.indexOf(mesh.localId);
+  if (rank < 0) throw new ElasticStateError(`the epoch's members do not list this worker`);
+  if (peers.length > 1)
     await openLinks(
       mesh,
-      ringLinks({ ...assign, peers: [...e.peers], rank }),
+      ringLinks({ ...assign, peers: [...peers], rank }),
       RELINK_TIMEOUT_MS,
       signal,
       PHASE_TIMEOUTS.relink.phase,
     );
 }
 
+/** What a joiner takes and a state source gives: parameters and the optimizer state that goes with them. */
+export interface HandedState {
+  ctx: MethodContext;
+  params: Float32Array;
+  optimizer: { state(): Float32Array[]; load(state: readonly Float32Array[]): void };
+}
+
 /** A joiner's first epoch: the state committed before msg.fromStep, from the epoch's first member. */
-async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
+export async function takeState(e: HandedState, msg: EpochMsg): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
   const from = stateSource(msg);
   const s = deadline(signal, JOIN_STATE_TIMEOUT_MS);
@@ -253,15 +274,13 @@ async function takeState(e: Elastic, msg: EpochMsg): Promise<void> {
   const key = { runId: assign.runId, step: msg.fromStep };
   const state = await timed(recvState(mesh, from, key, { signal: s }), s, signal);
   e.optimizer.load(unpackState(state, e.params, e.optimizer.state()));
-  e.committed = msg.fromStep;
-  e.inbox.joining = false;
 }
 
 /**
  * The member that streams the joiners their state: the first that is not joining itself (a
  * dropped member readmitted at rank 0 comes first in the epoch's list, with nothing to give yet).
  */
-function stateSource(msg: EpochMsg): string {
+export function stateSource(msg: EpochMsg): string {
   const source = msg.peers.find((p) => !(msg.joiners ?? []).includes(p));
   if (source === undefined)
     throw new ElasticStateError(`epoch ${msg.epoch} has no member to take the state from`);
@@ -269,7 +288,7 @@ function stateSource(msg: EpochMsg): string {
 }
 
 /** The state source's side: the state before msg.fromStep (after any rollback) to `joiner`. */
-async function giveState(e: Elastic, msg: EpochMsg, joiner: string): Promise<void> {
+export async function giveState(e: HandedState, msg: EpochMsg, joiner: string): Promise<void> {
   const { mesh, assign, signal } = e.ctx;
   const s = deadline(signal, JOIN_STATE_TIMEOUT_MS);
   await openLinks(mesh, { dial: [], need: [joiner] }, JOIN_STATE_TIMEOUT_MS, signal);

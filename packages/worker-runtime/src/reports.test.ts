@@ -87,4 +87,13 @@ describe('StepReports', () => {
     reports.flush();
     expect(sent).toHaveLength(5);
   });
+
+  it('drops held reports of the steps an elastic epoch redoes, and keeps the earlier ones', () => {
+    const { reports, sent } = harness();
+    for (let s = 4; s < 7; s++) reports.add(report(s), true);
+    reports.dropFrom(5);
+    expect(reports.pending).toBe(1);
+    reports.add(report(5), false); // the redone step's report
+    expect(sent).toEqual([4, 5]);
+  });
 });

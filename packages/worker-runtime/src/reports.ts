@@ -52,6 +52,11 @@ export class StepReports {
         this.#tell({ type: 'stepsDone', reports: held.slice(i, i + MAX_REPORTS_PER_MESSAGE) });
   }
 
+  /** Forgets the held reports of `step` and later (an elastic epoch redoes them). */
+  dropFrom(step: number): void {
+    this.#held = this.#held.filter((m) => m.step < step);
+  }
+
   /** Reports held now (tests). */
   get pending(): number {
     return this.#held.length;

@@ -129,7 +129,9 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     const d: Driver = { core, run, method: m, session, spans, signal, reports, sharded: new Set() };
     for (;;) {
       signal.throwIfAborted();
-      rewind(run); // elastic: a new epoch redoes from its fromStep
+      // Elastic: a new epoch redoes from its fromStep; held reports of the steps it redoes are void.
+      const from = rewind(run);
+      if (from !== null) reports.dropFrom(from);
       if (granted(run)) await runStep(d);
       await runEvals(d);
       if (run.pendingReference) await runReference(d);

@@ -2,6 +2,7 @@
 // in-memory network. The network is returned too, so a test can make a peer vanish (closePeer).
 import { createCoordinator } from '@peertrain/coordinator';
 import type { Coordinator } from '@peertrain/coordinator';
+import type { RunConfigInput, RunReport } from '@peertrain/protocol';
 import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
@@ -78,4 +79,29 @@ export function memoryWorker(
   });
   cleanups.push(() => runtime.leave('test over'));
   return runtime;
+}
+
+/**
+ * Trains `config` on a fresh cluster of `n`; `kill`: the rank whose tab closes once the coordinator
+ * has recorded `afterSteps` steps. Returns the report and the trained parameters (a copy).
+ */
+export async function trainCluster(
+  n: number,
+  config: RunConfigInput,
+  room: string,
+  cleanups: (() => Promise<void>)[],
+  kill?: { rank: number; afterSteps: number },
+): Promise<{ report: RunReport; params: Float32Array }> {
+  const { coord, net } = memoryCluster(n, room, cleanups);
+  if (kill) {
+    const off = coord.onEvent((e) => {
+      if (e.type !== 'progress' || e.step < kill.afterSteps) return;
+      off();
+      net.closePeer(coord.view().peers.find((p) => p.rank === kill.rank)!.peerId);
+    });
+  }
+  const report = await coord.run(config, { waitMs: 30_000 });
+  const trained = coord.trainedModel();
+  if (trained === null) throw new Error(`the run in ${room} handed back no model`);
+  return { report, params: trained.params.slice() };
 }

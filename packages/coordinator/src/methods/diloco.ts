@@ -28,7 +28,12 @@ export function diloco(): CoordinatorMethod {
     prepare(ctx) {
       const base = prepareDataParallel(ctx, false);
       const { innerSteps, overlapOuter } = ctx.config;
-      return Promise.resolve({ ...base, barrierWindow: dilocoWindow(innerSteps, overlapOuter) });
+      return Promise.resolve({
+        ...base,
+        barrierWindow: dilocoWindow(innerSteps, overlapOuter),
+        // Elastic: an epoch redoes a whole round; a joiner comes in at a round's start.
+        epochBoundary: (step: number) => step - (step % innerSteps),
+      });
     },
   };
 }

@@ -51,6 +51,11 @@ export interface MethodRun {
    * a round (innerSteps + 1), an asynchronous server its staleness + 1.
    */
   barrierWindow?: number;
+  /**
+   * Elastic runs: the step an epoch that has to redo `step` starts at (absent: `step` itself). A
+   * method whose workers meet only at round ends says where its round starts.
+   */
+  epochBoundary?: (step: number) => number;
   /** Each step report, as it arrives (before the barrier counts it). */
   onStepDone?(rank: number, msg: StepDoneMsg): void;
   /** The method's own report fields, from the live view's final pipeline block. */

@@ -34,6 +34,7 @@ import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
 import { PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
 import { hopTimed } from '../phase-timeouts.ts';
+import { elasticDiloco, endsRound } from './diloco-elastic.ts';
 import { timedGradients } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
@@ -101,10 +102,10 @@ class DilocoRun implements MethodRun {
   async step(step: number): Promise<StepOutcome> {
     const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step, this.#grads);
     this.#inner.step(this.#local, grads);
-    const { innerSteps, steps, overlapOuter } = this.#ctx.assign.config;
-    const last = step === steps - 1;
-    if ((step + 1) % innerSteps === 0 || last) {
-      if (overlapOuter) await this.#endRoundOverlapped(step, last);
+    const { config } = this.#ctx.assign;
+    const last = step === config.steps - 1;
+    if (endsRound(step, config)) {
+      if (config.overlapOuter) await this.#endRoundOverlapped(step, last);
       else await this.#endRound(step);
     }
     return { loss, computeMs };
@@ -115,8 +116,7 @@ class DilocoRun implements MethodRun {
    * sending one per step cost 7-8% of a worker's time); a round's last step sends them all.
    */
   holdReport(step: number): boolean {
-    const { innerSteps, steps } = this.#ctx.assign.config;
-    return (step + 1) % innerSteps !== 0 && step !== steps - 1;
+    return !endsRound(step, this.#ctx.assign.config);
   }
 
   /** G changes only at a round's end (with overlap too: the late outer step lands at one). */
@@ -187,5 +187,9 @@ export const dilocoMethod: WorkerMethod = {
   name: 'diloco',
   links: ringLinks,
   // Each receive of the outer exchange (one hop) has its named timeout.
-  setup: (ctx) => new DilocoRun({ ...ctx, mesh: hopTimed(ctx.mesh, PHASE_TIMEOUTS.allreduceHop) }),
+  setup(given) {
+    const ctx = { ...given, mesh: hopTimed(given.mesh, PHASE_TIMEOUTS.allreduceHop) };
+    // A lost member ends the epoch, not the run: the round is redone (diloco-elastic.ts).
+    return ctx.assign.config.elastic ? elasticDiloco(ctx) : new DilocoRun(ctx);
+  },
 };
