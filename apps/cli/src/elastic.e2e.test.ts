@@ -11,6 +11,16 @@ import { useTrainCli } from './train-cli.fixture.ts';
 const cli = useTrainCli();
 const train = cli.train;
 
+/** max |a - b| over the weights of two exported models (`--export-model` directories). */
+async function weightsDiff(dirA: string, dirB: string): Promise<number> {
+  const a = new Float32Array(new Uint8Array(await readFile(join(dirA, 'weights.bin'))).buffer);
+  const b = new Float32Array(new Uint8Array(await readFile(join(dirB, 'weights.bin'))).buffer);
+  expect(a.length).toBe(b.length);
+  let maxAbs = 0;
+  for (let i = 0; i < a.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
+  return maxAbs;
+}
+
 describe('elastic data parallelism and resume in real Chromium over WebRTC', () => {
   // Elastic runs that lose rank 0 or gain a worker: each run trains the single-worker reference on
   // the same global batches, and its leader's parameters must equal it within 1e-5.
@@ -73,16 +83,35 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
     const resumed = await train([...common, '--resume', ck, '--export-model', resumedModel]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.report!.loss.map((l) => l.step)).toEqual(Array.from({ length: 29 }, (_, i) => 30 + i));
-    const a = new Float32Array(new Uint8Array(await readFile(join(resumedModel, 'weights.bin'))).buffer);
-    const b = new Float32Array(new Uint8Array(await readFile(join(whole, 'weights.bin'))).buffer);
-    expect(a.length).toBe(b.length);
-    let maxAbs = 0;
-    for (let i = 0; i < a.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
-    expect(maxAbs).toBeLessThanOrEqual(1e-6);
+    expect(await weightsDiff(resumedModel, whole)).toBeLessThanOrEqual(1e-6);
     // Another model's run refuses the checkpoint by name before a browser starts.
     const other = await train(['--workers', '2', '--model', 'cnn', '--steps', '60', '--resume', ck]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/CheckpointError: .*model: checkpoint "mlp", run "cnn"/);
+  });
+
+  it('--elastic --sync diloco: a tab closed mid-run costs a round; the run ends where the undisturbed one does', async () => {
+    // Plain SGD inside (--momentum 0), so the survivors can run the lost rank's inner steps exactly.
+    const diloco =
+      '--workers 3 --model mlp --dataset mnist --steps 40 --backend wasm --seed 7 --eval-every 0';
+    const local = '--sync diloco --inner-steps 5 --momentum 0 --elastic'.split(' ');
+    const [calmDir, hitDir] = [join(cli.dir(), 'diloco-calm'), join(cli.dir(), 'diloco-hit')];
+    const calm = await train([...diloco.split(' '), ...local, '--export-model', calmDir]);
+    expect(calm.code, calm.stderr).toBe(0);
+    const hit = await train([
+      ...diloco.split(' '),
+      ...local,
+      ...['--inject-fault', 'vanish-rank1@12', '--export-model', hitDir],
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(40).keys()]);
+    expect(r.membershipChanges).toHaveLength(1);
+    expect(r.membershipChanges![0]!.peerId).toBe(r.workers[1]!.peerId);
+    expect(r.membershipChanges![0]!.step % 5).toBe(0); // the epoch redoes a whole round
+    // Rank 2 ran rank 1's inner steps too: the same outer steps, up to float32 summation order.
+    expect(await weightsDiff(hitDir, calmDir)).toBeLessThanOrEqual(1e-5);
+    expect(Math.abs(r.testAccuracy - calm.report!.testAccuracy)).toBeLessThanOrEqual(0.002);
   });
 
   it('--chaos kill=1 --elastic: a seeded kill finishes every step and equals the reference (the undisturbed run)', async () => {
