@@ -3,7 +3,7 @@ import { DEFAULT_CHROMIUM, parseLinkSpec, splitFlags } from '@peertrain/harness'
 import type { LinkSpec } from '@peertrain/harness';
 import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
-import { elasticSettings } from './elastic.ts';
+import { elasticDilocoSettings, elasticSettings } from './elastic.ts';
 import { LINK, linksSettings } from './links.ts';
 import { compressPairSettings } from './pipeline-compress.ts';
 import type { ScheduleSpec } from './pipeline-cases.ts';
@@ -27,7 +27,8 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
                        20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
                        kill=1,seed=S); steps finished and redone, parameter difference, wall time.
-                       With --quick: seeds 1-3 at 20 steps
+                       Then elastic DiLoCo (rounds of 5, SGD inside) under seeds 1-10.
+                       With --quick: seeds 1-3 at 20 steps, each
                        links: each case unimpaired, then over ${LINK} (same seed):
                        data parallel MLP on 3 tabs, sync all-reduce (60 steps) and local SGD H=10
                        with int8 (300), and 1F1B over 4 stages (deepMlp, 100); test accuracy,
@@ -238,6 +239,7 @@ export function settingsFor(
       dashboard: { chartPoints: [1_000, 10_000], chartMs: 2_000 },
       scaling,
       elastic: elasticSettings(true),
+      elasticDiloco: elasticDilocoSettings(true),
       links: linksSettings(true),
     };
   }
@@ -258,6 +260,7 @@ export function settingsFor(
     dashboard: { chartPoints: [1_000, 10_000, 100_000], chartMs: 6_000 },
     scaling,
     elastic: elasticSettings(false),
+    elasticDiloco: elasticDilocoSettings(false),
     links: linksSettings(false),
   };
 }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { ChromeTrace, RunReport } from '@peertrain/protocol';
-import { elasticRow, elasticRowPasses, elasticSettings, redoneSteps, renderElastic } from './elastic.ts';
+import {
+  elasticConfig,
+  elasticDilocoSettings,
+  elasticRow,
+  elasticRowPasses,
+  elasticSettings,
+  redoneSteps,
+  renderElastic,
+} from './elastic.ts';
+import { parseRunConfig } from '@peertrain/protocol';
 
 const compute = (pid: number, step: number): ChromeTrace['traceEvents'][number] => ({
   ...{ name: 'compute', ph: 'X', ts: step * 10, dur: 5, pid, tid: 1 },
@@ -15,6 +24,17 @@ describe('the elastic part', () => {
       seeds: [...Array(20).keys()].map((i) => i + 1),
     });
     expect(elasticSettings(true)).toEqual({ workers: 4, steps: 20, seeds: [1, 2, 3] });
+  });
+
+  it('runs elastic DiLoCo in rounds of 5 with plain SGD inside, a config the workers accept', () => {
+    const d = elasticDilocoSettings(false);
+    expect(d).toMatchObject({ workers: 4, steps: 60, innerSteps: 5 });
+    expect(d.seeds).toHaveLength(10);
+    expect(elasticDilocoSettings(true)).toMatchObject({ steps: 20, seeds: [1, 2, 3], innerSteps: 5 });
+    const c = parseRunConfig(elasticConfig(d));
+    expect(c).toMatchObject({ sync: 'diloco', innerSteps: 5, elastic: true, elasticPolicy: 'fixed-global' });
+    expect(c.optimizer).toEqual({ kind: 'sgd', momentum: 0 });
+    expect(parseRunConfig(elasticConfig(elasticSettings(false))).sync).toBe('allreduce');
   });
 
   it('counts the steps a peer computed twice from the trace', () => {

@@ -15,12 +15,26 @@ export interface ElasticSettings {
   steps: number;
   /** The chaos seeds, one run each; fixed here so that every bench run kills at the same steps. */
   seeds: number[];
+  /** Set: elastic DiLoCo with rounds of this many inner steps (plain SGD inside); absent: all-reduce. */
+  innerSteps?: number;
 }
 
 /** The issue's 20 seeded runs of 60 steps; --quick: 3 of them at 20 steps. */
 export function elasticSettings(quick: boolean): ElasticSettings {
   const seeds = Array.from({ length: 20 }, (_, i) => i + 1);
   return quick ? { workers: 4, steps: 20, seeds: seeds.slice(0, 3) } : { workers: 4, steps: 60, seeds };
+}
+
+/**
+ * Elastic DiLoCo under the same kills: 10 seeds at 60 steps in rounds of 5 (a kill costs a round, not
+ * a step); --quick: 3 of them at 20 steps.
+ */
+export function elasticDilocoSettings(quick: boolean): ElasticSettings {
+  return {
+    ...elasticSettings(quick),
+    ...(quick ? {} : { seeds: [...Array(10).keys()].map((i) => i + 1) }),
+    innerSteps: 5,
+  };
 }
 
 export interface ElasticRow {
@@ -57,6 +71,10 @@ export function elasticConfig(s: ElasticSettings): RunConfigInput {
   return {
     ...{ strategy: 'data', sync: 'allreduce', model: 'mlp', dataset: 'mnist', workers: s.workers },
     ...{ steps: s.steps, batch: 32, backend: 'wasm', elastic: true, seed: 42, evalEvery: 0 },
+    // The survivors run a lost rank's inner steps from the round's start: exact with plain SGD inside.
+    ...(s.innerSteps === undefined
+      ? {}
+      : { sync: 'diloco', innerSteps: s.innerSteps, optimizer: { kind: 'sgd', momentum: 0 } }),
   };
 }
 
@@ -156,6 +174,7 @@ export async function measureElastic(opts: {
   signal?: AbortSignal;
 }): Promise<ElasticPart> {
   const s = opts.settings;
+  const name = s.innerSteps === undefined ? 'elastic' : 'elastic diloco';
   const rows: ElasticRow[] = [];
   let calm: Float32Array | null = null;
   for (const seed of [null, ...s.seeds]) {
@@ -166,14 +185,14 @@ export async function measureElastic(opts: {
       const row = elasticRow(seed, got, calm, got);
       rows.push(row);
       opts.log(
-        `elastic seed ${seed ?? 'none'}: kill step ${row.killStep ?? '-'}, ${row.stepsFinished} steps, ` +
+        `${name} seed ${seed ?? 'none'}: kill step ${row.killStep ?? '-'}, ${row.stepsFinished} steps, ` +
           `${row.stepsRedone} redone, maxRelDiff ${row.maxRelDiff?.toExponential(2)}`,
       );
     } catch (err) {
       opts.signal?.throwIfAborted();
       const error = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0] ?? ''}` : String(err);
       rows.push({ seed, ok: false, error });
-      opts.log(`elastic seed ${seed ?? 'none'} failed: ${error}`);
+      opts.log(`${name} seed ${seed ?? 'none'} failed: ${error}`);
     }
   }
   return { settings: s, rows, tolerance: TOLERANCE };
@@ -185,7 +204,7 @@ export function elasticErrors(p: ElasticPart): string[] {
     elasticRowPasses(r, p.settings.steps, p.tolerance)
       ? []
       : [
-          `elastic seed ${r.seed ?? 'undisturbed'}: ${r.error ?? 'steps lost or doubled, or parameters apart'}`,
+          `${p.settings.innerSteps === undefined ? 'elastic' : 'elastic diloco'} seed ${r.seed ?? 'undisturbed'}: ${r.error ?? 'steps lost or doubled, or parameters apart'}`,
         ],
   );
 }
@@ -195,8 +214,12 @@ export function renderElastic(p: ElasticPart): string[] {
   const { workers, steps } = p.settings;
   const passed = p.rows.filter((r) => r.seed !== null && elasticRowPasses(r, steps, p.tolerance)).length;
   const runs = p.rows.filter((r) => r.seed !== null).length;
+  const what =
+    p.settings.innerSteps === undefined
+      ? 'Elastic data parallel'
+      : `Elastic DiLoCo (rounds of ${p.settings.innerSteps} steps, SGD inside)`;
   return [
-    `## Elastic data parallel: one worker of ${workers} killed at a seeded step (MNIST MLP, ${steps} steps)`,
+    `## ${what}: one worker of ${workers} killed at a seeded step (MNIST MLP, ${steps} steps)`,
     '',
     `${passed} of ${runs} disturbed runs finished every step once within ${p.tolerance} of the undisturbed run's parameters.`,
     '',

@@ -74,6 +74,8 @@ export interface BenchSettings {
   scaling: ScalingSettings;
   /** Part 7: seeded kills in elastic runs (absent in reports written before the part existed). */
   elastic?: ElasticSettings;
+  /** Part 7 too: the same kills in elastic DiLoCo runs (absent in older reports). */
+  elasticDiloco?: ElasticSettings;
   /** Part 8: the runs made unimpaired and over an impaired link (absent in older reports). */
   links?: LinksSettings;
 }
@@ -311,6 +313,8 @@ export interface BenchReport {
   /** Absent in reports written before the part existed. */
   elastic?: ElasticPart | null;
   /** Absent in reports written before the part existed. */
+  elasticDiloco?: ElasticPart | null;
+  /** Absent in reports written before the part existed. */
   links?: LinksPart | null;
   errors: string[];
   durationMs: number;
@@ -534,6 +538,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.scaling) out.push('', ...renderScaling(r.scaling));
   if (r.gpu) out.push('', ...renderGpu(r.gpu));
   if (r.elastic) out.push('', ...renderElastic(r.elastic));
+  if (r.elasticDiloco) out.push('', ...renderElastic(r.elasticDiloco));
   if (r.links) out.push('', ...renderLinks(r.links));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');

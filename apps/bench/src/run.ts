@@ -221,16 +221,16 @@ export async function runBench(
       }
     }
     if (settings.parts.includes('gpu')) await gpuPart(report, browser, staticServer.url, opts);
-    if (settings.parts.includes('elastic') && settings.elastic) {
-      const opts = { browser, dist: built.outDir, settings: settings.elastic, log };
-      report.elastic = await measureElastic({ ...opts, ...(signal ? { signal } : {}) }).catch(
-        (err: unknown) => {
-          signal?.throwIfAborted();
-          report.errors.push(`elastic: ${describe(err)}`);
-          return null;
-        },
-      );
-      if (report.elastic) report.errors.push(...elasticErrors(report.elastic));
+    for (const key of ['elastic', 'elasticDiloco'] as const) {
+      const part = settings[key];
+      if (!settings.parts.includes('elastic') || !part) continue;
+      const opts = { browser, dist: built.outDir, settings: part, log };
+      report[key] = await measureElastic({ ...opts, ...(signal ? { signal } : {}) }).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        report.errors.push(`${key}: ${describe(err)}`);
+        return null;
+      });
+      report.errors.push(...(report[key] ? elasticErrors(report[key]) : []));
     }
     if (settings.parts.includes('links') && settings.links) {
       // Each run launches its own Chromium, after its link is applied (links.ts).
