@@ -194,7 +194,18 @@ class PeerjsTransport implements Transport {
       this.reconnectDelayMs = 1_000;
     });
     peer.on('disconnected', () => this.scheduleReconnect());
+    // A page that goes away closes its links at once, so its peers see them close now. Left to the
+    // page's teardown, a tab closed mid-task sometimes sent nothing, and its peers waited for their
+    // heartbeat (10 s) to give up on it (2 of 13 seeded kills of an elastic DiLoCo run).
+    globalThis.addEventListener?.('pagehide', this.onPageHide);
   }
+
+  private readonly onPageHide = (): void => {
+    if (this.life.signal.aborted) return;
+    this.life.abort(new TransportError(`transport ${this.localId} is closed: the page went away`));
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.peer.destroy(); // closes every data channel and peer connection now, synchronously
+  };
 
   async dial(peerId: string, opts: AbortOptions = {}): Promise<Connection> {
     throwIfAborted(opts.signal);
@@ -221,6 +232,7 @@ class PeerjsTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    globalThis.removeEventListener?.('pagehide', this.onPageHide);
     if (this.life.signal.aborted) return;
     this.life.abort(new TransportError(`transport ${this.localId} is closed`));
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
