@@ -3,7 +3,8 @@
  * (the coordinator's step barrier adds the step's number); `ms` is the default. Where each is
  * enforced:
  *
- * - join:          worker, hello until welcome or reject (worker-runtime runtime.ts)
+ * - join:          worker, one attempt to reach the coordinator and be welcomed (worker-runtime
+ *                  runtime.ts); a worker's first join shows the attempt's error and tries again
  * - connect:       worker, opening a run's peer links (worker-runtime links.ts openLinks)
  * - ready:         coordinator, assignment until every rank is ready (driver train)
  * - step:          coordinator, the step barrier: every member reports the step (driver train)

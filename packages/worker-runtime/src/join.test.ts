@@ -28,22 +28,30 @@ function worker(net: MemoryNetwork, name: string, joinTimeoutMs?: number): Worke
   return w;
 }
 
-function phase(w: WorkerRuntime, want: WorkerStatus['phase'], ms = 20_000): Promise<WorkerStatus> {
+function until(ok: () => boolean, ms: number, why = (): string => `not within ${ms} ms`): Promise<void> {
   return new Promise((resolve, reject) => {
-    const check = (): boolean => {
-      if (w.status().phase !== want) return false;
+    const check = (): void => {
+      if (!ok()) return;
       clearInterval(t);
       clearTimeout(give);
-      resolve(w.status());
-      return true;
+      resolve();
     };
     const t = setInterval(check, 20);
     const give = setTimeout(() => {
       clearInterval(t);
-      reject(new Error(`phase ${w.status().phase}, not ${want}`));
+      reject(new Error(why()));
     }, ms);
     check();
   });
+}
+
+async function phase(w: WorkerRuntime, want: WorkerStatus['phase'], ms = 20_000): Promise<WorkerStatus> {
+  await until(
+    () => w.status().phase === want,
+    ms,
+    () => `phase ${w.status().phase}, not ${want}`,
+  );
+  return w.status();
 }
 
 describe('joining before the coordinator is there', () => {
@@ -63,12 +71,25 @@ describe('joining before the coordinator is there', () => {
     expect(coord.view().peers.map((p) => p.peerId)).toEqual([workerPeerId(ROOM, 'early')]);
   }, 30_000);
 
-  it('gives up after the join timeout with the PeerLostError that names the coordinator', async () => {
+  it('keeps trying past the join timeout, showing why, and joins once the coordinator comes', async () => {
     const net = createMemoryNetwork();
-    const w = worker(net, 'alone', 2_500);
+    const w = worker(net, 'patient', 500);
     // The wait covers the cpu backend's probe before the dial too: over 17 s under load here.
-    const s = await phase(w, 'error', 60_000);
+    await until(() => w.status().lastError !== null, 60_000);
+    let s = w.status();
+    expect(s.phase).toBe('joining');
     expect(s.lastError?.name).toBe('PeerLostError');
     expect(s.lastError?.message).toContain(coordinatorPeerId(ROOM));
+    // Several join timeouts later it is still at it.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(w.status().phase).toBe('joining');
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+    });
+    cleanups.push(() => coord.dispose());
+    s = await phase(w, 'idle');
+    expect(s.lastError).toBeNull();
+    expect(coord.view().peers.map((p) => p.peerId)).toEqual([workerPeerId(ROOM, 'patient')]);
   }, 90_000);
 });

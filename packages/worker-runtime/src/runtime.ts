@@ -29,6 +29,7 @@ export interface WorkerRuntimeInit {
   /** Builds the compute engine (probing backends); called once, before joining. */
   compute: (opts: { signal: AbortSignal }) => Promise<Compute>;
   now?: () => number;
+  /** One join attempt's limit (dial, then hello until welcome); the first join then tries again. */
   joinTimeoutMs?: number;
   connectTimeoutMs?: number;
   /** How long to wait for a coordinator whose link closed (PHASE_TIMEOUTS.coordinatorReturn). */
@@ -173,7 +174,12 @@ function watchMesh(core: WorkerCore, join: JoinWait): (() => void)[] {
   return [offControl, offError, offPeer];
 }
 
-/** Probes the engine, links to the coordinator and joins the room (hello, then welcome or reject). */
+/**
+ * Probes the engine, links to the coordinator and joins the room (hello, then welcome or reject).
+ * A volunteer may open the link before the dashboard is up, or join a busy one: an attempt that
+ * finds no coordinator, or no welcome, within `timeoutMs` is shown (lastError) and the next one
+ * starts; only a reject (another room, another protocol) or leaving ends the joining.
+ */
 async function main(
   core: WorkerCore,
   join: JoinWait,
@@ -186,8 +192,18 @@ async function main(
   const compute = await makeCompute({ signal });
   core.compute = compute;
   core.update({ phase: 'joining', device: compute.device });
-  await dialCoordinator(core.mesh, core.coordinatorId, signal, timeoutMs);
-  await sayHello(core, join, room, timeoutMs);
+  for (let failed = false; ; failed = true) {
+    try {
+      await dialCoordinator(core.mesh, core.coordinatorId, signal, timeoutMs);
+      await sayHello(core, join, room, timeoutMs);
+      if (failed) core.update({ lastError: null }); // in: what kept it out is over
+      return;
+    } catch (err) {
+      signal.throwIfAborted();
+      if (!(err instanceof PeerLostError || err instanceof PhaseTimeoutError)) throw err;
+      core.update({ phase: 'joining', lastError: toWireError(err) }); // and the next attempt
+    }
+  }
 }
 
 /** Hello, then welcome (the worker is idle) or reject / PhaseTimeoutError('joining the room'). */
