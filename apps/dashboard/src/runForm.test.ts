@@ -335,4 +335,26 @@ describe('run form', () => {
     const pipe = runFormToConfig(withStrategy(form({ targetAccuracy: '0.9' }), 'pipeline'));
     expect(describeShape(pipe)).toMatch(/micro-batches of 16 · stops at 90.0% accuracy$/);
   });
+
+  it('offers elastic runs for all-reduce and local steps, checked by the schema, and describes them', () => {
+    expect(initialRunForm().elastic).toBe(false);
+    expect(runFormToConfig(form({ elastic: true })).elastic).toBe(true);
+    const local = runFormToConfig(form({ strategy: 'diloco', elastic: true, compress: 'int8' }));
+    expect(local).toMatchObject({ sync: 'diloco', elastic: true, compress: 'int8' });
+    expect(describeShape(local)).toBe(
+      '3 workers averaging every 20 steps · global batch 96 · compressed int8 · elastic: a closed tab costs a round',
+    );
+    expect(describeShape(runFormToConfig(form({ elastic: true })))).toMatch(
+      /elastic: a closed tab costs a step$/,
+    );
+    // Not offered elsewhere: a box left ticked does not leak into a parameter server run.
+    expect(runFormToConfig(form({ strategy: 'ps', elastic: true })).elastic).toBe(false);
+    // What elastic runs do not take is named under its field.
+    const topk = withCompress(form({ strategy: 'diloco', elastic: true }), 'topk');
+    const issues = issuesByField(issuesOf(topk));
+    expect(issues.get('compress')).toEqual([
+      'elastic diloco compresses with none, fp16 or int8, not topk:0.01',
+    ]);
+    expect(initialRunForm(parseRunConfig({ elastic: true })).elastic).toBe(true);
+  });
 });

@@ -85,6 +85,9 @@ export interface RunFormState {
   // ---- ps-async (staleness), ps and ps-async (server shards) ----
   staleness: string;
   psShards: string;
+  // ---- data parallel (all-reduce) and diloco ----
+  /** A lost worker ends the epoch, not the run; a newcomer joins mid-run (config.elastic). */
+  elastic: boolean;
   // ---- every method ----
   compress: CompressKind;
   /** topk: the fraction; powersgd: the rank (ignored otherwise). */
@@ -120,6 +123,11 @@ function protocolSync(choice: StrategyChoice): RunConfig['sync'] {
 /** The choices whose workers are parameter servers (server shards apply). */
 export function hasServer(choice: StrategyChoice): boolean {
   return choice === 'ps' || choice === 'ps-async';
+}
+
+/** The choices the form offers elastic runs for (elastic pipelines need spares, which it does not edit). */
+export function isElasticChoice(choice: StrategyChoice): boolean {
+  return choice === 'data' || choice === 'diloco';
 }
 
 export function isPipelined(choice: StrategyChoice): boolean {
@@ -167,6 +175,7 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     overlapOuter: defaults.overlapOuter,
     staleness: String(defaults.staleness),
     psShards: String(defaults.psShards),
+    elastic: defaults.elastic && defaults.strategy === 'data',
     ...splitCompress(defaults.compress),
     targetAccuracy: defaults.targetAccuracy === undefined ? '' : String(defaults.targetAccuracy),
   };
@@ -329,6 +338,7 @@ function methodInput(
     out.outerNesterov = form.outerNesterov;
     out.overlapOuter = form.overlapOuter;
   }
+  if (form.elastic && isElasticChoice(form.strategy)) out.elastic = true;
   if (form.strategy === 'ps-async') out.staleness = num('staleness', form.staleness);
   if (hasServer(form.strategy)) out.psShards = num('psShards', form.psShards);
   if (!isPipelined(form.strategy) && form.compress !== 'none') {
@@ -378,6 +388,7 @@ function describeDataShape(c: RunConfig, workers: number, globalBatch: number): 
   };
   const extra = [
     c.compress !== 'none' ? `compressed ${c.compress}` : '',
+    c.elastic ? `elastic: a closed tab costs ${c.sync === 'diloco' ? 'a round' : 'a step'}` : '',
     c.targetAccuracy !== undefined ? stopsAt(c.targetAccuracy) : '',
   ].filter((x) => x !== '');
   return [`${workers} ${what[c.sync]}`, `global batch ${globalBatch}`, ...extra].join(' · ');

@@ -3,6 +3,7 @@ import {
   COMPRESS_CHOICES,
   compressArg,
   hasServer,
+  isElasticChoice,
   isPipelined,
   type CompressKind,
   type RunFormField,
@@ -17,7 +18,7 @@ import {
 
 type MethodTextKey =
   'innerSteps' | 'outerLr' | 'outerMomentum' | 'staleness' | 'psShards' | 'compressArg' | 'targetAccuracy';
-type MethodCheckKey = 'outerNesterov' | 'overlapOuter';
+type MethodCheckKey = 'outerNesterov' | 'overlapOuter' | 'elastic';
 
 /** The method fields the form shows for a choice (the others' issues are shown form-wide). */
 export function methodFieldsShown(form: RunFormState): RunFormField[] {
@@ -73,6 +74,12 @@ export function MethodFields(props: {
           {form.strategy === 'ps-async' &&
             field('staleness (versions)', 'staleness', text('staleness', 'numeric'))}
           {field('server shards', 'psShards', text('psShards', 'numeric'))}
+        </>
+      )}
+      {isElasticChoice(form.strategy) && (
+        <>
+          <h3 className="wide">Peers leaving and arriving</h3>
+          {check('elastic', 'elastic: a closed tab ends an epoch, not the run; newcomers join mid-run')}
         </>
       )}
       <h3 className="wide">{isPipelined(form.strategy) ? 'Stopping' : 'Exchange and stopping'}</h3>
