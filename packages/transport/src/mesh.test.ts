@@ -171,6 +171,38 @@ describe('createMesh over memoryTransport', () => {
     await expect(waiting).rejects.toBeInstanceOf(PeerLostError);
   });
 
+  it('a caller that shared a dial its first caller gave up dials again under its own signal', async () => {
+    const net = createMemoryNetwork();
+    const [ta, tb] = [memoryTransport(net, 'a'), memoryTransport(net, 'b')];
+    let dials = 0;
+    // The first dial hangs until aborted and settles a little later (a PeerJS offer nobody answered).
+    const t: Transport = {
+      localId: ta.localId,
+      dial: (peerId, opts) => {
+        if (++dials > 1) return ta.dial(peerId, opts);
+        return new Promise((_, reject) => {
+          const s = opts?.signal;
+          s?.addEventListener('abort', () => setTimeout(() => reject(s.reason as Error), 5), { once: true });
+        });
+      },
+      onConnection: (handler) => ta.onConnection(handler),
+      close: () => ta.close(),
+    };
+    const [ma, mb] = [createMesh(t), createMesh(tb)];
+    cleanups.push(async () => {
+      await Promise.all([ma.close(), mb.close()]);
+      await Promise.all([ta.close(), tb.close()]);
+    });
+    const first = new AbortController();
+    const gaveUp = ma.connect('b', { signal: first.signal });
+    const later = ma.connect('b', { signal: new AbortController().signal }); // shares the dial
+    first.abort(new Error('the first caller gave up'));
+    await expect(gaveUp).rejects.toThrow('the first caller gave up');
+    await later;
+    expect(ma.isConnected('b')).toBe(true);
+    expect(dials).toBe(2);
+  });
+
   it('a send during a dial waits for the link, with the payload as it was when sent', async () => {
     const net = createMemoryNetwork();
     const ta = memoryTransport(net, 'a', { latencyMs: 10 });

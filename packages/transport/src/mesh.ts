@@ -104,6 +104,8 @@ class MeshImpl implements Mesh {
   readonly localId: string;
   private readonly peerStates = new Map<string, PeerState>();
   private readonly dials = new Map<string, Promise<void>>();
+  /** The signal each dial in `dials` runs under (its first caller's, with the mesh's life). */
+  private readonly dialSignals = new Map<string, AbortSignal>();
   private readonly controlHandlers = new Set<(from: string, msg: ControlMessage) => void>();
   private readonly peerHandlers = new Set<(peerId: string, event: 'open' | 'close') => void>();
   private readonly errorHandlers = new Set<(from: string, err: ProtocolError | PeerLostError) => void>();
@@ -127,27 +129,44 @@ class MeshImpl implements Mesh {
     throwIfAborted(opts.signal);
     this.assertOpen();
     if (peerId === this.localId) throw new TransportError(`${peerId} cannot connect to itself`);
-    if (this.isConnected(peerId)) return;
-    let dial = this.dials.get(peerId);
-    if (!dial) {
-      // The first caller's signal owns the dial; later callers only stop waiting on theirs.
-      const signal = opts.signal ? AbortSignal.any([opts.signal, this.life.signal]) : this.life.signal;
-      dial = this.transport.dial(peerId, { signal }).then((conn) => this.addLink(conn, true));
-      this.dials.set(peerId, dial);
-      const settled = (): void => {
-        this.dials.delete(peerId);
-      };
-      dial.then(settled, (err: unknown) => {
-        settled();
-        const p = this.peerStates.get(peerId);
-        if (p && p.links.length === 0) {
-          const lost =
-            err instanceof PeerLostError ? err : new PeerLostError(peerId, `dial failed: ${String(err)}`);
-          this.rejectWaiters(p, lost);
-        }
-      });
+    for (;;) {
+      if (this.isConnected(peerId)) return;
+      const shared = this.dials.get(peerId);
+      const owner = shared ? this.dialSignals.get(peerId) : undefined;
+      const dial = shared ?? this.startDial(peerId, opts.signal);
+      try {
+        await abortable(dial, opts.signal);
+        return;
+      } catch (err) {
+        // The first caller's signal owns the dial; a later caller it was given up for (that caller
+        // stopped waiting) dials again under its own signal, once the abandoned dial has settled.
+        const abandoned = owner?.aborted === true;
+        if (!abandoned || opts.signal?.aborted || this.life.signal.aborted) throw err;
+        await dial.catch(() => undefined);
+      }
     }
-    await abortable(dial, opts.signal);
+  }
+
+  private startDial(peerId: string, owner: AbortSignal | undefined): Promise<void> {
+    const signal = owner ? AbortSignal.any([owner, this.life.signal]) : this.life.signal;
+    const dial = this.transport.dial(peerId, { signal }).then((conn) => this.addLink(conn, true));
+    this.dials.set(peerId, dial);
+    this.dialSignals.set(peerId, signal);
+    const settled = (): void => {
+      if (this.dials.get(peerId) !== dial) return;
+      this.dials.delete(peerId);
+      this.dialSignals.delete(peerId);
+    };
+    dial.then(settled, (err: unknown) => {
+      settled();
+      const p = this.peerStates.get(peerId);
+      if (p && p.links.length === 0) {
+        const lost =
+          err instanceof PeerLostError ? err : new PeerLostError(peerId, `dial failed: ${String(err)}`);
+        this.rejectWaiters(p, lost);
+      }
+    });
+    return dial;
   }
 
   isConnected(peerId: string): boolean {

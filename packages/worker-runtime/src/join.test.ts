@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createCoordinator } from '@peertrain/coordinator';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
-import type { MemoryNetwork } from '@peertrain/transport';
+import type { MemoryNetwork, Transport } from '@peertrain/transport';
 import { JOIN_RETRY_MS, createWorkerRuntime } from './runtime.ts';
 import { nodeCompute } from './test-cluster.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
@@ -16,9 +16,34 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function worker(net: MemoryNetwork, name: string, joinTimeoutMs?: number): WorkerRuntime {
+/**
+ * A transport whose dials to the coordinator hang until aborted while `hang.on`, as a PeerJS offer
+ * that nobody answers does (the signaling server may not say the id is unknown).
+ */
+function hangingDials(t: Transport, hang: { on: boolean }): Transport {
+  return {
+    localId: t.localId,
+    dial: (peerId, opts) =>
+      !hang.on
+        ? t.dial(peerId, opts)
+        : new Promise((_, reject) => {
+            const s = opts?.signal;
+            s?.addEventListener('abort', () => reject(s.reason as Error), { once: true });
+          }),
+    onConnection: (handler) => t.onConnection(handler),
+    close: () => t.close(),
+  };
+}
+
+function worker(
+  net: MemoryNetwork,
+  name: string,
+  joinTimeoutMs?: number,
+  hang?: { on: boolean },
+): WorkerRuntime {
+  const t = memoryTransport(net, workerPeerId(ROOM, name));
   const w = createWorkerRuntime({
-    mesh: createMesh(memoryTransport(net, workerPeerId(ROOM, name))),
+    mesh: createMesh(hang ? hangingDials(t, hang) : t),
     room: ROOM,
     coordinatorId: coordinatorPeerId(ROOM),
     compute: ({ signal }) => nodeCompute(signal),
@@ -91,5 +116,25 @@ describe('joining before the coordinator is there', () => {
     s = await phase(w, 'idle');
     expect(s.lastError).toBeNull();
     expect(coord.view().peers.map((p) => p.peerId)).toEqual([workerPeerId(ROOM, 'patient')]);
+  }, 90_000);
+
+  it('a dial the join timeout cuts short is shown as no coordinator answering, and the next one goes out', async () => {
+    const net = createMemoryNetwork();
+    const hang = { on: true };
+    const w = worker(net, 'unanswered', 500, hang);
+    await until(() => w.status().lastError !== null, 60_000);
+    const s = w.status();
+    expect(s.phase).toBe('joining');
+    expect(s.lastError).toMatchObject({ name: 'PeerLostError' });
+    expect(s.lastError?.message).toBe(
+      `peer ${coordinatorPeerId(ROOM)} lost: no coordinator answered within 0.5 s`,
+    );
+    hang.on = false;
+    const coord = createCoordinator({
+      mesh: createMesh(memoryTransport(net, coordinatorPeerId(ROOM))),
+      room: ROOM,
+    });
+    cleanups.push(() => coord.dispose());
+    expect((await phase(w, 'idle')).lastError).toBeNull();
   }, 90_000);
 });

@@ -55,7 +55,8 @@ export async function openLinks(
 /**
  * Links to the coordinator. Its id may not be on the signaling server yet (the worker link was
  * opened before the dashboard, or the dashboard is reloading): dial again every JOIN_RETRY_MS
- * until the join timeout, then fail with the last PeerLostError. A handshake that stalled
+ * until the join timeout, then fail with the last PeerLostError (or, when the timeout ends a dial in
+ * flight, one saying no coordinator answered). A handshake that stalled
  * (PhaseTimeoutError: e.g. the offer went to a reloading page that never answered) is dialled
  * again the same way. Other errors (the worker's own mesh closed) fail at once.
  */
@@ -66,12 +67,16 @@ export async function dialCoordinator(
   timeoutMs: number,
 ): Promise<void> {
   const until = deadline(signal, timeoutMs);
+  // The join timeout passing in a dial (a PeerJS offer nobody answered) says so, naming the coordinator.
+  const noAnswer = (): PeerLostError =>
+    new PeerLostError(coordinatorId, `no coordinator answered within ${timeoutMs / 1000} s`);
   for (;;) {
     try {
       await mesh.connect(coordinatorId, { signal: until });
       return;
-    } catch (err) {
+    } catch (e) {
       signal.throwIfAborted();
+      const err = until.aborted && !(e instanceof PeerLostError) ? noAnswer() : e;
       if (!(err instanceof PeerLostError || err instanceof PhaseTimeoutError)) throw err;
       if (until.aborted) throw err;
       await sleep(JOIN_RETRY_MS, until).catch(() => {
