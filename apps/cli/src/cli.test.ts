@@ -161,4 +161,19 @@ describe('formatSummary', () => {
     const missed = { ...full, target: { ...full.target!, reached: false, step: null } };
     expect(formatSummary(missed, '').split('\n')[3]).toBe('  target          92.00% not reached');
   });
+
+  it('points a communication-bound synchronous run at local steps, and no other run', () => {
+    const bound: CliReport = { ...report, computeMsMedian: 9, commMsMedian: 61 };
+    const hint = formatSummary(bound, '')
+      .split('\n')
+      .filter((l) => l.startsWith('  hint'));
+    expect(hint).toEqual([
+      '  hint            communication was 87% of a step; local steps send far less: --sync diloco' +
+        ' --inner-steps 10 --outer-lr 1 --outer-momentum 0 --compress int8 (README "Fewer bytes per sample")',
+    ]);
+    const none = (r: CliReport): boolean => !formatSummary(r, '').includes('  hint');
+    expect(none({ ...bound, computeMsMedian: 70 })).toBe(true);
+    expect(none({ ...bound, config: { ...bound.config, sync: 'diloco' } })).toBe(true);
+    expect(none({ ...bound, config: { ...bound.config, workers: 1 } })).toBe(true);
+  });
 });
