@@ -79,6 +79,7 @@ Training (defaults from the run configuration):
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step.
                          diloco (compress none|fp16|int8, no --overlap-outer): the survivors redo the
                          round, training the lost worker's shard too; a newcomer joins at a round's start.
+                         ps-async: a lost worker that serves nothing is dropped, the others go on.
                          pipeline (gpipe, 1f1b): a lost stage's layers go to a spare (--spares) and
                          every stage redoes from its newest snapshot (--stage-checkpoint-every)
   --elastic-policy fixed-global|scaled-lr

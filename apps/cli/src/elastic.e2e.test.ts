@@ -114,6 +114,23 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
     expect(Math.abs(r.testAccuracy - calm.report!.testAccuracy)).toBeLessThanOrEqual(0.002);
   });
 
+  it('--elastic --sync ps-async: a worker closed mid-run is dropped; the others finish every step', async () => {
+    const hit = await train([
+      ...'--workers 3 --model mlp --dataset mnist --steps 60 --backend wasm --seed 7 --eval-every 20'.split(
+        ' ',
+      ),
+      ...'--sync ps-async --staleness 2 --momentum 0.5 --elastic --inject-fault vanish-rank2@10'.split(' '),
+    ]);
+    expect(hit.code, hit.stderr).toBe(0);
+    const r = hit.report!;
+    expect(r.loss.map((l) => l.step)).toEqual([...Array(60).keys()]);
+    expect(r.membershipChanges).toEqual([expect.objectContaining({ peerId: r.workers[2]!.peerId })]);
+    // Every step from the loss on passed the barrier on the survivors' reports alone.
+    expect(r.membershipChanges![0]!.step).toBeGreaterThanOrEqual(10);
+    expect(r.membershipChanges![0]!.step).toBeLessThan(60);
+    expect(r.testAccuracy).toBeGreaterThan(0.8);
+  });
+
   it('--chaos kill=1 --elastic: a seeded kill finishes every step and equals the reference (the undisturbed run)', async () => {
     // 4 workers, 20 steps, evaluated only at the end. The elastic run keeps the global batch, so it
     // must equal the single-worker reference on the same batches (which the undisturbed run equals).

@@ -336,7 +336,7 @@ describe('run form', () => {
     expect(describeShape(pipe)).toMatch(/micro-batches of 16 · stops at 90.0% accuracy$/);
   });
 
-  it('offers elastic runs for all-reduce and local steps, checked by the schema, and describes them', () => {
+  it('offers elastic runs for all-reduce, local steps and ps-async, checked by the schema, and describes them', () => {
     expect(initialRunForm().elastic).toBe(false);
     expect(runFormToConfig(form({ elastic: true })).elastic).toBe(true);
     const local = runFormToConfig(form({ strategy: 'diloco', elastic: true, compress: 'int8' }));
@@ -347,7 +347,11 @@ describe('run form', () => {
     expect(describeShape(runFormToConfig(form({ elastic: true })))).toMatch(
       /elastic: a closed tab costs a step$/,
     );
-    // Not offered elsewhere: a box left ticked does not leak into a parameter server run.
+    const asyncPs = runFormToConfig(form({ strategy: 'ps-async', elastic: true }));
+    expect(describeShape(asyncPs)).toMatch(
+      /elastic: a closed tab stops only its own pushes \(not a server's\)$/,
+    );
+    // Not offered elsewhere: a box left ticked does not leak into a synchronous parameter server run.
     expect(runFormToConfig(form({ strategy: 'ps', elastic: true })).elastic).toBe(false);
     // What elastic runs do not take is named under its field.
     const topk = withCompress(form({ strategy: 'diloco', elastic: true }), 'topk');

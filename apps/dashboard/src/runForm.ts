@@ -127,7 +127,14 @@ export function hasServer(choice: StrategyChoice): boolean {
 
 /** The choices the form offers elastic runs for (elastic pipelines need spares, which it does not edit). */
 export function isElasticChoice(choice: StrategyChoice): boolean {
-  return choice === 'data' || choice === 'diloco';
+  return choice === 'data' || choice === 'diloco' || choice === 'ps-async';
+}
+
+/** What a closed tab costs an elastic run of `sync`, for the shape line. */
+function elasticCost(sync: RunConfig['sync']): string {
+  if (sync === 'diloco') return 'a closed tab costs a round';
+  if (sync === 'ps-async') return "a closed tab stops only its own pushes (not a server's)";
+  return 'a closed tab costs a step';
 }
 
 export function isPipelined(choice: StrategyChoice): boolean {
@@ -388,7 +395,7 @@ function describeDataShape(c: RunConfig, workers: number, globalBatch: number): 
   };
   const extra = [
     c.compress !== 'none' ? `compressed ${c.compress}` : '',
-    c.elastic ? `elastic: a closed tab costs ${c.sync === 'diloco' ? 'a round' : 'a step'}` : '',
+    c.elastic ? `elastic: ${elasticCost(c.sync)}` : '',
     c.targetAccuracy !== undefined ? stopsAt(c.targetAccuracy) : '',
   ].filter((x) => x !== '');
   return [`${workers} ${what[c.sync]}`, `global batch ${globalBatch}`, ...extra].join(' · ');

@@ -153,8 +153,42 @@ describe('asynchronous parameter server', () => {
     expect(() => createAsyncParameterServer(m, { ...base, staleness: -1 })).toThrow(ConfigError);
   });
 
-  it('rejects with PeerLostError when a server is lost', async () => {
-    const c = cluster(2, { staleness: 0 });
+  it('workersMayLeave: a worker that leaves ends only its own pushes; without it the others fail', async () => {
+    for (const mayLeave of [true, false]) {
+      const c = cluster(3, { staleness: 1, workersMayLeave: mayLeave });
+      const [w0, w1, w2] = c.peers as [AsyncPsPeer, AsyncPsPeer, AsyncPsPeer];
+      for (let step = 0; step < 2; step++) await w2.push(step, gradient(await w2.ready(), 2, step));
+      await w2.drain();
+      c.hub.kill('w2');
+      const survivors = train({ ...c, peers: [w0, w1] }, 6);
+      if (!mayLeave) {
+        await expect(survivors).rejects.toBeInstanceOf(PeerLostError);
+      } else {
+        await survivors;
+        // Every push that reached the server was applied once: 6 from each survivor, w2's 2.
+        expect(w0.stats().pushesApplied).toBe(14);
+        expect(w0.params).toEqual(serverVector(c));
+      }
+      for (const p of c.peers) p.dispose();
+    }
+  });
+
+  it('workersMayLeave: a worker the coordinator dropped (its link still open) is forgotten', async () => {
+    const c = cluster(3, { staleness: 1, workersMayLeave: true });
+    const [w0, w1, w2] = c.peers as [AsyncPsPeer, AsyncPsPeer, AsyncPsPeer];
+    for (let step = 0; step < 2; step++) await w2.push(step, gradient(await w2.ready(), 2, step));
+    await w2.drain();
+    // w2 goes silent (a frozen tab); the survivors' servers hear it is out.
+    for (const p of [w0, w1]) p.forget('w2');
+    w0.forget('w0'); // a server is never forgotten
+    await train({ ...c, peers: [w0, w1] }, 6);
+    expect(w0.stats().pushesApplied).toBe(14);
+    expect(w0.params).toEqual(serverVector(c));
+    for (const p of c.peers) p.dispose();
+  });
+
+  it('rejects with PeerLostError when a server is lost, workersMayLeave or not', async () => {
+    const c = cluster(2, { staleness: 0, workersMayLeave: true });
     const worker = c.peers[1]!;
     await worker.push(0, new Float32Array(P));
     c.hub.kill('w0');

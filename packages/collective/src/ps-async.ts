@@ -1,6 +1,6 @@
 import { relativeError } from '@peertrain/compress';
 import type { CompressionSpec } from '@peertrain/compress';
-import { ConfigError } from '@peertrain/protocol';
+import { ConfigError, PeerLostError } from '@peertrain/protocol';
 import { AbortError, throwIfAborted } from '@peertrain/base';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { TrafficStats } from './f32.ts';
@@ -66,6 +66,12 @@ export interface AsyncPsOptions {
   seed?: number;
   /** Who collects the final parameters from the servers (default workers[0]). */
   collector?: string;
+  /**
+   * Elastic runs: a worker that serves nothing and is not the collector may leave. Its link closing
+   * ends its pushes (the servers stop expecting the rest, nothing fails); a server or the collector
+   * leaving still fails every peer with PeerLostError. Updates stay scaled by 1 / workers.length.
+   */
+  workersMayLeave?: boolean;
   tagBase?: number;
   /** The run's lifetime: the server loops stop when it aborts (and on dispose). */
   signal?: AbortSignal;
@@ -102,6 +108,11 @@ export interface AsyncPsPeer {
   stats(): TrafficStats & { pushesApplied: number; pullError: number };
   /** The server's copy of what `worker` holds of served shard `shard` (compressed pulls only). */
   viewOf(shard: number, worker: string): Float32Array | null;
+  /**
+   * workersMayLeave: `worker` is out (the coordinator dropped it; its link may still be open). This
+   * peer's servers stop waiting for its pushes. Ignored for a server or the collector.
+   */
+  forget(worker: string): void;
   /** Stops the server loops and every pending receive. */
   dispose(): void;
 }
@@ -155,12 +166,18 @@ interface Shared {
   traffic: TrafficStats;
   /** The peer's lifetime: its first failure aborts every loop and pending receive. */
   scope: OpScope;
+  /** Workers whose leaving ends only their own pushes (workersMayLeave: neither servers nor the collector). */
+  mayLeave: ReadonlySet<string>;
+  /** Per worker that may leave: aborted (with PeerLostError) when it is forgotten. */
+  leaving: Map<string, AbortController>;
 }
 
 interface ServerHalf {
   served: number[];
   serverParams: Float32Array;
   allApplied: Promise<void>;
+  /** A worker left with `count` pushes to a served shard still owed: they are no longer expected. */
+  forgo(count: number): void;
   /** Applies one push (grad [len], scaled here) to served shard i; the reply for `from`. */
   applyPush(i: number, from: string, paramsVersion: number, grad: Float32Array): Reply;
   counts(): { pushesApplied: number; pullError: number };
@@ -176,7 +193,7 @@ function serverHalf(c: Shared): ServerHalf {
   const version = ranges.map(() => 0);
   let pushesApplied = 0;
   let pullError = 0;
-  const expected = served.length * workers.length * opts.totalSteps;
+  let expected = served.length * workers.length * opts.totalSteps;
   const allApplied = deferred();
   if (expected === 0) allApplied.resolve();
   // views.get(shard)?.get(worker): what that worker holds of the shard (compressed pulls only).
@@ -218,6 +235,10 @@ function serverHalf(c: Shared): ServerHalf {
     served,
     serverParams,
     allApplied: allApplied.promise,
+    forgo(count) {
+      expected -= count;
+      if (pushesApplied >= expected) allApplied.resolve();
+    },
     applyPush,
     counts: () => ({ pushesApplied, pullError }),
     viewOf: (shard, worker) => views.get(shard)?.get(worker)?.view ?? null,
@@ -231,17 +252,36 @@ async function serve(c: Shared, server: ServerHalf): Promise<void> {
   if (server.served.length === 0) return;
   const signal = c.scope.signal;
   await c.scope.connect(mesh, opts.workers);
+  // A worker that may leave (workersMayLeave) and did: the pushes it still owed are not expected.
+  const left = (from: string, err: unknown, owed: number): boolean => {
+    if (!(err instanceof PeerLostError) || !c.mayLeave.has(from) || signal.aborted) return false;
+    server.forgo(owed);
+    return true;
+  };
   const serveWorker = async (i: number, from: string): Promise<void> => {
     const { start, end } = ranges[i]!;
+    const forgotten = c.leaving.get(from)?.signal;
+    const until = forgotten ? AbortSignal.any([signal, forgotten]) : signal;
     for (let step = 0; step < opts.totalSteps; step++) {
-      const msg = await mesh.recvTensor(from, key(step, pushTag(tagBase, i)), { signal });
+      let msg: Awaited<ReturnType<Mesh['recvTensor']>>;
+      try {
+        msg = await mesh.recvTensor(from, key(step, pushTag(tagBase, i)), { signal: until });
+      } catch (err) {
+        if (left(from, err, opts.totalSteps - step)) return;
+        throw err;
+      }
       traffic.bytesReceived += msg.data.byteLength;
       const [paramsVersion = 0] = readHead(msg, 1, from);
       const grad = new Float32Array(end - start); // [len]
       decodeBody(c.wireKind, msg.data.subarray(PUSH_HEAD), grad, false, from);
       const r = server.applyPush(i, from, paramsVersion, grad);
       const bytes = withHead([r.version, r.staleness], r.body);
-      await mesh.sendTensor(from, { ...key(step, replyTag(tagBase, i)), ...u8(bytes) }, { signal });
+      try {
+        await mesh.sendTensor(from, { ...key(step, replyTag(tagBase, i)), ...u8(bytes) }, { signal: until });
+      } catch (err) {
+        if (left(from, err, opts.totalSteps - step - 1)) return;
+        throw err;
+      }
       traffic.bytesSent += bytes.byteLength;
     }
   };
@@ -399,10 +439,20 @@ export function createAsyncParameterServer(mesh: Mesh, opts: AsyncPsOptions): As
     key: (step, tag) => ({ runId, step, microBatch: null, tag }),
     traffic: { bytesSent: 0, bytesReceived: 0 },
     scope: new OpScope(opts.signal),
+    mayLeave: new Set(),
+    leaving: new Map(),
   };
+  if (opts.workersMayLeave === true) {
+    const critical = new Set([c.collector, ...ranges.map((r) => r.serverId)]);
+    c.mayLeave = new Set(opts.workers.filter((w) => !critical.has(w)));
+    for (const w of c.mayLeave) c.leaving.set(w, new AbortController());
+  }
   const server = serverHalf(c);
   const worker = new WorkerHalf(c, server);
-  c.scope.watchPeers(mesh, opts.workers);
+  c.scope.watchPeers(
+    mesh,
+    opts.workers.filter((w) => !c.mayLeave.has(w)),
+  );
   serve(c, server).catch((err: unknown) => c.scope.fail(err));
   return {
     params: opts.params,
@@ -417,6 +467,7 @@ export function createAsyncParameterServer(mesh: Mesh, opts: AsyncPsOptions): As
       return opts.params;
     },
     takeStaleness: () => worker.takeStaleness(),
+    forget: (w) => c.leaving.get(w)?.abort(new PeerLostError(w, 'dropped by the coordinator')),
     stats: () => ({ ...c.traffic, ...server.counts() }),
     viewOf: (shard, worker) => server.viewOf(shard, worker),
     dispose() {

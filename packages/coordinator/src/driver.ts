@@ -143,12 +143,17 @@ export class RunDriver {
       return err ? this.fail(err) : wake(r, peerId, { type: 'leave', reason: detail });
     }
     const { hub, membership } = this.init;
-    const msg = r.epochs!.lose(peerId, detail, r.waiting, r.stepDone, membership.view().epoch + 1);
+    const drop = r.method?.elasticDrop;
+    if (drop && !drop.expendable(r.ranks.indexOf(peerId)))
+      return this.fail(new PeerLostError(peerId, `${detail}; it served parameters, the run cannot go on`));
+    const next = membership.view().epoch + 1;
+    const msg = drop
+      ? r.epochs!.drop(peerId, detail, r.waiting, next)
+      : r.epochs!.lose(peerId, detail, r.waiting, r.stepDone, next);
     if (!msg) return; // already out
     membership.beginEpoch(msg.peers.map((id) => ({ peerId: id, rank: r.ranks.indexOf(id), role: 'worker' })));
-    hub.log(
-      `${peerId} lost (${detail}): epoch ${msg.epoch} of ${msg.peers.length} redoes from step ${msg.fromStep}`,
-    );
+    const redo = drop ? 'the others go on without it' : `redoes from step ${msg.fromStep}`;
+    hub.log(`${peerId} lost (${detail}): epoch ${msg.epoch} of ${msg.peers.length} ${redo}`);
     hub.send(peerId, { type: 'stop', runId: r.runId, reason: 'left the epoch' });
     for (const id of msg.peers) hub.send(id, msg);
     wake(r, peerId, { type: 'leave', reason: detail }); // the barrier now waits for fewer members
@@ -379,7 +384,7 @@ export class RunDriver {
     for (let step = first; step < r.endStep; step++) {
       if (r.paused) await this.pausedUntilResumed(r);
       if (r.epochs && step === joinAt) await this.awaitJoiner(r, step);
-      if (r.epochs?.joinsAt(step)) this.admitJoiners(r, r.epochs, step, granted);
+      if (r.epochs?.joinsAt(step) && !mr.elasticDrop) this.admitJoiners(r, r.epochs, step, granted);
       const all = (): boolean =>
         r.epochs?.stepDone(step, r.stepDone) ?? (r.stepDone.get(step)?.size ?? 0) === r.ranks.length;
       const upTo = Math.min(step + window - 1, config.steps - 1);

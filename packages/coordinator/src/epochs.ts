@@ -98,6 +98,20 @@ export class ElasticEpochs {
   }
 
   /**
+   * Methods whose workers redo nothing (ps-async): `peerId` leaves the members while the barrier
+   * waits for step `waiting`, and nothing the others reported is void. Returns the new epoch (the
+   * survivors learn who is in; none redoes a step), or null when `peerId` was not a member.
+   */
+  drop(peerId: string, cause: string, waiting: number, nextEpoch: number): EpochMsg | null {
+    const rank = this.ranks.indexOf(peerId);
+    if (rank < 0 || !this.live.includes(rank)) return null;
+    this.live = this.live.filter((r) => r !== rank);
+    this.epoch = nextEpoch;
+    this.changes.push({ step: waiting, epoch: nextEpoch, cause, peerId });
+    return { type: 'epoch', runId: this.runId, epoch: nextEpoch, peers: this.members(), fromStep: waiting };
+  }
+
+  /**
    * `peerId` joins at the step boundary `step` (every earlier step is recorded): it takes rank
    * `rank` (the next after every rank so far, or its own rank when a dropped member comes back,
    * which keeps `live` ascending and the leader the lowest rank) and the new epoch redoes from `step`, so members

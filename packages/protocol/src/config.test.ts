@@ -134,9 +134,10 @@ describe('RunConfig elastic', () => {
     expect(issuesOf({ ...d, elasticPolicy: 'scaled-lr' })).toEqual([
       'elasticPolicy: elastic diloco keeps the global batch (fixed-global), not scaled-lr',
     ]);
-    expect(issuesOf({ elastic: true, sync: 'ps-async' })).toEqual([
-      'sync: elastic data parallel runs sync allreduce or diloco, not ps-async',
+    expect(issuesOf({ elastic: true, sync: 'ps' })).toEqual([
+      'sync: elastic data parallel runs sync allreduce, diloco or ps-async, not ps',
     ]);
+    expect(parseRunConfig({ elastic: true, sync: 'ps-async', compress: 'int8' }).elastic).toBe(true);
     expect(issuesOf({ elastic: true, compress: 'fp16' })).toEqual([
       'compress: elastic all-reduce runs uncompressed, not fp16',
     ]);

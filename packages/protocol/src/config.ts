@@ -274,9 +274,15 @@ function elasticIssues(
     issues.push(['elastic', `elastic runs are strategy data or pipeline, not ${c.strategy}`]);
   if (data && c.sync === 'allreduce' && c.compress !== 'none')
     issues.push(['compress', `elastic all-reduce runs uncompressed, not ${c.compress}`]);
-  if (data && c.sync !== 'allreduce' && c.sync !== 'diloco')
-    issues.push(['sync', `elastic data parallel runs sync allreduce or diloco, not ${c.sync}`]);
+  if (data && c.sync === 'ps')
+    issues.push(['sync', 'elastic data parallel runs sync allreduce, diloco or ps-async, not ps']);
   if (data && c.sync === 'diloco') issues.push(...elasticDilocoIssues(c));
+  // ps-async drops a lost worker (nothing is redone): the policy's global batch does not apply.
+  if (data && c.sync === 'ps-async' && c.elasticPolicy !== 'fixed-global')
+    issues.push([
+      'elasticPolicy',
+      `elastic ps-async drops a lost worker, no policy applies (${c.elasticPolicy})`,
+    ]);
   if (pipeline && !ELASTIC_SCHEDULES.includes(c.schedule))
     issues.push(['schedule', `elastic pipelines run gpipe or 1f1b, not ${c.schedule}`]);
   if (pipeline && c.activationCompress !== 'none')

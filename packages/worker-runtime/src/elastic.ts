@@ -62,6 +62,11 @@ export interface EpochInbox {
   members: readonly string[] | null;
   /** A joiner that has not taken its state yet: its first epoch sets where it starts. */
   joining: boolean;
+  /**
+   * Set by a method whose workers redo nothing (ps-async): an epoch only says who is still in, and
+   * goes here instead of rolling anything back.
+   */
+  onMembers?: (peers: readonly string[]) => void;
 }
 
 const inboxes = new WeakMap<Assign, EpochInbox>();
@@ -89,6 +94,10 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
   if (!run || run.assign.runId !== msg.runId || !run.assign.config.elastic) return;
   const inbox = inboxOf(run.assign);
   if (inbox.pending && inbox.pending.epoch >= msg.epoch) return;
+  if (inbox.onMembers) {
+    inbox.members = msg.peers;
+    return inbox.onMembers(msg.peers);
+  }
   const led = leads(run, core.mesh.localId);
   inbox.tell = (m) => core.tell(m);
   inbox.pending = msg;

@@ -65,4 +65,29 @@ describe('parameter servers over the in-memory transport', () => {
     // Lossy: the distance to the synchronous reference is reported, not required to vanish.
     expect(report.reference!.maxAbsDiff).toBeGreaterThan(0);
   });
+
+  it('elastic ps-async: a worker lost mid-run is dropped and the others finish; a lost server fails the run', async () => {
+    const config = { ...base, sync: 'ps-async', workers: 3, staleness: 1, steps: 30, elastic: true } as const;
+    for (const victim of [2, 0]) {
+      const { coord, net } = memoryCluster(3, `psa-el-${victim}`, cleanups);
+      const off = coord.onEvent((e) => {
+        if (e.type !== 'progress' || e.step < 8) return;
+        off();
+        net.closePeer(coord.view().peers.find((p) => p.rank === victim)!.peerId);
+      });
+      const run = coord.run({ ...config, reference: false }, { waitMs: 30_000 });
+      if (victim === 0) {
+        // Rank 0 serves the parameters: nothing can go on without it.
+        await expect(run).rejects.toThrow(/it served parameters, the run cannot go on/);
+        continue;
+      }
+      const report = await run;
+      expect(report.loss.map((l) => l.step)).toEqual([...Array(30).keys()]);
+      expect(report.membershipChanges).toEqual([
+        expect.objectContaining({ cause: 'left during the run', peerId: report.workers[2]!.peerId }),
+      ]);
+      expect(report.evals.map((e) => e.step)).toEqual([3, 6, 9, 12, 15, 18, 21, 24, 27, 30]);
+      expect(report.testAccuracy).toBeGreaterThan(0);
+    }
+  });
 });

@@ -56,6 +56,12 @@ export interface MethodRun {
    * method whose workers meet only at round ends says where its round starts.
    */
   epochBoundary?: (step: number) => number;
+  /**
+   * Elastic runs of a method whose workers redo nothing (ps-async): a lost worker is dropped (the
+   * barrier stops waiting for it) and no joiner is admitted; losing a rank that is not `expendable`
+   * (a server) fails the run.
+   */
+  elasticDrop?: { expendable: (rank: number) => boolean };
   /** Each step report, as it arrives (before the barrier counts it). */
   onStepDone?(rank: number, msg: StepDoneMsg): void;
   /** The method's own report fields, from the live view's final pipeline block. */

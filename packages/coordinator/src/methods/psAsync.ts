@@ -22,6 +22,8 @@ export function asyncParameterServer(): CoordinatorMethod {
       const run: MethodRun = {
         ...base,
         barrierWindow: ctx.config.steps,
+        // Elastic: a worker that serves nothing may leave; each push stands alone, nothing is redone.
+        elasticDrop: { expendable: (rank) => rank >= ctx.config.psShards },
         onStepDone(rank, msg) {
           if (msg.staleness !== undefined) seen[rank]?.push(msg.staleness);
           const w = work[rank];

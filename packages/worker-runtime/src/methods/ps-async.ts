@@ -8,6 +8,7 @@
 // and the reference comparison see the servers' model, not one worker's copy of it.
 import { createAsyncParameterServer } from '@peertrain/collective';
 import { parseCompression } from '@peertrain/compress';
+import { inboxOf } from '../elastic.ts';
 import { dataParallelState, timedGradients } from './data.ts';
 import { serverLinks, shardApply, shardLayout } from './ps-shards.ts';
 import type { WorkerMethod } from './types.ts';
@@ -31,8 +32,16 @@ export const asyncParameterServerMethod: WorkerMethod = {
       compression: parseCompression(config.compress),
       seed: config.seed * 1000 + rank,
       collector: peers[0]!,
+      // Elastic: a worker that serves nothing may leave; the others go on (the coordinator drops it).
+      workersMayLeave: config.elastic,
       signal,
     });
+    // Elastic: the coordinator's epochs name who is still in; the servers stop waiting for the rest
+    // (a tab dropped for silence keeps its link open, so its closing alone would not tell them).
+    if (config.elastic)
+      inboxOf(assign).onMembers = (members) => {
+        for (const w of peers) if (!members.includes(w)) ps.forget(w);
+      };
     return {
       paramBytes: params.byteLength,
       evalParams: params,
