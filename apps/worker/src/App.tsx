@@ -162,7 +162,7 @@ function WorkerView(props: { live: Live }) {
             {s.phase}
           </span>
           <strong className="phase-text" data-testid="worker-phase-text">
-            {phaseText(s.phase)}
+            {phaseText(s.phase, s.lastError !== null)}
           </strong>
           {s.phase === 'left' ? (
             <button type="button" className="primary" onClick={() => location.reload()}>

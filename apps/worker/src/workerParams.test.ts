@@ -28,6 +28,7 @@ describe('worker params', () => {
   it('describes every phase', () => {
     expect(phaseText('training')).toBe('Training');
     expect(phaseText('joining')).toBe('Joining the coordinator (the dashboard tab)…');
+    expect(phaseText('joining', true)).toBe('Waiting for the coordinator (the dashboard tab), trying again…');
     expect(phaseText('left')).toBe('Left the room');
   });
 });

@@ -51,13 +51,18 @@ export function parseWorkerParams(search: string): WorkerParams {
   return { room, backend, error };
 }
 
-/** One line for the page header: what the worker is doing now. */
-export function phaseText(phase: WorkerPhase): string {
+/**
+ * One line for the page header: what the worker is doing now. `retrying`: a join attempt failed
+ * (its error is under "last error") and the next one is under way.
+ */
+export function phaseText(phase: WorkerPhase, retrying = false): string {
   switch (phase) {
     case 'probing':
       return 'Measuring compute backends…';
     case 'joining':
-      return 'Joining the coordinator (the dashboard tab)…';
+      return retrying
+        ? 'Waiting for the coordinator (the dashboard tab), trying again…'
+        : 'Joining the coordinator (the dashboard tab)…';
     case 'idle':
       return 'Ready, waiting for a run';
     case 'loading':
