@@ -6,7 +6,7 @@ import type { Checkpoint, RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { MemoryNetwork } from '@peertrain/transport';
 import { createWorkerRuntime } from './runtime.ts';
-import { memoryWorker, nodeCompute } from './test-cluster.ts';
+import { memoryWorker, nodeCompute, until } from './test-cluster.ts';
 import type { WorkerRuntime } from './types.ts';
 
 // The dashboard tab reloading mid-run, in Node: the coordinator's mesh closes after a checkpoint,
@@ -20,11 +20,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (let t = 0; t < ms && !cond(); t += 20) await sleep(20);
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
 
 const config: RunConfigInput = {
   dataset: 'synthetic',

@@ -4,7 +4,7 @@ import type { RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import { joinState } from '@peertrain/protocol';
 import { StateDigestError, fnv1a, recvState, sendState, unpackState } from './join-state.ts';
-import { memoryCluster, memoryWorker } from './test-cluster.ts';
+import { joinDuringRun, memoryCluster } from './test-cluster.ts';
 
 // A peer joining an elastic run in progress: admitted at a step boundary, streamed the state by
 // the epoch's first member, it computes its share of the same global batch, so the run still ends
@@ -29,19 +29,8 @@ describe('joining an elastic run', () => {
     const calmParams = calm.coord.trainedModel()!.params.slice();
 
     const { coord, net } = memoryCluster(2, 'ej-join', cleanups);
-    let joiner: ReturnType<typeof memoryWorker> | null = null;
-    const off = coord.onEvent((e) => {
-      if (e.type !== 'progress' || e.step !== 20) return;
-      off();
-      // Hold the barrier until the newcomer is admitted to the room: it joins at boundary 20.
-      coord.pause();
-      joiner = memoryWorker(net, 'ej-join', 'late', cleanups);
-      const t = setInterval(() => {
-        if (joiner?.status().phase !== 'idle') return;
-        clearInterval(t);
-        coord.resume();
-      }, 20);
-    });
+    // The barrier holds at step 20 until the newcomer is in the room: it joins at boundary 20.
+    const joiner = joinDuringRun(coord, net, 'ej-join', 'late', 20, cleanups);
     const report = await coord.run(base, { waitMs: 30_000 });
     expect(report.loss.map((l) => l.step)).toEqual([...Array(60).keys()]);
     const late = coord.view().peers.find((p) => p.peerId.endsWith('late'))!;
@@ -49,7 +38,7 @@ describe('joining an elastic run', () => {
       { step: 20, cause: 'joined', peerId: late.peerId },
     ]);
     expect(late).toMatchObject({ rank: 2, joinedAtStep: 20, lastStep: 59 });
-    expect(joiner!.status().step).toBe(60); // it ran steps 20..59 itself
+    expect(joiner()!.status().step).toBe(60); // it ran steps 20..59 itself
     const diff = paramDiff(coord.trainedModel()!.params, calmParams, layout);
     console.log(`elastic join at step 20: ${JSON.stringify(diff)}`);
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);

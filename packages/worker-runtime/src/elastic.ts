@@ -201,12 +201,8 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
       try {
         await globalMean(e, grads, step, AbortSignal.any([ctx.signal, inbox.abort.signal]));
       } catch (err) {
-        ctx.signal.throwIfAborted();
         // A lost member's ring fails (or a frozen one's hop times out) before the epoch arrives.
-        const lost = err instanceof PeerLostError || err instanceof PhaseTimeoutError;
-        if (!(err instanceof StepRedoError || lost)) throw err;
-        await epochArrived(inbox, ctx.signal);
-        throw new StepRedoError(`step ${step} aborted by epoch ${inbox.pending?.epoch ?? e.epoch}`);
+        await redoAfterLoss(err, inbox, ctx.signal, `step ${step}`, e.epoch, true);
       }
       // Only a complete exchange is applied: the committed state is never half a step.
       optimizer.step(params, grads);
@@ -370,6 +366,26 @@ async function globalMean(e: Elastic, grads: Float32Array, step: number, signal:
     });
   const inv = 1 / (e.scaledLr ? e.peers.length : e.n0);
   for (let i = 0; i < grads.length; i++) grads[i]! *= inv;
+}
+
+/**
+ * An exchange of `what` failed with `err`. A lost member (its link closed; with `hopTimeouts`, also
+ * a frozen one's hop timing out) or the epoch's own abort: wait for the coordinator's epoch and throw
+ * StepRedoError (the run loop rewinds to its fromStep). Anything else is rethrown as it is.
+ */
+export async function redoAfterLoss(
+  err: unknown,
+  inbox: EpochInbox,
+  signal: AbortSignal,
+  what: string,
+  epochNow: number,
+  hopTimeouts: boolean,
+): Promise<never> {
+  signal.throwIfAborted();
+  const lost = err instanceof PeerLostError || (hopTimeouts && err instanceof PhaseTimeoutError);
+  if (!(err instanceof StepRedoError || lost)) throw err;
+  await epochArrived(inbox, signal);
+  throw new StepRedoError(`${what} aborted by epoch ${inbox.pending?.epoch ?? epochNow}`);
 }
 
 /** After a failed exchange: resolves once an epoch is pending (the coordinator sends one). */

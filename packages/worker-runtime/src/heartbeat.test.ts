@@ -5,7 +5,7 @@ import type { ControlMessage, RunConfigInput } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { WorkerTimers } from './heartbeat.ts';
 import { createWorkerRuntime } from './runtime.ts';
-import { memoryCluster, nodeCompute } from './test-cluster.ts';
+import { memoryCluster, nodeCompute, until } from './test-cluster.ts';
 import { freezable } from './test-freeze.ts';
 import type { Freezer } from './test-freeze.ts';
 
@@ -16,13 +16,6 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (let t = 0; t < ms && !cond(); t += 20) await sleep(20);
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('worker heartbeats', () => {
   it('start once welcomed, stop on leave, and a `dropped` makes the worker say hello again', async () => {

@@ -4,7 +4,7 @@ import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { MemoryNetwork, Transport } from '@peertrain/transport';
 import { JOIN_RETRY_MS, createWorkerRuntime } from './runtime.ts';
-import { nodeCompute } from './test-cluster.ts';
+import { nodeCompute, until } from './test-cluster.ts';
 import type { WorkerRuntime, WorkerStatus } from './types.ts';
 
 // Joining a room whose coordinator is not there yet: a worker link opened before the dashboard,
@@ -53,28 +53,11 @@ function worker(
   return w;
 }
 
-function until(ok: () => boolean, ms: number, why = (): string => `not within ${ms} ms`): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (!ok()) return;
-      clearInterval(t);
-      clearTimeout(give);
-      resolve();
-    };
-    const t = setInterval(check, 20);
-    const give = setTimeout(() => {
-      clearInterval(t);
-      reject(new Error(why()));
-    }, ms);
-    check();
-  });
-}
-
 async function phase(w: WorkerRuntime, want: WorkerStatus['phase'], ms = 20_000): Promise<WorkerStatus> {
   await until(
     () => w.status().phase === want,
+    () => `phase ${want} (it is ${w.status().phase})`,
     ms,
-    () => `phase ${w.status().phase}, not ${want}`,
   );
   return w.status();
 }
@@ -100,7 +83,7 @@ describe('joining before the coordinator is there', () => {
     const net = createMemoryNetwork();
     const w = worker(net, 'patient', 500);
     // The wait covers the cpu backend's probe before the dial too: over 17 s under load here.
-    await until(() => w.status().lastError !== null, 60_000);
+    await until(() => w.status().lastError !== null, 'a join attempt to fail', 60_000);
     let s = w.status();
     expect(s.phase).toBe('joining');
     expect(s.lastError?.name).toBe('PeerLostError');
@@ -122,7 +105,7 @@ describe('joining before the coordinator is there', () => {
     const net = createMemoryNetwork();
     const hang = { on: true };
     const w = worker(net, 'unanswered', 500, hang);
-    await until(() => w.status().lastError !== null, 60_000);
+    await until(() => w.status().lastError !== null, 'a join attempt to fail', 60_000);
     const s = w.status();
     expect(s.phase).toBe('joining');
     expect(s.lastError).toMatchObject({ name: 'PeerLostError' });

@@ -105,3 +105,38 @@ export async function trainCluster(
   if (trained === null) throw new Error(`the run in ${room} handed back no model`);
   return { report, params: trained.params.slice() };
 }
+
+/** Polls `cond` every 20 ms until it holds; past `ms`, fails naming `what` (a function: read then). */
+export async function until(cond: () => boolean, what: string | (() => string), ms = 20_000): Promise<void> {
+  for (let t = 0; t < ms && !cond(); t += 20) await new Promise((r) => setTimeout(r, 20));
+  if (!cond()) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+}
+
+/**
+ * A worker named `name` arrives once the coordinator has recorded `afterSteps` steps: the barrier
+ * is held (paused) until it is in the room, so it joins at the next boundary the method allows.
+ * Returns a getter for it (null until it arrives).
+ */
+export function joinDuringRun(
+  coord: Coordinator,
+  net: MemoryNetwork,
+  room: string,
+  name: string,
+  afterSteps: number,
+  cleanups: (() => Promise<void>)[],
+): () => WorkerRuntime | null {
+  let joiner: WorkerRuntime | null = null;
+  const off = coord.onEvent((e) => {
+    if (e.type !== 'progress' || e.step < afterSteps) return;
+    off();
+    coord.pause();
+    joiner = memoryWorker(net, room, name, cleanups);
+    const t = setInterval(() => {
+      if (joiner?.status().phase !== 'idle') return;
+      clearInterval(t);
+      coord.resume();
+    }, 20);
+    cleanups.push(() => Promise.resolve(clearInterval(t)));
+  });
+  return () => joiner;
+}

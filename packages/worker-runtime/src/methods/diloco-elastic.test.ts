@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
 import type { RunConfigInput } from '@peertrain/protocol';
-import { memoryCluster, memoryWorker, trainCluster } from '../test-cluster.ts';
+import { joinDuringRun, memoryCluster, trainCluster } from '../test-cluster.ts';
 import { roundStart } from './diloco-elastic.ts';
 
 // Elastic DiLoCo end to end in Node: a real coordinator and real worker runtimes over the in-memory
@@ -92,18 +92,7 @@ describe('elastic diloco', () => {
     const calmParams = calm.coord.trainedModel()!.params.slice();
 
     const { coord, net } = memoryCluster(2, 'ed-join', cleanups);
-    let joiner: ReturnType<typeof memoryWorker> | null = null;
-    const off = coord.onEvent((e) => {
-      if (e.type !== 'progress' || e.step < 5) return;
-      off();
-      coord.pause();
-      joiner = memoryWorker(net, 'ed-join', 'late', cleanups);
-      const t = setInterval(() => {
-        if (joiner?.status().phase !== 'idle') return;
-        clearInterval(t);
-        coord.resume();
-      }, 20);
-    });
+    joinDuringRun(coord, net, 'ed-join', 'late', 5, cleanups);
     const report = await coord.run(two, { waitMs: 30_000 });
     expect(report.loss.map((l) => l.step)).toEqual([...Array(16).keys()]);
     const late = coord.view().peers.find((p) => p.peerId.endsWith('late'))!;

@@ -22,17 +22,15 @@
 // Not here: overlapOuter (an exchange in flight across rounds), top-k and PowerSGD (their error
 // feedback would have to roll back too, and a lost worker's residual leaves with it); the config
 // refuses those combinations. Evaluations are the leader's alone (leads()).
-import { PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Compressor } from '@peertrain/compress';
 import { allReduceMean } from '@peertrain/collective';
 import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
 import {
   ElasticStateError,
-  StepRedoError,
-  epochArrived,
   giveState,
   inboxOf,
+  redoAfterLoss,
   relinkRing,
   stateSource,
   takeState,
@@ -201,13 +199,7 @@ class ElasticDilocoRun implements MethodRun {
         });
         spans.record('allreduce', t0, spans.now() - t0, { step, bytes: stats.bytesSent });
       } catch (err) {
-        signal.throwIfAborted();
-        const lost = err instanceof PeerLostError || err instanceof PhaseTimeoutError;
-        if (!(err instanceof StepRedoError || lost)) throw err;
-        await epochArrived(this.#inbox, signal);
-        throw new StepRedoError(
-          `round ending at step ${step} aborted by epoch ${this.#inbox.pending?.epoch}`,
-        );
+        await redoAfterLoss(err, this.#inbox, signal, `round ending at step ${step}`, this.#epoch, true);
       }
     }
     const t0 = spans.now();
@@ -224,7 +216,9 @@ class ElasticDilocoRun implements MethodRun {
     inbox.pending = null;
     if (msg.fromStep % innerSteps !== 0)
       throw new ElasticStateError(`epoch ${msg.epoch} redoes from step ${msg.fromStep}, not a round's start`);
-    let inner = new Map<number, Float32Array[]>();
+    // Inner optimizer states to restore: the round start's after a rollback; none otherwise (the
+    // trajectories kept hold theirs already).
+    let inner: ReadonlyMap<number, Float32Array[]> = new Map();
     if (inbox.joining) {
       await takeState({ ctx: this.#ctx, params: this.#global, optimizer: this.#outer }, msg);
       this.#committed = msg.fromStep;
@@ -239,7 +233,7 @@ class ElasticDilocoRun implements MethodRun {
       this.#outer.load(snap.outer);
       inner = snap.inner;
       this.#committed = msg.fromStep;
-    } else inner = new Map(this.#trajectories.map((t) => [t.rank, t.inner.state()]));
+    }
     if (this.#committed !== msg.fromStep)
       throw new ElasticStateError(
         `epoch ${msg.epoch} redoes step ${msg.fromStep}, committed ${this.#committed}`,
@@ -252,11 +246,12 @@ class ElasticDilocoRun implements MethodRun {
     // Trajectories this member held keep their inner state (as it was at the round's start).
     const held = new Map(this.#trajectories.map((t) => [t.rank, t]));
     this.#trajectories = virtualRanks(this.#n0, msg.peers.length, index).map((rank) => {
-      const t = held.get(rank) ?? this.#trajectory(rank);
-      t.local.set(this.#global);
+      const kept = held.get(rank);
+      if (!kept) return this.#trajectory(rank);
+      kept.local.set(this.#global);
       const state = inner.get(rank);
-      if (state && held.has(rank)) t.inner.load(state);
-      return t;
+      if (state) kept.inner.load(state);
+      return kept;
     });
     // step(fromStep) takes the round's start again, under the new split.
     for (const at of [...this.#snapshots.keys()]) if (at >= msg.fromStep) this.#snapshots.delete(at);

@@ -12,20 +12,13 @@
 // Each epoch's activations and gradients carry their own tags, so an aborted attempt's tensors
 // still in flight never feed a redone step. The epoch's peers[0] leads (evaluates; the gather).
 import { deadline } from '@peertrain/base';
-import {
-  PeerLostError,
-  checkpointDue,
-  joinState,
-  runShape,
-  stageRestoreKey,
-  stageSnapshotKey,
-} from '@peertrain/protocol';
+import { checkpointDue, joinState, runShape, stageRestoreKey, stageSnapshotKey } from '@peertrain/protocol';
 import { createOptimizer } from '@peertrain/optim';
 import type { Optimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { AnyStageOps } from '@peertrain/schedules';
 import type { StageSession } from '../compute.ts';
-import { ElasticStateError, StepRedoError, epochArrived, inboxOf } from '../elastic.ts';
+import { ElasticStateError, inboxOf, redoAfterLoss } from '../elastic.ts';
 import type { EpochInbox, EpochMsg } from '../elastic.ts';
 import { unpackState } from '../join-state.ts';
 import { openLinks } from '../links.ts';
@@ -171,10 +164,7 @@ async function redoable<T>(s: LiveStage, step: number, work: () => Promise<T>): 
   try {
     return await work();
   } catch (err) {
-    s.ctx.signal.throwIfAborted();
-    if (!(err instanceof StepRedoError || err instanceof PeerLostError)) throw err;
-    await epochArrived(s.inbox, s.ctx.signal);
-    throw new StepRedoError(`step ${step} aborted by epoch ${s.inbox.pending?.epoch ?? s.epoch}`);
+    return redoAfterLoss(err, s.inbox, s.ctx.signal, `step ${step}`, s.epoch, false);
   }
 }
 
