@@ -28,6 +28,7 @@ describe('parseCommandLine', () => {
       trace: undefined,
       exportModel: undefined,
       isolatedNetwork: false,
+      oneProfile: false,
       chromium: DEFAULT_CHROMIUM,
       gpu: false,
       chromiumFlags: [],
@@ -183,6 +184,7 @@ describe('parseCommandLine', () => {
     expect(runner).toMatchObject({
       report: 'out.json',
       isolatedNetwork: true,
+      oneProfile: false,
       chromium: '/opt/chrome',
       room: 'lab-1',
       idleTimeoutMs: 2500,

@@ -116,6 +116,9 @@ Runner:
                          charts, timeline, report)
   --export-model DIR     write the trained model as TensorFlow.js files (DIR/model.json and
                          DIR/weights.bin; load with tf.loadLayersModel)
+  --one-profile          open every tab in one browser profile, as a person opening several tabs
+                         does: tabs of one profile link through the browser (MessagePorts), not
+                         WebRTC (default: each tab its own profile, linked as separate devices)
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
@@ -176,6 +179,8 @@ export interface RunnerOptions {
   /** --resume: the directory whose latest checkpoint the run continues from. */
   resume: string | undefined;
   isolatedNetwork: boolean;
+  /** --one-profile: every tab in one browser profile (tab links instead of WebRTC between them). */
+  oneProfile: boolean;
   /** --link: impair the peers' UDP inside the namespace. */
   link: LinkSpec | undefined;
   chromium: string;
@@ -242,6 +247,7 @@ const OPTIONS = {
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
   'isolated-network': { type: 'boolean' },
+  'one-profile': { type: 'boolean' },
   link: { type: 'string' },
   chromium: { type: 'string' },
   gpu: { type: 'boolean' },
@@ -506,6 +512,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       checkpointDir: values['checkpoint-dir'],
       resume: values.resume,
       isolatedNetwork: values['isolated-network'] === true,
+      oneProfile: values['one-profile'] === true,
       link,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
       gpu: values.gpu === true,

@@ -201,6 +201,7 @@ async function train(
       startedAt,
       faults: [...runner.faults],
       ...(link ? { link: link.text } : {}),
+      ...(runner.oneProfile ? { oneProfile: true } : {}),
       ...(runner.chaos ? { chaos: { spec: formatChaosSpec(runner.chaos), actions: [...chaosDone] } } : {}),
     });
     try {
@@ -212,6 +213,7 @@ async function train(
         ...(hiding ? { devtoolsPort: hiding.port } : {}),
         ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
         ...(runner.screenshot !== undefined ? { screenshot: runner.screenshot } : {}),
+        ...(runner.oneProfile ? { oneProfile: true } : {}),
         ...(resume ? { resume } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,

@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ChromeTrace, RunReport, TargetReport } from '@peertrain/protocol';
-import type { RunConfig, WireError } from '@peertrain/protocol';
+import type { LinkCounts, LinkKind, RunConfig, WireError } from '@peertrain/protocol';
+import { LINK_KINDS } from '@peertrain/protocol';
 import type { ChaosEventRecord } from '@peertrain/harness';
 import { formatDuration } from './progress.ts';
 
@@ -119,6 +120,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
     lines.push(
       `  worker ${w.rank}        ${w.role}, ${w.backend} ${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
         (w.computeUtilization !== undefined ? `, compute ${percent(w.computeUtilization)}` : '') +
+        linksText(w.links) +
         (w.framesRefused > 0 ? `, ${w.framesRefused} frames refused` : ''),
     );
   }
@@ -180,4 +182,12 @@ export async function writeModel(
   await writeFile(resolve(out, 'model.json'), files['model.json']);
   await writeFile(resolve(out, 'weights.bin'), files['weights.bin']);
   return resolve(out, 'model.json');
+}
+
+const LINK_NAMES: Record<LinkKind, string> = { webrtc: 'WebRTC', tab: 'tab', memory: 'in-memory' };
+
+/** ", links 2 tab + 1 WebRTC": how a worker reached its peers ('' when it did not say). */
+function linksText(links: LinkCounts | undefined): string {
+  const parts = LINK_KINDS.filter((k) => (links?.[k] ?? 0) > 0).map((k) => `${links?.[k]} ${LINK_NAMES[k]}`);
+  return parts.length > 0 ? `, links ${parts.join(' + ')}` : '';
 }

@@ -21,6 +21,7 @@ import {
   orDash,
   type PeerSession,
   signalUrl,
+  tabLinksWanted,
   StepProgress,
   TopBar,
   useBoot,
@@ -44,7 +45,12 @@ async function startWorker(room: string, backend: BackendChoice, ctx: BootContex
   const config = await fetchPageConfig({ defaultHost: location.hostname, signal });
   const peerId = workerPeerId(room, randomId());
   setStage({ kind: 'signal', url: signalUrl(config.signal), peerId });
-  const session = await openPeerSession({ peerId, config, signal });
+  const session = await openPeerSession({
+    peerId,
+    config,
+    signal,
+    tabLinks: tabLinksWanted(config, location.search),
+  });
   try {
     setStage({ kind: 'start', what: 'the worker' });
     const runtime = createWorkerRuntime({

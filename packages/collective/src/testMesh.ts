@@ -206,6 +206,10 @@ export class TestMesh implements Mesh {
     return !this.closed && this.hub.linked(this.localId, peerId);
   }
 
+  linkKind(peerId: string): 'memory' | null {
+    return this.isConnected(peerId) ? 'memory' : null;
+  }
+
   peers(): string[] {
     return [...this.#stats.keys()].filter((p) => this.isConnected(p));
   }

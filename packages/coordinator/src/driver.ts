@@ -206,6 +206,7 @@ export class RunDriver {
     const rank = run.ranks.indexOf(from);
     if (rank < 0) return;
     if (msg.type === 'ready') run.ready.add(from);
+    if (msg.type === 'ready' && msg.links) p.links = msg.links;
     if (msg.type === 'profileResult') run.profiles.set(from, msg.layers);
     if (msg.type === 'epochAck') run.epochs?.ack(from, msg.epoch);
     if (msg.type === 'stepDone' && run.epochs && !run.epochs.counts(from)) return; // an aborted epoch's

@@ -1,4 +1,4 @@
-import type { DeviceInfo, RunConfig, ToCoordinator, WireError } from '@peertrain/protocol';
+import type { DeviceInfo, LinkCounts, RunConfig, ToCoordinator, WireError } from '@peertrain/protocol';
 import { UtilizationSums, mean, median, stepPoint } from './intake.ts';
 import type { StepRecord } from './intake.ts';
 import type { RunReport, TargetReport } from './types.ts';
@@ -13,6 +13,7 @@ export interface ReportWorker {
   device: DeviceInfo | null;
   bytesSent: number;
   framesRefused: number;
+  links?: LinkCounts;
 }
 
 /**
@@ -101,6 +102,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       framesRefused: p.framesRefused,
       ...(p.device?.adapter ? { adapter: p.device.adapter } : {}),
       computeUtilization: utilization[rank] ?? NaN,
+      ...(p.links ? { links: p.links } : {}),
     })),
     loss: steps.map((s) => ({ step: s.step, loss: s.loss })),
     evals: inputs.evals.map((e) => ({ step: e.step, accuracy: e.accuracy })),

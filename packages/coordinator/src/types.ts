@@ -2,6 +2,7 @@ import type {
   Checkpoint,
   DeviceInfo,
   LayerCost,
+  LinkCounts,
   RunConfig,
   RunConfigInput,
   ScheduleKind,
@@ -33,6 +34,8 @@ export interface PeerView {
   lastCommMs: number | null;
   bytesSent: number;
   framesRefused: number;
+  /** Its links to the run's peers by kind (WebRTC, tab links), as it said when ready. */
+  links?: LinkCounts;
   /** The worker's engine memory, from its latest pong (null until it reports). */
   memory: PeerMemory | null;
   /** Coordinator -> worker bandwidth from the latest probe, bytes/s (null until measured). */

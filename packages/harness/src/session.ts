@@ -67,6 +67,11 @@ export interface RunSessionOptions {
   chaos?: ChaosSpec;
   /** Each chaos action as it is carried out. */
   onChaos?: (record: ChaosEventRecord) => void;
+  /**
+   * Every tab in one browser profile, as a person opening several tabs: they link through the browser
+   * (transport tab-links.ts), not WebRTC. Default: a profile per tab, like devices. Hidden tabs keep theirs.
+   */
+  oneProfile?: boolean;
   /** Room id; random when omitted. */
   room?: string;
   executablePath?: string;
@@ -376,8 +381,10 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
-/** A page in a fresh browser context (its own storage), the context kept in `contexts` to close later. */
-async function newTab(browser: Browser, contexts: BrowserContext[]): Promise<Page> {
+/** A page in a fresh browser context (kept in `contexts` to close later); with `oneProfile`, in the first one. */
+async function newTab(browser: Browser, contexts: BrowserContext[], oneProfile = false): Promise<Page> {
+  const shared = oneProfile ? contexts[0] : undefined;
+  if (shared) return shared.newPage();
   const ctx = await browser.newContext();
   contexts.push(ctx);
   return ctx.newPage();
@@ -400,9 +407,10 @@ function tabMaker(
   contexts: BrowserContext[],
   hiding: HidingPlan | null,
   opened: number,
+  { oneProfile }: { oneProfile?: boolean },
 ): () => Promise<Page> {
   if (hiding === null || opened < hiding.workers - hiding.count || opened >= hiding.workers)
-    return () => newTab(browser, contexts);
+    return () => newTab(browser, contexts, oneProfile);
   return async () => {
     const page = await hiding.tabs.open();
     hiding.pages.push(page);
@@ -510,7 +518,7 @@ async function drive(
   const open = (page: Page, url: string, source: string, reloadable: () => boolean): void =>
     openPage(page, url, source, { reloadable, fail: failRemote, log: opts.log });
   const openWorker = (): Promise<void> =>
-    newWorkerTab(tabMaker(browser, contexts, hiding, workerTabs.length), workerTabs, (page, source) => {
+    newWorkerTab(tabMaker(browser, contexts, hiding, workerTabs.length, opts), workerTabs, (page, source) => {
       watch(page, source);
       open(page, info.workerUrl, source, () => !finished);
     });

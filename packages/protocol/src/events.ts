@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CheckpointManifestSchema } from './checkpoint.ts';
 import { RunConfigSchema, SCHEDULES } from './config.ts';
-import { parseWith } from './messages.ts';
+import { LinkCountsSchema, parseWith } from './messages.ts';
 import { MODEL_PRESETS } from './presets.ts';
 import { ChromeTraceSchema } from './trace.ts';
 
@@ -115,6 +115,8 @@ export const RunReportSchema = z.object({
       adapter: z.record(z.string(), z.union([z.string(), anyNumber, z.boolean()])).exactOptional(),
       /** Sum of compute ms over sum of step wall ms (compute + communication), over the run's steps. */
       computeUtilization: anyNumber.exactOptional(),
+      /** Its links to the run's peers by kind, as it reported them when ready. */
+      links: LinkCountsSchema.exactOptional(),
     }),
   ),
   loss: z.array(z.object({ step: count, loss: anyNumber })),

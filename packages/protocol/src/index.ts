@@ -55,6 +55,8 @@ export {
   WireSpanSchema,
   SPAN_KINDS,
   LANES,
+  LINK_KINDS,
+  LinkCountsSchema,
   parseControl,
   parseToCoordinator,
   parseToWorker,
@@ -73,6 +75,8 @@ export type {
   WireSpan,
   SpanKind,
   Lane,
+  LinkCounts,
+  LinkKind,
 } from './messages.ts';
 export {
   DTYPES,

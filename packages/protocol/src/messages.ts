@@ -5,6 +5,19 @@ import { ProtocolError } from './errors.ts';
 // Control messages: one tagged union per direction (coordinator -> worker, worker -> coordinator).
 // They travel as JSON inside `control` frames and are validated on arrival.
 
+/**
+ * How a link between two peers is carried: a WebRTC data channel, a MessagePort between tabs of one
+ * browser profile (transport tab-links.ts), or an in-memory pipe (tests).
+ */
+export const LINK_KINDS = ['webrtc', 'tab', 'memory'] as const;
+export type LinkKind = (typeof LINK_KINDS)[number];
+
+/** How many of a worker's links to its peers are of each kind. */
+export const LinkCountsSchema = z
+  .object({ webrtc: z.number().int().min(0), tab: z.number().int().min(0), memory: z.number().int().min(0) })
+  .partial();
+export type LinkCounts = z.infer<typeof LinkCountsSchema>;
+
 const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId: z.string().optional() });
 
 export const BackendProbeSchema = z.object({
@@ -270,7 +283,13 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     device: DeviceInfoSchema,
   }),
   /** Data loaded, peer links open, parameters initialised: ready for step 0. */
-  z.object({ type: z.literal('ready'), runId: z.number().int(), loadMs: z.number().min(0) }),
+  z.object({
+    type: z.literal('ready'),
+    runId: z.number().int(),
+    loadMs: z.number().min(0),
+    /** Its links to the run's peers by kind (absent from older workers, and with no peers to link to). */
+    links: LinkCountsSchema.exactOptional(),
+  }),
   StepDoneSchema,
   /**
    * Reports a worker held (a local step's, which nobody waits for) sent as one message, in step

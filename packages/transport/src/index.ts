@@ -12,4 +12,6 @@ export type {
 export { createMemoryNetwork, memoryTransport } from './memory.ts';
 export type { MemoryNetwork, MemoryTransportOptions } from './memory.ts';
 export { createMesh, emptyLinkStats } from './mesh.ts';
+export { TabBroker, locksLiveness, tabLinksTransport } from './tab-links.ts';
+export type { TabLinksOptions, TabLiveness } from './tab-links.ts';
 export type { MeshOptions } from './mesh.ts';

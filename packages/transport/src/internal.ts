@@ -1,5 +1,6 @@
 // Small helpers shared by the adapters and the mesh. Not exported from the package.
-import { abortReason } from '@peertrain/base';
+import { abortReason, throwIfAborted } from '@peertrain/base';
+import { TransportError } from '@peertrain/protocol';
 
 /** Calls every handler; a handler that throws is reported asynchronously and does not stop the others. */
 export function emit<A extends unknown[]>(handlers: Iterable<(...args: A) => void>, ...args: A): void {
@@ -158,4 +159,19 @@ export const CHROMIUM_SEND_QUEUE_BYTES = 16 * 2 ** 20;
  */
 export function effectiveHighWaterMark(requested: number, maxMessageSize: number): number {
   return Math.max(1, Math.min(requested, CHROMIUM_SEND_QUEUE_BYTES - 2 * maxMessageSize));
+}
+
+/** What `send` checks before it queues: not aborted, link open, message within maxMessageSize (TransportError). */
+export function assertSendable(
+  link: { readonly closed: boolean; readonly remoteId: string; readonly maxMessageSize: number },
+  data: Uint8Array,
+  signal: AbortSignal | undefined,
+): void {
+  throwIfAborted(signal);
+  if (link.closed) throw new TransportError(`link to ${link.remoteId} is closed`);
+  if (data.byteLength > link.maxMessageSize) {
+    throw new TransportError(
+      `message of ${data.byteLength} bytes exceeds maxMessageSize ${link.maxMessageSize} on the link to ${link.remoteId}`,
+    );
+  }
 }

@@ -1,6 +1,6 @@
 import { IdTakenError, PeerLostError, TransportError } from '@peertrain/protocol';
 import { sleep, throwIfAborted } from '@peertrain/base';
-import { CloseSignal, DrainWaiters, Inbox, anySignal, emit, subscribe } from './internal.ts';
+import { CloseSignal, DrainWaiters, Inbox, anySignal, assertSendable, emit, subscribe } from './internal.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
 
 /*
@@ -185,6 +185,7 @@ class TimedQueue {
 }
 
 class MemoryConnection implements Connection {
+  readonly kind = 'memory';
   remote: MemoryConnection | null = null;
   private buffered = 0;
   private readonly drainQ = new TimedQueue();
@@ -210,13 +211,7 @@ class MemoryConnection implements Connection {
   }
 
   async send(data: Uint8Array, opts: AbortOptions = {}): Promise<void> {
-    throwIfAborted(opts.signal);
-    if (this.closed) throw new TransportError(`link to ${this.remoteId} is closed`);
-    if (data.byteLength > this.maxMessageSize) {
-      throw new TransportError(
-        `message of ${data.byteLength} bytes exceeds maxMessageSize ${this.maxMessageSize} on the link to ${this.remoteId}`,
-      );
-    }
+    assertSendable(this, data, opts.signal);
     this.queue(data);
     if (this.buffered < this.opts.highWaterMark) return;
     await this.drained.wait(opts.signal);

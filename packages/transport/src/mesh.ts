@@ -7,7 +7,7 @@ import {
   encodeMessage,
 } from '@peertrain/protocol';
 import { abortReason, abortable, throwIfAborted } from '@peertrain/base';
-import type { ControlMessage, ReassemblerLimits, WireMessage } from '@peertrain/protocol';
+import type { ControlMessage, LinkKind, ReassemblerLimits, WireMessage } from '@peertrain/protocol';
 import { emit, subscribe } from './internal.ts';
 import type {
   AbortOptions,
@@ -171,6 +171,10 @@ class MeshImpl implements Mesh {
 
   isConnected(peerId: string): boolean {
     return this.peerStates.get(peerId)?.links.some((l) => !l.conn.closed) ?? false;
+  }
+
+  linkKind(peerId: string): LinkKind | null {
+    return this.preferredLink(peerId)?.conn.kind ?? null;
   }
 
   peers(): string[] {

@@ -332,6 +332,7 @@ class PeerjsTransport implements Transport {
 }
 
 class PeerjsConnection implements Connection {
+  readonly kind = 'webrtc';
   readonly remoteId: string;
   readonly maxMessageSize: number;
   private readonly channel: RTCDataChannel;

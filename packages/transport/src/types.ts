@@ -1,4 +1,11 @@
-import type { ControlMessage, DType, ProtocolError, PeerLostError, TensorMessage } from '@peertrain/protocol';
+import type {
+  ControlMessage,
+  DType,
+  LinkKind,
+  ProtocolError,
+  PeerLostError,
+  TensorMessage,
+} from '@peertrain/protocol';
 
 // The wire's tensor message and dtypes are protocol's; re-exported for transport users.
 export type { DType, TensorMessage };
@@ -17,6 +24,8 @@ export interface AbortOptions {
  */
 export interface Connection {
   readonly remoteId: string;
+  /** What carries it (absent: unknown). */
+  readonly kind?: LinkKind;
   /** Largest message `send` accepts, in bytes (the data channel's sctp.maxMessageSize). */
   readonly maxMessageSize: number;
   /** Bytes queued but not yet handed to the network. */
@@ -76,6 +85,8 @@ export interface Mesh {
   /** Opens (or reuses) a link to peerId. */
   connect(peerId: string, opts?: AbortOptions): Promise<void>;
   isConnected(peerId: string): boolean;
+  /** What carries the link messages to peerId go on; null when there is none (or its kind is unknown). */
+  linkKind(peerId: string): LinkKind | null;
   peers(): string[];
   sendControl(peerId: string, msg: ControlMessage, opts?: AbortOptions): Promise<void>;
   /**

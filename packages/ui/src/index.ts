@@ -25,7 +25,13 @@ export {
   frameThrottledStore,
 } from './frameStore.ts';
 export type { FrameScheduler, FrameStore, Source } from './frameStore.ts';
-export { PAGE_CONFIG_URL, fetchPageConfig, parsePageConfig, signalUrl } from './pageConfig.ts';
+export {
+  PAGE_CONFIG_URL,
+  fetchPageConfig,
+  parsePageConfig,
+  signalUrl,
+  tabLinksWanted,
+} from './pageConfig.ts';
 export type { PageConfig, SignalConfig } from './pageConfig.ts';
 export { SIGNAL_OPEN_TIMEOUT_MS, openPeerSession } from './peerSession.ts';
 export type { PeerSession } from './peerSession.ts';

@@ -10,7 +10,7 @@ function fakeFetch(res: Response | Error): typeof fetch {
 
 describe('parsePageConfig', () => {
   it('accepts the documented shape', () => {
-    expect(parsePageConfig(good, 'page.host')).toEqual(good);
+    expect(parsePageConfig(good, 'page.host')).toEqual({ ...good, tabLinks: true });
   });
 
   it('fills a missing host from the page and keeps ICE servers', () => {

@@ -16,6 +16,12 @@ export interface SignalConfig {
 export interface PageConfig {
   signal: SignalConfig;
   iceServers: RTCIceServer[];
+  /**
+   * Tabs of one browser profile link through the browser (MessagePorts) rather than WebRTC
+   * (transport tab-links.ts). Default true; false in /peertrain.json, or `?links=webrtc` on a page's
+   * address, keeps every link on WebRTC.
+   */
+  tabLinks: boolean;
 }
 
 export const PAGE_CONFIG_URL = '/peertrain.json';
@@ -80,8 +86,15 @@ export function parsePageConfig(value: unknown, defaultHost: string): PageConfig
       if (server) iceServers.push(server);
     });
   }
+  const tabLinks = value.tabLinks ?? true;
+  if (typeof tabLinks !== 'boolean') issues.push('tabLinks: expected a boolean');
   if (issues.length > 0 || signal === null) throw new ConfigError('invalid /peertrain.json', issues);
-  return { signal, iceServers };
+  return { signal, iceServers, tabLinks: tabLinks === true };
+}
+
+/** Whether this page links to the tabs of its profile through the browser: the config's say, unless the address has `links=webrtc`. */
+export function tabLinksWanted(config: PageConfig, search: string): boolean {
+  return config.tabLinks && new URLSearchParams(search).get('links') !== 'webrtc';
 }
 
 /** Human-readable address of the signaling server, for error messages. */

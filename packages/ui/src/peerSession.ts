@@ -1,5 +1,6 @@
 import { createMesh } from '@peertrain/transport';
 import { peerjsTransport } from '@peertrain/transport/peerjs';
+import { withTabLinks } from '@peertrain/transport/tab-links';
 import type { Mesh, Transport } from '@peertrain/transport';
 import { PhaseTimeoutError } from '@peertrain/protocol';
 import type { PageConfig } from './pageConfig.ts';
@@ -25,6 +26,8 @@ export async function openPeerSession(opts: {
   config: PageConfig;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Link to the tabs of this browser profile through the browser (tabLinksWanted). Default false. */
+  tabLinks?: boolean;
 }): Promise<PeerSession> {
   const timeoutMs = opts.timeoutMs ?? SIGNAL_OPEN_TIMEOUT_MS;
   const ac = new AbortController();
@@ -48,6 +51,7 @@ export async function openPeerSession(opts: {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
+  if (opts.tabLinks === true) transport = await withTabLinks(transport, { log: (m) => console.warn(m) });
   const mesh = createMesh(transport);
   let closing: Promise<void> | null = null;
   return {

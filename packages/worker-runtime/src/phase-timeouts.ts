@@ -28,6 +28,7 @@ export function hopTimed(mesh: Mesh, timeout: PhaseTimeout): Mesh {
     },
     connect: (peerId, o) => mesh.connect(peerId, o),
     isConnected: (peerId) => mesh.isConnected(peerId),
+    linkKind: (peerId) => mesh.linkKind(peerId),
     peers: () => mesh.peers(),
     sendControl: (peerId, msg, o) => mesh.sendControl(peerId, msg, o),
     sendTensor: (peerId, msg, o) => mesh.sendTensor(peerId, msg, o),

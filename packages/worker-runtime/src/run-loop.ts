@@ -3,7 +3,7 @@ import { AbortError, asError, sleep } from '@peertrain/base';
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
 import { ProtocolError, checkpointDue, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
-import type { WireSpan } from '@peertrain/protocol';
+import type { LinkCounts, WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
@@ -92,13 +92,12 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
   const method = workerMethod(methodName(config));
   let session: TrainSession | null = null;
   let m: MethodRun | null = null;
+  // A joiner links when its epoch says with whom (elastic.ts).
+  const links = assign.peers.length > 1 && assign.joining !== true ? method.links(assign) : null;
   try {
     const [s] = await Promise.all([
       compute.prepare({ config, shard: assign.shard, allShards: assign.allShards }, { signal }),
-      // A joiner links when its epoch says with whom (elastic.ts).
-      assign.peers.length > 1 && assign.joining !== true
-        ? openLinks(core.mesh, method.links(assign), core.connectTimeoutMs, signal)
-        : undefined,
+      links ? openLinks(core.mesh, links, core.connectTimeoutMs, signal) : undefined,
     ]);
     session = s;
     run.bytesAtStart = peerBytesSent(core);
@@ -123,7 +122,12 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     });
     if (assign.resume) run.completed = assign.resume.step; // the steps before are in `restore`
     run.paramBytes = m.paramBytes;
-    core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart });
+    core.tell({
+      type: 'ready',
+      runId,
+      loadMs: core.now() - loadStart,
+      ...(links ? { links: linkCounts(core.mesh, [...links.dial, ...links.need]) } : {}),
+    });
     core.update({ phase: 'training' });
     const reports = new StepReports((msg) => core.tell(msg), core.now);
     const d: Driver = { core, run, method: m, session, spans, signal, reports, sharded: new Set() };
@@ -324,4 +328,14 @@ function toWireSpan(span: Span): WireSpan {
   if (span.bytes !== undefined) wire.bytes = span.bytes;
   if (span.peer !== undefined) wire.peer = span.peer;
   return wire;
+}
+
+/** How the links to `peers` are carried, by kind (what the report and the peer table show). */
+function linkCounts(mesh: WorkerCore['mesh'], peers: readonly string[]): LinkCounts {
+  const counts: LinkCounts = {};
+  for (const id of new Set(peers)) {
+    const kind = mesh.linkKind(id);
+    if (kind) counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+  return counts;
 }
