@@ -164,6 +164,8 @@ export interface MemoryAllReduceResult {
 export interface CoordinatorOpenOptions {
   room: string;
   timeoutMs: number;
+  /** Link to the tabs of this profile through the browser (tab links), as the dashboard does. */
+  tabLinks?: boolean;
 }
 
 export interface CoordinatorWaitOptions {

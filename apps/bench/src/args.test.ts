@@ -13,6 +13,7 @@ describe('parseArgs', () => {
       link: null,
       scalingQuick: false,
       scalingCompression: false,
+      oneProfile: false,
       help: false,
       chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
     });
@@ -27,9 +28,17 @@ describe('parseArgs', () => {
       link: null,
       scalingQuick: false,
       scalingCompression: false,
+      oneProfile: false,
       help: false,
       chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
     });
+  });
+
+  it('--one-profile: recorded in the settings and the results name', () => {
+    const a = parseArgs(['--only', 'scaling', '--scaling-quick', '--one-profile']);
+    expect(a.oneProfile).toBe(true);
+    expect(settingsFor(a).oneProfile).toBe(true);
+    expect(settingsFor(parseArgs(['--only', 'scaling'])).oneProfile).toBeUndefined();
   });
 
   it('selects the pipeline part alone and its step count', () => {

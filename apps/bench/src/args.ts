@@ -10,7 +10,7 @@ import type { ScheduleSpec } from './pipeline-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
 export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic,links] [--out DIR]
-                         [--gpu] [--chromium PATH] [--chromium-flags "..."]
+                         [--gpu] [--chromium PATH] [--chromium-flags "..."] [--one-profile]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
 data-parallel training step split and pipeline parallelism (bubble, throughput and activation
@@ -41,6 +41,9 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        fp32, MLP, 3 tabs, 300 steps (about 5 minutes; results *-scaling-compression)
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
+  --one-profile        pipeline and scaling: the coordinator and worker tabs in one browser
+                       profile, so they link through the browser (tab links), not WebRTC, as
+                       several tabs a person opens do (results named *-one-profile)
   --out DIR            where to write the results
   --link SPEC          impair the tabs' links (UDP) in the namespace for the whole bench, e.g.
                        rate=20mbit,loss=2%,delay=40ms (any subset; delay is one-way)
@@ -64,6 +67,8 @@ export interface BenchArgs {
   scalingQuick: boolean;
   /** The scaling part's compression runs only (no time-to-target rows). */
   scalingCompression: boolean;
+  /** --one-profile: hosted rooms' tabs in one browser profile (tab links). */
+  oneProfile: boolean;
   help: boolean;
   /** How to launch Chromium (harness launchBrowser). */
   chromium: BrowserArgs;
@@ -90,6 +95,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     link: null,
     scalingQuick: false,
     scalingCompression: false,
+    oneProfile: false,
     help: false,
     chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
   };
@@ -110,6 +116,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--scaling-compression':
         args.scalingCompression = true;
+        break;
+      case '--one-profile':
+        args.oneProfile = true;
         break;
       case '-h':
       case '--help':
@@ -219,7 +228,7 @@ export function pipelineSettings(quick: boolean, steps: number | null = null): P
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */
 export function settingsFor(
   args: Pick<BenchArgs, 'quick' | 'parts'> &
-    Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick' | 'scalingCompression'>>,
+    Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick' | 'scalingCompression' | 'oneProfile'>>,
 ): BenchSettings {
   const pipeline = pipelineSettings(args.quick, args.pipelineSteps ?? null);
   const scaling = scalingSettings(args.quick || args.scalingQuick === true, args.scalingCompression === true);
@@ -227,6 +236,7 @@ export function settingsFor(
     return {
       quick: true,
       parts: args.parts,
+      ...(args.oneProfile === true ? { oneProfile: true } : {}),
       rawBytes: 4 * 2 ** 20,
       allReduceBytes: 2 ** 20,
       warmup: 1,
@@ -246,6 +256,7 @@ export function settingsFor(
   return {
     quick: false,
     parts: args.parts,
+    ...(args.oneProfile === true ? { oneProfile: true } : {}),
     rawBytes: 32 * 2 ** 20,
     // Same bytes per worker as the raw test at N = 2 (2(N-1)/N * S = S), so both carry the same
     // fixed start/drain latency and the ratio compares like with like.

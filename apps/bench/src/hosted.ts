@@ -1,4 +1,4 @@
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { abortable } from '@peertrain/base';
 import { workerUrl } from '@peertrain/harness';
 import type { CoordinatorRunOptions, CoordinatorRunResult } from './api.ts';
@@ -21,6 +21,8 @@ export interface HostedRoomOptions {
   /** Worker tabs to open (the most any run of the part takes). */
   workers: number;
   setupTimeoutMs: number;
+  /** Worker tabs in the coordinator tab's profile, linked through the browser (tab links). */
+  oneProfile?: boolean;
   /** Every console line of the coordinator tab (progress lines included). */
   onHostConsole?: (type: string, text: string) => void;
   log: (line: string) => void;
@@ -50,19 +52,23 @@ export async function openHostedRoom(opts: HostedRoomOptions): Promise<HostedRoo
     ...(signal ? { signal } : {}),
   });
   const contexts: BrowserContext[] = [];
+  // --one-profile: worker pages of the host's context (closed with it too, but first).
+  const pages: Page[] = [];
   const close = async (): Promise<void> => {
-    await Promise.allSettled(contexts.map((c) => c.close()));
+    await Promise.allSettled([...contexts.map((c) => c.close()), ...pages.map((p) => p.close())]);
     await host.close();
   };
   try {
     const tab = host.tab(0);
-    await host.call(tab, 'coordinatorOpen', { room, timeoutMs: opts.setupTimeoutMs });
+    const oneProfile = opts.oneProfile === true;
+    await host.call(tab, 'coordinatorOpen', { room, timeoutMs: opts.setupTimeoutMs, tabLinks: oneProfile });
     const url = workerUrl(opts.baseUrl, room, 'wasm');
     for (let i = 0; i < workers; i++) {
       signal?.throwIfAborted();
-      const context = await browser.newContext();
-      contexts.push(context);
+      const context = oneProfile ? tab.context : await browser.newContext();
+      if (!oneProfile) contexts.push(context);
       const page = await context.newPage();
+      if (oneProfile) pages.push(page);
       page.on('pageerror', (err) => {
         if (workerErrors++ < 20) log(`worker ${i} pageerror: ${err.name}: ${err.message}`);
       });

@@ -6,6 +6,7 @@ import type { Coordinator } from '@peertrain/coordinator';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { Connection, Mesh, TensorKey, Transport, Unsubscribe } from '@peertrain/transport';
 import { peerjsTransport } from '@peertrain/transport/peerjs';
+import { withTabLinks } from '@peertrain/transport/tab-links';
 import { ringAllReduce } from '@peertrain/collective';
 import type { AllReduceStats } from '@peertrain/collective';
 import type {
@@ -451,9 +452,10 @@ class BenchPage implements BenchApi {
     if (!cfg) throw new TransportError('init has not run');
     if (this.host) throw new ConfigError('coordinatorOpen', ['a coordinator is already open in this tab']);
     const peerId = coordinatorPeerId(opts.room);
-    const transport = await withTimeout(`register ${peerId}`, opts.timeoutMs, this.life.signal, (signal) =>
+    const webrtc = await withTimeout(`register ${peerId}`, opts.timeoutMs, this.life.signal, (signal) =>
       peerjsTransport({ id: peerId, ...cfg.signal, iceServers: cfg.iceServers, signal }),
     );
+    const transport = opts.tabLinks === true ? await withTabLinks(webrtc) : webrtc;
     const mesh = createMesh(transport);
     this.host = { coordinator: createCoordinator({ mesh, room: opts.room }), mesh, transport };
     log(`coordinator of room ${opts.room} open as ${peerId}`);

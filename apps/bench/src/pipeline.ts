@@ -76,6 +76,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
     room,
     workers,
     setupTimeoutMs: SETUP_TIMEOUT_MS,
+    ...(settings.oneProfile === true ? { oneProfile: true } : {}),
     onHostConsole: (type, text) => {
       if (text.startsWith(PROGRESS_MARKER)) {
         const done = Number(text.slice(PROGRESS_MARKER.length));

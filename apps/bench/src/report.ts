@@ -55,6 +55,11 @@ export interface MachineInfo {
 export interface BenchSettings {
   quick: boolean;
   parts: Part[];
+  /**
+   * Hosted rooms (pipeline, scaling) in one browser profile: tabs link through the browser (tab
+   * links) instead of WebRTC (absent: a profile per tab).
+   */
+  oneProfile?: boolean;
   /** Bytes per link of the raw tests. */
   rawBytes: number;
   /** S: bytes all-reduced (float32). */
@@ -490,6 +495,12 @@ export function renderMarkdown(r: BenchReport): string {
       `Node ${m.node} · Chromium ${m.chromium} · ${m.platform}${m.commit ? ` · commit ${m.commit.slice(0, 10)}` : ''}`,
     '',
     'Rates in MB/s (10^6 bytes/s). Shared machine: compare figures within this run only.',
+    ...(r.settings.oneProfile === true
+      ? [
+          '',
+          "One browser profile (--one-profile): the pipeline and scaling rooms' tabs link through the browser (tab links, MessagePorts), not WebRTC.",
+        ]
+      : []),
   ];
   if (r.raw) {
     out.push(

@@ -31,6 +31,8 @@ describe('runKind', () => {
     expect(runKind({ quick: false, parts: ['scaling'], scaling: comp })).toBe('-scaling-compression');
     // The scaling plan's size says nothing about a run without the part.
     expect(runKind({ quick: false, parts: ['raw'], scaling: { quick: true } })).toBe('-raw');
+    // Tabs of one profile (tab links) never replace the figures over WebRTC.
+    expect(runKind({ quick: false, parts: ['pipeline'], oneProfile: true })).toBe('-pipeline-one-profile');
   });
 });
 

@@ -6,11 +6,11 @@ import { DEFAULT_PARTS, renderMarkdown } from './report.ts';
 /**
  * What tells a run's files apart from a full run's: "-quick" for --quick (or --scaling-quick),
  * "-<parts>" when the parts are not the default set ("-pipeline", "-quick-raw-train", "-scaling"),
- * "-compression" after "-scaling" for --scaling-compression;
+ * "-compression" after "-scaling" for --scaling-compression; "-one-profile" last for --one-profile;
  * "" for a full run of the default parts.
  */
 export function runKind(
-  settings: Pick<BenchSettings, 'quick' | 'parts'> & {
+  settings: Pick<BenchSettings, 'quick' | 'parts' | 'oneProfile'> & {
     scaling?: Pick<BenchSettings['scaling'], 'quick' | 'compressionOnly'>;
   },
 ): string {
@@ -19,7 +19,8 @@ export function runKind(
   const scaling = parts.includes('scaling') ? settings.scaling : undefined;
   const quick = settings.quick || scaling?.quick === true;
   const only = scaling?.compressionOnly === true ? '-compression' : '';
-  return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}${only}`;
+  const profile = settings.oneProfile === true ? '-one-profile' : '';
+  return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}${only}${profile}`;
 }
 
 /**

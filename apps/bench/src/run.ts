@@ -205,6 +205,7 @@ export async function runBench(
           baseUrl: staticServer.url,
           settings: settings.scaling,
           nonce,
+          ...(settings.oneProfile === true ? { oneProfile: true } : {}),
           log,
           ...(signal ? { signal } : {}),
         });

@@ -48,6 +48,8 @@ export interface ScalingOptions {
   settings: ScalingSettings;
   /** Prefix of this run's PeerJS ids; the room is `<nonce>-scale`. */
   nonce: string;
+  /** The room's tabs in one browser profile (tab links, not WebRTC). */
+  oneProfile?: boolean;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -119,6 +121,7 @@ export async function measureScaling(opts: ScalingOptions): Promise<ScalingPart>
     room,
     workers,
     setupTimeoutMs: SETUP_TIMEOUT_MS,
+    ...(opts.oneProfile === true ? { oneProfile: true } : {}),
     onHostConsole: (type, text) => {
       if (!text.startsWith(PROGRESS_MARKER) && (type === 'error' || type === 'pageerror'))
         log(`coordinator tab ${type}: ${text}`);
