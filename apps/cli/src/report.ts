@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ChromeTrace, RunReport, TargetReport } from '@peertrain/protocol';
-import type { LinkCounts, LinkKind, RunConfig, WireError } from '@peertrain/protocol';
-import { LINK_KINDS } from '@peertrain/protocol';
+import type { LinkCounts, RunConfig, WireError } from '@peertrain/protocol';
+import { linkCountsText } from '@peertrain/protocol';
 import type { ChaosEventRecord } from '@peertrain/harness';
 import { formatDuration } from './progress.ts';
 
@@ -184,10 +184,8 @@ export async function writeModel(
   return resolve(out, 'model.json');
 }
 
-const LINK_NAMES: Record<LinkKind, string> = { webrtc: 'WebRTC', tab: 'tab', memory: 'in-memory' };
-
 /** ", links 2 tab + 1 WebRTC": how a worker reached its peers ('' when it did not say). */
 function linksText(links: LinkCounts | undefined): string {
-  const parts = LINK_KINDS.filter((k) => (links?.[k] ?? 0) > 0).map((k) => `${links?.[k]} ${LINK_NAMES[k]}`);
-  return parts.length > 0 ? `, links ${parts.join(' + ')}` : '';
+  const text = linkCountsText(links);
+  return text ? `, links ${text}` : '';
 }

@@ -57,6 +57,7 @@ export {
   LANES,
   LINK_KINDS,
   LinkCountsSchema,
+  linkCountsText,
   parseControl,
   parseToCoordinator,
   parseToWorker,

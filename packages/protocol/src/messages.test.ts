@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { PeerLostError, ProtocolError, toWireError } from './errors.ts';
-import { MAX_PROBE_BYTES, parseControl, parseToCoordinator, parseToWorker } from './messages.ts';
+import {
+  MAX_PROBE_BYTES,
+  linkCountsText,
+  parseControl,
+  parseToCoordinator,
+  parseToWorker,
+} from './messages.ts';
 
 // The telemetry additions: pong's memory report, the bandwidth probe and its ack. Old fields keep
 // their meaning: a pong without memory is still a pong.
@@ -158,5 +164,22 @@ describe('heartbeats', () => {
     const dropped = { type: 'dropped', reason: 'no heartbeat within the timeout' };
     expect(parseToWorker(dropped)).toEqual(dropped);
     expect(() => parseToCoordinator(dropped)).toThrow(ProtocolError);
+  });
+});
+
+describe('linkCountsText', () => {
+  it('names the kinds a worker linked by, in a fixed order, and says nothing of none', () => {
+    expect(linkCountsText({ webrtc: 1, tab: 2 })).toBe('1 WebRTC + 2 tab');
+    expect(linkCountsText({ tab: 0, memory: 3 })).toBe('3 in-memory');
+    expect(linkCountsText({})).toBe('');
+    expect(linkCountsText(undefined)).toBe('');
+  });
+
+  it('ready carries them; a negative or fractional count is refused', () => {
+    const ready = { type: 'ready', runId: 1, loadMs: 5, links: { tab: 2 } };
+    expect(parseToCoordinator(ready)).toEqual(ready);
+    expect(parseToCoordinator({ type: 'ready', runId: 1, loadMs: 5 })).not.toHaveProperty('links');
+    expect(() => parseToCoordinator({ ...ready, links: { tab: -1 } })).toThrow(ProtocolError);
+    expect(() => parseToCoordinator({ ...ready, links: { webrtc: 1.5 } })).toThrow(ProtocolError);
   });
 });

@@ -18,6 +18,15 @@ export const LinkCountsSchema = z
   .partial();
 export type LinkCounts = z.infer<typeof LinkCountsSchema>;
 
+const LINK_NAMES: Record<LinkKind, string> = { webrtc: 'WebRTC', tab: 'tab', memory: 'in-memory' };
+
+/** "2 tab + 1 WebRTC" ('' when there are none). */
+export function linkCountsText(links: LinkCounts | undefined): string {
+  return LINK_KINDS.filter((k) => (links?.[k] ?? 0) > 0)
+    .map((k) => `${links?.[k]} ${LINK_NAMES[k]}`)
+    .join(' + ');
+}
+
 const WireErrorSchema = z.object({ name: z.string(), message: z.string(), peerId: z.string().optional() });
 
 export const BackendProbeSchema = z.object({

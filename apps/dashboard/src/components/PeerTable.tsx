@@ -1,4 +1,5 @@
 import type { PeerView } from '@peertrain/coordinator';
+import { linkCountsText } from '@peertrain/protocol';
 import { formatBytes, formatMs, formatShard, orDash } from '@peertrain/ui';
 import { layersText, roleText, shortPeerId } from '../peerLabels.ts';
 import {
@@ -57,7 +58,10 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                 <th className="num" title="last step reported · its compute / communication time">
                   last step
                 </th>
-                <th className="num" title="bytes sent to other peers (frames refused, if any)">
+                <th
+                  className="num"
+                  title="bytes sent to other peers (frames refused, if any) · its links to them: tab (through this browser) or WebRTC"
+                >
                   sent
                 </th>
               </tr>
@@ -106,6 +110,12 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                     {formatBytes(p.bytesSent)}
                     {p.framesRefused > 0 && (
                       <span title={`${p.framesRefused} malformed frame(s) refused`}> ⚠{p.framesRefused}</span>
+                    )}
+                    {p.links && (
+                      <span className="cell-sub" data-testid="peer-links">
+                        {' '}
+                        links: {linkCountsText(p.links)}
+                      </span>
                     )}
                   </td>
                 </tr>
