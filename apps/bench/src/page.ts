@@ -455,7 +455,7 @@ class BenchPage implements BenchApi {
     const webrtc = await withTimeout(`register ${peerId}`, opts.timeoutMs, this.life.signal, (signal) =>
       peerjsTransport({ id: peerId, ...cfg.signal, iceServers: cfg.iceServers, signal }),
     );
-    const transport = opts.tabLinks === true ? await withTabLinks(webrtc) : webrtc;
+    const transport = opts.tabLinks === true ? withTabLinks(webrtc) : webrtc;
     const mesh = createMesh(transport);
     this.host = { coordinator: createCoordinator({ mesh, room: opts.room }), mesh, transport };
     log(`coordinator of room ${opts.room} open as ${peerId}`);

@@ -57,7 +57,9 @@ class Profile {
     const { port1, port2 } = new MessageChannel();
     this.broker.attach(port1);
     this.ports.push(port1, port2);
-    return tabLinksTransport(memoryTransport(net, id), { broker: port2, liveness: this.locks });
+    const t = tabLinksTransport(memoryTransport(net, id), { broker: port2, liveness: this.locks });
+    expect(await t.ready).toBe(true);
+    return t;
   }
 
   close(): void {
@@ -201,20 +203,45 @@ describe('tab links', () => {
     await b.close();
   });
 
-  it('a broker that never answers: the registration fails with TransportError', async () => {
+  it('a broker that never answers: tab links are off (TransportError told), every dial goes to the inner transport', async () => {
     const { port1, port2 } = new MessageChannel();
     const locks = new FakeLocks();
     const inner = memoryTransport(createMemoryNetwork(), 'a');
-    const err: unknown = await tabLinksTransport(inner, {
+    const errors: Error[] = [];
+    const t = tabLinksTransport(inner, {
       broker: port2,
       liveness: locks,
       registerTimeoutMs: 50,
-    }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).toBe('TransportError');
-    expect((err as Error).message).toMatch(/broker did not answer/);
+      onUnavailable: (e) => errors.push(e),
+    });
+    expect(await t.ready).toBe(false);
+    expect(errors.map((e) => [e.name, e.message])).toEqual([
+      ['TransportError', 'the tab-link broker did not answer within 50 ms'],
+    ]);
+    // Every dial is the inner transport's now: it knows no "b".
+    await expect(t.dial('b')).rejects.toMatchObject({ name: 'PeerLostError' });
     port1.close();
     port2.close();
-    await inner.close();
+    await t.close();
+  });
+
+  it('a connection the inner transport accepts while the broker has not answered yet reaches the mesh', async () => {
+    // The tab's transport is built and its mesh on it at once; a WebRTC peer that dials in the
+    // moment the page registered with the signaling server must not be lost to the registration.
+    const net = createMemoryNetwork();
+    const { port1, port2 } = new MessageChannel();
+    const slowBroker = new TabBroker(new FakeLocks());
+    const a = tabLinksTransport(memoryTransport(net, 'a'), { broker: port2, liveness: new FakeLocks() });
+    const mesh = createMesh(a);
+    const remote = createMesh(memoryTransport(net, 'far'));
+    await remote.connect('a');
+    expect(mesh.isConnected('far')).toBe(true);
+    slowBroker.attach(port1); // the broker answers only now
+    expect(await a.ready).toBe(true);
+    await remote.close();
+    await mesh.close();
+    await a.close();
+    port1.close();
+    port2.close();
   });
 });

@@ -1,5 +1,5 @@
 import { PeerLostError, TransportError } from '@peertrain/protocol';
-import { abortReason, throwIfAborted } from '@peertrain/base';
+import { abortReason, abortable, throwIfAborted } from '@peertrain/base';
 import { CloseSignal, DrainWaiters, Inbox, anySignal, assertSendable, emit, subscribe } from './internal.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
 
@@ -143,22 +143,27 @@ export interface TabLinksOptions {
   highWaterMark?: number;
   /** Largest message on a tab link. Default 1 MiB. */
   maxMessageSize?: number;
+  /** Told why the tab links are off when the broker does not answer (then every dial is inner's). */
+  onUnavailable?: (err: Error) => void;
+}
+
+/** A transport with tab links; `ready` says whether the broker took it. */
+export interface TabLinks extends Transport {
+  /**
+   * Resolves true once the broker has registered this tab; false when it did not answer within
+   * registerTimeoutMs (TransportError to onUnavailable) or the transport closed first: every dial
+   * then goes to the inner transport.
+   */
+  readonly ready: Promise<boolean>;
 }
 
 /**
  * `inner` with tab links: dials to tabs of this profile go through MessagePorts, every other dial
- * to `inner`. Resolves once the broker has registered this tab. Rejects with TransportError when
- * the broker does not answer within registerTimeoutMs (the caller goes on with `inner` alone).
+ * to `inner`. Returned at once, so whoever builds on it (the mesh) hears every connection `inner`
+ * accepts from the start; it registers with the broker meanwhile, and dials wait for that.
  */
-export async function tabLinksTransport(inner: Transport, opts: TabLinksOptions): Promise<Transport> {
-  const t = new TabLinksTransport(inner, opts);
-  try {
-    await t.ready;
-  } catch (err) {
-    t.detach();
-    throw err;
-  }
-  return t;
+export function tabLinksTransport(inner: Transport, opts: TabLinksOptions): TabLinks {
+  return new TabLinksTransport(inner, opts);
 }
 
 /** How long a link whose remote lock came free waits for the remote's "close" before it gives up. */
@@ -167,9 +172,9 @@ const GONE_GRACE_MS = 100;
 /** Bytes a receiver takes in before it acknowledges them (at the latest, at its next task). */
 const ACK_EVERY_BYTES = 256 * 1024;
 
-class TabLinksTransport implements Transport {
+class TabLinksTransport implements TabLinks {
   readonly localId: string;
-  readonly ready: Promise<void>;
+  readonly ready: Promise<boolean>;
   private readonly token = Math.random().toString(36).slice(2) + Date.now().toString(36);
   private readonly life = new AbortController();
   private readonly conns = new Set<PortConnection>();
@@ -190,7 +195,14 @@ class TabLinksTransport implements Transport {
     this.unsubInner = inner.onConnection((conn) => emit(this.connHandlers, conn));
     opts.broker.addEventListener('message', this.onBroker);
     opts.broker.start();
-    this.ready = this.register();
+    this.ready = this.register().then(
+      () => !this.life.signal.aborted,
+      (err: unknown) => {
+        this.leaveBroker();
+        this.opts.onUnavailable?.(err instanceof Error ? err : new TransportError(String(err)));
+        return false;
+      },
+    );
     globalThis.addEventListener?.('pagehide', this.onPageHide);
   }
 
@@ -215,6 +227,20 @@ class TabLinksTransport implements Transport {
     });
   }
 
+  /** No more tab links: leaves the broker and lets the lock go (the inner transport goes on). */
+  private leaveBroker(): void {
+    if (this.left) return;
+    this.left = true;
+    post(this.opts.broker, { t: 'unregister', id: this.localId, token: this.token });
+    this.opts.broker.removeEventListener('message', this.onBroker);
+    for (const answer of this.dials.values()) answer(null);
+    this.dials.clear();
+    this.release?.();
+    this.release = null;
+  }
+
+  private left = false;
+
   private fromBroker(ev: MessageEvent): void {
     const msg: unknown = ev.data;
     if (!isRecord(msg) || this.life.signal.aborted) return;
@@ -235,6 +261,7 @@ class TabLinksTransport implements Transport {
     throwIfAborted(opts.signal);
     this.assertOpen();
     const signal = anySignal(opts.signal, this.life.signal);
+    if (!(await abortable(this.ready, signal)) || this.left) return this.inner.dial(peerId, opts);
     const nonce = ++this.nonce;
     const answer = await new Promise<{ port: MessagePort; token: string } | null>((resolve, reject) => {
       const onAbort = (): void => {
@@ -270,15 +297,12 @@ class TabLinksTransport implements Transport {
   }
 
   /** Leaves the broker and closes every tab link; `inner` stays as it is. */
-  detach(): void {
+  private detach(): void {
     if (this.life.signal.aborted) return;
     this.life.abort(new TransportError(`transport ${this.localId} is closed`));
-    post(this.opts.broker, { t: 'unregister', id: this.localId, token: this.token });
-    this.opts.broker.removeEventListener('message', this.onBroker);
+    this.leaveBroker();
     this.unsubInner();
     for (const c of [...this.conns]) c.close();
-    this.release?.();
-    this.release = null;
   }
 
   // The inner transport has its own pagehide; this one tells the tab links and the broker now.

@@ -51,7 +51,7 @@ export async function openPeerSession(opts: {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  if (opts.tabLinks === true) transport = await withTabLinks(transport, { log: (m) => console.warn(m) });
+  if (opts.tabLinks === true) transport = withTabLinks(transport, { log: (m) => console.warn(m) });
   const mesh = createMesh(transport);
   let closing: Promise<void> | null = null;
   return {

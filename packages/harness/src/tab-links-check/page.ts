@@ -12,8 +12,10 @@ const nowhere = createMemoryNetwork();
 /** A transport of this tab: tab links over an inner transport that reaches no one. */
 async function open(id: string): Promise<Transport> {
   const inner = memoryTransport(nowhere, id);
-  const t = await withTabLinks(inner);
-  if (t === inner) throw new Error('tab links did not start (no SharedWorker or Web Locks?)');
+  const t = withTabLinks(inner);
+  if (t === inner || !(await (t as Transport & { ready: Promise<boolean> }).ready)) {
+    throw new Error('tab links did not start (no SharedWorker or Web Locks, or the broker did not answer)');
+  }
   return t;
 }
 
