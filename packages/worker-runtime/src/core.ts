@@ -53,6 +53,11 @@ export interface RunState {
    * idleMs is the time from there to that step's start, so a rank's steps tile its training time.
    */
   lastStepEndMs: number | null;
+  /**
+   * Time since the last step spent on what is not training (evaluations, the reference run): left
+   * out of the next step's idleMs, so a rank's compute utilization is over its training time.
+   */
+  asideMs: number;
 }
 
 export function newRunState(assign: Assign): RunState {
@@ -72,6 +77,7 @@ export function newRunState(assign: Assign): RunState {
     slowFactor: 1,
     bytesAtStart: 0,
     lastStepEndMs: null,
+    asideMs: 0,
   };
 }
 

@@ -24,7 +24,7 @@ import type { RunState, WorkerCore } from './core.ts';
 import { poke } from './core.ts';
 import { recvState, sendState, unpackState } from './join-state.ts';
 import { openLinks } from './links.ts';
-import { dataParallelState, timedGradients } from './methods/data.ts';
+import { dataParallelState, timedGradients, timedUpdate } from './methods/data.ts';
 import { ringLinks } from './methods/exchange.ts';
 import type { Assign, MethodContext, MethodRun } from './methods/types.ts';
 
@@ -205,9 +205,9 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
         await redoAfterLoss(err, inbox, ctx.signal, `step ${step}`, e.epoch, true);
       }
       // Only a complete exchange is applied: the committed state is never half a step.
-      optimizer.step(params, grads);
+      const updateMs = timedUpdate(ctx, step, () => optimizer.step(params, grads));
       e.committed = step + 1;
-      return { loss, computeMs };
+      return { loss, computeMs: computeMs + updateMs };
     },
     beforeEval: () => Promise.resolve(),
     dispose: () => {

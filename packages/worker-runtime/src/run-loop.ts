@@ -161,8 +161,10 @@ async function runStep({ core, run, method, spans, signal, reports, sharded }: D
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
-  // Since the last step ended: the grant's wait, evaluations, reports (none before the first step).
-  const idleMs = run.lastStepEndMs === null ? null : Math.max(0, t0 - run.lastStepEndMs);
+  // Since the last step ended: the grant's wait, reports (none before the first step); not the
+  // evaluations and the reference, which are not training.
+  const idleMs = run.lastStepEndMs === null ? null : Math.max(0, t0 - run.lastStepEndMs - run.asideMs);
+  run.asideMs = 0;
   const outcome = await method.step(step).catch(redo);
   if (!outcome) return;
   const { loss, computeMs: measured, activation, staleness } = outcome;
@@ -242,11 +244,13 @@ async function runEvals({ core, run, method, session, signal, reports, sharded }
   if (run.pendingEvals.length > 0) reports.flush(); // the evaluated steps' reports go first
   while (run.pendingEvals.length > 0) {
     const evalStep = run.pendingEvals.shift()!;
+    const t0 = core.now();
     await method.syncParams?.();
     const p = heldModel(method);
     const r = sharded.delete(evalStep)
       ? await shardedEvaluate(core.mesh, session, run.assign, p, evalStep, signal)
       : await session.evaluate(p, { signal });
+    run.asideMs += core.now() - t0;
     if (r === null) continue; // this rank's part went to rank 0
     const target = config.targetAccuracy;
     const reached = target !== undefined && r.accuracy >= target && evalStep === run.completed;
@@ -279,8 +283,10 @@ async function runReference({ core, run, method, session, signal, reports }: Dri
   reports.flush();
   run.pendingReference = false;
   core.update({ phase: 'reference' });
+  const t0 = core.now();
   await method.syncParams?.();
   const diff = await session.reference(heldModel(method), { signal });
+  run.asideMs += core.now() - t0;
   core.tell({ type: 'referenceResult', runId: run.assign.runId, ...diff });
   core.update({ phase: 'training' });
 }

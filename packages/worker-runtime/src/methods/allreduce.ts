@@ -5,7 +5,7 @@
 import { PHASE_TIMEOUTS, joinState } from '@peertrain/protocol';
 import { elasticAllReduce } from '../elastic.ts';
 import { hopTimed } from '../phase-timeouts.ts';
-import { dataParallelState, timedGradients } from './data.ts';
+import { dataParallelState, timedGradients, timedUpdate } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import { overlappedMeanGradients } from './overlap.ts';
 import type { MethodContext, MethodRun, WorkerMethod } from './types.ts';
@@ -33,14 +33,12 @@ export const allReduceMethod: WorkerMethod = {
         if (overlap) {
           // (parseRunConfig refuses overlap with compression: the compressor sees the whole tensor)
           const { loss, grads, computeMs } = await overlappedMeanGradients(ctx, params, step);
-          optimizer.step(params, grads);
-          return { loss, computeMs };
+          return { loss, computeMs: computeMs + timedUpdate(ctx, step, () => optimizer.step(params, grads)) };
         }
         const { loss, grads, computeMs } = await timedGradients(ctx, params, step, gradsBuffer);
         // The timeline shows the ring's two halves: when any bucket was in reduce-scatter or all-gather.
         await meanOverRing(ctx, grads, step, compressor);
-        optimizer.step(params, grads);
-        return { loss, computeMs };
+        return { loss, computeMs: computeMs + timedUpdate(ctx, step, () => optimizer.step(params, grads)) };
       },
       beforeEval: () => Promise.resolve(),
       dispose: () => undefined,

@@ -42,3 +42,16 @@ export async function timedGradients(
   ctx.spans.record('compute', t0, t1 - t0, { step });
   return { loss, grads, computeMs: t1 - t0, t1 };
 }
+
+/**
+ * Runs the optimizer's update `apply` as a span on the compute lane and returns its ms: a step's
+ * compute is its gradients and its update (arithmetic on this worker), not only the former; the
+ * update used to count as communication in the step's split.
+ */
+export function timedUpdate(ctx: MethodContext, step: number, apply: () => void): number {
+  const t0 = ctx.spans.now();
+  apply();
+  const ms = ctx.spans.now() - t0;
+  ctx.spans.record('optimizer', t0, ms, { step });
+  return ms;
+}

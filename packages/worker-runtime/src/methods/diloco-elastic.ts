@@ -37,7 +37,7 @@ import {
   virtualRanks,
 } from '../elastic.ts';
 import type { EpochInbox, EpochMsg } from '../elastic.ts';
-import { timedGradients } from './data.ts';
+import { timedGradients, timedUpdate } from './data.ts';
 import { exchangeCompressor } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome } from './types.ts';
 
@@ -154,8 +154,8 @@ class ElasticDilocoRun implements MethodRun {
     if (own) {
       const t = this.#trajectories[0]!;
       const { loss, grads, computeMs } = await timedGradients(this.#ctx, t.local, step); // prefetched
-      t.inner.step(t.local, grads);
-      return { loss: loss * share, computeMs };
+      const updateMs = timedUpdate(this.#ctx, step, () => t.inner.step(t.local, grads));
+      return { loss: loss * share, computeMs: computeMs + updateMs };
     }
     if (this.#trajectories.length > 0 && !session.gradientsOf)
       throw new ElasticStateError('this compute engine cannot compute another rank’s batch');

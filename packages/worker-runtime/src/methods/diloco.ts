@@ -35,7 +35,7 @@ import { PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
 import { hopTimed } from '../phase-timeouts.ts';
 import { elasticDiloco, endsRound } from './diloco-elastic.ts';
-import { timedGradients } from './data.ts';
+import { timedGradients, timedUpdate } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
 
@@ -100,8 +100,10 @@ class DilocoRun implements MethodRun {
   readonly sharedEval = true;
 
   async step(step: number): Promise<StepOutcome> {
-    const { loss, grads, computeMs } = await timedGradients(this.#ctx, this.#local, step, this.#grads);
-    this.#inner.step(this.#local, grads);
+    const g = await timedGradients(this.#ctx, this.#local, step, this.#grads);
+    const { loss } = g;
+    const computeMs =
+      g.computeMs + timedUpdate(this.#ctx, step, () => this.#inner.step(this.#local, g.grads));
     const { config } = this.#ctx.assign;
     const last = step === config.steps - 1;
     if (endsRound(step, config)) {
