@@ -42,7 +42,10 @@ export function ShareCard(props: { room: string; origin: string }) {
   return (
     <section className="card share">
       <h2>Add workers</h2>
-      <p className="muted">Open this link in other tabs or on other devices on the same network.</p>
+      <p className="muted">
+        Open this link in other tabs or on other devices on the same network. Tabs of this browser talk to
+        each other inside it; other devices over WebRTC.
+      </p>
       <div className="share-link">
         <input
           ref={input}
