@@ -225,6 +225,24 @@ describe('tab links', () => {
     await t.close();
   });
 
+  it('closed before the broker answers: ready says false at once, and nothing is told', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const errors: Error[] = [];
+    const t = tabLinksTransport(memoryTransport(createMemoryNetwork(), 'a'), {
+      broker: port2,
+      liveness: new FakeLocks(),
+      // Longer than the test may take: only the close can settle `ready` in time.
+      registerTimeoutMs: 60_000,
+      onUnavailable: (e) => errors.push(e),
+    });
+    await new Promise((r) => setTimeout(r, 0)); // the registration is on its way
+    await t.close();
+    expect(await t.ready).toBe(false);
+    expect(errors).toEqual([]);
+    port1.close();
+    port2.close();
+  });
+
   it('a connection the inner transport accepts while the broker has not answered yet reaches the mesh', async () => {
     // The tab's transport is built and its mesh on it at once; a WebRTC peer that dials in the
     // moment the page registered with the signaling server must not be lost to the registration.

@@ -235,6 +235,7 @@ class TabLinksTransport implements TabLinks {
     this.opts.broker.removeEventListener('message', this.onBroker);
     for (const answer of this.dials.values()) answer(null);
     this.dials.clear();
+    this.registered?.(); // a registration still waiting ends now (ready: false once closed)
     this.release?.();
     this.release = null;
   }
