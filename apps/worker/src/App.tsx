@@ -1,5 +1,5 @@
 import { useCallback, useMemo, useState, type ReactNode } from 'react';
-import { coordinatorPeerId, randomId, workerPeerId } from '@peertrain/protocol';
+import { coordinatorPeerId, linkCountsText, randomId, workerPeerId } from '@peertrain/protocol';
 import '@peertrain/engine/browser';
 import {
   createWorkerRuntime,
@@ -211,6 +211,10 @@ function WorkerView(props: { live: Live }) {
                   : '') +
                 // Data parallel keeps the model's parameters as plain arrays between steps.
                 (s.memory.paramBytes !== undefined ? `, parameters ${formatBytes(s.memory.paramBytes)}` : '')}
+          </Row>
+          <Row id="links" label="links to peers" wide>
+            {/* Tabs of this browser talk inside it (tab links); other devices over WebRTC. */}
+            {s.links === null ? '–' : linkCountsText(s.links) || 'none'}
           </Row>
           <Row id="peer-id" label="peer id" wide>
             <span className="mono">{s.peerId}</span>

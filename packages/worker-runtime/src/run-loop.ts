@@ -56,6 +56,7 @@ export function startRun(core: WorkerCore, assign: Assign): void {
     step: 0,
     totalSteps: assign.config.steps,
     loss: null,
+    links: null,
   });
   runLoop(core, run)
     .then(
@@ -122,12 +123,9 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
     });
     if (assign.resume) run.completed = assign.resume.step; // the steps before are in `restore`
     run.paramBytes = m.paramBytes;
-    core.tell({
-      type: 'ready',
-      runId,
-      loadMs: core.now() - loadStart,
-      ...(links ? { links: linkCounts(core.mesh, [...links.dial, ...links.need]) } : {}),
-    });
+    const counts = links ? linkCounts(core.mesh, [...links.dial, ...links.need]) : null;
+    core.tell({ type: 'ready', runId, loadMs: core.now() - loadStart, ...(counts ? { links: counts } : {}) });
+    core.update({ links: counts });
     core.update({ phase: 'training' });
     const reports = new StepReports((msg) => core.tell(msg), core.now);
     const d: Driver = { core, run, method: m, session, spans, signal, reports, sharded: new Set() };

@@ -57,6 +57,7 @@ function initialStatus(peerId: string, room: string): WorkerStatus {
     bytesSent: 0,
     bytesReceived: 0,
     framesRefused: 0,
+    links: null,
     lastError: null,
     memory: null,
   };

@@ -157,13 +157,16 @@ describe('worker telemetry', () => {
 
   it('counts the optimizer update as compute and leaves evaluations out of the step time', async () => {
     // Every step is evaluated, and each evaluation takes 40 ms more than a step computes.
-    const { coord } = room(['a', 'b'], {}, undefined, (signal) => slowEvaluations(signal, 40));
+    const { coord, workers } = room(['a', 'b'], {}, undefined, (signal) => slowEvaluations(signal, 40));
     await until(coord, (ps) => ps.length === 2 && ps.every((p) => p.state === 'idle'));
     const report = await coord.run(
       { dataset: 'synthetic', model: 'mlp', workers: 2, steps: 12, batch: 8, evalEvery: 1 },
       { waitMs: 20_000 },
     );
     expect(report.evals).toHaveLength(12);
+    // Each worker's page and the report say how it reached its peer: one in-memory link here.
+    for (const w of workers) expect(w.status().links).toEqual({ memory: 1 });
+    expect(report.workers.map((w) => w.links)).toEqual([{ memory: 1 }, { memory: 1 }]);
     // Both ranks share one thread here (0.3-0.7 measured); with the evaluations counted as idle
     // time the share was 0.02.
     for (const w of report.workers) expect(w.computeUtilization).toBeGreaterThan(0.2);

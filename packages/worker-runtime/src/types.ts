@@ -1,4 +1,4 @@
-import type { DeviceInfo, MemoryReport, Role, Shard, WireError } from '@peertrain/protocol';
+import type { DeviceInfo, LinkCounts, MemoryReport, Role, Shard, WireError } from '@peertrain/protocol';
 
 /** What a worker tab is doing, for its own page. */
 export type WorkerPhase =
@@ -22,6 +22,8 @@ export interface WorkerStatus {
   bytesSent: number;
   bytesReceived: number;
   framesRefused: number;
+  /** The current run's links to its peers by kind (tab links, WebRTC); null before they are open. */
+  links: LinkCounts | null;
   lastError: WireError | null;
   /**
    * What the engine holds and the run's parameter bytes (the pong's memory report, refreshed on each
