@@ -11,7 +11,6 @@ import {
   openPeerSession,
   type PeerSession,
   signalUrl,
-  tabLinksWanted,
   TopBar,
   UNWATCHED_VIEW_EVERY_MS,
   useBoot,
@@ -67,14 +66,10 @@ async function startDashboard(
   const url = signalUrl(config.signal);
   setStage({ kind: 'signal', url, peerId });
   // A reload registers the same id again; the old page's socket may hold it a little longer.
-  const session = await claimId(
-    peerId,
-    (s) => openPeerSession({ peerId, config, signal: s, tabLinks: tabLinksWanted(config, location.search) }),
-    {
-      signal,
-      onRetry: (n, err) => emit({ type: 'log', message: `try ${n}: ${err.message}; trying again` }),
-    },
-  );
+  const session = await claimId(peerId, (s) => openPeerSession({ peerId, config, signal: s }), {
+    signal,
+    onRetry: (n, err) => emit({ type: 'log', message: `try ${n}: ${err.message}; trying again` }),
+  });
   emit({ type: 'log', message: `transport open: ${peerId} registered with ${url}` });
   try {
     setStage({ kind: 'start', what: 'the coordinator' });

@@ -21,7 +21,6 @@ import {
   orDash,
   type PeerSession,
   signalUrl,
-  tabLinksWanted,
   StepProgress,
   TopBar,
   useBoot,
@@ -45,12 +44,7 @@ async function startWorker(room: string, backend: BackendChoice, ctx: BootContex
   const config = await fetchPageConfig({ defaultHost: location.hostname, signal });
   const peerId = workerPeerId(room, randomId());
   setStage({ kind: 'signal', url: signalUrl(config.signal), peerId });
-  const session = await openPeerSession({
-    peerId,
-    config,
-    signal,
-    tabLinks: tabLinksWanted(config, location.search),
-  });
+  const session = await openPeerSession({ peerId, config, signal });
   try {
     setStage({ kind: 'start', what: 'the worker' });
     const runtime = createWorkerRuntime({

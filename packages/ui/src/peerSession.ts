@@ -3,6 +3,7 @@ import { peerjsTransport } from '@peertrain/transport/peerjs';
 import { withTabLinks } from '@peertrain/transport/tab-links';
 import type { Mesh, Transport } from '@peertrain/transport';
 import { PhaseTimeoutError } from '@peertrain/protocol';
+import { tabLinksWanted } from './pageConfig.ts';
 import type { PageConfig } from './pageConfig.ts';
 
 /** How long registering with the signaling server may take before the page says it cannot reach it. */
@@ -26,7 +27,10 @@ export async function openPeerSession(opts: {
   config: PageConfig;
   signal?: AbortSignal;
   timeoutMs?: number;
-  /** Link to the tabs of this browser profile through the browser (tabLinksWanted). Default false. */
+  /**
+   * Link to the tabs of this browser profile through the browser. Default: what the config and
+   * the page's address say (tabLinksWanted).
+   */
   tabLinks?: boolean;
 }): Promise<PeerSession> {
   const timeoutMs = opts.timeoutMs ?? SIGNAL_OPEN_TIMEOUT_MS;
@@ -51,7 +55,8 @@ export async function openPeerSession(opts: {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  if (opts.tabLinks === true) transport = withTabLinks(transport, { log: (m) => console.warn(m) });
+  const tabLinks = opts.tabLinks ?? tabLinksWanted(opts.config, globalThis.location?.search ?? '');
+  if (tabLinks) transport = withTabLinks(transport, { log: (m) => console.warn(m) });
   const mesh = createMesh(transport);
   let closing: Promise<void> | null = null;
   return {
