@@ -196,8 +196,10 @@ for (const r of results) {
       if (t.status !== 'failed') continue;
       failures.push(`FAILED ${file.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
       const msg = (t.failureMessages ?? []).join('\n').replace(ANSI, '');
-      const lines = msg.split('\n').filter((l) => !/^\s+at /.test(l));
-      failures.push(...lines.filter((l) => l.trim() !== '').slice(-12));
+      const lines = msg.split('\n').filter((l) => !/^\s+at /.test(l) && l.trim() !== '');
+      // The error's own words come first; an end-to-end check appends its process's stderr tail.
+      const shown = lines.length <= 40 ? lines : [...lines.slice(0, 25), '...', ...lines.slice(-12)];
+      failures.push(...shown);
     }
     if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) {
       failures.push(`FAILED to load ${file.name}: ${String(file.message ?? '').slice(0, 600)}`);

@@ -57,6 +57,9 @@ async function downloads(page: Page, prefix: string): Promise<{ report: string; 
   return { report: report.path, weights: weights.path };
 }
 
+/** Set once the pages are open: what they show now. */
+let describe = (): Promise<string> => Promise.resolve('no pages yet');
+
 async function main(): Promise<ReloadCheckResult> {
   const signal = AbortSignal.timeout(500_000);
   const t0 = performance.now();
@@ -69,6 +72,18 @@ async function main(): Promise<ReloadCheckResult> {
     // One browser profile for the dashboard (its IndexedDB and localStorage survive the reload).
     const dashCtx = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
     const dashboardErrors: string[] = [];
+    // The dashboard's log and error events (its emitter calls window.peertrainEmit when present):
+    // a check that fails says what the page was doing.
+    const dashboardLog: string[] = [];
+    await dashCtx.exposeFunction(
+      'peertrainEmit',
+      (e: { type: string; message?: string; error?: unknown }) => {
+        if (e.type !== 'log' && e.type !== 'error' && e.type !== 'done') return;
+        const what = e.type === 'log' ? e.message : e.type === 'error' ? JSON.stringify(e.error) : '';
+        dashboardLog.push(`${new Date().toISOString().slice(11, 23)} ${e.type} ${what ?? ''}`);
+        if (dashboardLog.length > 40) dashboardLog.shift();
+      },
+    );
     const openDashboard = async (): Promise<Page> => {
       const p = await dashCtx.newPage();
       p.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
@@ -88,28 +103,29 @@ async function main(): Promise<ReloadCheckResult> {
     }
     // On a timeout, the error says what the peer table and each worker page showed (a worker that
     // never got past probing or dialling, or a peer table that never listed it).
+    const text = (p: Page, selector: string): Promise<string> =>
+      p
+        .locator(selector)
+        .allInnerTexts()
+        .then((t) => t.join(' | ').replace(/\s+/g, ' ').slice(0, 600))
+        .catch((e: unknown) => `unreadable: ${String(e)}`);
+    // What the pages show, for an error: the phase, the resume banner, the peer table, each worker.
+    describe = async () => {
+      const states = await Promise.all(workers.map((w) => text(w, '[data-testid="worker-phase-text"]')));
+      return (
+        `phase: [${await text(page, '.progress-card .pill')}]; banner: ` +
+        `[${await text(page, '[data-testid="resumed"]')}]; peer table: ` +
+        `[${await text(page, 'section.peers tbody tr')}]; worker pages: [${states.join('; ')}]; ` +
+        `worker errors: [${workerErrors.join('; ')}]; dashboard errors: [${dashboardErrors.join('; ')}]; ` +
+        `dashboard log:\n  ${dashboardLog.join('\n  ')}`
+      );
+    };
     const idlePeers = (n: number) =>
-      page
-        .waitForFunction(
-          (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
-          n,
-          { timeout: LONG_WAIT_MS, polling: 250 },
-        )
-        .catch(async (err: unknown) => {
-          const text = (p: Page, selector: string): Promise<string> =>
-            p
-              .locator(selector)
-              .allInnerTexts()
-              .then((t) => t.join(' | ').replace(/\s+/g, ' ').slice(0, 600))
-              .catch((e: unknown) => `unreadable: ${String(e)}`);
-          const table = await text(page, 'section.peers tbody tr');
-          const states = await Promise.all(workers.map((w) => text(w, '[data-testid="worker-phase-text"]')));
-          throw new Error(
-            `${err instanceof Error ? err.message : String(err)}; waiting for ${n} idle peers; ` +
-              `peer table: [${table}]; worker pages: [${states.join('; ')}]; ` +
-              `worker errors: [${workerErrors.join('; ')}]`,
-          );
-        });
+      page.waitForFunction(
+        (n) => document.querySelectorAll('section.peers tbody .pill.state-idle').length >= n,
+        n,
+        { timeout: LONG_WAIT_MS, polling: 250 },
+      );
     await idlePeers(RELOAD_WORKERS);
     milestone('workers idle');
 
@@ -193,6 +209,12 @@ async function main(): Promise<ReloadCheckResult> {
       workerErrors,
       ms: { uninterrupted, resumed: performance.now() - resumedAt, total: performance.now() - t0 },
     };
+  } catch (err) {
+    const seen = await Promise.race([
+      describe().catch((e: unknown) => `pages unreadable: ${String(e)}`),
+      new Promise<string>((r) => setTimeout(() => r('pages did not answer'), 10_000)),
+    ]);
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (at: ${reached}); ${seen}`);
   } finally {
     // Teardown must not hang the check: each part gets a few seconds.
     const bounded = (p: Promise<unknown>): Promise<unknown> =>
