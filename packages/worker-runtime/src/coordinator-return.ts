@@ -6,7 +6,8 @@
 // resumes the interrupted run from its newest checkpoint with the workers that came back.
 import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
-import { dialCoordinator } from './links.ts';
+import { deadline, sleep } from '@peertrain/base';
+import { JOIN_RETRY_MS, dialCoordinator } from './links.ts';
 
 /** What a run in flight is aborted with when the coordinator's link closes. */
 export function coordinatorGone(coordinatorId: string): PeerLostError {
@@ -26,6 +27,9 @@ export async function awaitCoordinator(
 ): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? PHASE_TIMEOUTS.coordinatorReturn.ms;
   try {
+    // Not at once: the old page's signaling socket may still be closing, and an offer sent now can
+    // reach it and go unanswered (seen in 5 of 10 reloads; then the dial's try had to run out).
+    await sleep(JOIN_RETRY_MS, deadline(opts.signal, timeoutMs));
     await dialCoordinator(mesh, coordinatorId, opts.signal, timeoutMs);
   } catch (err) {
     opts.signal.throwIfAborted();

@@ -25,6 +25,25 @@ describe('dialCoordinator', () => {
     expect(dials()).toBe(3);
   });
 
+  it('dials again when a dial goes unanswered (its offer went to a page going away)', async () => {
+    // The first dial never settles until its signal aborts, as a PeerJS offer nobody answers; the
+    // second opens. The join timeout (60 s) is far past the test's own: only the short first try
+    // (50 ms here) brings the second dial.
+    const signals: AbortSignal[] = [];
+    const mesh = {
+      connect: (_: string, opts: { signal: AbortSignal }) => {
+        signals.push(opts.signal);
+        if (signals.length > 1) return Promise.resolve();
+        return new Promise<void>((_, reject) =>
+          opts.signal.addEventListener('abort', () => reject(opts.signal.reason as Error), { once: true }),
+        );
+      },
+    } as unknown as Mesh;
+    await dialCoordinator(mesh, 'pt-r-coordinator', new AbortController().signal, 60_000, 50);
+    expect(signals).toHaveLength(2);
+    expect(signals[0]!.aborted).toBe(true);
+  }, 5_000);
+
   it('fails at once when its own mesh is closed', async () => {
     const { mesh, dials } = meshFailing([new TransportError('mesh w closed')]);
     await expect(

@@ -53,32 +53,45 @@ export async function openLinks(
 }
 
 /**
+ * How long the first dial to the coordinator may go unanswered before it is made again; each next
+ * try waits twice as long as the one before, up to COORDINATOR_TRY_MAX_MS. An offer can be lost:
+ * a worker whose coordinator's link just closed dials at once, and the signaling server may still
+ * hand the offer to the old page's socket, which is going away (seen: every such dial waited the
+ * transport's whole 45 s handshake timeout; the next one opened in 30 ms).
+ */
+export const COORDINATOR_FIRST_TRY_MS = 5_000;
+export const COORDINATOR_TRY_MAX_MS = 40_000;
+
+/**
  * Links to the coordinator. Its id may not be on the signaling server yet (the worker link was
  * opened before the dashboard, or the dashboard is reloading): dial again every JOIN_RETRY_MS
  * until the join timeout, then fail with the last PeerLostError (or, when the timeout ends a dial in
- * flight, one saying no coordinator answered). A handshake that stalled
- * (PhaseTimeoutError: e.g. the offer went to a reloading page that never answered) is dialled
- * again the same way. Other errors (the worker's own mesh closed) fail at once.
+ * flight, one saying no coordinator answered). A dial that has no answer within its try
+ * (COORDINATOR_FIRST_TRY_MS, doubling) or whose handshake stalled (PhaseTimeoutError) is made again
+ * at once. Other errors (the worker's own mesh closed) fail at once.
  */
 export async function dialCoordinator(
   mesh: Mesh,
   coordinatorId: string,
   signal: AbortSignal,
   timeoutMs: number,
+  firstTryMs: number = COORDINATOR_FIRST_TRY_MS,
 ): Promise<void> {
   const until = deadline(signal, timeoutMs);
   // The join timeout passing in a dial (a PeerJS offer nobody answered) says so, naming the coordinator.
   const noAnswer = (): PeerLostError =>
     new PeerLostError(coordinatorId, `no coordinator answered within ${timeoutMs / 1000} s`);
-  for (;;) {
+  for (let tryMs = firstTryMs; ; tryMs = Math.min(2 * tryMs, COORDINATOR_TRY_MAX_MS)) {
+    const attempt = deadline(until, tryMs);
     try {
-      await mesh.connect(coordinatorId, { signal: until });
+      await mesh.connect(coordinatorId, { signal: attempt });
       return;
     } catch (e) {
       signal.throwIfAborted();
       const err = until.aborted && !(e instanceof PeerLostError) ? noAnswer() : e;
-      if (!(err instanceof PeerLostError || err instanceof PhaseTimeoutError)) throw err;
       if (until.aborted) throw err;
+      if (attempt.aborted) continue; // no answer within this try: dial again
+      if (!(err instanceof PeerLostError || err instanceof PhaseTimeoutError)) throw err;
       await sleep(JOIN_RETRY_MS, until).catch(() => {
         signal.throwIfAborted();
         throw err; // the join timeout passed while waiting: the coordinator never came
