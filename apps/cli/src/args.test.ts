@@ -81,6 +81,12 @@ describe('parseCommandLine', () => {
     expect(issuesOf(['train', '--elastic', '--elastic-policy', 'wild'])[0]).toMatch(/^--elastic-policy: /);
   });
 
+  it('--all-reduce forces how a fp32 all-reduce sums; auto by default', () => {
+    expect(train([]).config.allReduce).toBe('auto');
+    expect(train(['--all-reduce', 'ring']).config.allReduce).toBe('ring');
+    expect(issuesOf(['train', '--all-reduce', 'tree'])[0]).toMatch(/^--all-reduce: /);
+  });
+
   it('--spares and --stage-checkpoint-every: an elastic pipeline’s spares and snapshots; vanish-rankR@K', () => {
     const pipe = ['--strategy', 'pipeline', '--workers', '5', '--elastic', '--partition', '0-2,3-3,4-5,6-7'];
     const { config, runner } = train([
@@ -136,7 +142,7 @@ describe('parseCommandLine', () => {
     const { config, runner } = train(
       (
         '--workers 4 --strategy data --sync ps --model cnn --dataset synthetic --steps 10 --batch 16 --lr 0.1 ' +
-        '--optimizer sgd --momentum 0.5 --seed 7 --backend webgpu --eval-every 5 --bucket-elems 1024 --reference ' +
+        '--optimizer sgd --momentum 0.5 --seed 7 --backend webgpu --eval-every 5 --bucket-elems 1024 --all-reduce ring --reference ' +
         '--report out.json --isolated-network --chromium /opt/chrome --room lab-1 --idle-timeout 2.5 --dist build ' +
         '--inject-fault malformed --quiet'
       ).split(' '),
@@ -154,6 +160,7 @@ describe('parseCommandLine', () => {
       seed: 7,
       backend: 'webgpu',
       bucketElems: 1024,
+      allReduce: 'ring',
       evalEvery: 5,
       reference: true,
       // pipeline settings keep their defaults in a data-parallel run

@@ -75,6 +75,9 @@ Training (defaults from the run configuration):
                          compute backend of the workers (default auto: fastest measured)
   --eval-every N         evaluate test accuracy every N steps, 0 = at the end (default ${D.evalEvery})
   --bucket-elems N       all-reduce bucket size in float32 elements (default ${D.bucketElems})
+  --all-reduce auto|ring|pairwise|direct
+                         how a fp32 all-reduce sums (default auto: direct for small tensors,
+                         pairwise in 2 hops up to 16 workers, the ring past them)
   --reference            also train the single-worker reference and report the difference
   --elastic              allreduce: a lost worker ends the epoch, not the run; the survivors redo the step.
                          diloco (compress none|fp16|int8, no --overlap-outer): the survivors redo the
@@ -225,6 +228,7 @@ const OPTIONS = {
   backend: { type: 'string' },
   'eval-every': { type: 'string' },
   'bucket-elems': { type: 'string' },
+  'all-reduce': { type: 'string' },
   reference: { type: 'boolean' },
   elastic: { type: 'boolean' },
   'elastic-policy': { type: 'string' },
@@ -287,6 +291,7 @@ function heartbeatTimeoutMs(raw: string | undefined, issues: string[]): number |
 const FLAG_OF: Record<string, string> = {
   evalEvery: 'eval-every',
   bucketElems: 'bucket-elems',
+  allReduce: 'all-reduce',
   microBatches: 'micro-batches',
   innerSteps: 'inner-steps',
   outerLr: 'outer-lr',
@@ -424,6 +429,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values.reference === true) config.reference = true;
   if (values.elastic === true) config.elastic = true;
   if (values['elastic-policy'] !== undefined) config.elasticPolicy = values['elastic-policy'];
+  if (values['all-reduce'] !== undefined) config.allReduce = values['all-reduce'];
   const heartbeat = heartbeatTimeoutMs(values['heartbeat-timeout'], issues);
   if (heartbeat !== undefined) config.heartbeatTimeoutMs = heartbeat;
   if (values.recompute === true) config.recompute = true;

@@ -44,7 +44,8 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.workers.every((w) => w.backend === 'wasm' && w.gflops > 0)).toBe(true);
     // Each tab in a profile of its own (the default), as separate devices: every link is WebRTC.
     expect(r.workers.map((w) => w.links)).toEqual([{ webrtc: 2 }, { webrtc: 2 }, { webrtc: 2 }]);
-    // Ring all-reduce: each worker sends 2(N-1)/N of the gradient bytes per step (plus framing).
+    // All-reduce (pairwise at 3 tabs, as the ring): each worker sends 2(N-1)/N of the gradient bytes
+    // per step (plus framing).
     const gradBytes = 4 * (784 * 128 + 128 + 128 * 10 + 10);
     const ideal = ((2 * 2) / 3) * gradBytes * 150;
     for (const w of r.workers) {

@@ -13,18 +13,10 @@ import { compressedAllReduce, compressedTagSpan } from './compressed.ts';
 import { ringElemsSent } from './ring.ts';
 import type { AllReduceStats } from './ring.ts';
 import { mulberry32 } from '@peertrain/base';
-import { useTestHubs } from './testMesh.ts';
+import { ids, inputs, useTestHubs } from './testMesh.ts';
 import type { TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
-const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`);
-
-/** Per-peer inputs [n][length] in [-1, 1). */
-function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = mulberry32(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
-}
-
 /** Float64 element-wise sum. */
 function exactSum(xs: Float32Array[]): Float64Array {
   const out = new Float64Array(xs[0]?.length ?? 0);

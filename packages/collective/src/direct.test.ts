@@ -1,24 +1,12 @@
 import { CompressionError, createCompressor } from '@peertrain/compress';
 import type { Compressor } from '@peertrain/compress';
-import { mulberry32 } from '@peertrain/base';
 import { ConfigError, ProtocolError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { HOP_WORTH_BYTES, allReduceAlgorithm, directAllReduce } from './direct.ts';
-import { useTestHubs } from './testMesh.ts';
+import { PAIRWISE_MAX_PEERS } from './pairwise.ts';
+import { ids, inputs, sameBits, useTestHubs } from './testMesh.ts';
 
 const newHub = useTestHubs();
-const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`);
-
-function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = mulberry32(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
-}
-
-function sameBits(data: Float32Array[]): boolean {
-  const first = new Uint32Array(data[0]!.buffer);
-  return data.every((d) => new Uint32Array(d.buffer).every((v, i) => v === first[i]));
-}
-
 describe('directAllReduce', () => {
   it('fp32: every peer ends with the float32 sum in rank order, the same bits', async () => {
     const group = ids(4);
@@ -109,14 +97,16 @@ describe('directAllReduce', () => {
 });
 
 describe('allReduceAlgorithm', () => {
-  it('direct at two peers; beyond, while the extra bytes stay under HOP_WORTH_BYTES per hop saved', () => {
+  it('direct at two peers and while its extra bytes stay under one hop; pairwise, then the ring, beyond', () => {
     expect(allReduceAlgorithm(2, 100 << 20)).toBe('direct');
-    // N = 3: extra = L (2 - 4/3) = 2L/3 <= 3 hops' worth: up to 288 KiB.
-    expect(allReduceAlgorithm(3, 288 * 1024)).toBe('direct');
-    expect(allReduceAlgorithm(3, 289 * 1024)).toBe('ring');
-    // The MNIST CNN's 9,098 fp32 gradients go direct at 4 tabs; the MLP's 101,770 take the ring.
+    // N = 3: extra over pairwise = L (2 - 4/3) = 2L/3 <= 1 hop's worth: up to 96 KiB.
+    expect(allReduceAlgorithm(3, 96 * 1024)).toBe('direct');
+    expect(allReduceAlgorithm(3, 97 * 1024)).toBe('pairwise');
+    // The MNIST CNN's 9,098 fp32 gradients go direct at 4 tabs; the MLP's 101,770 pairwise.
     expect(allReduceAlgorithm(4, 4 * 9_098)).toBe('direct');
-    expect(allReduceAlgorithm(4, 4 * 101_770)).toBe('ring');
+    expect(allReduceAlgorithm(4, 4 * 101_770)).toBe('pairwise');
+    expect(allReduceAlgorithm(PAIRWISE_MAX_PEERS, 4 * 101_770)).toBe('pairwise');
+    expect(allReduceAlgorithm(PAIRWISE_MAX_PEERS + 1, 4 * 101_770)).toBe('ring');
     expect(HOP_WORTH_BYTES).toBe(65_536);
   });
 });

@@ -8,6 +8,7 @@ import type { TrafficStats } from './f32.ts';
 import { ringRank } from './ring.ts';
 import type { AllReduceStats, RingOptions } from './ring.ts';
 import { OpScope } from './scope.ts';
+import { PAIRWISE_MAX_PEERS } from './pairwise.ts';
 
 // Direct all-reduce (all-to-all) for small tensors: every peer sends its whole tensor to every other
 // peer in one hop and sums the N contributions in rank order 0..N-1, starting from zeros, so every
@@ -27,18 +28,22 @@ import { OpScope } from './scope.ts';
 /** Bytes one hop's latency is worth: the extra bytes direct may send per hop it saves. */
 export const HOP_WORTH_BYTES = 64 * 1024;
 
-export type AllReduceAlgorithm = 'ring' | 'direct';
+export type AllReduceAlgorithm = 'ring' | 'direct' | 'pairwise';
 
 /**
  * Which algorithm sums a tensor of `payloadBytes` (as sent: 4 per float32 element, 2 for fp16, 1 for
- * int8) over `n` peers. A pure function of both, so every peer of a group picks the same. Direct
- * when its extra bytes, (N-1) L - 2(N-1)/N L, stay under HOP_WORTH_BYTES per hop saved (2N-3):
- * always at N = 2 (same bytes, one hop instead of two); at N = 3 up to 288 KiB, N = 4 up to 213 KiB.
+ * int8) over `n` peers. A pure function of both, so every peer of a group picks the same.
+ * - direct (1 hop) while its extra bytes over the pairwise exchange, (N-1) L - 2(N-1)/N L, stay
+ *   under HOP_WORTH_BYTES (the one hop it saves): always at N = 2 (same bytes, one hop instead of
+ *   two); at N = 3 up to 96 KiB, N = 4 up to 42 KiB (the MNIST CNN's 36 KiB of gradients).
+ * - pairwise (2 hops, the ring's bytes: pairwise.ts) above that, up to PAIRWISE_MAX_PEERS peers;
+ * - the ring (2(N-1) hops) past them.
  */
 export function allReduceAlgorithm(n: number, payloadBytes: number): AllReduceAlgorithm {
   if (n <= 2) return 'direct';
   const extra = (n - 1) * payloadBytes - ((2 * (n - 1)) / n) * payloadBytes;
-  return extra <= (2 * n - 3) * HOP_WORTH_BYTES ? 'direct' : 'ring';
+  if (extra <= HOP_WORTH_BYTES) return 'direct';
+  return n <= PAIRWISE_MAX_PEERS ? 'pairwise' : 'ring';
 }
 
 /** Bytes per element each codec the direct all-reduce carries sends (headers aside). */

@@ -9,7 +9,7 @@ export {
   ringTagSpan,
 } from './ring.ts';
 export type { AllReduceOptions, AllReduceStats, RingOptions, RingPhase, RingPhaseName } from './ring.ts';
-export { allReduceMean } from './mean.ts';
+export { allReduceMean, allReduceSum } from './mean.ts';
 export type { MeanOptions } from './mean.ts';
 export { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';
@@ -21,3 +21,4 @@ export { compressedAllReduce, compressedTagSpan } from './compressed.ts';
 export type { CompressedAllReduceOptions } from './compressed.ts';
 export { HOP_WORTH_BYTES, allReduceAlgorithm, directAllReduce } from './direct.ts';
 export type { AllReduceAlgorithm, DirectOptions } from './direct.ts';
+export { PAIRWISE_MAX_PEERS, PAIRWISE_TAG_SPAN, pairwiseAllReduce } from './pairwise.ts';

@@ -3,6 +3,7 @@ import type { Mesh } from '@peertrain/transport';
 import { compressedAllReduce } from './compressed.ts';
 import { allReduceAlgorithm, bytesPerElement, directAllReduce } from './direct.ts';
 import type { AllReduceAlgorithm } from './direct.ts';
+import { pairwiseAllReduce } from './pairwise.ts';
 import { ringAllReduce } from './ring.ts';
 import type { AllReduceOptions, AllReduceStats } from './ring.ts';
 
@@ -14,9 +15,9 @@ export interface MeanOptions extends AllReduceOptions {
    */
   compressor?: Compressor;
   /**
-   * 'auto' (default): for fp32, allReduceAlgorithm(N, 4L) picks the ring or the direct exchange;
-   * compressed tensors take the ring. 'direct' also carries fp16 and int8 (top-k and PowerSGD keep
-   * their own exchanges whatever this says).
+   * 'auto' (default): for fp32, allReduceAlgorithm(N, 4L) picks the direct exchange, the pairwise
+   * one or the ring; compressed tensors take the ring. 'direct' also carries fp16 and int8 (top-k
+   * and PowerSGD keep their own exchanges whatever this says); 'pairwise' is for fp32 only.
    */
   algorithm?: AllReduceAlgorithm | 'auto';
   /**
@@ -28,14 +29,13 @@ export interface MeanOptions extends AllReduceOptions {
 }
 
 /**
- * The group's mean of `data` [L], in place, on every peer: the sum by the ring all-reduce or, for a
- * small tensor, the direct exchange (direct.ts; compressed when `opts.compressor` says so), then each element times 1/N (N = group.length, the reciprocal
- * computed once). The one place a worker averages over a ring: data parallel's gradients, DiLoCo's
- * pseudo-gradients and a hybrid's stage group all come here, so the arithmetic (and the bits)
- * cannot drift apart. Every peer ends bit-identical, as with the sum (compressedAllReduce keeps
- * that for every codec). Rejects as ringAllReduce / compressedAllReduce do.
+ * The group's sum of `data` [L], in place, on every peer: by the direct exchange (a small tensor:
+ * direct.ts), the pairwise one (pairwise.ts) or the ring (compressed when `opts.compressor` says
+ * so), as `opts.algorithm` and the tensor's size choose. Every peer ends bit-identical. Callers that
+ * scale the sum themselves (elastic data parallel divides by the run's first size) come here, so
+ * their arithmetic is allReduceMean's before the scale.
  */
-export async function allReduceMean(
+export async function allReduceSum(
   mesh: Mesh,
   group: readonly string[],
   data: Float32Array,
@@ -45,17 +45,36 @@ export async function allReduceMean(
   // 'auto' chooses only for fp32: a compressed exchange stays on the ring, whose bytes are the
   // compression's (the direct exchange trades bytes for hops; say 'direct' to have it anyway).
   const plain = compressor === undefined || compressor.kind === 'none';
-  const direct =
-    bytesPerElement(compressor) !== null &&
-    (algorithm === 'auto'
-      ? plain && allReduceAlgorithm(group.length, 4 * (choiceElems ?? data.length)) === 'direct'
-      : algorithm === 'direct');
+  const chosen =
+    algorithm !== 'auto'
+      ? algorithm
+      : plain
+        ? allReduceAlgorithm(group.length, 4 * (choiceElems ?? data.length))
+        : 'ring';
   const codec = compressor?.kind === 'fp16' || compressor?.kind === 'int8' ? compressor : undefined;
-  const stats = direct
-    ? await directAllReduce(mesh, group, data, { ...ring, ...(codec ? { codec } : {}) })
-    : compressor === undefined || compressor.kind === 'none'
-      ? await ringAllReduce(mesh, group, data, ring)
-      : await compressedAllReduce(mesh, group, data, { ...ring, compressor });
+  if (chosen === 'direct' && bytesPerElement(compressor) !== null)
+    return directAllReduce(mesh, group, data, { ...ring, ...(codec ? { codec } : {}) });
+  if (!plain) return compressedAllReduce(mesh, group, data, { ...ring, compressor });
+  return chosen === 'pairwise'
+    ? pairwiseAllReduce(mesh, group, data, ring)
+    : ringAllReduce(mesh, group, data, ring);
+}
+
+/**
+ * The group's mean of `data` [L], in place, on every peer: the sum (allReduceSum), then each element
+ * times 1/N (N = group.length, the reciprocal computed once). The one place a worker averages over
+ * its group: data parallel's gradients, DiLoCo's pseudo-gradients and a hybrid's stage group all
+ * come here, so the arithmetic (and the bits) cannot drift apart. Every peer ends bit-identical, as
+ * with the sum (compressedAllReduce keeps that for every codec). Rejects as ringAllReduce /
+ * compressedAllReduce do.
+ */
+export async function allReduceMean(
+  mesh: Mesh,
+  group: readonly string[],
+  data: Float32Array,
+  opts: MeanOptions,
+): Promise<AllReduceStats> {
+  const stats = await allReduceSum(mesh, group, data, opts);
   const inv = 1 / group.length;
   for (let i = 0; i < data.length; i++) data[i]! *= inv;
   return stats;

@@ -4,18 +4,10 @@ import type { Mesh, TensorKey, TensorMessage } from '@peertrain/transport';
 import { describe, expect, it } from 'vitest';
 import { chunkBounds, ringAllReduce, ringElemsSent, ringTag, ringTagSpan } from './ring.ts';
 import type { AllReduceStats } from './ring.ts';
-import { useTestHubs } from './testMesh.ts';
+import { ids, inputs, useTestHubs } from './testMesh.ts';
 import type { TestHubOptions, TestMesh } from './testMesh.ts';
 
 const newHub = useTestHubs();
-
-const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`);
-
-/** Per-peer input vectors [n][length] in [-1, 1). */
-function inputs(n: number, length: number, seed: number): Float32Array[] {
-  const rnd = mulberry32(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
-}
 
 /** Plain float64 sum of the inputs, and sum of magnitudes (for the tolerance). */
 function plainSum(xs: Float32Array[]): { sum: Float64Array; mag: Float64Array } {

@@ -390,3 +390,18 @@ export class TestMesh implements Mesh {
     return Promise.resolve();
   }
 }
+
+/** Peer ids p0 .. p(n-1), in rank order. */
+export const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `p${i}`);
+
+/** Per-peer input vectors [n][length] in [-1, 1), from `seed`. */
+export function inputs(n: number, length: number, seed: number): Float32Array[] {
+  const rnd = mulberry32(seed);
+  return Array.from({ length: n }, () => Float32Array.from({ length }, () => rnd() * 2 - 1));
+}
+
+/** Whether every vector holds the first one's bits. */
+export function sameBits(data: Float32Array[]): boolean {
+  const first = new Uint32Array(data[0]!.buffer);
+  return data.every((d) => new Uint32Array(d.buffer).every((v, i) => v === first[i]));
+}

@@ -41,7 +41,11 @@ export const SCHEDULES = ['naive', 'gpipe', '1f1b', 'interleaved', 'zb-h1'] as c
  * all-reduced pseudo-gradient), ps-async (parameter server with bounded staleness).
  */
 export const SYNC_METHODS = ['allreduce', 'ps', 'diloco', 'ps-async'] as const;
+
 export type SyncMethod = (typeof SYNC_METHODS)[number];
+
+/** config.allReduce: how a fp32 all-reduce sums (collective's allReduceAlgorithm chooses on 'auto'). */
+export const ALL_REDUCE_ALGORITHMS = ['auto', 'ring', 'pairwise', 'direct'] as const;
 
 /** Elastic runs: keep the global batch (fixed-global, the reference's) or each worker's batch (scaled-lr). */
 export const ELASTIC_POLICIES = ['fixed-global', 'scaled-lr'] as const;
@@ -112,6 +116,12 @@ const RunConfigObject = z.object({
   backend: z.enum(['auto', ...BACKENDS]).default('auto'),
   /** All-reduce bucket size in float32 elements (bandwidth/latency trade-off). */
   bucketElems: z.number().int().min(1).default(65536),
+  /**
+   * How a fp32 all-reduce sums: 'auto' (default) takes the direct exchange for a small tensor, the
+   * pairwise one (2 hops) up to 16 workers and the ring (2(N-1) hops) past them; the others force
+   * one (collective's allReduceAlgorithm). Compressed exchanges keep their own.
+   */
+  allReduce: z.enum(ALL_REDUCE_ALGORITHMS).default('auto'),
   /**
    * allreduce: start each gradient bucket's all-reduce as soon as the backward pass has computed it
    * (last layers first), while the first layers' gradients are still being computed (PyTorch DDP).

@@ -17,6 +17,7 @@ export { LayerSpecSchema, ModelSpecSchema } from './model.ts';
 export type { LayerSpec, ModelSpec } from './model.ts';
 export {
   BACKENDS,
+  ALL_REDUCE_ALGORITHMS,
   DATASETS,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,

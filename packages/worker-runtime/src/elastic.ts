@@ -16,7 +16,7 @@
 // is config.lr * M / N0 (the linear scaling rule; the lost ranks' samples are skipped, so the run
 // departs from the undisturbed one at the first loss; with M = N0 it is the same run, bit for bit).
 import { asError, deadline } from '@peertrain/base';
-import { ringAllReduce } from '@peertrain/collective';
+import { allReduceSum } from '@peertrain/collective';
 import type { Optimizer } from '@peertrain/optim';
 import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError, joinState } from '@peertrain/protocol';
 import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
@@ -348,18 +348,19 @@ async function gradientSum(
 }
 
 /**
- * The ring's sum of `grads` over the epoch's members, then / n0: the global batch's mean gradient
+ * The sum of `grads` over the epoch's members (allReduceSum: plain data parallel's algorithm), then / n0: the global batch's mean gradient
  * (scaled-lr: / M, the mean over the members' batches; the lr carries the M / n0).
  */
 async function globalMean(e: Elastic, grads: Float32Array, step: number, signal: AbortSignal): Promise<void> {
   const { mesh, assign, spans } = e.ctx;
   if (e.peers.length > 1)
-    await ringAllReduce(mesh, e.peers, grads, {
+    await allReduceSum(mesh, e.peers, grads, {
       runId: assign.runId,
       step,
       // Each epoch's exchange of a step has its own keys: an aborted attempt's frames never match.
       microBatch: e.epoch,
       bucketElems: assign.config.bucketElems,
+      algorithm: assign.config.allReduce,
       signal,
       now: () => spans.now(),
       onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),

@@ -192,6 +192,7 @@ class ElasticDilocoRun implements MethodRun {
           // Each epoch's exchange of a round has its own keys: an aborted attempt's frames never match.
           microBatch: this.#epoch,
           bucketElems: assign.config.bucketElems,
+          algorithm: assign.config.allReduce,
           signal: AbortSignal.any([signal, this.#inbox.abort.signal]),
           now: () => spans.now(),
           onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),

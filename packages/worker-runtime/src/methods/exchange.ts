@@ -52,6 +52,7 @@ export function meanOverRing(
     runId: assign.runId,
     step,
     bucketElems: assign.config.bucketElems,
+    algorithm: assign.config.allReduce,
     signal,
     now: () => spans.now(),
     onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),

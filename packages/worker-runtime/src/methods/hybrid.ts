@@ -30,6 +30,7 @@ async function averageOverReplicas({ ctx, coords, params, grads }: StageRun, ste
     runId: assign.runId,
     step,
     bucketElems: assign.config.bucketElems,
+    algorithm: assign.config.allReduce,
     signal: ctx.signal,
   });
   spans.record('allreduce', ta, spans.now() - ta, { step, bytes: grads.byteLength });

@@ -39,18 +39,20 @@ describe('allreduce with overlap', () => {
           expect(overlapped.losses[step]![r]).toBe(plain.losses[step]![r]);
         }
       }
-      // The same bytes on the wire: the same buckets, chunks and rounds, only started in another
-      // order. The CNN's 9,098 gradients take the direct exchange (collective's direct.ts): the same
-      // payload, in one message per peer without overlap and one per bucket with it, so only the
-      // frame headers of those 9 extra messages to each of 2 peers differ.
-      if (model === 'mlp') expect(overlapped.bytesSent).toEqual(plain.bytesSent);
-      else
-        for (const [step, perWorker] of overlapped.bytesSent.entries())
-          for (const [r, b] of perWorker.entries()) {
-            const extra = b - plain.bytesSent[step]![r]!;
-            expect(extra).toBeGreaterThan(0);
-            expect(extra).toBeLessThanOrEqual(9 * 2 * 64);
-          }
+      // The same payload on the wire, in more messages. Neither model takes the ring at 3 workers
+      // (collective's allReduceAlgorithm): the CNN's 9,098 gradients go direct, one message per
+      // peer without overlap and one per bucket with it (9 extra to each of 2 peers); the MLP's
+      // 101,770 go pairwise, 4 messages a worker without overlap and 4 per bucket with it (14 extra
+      // buckets), where each bucket's own chunk may round one element differently. Only frame
+      // headers (under 64 bytes each) and those elements differ.
+      const extraMessages = model === 'cnn' ? 9 * 2 : 14 * 4;
+      const rounding = model === 'cnn' ? 0 : 15 * 4;
+      for (const [step, perWorker] of overlapped.bytesSent.entries())
+        for (const [r, b] of perWorker.entries()) {
+          const extra = b - plain.bytesSent[step]![r]!;
+          expect(extra).toBeGreaterThan(0);
+          expect(extra).toBeLessThanOrEqual(extraMessages * 64 + rounding);
+        }
       // Two 3-worker CNN runs on the CPU backend: 3.4 s alone, over 60 s beside the end-to-end lanes.
     }, 180_000);
   }

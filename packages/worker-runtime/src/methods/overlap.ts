@@ -96,8 +96,9 @@ function reduceBucket(
     runId: assign.runId,
     step,
     bucketElems: b,
+    algorithm: assign.config.allReduce,
     tagBase: ringTagSpan(assign.peers.length, k), // bucket k's tags in the one bucketed call
-    choiceElems: grads.length, // the path (ring or direct) the one call over all of them takes
+    choiceElems: grads.length, // the path (direct, pairwise or ring) the one call over all of them takes
     signal,
     now: () => spans.now(),
     onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
