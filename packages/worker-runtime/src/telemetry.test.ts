@@ -167,9 +167,9 @@ describe('worker telemetry', () => {
     // Each worker's page and the report say how it reached its peer: one in-memory link here.
     for (const w of workers) expect(w.status().links).toEqual({ memory: 1 });
     expect(report.workers.map((w) => w.links)).toEqual([{ memory: 1 }, { memory: 1 }]);
-    // Both ranks share one thread here (0.3-0.7 measured); with the evaluations counted as idle
-    // time the share was 0.02.
-    for (const w of report.workers) expect(w.computeUtilization).toBeGreaterThan(0.2);
+    // Both ranks share one thread here: 0.3-0.7 alone, 0.18 once beside the full test run's
+    // browsers; with the evaluations counted as idle time the share was 0.02.
+    for (const w of report.workers) expect(w.computeUtilization).toBeGreaterThan(0.08);
     // Each rank's steps have their update on the compute lane.
     const { spans } = coord.view().run;
     const updates = spans.filter((sp) => sp.kind === 'optimizer');
