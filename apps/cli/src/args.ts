@@ -47,7 +47,7 @@ Training (defaults from the run configuration):
                          data: every tab holds the model; pipeline: the model is cut into one
                          stage per tab; hybrid: --replicas pipelines (default ${D.strategy})
   --sync allreduce|ps|diloco|ps-async
-                         data parallel exchange: ring all-reduce of gradients, parameter server,
+                         data parallel exchange: all-reduce of gradients, parameter server,
                          local steps with an outer optimizer (DiLoCo), or an asynchronous
                          parameter server with bounded staleness (default ${D.sync})
   --inner-steps H        diloco: local steps per round (default ${D.innerSteps})
