@@ -31,6 +31,7 @@ describe('scalingMethods', () => {
       'diloco-5',
       'diloco-20',
       'diloco-50',
+      'diloco-20-overlap',
       'local-10-int8',
       'int8',
       'topk',
@@ -54,7 +55,7 @@ describe('scalingCases', () => {
       [4, 24],
     ]);
     // Without an overlap field the overlap method asked for by the full plan is left out.
-    expect(cases.length).toBe(2 * 9 * 4);
+    expect(cases.length).toBe(2 * 10 * 4);
   });
 
   it('refuses tab counts that do not split the global batch', () => {

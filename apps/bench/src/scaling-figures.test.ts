@@ -166,11 +166,13 @@ describe('compressionRatios and scalingChecks', () => {
       row('diloco-20', 3, figures(1400, 12_000, { computeUtilization: 0.9 })),
       row('diloco-50', 3, figures(1600, 12_000, { computeUtilization: 0.7 })),
       row('diloco-5', 3, figures(1600, 12_000, { computeUtilization: 0.1 })),
+      row('diloco-20-overlap', 3, figures(1500, 12_000, { computeUtilization: 0.85 })),
     ]);
     const checks = scalingChecks(rows, compression);
     expect(checks.map((c) => [c.what.split(':')[0], c.pass])).toEqual([
       ['mlp', true],
       ['diloco H >= 20 (2-4 tabs)', false],
+      ['diloco H = 20, outer step overlapped (2-4 tabs)', true],
       ['fp16', true],
       ['int8', false],
       ['topk', false],
