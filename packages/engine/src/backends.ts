@@ -282,6 +282,23 @@ export async function probeBackends(opts: ProbeOptions = {}): Promise<BackendPro
       probes.push({ backend, ok: false, gflops: 0, error: err instanceof Error ? err.message : String(err) });
     }
   }
+  // Load that comes and goes only ever slows a measurement, and the backends are timed one after
+  // another: a wasm probe run while its tab was starved read 0.49 GFLOP/s (2.72 in another run) and
+  // auto picked cpu (0.91). So with more than one backend timed in full, each is timed again, in
+  // the reverse order, and keeps the faster of its two readings.
+  const full = probes.filter((p) => p.ok && p.stepMs !== undefined);
+  if (full.length > 1) {
+    for (const p of [...full].reverse()) {
+      throwIfAborted(opts.signal);
+      try {
+        await activateBackend(p.backend, opts.signal ? { signal: opts.signal } : {});
+        const t = await timeWorkload(workload, { limits, ...(opts.signal ? { signal: opts.signal } : {}) });
+        if (t.gflops > p.gflops) Object.assign(p, { gflops: t.gflops, stepMs: t.stepMs, samples: t.samples });
+      } catch {
+        throwIfAborted(opts.signal); // the first reading stands
+      }
+    }
+  }
   lastProbes = probes;
   return probes;
 }
