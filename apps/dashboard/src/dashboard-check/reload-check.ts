@@ -5,7 +5,7 @@ export const RELOAD_ROOM = 'reload-check';
 export const RELOAD_WORKERS = 2;
 
 /** The run typed into the form: data parallel all-reduce (checkpointed every 10 steps by the dashboard). */
-export const RELOAD_FORM = { workers: '2', model: 'mlp', dataset: 'synthetic', steps: '60' } as const;
+export const RELOAD_FORM = { workers: '2', model: 'mlp', dataset: 'synthetic', steps: '100' } as const;
 
 export interface ReloadCheckResult {
   /** How the dashboard went away: reloaded, or closed and the room's URL opened in a new tab. */

@@ -144,18 +144,23 @@ async function main(): Promise<ReloadCheckResult> {
     // The same run again, paused once a checkpoint is stored, then the tab reloaded.
     await idlePeers(RELOAD_WORKERS);
     await start.click();
-    // Running (the pill is the new run's: the old one's says done) and past the checkpoint at 10.
+    // Paused from inside the page the moment the new run is running past the checkpoint at 10 (the
+    // pill is the new run's: the old one's says done). A click from here lagged by seconds under
+    // load, long enough for the run to end before it landed. (No named functions in the predicate:
+    // tsx's __name helper does not exist in the page.)
     await page.waitForFunction(
       () => {
         const bar = document.querySelector('[role="progressbar"][aria-label="training progress"]');
         const running = document.querySelector('.progress-card .pill.phase-running');
-        return running !== null && Number(bar?.getAttribute('aria-valuenow')) >= 12;
+        const pause = [...document.querySelectorAll('button')].find((b) => b.textContent?.trim() === 'Pause');
+        if (!running || !pause || Number(bar?.getAttribute('aria-valuenow')) < 12) return false;
+        pause.click();
+        return true;
       },
       undefined,
-      { timeout: LONG_WAIT_MS, polling: 100 },
+      { timeout: LONG_WAIT_MS, polling: 20 },
     );
-    milestone('second run at step 12');
-    await page.getByRole('button', { name: 'Pause', exact: true }).click({ timeout: 30_000 });
+    milestone('second run past step 12: paused');
     await page.locator('.progress-card .pill.phase-paused').waitFor({ timeout: LONG_WAIT_MS });
     const pausedAt = await progress(page, 'aria-valuenow');
     milestone(`paused at step ${pausedAt}`);
@@ -182,8 +187,12 @@ async function main(): Promise<ReloadCheckResult> {
     const banner = page.getByTestId('resumed');
     await banner.waitFor({ timeout: LONG_WAIT_MS });
     milestone(`${MODE === 'reload' ? 'reloaded' : 'reopened'}: workers ${workersWhileAway.join(', ')}`);
-    await page.locator('.progress-card .pill.phase-running').waitFor({ timeout: LONG_WAIT_MS });
-    milestone('resumed run running');
+    // Running, or already done: resumed a few steps before the end, the run can finish between polls.
+    await page
+      .locator('.progress-card .pill.phase-running, .progress-card .pill.phase-done')
+      .first()
+      .waitFor({ timeout: LONG_WAIT_MS });
+    milestone(`resumed run ${await phase(page)}`);
     const resumed = await downloads(page, 'resumed');
     const bannerText = ((await banner.textContent()) ?? '').trim();
     // The checkpoint the reloaded page resumed from, as its banner says (-1: it said none).
