@@ -54,6 +54,13 @@ describe('parseCommandLine', () => {
     expect(train(['--strategy', 'pipeline', '--schedule', 'zb-h1']).config.schedule).toBe('zb-h1');
   });
 
+  it('--compute thread|page reaches the runner (unset: the page decides); anything else is an issue', () => {
+    expect(train(['--compute', 'thread']).runner.compute).toBe('thread');
+    expect(train(['--compute', 'page']).runner.compute).toBe('page');
+    expect(train([]).runner.compute).toBeUndefined();
+    expect(() => train(['--compute', 'gpu'])).toThrow(/invalid options/);
+  });
+
   it('--screenshot reaches the runner; without it none is taken', () => {
     expect(train(['--screenshot', 'out/dash.png']).runner.screenshot).toBe('out/dash.png');
     expect(train([]).runner.screenshot).toBeUndefined();

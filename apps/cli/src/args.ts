@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import {
   BACKENDS,
+  COMPUTE_PLACES,
   ConfigError,
   DEFAULT_BATCH,
   DEFAULT_MICRO_BATCHES,
   parseRunConfig,
 } from '@peertrain/protocol';
-import type { RunConfig } from '@peertrain/protocol';
+import type { ComputePlace, RunConfig } from '@peertrain/protocol';
 import {
   DEFAULT_CHROMIUM,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -122,6 +123,9 @@ Runner:
   --one-profile          open every tab in one browser profile, as a person opening several tabs
                          does: tabs of one profile link through the browser (MessagePorts), not
                          WebRTC (default: each tab its own profile, linked as separate devices)
+  --compute thread|page  where each worker tab computes: a thread of its own (a dedicated Worker;
+                         the tab's links are served while steps compute) or the tab's page thread
+                         (default: the worker page's own, page)
   --isolated-network     run inside a private network namespace (Linux, root; unshare + ip).
                          Without it, WebRTC is probed first and the namespace is used
                          automatically when data channels cannot connect otherwise.
@@ -184,6 +188,8 @@ export interface RunnerOptions {
   isolatedNetwork: boolean;
   /** --one-profile: every tab in one browser profile (tab links instead of WebRTC between them). */
   oneProfile: boolean;
+  /** --compute: where the worker tabs' engines compute; undefined: the page's default. */
+  compute: ComputePlace | undefined;
   /** --link: impair the peers' UDP inside the namespace. */
   link: LinkSpec | undefined;
   chromium: string;
@@ -252,6 +258,7 @@ const OPTIONS = {
   resume: { type: 'string' },
   'isolated-network': { type: 'boolean' },
   'one-profile': { type: 'boolean' },
+  compute: { type: 'string' },
   link: { type: 'string' },
   chromium: { type: 'string' },
   gpu: { type: 'boolean' },
@@ -462,6 +469,10 @@ export function parseCommandLine(argv: readonly string[]): Command {
     else issues.push(`--inject-fault: expected one of ${FAULTS.join(', ')}, got ${JSON.stringify(f)}`);
   }
 
+  const compute = values.compute;
+  if (compute !== undefined && !(COMPUTE_PLACES as readonly string[]).includes(compute))
+    issues.push(`--compute: expected ${COMPUTE_PLACES.join(' or ')}, got ${JSON.stringify(compute)}`);
+
   let idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS;
   if (values['idle-timeout'] !== undefined) {
     const s = toNumber('idle-timeout', values['idle-timeout'], issues);
@@ -519,6 +530,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       resume: values.resume,
       isolatedNetwork: values['isolated-network'] === true,
       oneProfile: values['one-profile'] === true,
+      compute: compute as ComputePlace | undefined,
       link,
       chromium: values.chromium ?? DEFAULT_CHROMIUM,
       gpu: values.gpu === true,

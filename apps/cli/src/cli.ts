@@ -202,6 +202,7 @@ async function train(
       faults: [...runner.faults],
       ...(link ? { link: link.text } : {}),
       ...(runner.oneProfile ? { oneProfile: true } : {}),
+      ...(runner.compute ? { compute: runner.compute } : {}),
       ...(runner.chaos ? { chaos: { spec: formatChaosSpec(runner.chaos), actions: [...chaosDone] } } : {}),
     });
     try {
@@ -214,6 +215,7 @@ async function train(
         ...(runner.checkpointDir !== undefined ? { checkpointDir: runner.checkpointDir } : {}),
         ...(runner.screenshot !== undefined ? { screenshot: runner.screenshot } : {}),
         ...(runner.oneProfile ? { oneProfile: true } : {}),
+        ...(runner.compute ? { compute: runner.compute } : {}),
         ...(resume ? { resume } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,

@@ -118,7 +118,8 @@ export function formatSummary(report: CliReport, reportPath: string): string {
   ];
   for (const w of report.workers) {
     lines.push(
-      `  worker ${w.rank}        ${w.role}, ${w.backend} ${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
+      `  worker ${w.rank}        ${w.role}, ${w.backend}${w.computeThread ? ' (own thread)' : ''} ` +
+        `${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
         (w.computeUtilization !== undefined ? `, compute ${percent(w.computeUtilization)}` : '') +
         linksText(w.links) +
         (w.framesRefused > 0 ? `, ${w.framesRefused} frames refused` : ''),

@@ -91,6 +91,22 @@ describe('data parallelism in real Chromium over WebRTC', () => {
     expect(r.loss).toHaveLength(40);
   });
 
+  // The engine in a dedicated Worker of each tab (compute-thread.ts): every gradient crosses a thread
+  // boundary, layer by layer here (overlapped buckets), and the run still equals the reference.
+  it('engine in a thread of its own (--compute thread): 3 tabs of overlapped all-reduce equal the reference after 40 steps', async () => {
+    const { code, stderr, report } = await train([
+      ...['--workers', '3', '--sync', 'allreduce', '--overlap', '--bucket-elems', '2048'],
+      ...['--model', 'mlp', '--dataset', 'mnist', '--steps', '40', '--backend', 'wasm'],
+      ...['--reference', '--compute', 'thread'],
+    ]);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
+    expect(r.workers.map((w) => w.computeThread)).toEqual([true, true, true]);
+    expect(r.loss).toHaveLength(40);
+    expect(r.loss[39]!.loss).toBeLessThan(r.loss[0]!.loss);
+  });
+
   it('exits non-zero with a named error on a bad configuration', async () => {
     const { code, stderr, report } = await train(['--workers', '0']);
     expect(code, stderr).toBe(2);

@@ -1,9 +1,16 @@
 import { useCallback, useMemo, useState, type ReactNode } from 'react';
-import { coordinatorPeerId, linkCountsText, randomId, workerPeerId } from '@peertrain/protocol';
+import {
+  coordinatorPeerId,
+  linkCountsText,
+  randomId,
+  workerPeerId,
+  type ComputePlace,
+} from '@peertrain/protocol';
 import '@peertrain/engine/browser';
 import {
   createWorkerRuntime,
   engineCompute,
+  type Compute,
   type WorkerRuntime,
   type WorkerStatus,
 } from '@peertrain/worker-runtime';
@@ -26,6 +33,7 @@ import {
   useBoot,
   useFrameThrottled,
 } from '@peertrain/ui';
+import { computeThread } from './computeThread.ts';
 import { phaseText, roleText, type BackendChoice } from './workerParams.ts';
 
 /** Served from public/data (built by packages/engine/scripts/build-mnist.ts). */
@@ -38,7 +46,19 @@ interface Live {
   leave(reason: string): Promise<void>;
 }
 
-async function startWorker(room: string, backend: BackendChoice, ctx: BootContext<BootStage>): Promise<Live> {
+/** The engine where the page's `compute` parameter says: its own thread, or this page's. */
+function makeCompute(backend: BackendChoice, place: ComputePlace, signal: AbortSignal): Promise<Compute> {
+  if (place === 'thread')
+    return computeThread({ backend, mnistUrl: new URL(MNIST_URL, location.href).href }, signal);
+  return engineCompute({ backend, mnist: { kind: 'url', url: MNIST_URL }, signal });
+}
+
+async function startWorker(
+  room: string,
+  backend: BackendChoice,
+  place: ComputePlace,
+  ctx: BootContext<BootStage>,
+): Promise<Live> {
   const { signal, setStage } = ctx;
   setStage(CONFIG_STAGE);
   const config = await fetchPageConfig({ defaultHost: location.hostname, signal });
@@ -51,7 +71,7 @@ async function startWorker(room: string, backend: BackendChoice, ctx: BootContex
       mesh: session.mesh,
       room,
       coordinatorId: coordinatorPeerId(room),
-      compute: (o) => engineCompute({ backend, mnist: { kind: 'url', url: MNIST_URL }, signal: o.signal }),
+      compute: (o) => makeCompute(backend, place, o.signal),
       signal,
     });
     let leaving: Promise<void> | null = null;
@@ -77,11 +97,11 @@ async function startWorker(room: string, backend: BackendChoice, ctx: BootContex
 
 const disposeWorker = (live: Live): Promise<void> => live.leave('page closed');
 
-export function App(props: { room: string; backend: BackendChoice }) {
-  const { room, backend } = props;
+export function App(props: { room: string; backend: BackendChoice; compute: ComputePlace }) {
+  const { room, backend, compute } = props;
   const start = useCallback(
-    (ctx: BootContext<BootStage>) => startWorker(room, backend, ctx),
-    [room, backend],
+    (ctx: BootContext<BootStage>) => startWorker(room, backend, compute, ctx),
+    [room, backend, compute],
   );
   const { state, retry } = useBoot(start, disposeWorker, CONFIG_STAGE);
   return (
@@ -194,7 +214,10 @@ function WorkerView(props: { live: Live }) {
             {formatShard(s.shard)}
           </Row>
           <Row id="backend" label="backend">
-            {device === null ? 'measuring…' : `${device.backend}, ${formatGflops(device.gflops)} GFLOP/s`}
+            {device === null
+              ? 'measuring…'
+              : `${device.backend}, ${formatGflops(device.gflops)} GFLOP/s` +
+                (device.computeThread === true ? ', in a thread of its own' : '')}
           </Row>
           <Row id="memory" label="memory">
             {s.memory === null

@@ -21,7 +21,7 @@ root.render(
         </main>
       </div>
     ) : (
-      <App room={params.room} backend={params.backend} />
+      <App room={params.room} backend={params.backend} compute={params.compute} />
     )}
   </StrictMode>,
 );

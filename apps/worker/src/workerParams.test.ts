@@ -2,17 +2,23 @@ import { describe, expect, it } from 'vitest';
 import { parseWorkerParams, phaseText, roleText } from './workerParams.ts';
 
 describe('worker params', () => {
-  it('reads room and backend', () => {
-    expect(parseWorkerParams('?room=lab-3&backend=wasm')).toEqual({
+  it('reads room, backend and where to compute', () => {
+    expect(parseWorkerParams('?room=lab-3&backend=wasm&compute=thread')).toEqual({
       room: 'lab-3',
       backend: 'wasm',
+      compute: 'thread',
       error: null,
     });
-    expect(parseWorkerParams('?room=Lab-3')).toEqual({ room: 'lab-3', backend: 'auto', error: null });
+    expect(parseWorkerParams('?room=Lab-3')).toEqual({
+      room: 'lab-3',
+      backend: 'auto',
+      compute: 'page',
+      error: null,
+    });
   });
 
   it('asks for the room when it is missing or invalid', () => {
-    expect(parseWorkerParams('')).toEqual({ room: null, backend: 'auto', error: null });
+    expect(parseWorkerParams('')).toEqual({ room: null, backend: 'auto', compute: 'page', error: null });
     const bad = parseWorkerParams('?room=no%20spaces');
     expect(bad.room).toBeNull();
     expect(bad.error?.name).toBe('ConfigError');
@@ -23,6 +29,12 @@ describe('worker params', () => {
     expect(p.room).toBeNull();
     expect(p.backend).toBe('auto');
     expect(p.error?.message).toMatch(/unknown backend "cuda"/);
+  });
+
+  it('refuses an unknown compute place', () => {
+    const p = parseWorkerParams('?room=r&compute=gpu');
+    expect(p.room).toBeNull();
+    expect(p.error?.message).toMatch(/unknown compute place "gpu"/);
   });
 
   it('describes every phase', () => {

@@ -1,6 +1,9 @@
 import {
   BACKENDS,
+  COMPUTE_PLACES,
   ConfigError,
+  DEFAULT_COMPUTE_PLACE,
+  type ComputePlace,
   toWireError,
   validateRoom,
   type BackendName,
@@ -8,7 +11,7 @@ import {
 } from '@peertrain/protocol';
 import type { WorkerPhase, WorkerStatus } from '@peertrain/worker-runtime';
 
-// Worker URL: /apps/worker/?room=ROOM[&backend=auto|webgpu|webgl|wasm|cpu]
+// Worker URL: /apps/worker/?room=ROOM[&backend=auto|webgpu|webgl|wasm|cpu][&compute=thread|page]
 
 export type BackendChoice = 'auto' | BackendName;
 
@@ -16,6 +19,8 @@ export interface WorkerParams {
   /** Null when missing or invalid: the page then asks for it. */
   room: string | null;
   backend: BackendChoice;
+  /** Where the engine computes (protocol's COMPUTE_PLACES). */
+  compute: ComputePlace;
   /** Why the URL cannot be used as given (bad room or backend). */
   error: WireError | null;
 }
@@ -48,7 +53,18 @@ export function parseWorkerParams(search: string): WorkerParams {
       room = null;
     }
   }
-  return { room, backend, error };
+  const rawCompute = q.get('compute');
+  let compute = DEFAULT_COMPUTE_PLACE;
+  if (rawCompute !== null && rawCompute !== '') {
+    if ((COMPUTE_PLACES as readonly string[]).includes(rawCompute)) compute = rawCompute as ComputePlace;
+    else {
+      error ??= toWireError(
+        new ConfigError(`unknown compute place "${rawCompute}"`, [`use ${COMPUTE_PLACES.join(' or ')}`]),
+      );
+      room = null;
+    }
+  }
+  return { room, backend, compute, error };
 }
 
 /**

@@ -102,6 +102,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       framesRefused: p.framesRefused,
       ...(p.device?.adapter ? { adapter: p.device.adapter } : {}),
       computeUtilization: utilization[rank] ?? NaN,
+      ...(p.device?.computeThread === true ? { computeThread: true as const } : {}),
       ...(p.links ? { links: p.links } : {}),
     })),
     loss: steps.map((s) => ({ step: s.step, loss: s.loss })),

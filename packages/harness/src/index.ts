@@ -73,15 +73,7 @@ export {
 export type { IsolatedScriptResult, ReexecOptions, SpawnIsolatedOptions } from './netns.ts';
 export { PAGE_RELOADS, loadPage } from './load.ts';
 export type { LoadPageOptions } from './load.ts';
-export {
-  DEFAULT_IDLE_TIMEOUT_MS,
-  ROOM_PATTERN,
-  ROOM_RULE,
-  dashboardUrl,
-  encodeConfigParam,
-  randomRoom,
-  runSession,
-  workerUrl,
-} from './session.ts';
+export { DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE, randomRoom, runSession } from './session.ts';
+export { dashboardUrl, encodeConfigParam, workerUrl } from './page-urls.ts';
 export type { RunSessionOptions, SessionInfo } from './session.ts';
 export { LATEST_MANIFEST, blobFileName, readCheckpointDir, writeCheckpointDir } from './checkpoint-dir.ts';

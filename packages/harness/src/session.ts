@@ -10,7 +10,8 @@ import {
   checkResumable,
   parseRunConfig,
 } from '@peertrain/protocol';
-import type { Checkpoint, RunConfig, RunConfigInput, WireError } from '@peertrain/protocol';
+import type { Checkpoint, ComputePlace, RunConfigInput, WireError } from '@peertrain/protocol';
+import { dashboardUrl, workerUrl } from './page-urls.ts';
 import type { CoordinatorEvent, RunReport } from '@peertrain/protocol';
 import { abortReason, asError } from '@peertrain/base';
 import { REPO_ROOT, ensureBuilt } from './build.ts';
@@ -72,6 +73,8 @@ export interface RunSessionOptions {
    * (transport tab-links.ts), not WebRTC. Default: a profile per tab, like devices. Hidden tabs keep theirs.
    */
   oneProfile?: boolean;
+  /** Where the worker pages' engines compute (their `compute=` parameter); default: the pages' own. */
+  compute?: ComputePlace;
   /** Room id; random when omitted. */
   room?: string;
   executablePath?: string;
@@ -122,35 +125,6 @@ export const ROOM_RULE = 'up to 64 letters and digits, optionally joined by sing
 
 export function randomRoom(): string {
   return randomBytes(4).toString('hex');
-}
-
-/** base64url of the JSON config, as the dashboard's `config=` parameter expects. */
-export function encodeConfigParam(config: RunConfigInput): string {
-  return Buffer.from(JSON.stringify(config), 'utf8').toString('base64url');
-}
-
-export function dashboardUrl(
-  base: string,
-  room: string,
-  config: RunConfigInput,
-  faults: readonly string[] = [],
-  resume = false,
-): string {
-  const url = new URL('/', base);
-  url.searchParams.set('room', room);
-  url.searchParams.set('headless', '1');
-  url.searchParams.set('config', encodeConfigParam(config));
-  if (faults.length > 0) url.searchParams.set('faults', faults.join(','));
-  // The page asks for the checkpoint through window.peertrainResume (exposed by drive()).
-  if (resume) url.searchParams.set('resume', '1');
-  return url.href;
-}
-
-export function workerUrl(base: string, room: string, backend?: RunConfig['backend']): string {
-  const url = new URL('/apps/worker/', base);
-  url.searchParams.set('room', room);
-  if (backend !== undefined && backend !== 'auto') url.searchParams.set('backend', backend);
-  return url.href;
 }
 
 /**
@@ -208,7 +182,7 @@ export async function runSession(opts: RunSessionOptions): Promise<RunReport> {
       chromium: browser.version(),
       baseUrl: servers.web.url,
       dashboardUrl: dashboardUrl(servers.web.url, room, config, opts.faults, opts.resume !== undefined),
-      workerUrl: workerUrl(servers.web.url, room, config.backend),
+      workerUrl: workerUrl(servers.web.url, room, config.backend, opts.compute),
       signalPort: servers.signal.port,
       chaos,
     };

@@ -115,6 +115,8 @@ export const RunReportSchema = z.object({
       adapter: z.record(z.string(), z.union([z.string(), anyNumber, z.boolean()])).exactOptional(),
       /** Sum of compute ms over sum of step wall ms (compute + communication), over the run's steps. */
       computeUtilization: anyNumber.exactOptional(),
+      /** Its engine computed in a thread of its own (DeviceInfo.computeThread). */
+      computeThread: z.literal(true).exactOptional(),
       /** Its links to the run's peers by kind, as it reported them when ready. */
       links: LinkCountsSchema.exactOptional(),
     }),

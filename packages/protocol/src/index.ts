@@ -93,6 +93,8 @@ export {
 } from './frame.ts';
 export type { DType, EncodeOptions, Frame, ReassemblerLimits, TensorMessage, WireMessage } from './frame.ts';
 export {
+  COMPUTE_PLACES,
+  DEFAULT_COMPUTE_PLACE,
   coordinatorPeerId,
   PROBE_TAG,
   finalParamsKey,
@@ -102,6 +104,7 @@ export {
   validateRoom,
   workerPeerId,
 } from './rooms.ts';
+export type { ComputePlace } from './rooms.ts';
 export {
   CoordinatorEventSchema,
   PipelineReportSchema,

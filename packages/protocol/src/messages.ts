@@ -63,6 +63,8 @@ export const DeviceInfoSchema = z.object({
   userAgent: z.string().optional(),
   hardwareConcurrency: z.number().optional(),
   deviceMemoryGiB: z.number().optional(),
+  /** The engine computes in a thread of its own (a dedicated Worker), not on the page's thread. */
+  computeThread: z.boolean().optional(),
 });
 export type DeviceInfo = z.infer<typeof DeviceInfoSchema>;
 

@@ -58,3 +58,12 @@ export const PROBE_TAG = 0x7ffe_0000;
 export function probeKey(id: number): { runId: number; step: number; microBatch: null; tag: number } {
   return { runId: 0, step: id, microBatch: null, tag: PROBE_TAG };
 }
+
+/**
+ * Where a worker page's engine computes (its `compute=` parameter): in a thread of its own (a
+ * dedicated Worker: the page's thread stays free for the links while steps compute), or on the
+ * page's thread.
+ */
+export const COMPUTE_PLACES = ['thread', 'page'] as const;
+export type ComputePlace = (typeof COMPUTE_PLACES)[number];
+export const DEFAULT_COMPUTE_PLACE: ComputePlace = 'page';

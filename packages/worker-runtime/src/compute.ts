@@ -91,6 +91,8 @@ export interface PrepareRun {
 
 export interface TrainSession {
   readonly paramCount: number;
+  /** The model's layers (stage ranges run over [0, layerCount)); where the engine says. */
+  readonly layerCount?: number;
   /** Shape of each parameter tensor, laid out back to back in the flat array (PowerSGD's matrices). */
   readonly paramShapes: readonly (readonly number[])[];
   /** Deterministic initial parameters from config.seed: identical bytes on every worker. */

@@ -77,13 +77,8 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
     const so = signal ? { signal } : {};
     // An elastic worker may take over any original rank's batches: it holds every shard's samples.
     const held = config.elastic ? { ...run, shard: spanOf(allShards) } : run;
-    const [train, test] = await loadRunSamples(
-      cache,
-      (s) => dataset(config.dataset, s),
-      held,
-      model.inputSize,
-      so,
-    );
+    const load = (s: AbortSignal | undefined): Promise<Dataset> => dataset(config.dataset, s);
+    const [train, test] = await loadRunSamples(cache, load, held, model.inputSize, so);
     const batches = batchSource(train.samples, shard, config, model.inputSize);
     const batchFor = (step: number, signal: AbortSignal | undefined): Promise<Batch> =>
       batches.batch(step, signal);
@@ -94,6 +89,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
 
     const session: TrainSession = {
       paramCount: model.paramCount,
+      layerCount: model.layers.length,
       paramShapes: model.params.map((p) => p.shape),
       initParams: () => model.initParams(config.seed),
       async gradients(params, step, o) {

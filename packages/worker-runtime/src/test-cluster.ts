@@ -7,7 +7,9 @@ import { memoryShardCache } from '@peertrain/engine';
 import { coordinatorPeerId, workerPeerId } from '@peertrain/protocol';
 import { createMemoryNetwork, createMesh, memoryTransport } from '@peertrain/transport';
 import type { MemoryNetwork, Transport } from '@peertrain/transport';
-import { engineCompute } from './engine-compute.ts';
+import { engineCompute, engineMemory } from './engine-compute.ts';
+import { serveCompute } from './compute-thread-host.ts';
+import { threadedCompute } from './compute-thread.ts';
 import type { EngineComputeOptions } from './engine-compute.ts';
 import type { Compute } from './compute.ts';
 import { createWorkerRuntime } from './runtime.ts';
@@ -39,12 +41,38 @@ export function nodeCompute(
   });
 }
 
+/**
+ * nodeCompute behind the compute thread's protocol (compute-thread.ts): the page's proxy and the
+ * thread's host at the two ends of a MessageChannel, in this thread (every value structured-cloned
+ * as a Worker's would be).
+ */
+export function threadedNodeCompute(
+  signal?: AbortSignal,
+  opts: Omit<EngineComputeOptions, 'backend' | 'signal'> = {},
+): Promise<Compute> {
+  const { port1, port2 } = new MessageChannel();
+  serveCompute(port2, () => nodeCompute(undefined, opts), engineMemory);
+  port1.start();
+  port2.start();
+  return threadedCompute(
+    port1,
+    { backend: 'cpu', mnistUrl: 'file:unused' },
+    {
+      terminate: () => {
+        port1.close();
+        port2.close();
+      },
+      ...(signal ? { signal } : {}),
+    },
+  );
+}
+
 /** Starts the cluster; every teardown (workers leave, the coordinator is disposed) goes on `cleanups`. */
 export function memoryCluster(
   n: number,
   room: string,
   cleanups: (() => Promise<void>)[],
-  opts: { deviceSteps?: boolean; wrap?: (name: string, t: Transport) => Transport } = {},
+  opts: { deviceSteps?: boolean; threaded?: boolean; wrap?: (name: string, t: Transport) => Transport } = {},
 ): { coord: Coordinator; net: MemoryNetwork; workers: WorkerRuntime[] } {
   const net = createMemoryNetwork();
   const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
@@ -66,16 +94,16 @@ export function memoryWorker(
   room: string,
   name: string,
   cleanups: (() => Promise<void>)[],
-  opts: { deviceSteps?: boolean; wrap?: (t: Transport) => Transport } = {},
+  opts: { deviceSteps?: boolean; threaded?: boolean; wrap?: (t: Transport) => Transport } = {},
 ): WorkerRuntime {
   const id = workerPeerId(room, name);
-  const { wrap = (t: Transport): Transport => t, ...computeOpts } = opts;
+  const { wrap = (t: Transport): Transport => t, threaded = false, ...computeOpts } = opts;
   const runtime = createWorkerRuntime({
     room,
     coordinatorId: coordinatorPeerId(room),
     // Small messages so the chunked path is what runs.
     mesh: createMesh(wrap(memoryTransport(net, id, { maxMessageSize: 16 * 1024 }))),
-    compute: ({ signal }) => nodeCompute(signal, computeOpts),
+    compute: ({ signal }) => (threaded ? threadedNodeCompute : nodeCompute)(signal, computeOpts),
   });
   cleanups.push(() => runtime.leave('test over'));
   return runtime;

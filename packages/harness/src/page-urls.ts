@@ -1,0 +1,39 @@
+// The pages' URLs as a session opens them: the dashboard's (room, headless, the run's config) and
+// the worker page's (room, backend, where it computes).
+import { Buffer } from 'node:buffer';
+import type { ComputePlace, RunConfig, RunConfigInput } from '@peertrain/protocol';
+
+/** base64url of the JSON config, as the dashboard's `config=` parameter expects. */
+export function encodeConfigParam(config: RunConfigInput): string {
+  return Buffer.from(JSON.stringify(config), 'utf8').toString('base64url');
+}
+
+export function dashboardUrl(
+  base: string,
+  room: string,
+  config: RunConfigInput,
+  faults: readonly string[] = [],
+  resume = false,
+): string {
+  const url = new URL('/', base);
+  url.searchParams.set('room', room);
+  url.searchParams.set('headless', '1');
+  url.searchParams.set('config', encodeConfigParam(config));
+  if (faults.length > 0) url.searchParams.set('faults', faults.join(','));
+  // The page asks for the checkpoint through window.peertrainResume (exposed by drive()).
+  if (resume) url.searchParams.set('resume', '1');
+  return url.href;
+}
+
+export function workerUrl(
+  base: string,
+  room: string,
+  backend?: RunConfig['backend'],
+  compute?: ComputePlace,
+): string {
+  const url = new URL('/apps/worker/', base);
+  url.searchParams.set('room', room);
+  if (backend !== undefined && backend !== 'auto') url.searchParams.set('backend', backend);
+  if (compute !== undefined) url.searchParams.set('compute', compute);
+  return url.href;
+}

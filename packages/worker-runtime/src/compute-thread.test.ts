@@ -1,0 +1,154 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseRunConfig } from '@peertrain/protocol';
+import type { RunConfigInput } from '@peertrain/protocol';
+import { serveCompute } from './compute-thread-host.ts';
+import { ComputeThreadError, threadedCompute } from './compute-thread.ts';
+import { engineMemory } from './engine-compute.ts';
+import { memoryCluster, nodeCompute } from './test-cluster.ts';
+
+// The compute engine behind the compute thread's protocol (compute-thread.ts): whole runs of every
+// kind of session use (per-layer hooks, pipeline stages with split backward, device steps, elastic
+// gradientsOf, evaluations, the reference) end on the same bits as the engine called directly; and
+// the protocol's own cases: cancelling, the thread's error names, a dead thread.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const mlp: RunConfigInput = {
+  dataset: 'synthetic',
+  model: 'mlp',
+  workers: 2,
+  steps: 4,
+  batch: 8,
+  lr: 0.05,
+  seed: 3,
+  evalEvery: 2,
+  reference: true,
+};
+
+async function train(config: RunConfigInput, threaded: boolean, room: string, deviceSteps = false) {
+  const { coord } = memoryCluster(config.workers ?? 1, room, cleanups, { threaded, deviceSteps });
+  const report = await coord.run(config, { waitMs: 30_000 });
+  expect(report.errors).toEqual([]);
+  const trained = coord.trainedModel();
+  if (!trained) throw new Error(`${room}: no model`);
+  return { report, params: trained.params.slice() };
+}
+
+const bits = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+describe('compute thread: the same runs, bit for bit', () => {
+  const cases: [string, RunConfigInput, boolean][] = [
+    ['overlapped all-reduce (per-layer hooks)', { ...mlp, overlap: true, bucketElems: 1000 }, false],
+    ['all-reduce on device steps', mlp, true],
+    ['elastic all-reduce (gradientsOf)', { ...mlp, elastic: true }, false],
+    ['diloco, overlapped outer step', { ...mlp, sync: 'diloco', innerSteps: 2, overlapOuter: true }, false],
+    [
+      'zb-h1 pipeline with recomputation (stages, split backward)',
+      {
+        ...mlp,
+        strategy: 'pipeline',
+        model: 'deepMlp',
+        workers: 3,
+        batch: 12,
+        schedule: 'zb-h1',
+        microBatches: 4,
+        recompute: true,
+        evalEvery: 0,
+      },
+      false,
+    ],
+  ];
+  cases.forEach(([name, config, deviceSteps], i) => {
+    it(name, async () => {
+      const direct = await train(config, false, `ct-${i}-direct`, deviceSteps);
+      const threaded = await train(config, true, `ct-${i}-threaded`, deviceSteps);
+      expect(threaded.report.loss).toEqual(direct.report.loss);
+      expect(threaded.report.evals).toEqual(direct.report.evals);
+      expect(threaded.report.reference).toEqual(direct.report.reference);
+      expect(bits(threaded.params)).toEqual(bits(direct.params));
+      expect(threaded.report.workers.map((w) => w.computeThread)).toEqual(
+        threaded.report.workers.map(() => true),
+      );
+      expect(direct.report.workers.some((w) => w.computeThread)).toBe(false);
+    });
+  });
+});
+
+describe('compute thread: the protocol', () => {
+  /** A threaded compute over a MessageChannel in this thread, and its direct twin for comparison. */
+  async function pair() {
+    const { port1, port2 } = new MessageChannel();
+    serveCompute(port2, () => nodeCompute(), engineMemory);
+    port1.start();
+    port2.start();
+    const closed: string[] = [];
+    const threaded = await threadedCompute(
+      port1,
+      { backend: 'cpu', mnistUrl: 'file:unused' },
+      { terminate: () => closed.push('terminated') },
+    );
+    cleanups.push(async () => {
+      threaded.dispose();
+      port1.close();
+      port2.close();
+      await Promise.resolve();
+    });
+    const run = {
+      config: parseRunConfig(mlp),
+      shard: { start: 0, count: 64 },
+      allShards: [{ start: 0, count: 64 }],
+    };
+    return { threaded, run, closed };
+  }
+
+  it('a cancelled call rejects with its reason at once, and the thread goes on serving', async () => {
+    const { threaded, run } = await pair();
+    const session = await threaded.prepare(run, {});
+    const params = session.initParams();
+    const abort = new AbortController();
+    const pending = session.gradients(params, 0, { signal: abort.signal });
+    abort.abort(new Error('stop now'));
+    await expect(pending).rejects.toThrow('stop now');
+    const r = await session.gradients(params, 0, {});
+    expect(r.grads).toHaveLength(session.paramCount);
+    expect(Number.isFinite(r.loss)).toBe(true);
+  });
+
+  it("the thread's errors keep their names and messages", async () => {
+    const { threaded, run } = await pair();
+    const direct = await (await nodeCompute()).prepare(run, {});
+    const session = await threaded.prepare(run, {});
+    const bad = new Float32Array(3);
+    const want = await direct.evaluate(bad, {}).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(want).not.toBeNull();
+    const got = await session.evaluate(bad, {}).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(got?.name).toBe(want!.name);
+    expect(got?.message).toBe(want!.message);
+    direct.dispose();
+  });
+
+  it('a dead thread fails the pending and every later call by name', async () => {
+    const { threaded, run } = await pair();
+    const session = await threaded.prepare(run, {});
+    const pending = session.gradients(session.initParams(), 0, {});
+    threaded.fail(new ComputeThreadError('the compute thread crashed'));
+    await expect(pending).rejects.toThrow(ComputeThreadError);
+    await expect(session.evaluate(session.initParams(), {})).rejects.toThrow('the compute thread crashed');
+  });
+
+  it('dispose ends the thread', async () => {
+    const { threaded, closed } = await pair();
+    threaded.dispose();
+    expect(closed).toEqual(['terminated']);
+    await expect(threaded.profile(parseRunConfig(mlp), {})).rejects.toThrow(ComputeThreadError);
+  });
+});
