@@ -91,7 +91,7 @@ describe('parseArgs', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).issues).toEqual([
-        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu, elastic, links)',
+        '--only: unknown part "tpu" (expected raw, allreduce, train, pipeline, dashboard, scaling, gpu, elastic, links, threads)',
         'unknown argument "--frobnicate"',
         '--pipeline-steps needs an integer of at least 4, got 3',
         '--pipeline-steps needs an integer of at least 4, got x',

@@ -5,11 +5,13 @@ import { DEFAULT_PARTS, PARTS } from './report.ts';
 import { scalingSettings } from './scaling-cases.ts';
 import { elasticDilocoSettings, elasticSettings } from './elastic.ts';
 import { LINK, linksSettings } from './links.ts';
+import { threadsSettings } from './threads.ts';
 import { compressPairSettings } from './pipeline-compress.ts';
 import type { ScheduleSpec } from './pipeline-cases.ts';
 import type { BenchSettings, Part, PipelineSettings } from './report.ts';
 
-export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic,links] [--out DIR]
+export const HELP = `Usage: npm run bench -- [--quick] [--only raw,allreduce,train,pipeline,dashboard,scaling,gpu,elastic,links,threads]
+                         [--out DIR]
                          [--gpu] [--chromium PATH] [--chromium-flags "..."] [--one-profile]
 
 Measures data-channel throughput, ring all-reduce bus bandwidth (N = 2, 3, 4 tabs), the
@@ -22,7 +24,8 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
 
   --quick              small sizes, one repetition: a smoke check (results named *-quick)
   --only LIST          parts to run, comma-separated: raw, allreduce, train, pipeline, dashboard,
-                       scaling, elastic, links (default: all but scaling, elastic and links;
+                       scaling, elastic, links, threads (default: all but scaling, elastic, links
+                       and threads;
                        pipeline alone takes about 22 minutes here, --quick --only pipeline about 5, scaling about 20)
                        elastic: 4 workers, MNIST MLP, 60 steps, --elastic: one undisturbed run and
                        20 runs that each kill one worker at a seeded step (seeds 1-20, --chaos
@@ -34,6 +37,11 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        with int8 (300), and 1F1B over 4 stages (deepMlp, 100); test accuracy,
                        difference, step median, wall time, slowdown, bytes per step. With --quick:
                        10, 20 and 6 steps. Not with --link (it applies its own)
+                       threads: the same runs with the worker tabs computing on their page's
+                       thread and in a thread of their own (--compute thread), two rounds of a
+                       room each, alternating: MLP on 1 tab, CNN on 4 (sync, overlapped), DiLoCo
+                       H=20 overlapped on 4, 1F1B over 4 stages; samples/s, step, utilization,
+                       exposed communication, bubble (about 6 minutes; --quick: one round)
   --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
                        int8 (under 3 minutes; also implied by --quick)
   --scaling-compression
@@ -251,6 +259,7 @@ export function settingsFor(
       elastic: elasticSettings(true),
       elasticDiloco: elasticDilocoSettings(true),
       links: linksSettings(true),
+      threads: threadsSettings(true),
     };
   }
   return {
@@ -273,5 +282,6 @@ export function settingsFor(
     elastic: elasticSettings(false),
     elasticDiloco: elasticDilocoSettings(false),
     links: linksSettings(false),
+    threads: threadsSettings(false),
   };
 }

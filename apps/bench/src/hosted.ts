@@ -1,6 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { abortable } from '@peertrain/base';
 import { workerUrl } from '@peertrain/harness';
+import type { ComputePlace } from '@peertrain/protocol';
 import type { CoordinatorRunOptions, CoordinatorRunResult } from './api.ts';
 import { BenchTabs } from './tabs.ts';
 
@@ -23,6 +24,8 @@ export interface HostedRoomOptions {
   setupTimeoutMs: number;
   /** Worker tabs in the coordinator tab's profile, linked through the browser (tab links). */
   oneProfile?: boolean;
+  /** Where the worker tabs' engines compute (their `compute=` parameter); absent: the page's default. */
+  compute?: ComputePlace;
   /** Every console line of the coordinator tab (progress lines included). */
   onHostConsole?: (type: string, text: string) => void;
   log: (line: string) => void;
@@ -62,7 +65,7 @@ export async function openHostedRoom(opts: HostedRoomOptions): Promise<HostedRoo
     const tab = host.tab(0);
     const oneProfile = opts.oneProfile === true;
     await host.call(tab, 'coordinatorOpen', { room, timeoutMs: opts.setupTimeoutMs, tabLinks: oneProfile });
-    const url = workerUrl(opts.baseUrl, room, 'wasm');
+    const url = workerUrl(opts.baseUrl, room, 'wasm', opts.compute);
     for (let i = 0; i < workers; i++) {
       signal?.throwIfAborted();
       const context = oneProfile ? tab.context : await browser.newContext();

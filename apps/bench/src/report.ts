@@ -13,6 +13,8 @@ import { renderElastic } from './elastic.ts';
 import type { ElasticPart, ElasticSettings } from './elastic.ts';
 import { renderLinks } from './links.ts';
 import type { LinksPart, LinksSettings } from './links.ts';
+import { renderThreads } from './threads.ts';
+import type { ThreadsPart, ThreadsSettings } from './threads.ts';
 import type { RoleMs } from './procfs.ts';
 import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
@@ -20,7 +22,16 @@ import { fmt, fmtBytes, fmtElems, fmtPercent, fmtRatio, markdownTable } from './
 // Rates are MB/s with 1 MB = 10^6 bytes; times are milliseconds.
 
 export type Part =
-  'raw' | 'allreduce' | 'train' | 'pipeline' | 'dashboard' | 'scaling' | 'gpu' | 'elastic' | 'links';
+  | 'raw'
+  | 'allreduce'
+  | 'train'
+  | 'pipeline'
+  | 'dashboard'
+  | 'scaling'
+  | 'gpu'
+  | 'elastic'
+  | 'links'
+  | 'threads';
 export const PARTS: readonly Part[] = [
   'raw',
   'allreduce',
@@ -31,10 +42,11 @@ export const PARTS: readonly Part[] = [
   'gpu',
   'elastic',
   'links',
+  'threads',
 ];
 /**
- * What a run without --only measures: scaling (about 20 minutes), elastic (21 sessions) and links
- * (six sessions, three of them over impaired links) run only when named.
+ * What a run without --only measures: scaling (about 20 minutes), elastic (21 sessions), links
+ * (six sessions, three of them over impaired links) and threads (four rooms) run only when named.
  */
 export const DEFAULT_PARTS: readonly Part[] = ['raw', 'allreduce', 'train', 'pipeline', 'dashboard', 'gpu'];
 
@@ -83,6 +95,8 @@ export interface BenchSettings {
   elasticDiloco?: ElasticSettings;
   /** Part 8: the runs made unimpaired and over an impaired link (absent in older reports). */
   links?: LinksSettings;
+  /** Part 9: the runs made with the tabs computing on the page and in a thread (absent in older reports). */
+  threads?: ThreadsSettings;
 }
 
 /** Part 4: pipeline runs of wideMlp on synthetic data, one per (P, schedule, M). */
@@ -321,6 +335,8 @@ export interface BenchReport {
   elasticDiloco?: ElasticPart | null;
   /** Absent in reports written before the part existed. */
   links?: LinksPart | null;
+  /** Absent in reports written before the part existed. */
+  threads?: ThreadsPart | null;
   errors: string[];
   durationMs: number;
 }
@@ -551,6 +567,7 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.elastic) out.push('', ...renderElastic(r.elastic));
   if (r.elasticDiloco) out.push('', ...renderElastic(r.elasticDiloco));
   if (r.links) out.push('', ...renderLinks(r.links));
+  if (r.threads) out.push('', ...renderThreads(r.threads));
   if (r.errors.length > 0) out.push('', '## Errors', '', ...r.errors.map((e) => `- ${e}`));
   out.push('', `Run took ${fmt(r.durationMs / 1000, 0)} s.`, '');
   return out.join('\n');

@@ -32,6 +32,7 @@ import { measureScaling } from './scaling.ts';
 import { measureGpu } from './gpu.ts';
 import { elasticErrors, measureElastic } from './elastic.ts';
 import { linksErrors, measureLinks } from './links.ts';
+import { measureThreads, threadsErrors } from './threads.ts';
 import { runKind } from './results.ts';
 import type { ChromeTrace } from '@peertrain/protocol';
 
@@ -248,6 +249,19 @@ export async function runBench(
         return null;
       });
       if (report.links) report.errors.push(...linksErrors(report.links));
+    }
+    if (settings.parts.includes('threads') && settings.threads) {
+      const o = { browser, baseUrl: staticServer.url, settings: settings.threads, nonce, log };
+      report.threads = await measureThreads({
+        ...o,
+        ...(settings.oneProfile === true ? { oneProfile: true } : {}),
+        ...(signal ? { signal } : {}),
+      }).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        report.errors.push(`threads: ${describe(err)}`);
+        return null;
+      });
+      if (report.threads) report.errors.push(...threadsErrors(report.threads));
     }
   } finally {
     if (browser) await browser.close().catch(() => undefined);
