@@ -37,8 +37,6 @@ class ComputeHost {
   /** The handles a session made (its stages, its device steps), dropped with it. */
   readonly #children = new Map<number, number[]>();
   readonly #calls = new Map<number, AbortController>();
-  /** Per session: the gradients buffer the engine writes into (copied out with each reply). */
-  readonly #gradBuffers = new Map<number, Float32Array>();
   #started = false;
 
   constructor(
@@ -114,7 +112,6 @@ class ComputeHost {
   #drop(handle: number): void {
     this.#held.delete(handle);
     this.#faults.delete(handle);
-    this.#gradBuffers.delete(handle);
     for (const c of this.#children.get(handle) ?? []) this.#drop(c);
     this.#children.delete(handle);
   }
@@ -133,7 +130,7 @@ class ComputeHost {
       case 'profile':
         return this.#computeCall(msg, signal);
       case 'gradients':
-        return this.#gradients(target, msg.id, args as [Float32Array, number, boolean], signal);
+        return this.#gradients(target, msg.id, args as [Float32Array, number, boolean, ArrayBuffer], signal);
       case 'gradientsOf':
       case 'evaluate':
       case 'reference':
@@ -165,28 +162,28 @@ class ComputeHost {
     return { value: prepared(session) };
   }
 
+  /** Gradients into the page's `scratch` buffer; it and the parameters go back by transfer. */
   async #gradients(
     target: number,
     id: number,
-    [params, step, hooked]: [Float32Array, number, boolean],
+    [params, step, hooked, scratch]: [Float32Array, number, boolean, ArrayBuffer],
     signal: AbortSignal,
   ): Promise<Outcome> {
     const session = this.#get<TrainSession>(target);
-    let out = this.#gradBuffers.get(target);
-    if (!out) this.#gradBuffers.set(target, (out = new Float32Array(session.paramCount)));
+    const out = new Float32Array(scratch);
     const send = this.#send;
     const hooks = hooked
       ? {
           layerStart: (layer: number) => send({ t: 'hook', id, layer }),
           layerGrads: (layer: number, offset: number, grads: Float32Array) => {
-            const values = grads.slice();
+            const values = grads.slice(); // `out` itself goes back with the reply
             send({ t: 'hook', id, layer, grads: { offset, values } }, [values.buffer]);
           },
         }
       : undefined;
     const r = await session.gradients(params, step, { signal, out, ...(hooks ? { hooks } : {}) });
-    const grads = r.grads.slice(); // `out` stays here for the next step
-    return { value: { loss: r.loss, grads }, transfer: [grads.buffer] };
+    if (r.grads !== out) out.set(r.grads);
+    return { value: { loss: r.loss, params, grads: out }, transfer: [params.buffer, out.buffer] };
   }
 
   async #sessionCall(target: number, method: string, args: unknown[], signal: AbortSignal): Promise<Outcome> {

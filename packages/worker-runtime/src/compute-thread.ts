@@ -94,7 +94,13 @@ class ThreadClient {
     target: number,
     method: string,
     args: unknown[],
-    opts: { signal?: AbortSignal | undefined; handle?: number; onHook?: (msg: HookMsg) => void } = {},
+    opts: {
+      signal?: AbortSignal | undefined;
+      handle?: number;
+      onHook?: (msg: HookMsg) => void;
+      /** Buffers in `args` handed to the thread (detached here) rather than copied. */
+      transfer?: Transferable[];
+    } = {},
   ): Promise<T> {
     if (this.#dead) return Promise.reject(this.#dead);
     const { signal } = opts;
@@ -118,14 +124,17 @@ class ThreadClient {
         ...(opts.onHook ? { onHook: opts.onHook } : {}),
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#port.postMessage({
-        t: 'call',
-        id,
-        target,
-        method,
-        args,
-        ...(opts.handle !== undefined ? { handle: opts.handle } : {}),
-      });
+      this.#port.postMessage(
+        {
+          t: 'call',
+          id,
+          target,
+          method,
+          args,
+          ...(opts.handle !== undefined ? { handle: opts.handle } : {}),
+        },
+        opts.transfer ?? [],
+      );
     });
   }
 
@@ -218,8 +227,28 @@ export async function threadedCompute(
   };
 }
 
+/**
+ * A step's gradients call moves two [P] buffers, parameters in and gradients out, each way by
+ * transfer (no structured clone): the page copies the parameters into a buffer of this pool, the
+ * thread's engine writes the gradients straight into the other, and both come back to the pool.
+ * Cloned, the two crossings cost about 1.2 ms of a 3.4 ms MLP step here (1 tab, batch 96).
+ */
+class BufferPool {
+  readonly #free: ArrayBuffer[] = [];
+  constructor(readonly bytes: number) {}
+  take(): ArrayBuffer {
+    return this.#free.pop() ?? new ArrayBuffer(this.bytes);
+  }
+  give(...buffers: ArrayBufferLike[]): void {
+    for (const b of buffers)
+      if (b instanceof ArrayBuffer && b.byteLength === this.bytes && this.#free.length < 4)
+        this.#free.push(b);
+  }
+}
+
 function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession): TrainSession {
   const initParams = p.initParams;
+  const pool = new BufferPool(p.paramCount * Float32Array.BYTES_PER_ELEMENT);
   const rangeOf = (range: StageRange): { offset: number; count: number } => {
     const r = p.ranges[`${range.first}:${range.end}`];
     if (!r) throw new RangeError(`layers [${range.first}, ${range.end}) are not a range of this model`);
@@ -241,15 +270,20 @@ function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession):
             hooks.layerGrads(msg.layer, offset, out.subarray(offset, offset + values.length));
           }
         : undefined;
-      const r = await client.call<{ loss: number; grads: Float32Array }>(
+      const sent =
+        params.length === p.paramCount ? new Float32Array(pool.take()) : new Float32Array(params.length);
+      sent.set(params);
+      const scratch = pool.take();
+      const r = await client.call<{ loss: number; params: Float32Array; grads: Float32Array }>(
         handle,
         'gradients',
-        [params, step, hooks !== undefined],
-        { signal: o.signal, ...(onHook ? { onHook } : {}) },
+        [sent, step, hooks !== undefined, scratch],
+        { signal: o.signal, ...(onHook ? { onHook } : {}), transfer: [sent.buffer, scratch] },
       );
       // With hooks every layer's part is in `out` already (the hooks came first, in order), and the
       // method may have reduced them in place since: writing the local gradients again would undo it.
       if (!hooks) out.set(r.grads);
+      pool.give(r.params.buffer, r.grads.buffer);
       return { loss: r.loss, grads: out };
     },
     ...(p.elastic
