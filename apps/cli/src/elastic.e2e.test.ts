@@ -53,6 +53,8 @@ describe('elastic data parallelism and resume in real Chromium over WebRTC', () 
       peerId: r.membershipChanges![0]!.peerId,
       rank: r.config.workers,
     });
+    // The joiner reported its links once the epoch linked it (each tab its own profile: WebRTC).
+    expect(r.workers.at(-1)!.links?.webrtc).toBeGreaterThanOrEqual(1);
     expect(r.reference!.maxRelDiff).toBeLessThanOrEqual(1e-5);
     const png = await readFile(shot);
     expect([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join('')).toBe('PNG');

@@ -188,6 +188,7 @@ function route(parts: Parts, from: string, msg: ToCoordinator): void {
     case 'evalResult':
     case 'referenceResult':
     case 'epochAck':
+    case 'links':
       driver.onRunMessage(from, p, msg);
       return;
     case 'stepsDone': // held reports, sent together: each as if it came alone, in order
@@ -214,6 +215,7 @@ const TO_COORDINATOR_TYPES = new Set<string>([
   'probeAck',
   'leave',
   'epochAck',
+  'links',
   'heartbeat',
 ] satisfies ToCoordinator['type'][]);
 

@@ -40,7 +40,9 @@ const FINAL_PARAMS_GRACE_MS = 1000;
 type EvalResult = Extract<ToCoordinator, { type: 'evalResult' }>;
 type RunMsg = Extract<
   ToCoordinator,
-  { type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' | 'epochAck' }
+  {
+    type: 'ready' | 'profileResult' | 'stepDone' | 'evalResult' | 'referenceResult' | 'epochAck' | 'links';
+  }
 >;
 export type RunOptions = {
   signal?: AbortSignal;
@@ -199,14 +201,14 @@ export class RunDriver {
     this.fail(err);
   }
 
-  /** ready, profileResult, stepDone, evalResult, referenceResult of the run in progress. */
+  /** ready, profileResult, stepDone, evalResult, referenceResult, epochAck, links of the run in progress. */
   onRunMessage(from: string, p: PeerRecord, msg: RunMsg): void {
     const run = this.active;
     if (!run || msg.runId !== run.runId) return;
     const rank = run.ranks.indexOf(from);
     if (rank < 0) return;
     if (msg.type === 'ready') run.ready.add(from);
-    if (msg.type === 'ready' && msg.links) p.links = msg.links;
+    if ((msg.type === 'ready' || msg.type === 'links') && msg.links) p.links = msg.links;
     if (msg.type === 'profileResult') run.profiles.set(from, msg.layers);
     if (msg.type === 'epochAck') run.epochs?.ack(from, msg.epoch);
     if (msg.type === 'stepDone' && run.epochs && !run.epochs.counts(from)) return; // an aborted epoch's

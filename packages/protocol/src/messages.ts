@@ -301,6 +301,11 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
     /** Its links to the run's peers by kind (absent from older workers, and with no peers to link to). */
     links: LinkCountsSchema.exactOptional(),
   }),
+  /**
+   * Its links to the run's peers by kind once an elastic epoch re-formed them: a joiner's first
+   * (its `ready` came before it knew its peers), and every member's after a change.
+   */
+  z.object({ type: z.literal('links'), runId: z.number().int(), links: LinkCountsSchema }),
   StepDoneSchema,
   /**
    * Reports a worker held (a local step's, which nobody waits for) sent as one message, in step

@@ -38,6 +38,9 @@ describe('joining an elastic run', () => {
       { step: 20, cause: 'joined', peerId: late.peerId },
     ]);
     expect(late).toMatchObject({ rank: 2, joinedAtStep: 20, lastStep: 59 });
+    // Each member reported its links after the epoch re-formed the ring: the joiner too (its ready
+    // came before it had any), and the others now link to two peers, not one.
+    expect(report.workers.map((w) => w.links)).toEqual([{ memory: 2 }, { memory: 2 }, { memory: 2 }]);
     expect(joiner()!.status().step).toBe(60); // it ran steps 20..59 itself
     const diff = paramDiff(coord.trainedModel()!.params, calmParams, layout);
     console.log(`elastic join at step 20: ${JSON.stringify(diff)}`);

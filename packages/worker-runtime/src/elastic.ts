@@ -23,7 +23,7 @@ import type { ToCoordinator, ToWorker } from '@peertrain/protocol';
 import type { RunState, WorkerCore } from './core.ts';
 import { poke } from './core.ts';
 import { recvState, sendState, unpackState } from './join-state.ts';
-import { openLinks } from './links.ts';
+import { linkCounts, openLinks } from './links.ts';
 import { dataParallelState, timedGradients, timedUpdate } from './methods/data.ts';
 import { ringLinks } from './methods/exchange.ts';
 import type { Assign, MethodContext, MethodRun } from './methods/types.ts';
@@ -99,7 +99,10 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
     return inbox.onMembers(msg.peers);
   }
   const led = leads(run, core.mesh.localId);
-  inbox.tell = (m) => core.tell(m);
+  inbox.tell = (m) => {
+    core.tell(m);
+    if (m.type === 'links') core.update({ links: m.links }); // the page's links row too
+  };
   inbox.pending = msg;
   inbox.members = msg.peers;
   inbox.redoFrom = Math.min(inbox.redoFrom ?? Infinity, msg.fromStep);
@@ -245,22 +248,25 @@ async function takeEpoch(e: Elastic, msg: EpochMsg): Promise<void> {
     throw new ElasticStateError(`epoch ${e.epoch} does not list this worker`);
   if (stateSource(msg) === mesh.localId)
     for (const joiner of msg.joiners ?? []) await giveState(e, msg, joiner);
-  await relinkRing(e.ctx, e.peers);
+  await relinkRing(e.ctx, e.peers, e.inbox.tell);
 }
 
-/** Links the ring over an epoch's members (this worker among them). */
-export async function relinkRing(ctx: MethodContext, peers: readonly string[]): Promise<void> {
+/**
+ * Links the ring over an epoch's members (this worker among them), then tells the coordinator how
+ * its links are carried (`tell`; a joiner's `ready` came before it knew its peers).
+ */
+export async function relinkRing(
+  ctx: MethodContext,
+  peers: readonly string[],
+  tell?: ((msg: ToCoordinator) => void) | null,
+): Promise<void> {
   const { mesh, assign, signal } = ctx;
   const rank = peers.indexOf(mesh.localId);
   if (rank < 0) throw new ElasticStateError(`the epoch's members do not list this worker`);
-  if (peers.length > 1)
-    await openLinks(
-      mesh,
-      ringLinks({ ...assign, peers: [...peers], rank }),
-      RELINK_TIMEOUT_MS,
-      signal,
-      PHASE_TIMEOUTS.relink.phase,
-    );
+  if (peers.length < 2) return;
+  const links = ringLinks({ ...assign, peers: [...peers], rank });
+  await openLinks(mesh, links, RELINK_TIMEOUT_MS, signal, PHASE_TIMEOUTS.relink.phase);
+  tell?.({ type: 'links', runId: assign.runId, links: linkCounts(mesh, [...links.dial, ...links.need]) });
 }
 
 /** What a joiner takes and a state source gives: parameters and the optimizer state that goes with them. */

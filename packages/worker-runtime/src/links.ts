@@ -1,5 +1,6 @@
 import { deadline, sleep } from '@peertrain/base';
 import { PHASE_TIMEOUTS, PeerLostError, PhaseTimeoutError } from '@peertrain/protocol';
+import type { LinkCounts } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import { asError } from '@peertrain/base';
 import type { MethodLinks } from './methods/index.ts';
@@ -98,4 +99,14 @@ export async function dialCoordinator(
       });
     }
   }
+}
+
+/** How the links to `peers` are carried, by kind (what the report and the peer table show). */
+export function linkCounts(mesh: Mesh, peers: readonly string[]): LinkCounts {
+  const counts: LinkCounts = {};
+  for (const id of new Set(peers)) {
+    const kind = mesh.linkKind(id);
+    if (kind) counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+  return counts;
 }

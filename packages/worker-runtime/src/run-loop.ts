@@ -3,7 +3,7 @@ import { AbortError, asError, sleep } from '@peertrain/base';
 // the method's links, set the method up, then step as the coordinator grants, evaluate when asked or
 // due, train the reference when asked. What a step does is the method's (methods/).
 import { ProtocolError, checkpointDue, finalParamsKey, runShape, toWireError } from '@peertrain/protocol';
-import type { LinkCounts, WireSpan } from '@peertrain/protocol';
+import type { WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
@@ -12,7 +12,7 @@ import type { RunState, WorkerCore } from './core.ts';
 import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
 import { DroppedError } from './heartbeat.ts';
-import { openLinks } from './links.ts';
+import { linkCounts, openLinks } from './links.ts';
 import { shardedEvaluate } from './sharded-eval.ts';
 import { StepReports } from './reports.ts';
 import { methodName, workerMethod } from './methods/index.ts';
@@ -332,14 +332,4 @@ function toWireSpan(span: Span): WireSpan {
   if (span.bytes !== undefined) wire.bytes = span.bytes;
   if (span.peer !== undefined) wire.peer = span.peer;
   return wire;
-}
-
-/** How the links to `peers` are carried, by kind (what the report and the peer table show). */
-function linkCounts(mesh: WorkerCore['mesh'], peers: readonly string[]): LinkCounts {
-  const counts: LinkCounts = {};
-  for (const id of new Set(peers)) {
-    const kind = mesh.linkKind(id);
-    if (kind) counts[kind] = (counts[kind] ?? 0) + 1;
-  }
-  return counts;
 }

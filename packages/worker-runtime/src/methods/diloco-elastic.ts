@@ -259,7 +259,7 @@ class ElasticDilocoRun implements MethodRun {
     if (stateSource(msg) === mesh.localId)
       for (const joiner of msg.joiners ?? [])
         await giveState({ ctx: this.#ctx, params: this.#global, optimizer: this.#outer }, msg, joiner);
-    await relinkRing(this.#ctx, this.#peers);
+    await relinkRing(this.#ctx, this.#peers, inbox.tell);
   }
 }
 

@@ -21,7 +21,7 @@ import type { StageSession } from '../compute.ts';
 import { ElasticStateError, inboxOf, redoAfterLoss } from '../elastic.ts';
 import type { EpochInbox, EpochMsg } from '../elastic.ts';
 import { unpackState } from '../join-state.ts';
-import { openLinks } from '../links.ts';
+import { linkCounts, openLinks } from '../links.ts';
 import { f32View, runPipelineStep } from '../pipeline.ts';
 import {
   gatherParams,
@@ -205,6 +205,9 @@ async function takeEpoch(s: LiveStage, msg: EpochMsg): Promise<void> {
   s.inbox.tell?.({ type: 'epochAck', runId: ctx.assign.runId, epoch: s.epoch });
   const links = pipelineLinks({ config: ctx.assign.config, peers: s.peers, rank: position });
   await openLinks(ctx.mesh, links, RELINK_TIMEOUT_MS, ctx.signal);
+  // A spare that takes a stage over said no links when ready: the coordinator learns them now.
+  const counts = linkCounts(ctx.mesh, [...links.dial, ...links.need]);
+  s.inbox.tell?.({ type: 'links', runId: ctx.assign.runId, links: counts });
 }
 
 /** The stage's parameters and optimizer state after `fromStep` steps. */
