@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseRunConfig } from '@peertrain/protocol';
 import type { RunReport } from '@peertrain/protocol';
-import { medianOf, renderThreads, threadRow, threadsErrors, threadsSettings } from './threads.ts';
+import {
+  medianOf,
+  overlapChecks,
+  renderThreads,
+  threadRow,
+  threadsErrors,
+  threadsSettings,
+} from './threads.ts';
 import type { ThreadRow } from './threads.ts';
 
 const report = (over: Partial<RunReport>, thread: boolean[]): RunReport =>
@@ -54,5 +61,28 @@ describe('threads part', () => {
     const md = renderThreads({ settings: s, rows }).join('\n');
     expect(md).toContain("| page's thread |");
     expect(md).toContain('0.35x'); // 70 / 200
+  });
+
+  it("judges issue 10's overlap bound per compute place from the CNN cases' medians", () => {
+    const s = threadsSettings(true);
+    const cnn = (caseId: string, compute: 'page' | 'thread', critical: number): ThreadRow => ({
+      ...{ caseId, label: caseId, compute, repeat: 0, ok: true },
+      ...{ exposedCommMsPerStep: critical * 2, criticalCommMsPerStep: critical },
+    });
+    const rows = [
+      cnn('cnn-sync-4', 'page', 20),
+      cnn('cnn-overlap-4', 'page', 12),
+      cnn('cnn-sync-4', 'thread', 16),
+      cnn('cnn-overlap-4', 'thread', 7),
+    ];
+    const lines = overlapChecks({ settings: s, rows });
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      /^- engine on the page's thread: .*0\.60x \(12\.0 vs 20\.0 ms a step\).*\(NO\)$/,
+    );
+    expect(lines[1]).toMatch(
+      /^- engine on a thread of its own: .*0\.44x \(7\.0 vs 16\.0 ms a step\).*\(yes\)$/,
+    );
+    expect(overlapChecks({ settings: s, rows: rows.slice(0, 1) })).toEqual([]);
   });
 });

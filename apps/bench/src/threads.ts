@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { parseRunReport } from '@peertrain/protocol';
 import type { ComputePlace, RunConfigInput, RunReport } from '@peertrain/protocol';
-import { exposedComm } from './exposed-comm.ts';
+import { exposedComm, overlapExposureCheck } from './exposed-comm.ts';
 import { describeError, openHostedRoom } from './hosted.ts';
 import { WIDE_MLP_PARTITIONS } from './pipeline-cases.ts';
 import { fmt, markdownTable } from './table.ts';
@@ -241,6 +241,34 @@ export function threadsErrors(p: ThreadsPart): string[] {
   });
 }
 
+/**
+ * Issue 10's overlap check (exposed-comm.ts) per compute place, from the medians of the CNN's
+ * synchronous and overlapped cases: with the engine in a thread the links move during backward.
+ */
+export function overlapChecks(p: ThreadsPart): string[] {
+  return PLACES.flatMap((compute) => {
+    const row = (caseId: string, method: string) => {
+      const m = (k: 'exposedCommMsPerStep' | 'criticalCommMsPerStep'): number | null => {
+        const v = medianOf(p.rows, caseId, compute, k);
+        return Number.isFinite(v) ? v : null;
+      };
+      return {
+        model: 'cnn',
+        tabs: 4,
+        method,
+        exposedCommMsPerStep: m('exposedCommMsPerStep'),
+        criticalCommMsPerStep: m('criticalCommMsPerStep'),
+      };
+    };
+    const check = overlapExposureCheck([row('cnn-sync-4', 'allreduce'), row('cnn-overlap-4', 'overlap')]);
+    if (!check) return [];
+    const verdict = check.pass === null ? 'not measured' : check.pass ? 'yes' : 'NO';
+    return [
+      `- engine on ${compute === 'page' ? "the page's thread" : 'a thread of its own'}: ${check.what}: ${check.value} (${verdict})`,
+    ];
+  });
+}
+
 /** The part's markdown: per case, the medians of each compute place and thread over page. */
 export function renderThreads(p: ThreadsPart): string[] {
   const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${fmt(a / b, 2)}x` : '-');
@@ -282,5 +310,9 @@ export function renderThreads(p: ThreadsPart): string[] {
       lines,
       ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
     ),
+    ...(() => {
+      const checks = overlapChecks(p);
+      return checks.length > 0 ? ['', 'Overlap (medians above):', '', ...checks] : [];
+    })(),
   ];
 }
