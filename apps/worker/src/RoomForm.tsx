@@ -1,9 +1,9 @@
-import type { WireError } from '@peertrain/protocol';
+import type { ComputePlace, WireError } from '@peertrain/protocol';
 import { BackendOptions } from '@peertrain/ui';
 import type { BackendChoice } from './workerParams.ts';
 
 /** Asks for the room when the link had none (a plain GET form: it reloads the page with ?room=). */
-export function RoomForm(props: { backend: BackendChoice; error: WireError | null }) {
+export function RoomForm(props: { backend: BackendChoice; compute: ComputePlace; error: WireError | null }) {
   return (
     <form className="card room-form" method="get">
       <h2>Join a training room</h2>
@@ -26,6 +26,13 @@ export function RoomForm(props: { backend: BackendChoice; error: WireError | nul
         <span>backend</span>
         <select name="backend" defaultValue={props.backend}>
           <BackendOptions autoLabel="auto (fastest measured)" />
+        </select>
+      </label>
+      <label className="field">
+        <span>compute on</span>
+        <select name="compute" defaultValue={props.compute}>
+          <option value="page">this page (default)</option>
+          <option value="thread">a thread of its own (for devices with cores to spare)</option>
         </select>
       </label>
       {props.error && (

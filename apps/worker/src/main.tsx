@@ -17,7 +17,7 @@ root.render(
       <div className="page worker">
         <TopBar title="PeerTrain worker" />
         <main className="worker-main">
-          <RoomForm backend={params.backend} error={params.error} />
+          <RoomForm backend={params.backend} compute={params.compute} error={params.error} />
         </main>
       </div>
     ) : (
