@@ -3,6 +3,7 @@ import { parseRunReport } from '@peertrain/protocol';
 import type { ComputePlace, RunConfigInput, RunReport } from '@peertrain/protocol';
 import { exposedComm, overlapExposureCheck } from './exposed-comm.ts';
 import { describeError, openHostedRoom } from './hosted.ts';
+import { median } from './metrics.ts';
 import { WIDE_MLP_PARTITIONS } from './pipeline-cases.ts';
 import { fmt, markdownTable } from './table.ts';
 
@@ -222,14 +223,12 @@ export function medianOf(
     | 'criticalCommMsPerStep'
     | 'bubble',
 ): number {
-  const v = rows
-    .filter((r) => r.ok && r.caseId === caseId && r.compute === compute)
-    .map((r) => r[key])
-    .filter((x): x is number => x !== undefined && Number.isFinite(x))
-    .sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return median(
+    rows
+      .filter((r) => r.ok && r.caseId === caseId && r.compute === compute)
+      .map((r) => r[key])
+      .filter((x): x is number => x !== undefined && Number.isFinite(x)),
+  );
 }
 
 /** The report's error lines: runs that failed, and runs whose workers computed elsewhere than asked. */

@@ -3,6 +3,7 @@
 // handles the page picks; 0 is the Compute. Calls that return nothing and cannot wait (dispose,
 // reset, apply, creating a stage) are posted without a reply; the thread runs messages in order,
 // so a later call sees their effect, and one that failed fails the next call on its handle.
+import { toWireError } from '@peertrain/protocol';
 import type { BackendName, DeviceInfo } from '@peertrain/protocol';
 import type { EngineMemory } from './compute.ts';
 
@@ -51,8 +52,8 @@ export interface PreparedSession {
   deviceSteps: boolean;
 }
 
+/** protocol's toWireError, with the stack (the page shows where in the thread it failed). */
 export function toThreadError(err: unknown): ThreadError {
-  if (err instanceof Error)
-    return { name: err.name, message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
-  return { name: 'Error', message: String(err) };
+  const { name, message } = toWireError(err);
+  return { name, message, ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) };
 }

@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRunConfig } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
-import { serveCompute } from './compute-thread-host.ts';
-import { ComputeThreadError, threadedCompute } from './compute-thread.ts';
-import { engineMemory } from './engine-compute.ts';
-import { memoryCluster, nodeCompute } from './test-cluster.ts';
+import { ComputeThreadError } from './compute-thread.ts';
+import { memoryCluster, nodeCompute, threadedNodeCompute } from './test-cluster.ts';
 
 // The compute engine behind the compute thread's protocol (compute-thread.ts): whole runs of every
 // kind of session use (per-layer hooks, pipeline stages with split backward, device steps, elastic
@@ -78,24 +76,11 @@ describe('compute thread: the same runs, bit for bit', () => {
 });
 
 describe('compute thread: the protocol', () => {
-  /** A threaded compute over a MessageChannel in this thread, and its direct twin for comparison. */
+  /** A threaded compute over a MessageChannel in this thread, and the run it prepares. */
   async function pair() {
-    const { port1, port2 } = new MessageChannel();
-    serveCompute(port2, () => nodeCompute(), engineMemory);
-    port1.start();
-    port2.start();
     const closed: string[] = [];
-    const threaded = await threadedCompute(
-      port1,
-      { backend: 'cpu', mnistUrl: 'file:unused' },
-      { terminate: () => closed.push('terminated') },
-    );
-    cleanups.push(async () => {
-      threaded.dispose();
-      port1.close();
-      port2.close();
-      await Promise.resolve();
-    });
+    const threaded = await threadedNodeCompute(undefined, {}, () => closed.push('terminated'));
+    cleanups.push(() => Promise.resolve(threaded.dispose()));
     const run = {
       config: parseRunConfig(mlp),
       shard: { start: 0, count: 64 },

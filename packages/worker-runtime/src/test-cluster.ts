@@ -44,12 +44,13 @@ export function nodeCompute(
 /**
  * nodeCompute behind the compute thread's protocol (compute-thread.ts): the page's proxy and the
  * thread's host at the two ends of a MessageChannel, in this thread (every value structured-cloned
- * as a Worker's would be).
+ * as a Worker's would be). `onTerminate` hears the page end the thread.
  */
 export function threadedNodeCompute(
   signal?: AbortSignal,
   opts: Omit<EngineComputeOptions, 'backend' | 'signal'> = {},
-): Promise<Compute> {
+  onTerminate?: () => void,
+): ReturnType<typeof threadedCompute> {
   const { port1, port2 } = new MessageChannel();
   serveCompute(port2, () => nodeCompute(undefined, opts), engineMemory);
   port1.start();
@@ -61,6 +62,7 @@ export function threadedNodeCompute(
       terminate: () => {
         port1.close();
         port2.close();
+        onTerminate?.();
       },
       ...(signal ? { signal } : {}),
     },
