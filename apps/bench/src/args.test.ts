@@ -13,6 +13,7 @@ describe('parseArgs', () => {
       link: null,
       scalingQuick: false,
       scalingCompression: false,
+      scalingMethods: null,
       oneProfile: false,
       help: false,
       chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
@@ -28,6 +29,7 @@ describe('parseArgs', () => {
       link: null,
       scalingQuick: false,
       scalingCompression: false,
+      scalingMethods: null,
       oneProfile: false,
       help: false,
       chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
@@ -151,7 +153,18 @@ describe('the scaling part', () => {
       steps: 300,
       specs: ['none', 'fp16', 'int8', 'topk:0.01'],
     });
+    const some = settingsFor(
+      parseArgs(['--only', 'scaling', '--scaling-methods', 'diloco-20,diloco-20-fill']),
+    );
+    expect(some.scaling).toMatchObject({
+      tabs: [1, 2, 3, 4],
+      methods: ['diloco-20', 'diloco-20-fill'],
+      compression: null,
+      methodsOnly: true,
+    });
+    expect(() => parseArgs(['--scaling-methods', 'diloco-7'])).toThrow(ConfigError);
     const full = settingsFor(parseArgs(['--only=scaling'])).scaling;
+    expect(full.methods).toContain('diloco-20-fill');
     expect(full.tabs).toEqual([1, 2, 3, 4]);
     expect(full.models.map((m) => [m.model, m.target])).toEqual([
       ['mlp', 0.92],

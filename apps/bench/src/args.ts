@@ -2,7 +2,7 @@ import { ConfigError } from '@peertrain/protocol';
 import { DEFAULT_CHROMIUM, parseLinkSpec, splitFlags } from '@peertrain/harness';
 import type { LinkSpec } from '@peertrain/harness';
 import { DEFAULT_PARTS, PARTS } from './report.ts';
-import { scalingSettings } from './scaling-cases.ts';
+import { scalingMethods, scalingSettings } from './scaling-cases.ts';
 import { elasticDilocoSettings, elasticSettings } from './elastic.ts';
 import { LINK, linksSettings } from './links.ts';
 import { threadsSettings } from './threads.ts';
@@ -49,6 +49,12 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        fp32, MLP, 3 tabs, 300 steps (about 5 minutes; results *-scaling-compression)
   --pipeline-steps K   steps per pipeline run of the grid (default 6, at least 4: the first 3
                        are warm-up); the recompute pair runs 12
+  --scaling-methods LIST
+                       the scaling part's time-to-target rows of these methods only (ids as in
+                       its JSON: allreduce, overlap, diloco-5, diloco-20, diloco-50,
+                       diloco-20-overlap, diloco-20-fill, local-10-int8, int8, topk, powersgd,
+                       ps-async), MLP and CNN, 1-4 tabs, no compression table (results
+                       *-scaling-methods)
   --one-profile        pipeline and scaling: the coordinator and worker tabs in one browser
                        profile, so they link through the browser (tab links), not WebRTC, as
                        several tabs a person opens do (results named *-one-profile)
@@ -75,6 +81,8 @@ export interface BenchArgs {
   scalingQuick: boolean;
   /** The scaling part's compression runs only (no time-to-target rows). */
   scalingCompression: boolean;
+  /** --scaling-methods: the scaling part's rows of these method ids only; null: every method. */
+  scalingMethods: string[] | null;
   /** --one-profile: hosted rooms' tabs in one browser profile (tab links). */
   oneProfile: boolean;
   help: boolean;
@@ -103,6 +111,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     link: null,
     scalingQuick: false,
     scalingCompression: false,
+    scalingMethods: null,
     oneProfile: false,
     help: false,
     chromium: { executablePath: DEFAULT_CHROMIUM, gpu: false, flags: [] },
@@ -125,6 +134,16 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case '--scaling-compression':
         args.scalingCompression = true;
         break;
+      case '--scaling-methods': {
+        const list = (value() ?? '').split(',').filter((m) => m !== '');
+        const known = scalingMethods('overlap').map((m) => m.id);
+        const bad = list.filter((m) => !known.includes(m));
+        if (list.length === 0) issues.push(`--scaling-methods needs a list of ${known.join(', ')}`);
+        for (const b of bad)
+          issues.push(`--scaling-methods: unknown method "${b}" (expected ${known.join(', ')})`);
+        args.scalingMethods = list;
+        break;
+      }
       case '--one-profile':
         args.oneProfile = true;
         break;
@@ -236,10 +255,19 @@ export function pipelineSettings(quick: boolean, steps: number | null = null): P
 /** Sizes of a full run (about 3 minutes here) or of a --quick smoke check. */
 export function settingsFor(
   args: Pick<BenchArgs, 'quick' | 'parts'> &
-    Partial<Pick<BenchArgs, 'pipelineSteps' | 'scalingQuick' | 'scalingCompression' | 'oneProfile'>>,
+    Partial<
+      Pick<
+        BenchArgs,
+        'pipelineSteps' | 'scalingQuick' | 'scalingCompression' | 'scalingMethods' | 'oneProfile'
+      >
+    >,
 ): BenchSettings {
   const pipeline = pipelineSettings(args.quick, args.pipelineSteps ?? null);
-  const scaling = scalingSettings(args.quick || args.scalingQuick === true, args.scalingCompression === true);
+  const scaling = scalingSettings(
+    args.quick || args.scalingQuick === true,
+    args.scalingCompression === true,
+    args.scalingMethods ?? null,
+  );
   if (args.quick) {
     return {
       quick: true,

@@ -29,6 +29,8 @@ describe('runKind', () => {
     expect(runKind({ quick: false, parts: ['scaling'], scaling: { quick: true } })).toBe('-quick-scaling');
     const comp = { quick: false, compressionOnly: true };
     expect(runKind({ quick: false, parts: ['scaling'], scaling: comp })).toBe('-scaling-compression');
+    const some = { quick: false, methodsOnly: true };
+    expect(runKind({ quick: false, parts: ['scaling'], scaling: some })).toBe('-scaling-methods');
     // The scaling plan's size says nothing about a run without the part.
     expect(runKind({ quick: false, parts: ['raw'], scaling: { quick: true } })).toBe('-raw');
     // Tabs of one profile (tab links) never replace the figures over WebRTC.

@@ -6,19 +6,21 @@ import { DEFAULT_PARTS, renderMarkdown } from './report.ts';
 /**
  * What tells a run's files apart from a full run's: "-quick" for --quick (or --scaling-quick),
  * "-<parts>" when the parts are not the default set ("-pipeline", "-quick-raw-train", "-scaling"),
- * "-compression" after "-scaling" for --scaling-compression; "-one-profile" last for --one-profile;
+ * "-compression" after "-scaling" for --scaling-compression, "-methods" for --scaling-methods;
+ * "-one-profile" last for --one-profile;
  * "" for a full run of the default parts.
  */
 export function runKind(
   settings: Pick<BenchSettings, 'quick' | 'parts' | 'oneProfile'> & {
-    scaling?: Pick<BenchSettings['scaling'], 'quick' | 'compressionOnly'>;
+    scaling?: Pick<BenchSettings['scaling'], 'quick' | 'compressionOnly' | 'methodsOnly'>;
   },
 ): string {
   const { parts } = settings;
   const partial = parts.length !== DEFAULT_PARTS.length || DEFAULT_PARTS.some((p) => !parts.includes(p));
   const scaling = parts.includes('scaling') ? settings.scaling : undefined;
   const quick = settings.quick || scaling?.quick === true;
-  const only = scaling?.compressionOnly === true ? '-compression' : '';
+  const only =
+    scaling?.compressionOnly === true ? '-compression' : scaling?.methodsOnly === true ? '-methods' : '';
   const profile = settings.oneProfile === true ? '-one-profile' : '';
   return `${quick ? '-quick' : ''}${partial ? `-${parts.join('-')}` : ''}${only}${profile}`;
 }

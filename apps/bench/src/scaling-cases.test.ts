@@ -32,6 +32,7 @@ describe('scalingMethods', () => {
       'diloco-20',
       'diloco-50',
       'diloco-20-overlap',
+      'diloco-20-fill',
       'local-10-int8',
       'int8',
       'topk',
@@ -55,7 +56,7 @@ describe('scalingCases', () => {
       [4, 24],
     ]);
     // Without an overlap field the overlap method asked for by the full plan is left out.
-    expect(cases.length).toBe(2 * 10 * 4);
+    expect(cases.length).toBe(2 * 11 * 4);
   });
 
   it('refuses tab counts that do not split the global batch', () => {

@@ -47,6 +47,8 @@ export interface ScalingSettings {
   compression: CompressionSettings | null;
   /** Only the compression runs (--scaling-compression): no time-to-target rows. */
   compressionOnly?: boolean;
+  /** Only some methods' rows (--scaling-methods): no compression runs. */
+  methodsOnly?: boolean;
 }
 
 /** One run of the table. */
@@ -62,6 +64,9 @@ export const DILOCO_H = [5, 20, 50] as const;
 
 /** The id of the overlapped DiLoCo row (H = 20, the outer step one round late). */
 export const OVERLAPPED_DILOCO = 'diloco-20-overlap';
+
+/** The id of the overlapped DiLoCo row whose workers fill their waits with extra inner steps. */
+export const FILLED_DILOCO = 'diloco-20-fill';
 
 /**
  * The name of the run configuration's switch for synchronous all-reduce overlapped with backward
@@ -99,6 +104,13 @@ export function scalingMethods(overlap: string | null): ScalingMethod[] {
     label: 'diloco H=20, outer step overlapped, outer momentum 0.5',
     config: { sync: 'diloco', innerSteps: 20, overlapOuter: true, outerMomentum: 0.5 },
   });
+  // The same, with a worker whose round ends first taking extra inner steps (at most H) while the
+  // slower ones finish (--fill-waits): their waits at round ends become compute.
+  methods.push({
+    id: FILLED_DILOCO,
+    label: 'diloco H=20, outer step overlapped, fill waits, outer momentum 0.5',
+    config: { sync: 'diloco', innerSteps: 20, overlapOuter: true, outerMomentum: 0.5, fillWaits: true },
+  });
   // Local SGD (plain averaging) with an int8 pseudo-gradient: the fastest to the MLP's target of
   // the H / outer lr / batch / compression settings tried on this machine (README).
   methods.push({
@@ -126,7 +138,11 @@ export const SCALING_MODELS: Record<'mlp' | 'cnn', ScalingModel> = {
  * Quick: the MLP at 1 and 3 tabs with allreduce, diloco H=20 and int8 (capped at 300 steps), and
  * int8 against fp32 for 30 steps: a smoke check. compressionOnly: the full compression runs alone.
  */
-export function scalingSettings(quick: boolean, compressionOnly = false): ScalingSettings {
+export function scalingSettings(
+  quick: boolean,
+  compressionOnly = false,
+  only: readonly string[] | null = null,
+): ScalingSettings {
   const common = { globalBatch: 96, seed: 42 };
   const compression = {
     model: 'mlp',
@@ -154,11 +170,15 @@ export function scalingSettings(quick: boolean, compressionOnly = false): Scalin
       compression: { model: 'mlp', tabs: 3, steps: 30, specs: ['none', 'int8'] },
     };
   }
-  return {
+  const full = {
     ...common,
     quick: false,
     tabs: [1, 2, 3, 4],
     models: [SCALING_MODELS.mlp, SCALING_MODELS.cnn],
+  };
+  if (only) return { ...full, methods: [...only], compression: null, methodsOnly: true };
+  return {
+    ...full,
     methods: scalingMethods('overlap').map((m) => m.id),
     compression: { ...compression, specs: [...compression.specs] },
   };

@@ -167,17 +167,21 @@ describe('compressionRatios and scalingChecks', () => {
       row('diloco-50', 3, figures(1600, 12_000, { computeUtilization: 0.7 })),
       row('diloco-5', 3, figures(1600, 12_000, { computeUtilization: 0.1 })),
       row('diloco-20-overlap', 3, figures(1500, 12_000, { computeUtilization: 0.85 })),
+      row('diloco-20-fill', 2, figures(1500, 12_000, { computeUtilization: 0.9 })),
+      row('diloco-20-fill', 3, figures(1500, 12_000, { computeUtilization: 0.79 })),
     ]);
     const checks = scalingChecks(rows, compression);
     expect(checks.map((c) => [c.what.split(':')[0], c.pass])).toEqual([
       ['mlp', true],
       ['diloco H >= 20 (2-4 tabs)', false],
       ['diloco H = 20, outer step overlapped (2-4 tabs)', true],
+      ['diloco H = 20, outer step overlapped, waits filled (2-4 tabs)', false],
       ['fp16', true],
       ['int8', false],
       ['topk', false],
     ]);
     expect(checks[0]?.value).toBe('1.40x (diloco-20)');
     expect(checks[1]?.value).toBe('min 0.70 over 2 runs');
+    expect(checks[3]?.value).toBe('min 0.79 over 2 runs');
   });
 });

@@ -1,6 +1,6 @@
 import type { RunReport } from '@peertrain/coordinator';
 import { overlapExposureCheck } from './exposed-comm.ts';
-import { OVERLAPPED_DILOCO } from './scaling-cases.ts';
+import { FILLED_DILOCO, OVERLAPPED_DILOCO } from './scaling-cases.ts';
 import type { ScalingCase, ScalingSettings } from './scaling-cases.ts';
 
 // Part 6's figures (pure): one row per run from its RunReport (read as JSON: fields newer than this
@@ -351,6 +351,14 @@ export function scalingChecks(
   if (late.length > 0)
     out.push(
       utilizationCheck('diloco H = 20, outer step overlapped (2-4 tabs): compute utilization >= 0.8', late),
+    );
+  const filled = rows.filter((r) => r.method === FILLED_DILOCO && r.tabs > 1);
+  if (filled.length > 0)
+    out.push(
+      utilizationCheck(
+        'diloco H = 20, outer step overlapped, waits filled (2-4 tabs): compute utilization >= 0.8',
+        filled,
+      ),
     );
   const overlap = overlapExposureCheck(
     rows.map((r) => ({

@@ -186,6 +186,7 @@ describe('parseCommandLine', () => {
       outerMomentum: 0.9,
       outerNesterov: true,
       overlapOuter: false,
+      fillWaits: false,
       overlap: false,
       staleness: 2,
       psShards: 1,
@@ -212,7 +213,7 @@ describe('parseCommandLine', () => {
     const { config } = train(
       (
         '--sync diloco --inner-steps 10 --outer-lr 1 --outer-momentum 0 --no-outer-nesterov --overlap-outer ' +
-        '--compress topk:0.01 --target-accuracy 0.92'
+        '--fill-waits --compress topk:0.01 --target-accuracy 0.92'
       ).split(' '),
     );
     expect(config).toMatchObject({
@@ -222,9 +223,11 @@ describe('parseCommandLine', () => {
       outerMomentum: 0,
       outerNesterov: false,
       overlapOuter: true,
+      fillWaits: true,
       compress: 'topk:0.01',
       targetAccuracy: 0.92,
     });
+    expect(() => train(['--fill-waits'])).toThrow(/fillWaits applies to/);
     expect(train(['--overlap']).config.overlap).toBe(true);
     expect(train([]).config.overlap).toBe(false);
     expect(train('--sync ps-async --staleness 4 --ps-shards 2'.split(' ')).config).toMatchObject({

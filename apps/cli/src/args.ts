@@ -56,6 +56,8 @@ Training (defaults from the run configuration):
   --outer-momentum M     diloco: outer SGD momentum (default ${D.outerMomentum})
   --no-outer-nesterov    diloco: plain momentum instead of Nesterov
   --overlap-outer        diloco: exchange round k while round k+1 computes (applied one round late)
+  --fill-waits           diloco with --overlap-outer: a worker whose round ends before the others'
+                         takes extra inner steps (at most H) instead of waiting for the exchange
   --overlap              allreduce: reduce each gradient bucket while backward computes the earlier layers
   --staleness S          ps-async: compute on parameters at most S versions old (default ${D.staleness})
   --ps-shards K          ps, ps-async: K server peers, each owning a key range (default ${D.psShards})
@@ -218,6 +220,7 @@ const OPTIONS = {
   'outer-momentum': { type: 'string' },
   'no-outer-nesterov': { type: 'boolean' },
   'overlap-outer': { type: 'boolean' },
+  'fill-waits': { type: 'boolean' },
   overlap: { type: 'boolean' },
   staleness: { type: 'string' },
   'ps-shards': { type: 'string' },
@@ -304,6 +307,7 @@ const FLAG_OF: Record<string, string> = {
   outerLr: 'outer-lr',
   outerMomentum: 'outer-momentum',
   overlapOuter: 'overlap-outer',
+  fillWaits: 'fill-waits',
   psShards: 'ps-shards',
   targetAccuracy: 'target-accuracy',
   virtualStages: 'virtual-stages',
@@ -443,6 +447,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (values['activation-compress'] !== undefined) config.activationCompress = values['activation-compress'];
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;
+  if (values['fill-waits'] === true) config.fillWaits = true;
   if (values.overlap === true) config.overlap = true;
   if (values['checkpoint-dir'] !== undefined && config.checkpointEvery === undefined)
     config.checkpointEvery = DEFAULT_CHECKPOINT_EVERY;

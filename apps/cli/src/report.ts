@@ -121,6 +121,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
       `  worker ${w.rank}        ${w.role}, ${w.backend}${w.computeThread ? ' (own thread)' : ''} ` +
         `${w.gflops.toFixed(1)} GFLOP/s, sent ${bytes(w.bytesSent)}` +
         (w.computeUtilization !== undefined ? `, compute ${percent(w.computeUtilization)}` : '') +
+        (w.extraSamples !== undefined ? `, ${w.extraSamples} samples in fill steps` : '') +
         linksText(w.links) +
         (w.framesRefused > 0 ? `, ${w.framesRefused} frames refused` : ''),
     );

@@ -147,6 +147,26 @@ describe('communication-efficient data parallelism in real Chromium over WebRTC'
     expect(r.bytesPerSample!).toBeGreaterThan(0);
   });
 
+  it('diloco filling its waits: with one tab slowed 3x the others take extra inner steps instead of idling', async () => {
+    const { code, stderr, report } = await train([
+      ...mlp,
+      ...['--sync', 'diloco', '--inner-steps', '10', '--overlap-outer', '--fill-waits'],
+      ...['--outer-momentum', '0.5', '--steps', '200', '--inject-fault', 'slow'],
+    ]);
+    expect(code, stderr).toBe(0);
+    const r = report!;
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0.9);
+    const extra = (rank: number) => r.workers.find((w) => w.rank === rank)!.extraSamples ?? 0;
+    // Ranks 0 and 1 end their rounds long before the slowed rank 2 and fill the wait (at most a
+    // round's 10 steps of 32 samples at each of the 19 round ends that have an exchange in flight);
+    // rank 2 finds the exchange done when it gets there.
+    for (const rank of [0, 1]) {
+      expect(extra(rank)).toBeGreaterThan(0);
+      expect(extra(rank)).toBeLessThanOrEqual(19 * 10 * 32);
+      expect(extra(rank)).toBeGreaterThan(2 * extra(2));
+    }
+  });
+
   it('int8 exchange: 3 tabs reach >= 90% in 150 steps sending at most 0.26x the fp32 ring bytes', async () => {
     const { code, stderr, report } = await train([
       ...mlp,

@@ -272,6 +272,10 @@ describe('run form', () => {
       outerNesterov: false,
       overlapOuter: true,
     });
+    const fill = { strategy: 'diloco', ...diloco, fillWaits: true } as const;
+    expect(runFormToConfig(form({ ...fill, overlapOuter: true })).fillWaits).toBe(true);
+    // Without overlap the box is hidden and its tick ignored.
+    expect(runFormToConfig(form({ ...fill, overlapOuter: false })).fillWaits).toBe(false);
     const async = runFormToConfig(
       form({ strategy: 'ps-async', staleness: '4', psShards: '2', workers: '3' }),
     );

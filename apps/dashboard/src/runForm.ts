@@ -82,6 +82,8 @@ export interface RunFormState {
   outerMomentum: string;
   outerNesterov: boolean;
   overlapOuter: boolean;
+  /** With overlapOuter: fill a wait for the exchange with extra inner steps. */
+  fillWaits: boolean;
   // ---- ps-async (staleness), ps and ps-async (server shards) ----
   staleness: string;
   psShards: string;
@@ -180,6 +182,7 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     outerMomentum: String(defaults.outerMomentum),
     outerNesterov: defaults.outerNesterov,
     overlapOuter: defaults.overlapOuter,
+    fillWaits: defaults.fillWaits,
     staleness: String(defaults.staleness),
     psShards: String(defaults.psShards),
     elastic: defaults.elastic && defaults.strategy === 'data',
@@ -344,6 +347,8 @@ function methodInput(
     out.outerMomentum = num('outerMomentum', form.outerMomentum);
     out.outerNesterov = form.outerNesterov;
     out.overlapOuter = form.overlapOuter;
+    // The box shows only with overlap: a tick left from before is not a config error.
+    if (form.overlapOuter && form.fillWaits) out.fillWaits = true;
   }
   if (form.elastic && isElasticChoice(form.strategy)) out.elastic = true;
   if (form.strategy === 'ps-async') out.staleness = num('staleness', form.staleness);

@@ -89,6 +89,21 @@ describe('buildReport', () => {
     expect(stepPoint(steps[0]!, undefined, 8).stepMs).toBe(steps[0]!.doneAtMs);
   });
 
+  it("sums each rank's fill samples (stepDone.extraSamples), without counting them in samples/s", () => {
+    const base = inputs();
+    const plain = buildReport(base);
+    expect(plain.workers.every((w) => !('extraSamples' in w))).toBe(true);
+    // Rank 1 took 2 fill steps of batch 4 at every step's report.
+    const steps = base.steps.map((rec) => ({
+      ...rec,
+      reports: rec.reports.map((r) => (r.rank === 1 ? { ...r, msg: { ...r.msg, extraSamples: 8 } } : r)),
+    }));
+    const report = buildReport({ ...base, steps });
+    expect('extraSamples' in report.workers[0]!).toBe(false);
+    expect(report.workers[1]!.extraSamples).toBe(8 * steps.length);
+    expect(report.samplesPerSec).toBe(plain.samplesPerSec);
+  });
+
   it('has no accuracy without the final evaluation, and NaN medians without steps', () => {
     const report = buildReport({ ...inputs(), steps: [], evals: [] });
     expect(report.testAccuracy).toBeNaN();

@@ -77,6 +77,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
   const sums = new UtilizationSums(inputs.workers.length);
   records.forEach((rec) => sums.add(rec));
   const utilization = sums.byRank();
+  const extra = extraSamplesByRank(records, inputs.workers.length);
   return {
     config,
     finalLoss: steps[steps.length - 1]?.loss ?? NaN,
@@ -103,6 +104,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       ...(p.device?.adapter ? { adapter: p.device.adapter } : {}),
       computeUtilization: utilization[rank] ?? NaN,
       ...(p.device?.computeThread === true ? { computeThread: true as const } : {}),
+      ...(extra[rank]! > 0 ? { extraSamples: extra[rank]! } : {}),
       ...(p.links ? { links: p.links } : {}),
     })),
     loss: steps.map((s) => ({ step: s.step, loss: s.loss })),
@@ -120,6 +122,14 @@ export function buildReport(inputs: ReportInputs): RunReport {
     ...inputs.methodFields,
     errors: inputs.errors,
   };
+}
+
+/** Per rank, the samples of DiLoCo's fill steps (stepDone.extraSamples) over the run. */
+function extraSamplesByRank(records: readonly StepRecord[], ranks: number): number[] {
+  const sums = new Array<number>(ranks).fill(0);
+  for (const rec of records)
+    for (const { rank, msg } of rec.reports) if (rank < ranks) sums[rank]! += msg.extraSamples ?? 0;
+  return sums;
 }
 
 /** What the run took to reach the target; `records` are the steps in order (step i at index i). */

@@ -16,7 +16,7 @@ export type { Layer, LayerBackward, LayerForward, ParamInfo } from './layers.ts'
 export { softmaxCrossEntropy } from './loss.ts';
 export type { LossAndGrad } from './loss.ts';
 export { buildModel, disposeSaved, readTensorsInto } from './model.ts';
-export { yieldToEventLoop } from './layered.ts';
+export { yieldToEventLoop } from '@peertrain/base';
 export type { BackwardHooks } from './layered.ts';
 export type {
   Evaluation,

@@ -3,6 +3,7 @@
 // parallelism (PyTorch DDP's bucket hooks) needs to all-reduce the last layers' gradients while the
 // first layers' are still being computed. The kernels and their order are exactly lossAndGrads', so
 // the gradients are bit-identical to it (only the tidy scopes differ, and they do not touch values).
+import { yieldToEventLoop } from '@peertrain/base';
 import { ShapeError } from './errors.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import type { Labels, LossAndGrads, Stage } from './model.ts';
@@ -19,23 +20,6 @@ export interface BackwardHooks {
    * the flat gradient vector (empty for a layer without parameters). Called for every layer.
    */
   layerGrads(layer: number, offset: number, grads: Float32Array): void;
-}
-
-/**
- * Resolves after the pending macrotasks (network messages, timers) have had their turn. A
- * MessageChannel rather than setTimeout(0): browsers clamp nested timeouts to 4 ms, which would add
- * 4 ms per layer to every step.
- */
-export function yieldToEventLoop(): Promise<void> {
-  if (typeof MessageChannel !== 'function') return new Promise((resolve) => setTimeout(resolve, 0));
-  return new Promise((resolve) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close(); // a port left open keeps Node's event loop alive
-      resolve();
-    };
-    port2.postMessage(null);
-  });
 }
 
 /**

@@ -3,10 +3,10 @@
 // stage [0, layers.length) followed by the softmax cross-entropy loss, and a pipeline worker runs
 // its own range with the same code.
 import { ConfigError, ModelSpecSchema } from '@peertrain/protocol';
-import { throwIfAborted } from '@peertrain/base';
+import { throwIfAborted, yieldToEventLoop } from '@peertrain/base';
 import type { ModelSpec } from '@peertrain/protocol';
 import { ShapeError } from './errors.ts';
-import { layeredLossAndGrads, yieldToEventLoop } from './layered.ts';
+import { layeredLossAndGrads } from './layered.ts';
 import type { BackwardHooks } from './layered.ts';
 import { buildLayers } from './layers.ts';
 import type { Layer, ParamInfo } from './layers.ts';

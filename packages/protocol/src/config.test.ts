@@ -85,6 +85,18 @@ describe('RunConfig communication-efficient methods', () => {
     expect(() => parseRunConfig({ overlap: true, sync: 'ps' })).toThrow(/overlap/);
   });
 
+  it('fillWaits: off by default, only for diloco with the outer step overlapped', () => {
+    expect(parseRunConfig({}).fillWaits).toBe(false);
+    const d = { sync: 'diloco', overlapOuter: true, fillWaits: true } as const;
+    expect(parseRunConfig(d).fillWaits).toBe(true);
+    expect(issuesOf({ ...d, overlapOuter: false })).toEqual([
+      'fillWaits: fillWaits applies to strategy data, sync diloco with overlapOuter',
+    ]);
+    expect(issuesOf({ ...d, sync: 'allreduce' })).toEqual([
+      'fillWaits: fillWaits applies to strategy data, sync diloco with overlapOuter',
+    ]);
+  });
+
   it('takes every compression spec and refuses malformed ones by name', () => {
     for (const spec of ['none', 'fp16', 'int8', 'topk:0.01', 'topk:.5', 'topk:1', 'powersgd:4'])
       expect(parseRunConfig({ compress: spec }).compress).toBe(spec);

@@ -91,6 +91,14 @@ const RunConfigObject = z.object({
   outerNesterov: z.boolean().default(true),
   /** Run round k's outer exchange while round k+1's inner steps compute; applied one round late. */
   overlapOuter: z.boolean().default(false),
+  /**
+   * With overlapOuter: a worker whose round ends before the previous round's exchange is done
+   * (the others are slower) takes extra inner steps on further batches of its shard while it
+   * waits, at most innerSteps of them, instead of idling. Faster workers then contribute more
+   * steps to the round (hivemind's collaborative batches work the same way); the runs' losses no
+   * longer repeat from one run to the next, as timing decides how many steps fill a wait.
+   */
+  fillWaits: z.boolean().default(false),
   // ---- parameter server, asynchronous ----
   /** ps-async: a worker may compute on parameters at most this many versions old. */
   staleness: z.number().int().min(0).max(1000).default(2),
@@ -322,6 +330,8 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   if (c.overlap && !(c.strategy === 'data' && c.sync === 'allreduce' && c.compress === 'none'))
     issue('overlap', 'overlap applies to strategy data, sync allreduce, compress none');
   elasticIssues(c).forEach(([path, msg]) => issue(path, msg));
+  if (c.fillWaits && !(c.strategy === 'data' && c.sync === 'diloco' && c.overlapOuter))
+    issue('fillWaits', 'fillWaits applies to strategy data, sync diloco with overlapOuter');
   if (c.checkpointEvery > 0 && !checkpointable(c))
     issue(
       'checkpointEvery',

@@ -117,6 +117,11 @@ export const RunReportSchema = z.object({
       computeUtilization: anyNumber.exactOptional(),
       /** Its engine computed in a thread of its own (DeviceInfo.computeThread). */
       computeThread: z.literal(true).exactOptional(),
+      /**
+       * DiLoCo with fillWaits: samples of the extra inner steps it took while waiting for an
+       * exchange (not in samplesPerSec or bytesPerSample, which count the run's steps' batches).
+       */
+      extraSamples: count.exactOptional(),
       /** Its links to the run's peers by kind, as it reported them when ready. */
       links: LinkCountsSchema.exactOptional(),
     }),

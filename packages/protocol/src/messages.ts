@@ -278,6 +278,11 @@ const StepDoneSchema = z.object({
    * own application).
    */
   staleness: z.number().int().min(0).optional(),
+  /**
+   * DiLoCo with fillWaits: samples of the extra inner steps this worker took at the step's round
+   * end while the previous exchange was in flight (beyond `samples`, the step's own batch).
+   */
+  extraSamples: z.number().int().min(0).optional(),
 });
 
 /**

@@ -286,7 +286,7 @@ function prepared(session: TrainSession): PreparedSession {
     initParams: session.initParams(),
     layerCount: layers,
     ranges,
-    elastic: session.gradientsOf !== undefined,
+    gradientsOf: session.gradientsOf !== undefined,
     deviceSteps: session.deviceSteps !== undefined,
   };
 }

@@ -48,7 +48,8 @@ export interface PreparedSession {
   layerCount: number;
   /** paramRange of every [first, end) range of layers, keyed `${first}:${end}`. */
   ranges: Record<string, { offset: number; count: number }>;
-  elastic: boolean;
+  /** The session answers gradientsOf. */
+  gradientsOf: boolean;
   deviceSteps: boolean;
 }
 

@@ -286,17 +286,24 @@ function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession):
       pool.give(r.params.buffer, r.grads.buffer);
       return { loss: r.loss, grads: out };
     },
-    ...(p.elastic
+    ...(p.gradientsOf
       ? {
-          gradientsOf: (
+          gradientsOf: async (
             params: Float32Array,
             step: number,
             shard: PrepareRun['shard'],
-            o: { signal?: AbortSignal },
-          ) =>
-            client.call<{ loss: number; grads: Float32Array }>(handle, 'gradientsOf', [params, step, shard], {
-              signal: o.signal,
-            }),
+            o: { signal?: AbortSignal; out?: Float32Array },
+          ) => {
+            const r = await client.call<{ loss: number; grads: Float32Array }>(
+              handle,
+              'gradientsOf',
+              [params, step, shard],
+              { signal: o.signal },
+            );
+            if (!o.out) return r;
+            o.out.set(r.grads);
+            return { loss: r.loss, grads: o.out };
+          },
         }
       : {}),
     ...(p.deviceSteps

@@ -109,15 +109,15 @@ export interface TrainSession {
     opts: { signal?: AbortSignal; out?: Float32Array; hooks?: BackwardHooks },
   ): Promise<{ loss: number; grads: Float32Array }>;
   /**
-   * Elastic runs (config.elastic, where the session holds every shard's samples): mean-loss
-   * gradients of `shard`'s batch for `step`, the batch that shard's original rank draws. Not
-   * prefetched.
+   * Mean-loss gradients of `shard`'s batch for `step`, the batch that shard's original rank draws,
+   * not prefetched. An elastic run's session (config.elastic) holds every shard's samples; another
+   * holds its own shard's only (DiLoCo's fill steps draw batches past the run's last step there).
    */
   gradientsOf?(
     params: Float32Array,
     step: number,
     shard: Shard,
-    opts: { signal?: AbortSignal },
+    opts: { signal?: AbortSignal; out?: Float32Array },
   ): Promise<{ loss: number; grads: Float32Array }>;
   /**
    * GPU backends (webgpu, webgl) only: training state that stays on the device from `params` [P]

@@ -97,7 +97,7 @@ export async function engineCompute(opts: EngineComputeOptions): Promise<Compute
         const { loss, grads } = await model.lossAndGrads(params, batch.x, batch.y, o.out, o.hooks);
         return { loss, grads };
       },
-      ...(config.elastic ? elasticGradients(model, train.samples, config) : {}),
+      ...shardGradients(model, train.samples, config),
       ...deviceStepsOn(opts.deviceSteps ?? prefersDeviceTraining(device.backend), model, config, batchFor),
       evaluate: (params, o) => evaluatePart(model, test.samples, params, o),
       async reference(params, o) {
@@ -368,20 +368,23 @@ function spanOf(shards: readonly Shard[]): Shard {
   return { start, count: end - start };
 }
 
-/** An elastic session's gradientsOf: any original rank's batch, from the samples of every shard. */
-function elasticGradients(
+/**
+ * gradientsOf: any batch of a shard whose samples the session holds (an elastic session holds
+ * every shard's, another its own shard's), not prefetched.
+ */
+function shardGradients(
   model: ReturnType<typeof buildModel>,
   samples: Samples,
   config: PrepareRun['config'],
 ): Pick<TrainSession, 'gradientsOf'> {
   return {
-    gradientsOf(params, step, of) {
+    gradientsOf(params, step, of, o) {
       const batch = gatherBatch(
         samples,
         shardBatchIndices(of, step, config.batch, config.seed),
         model.inputSize,
       );
-      return model.lossAndGrads(params, batch.x, batch.y);
+      return model.lossAndGrads(params, batch.x, batch.y, o.out);
     },
   };
 }

@@ -165,7 +165,7 @@ async function runStep({ core, run, method, spans, signal, reports, sharded }: D
   run.asideMs = 0;
   const outcome = await method.step(step).catch(redo);
   if (!outcome) return;
-  const { loss, computeMs: measured, activation, staleness } = outcome;
+  const { loss, computeMs: measured, activation, staleness, extraSamples } = outcome;
   const computeMs = await slowedDown(run, measured, signal);
   if (activation) run.peakActivationBytes = activation.peakActivationBytes;
   const t2 = core.now();
@@ -190,6 +190,7 @@ async function runStep({ core, run, method, spans, signal, reports, sharded }: D
       spans: spans.drain().map(toWireSpan),
       ...(activation ?? {}),
       ...(staleness !== undefined ? { staleness } : {}),
+      ...(extraSamples !== undefined ? { extraSamples } : {}),
     },
     hold,
   );

@@ -18,7 +18,7 @@ import {
 
 type MethodTextKey =
   'innerSteps' | 'outerLr' | 'outerMomentum' | 'staleness' | 'psShards' | 'compressArg' | 'targetAccuracy';
-type MethodCheckKey = 'outerNesterov' | 'overlapOuter' | 'elastic';
+type MethodCheckKey = 'outerNesterov' | 'overlapOuter' | 'fillWaits' | 'elastic';
 
 /** The method fields the form shows for a choice (the others' issues are shown form-wide). */
 export function methodFieldsShown(form: RunFormState): RunFormField[] {
@@ -66,6 +66,8 @@ export function MethodFields(props: {
           {field('outer momentum', 'outerMomentum', text('outerMomentum', 'decimal'))}
           {check('outerNesterov', 'Nesterov outer momentum')}
           {check('overlapOuter', "overlap the outer exchange with the next round's steps")}
+          {form.overlapOuter &&
+            check('fillWaits', 'take extra local steps instead of waiting for slower peers')}
         </>
       )}
       {hasServer(form.strategy) && (

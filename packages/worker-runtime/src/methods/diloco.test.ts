@@ -116,6 +116,39 @@ describe('diloco', () => {
     expect(spans.filter((k) => k === 'optimizer')).toHaveLength(1);
   });
 
+  it('fillWaits: a faster worker takes extra inner steps while it waits, and the run ends in step', async () => {
+    const cfg = {
+      ...base,
+      workers: 2,
+      steps: 24,
+      sync: 'diloco',
+      innerSteps: 4,
+      overlapOuter: true,
+      outerMomentum: 0,
+    } as const;
+    // Worker 1 sleeps 15 ms before each step: worker 0 ends its rounds first and waits for it.
+    const delayMs = (rank: number): number => (rank === 1 ? 15 : 0);
+    const filled = await runCluster({ ...cfg, fillWaits: true }, { delayMs });
+    const plain = await runCluster(cfg, { delayMs });
+    const byWorker = (run: ClusterResult, w: number): number[] => run.extraSamples.map((e) => e[w]!);
+    const fast = byWorker(filled, 0);
+    // Only at round ends with an exchange in flight (steps 7, 11, ...), never the run's last step,
+    // at most H steps of a batch each.
+    fast.forEach((x, s) => {
+      if (s % 4 !== 3 || s === 3 || s === 23) expect(x, `step ${s}`).toBe(0);
+      expect(x).toBeLessThanOrEqual(4 * 8);
+      expect(x % 8).toBe(0); // batch 8
+    });
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    expect(sum(fast)).toBeGreaterThan(0);
+    expect(sum(byWorker(filled, 1))).toBeLessThan(sum(fast));
+    expect(sum(byWorker(plain, 0)) + sum(byWorker(plain, 1))).toBe(0);
+    // The extra steps trained: every worker holds the same G at the end, and the loss went down.
+    expectIdenticalAt(filled, 23);
+    const start = tailLoss({ ...filled, losses: filled.losses.slice(0, 4) }, 4);
+    expect(tailLoss(filled, 4)).toBeLessThan(start);
+  });
+
   it("holds an inner step's report until its round ends, and the run's last step's never", async () => {
     const run = await runCluster({ ...base, workers: 2, steps: 5, sync: 'diloco', innerSteps: 2 });
     // Rounds end at steps 1 and 3; step 4 is the run's last.

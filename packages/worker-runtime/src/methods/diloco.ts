@@ -25,13 +25,22 @@
 // left in flight. At most one exchange is in flight (the next round awaits it before starting its
 // own), so the compressor's state is used by one exchange at a time; dispose aborts it.
 //
+// Fill (config.fillWaits, with overlap): at the end of round k, while round k-1's exchange is still
+// in flight (slower workers have not sent their part yet), the worker takes extra inner steps on L
+// instead of idling, at most H of them, giving the event loop a turn after each (the exchange's
+// messages are handled there); their displacement is part of d_k. Their batches are the shard's
+// draws after the run's last step (config.steps, config.steps + 1, ...), so they repeat none of
+// the run's own within the shard's epoch. A fast worker so contributes more steps to a round than
+// a slow one, as hivemind's collaborative batches let faster peers contribute more samples; the
+// step reports them as extraSamples. Timing decides how many: such runs do not repeat bit for bit.
+//
 // evalParams is G: the last synchronized parameters (with overlap, those of the last applied
 // round), the same on every worker, not a worker's local L. G moves only at round ends, so an
 // evaluation due mid-round (--eval-every not a multiple of H) waits for the next round's end.
-import { AbortError } from '@peertrain/base';
+import { AbortError, yieldToEventLoop } from '@peertrain/base';
 import type { Compressor } from '@peertrain/compress';
 import { createOptimizer, createOuterOptimizer } from '@peertrain/optim';
-import { PHASE_TIMEOUTS } from '@peertrain/protocol';
+import { ConfigError, PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
 import { hopTimed } from '../phase-timeouts.ts';
 import { elasticDiloco, endsRound } from './diloco-elastic.ts';
@@ -70,9 +79,15 @@ class DilocoRun implements MethodRun {
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
   #inFlight: InFlight | null = null;
+  /** Fill steps taken so far: the next one draws the shard's batch config.steps + this. */
+  #filled = 0;
 
   constructor(ctx: MethodContext) {
     const { config } = ctx.assign;
+    if (config.fillWaits && !ctx.session.gradientsOf)
+      throw new ConfigError('fillWaits needs a session that computes any batch of its shard', [
+        'fillWaits: this compute engine has no gradientsOf',
+      ]);
     this.#ctx = ctx;
     this.#global = ctx.session.initParams();
     const p = this.#global.length;
@@ -106,11 +121,15 @@ class DilocoRun implements MethodRun {
       g.computeMs + timedUpdate(this.#ctx, step, () => this.#inner.step(this.#local, g.grads));
     const { config } = this.#ctx.assign;
     const last = step === config.steps - 1;
+    let fill = { ms: 0, steps: 0 };
     if (endsRound(step, config)) {
+      const prev = this.#inFlight;
+      if (config.fillWaits && prev !== null && !last) fill = await this.#fillWait(prev, step);
       if (config.overlapOuter) await this.#endRoundOverlapped(step, last);
       else await this.#endRound(step);
     }
-    return { loss, computeMs };
+    const extraSamples = fill.steps * config.batch;
+    return { loss, computeMs: computeMs + fill.ms, ...(extraSamples > 0 ? { extraSamples } : {}) };
   }
 
   /**
@@ -134,6 +153,34 @@ class DilocoRun implements MethodRun {
   dispose(): void {
     this.#stop.abort(new AbortError('the DiLoCo run was disposed'));
     this.#inFlight = null;
+  }
+
+  /**
+   * Fill (file comment): inner steps on further batches while `prev` is in flight, at most H,
+   * recorded as the round's last step's compute and optimizer spans; their total ms and count.
+   */
+  async #fillWait(prev: InFlight, step: number): Promise<{ ms: number; steps: number }> {
+    let settled = false;
+    const mark = (): void => void (settled = true);
+    prev.done.then(mark, mark);
+    await yieldToEventLoop(); // what already arrived is handled before deciding to fill
+    const ctx = this.#ctx;
+    const { config, shard } = ctx.assign;
+    const fill = { ms: 0, steps: 0 };
+    while (!settled && fill.steps < config.innerSteps) {
+      this.#signal.throwIfAborted();
+      const t0 = ctx.spans.now();
+      const { grads } = await ctx.session.gradientsOf!(this.#local, config.steps + this.#filled++, shard, {
+        signal: this.#signal,
+        out: this.#grads,
+      });
+      const t1 = ctx.spans.now();
+      ctx.spans.record('compute', t0, t1 - t0, { step });
+      fill.ms += t1 - t0 + timedUpdate(ctx, step, () => this.#inner.step(this.#local, grads));
+      fill.steps++;
+      await yieldToEventLoop();
+    }
+    return fill;
   }
 
   /** Plain round end: G -= outer(mean(G - L)), L = G. */

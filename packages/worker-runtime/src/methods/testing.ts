@@ -27,6 +27,8 @@ export interface ClusterResult {
   spans: Span[][];
   /** [step][worker] whether the method let the step's report wait (MethodRun.holdReport). */
   held: boolean[][];
+  /** [step][worker] StepOutcome.extraSamples (0 where absent). */
+  extraSamples: number[][];
 }
 
 export interface ClusterOptions {
@@ -36,6 +38,11 @@ export interface ClusterOptions {
   stepping?: (rank: number) => boolean;
   /** Steps to run (default config.steps): a run cut short is disposed mid-run. */
   steps?: number;
+  /**
+   * Each worker steps on its own (as real workers do within the coordinator's window), sleeping
+   * this many ms before each of its steps, instead of all stepping together: uneven devices.
+   */
+  delayMs?: (rank: number) => number;
 }
 
 /** Equal contiguous shards of the dataset's training split, in rank order (the coordinator's default). */
@@ -67,6 +74,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
     bytesSent: [],
     spans: peers.map(() => []),
     held: [],
+    extraSamples: [],
   };
   try {
     const assigns: Assign[] = peers.map((_, rank) => ({
@@ -93,7 +101,12 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
       }),
     );
     const stepping = opts.stepping ?? (() => true);
-    for (let step = 0; step < (opts.steps ?? config.steps); step++) {
+    const steps = opts.steps ?? config.steps;
+    if (opts.delayMs) {
+      await unevenSteps(runs, steps, opts.delayMs, result);
+      return result;
+    }
+    for (let step = 0; step < steps; step++) {
       const before = meshes.map((m) => m.stats().total.bytesSent);
       const outcomes = await Promise.all(
         runs.map((run, r) => (stepping(r) ? run.step(step) : Promise.resolve(null))),
@@ -102,6 +115,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
       result.params.push(runs.map((run) => run.evalParams?.slice() ?? new Float32Array(0)));
       result.bytesSent.push(meshes.map((m, r) => m.stats().total.bytesSent - before[r]!));
       result.held.push(runs.map((run) => run.holdReport?.(step) ?? false));
+      result.extraSamples.push(outcomes.map((o) => o?.extraSamples ?? 0));
       recorders.forEach((rec, r) => result.spans[r]!.push(...rec.drain()));
     }
     return result;
@@ -113,6 +127,31 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
     await Promise.all(meshes.map((m) => m.close()));
     compute.dispose();
   }
+}
+
+/** Every worker steps on its own, `delayMs(rank)` before each step; params/losses/extraSamples only. */
+async function unevenSteps(
+  runs: readonly MethodRun[],
+  steps: number,
+  delayMs: (rank: number) => number,
+  result: ClusterResult,
+): Promise<void> {
+  for (let s = 0; s < steps; s++) {
+    result.params.push([]);
+    result.losses.push([]);
+    result.extraSamples.push([]);
+  }
+  await Promise.all(
+    runs.map(async (run, r) => {
+      for (let step = 0; step < steps; step++) {
+        await sleep(delayMs(r));
+        const o = await run.step(step);
+        result.losses[step]![r] = o.loss;
+        result.params[step]![r] = run.evalParams?.slice() ?? new Float32Array(0);
+        result.extraSamples[step]![r] = o.extraSamples ?? 0;
+      }
+    }),
+  );
 }
 
 /** Index of the first element whose bits differ between a and b, or -1. */

@@ -59,6 +59,8 @@ export interface StepOutcome {
   activation?: ActivationPeak;
   /** Asynchronous parameter server: the largest staleness among the pushes acknowledged this step. */
   staleness?: number;
+  /** DiLoCo with fillWaits: samples of the extra inner steps taken at the step's round end. */
+  extraSamples?: number;
 }
 
 /** One method running on one worker for one run (made by WorkerMethod.setup). */
