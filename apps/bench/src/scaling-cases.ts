@@ -105,11 +105,20 @@ export function scalingMethods(overlap: string | null): ScalingMethod[] {
     config: { sync: 'diloco', innerSteps: 20, overlapOuter: true, outerMomentum: 0.5 },
   });
   // The same, with a worker whose round ends first taking extra inner steps (at most H) while the
-  // slower ones finish (--fill-waits): their waits at round ends become compute.
+  // slower ones finish (--fill-waits): their waits at round ends become compute. int8: on the page's
+  // thread every byte exchanged costs that thread CPU (a profile of 3 MLP tabs: a fifth of it went
+  // to sending and receiving), a quarter of the bytes a quarter of that.
   methods.push({
     id: FILLED_DILOCO,
-    label: 'diloco H=20, outer step overlapped, fill waits, outer momentum 0.5',
-    config: { sync: 'diloco', innerSteps: 20, overlapOuter: true, outerMomentum: 0.5, fillWaits: true },
+    label: 'diloco H=20, outer step overlapped, fill waits, int8, outer momentum 0.5',
+    config: {
+      sync: 'diloco',
+      innerSteps: 20,
+      overlapOuter: true,
+      outerMomentum: 0.5,
+      fillWaits: true,
+      compress: 'int8',
+    },
   });
   // Local SGD (plain averaging) with an int8 pseudo-gradient: the fastest to the MLP's target of
   // the H / outer lr / batch / compression settings tried on this machine (README).

@@ -183,5 +183,11 @@ describe('compressionRatios and scalingChecks', () => {
     expect(checks[0]?.value).toBe('1.40x (diloco-20)');
     expect(checks[1]?.value).toBe('min 0.70 over 2 runs');
     expect(checks[3]?.value).toBe('min 0.79 over 2 runs');
+    // Without one tab of sync all-reduce (--scaling-methods) there is no baseline to compare with.
+    const some = scalingChecks(
+      rows.filter((r) => r.method !== 'allreduce'),
+      [],
+    );
+    expect(some.map((c) => c.what.split(':')[0])).not.toContain('mlp');
   });
 });

@@ -334,7 +334,8 @@ export function scalingChecks(
     ['mlp', 3],
     ['cnn', 4],
   ] as const) {
-    if (!rows.some((r) => r.model === model)) continue;
+    // Against one tab of sync all-reduce: a run of some methods only (--scaling-methods) may have none.
+    if (!rows.some((r) => r.model === model && r.method === 'allreduce' && r.tabs === 1)) continue;
     const b = best(rows, model, tabs);
     const t = b?.ok ? b.ratios?.timeVsSync : null;
     out.push({
