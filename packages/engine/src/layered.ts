@@ -11,15 +11,19 @@ import { disposeSaved, readTensorsInto } from './model.ts';
 import { tf } from './tf.ts';
 import type { Tensor } from './tf.ts';
 
-/** Called as the backward pass walks the layers, last to first. */
+/**
+ * Called as the backward pass walks the layers, last to first. `atMs`: when it happened, on the
+ * caller's clock, where the pass runs on another thread (a compute thread's proxy passes it);
+ * the engine, calling them as it goes, leaves it out (now).
+ */
 export interface BackwardHooks {
   /** Layer `layer`'s backward begins (the forward and the loss are done before the first call). */
-  layerStart?(layer: number): void;
+  layerStart?(layer: number, atMs?: number): void;
   /**
    * Layer `layer`'s parameter gradients are final: `grads` is the view [offset, offset + count) of
    * the flat gradient vector (empty for a layer without parameters). Called for every layer.
    */
-  layerGrads(layer: number, offset: number, grads: Float32Array): void;
+  layerGrads(layer: number, offset: number, grads: Float32Array, atMs?: number): void;
 }
 
 /**

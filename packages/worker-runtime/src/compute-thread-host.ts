@@ -4,7 +4,7 @@
 import { AbortError, asError } from '@peertrain/base';
 import type { Shard, StageRange } from '@peertrain/protocol';
 import type { Compute, DeviceSteps, EngineMemory, StageSession, TrainSession } from './compute.ts';
-import { COMPUTE_HANDLE, toThreadError } from './compute-thread-wire.ts';
+import { COMPUTE_HANDLE, epochNow, toThreadError } from './compute-thread-wire.ts';
 import type { FromThread, PreparedSession, ThreadInit, ToThread } from './compute-thread-wire.ts';
 
 /** The parts of a Worker's global scope or a MessagePort the thread uses. */
@@ -174,16 +174,19 @@ class ComputeHost {
     const send = this.#send;
     const hooks = hooked
       ? {
-          layerStart: (layer: number) => send({ t: 'hook', id, layer }),
+          layerStart: (layer: number) => send({ t: 'hook', id, layer, at: epochNow() }),
           layerGrads: (layer: number, offset: number, grads: Float32Array) => {
+            const at = epochNow();
             const values = grads.slice(); // `out` itself goes back with the reply
-            send({ t: 'hook', id, layer, grads: { offset, values } }, [values.buffer]);
+            send({ t: 'hook', id, layer, grads: { offset, values }, at }, [values.buffer]);
           },
         }
       : undefined;
+    const start = epochNow();
     const r = await session.gradients(params, step, { signal, out, ...(hooks ? { hooks } : {}) });
+    const ran = [start, epochNow()];
     if (r.grads !== out) out.set(r.grads);
-    return { value: { loss: r.loss, params, grads: out }, transfer: [params.buffer, out.buffer] };
+    return { value: { loss: r.loss, params, grads: out, ran }, transfer: [params.buffer, out.buffer] };
   }
 
   async #sessionCall(target: number, method: string, args: unknown[], signal: AbortSignal): Promise<Outcome> {
@@ -191,7 +194,9 @@ class ComputeHost {
     if (method === 'gradientsOf') {
       if (!session.gradientsOf) throw new Error('compute thread: this session has no gradientsOf');
       const [params, step, shard] = args as [Float32Array, number, Shard];
-      return { value: await session.gradientsOf(params, step, shard, { signal }) };
+      const start = epochNow();
+      const r = await session.gradientsOf(params, step, shard, { signal });
+      return { value: { loss: r.loss, grads: r.grads, ran: [start, epochNow()] } };
     }
     if (method === 'evaluate') {
       const [params, part] = args as [Float32Array, { index: number; of: number } | undefined];

@@ -38,7 +38,14 @@ export type FromThread =
   | { t: 'done'; id: number; value: unknown; memory: EngineMemory }
   | { t: 'error'; id: number; error: ThreadError; memory: EngineMemory }
   /** A gradients call's backward hook (BackwardHooks), in the order the engine called it. */
-  | { t: 'hook'; id: number; layer: number; grads?: { offset: number; values: Float32Array } };
+  | {
+      t: 'hook';
+      id: number;
+      layer: number;
+      grads?: { offset: number; values: Float32Array };
+      /** When the engine called the hook: the thread's epochNow(). */
+      at: number;
+    };
 
 /** What the thread tells the page about a session it prepared (the synchronous parts of TrainSession). */
 export interface PreparedSession {
@@ -57,4 +64,17 @@ export interface PreparedSession {
 export function toThreadError(err: unknown): ThreadError {
   const { name, message } = toWireError(err);
   return { name, message, ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) };
+}
+
+/**
+ * Milliseconds since the Unix epoch at high resolution: the clock the page and its compute thread
+ * share (each one's performance.now() counts from its own timeOrigin).
+ */
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** An epochNow() reading on this thread's performance.now() clock. */
+export function fromEpoch(epochMs: number): number {
+  return epochMs - performance.timeOrigin;
 }

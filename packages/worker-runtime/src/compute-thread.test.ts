@@ -102,6 +102,36 @@ describe('compute thread: the protocol', () => {
     expect(Number.isFinite(r.loss)).toBe(true);
   });
 
+  it('says when the computation ran there, inside the call, and when each backward hook fired', async () => {
+    const { threaded, run } = await pair();
+    const session = await threaded.prepare(run, {});
+    const params = session.initParams();
+    const t0 = performance.now();
+    const marks: number[] = [];
+    const hooks = {
+      layerStart: (_l: number, at?: number) => void marks.push(at!),
+      layerGrads: (_l: number, _o: number, _g: Float32Array, at?: number) => void marks.push(at!),
+    };
+    const r = await session.gradients(params, 0, { hooks });
+    const t1 = performance.now();
+    expect(r.ran).toBeDefined();
+    const { startMs, endMs } = r.ran!;
+    expect(t0).toBeLessThanOrEqual(startMs);
+    expect(startMs).toBeLessThanOrEqual(endMs);
+    expect(endMs).toBeLessThanOrEqual(t1);
+    expect(marks).toHaveLength(2 * session.layerCount!);
+    marks.forEach((at, i) => {
+      expect(at).toBeGreaterThanOrEqual(i === 0 ? startMs : marks[i - 1]!);
+      expect(at).toBeLessThanOrEqual(endMs);
+    });
+    const of = await session.gradientsOf!(params, 1, run.shard, {});
+    expect(of.ran!.startMs).toBeGreaterThanOrEqual(endMs);
+    // The engine called directly computes within the call: no interval of its own.
+    const direct = await (await nodeCompute()).prepare(run, {});
+    expect((await direct.gradients(params, 0, {})).ran).toBeUndefined();
+    direct.dispose();
+  });
+
   it("the thread's errors keep their names and messages", async () => {
     const { threaded, run } = await pair();
     const direct = await (await nodeCompute()).prepare(run, {});

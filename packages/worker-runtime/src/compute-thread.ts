@@ -14,11 +14,12 @@ import type {
   DeviceSteps,
   EngineMemory,
   PrepareRun,
+  Ran,
   StageSession,
   StageStepOutcome,
   TrainSession,
 } from './compute.ts';
-import { COMPUTE_HANDLE } from './compute-thread-wire.ts';
+import { COMPUTE_HANDLE, fromEpoch } from './compute-thread-wire.ts';
 import type {
   FromThread,
   PreparedSession,
@@ -246,6 +247,11 @@ class BufferPool {
   }
 }
 
+/** The thread's [start, end] (epochNow) of a computation, on this thread's clock. */
+function ranOf([start, end]: readonly [number, number]): Ran {
+  return { startMs: fromEpoch(start), endMs: fromEpoch(end) };
+}
+
 function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession): TrainSession {
   const initParams = p.initParams;
   const pool = new BufferPool(p.paramCount * Float32Array.BYTES_PER_ELEMENT);
@@ -264,27 +270,32 @@ function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession):
       const { hooks } = o;
       const onHook = hooks
         ? (msg: HookMsg): void => {
-            if (!msg.grads) return hooks.layerStart?.(msg.layer);
+            const at = fromEpoch(msg.at);
+            if (!msg.grads) return hooks.layerStart?.(msg.layer, at);
             const { offset, values } = msg.grads;
             out.set(values, offset);
-            hooks.layerGrads(msg.layer, offset, out.subarray(offset, offset + values.length));
+            hooks.layerGrads(msg.layer, offset, out.subarray(offset, offset + values.length), at);
           }
         : undefined;
       const sent =
         params.length === p.paramCount ? new Float32Array(pool.take()) : new Float32Array(params.length);
       sent.set(params);
       const scratch = pool.take();
-      const r = await client.call<{ loss: number; params: Float32Array; grads: Float32Array }>(
-        handle,
-        'gradients',
-        [sent, step, hooks !== undefined, scratch],
-        { signal: o.signal, ...(onHook ? { onHook } : {}), transfer: [sent.buffer, scratch] },
-      );
+      const r = await client.call<{
+        loss: number;
+        params: Float32Array;
+        grads: Float32Array;
+        ran: [number, number];
+      }>(handle, 'gradients', [sent, step, hooks !== undefined, scratch], {
+        signal: o.signal,
+        ...(onHook ? { onHook } : {}),
+        transfer: [sent.buffer, scratch],
+      });
       // With hooks every layer's part is in `out` already (the hooks came first, in order), and the
       // method may have reduced them in place since: writing the local gradients again would undo it.
       if (!hooks) out.set(r.grads);
       pool.give(r.params.buffer, r.grads.buffer);
-      return { loss: r.loss, grads: out };
+      return { loss: r.loss, grads: out, ran: ranOf(r.ran) };
     },
     ...(p.gradientsOf
       ? {
@@ -294,15 +305,14 @@ function sessionProxy(client: ThreadClient, handle: number, p: PreparedSession):
             shard: PrepareRun['shard'],
             o: { signal?: AbortSignal; out?: Float32Array },
           ) => {
-            const r = await client.call<{ loss: number; grads: Float32Array }>(
+            const r = await client.call<{ loss: number; grads: Float32Array; ran: [number, number] }>(
               handle,
               'gradientsOf',
               [params, step, shard],
               { signal: o.signal },
             );
-            if (!o.out) return r;
-            o.out.set(r.grads);
-            return { loss: r.loss, grads: o.out };
+            o.out?.set(r.grads);
+            return { loss: r.loss, grads: o.out ?? r.grads, ran: ranOf(r.ran) };
           },
         }
       : {}),

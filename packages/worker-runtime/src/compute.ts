@@ -83,6 +83,23 @@ export interface DeviceSteps {
   dispose(): void;
 }
 
+/**
+ * When a computation ran, in ms on the page's clock (performance.now()): given where it ran away
+ * from the caller's thread (a compute thread), whose call also took the hops there and back and
+ * waited for its turn; absent where the call's own duration is the computation's.
+ */
+export interface Ran {
+  startMs: number;
+  endMs: number;
+}
+
+/** A batch's mean loss and its gradients [P]. */
+export interface Gradients {
+  loss: number;
+  grads: Float32Array;
+  ran?: Ran;
+}
+
 export interface PrepareRun {
   config: RunConfig;
   shard: Shard;
@@ -107,7 +124,7 @@ export interface TrainSession {
     params: Float32Array,
     step: number,
     opts: { signal?: AbortSignal; out?: Float32Array; hooks?: BackwardHooks },
-  ): Promise<{ loss: number; grads: Float32Array }>;
+  ): Promise<Gradients>;
   /**
    * Mean-loss gradients of `shard`'s batch for `step`, the batch that shard's original rank draws,
    * not prefetched. An elastic run's session (config.elastic) holds every shard's samples; another
@@ -118,7 +135,7 @@ export interface TrainSession {
     step: number,
     shard: Shard,
     opts: { signal?: AbortSignal; out?: Float32Array },
-  ): Promise<{ loss: number; grads: Float32Array }>;
+  ): Promise<Gradients>;
   /**
    * GPU backends (webgpu, webgl) only: training state that stays on the device from `params` [P]
    * (copied once), with config.optimizer applied there. Absent where the JavaScript path is faster

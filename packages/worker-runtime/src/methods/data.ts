@@ -2,6 +2,7 @@
 // computes the gradients of its own batch.
 import { createOptimizer } from '@peertrain/optim';
 import type { Optimizer } from '@peertrain/optim';
+import type { Ran } from '../compute.ts';
 import type { MethodContext } from './types.ts';
 
 export interface DataParallelState {
@@ -34,13 +35,24 @@ export async function timedGradients(
   out?: Float32Array,
 ): Promise<{ loss: number; grads: Float32Array; computeMs: number; t1: number }> {
   const t0 = ctx.spans.now();
-  const { loss, grads } = await ctx.session.gradients(params, step, {
+  const { loss, grads, ran } = await ctx.session.gradients(params, step, {
     signal: ctx.signal,
     ...(out ? { out } : {}),
   });
   const t1 = ctx.spans.now();
-  ctx.spans.record('compute', t0, t1 - t0, { step });
-  return { loss, grads, computeMs: t1 - t0, t1 };
+  const computeMs = recordCompute(ctx, step, ran ?? { startMs: t0, endMs: t1 });
+  return { loss, grads, computeMs, t1 };
+}
+
+/**
+ * A `compute` span of `step` over `ran`, its ms. On a compute thread `ran` is the thread's own
+ * interval: the call's also holds the hops there and back and the wait for the thread's turn,
+ * which are not computation (they count as the step's communication, where they belong).
+ */
+export function recordCompute(ctx: MethodContext, step: number, ran: Ran): number {
+  const ms = ran.endMs - ran.startMs;
+  ctx.spans.record('compute', ran.startMs, ms, { step });
+  return ms;
 }
 
 /**

@@ -44,7 +44,7 @@ import { ConfigError, PHASE_TIMEOUTS } from '@peertrain/protocol';
 import type { Optimizer, OuterOptimizer } from '@peertrain/optim';
 import { hopTimed } from '../phase-timeouts.ts';
 import { elasticDiloco, endsRound } from './diloco-elastic.ts';
-import { timedGradients, timedUpdate } from './data.ts';
+import { recordCompute, timedGradients, timedUpdate } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
 import type { MethodContext, MethodRun, StepOutcome, WorkerMethod } from './types.ts';
 
@@ -170,13 +170,17 @@ class DilocoRun implements MethodRun {
     while (!settled && fill.steps < config.innerSteps) {
       this.#signal.throwIfAborted();
       const t0 = ctx.spans.now();
-      const { grads } = await ctx.session.gradientsOf!(this.#local, config.steps + this.#filled++, shard, {
-        signal: this.#signal,
-        out: this.#grads,
-      });
-      const t1 = ctx.spans.now();
-      ctx.spans.record('compute', t0, t1 - t0, { step });
-      fill.ms += t1 - t0 + timedUpdate(ctx, step, () => this.#inner.step(this.#local, grads));
+      const { grads, ran } = await ctx.session.gradientsOf!(
+        this.#local,
+        config.steps + this.#filled++,
+        shard,
+        {
+          signal: this.#signal,
+          out: this.#grads,
+        },
+      );
+      fill.ms += recordCompute(ctx, step, ran ?? { startMs: t0, endMs: ctx.spans.now() });
+      fill.ms += timedUpdate(ctx, step, () => this.#inner.step(this.#local, grads));
       fill.steps++;
       await yieldToEventLoop();
     }

@@ -45,32 +45,33 @@ export async function overlappedMeanGradients(
       throw err;
     }),
   );
-  let computeMs = 0;
+  // The forward and per-layer backward intervals, recorded once the call returns: on a compute
+  // thread the hooks say when they ran there (atMs) and the reply when the forward began.
+  // The forward's start is null until the reply says it (the call's start where it does not).
+  const parts: Part[] = [];
   let forwardDone = false;
-  let mark = spans.now();
-  const span = (kind: 'forward' | 'backward'): void => {
-    const end = spans.now();
-    spans.record(kind, mark, end - mark, { step });
-    computeMs += end - mark;
-  };
+  let mark: number | null = null;
+  const start = spans.now();
   try {
-    const { loss } = await ctx.session.gradients(params, step, {
+    const { loss, ran } = await ctx.session.gradients(params, step, {
       signal: stop.signal,
       out: grads,
       hooks: {
-        layerStart() {
-          if (!forwardDone) span('forward');
+        layerStart(_layer, atMs) {
+          const at = atMs ?? spans.now();
+          if (!forwardDone) parts.push({ kind: 'forward', startMs: null, endMs: at });
           forwardDone = true;
-          mark = spans.now();
+          mark = at;
         },
-        layerGrads(_layer, offset) {
-          span('backward');
+        layerGrads(_layer, offset, _grads, atMs) {
+          parts.push({ kind: 'backward', startMs: mark, endMs: atMs ?? spans.now() });
           // Buckets wholly inside [offset, P) are final: layers are contiguous, walked last to first.
           buckets.readyFrom(Math.ceil(offset / bucketElems));
         },
       },
     });
     buckets.readyFrom(0);
+    const computeMs = recordParts(ctx, step, ran?.startMs ?? start, parts);
     await buckets.all();
     return { loss, grads, computeMs };
   } catch (err) {
@@ -80,6 +81,24 @@ export async function overlappedMeanGradients(
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** A forward or a layer's backward: from its start (null: when the call began) to its end, ms. */
+interface Part {
+  kind: 'forward' | 'backward';
+  startMs: number | null;
+  endMs: number;
+}
+
+/** Records the spans of one gradients call that began computing at `callStartMs`; their total ms. */
+function recordParts(ctx: MethodContext, step: number, callStartMs: number, parts: readonly Part[]): number {
+  let total = 0;
+  for (const { kind, startMs, endMs } of parts) {
+    const t0 = startMs ?? callStartMs;
+    ctx.spans.record(kind, t0, endMs - t0, { step });
+    total += endMs - t0;
+  }
+  return total;
 }
 
 /** Bucket k ([k * B, (k + 1) * B) of `grads`) summed and scaled to the mean, in place. */
