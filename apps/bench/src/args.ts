@@ -40,8 +40,9 @@ DIR/<name>.json and DIR/<name>.md (default DIR: bench/results) and prints the ta
                        threads: the same runs with the worker tabs computing on their page's
                        thread and in a thread of their own (--compute thread), two rounds of a
                        room each, alternating: MLP on 1 tab, CNN on 4 (sync, overlapped), DiLoCo
-                       H=20 overlapped on 4, 1F1B over 4 stages; samples/s, step, utilization,
-                       exposed communication, bubble (about 6 minutes; --quick: one round)
+                       H=20 overlapped on 4 (and filling its waits, int8), 1F1B over 4 stages;
+                       samples/s, step, utilization, exposed communication, bubble (about 7
+                       minutes; --quick: one round)
   --scaling-quick      the scaling part's smoke check: MLP, 1 and 3 tabs, allreduce, diloco H=20,
                        int8 (under 3 minutes; also implied by --quick)
   --scaling-compression

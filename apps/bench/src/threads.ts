@@ -37,7 +37,8 @@ const PLACES: readonly ComputePlace[] = ['page', 'thread'];
 /**
  * One tab alone (what crossing to the thread costs a step); the CNN on 4 tabs synchronous, and
  * overlapped with 2048-value buckets (the scaling part's overlap row); the MLP's DiLoCo H = 20
- * with the outer step overlapped on 4 tabs (the scaling part's diloco-20-overlap); 1F1B over 4
+ * with the outer step overlapped on 4 tabs (the scaling part's diloco-20-overlap), and filling its
+ * waits with int8 exchange (diloco-20-fill); 1F1B over 4
  * stages of wideMlp at M = 8 (the pipeline part's headline case). Quick: fewer steps, one round.
  */
 export function threadsSettings(quick: boolean): ThreadsSettings {
@@ -67,6 +68,15 @@ export function threadsSettings(quick: boolean): ThreadsSettings {
         config: {
           ...{ ...data, sync: 'diloco', model: 'mlp', workers: 4, batch: 24, steps: steps(300) },
           ...{ innerSteps: 20, overlapOuter: true, outerMomentum: 0.5 },
+        },
+        traced: false,
+      },
+      {
+        id: 'diloco-20-fill-4',
+        label: 'MLP, 4 tabs, diloco H=20, overlapped, fill waits, int8',
+        config: {
+          ...{ ...data, sync: 'diloco', model: 'mlp', workers: 4, batch: 24, steps: steps(300) },
+          ...{ innerSteps: 20, overlapOuter: true, outerMomentum: 0.5, fillWaits: true, compress: 'int8' },
         },
         traced: false,
       },
