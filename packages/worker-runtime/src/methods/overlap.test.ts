@@ -3,6 +3,7 @@ import type { RunConfigInput } from '@peertrain/protocol';
 import { commOverlap } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import { firstBitDifference, runCluster } from './testing.ts';
+import { bucketRanges } from './overlap.ts';
 
 // Overlapped synchronous data parallelism (config.overlap) on 3 real workers over the in-memory
 // transport, without the coordinator: the same bits as the plain all-reduce after every step, and
@@ -21,9 +22,36 @@ const base: RunConfigInput = {
 /** Spans of one step on one worker. */
 const ofStep = (spans: readonly Span[], step: number): Span[] => spans.filter((s) => s.step === step);
 
+describe('bucketRanges', () => {
+  // The CNN's layers: conv [0, 80), relu, pool, conv [80, 1248), relu, pool, flatten, dense [1248, 9098).
+  const cnnStarts = [0, 80, 80, 80, 1248, 1248, 1248, 1248];
+  it('cuts along the layers, each layer in pieces of at most B, so the first layer is a bucket of its own', () => {
+    expect(bucketRanges(9098, 2048, cnnStarts)).toEqual([
+      [0, 80],
+      [80, 1248],
+      [1248, 3296],
+      [3296, 5344],
+      [5344, 7392],
+      [7392, 9098],
+    ]);
+    // A model of one layer, or the ring's buckets: every B values.
+    expect(bucketRanges(5000, 2048, [0])).toEqual([
+      [0, 2048],
+      [2048, 4096],
+      [4096, 5000],
+    ]);
+    expect(bucketRanges(9098, 2048, null)).toEqual(bucketRanges(9098, 2048, [0]));
+    expect(bucketRanges(9098, 65_536, cnnStarts)).toEqual([
+      [0, 80],
+      [80, 1248],
+      [1248, 9098],
+    ]);
+  });
+});
+
 describe('allreduce with overlap', () => {
-  // cnn: 9,098 parameters in 1,000-element buckets (10 buckets, the last layers' first);
-  // mlp: buckets that straddle layer boundaries and a last bucket shorter than the rest.
+  // cnn: 9,098 parameters in buckets of at most 1,000 along the layers (11 buckets, the last
+  // layers' first); mlp: 7,000-element buckets, each layer's last one shorter than the rest.
   for (const [model, bucketElems] of [
     ['cnn', 1000],
     ['mlp', 7000],
@@ -41,12 +69,12 @@ describe('allreduce with overlap', () => {
       }
       // The same payload on the wire, in more messages. Neither model takes the ring at 3 workers
       // (collective's allReduceAlgorithm): the CNN's 9,098 gradients go direct, one message per
-      // peer without overlap and one per bucket with it (9 extra to each of 2 peers); the MLP's
-      // 101,770 go pairwise, 4 messages a worker without overlap and 4 per bucket with it (14 extra
+      // peer without overlap and one per bucket with it (10 extra to each of 2 peers); the MLP's
+      // 101,770 go pairwise, 4 messages a worker without overlap and 4 per bucket with it (15 extra
       // buckets), where each bucket's own chunk may round one element differently. Only frame
       // headers (under 64 bytes each) and those elements differ.
-      const extraMessages = model === 'cnn' ? 9 * 2 : 14 * 4;
-      const rounding = model === 'cnn' ? 0 : 15 * 4;
+      const extraMessages = model === 'cnn' ? 10 * 2 : 15 * 4;
+      const rounding = model === 'cnn' ? 0 : 16 * 4;
       for (const [step, perWorker] of overlapped.bytesSent.entries())
         for (const [r, b] of perWorker.entries()) {
           const extra = b - plain.bytesSent[step]![r]!;

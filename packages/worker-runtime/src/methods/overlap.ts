@@ -4,12 +4,18 @@
 // layers; a gradient bucket's all-reduce starts as soon as every layer it covers is done, so the last
 // layers' gradients are on the wire while the first layers' are still being computed.
 //
-// Same bits as the plain method (allreduce.ts without overlap): the buckets are ringAllReduce's own
-// ([k * B, (k + 1) * B) of the flat vector, B = config.bucketElems), each reduced by allReduceMean on
-// its own with tag base ringTagSpan(N, k), so every bucket's chunks, tags, summation order and 1/N
-// scaling are exactly those of the one bucketed call; only the order in which buckets start differs
-// (last first), and buckets are independent.
-import { allReduceMean, ringTagSpan } from '@peertrain/collective';
+// Same bits as the plain method (allreduce.ts without overlap). Where the exchange takes the direct
+// or the pairwise path (collective's allReduceAlgorithm), every element is summed over the workers
+// in rank order whatever the chunk it travels in, so the buckets follow the layers: no bucket
+// straddles a layer boundary, a layer's range is cut into pieces of at most B = config.bucketElems
+// (bucketRanges). The last bucket to be ready then holds only the first layer's gradients, not B
+// values of which most were ready a layer or more earlier (the CNN: its first convolution's 80
+// values, not 2,048). On the ring the summation order depends on a chunk's position, so there the
+// buckets are ringAllReduce's own ([k * B, (k + 1) * B)), whose chunks, tags, order and 1/N scaling
+// are exactly those of the one bucketed call. Each bucket k is reduced by allReduceMean on its own
+// with tag base ringTagSpan(N, k); only the order in which buckets start differs (last first), and
+// buckets are independent.
+import { allReduceAlgorithm, allReduceMean, ringTagSpan } from '@peertrain/collective';
 import type { MethodContext } from './types.ts';
 
 /** Buckets reduced at once, as ringAllReduce's default maxInFlight. */
@@ -33,14 +39,14 @@ export async function overlappedMeanGradients(
   params: Float32Array,
   step: number,
 ): Promise<OverlappedGradients> {
-  const { spans, assign } = ctx;
-  const bucketElems = assign.config.bucketElems;
+  const { spans } = ctx;
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   const grads = new Float32Array(params.length);
-  const buckets = new BucketStarter(Math.ceil(grads.length / bucketElems), (k) =>
-    reduceBucket(ctx, grads, k, step, stop.signal).catch((err: unknown) => {
+  const ranges = overlapBuckets(ctx);
+  const buckets = new BucketStarter(ranges.length, (k) =>
+    reduceBucket(ctx, grads, ranges, k, step, stop.signal).catch((err: unknown) => {
       stop.abort(err); // the other buckets stop at once; the first error is the one reported
       throw err;
     }),
@@ -66,7 +72,7 @@ export async function overlappedMeanGradients(
         layerGrads(_layer, offset, _grads, atMs) {
           parts.push({ kind: 'backward', startMs: mark, endMs: atMs ?? spans.now() });
           // Buckets wholly inside [offset, P) are final: layers are contiguous, walked last to first.
-          buckets.readyFrom(Math.ceil(offset / bucketElems));
+          buckets.readyFrom(firstFrom(ranges, offset));
         },
       },
     });
@@ -101,17 +107,57 @@ function recordParts(ctx: MethodContext, step: number, callStartMs: number, part
   return total;
 }
 
-/** Bucket k ([k * B, (k + 1) * B) of `grads`) summed and scaled to the mean, in place. */
+/** A bucket: [start, end) of the flat gradient vector. */
+export type BucketRange = readonly [start: number, end: number];
+
+/**
+ * The buckets of P values in flat order (the file comment). `layerStarts`: where each layer's
+ * parameters begin (layers without parameters repeat the next offset), or null to cut every B
+ * values as the ring does.
+ */
+export function bucketRanges(p: number, b: number, layerStarts: readonly number[] | null): BucketRange[] {
+  const cuts = [...new Set([0, ...(layerStarts ?? []).filter((o) => o > 0 && o < p), p])].sort(
+    (x, y) => x - y,
+  );
+  const out: BucketRange[] = [];
+  for (let i = 0; i + 1 < cuts.length; i++)
+    for (let s = cuts[i]!; s < cuts[i + 1]!; s += b) out.push([s, Math.min(s + b, cuts[i + 1]!)]);
+  return out;
+}
+
+/** This run's buckets: along the layers unless the exchange takes the ring (file comment). */
+function overlapBuckets(ctx: MethodContext): BucketRange[] {
+  const { session, assign } = ctx;
+  const { allReduce, bucketElems } = assign.config;
+  const p = session.paramCount;
+  const path = allReduce === 'auto' ? allReduceAlgorithm(assign.peers.length, 4 * p) : allReduce;
+  const layers = session.layerCount;
+  const starts =
+    path === 'ring' || layers === undefined
+      ? null
+      : Array.from({ length: layers }, (_, i) => session.paramRange({ first: i, end: i + 1 }).offset);
+  return bucketRanges(p, bucketElems, starts);
+}
+
+/** The first bucket that starts at or after `offset` (ranges.length when none does). */
+function firstFrom(ranges: readonly BucketRange[], offset: number): number {
+  const k = ranges.findIndex(([start]) => start >= offset);
+  return k < 0 ? ranges.length : k;
+}
+
+/** Bucket k of `ranges` in `grads`, summed and scaled to the mean, in place. */
 function reduceBucket(
   ctx: MethodContext,
   grads: Float32Array,
+  ranges: readonly BucketRange[],
   k: number,
   step: number,
   signal: AbortSignal,
 ): Promise<unknown> {
   const { mesh, assign, spans } = ctx;
   const b = assign.config.bucketElems;
-  return allReduceMean(mesh, assign.peers, grads.subarray(k * b, Math.min((k + 1) * b, grads.length)), {
+  const [start, end] = ranges[k]!;
+  return allReduceMean(mesh, assign.peers, grads.subarray(start, end), {
     runId: assign.runId,
     step,
     bucketElems: b,
