@@ -308,8 +308,9 @@ export function renderThreads(p: ThreadsPart): string[] {
       `(\`--compute thread\`), ${p.settings.repeats} round(s) of one room each, alternating; ` +
       'medians over the rounds. "exposed": communication not hidden behind compute, ms/step; ' +
       '"past compute": from the slowest rank\'s last gradient to the step\'s last communication; ' +
-      '"bubble": the pipeline\'s measured idle fraction. Compute util.: compute / step time (in a ' +
-      "thread, a step's compute is the page's wait for it, hops included).",
+      '"bubble": the pipeline\'s measured idle fraction. Compute util.: compute / step time; in a ' +
+      "thread, data parallel steps count the thread's own compute (the hops are communication), a " +
+      "pipeline stage's the page's wait for each call, hops included.",
     '',
     markdownTable(
       [
