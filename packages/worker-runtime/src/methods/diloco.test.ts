@@ -149,6 +149,19 @@ describe('diloco', () => {
     expect(tailLoss(filled, 4)).toBeLessThan(start);
   });
 
+  it("counts a step's gradients, inner update and outer step as its compute", async () => {
+    const run = await runCluster({ ...base, workers: 2, steps: 4, sync: 'diloco', innerSteps: 2 });
+    for (let s = 0; s < 4; s++) {
+      const arithmetic = run.spans[0]!.filter(
+        (x) => x.step === s && (x.kind === 'compute' || x.kind === 'optimizer'),
+      );
+      // Round ends (steps 1 and 3) have a second optimizer span: the outer step.
+      expect(arithmetic).toHaveLength(s % 2 === 1 ? 3 : 2);
+      const ms = arithmetic.reduce((a, x) => a + x.durMs, 0);
+      expect(run.computeMs[s]![0]).toBeCloseTo(ms, 6);
+    }
+  });
+
   it("holds an inner step's report until its round ends, and the run's last step's never", async () => {
     const run = await runCluster({ ...base, workers: 2, steps: 5, sync: 'diloco', innerSteps: 2 });
     // Rounds end at steps 1 and 3; step 4 is the run's last.

@@ -81,6 +81,8 @@ class DilocoRun implements MethodRun {
   #inFlight: InFlight | null = null;
   /** Fill steps taken so far: the next one draws the shard's batch config.steps + this. */
   #filled = 0;
+  /** ms of outer steps applied during the current step: arithmetic on this worker, so compute. */
+  #outerMs = 0;
 
   constructor(ctx: MethodContext) {
     const { config } = ctx.assign;
@@ -129,7 +131,13 @@ class DilocoRun implements MethodRun {
       else await this.#endRound(step);
     }
     const extraSamples = fill.steps * config.batch;
-    return { loss, computeMs: computeMs + fill.ms, ...(extraSamples > 0 ? { extraSamples } : {}) };
+    const outerMs = this.#outerMs;
+    this.#outerMs = 0;
+    return {
+      loss,
+      computeMs: computeMs + fill.ms + outerMs,
+      ...(extraSamples > 0 ? { extraSamples } : {}),
+    };
   }
 
   /**
@@ -227,12 +235,17 @@ class DilocoRun implements MethodRun {
     spans.record('allreduce', t0, spans.now() - t0, { step, bytes: stats.bytesSent });
   }
 
-  /** G -= outer(meanDelta), as an `optimizer` span of the round's step. */
+  /**
+   * G -= outer(meanDelta), as an `optimizer` span of the round's step; its ms count as the step's
+   * compute, as the inner optimizer's do (timedUpdate).
+   */
   #applyOuter(meanDelta: Float32Array, step: number): void {
     const { spans } = this.#ctx;
     const t0 = spans.now();
     this.#outer.step(this.#global, meanDelta);
-    spans.record('optimizer', t0, spans.now() - t0, { step });
+    const ms = spans.now() - t0;
+    spans.record('optimizer', t0, ms, { step });
+    this.#outerMs += ms;
   }
 }
 

@@ -29,6 +29,8 @@ export interface ClusterResult {
   held: boolean[][];
   /** [step][worker] StepOutcome.extraSamples (0 where absent). */
   extraSamples: number[][];
+  /** [step][worker] StepOutcome.computeMs (lockstep runs only). */
+  computeMs: number[][];
 }
 
 export interface ClusterOptions {
@@ -75,6 +77,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
     spans: peers.map(() => []),
     held: [],
     extraSamples: [],
+    computeMs: [],
   };
   try {
     const assigns: Assign[] = peers.map((_, rank) => ({
@@ -116,6 +119,7 @@ export async function runCluster(input: RunConfigInput, opts: ClusterOptions = {
       result.bytesSent.push(meshes.map((m, r) => m.stats().total.bytesSent - before[r]!));
       result.held.push(runs.map((run) => run.holdReport?.(step) ?? false));
       result.extraSamples.push(outcomes.map((o) => o?.extraSamples ?? 0));
+      result.computeMs.push(outcomes.map((o) => o?.computeMs ?? 0));
       recorders.forEach((rec, r) => result.spans[r]!.push(...rec.drain()));
     }
     return result;
