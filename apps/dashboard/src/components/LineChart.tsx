@@ -1,6 +1,7 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { tickLabels } from './chartData.ts';
 
 const HEIGHT = 220;
 
@@ -100,7 +101,12 @@ export function LineChart(props: {
           stroke: '#5b6472',
           grid: { stroke: '#e6e9ee' },
           size: 64, // room for "2.40 MB" beside the axis label
-          values: (_u, splits) => splits.map(fmt),
+          // No data yet on a scale the data sets: nothing to read either (the 0-1 placeholder range
+          // read "0 B", "1 B"); a fixed range (accuracy, utilization) keeps its labels.
+          values: (u, splits) =>
+            u.data[0]?.length || (yMin !== undefined && yMax !== undefined)
+              ? tickLabels(splits.map(fmt))
+              : splits.map(() => ''),
         },
       ],
       bands: banded ? [{ series: [1, 2], fill: `${looks[0]![1]}22` }] : [],

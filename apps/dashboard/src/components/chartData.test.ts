@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StepPoint } from '@peertrain/coordinator';
 import { parseRunConfig } from '@peertrain/protocol';
-import { ChartAccumulator, MAX_CHART_POINTS, SMOOTH_STEPS, chartColumns } from './chartData.ts';
+import { ChartAccumulator, MAX_CHART_POINTS, SMOOTH_STEPS, chartColumns, tickLabels } from './chartData.ts';
 
 const config = parseRunConfig({ workers: 2, batch: 16 }); // data parallel: 32 samples per step
 
@@ -185,5 +185,12 @@ describe('ChartAccumulator', () => {
     const c2 = acc.update({ config, steps: other, evals: [] });
     expect(c2.loss).toEqual([9, 8]);
     expect(c2.steps).toBe(2);
+  });
+});
+
+describe('tickLabels', () => {
+  it('blanks a label that repeats the one before it, and keeps the rest', () => {
+    expect(tickLabels(['0 B', '0 B', '0 B', '1 B', '1 B', '1 B'])).toEqual(['0 B', '', '', '1 B', '', '']);
+    expect(tickLabels(['0%', '20%', '40%'])).toEqual(['0%', '20%', '40%']);
   });
 });

@@ -242,3 +242,11 @@ export class ChartAccumulator {
 export function chartColumns(run: Pick<RunView, 'steps' | 'evals' | 'config'>): ChartColumns {
   return new ChartAccumulator(Infinity).update(run);
 }
+
+/**
+ * An axis's tick labels with each repeat of the label before it left blank: a formatter that rounds
+ * (bytes to whole B, with no data yet on a 0-1 scale) would otherwise print "0 B" three times.
+ */
+export function tickLabels(labels: readonly string[]): string[] {
+  return labels.map((l, i) => (i > 0 && l === labels[i - 1] ? '' : l));
+}
