@@ -107,6 +107,14 @@ describe('int8', () => {
     }
   });
 
+  it('decodes a payload that sits inside a larger buffer (as a received frame carries it)', () => {
+    const x = data(1000, 5);
+    const a = encodeInt8(x, { random: mulberry32(3) });
+    const framed = new Uint8Array(a.byteLength + 13);
+    framed.set(a, 7);
+    expect(decode(framed.subarray(7, 7 + a.byteLength))).toEqual(decode(a));
+  });
+
   it('is unbiased: the mean of many decodes converges to x', () => {
     const x = data(64, 3);
     const trials = 4000;

@@ -36,6 +36,8 @@ export function encodeInt8(x: Float32Array, opts: Int8Options): Uint8Array {
   view.setUint32(HEADER_BYTES, bucket, true);
   const scales = HEADER_BYTES + 4;
   const codes = scales + 4 * buckets;
+  // The codes through a typed view: a DataView call per element cost a third of the encoding.
+  const q8 = new Int8Array(out.buffer, out.byteOffset + codes, n);
   for (let b = 0; b < buckets; b++) {
     const start = b * bucket;
     const end = Math.min(start + bucket, n);
@@ -51,7 +53,7 @@ export function encodeInt8(x: Float32Array, opts: Int8Options): Uint8Array {
     for (let i = start; i < end; i++) {
       const q = Math.floor(x[i]! / scale + opts.random());
       // scale is rounded, so |x| / scale may exceed 127 by an ulp: clamp (a bias of at most 1 ulp).
-      view.setInt8(codes + i, q > 127 ? 127 : q < -127 ? -127 : q);
+      q8[i] = q > 127 ? 127 : q < -127 ? -127 : q;
     }
   }
   return out;
@@ -76,14 +78,14 @@ export function decodeInt8Into(h: PayloadHeader, byteLength: number, out: Float3
       throw new CompressionError('bad-value', `int8 scale ${b} is ${s}`);
     }
   }
-  for (let i = 0; i < n; i++) {
-    if (view.getInt8(codes + i) === -128) throw new CompressionError('bad-value', `int8 code ${i} is -128`);
-  }
+  const q8 = new Int8Array(view.buffer, view.byteOffset + codes, n);
+  const bad = q8.indexOf(-128);
+  if (bad >= 0) throw new CompressionError('bad-value', `int8 code ${bad} is -128`);
   for (let b = 0; b < buckets; b++) {
     const s = view.getFloat32(scales + 4 * b, true);
     const end = Math.min((b + 1) * bucket, n);
     for (let i = b * bucket; i < end; i++) {
-      const v = view.getInt8(codes + i) * s;
+      const v = q8[i]! * s;
       out[i] = add ? out[i]! + v : v;
     }
   }
