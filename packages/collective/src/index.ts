@@ -9,7 +9,7 @@ export {
   ringTagSpan,
 } from './ring.ts';
 export type { AllReduceOptions, AllReduceStats, RingOptions, RingPhase, RingPhaseName } from './ring.ts';
-export { allReduceMean, allReduceSum } from './mean.ts';
+export { allReduceMean, allReducePath, allReduceSum } from './mean.ts';
 export type { MeanOptions } from './mean.ts';
 export { createParameterServer, evenShards, psWorkerStep, validateShards } from './ps.ts';
 export type { ParameterServer, ParameterServerOptions, PsShard, PsWorkerOptions } from './ps.ts';

@@ -29,6 +29,22 @@ export interface MeanOptions extends AllReduceOptions {
 }
 
 /**
+ * The path allReduceSum takes for `elems` values over `n` peers. 'auto' chooses only for fp32: a
+ * compressed exchange stays on the ring, whose bytes are the compression's (the direct exchange
+ * trades bytes for hops; say 'direct' to have it anyway).
+ */
+export function allReducePath(
+  algorithm: AllReduceAlgorithm | 'auto',
+  n: number,
+  elems: number,
+  compressor?: Compressor,
+): AllReduceAlgorithm {
+  if (algorithm !== 'auto') return algorithm;
+  const plain = compressor === undefined || compressor.kind === 'none';
+  return plain ? allReduceAlgorithm(n, 4 * elems) : 'ring';
+}
+
+/**
  * The group's sum of `data` [L], in place, on every peer: by the direct exchange (a small tensor:
  * direct.ts), the pairwise one (pairwise.ts) or the ring (compressed when `opts.compressor` says
  * so), as `opts.algorithm` and the tensor's size choose. Every peer ends bit-identical. Callers that
@@ -42,15 +58,8 @@ export async function allReduceSum(
   opts: MeanOptions,
 ): Promise<AllReduceStats> {
   const { compressor, algorithm = 'auto', choiceElems, ...ring } = opts;
-  // 'auto' chooses only for fp32: a compressed exchange stays on the ring, whose bytes are the
-  // compression's (the direct exchange trades bytes for hops; say 'direct' to have it anyway).
   const plain = compressor === undefined || compressor.kind === 'none';
-  const chosen =
-    algorithm !== 'auto'
-      ? algorithm
-      : plain
-        ? allReduceAlgorithm(group.length, 4 * (choiceElems ?? data.length))
-        : 'ring';
+  const chosen = allReducePath(algorithm, group.length, choiceElems ?? data.length, compressor);
   const codec = compressor?.kind === 'fp16' || compressor?.kind === 'int8' ? compressor : undefined;
   if (chosen === 'direct' && bytesPerElement(compressor) !== null)
     return directAllReduce(mesh, group, data, { ...ring, ...(codec ? { codec } : {}) });

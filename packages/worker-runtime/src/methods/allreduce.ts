@@ -7,7 +7,7 @@ import { elasticAllReduce } from '../elastic.ts';
 import { hopTimed } from '../phase-timeouts.ts';
 import { dataParallelState, timedGradients, timedUpdate } from './data.ts';
 import { exchangeCompressor, meanOverRing, ringLinks } from './exchange.ts';
-import { overlappedMeanGradients } from './overlap.ts';
+import { overlapBuckets, overlappedMeanGradients } from './overlap.ts';
 import type { MethodContext, MethodRun, WorkerMethod } from './types.ts';
 
 export const allReduceMethod: WorkerMethod = {
@@ -25,6 +25,8 @@ export const allReduceMethod: WorkerMethod = {
     const compressor = exchangeCompressor(ctx, params.length);
     // [P], reused: the ring averages it in place and the optimizer consumes it within the step.
     const gradsBuffer = new Float32Array(params.length);
+    // The same for every step of the run.
+    const buckets = overlap ? overlapBuckets(ctx) : [];
     return {
       paramBytes: params.byteLength,
       evalParams: params,
@@ -32,7 +34,7 @@ export const allReduceMethod: WorkerMethod = {
       async step(step) {
         if (overlap) {
           // (parseRunConfig refuses overlap with compression: the compressor sees the whole tensor)
-          const { loss, grads, computeMs } = await overlappedMeanGradients(ctx, params, step);
+          const { loss, grads, computeMs } = await overlappedMeanGradients(ctx, params, step, buckets);
           return { loss, computeMs: computeMs + timedUpdate(ctx, step, () => optimizer.step(params, grads)) };
         }
         const { loss, grads, computeMs } = await timedGradients(ctx, params, step, gradsBuffer);

@@ -15,7 +15,7 @@
 // are exactly those of the one bucketed call. Each bucket k is reduced by allReduceMean on its own
 // with tag base ringTagSpan(N, k); only the order in which buckets start differs (last first), and
 // buckets are independent.
-import { allReduceAlgorithm, allReduceMean, ringTagSpan } from '@peertrain/collective';
+import { allReduceMean, allReducePath, ringTagSpan } from '@peertrain/collective';
 import type { MethodContext } from './types.ts';
 
 /** Buckets reduced at once, as ringAllReduce's default maxInFlight. */
@@ -32,19 +32,20 @@ export interface OverlappedGradients {
 /**
  * This worker's gradients for `step`, averaged over the ring while the backward pass runs. Spans:
  * one `forward` (batch, forward, loss), one `backward` per layer, and the reduceScatter / allGather
- * intervals of every bucket; on failure the buckets still in flight are aborted before it rejects.
+ * intervals of every bucket (`ranges`: overlapBuckets, once per run); on failure the buckets
+ * still in flight are aborted before it rejects.
  */
 export async function overlappedMeanGradients(
   ctx: MethodContext,
   params: Float32Array,
   step: number,
+  ranges: readonly BucketRange[],
 ): Promise<OverlappedGradients> {
   const { spans } = ctx;
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   const grads = new Float32Array(params.length);
-  const ranges = overlapBuckets(ctx);
   const buckets = new BucketStarter(ranges.length, (k) =>
     reduceBucket(ctx, grads, ranges, k, step, stop.signal).catch((err: unknown) => {
       stop.abort(err); // the other buckets stop at once; the first error is the one reported
@@ -126,11 +127,11 @@ export function bucketRanges(p: number, b: number, layerStarts: readonly number[
 }
 
 /** This run's buckets: along the layers unless the exchange takes the ring (file comment). */
-function overlapBuckets(ctx: MethodContext): BucketRange[] {
+export function overlapBuckets(ctx: MethodContext): BucketRange[] {
   const { session, assign } = ctx;
   const { allReduce, bucketElems } = assign.config;
   const p = session.paramCount;
-  const path = allReduce === 'auto' ? allReduceAlgorithm(assign.peers.length, 4 * p) : allReduce;
+  const path = allReducePath(allReduce, assign.peers.length, p);
   const layers = session.layerCount;
   const starts =
     path === 'ring' || layers === undefined
