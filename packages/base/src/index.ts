@@ -1,3 +1,3 @@
 export { AbortError, abortReason, abortable, asError, deadline, sleep, throwIfAborted } from './abort.ts';
 export { mulberry32 } from './random.ts';
-export { yieldToEventLoop } from './tasks.ts';
+export { macrotask, yieldToEventLoop } from './tasks.ts';

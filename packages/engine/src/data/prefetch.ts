@@ -1,33 +1,17 @@
 // Builds the batches of the next steps while the current step computes. JavaScript runs one thing
 // at a time, so "while" means: production runs as a macrotask, i.e. whenever the step yields
 // (awaiting a GPU readback, a network receive, the all-reduce), not in front of it.
-import { AbortError, abortable, throwIfAborted } from '@peertrain/base';
+import { AbortError, abortable, macrotask, throwIfAborted } from '@peertrain/base';
 
 /** Schedules `fn` soon as a macrotask; returns its cancel function. Injected in tests. */
 export type Scheduler = (fn: () => void) => () => void;
 
 /**
- * A MessageChannel task rather than setTimeout(0): in a hidden tab Chrome runs timers at most once a
- * second, so every step waited up to a second for its batch (and nested timeouts are clamped to
- * 4 ms anyway); messages are not throttled. setTimeout where there is no MessageChannel.
+ * A macrotask on base's shared MessageChannel rather than setTimeout(0): in a hidden tab Chrome runs
+ * timers at most once a second, so every step waited up to a second for its batch (and nested
+ * timeouts are clamped to 4 ms anyway); messages are not throttled.
  */
-const defaultScheduler: Scheduler = (fn) => {
-  if (typeof MessageChannel !== 'function') {
-    const id = setTimeout(fn, 0);
-    return () => clearTimeout(id);
-  }
-  const { port1, port2 } = new MessageChannel();
-  let live = true;
-  port1.onmessage = () => {
-    port1.close(); // an open port keeps Node's event loop alive
-    if (live) fn();
-  };
-  port2.postMessage(null);
-  return () => {
-    live = false;
-    port1.close();
-  };
-};
+const defaultScheduler: Scheduler = macrotask;
 
 export interface PrefetcherOptions<T> {
   /** The step of the first `next()`; default 0. */
