@@ -90,6 +90,19 @@ describe('fp16', () => {
 });
 
 describe('int8', () => {
+  it("draws once from the caller's generator per payload (its rounding stream is seeded by that draw)", () => {
+    const source = mulberry32(5);
+    let draws = 0;
+    const random = (): number => (draws++, source());
+    const x = data(3000, 4, 5);
+    const first = encodeInt8(x, { random, bucketElems: 64 });
+    expect(draws).toBe(1);
+    // A second payload from the same generator rounds differently (a new seed), a fresh one alike.
+    expect(encodeInt8(x, { random, bucketElems: 64 })).not.toEqual(first);
+    expect(draws).toBe(2);
+    expect(encodeInt8(x, { random: mulberry32(5), bucketElems: 64 })).toEqual(first);
+  });
+
   it('is deterministic given a seed, within one step of each bucket scale, 0.26x of fp32 bytes', () => {
     const x = data(10_000, 2, 3);
     const a = encodeInt8(x, { random: mulberry32(7) });

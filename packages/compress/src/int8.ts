@@ -6,14 +6,19 @@ import type { PayloadHeader } from './header.ts';
 // Payload: header, u32 bucketElems B, [ceil(n / B)] f32 scales, [n] i8 codes. Bucket b covers
 // elements [b*B, min((b+1)*B, n)); scale_b = max|x| over the bucket / 127 (0 for an all-zero
 // bucket); code q in [-127, 127]; decoded value = q * scale_b.
-// Stochastic rounding: q = floor(x / scale + u), u uniform in [0, 1) from the caller's seeded
-// generator, so E[q] = x / scale exactly (unbiased) and the result is deterministic given the seed.
+// Stochastic rounding: q = floor(x / scale + u), u uniform in [0, 1), so E[q] = x / scale exactly
+// (unbiased). The u come from a mulberry32 stream (base's) run inline, seeded by one draw of the
+// caller's generator per payload: the result is deterministic given the caller's seed, and a call
+// per element is saved (encoding 101,770 values in Node: 1.08 -> 0.94 ms).
 
 /** Default elements per scale: 4 B of scale per 256 B of codes (+1.6%), so int8 is 0.254x of fp32. */
 export const DEFAULT_INT8_BUCKET = 256;
 
 export interface Int8Options {
-  /** Uniform [0, 1) source (e.g. mulberry32(seed)); each worker should use its own seed. */
+  /**
+   * Uniform [0, 1) source (e.g. mulberry32(seed)); each worker should use its own seed. Drawn once
+   * a payload, to seed that payload's rounding stream.
+   */
   random: () => number;
   /** Elements per scale (default DEFAULT_INT8_BUCKET). */
   bucketElems?: number;
@@ -38,20 +43,30 @@ export function encodeInt8(x: Float32Array, opts: Int8Options): Uint8Array {
   const codes = scales + 4 * buckets;
   // The codes through a typed view: a DataView call per element cost a third of the encoding.
   const q8 = new Int8Array(out.buffer, out.byteOffset + codes, n);
+  let a = Math.floor(opts.random() * 4294967296) >>> 0; // the rounding stream's mulberry32 state
   for (let b = 0; b < buckets; b++) {
     const start = b * bucket;
     const end = Math.min(start + bucket, n);
     let max = 0;
     for (let i = start; i < end; i++) {
-      const a = Math.abs(x[i]!);
-      if (!(a <= Number.MAX_VALUE)) throw new CompressionError('non-finite-input', `element ${i} is ${x[i]}`);
-      if (a > max) max = a;
+      const v = Math.abs(x[i]!);
+      // Only a new maximum, NaN or ±Infinity take the branch: the finiteness check costs little there.
+      if (!(v <= max)) {
+        if (!(v <= Number.MAX_VALUE))
+          throw new CompressionError('non-finite-input', `element ${i} is ${x[i]}`);
+        max = v;
+      }
     }
     const scale = Math.fround(max / 127);
     view.setFloat32(scales + 4 * b, scale, true);
     if (scale === 0) continue; // codes stay 0 (also for a bucket of subnormals whose scale underflows)
     for (let i = start; i < end; i++) {
-      const q = Math.floor(x[i]! / scale + opts.random());
+      // mulberry32 (base's random.ts), inline.
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(a ^ (a >>> 15), a | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      const q = Math.floor(x[i]! / scale + u);
       // scale is rounded, so |x| / scale may exceed 127 by an ulp: clamp (a bias of at most 1 ulp).
       q8[i] = q > 127 ? 127 : q < -127 ? -127 : q;
     }
