@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { transportComplianceCases } from './compliance.ts';
 import type { TransportPair } from './compliance.ts';
 import { createMemoryNetwork, memoryTransport } from './memory.ts';
@@ -132,6 +132,37 @@ describe('tab links', () => {
     expect(ac.constructor.name).toBe('MemoryConnection');
     expect(ab.maxMessageSize).toBe(1 << 20);
     await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  it('a receiver acknowledges once a MiB or 5 ms after the first unacknowledged message, not per message', async () => {
+    const p = profile();
+    const a = await p.tab('a');
+    const b = await p.tab('b');
+    const [ab, ba] = await Promise.all([a.dial('b'), accepted(b)]);
+    let got = 0;
+    ba.onMessage(() => got++);
+    const arrived = async (n: number): Promise<void> => {
+      while (got < n) await new Promise((r) => setImmediate(r));
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // ports stay real
+    try {
+      for (let i = 1; i <= 3; i++) {
+        await ab.send(new Uint8Array(1000));
+        await arrived(i);
+      }
+      await vi.advanceTimersByTimeAsync(4);
+      await new Promise((r) => setImmediate(r));
+      expect(ab.bufferedAmount).toBe(3000); // no acknowledgement yet (one per message before)
+      await vi.advanceTimersByTimeAsync(1);
+      while (ab.bufferedAmount > 0) await new Promise((r) => setImmediate(r));
+      // A MiB goes acknowledged without any timer.
+      await ab.send(new Uint8Array(1 << 20));
+      await arrived(4);
+      while (ab.bufferedAmount > 0) await new Promise((r) => setImmediate(r));
+    } finally {
+      vi.useRealTimers();
+    }
+    await Promise.all([a.close(), b.close()]);
   });
 
   it('a tab that dies without a word: its links close with PeerLostError and the broker forgets it', async () => {
