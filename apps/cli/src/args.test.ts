@@ -213,7 +213,7 @@ describe('parseCommandLine', () => {
     const { config } = train(
       (
         '--sync diloco --inner-steps 10 --outer-lr 1 --outer-momentum 0 --no-outer-nesterov --overlap-outer ' +
-        '--fill-waits --compress topk:0.01 --target-accuracy 0.92'
+        '--fill-waits --fill-max 200 --compress topk:0.01 --target-accuracy 0.92'
       ).split(' '),
     );
     expect(config).toMatchObject({
@@ -224,10 +224,14 @@ describe('parseCommandLine', () => {
       outerNesterov: false,
       overlapOuter: true,
       fillWaits: true,
+      fillMax: 200,
       compress: 'topk:0.01',
       targetAccuracy: 0.92,
     });
     expect(() => train(['--fill-waits'])).toThrow(/fillWaits applies to/);
+    expect(() => train('--sync diloco --overlap-outer --fill-max 50'.split(' '))).toThrow(
+      /fillMax applies with fillWaits/,
+    );
     expect(train(['--overlap']).config.overlap).toBe(true);
     expect(train([]).config.overlap).toBe(false);
     expect(train('--sync ps-async --staleness 4 --ps-shards 2'.split(' ')).config).toMatchObject({

@@ -58,6 +58,8 @@ Training (defaults from the run configuration):
   --overlap-outer        diloco: exchange round k while round k+1 computes (applied one round late)
   --fill-waits           diloco with --overlap-outer: a worker whose round ends before the others'
                          takes extra inner steps (at most H) instead of waiting for the exchange
+  --fill-max K           with --fill-waits: at most K extra steps a wait (default H; more over a
+                         weak link, whose exchange outlasts H steps)
   --overlap              allreduce: reduce each gradient bucket while backward computes the earlier layers
   --staleness S          ps-async: compute on parameters at most S versions old (default ${D.staleness})
   --ps-shards K          ps, ps-async: K server peers, each owning a key range (default ${D.psShards})
@@ -221,6 +223,7 @@ const OPTIONS = {
   'no-outer-nesterov': { type: 'boolean' },
   'overlap-outer': { type: 'boolean' },
   'fill-waits': { type: 'boolean' },
+  'fill-max': { type: 'string' },
   overlap: { type: 'boolean' },
   staleness: { type: 'string' },
   'ps-shards': { type: 'string' },
@@ -308,6 +311,7 @@ const FLAG_OF: Record<string, string> = {
   outerMomentum: 'outer-momentum',
   overlapOuter: 'overlap-outer',
   fillWaits: 'fill-waits',
+  fillMax: 'fill-max',
   psShards: 'ps-shards',
   targetAccuracy: 'target-accuracy',
   virtualStages: 'virtual-stages',
@@ -387,6 +391,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       | 'micro-batches'
       | 'replicas'
       | 'inner-steps'
+      | 'fill-max'
       | 'outer-lr'
       | 'outer-momentum'
       | 'staleness'
@@ -408,6 +413,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
     ['micro-batches', 'microBatches'],
     ['replicas', 'replicas'],
     ['inner-steps', 'innerSteps'],
+    ['fill-max', 'fillMax'],
     ['outer-lr', 'outerLr'],
     ['outer-momentum', 'outerMomentum'],
     ['staleness', 'staleness'],

@@ -274,6 +274,11 @@ describe('run form', () => {
     });
     const fill = { strategy: 'diloco', ...diloco, fillWaits: true } as const;
     expect(runFormToConfig(form({ ...fill, overlapOuter: true })).fillWaits).toBe(true);
+    expect(runFormToConfig(form({ ...fill, overlapOuter: true })).fillMax).toBeUndefined(); // blank: H
+    expect(runFormToConfig(form({ ...fill, overlapOuter: true, fillMax: '200' })).fillMax).toBe(200);
+    expect(() => runFormToConfig(form({ ...fill, overlapOuter: true, fillMax: '0' }))).toThrow(/fillMax/);
+    // Hidden without the fill box: a number left in it is ignored.
+    expect(runFormToConfig(form({ ...fill, fillWaits: false, fillMax: '200' })).fillMax).toBeUndefined();
     // Without overlap the box is hidden and its tick ignored.
     expect(runFormToConfig(form({ ...fill, overlapOuter: false })).fillWaits).toBe(false);
     const async = runFormToConfig(

@@ -84,6 +84,8 @@ export interface RunFormState {
   overlapOuter: boolean;
   /** With overlapOuter: fill a wait for the exchange with extra inner steps. */
   fillWaits: boolean;
+  /** With fillWaits: at most this many extra steps a wait; blank: H (the config's default). */
+  fillMax: string;
   // ---- ps-async (staleness), ps and ps-async (server shards) ----
   staleness: string;
   psShards: string;
@@ -183,6 +185,7 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     outerNesterov: defaults.outerNesterov,
     overlapOuter: defaults.overlapOuter,
     fillWaits: defaults.fillWaits,
+    fillMax: defaults.fillMax === undefined ? '' : String(defaults.fillMax),
     staleness: String(defaults.staleness),
     psShards: String(defaults.psShards),
     elastic: defaults.elastic && defaults.strategy === 'data',
@@ -348,7 +351,10 @@ function methodInput(
     out.outerNesterov = form.outerNesterov;
     out.overlapOuter = form.overlapOuter;
     // The box shows only with overlap: a tick left from before is not a config error.
-    if (form.overlapOuter && form.fillWaits) out.fillWaits = true;
+    if (form.overlapOuter && form.fillWaits) {
+      out.fillWaits = true;
+      if (form.fillMax.trim() !== '') out.fillMax = num('fillMax', form.fillMax);
+    }
   }
   if (form.elastic && isElasticChoice(form.strategy)) out.elastic = true;
   if (form.strategy === 'ps-async') out.staleness = num('staleness', form.staleness);

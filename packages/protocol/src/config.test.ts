@@ -97,6 +97,17 @@ describe('RunConfig communication-efficient methods', () => {
     ]);
   });
 
+  it('fillMax: unset by default (H), a positive integer, only with fillWaits', () => {
+    const d = { sync: 'diloco', overlapOuter: true, fillWaits: true } as const;
+    expect(parseRunConfig(d).fillMax).toBeUndefined();
+    expect(parseRunConfig({ ...d, fillMax: 400 }).fillMax).toBe(400);
+    expect(issuesOf({ ...d, fillWaits: false, fillMax: 400 })).toEqual([
+      'fillMax: fillMax applies with fillWaits',
+    ]);
+    expect(issuesOf({ ...d, fillMax: 0 })[0]).toMatch(/^fillMax: /);
+    expect(issuesOf({ ...d, fillMax: 2.5 })[0]).toMatch(/^fillMax: /);
+  });
+
   it('takes every compression spec and refuses malformed ones by name', () => {
     for (const spec of ['none', 'fp16', 'int8', 'topk:0.01', 'topk:.5', 'topk:1', 'powersgd:4'])
       expect(parseRunConfig({ compress: spec }).compress).toBe(spec);

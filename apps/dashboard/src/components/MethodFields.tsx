@@ -17,13 +17,21 @@ import {
  */
 
 type MethodTextKey =
-  'innerSteps' | 'outerLr' | 'outerMomentum' | 'staleness' | 'psShards' | 'compressArg' | 'targetAccuracy';
+  | 'innerSteps'
+  | 'fillMax'
+  | 'outerLr'
+  | 'outerMomentum'
+  | 'staleness'
+  | 'psShards'
+  | 'compressArg'
+  | 'targetAccuracy';
 type MethodCheckKey = 'outerNesterov' | 'overlapOuter' | 'fillWaits' | 'elastic';
 
 /** The method fields the form shows for a choice (the others' issues are shown form-wide). */
 export function methodFieldsShown(form: RunFormState): RunFormField[] {
   const shown: RunFormField[] = ['targetAccuracy'];
   if (form.strategy === 'diloco') shown.push('innerSteps', 'outerLr', 'outerMomentum');
+  if (form.strategy === 'diloco' && form.overlapOuter && form.fillWaits) shown.push('fillMax');
   if (form.strategy === 'ps-async') shown.push('staleness');
   if (hasServer(form.strategy)) shown.push('psShards');
   if (!isPipelined(form.strategy)) shown.push('compress', 'compressArg');
@@ -68,6 +76,13 @@ export function MethodFields(props: {
           {check('overlapOuter', "overlap the outer exchange with the next round's steps")}
           {form.overlapOuter &&
             check('fillWaits', 'take extra local steps instead of waiting for slower peers')}
+          {form.overlapOuter &&
+            form.fillWaits &&
+            field(
+              'extra steps / wait, at most',
+              'fillMax',
+              text('fillMax', 'numeric', `${form.innerSteps.trim() || 'H'} (H)`),
+            )}
         </>
       )}
       {hasServer(form.strategy) && (

@@ -149,6 +149,26 @@ describe('diloco', () => {
     expect(tailLoss(filled, 4)).toBeLessThan(start);
   });
 
+  it('fillMax: a wait takes up to that many extra steps, beyond H', async () => {
+    const cfg = {
+      ...base,
+      workers: 2,
+      steps: 12,
+      sync: 'diloco',
+      innerSteps: 4,
+      overlapOuter: true,
+      outerMomentum: 0,
+      fillWaits: true,
+      fillMax: 12,
+    } as const;
+    // Worker 1 sleeps 60 ms before each step: a round of it outlasts 12 of worker 0's steps.
+    const run = await runCluster(cfg, { delayMs: (rank) => (rank === 1 ? 60 : 0) });
+    const fast = run.extraSamples.map((e) => e[0]!);
+    for (const x of fast) expect(x).toBeLessThanOrEqual(12 * 8); // batch 8
+    expect(Math.max(...fast)).toBeGreaterThan(4 * 8);
+    expectIdenticalAt(run, 11);
+  });
+
   it("counts a step's gradients, inner update and outer step as its compute", async () => {
     const run = await runCluster({ ...base, workers: 2, steps: 4, sync: 'diloco', innerSteps: 2 });
     for (let s = 0; s < 4; s++) {

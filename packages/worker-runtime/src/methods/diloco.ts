@@ -26,13 +26,14 @@
 // own), so the compressor's state is used by one exchange at a time; dispose aborts it.
 //
 // Fill (config.fillWaits, with overlap): at the end of round k, while round k-1's exchange is still
-// in flight (slower workers have not sent their part yet), the worker takes extra inner steps on L
-// instead of idling, at most H of them, giving the event loop a turn after each (the exchange's
-// messages are handled there); their displacement is part of d_k. Their batches are the shard's
-// draws after the run's last step (config.steps, config.steps + 1, ...), so they repeat none of
-// the run's own within the shard's epoch. A fast worker so contributes more steps to a round than
-// a slow one, as hivemind's collaborative batches let faster peers contribute more samples; the
-// step reports them as extraSamples. Timing decides how many: such runs do not repeat bit for bit.
+// in flight (slower workers have not sent their part yet, or the link is slow), the worker takes
+// extra inner steps on L instead of idling, at most config.fillMax of them (default H), giving the
+// event loop a turn after each (the exchange's messages are handled there); their displacement is
+// part of d_k. Their batches are the shard's draws after the run's last step (config.steps,
+// config.steps + 1, ...), so they repeat none of the run's own within the shard's epoch. A fast
+// worker so contributes more steps to a round than a slow one, as hivemind's collaborative batches
+// let faster peers contribute more samples; the step reports them as extraSamples. Timing decides
+// how many: such runs do not repeat bit for bit.
 //
 // evalParams is G: the last synchronized parameters (with overlap, those of the last applied
 // round), the same on every worker, not a worker's local L. G moves only at round ends, so an
@@ -164,7 +165,7 @@ class DilocoRun implements MethodRun {
   }
 
   /**
-   * Fill (file comment): inner steps on further batches while `prev` is in flight, at most H,
+   * Fill (file comment): inner steps on further batches while `prev` is in flight, at most fillMax,
    * recorded as the round's last step's compute and optimizer spans; their total ms and count.
    */
   async #fillWait(prev: InFlight, step: number): Promise<{ ms: number; steps: number }> {
@@ -175,7 +176,8 @@ class DilocoRun implements MethodRun {
     const ctx = this.#ctx;
     const { config, shard } = ctx.assign;
     const fill = { ms: 0, steps: 0 };
-    while (!settled && fill.steps < config.innerSteps) {
+    const most = config.fillMax ?? config.innerSteps;
+    while (!settled && fill.steps < most) {
       this.#signal.throwIfAborted();
       const t0 = ctx.spans.now();
       const { grads, ran } = await ctx.session.gradientsOf!(
