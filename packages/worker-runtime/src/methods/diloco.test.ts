@@ -116,16 +116,18 @@ describe('diloco', () => {
     expect(spans.filter((k) => k === 'optimizer')).toHaveLength(1);
   });
 
+  /** Two workers, overlapped DiLoCo with H = 4 and no outer momentum: what the fill tests vary. */
+  const overlapped4 = {
+    ...base,
+    workers: 2,
+    sync: 'diloco',
+    innerSteps: 4,
+    overlapOuter: true,
+    outerMomentum: 0,
+  } as const;
+
   it('fillWaits: a faster worker takes extra inner steps while it waits, and the run ends in step', async () => {
-    const cfg = {
-      ...base,
-      workers: 2,
-      steps: 24,
-      sync: 'diloco',
-      innerSteps: 4,
-      overlapOuter: true,
-      outerMomentum: 0,
-    } as const;
+    const cfg = { ...overlapped4, steps: 24 } as const;
     // Worker 1 sleeps 15 ms before each step: worker 0 ends its rounds first and waits for it.
     const delayMs = (rank: number): number => (rank === 1 ? 15 : 0);
     const filled = await runCluster({ ...cfg, fillWaits: true }, { delayMs });
@@ -150,17 +152,7 @@ describe('diloco', () => {
   });
 
   it('fillMax: a wait takes up to that many extra steps, beyond H', async () => {
-    const cfg = {
-      ...base,
-      workers: 2,
-      steps: 12,
-      sync: 'diloco',
-      innerSteps: 4,
-      overlapOuter: true,
-      outerMomentum: 0,
-      fillWaits: true,
-      fillMax: 12,
-    } as const;
+    const cfg = { ...overlapped4, steps: 12, fillWaits: true, fillMax: 12 } as const;
     // Worker 1 sleeps 60 ms before each step: a round of it outlasts 12 of worker 0's steps.
     const run = await runCluster(cfg, { delayMs: (rank) => (rank === 1 ? 60 : 0) });
     const fast = run.extraSamples.map((e) => e[0]!);
