@@ -79,7 +79,7 @@ export function MethodFields(props: {
           {form.overlapOuter &&
             form.fillWaits &&
             field(
-              'extra steps / wait, at most',
+              'max extra steps / wait',
               'fillMax',
               text('fillMax', 'numeric', `${form.innerSteps.trim() || 'H'} (H)`),
             )}
