@@ -212,20 +212,26 @@ class ComputeHost {
     signal: AbortSignal,
   ): Promise<Outcome> {
     const [mb, input] = args as [number, Float32Array | null];
+    // A pass's value comes with when it ran here (epochNow), for the page's compute spans.
+    const timed = async (run: () => Promise<Float32Array | null | void>): Promise<Outcome> => {
+      const start = epochNow();
+      const data = await run();
+      return { value: { data: data ?? null, ran: [start, epochNow()] } };
+    };
     // Activations are copied, not transferred: the stage may hand out a view of a buffer it keeps.
     switch (method) {
       case 'beginStep':
         return { value: await stage.beginStep(args[0] as number, args[1] as Float32Array, { signal }) };
       case 'forward':
-        return { value: await stage.forward(mb, input) };
+        return timed(() => stage.forward(mb, input));
       case 'backward':
-        return { value: await stage.backward(mb, input) };
+        return timed(() => stage.backward(mb, input));
       case 'backwardInput':
         if (!stage.backwardInput) throw new Error('compute thread: this stage has no backwardInput');
-        return { value: await stage.backwardInput(mb, input) };
+        return timed(() => stage.backwardInput!(mb, input));
       case 'backwardWeight':
         if (!stage.backwardWeight) throw new Error('compute thread: this stage has no backwardWeight');
-        return { value: await stage.backwardWeight(mb) };
+        return timed(() => stage.backwardWeight!(mb));
       default: {
         const grads = new Float32Array(stage.paramCount);
         const outcome = await stage.endStep(grads);

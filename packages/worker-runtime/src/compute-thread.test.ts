@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRunConfig } from '@peertrain/protocol';
 import type { RunConfigInput } from '@peertrain/protocol';
+import type { Compute } from './compute.ts';
 import { ComputeThreadError } from './compute-thread.ts';
 import { memoryCluster, nodeCompute, threadedNodeCompute } from './test-cluster.ts';
 
@@ -130,6 +131,34 @@ describe('compute thread: the protocol', () => {
     const direct = await (await nodeCompute()).prepare(run, {});
     expect((await direct.gradients(params, 0, {})).ran).toBeUndefined();
     direct.dispose();
+  });
+
+  it("a stage's passes say when they ran there, inside the call; a stage on the page says nothing", async () => {
+    const { threaded } = await pair();
+    const config = parseRunConfig({ ...mlp, strategy: 'pipeline', workers: 2, microBatches: 2 });
+    const run = { config, shard: { start: 0, count: 64 }, allShards: [{ start: 0, count: 64 }] };
+    const stageOf = async (compute: Compute) => {
+      const session = await compute.prepare(run, {});
+      cleanups.push(() => Promise.resolve(session.dispose()));
+      const stage = session.stage({ first: 0, end: session.layerCount! }); // first and last
+      await stage.beginStep(0, session.initParams(), {});
+      return stage;
+    };
+    const stage = await stageOf(threaded);
+    expect(stage.lastRan?.()).toBeUndefined();
+    let before = performance.now();
+    for (const pass of [() => stage.forward(0, null), () => stage.backward(0, null)]) {
+      await pass();
+      const after = performance.now();
+      const ran = stage.lastRan!()!;
+      expect(before).toBeLessThanOrEqual(ran.startMs);
+      expect(ran.startMs).toBeLessThanOrEqual(ran.endMs);
+      expect(ran.endMs).toBeLessThanOrEqual(after);
+      before = after;
+    }
+    const direct = await stageOf(await nodeCompute());
+    await direct.forward(0, null);
+    expect('lastRan' in direct).toBe(false);
   });
 
   it("the thread's errors keep their names and messages", async () => {

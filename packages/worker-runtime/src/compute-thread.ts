@@ -345,10 +345,17 @@ function stageProxy(
   r: { offset: number; count: number },
   layers: number,
 ): StageSession {
+  // The last pass's interval on the thread (lastRan), on this thread's clock.
+  let last: Ran | undefined;
+  const timed = async (method: string, args: unknown[]): Promise<Float32Array | null> => {
+    const r = await client.call<{ data: Float32Array | null; ran: [number, number] }>(h, method, args);
+    last = ranOf(r.ran);
+    return r.data;
+  };
   const pass =
     (method: 'forward' | 'backward' | 'backwardInput') =>
     (mb: number, input: Float32Array | null): Promise<Float32Array | null> =>
-      client.call(h, method, [mb, input]);
+      timed(method, [mb, input]);
   return {
     first: range.first,
     end: range.end,
@@ -360,13 +367,14 @@ function stageProxy(
     forward: pass('forward'),
     backward: pass('backward'),
     backwardInput: pass('backwardInput'),
-    backwardWeight: (mb) => client.call(h, 'backwardWeight', [mb]),
+    backwardWeight: async (mb) => void (await timed('backwardWeight', [mb])),
     async endStep(grads) {
       const res = await client.call<{ outcome: StageStepOutcome; grads: Float32Array }>(h, 'endStep', []);
       grads.set(res.grads);
       return res.outcome;
     },
     reset: () => client.post(h, 'reset', []),
+    lastRan: () => last,
   };
 }
 

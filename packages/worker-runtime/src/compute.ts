@@ -62,6 +62,13 @@ export interface StageSession {
   endStep(grads: Float32Array): Promise<StageStepOutcome>;
   /** Drops what a cancelled step holds. */
   reset(): void;
+  /**
+   * Where the stage computes on another thread (a compute thread): when its last forward /
+   * backward / backwardInput / backwardWeight ran there, on this thread's clock. The call's own
+   * time also holds the hops there and back and the wait for the thread's turn, which are not
+   * computation. Absent (or undefined) where the call's time is the computation's.
+   */
+  lastRan?(): Ran | undefined;
 }
 
 /**

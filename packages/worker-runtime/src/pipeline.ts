@@ -201,6 +201,13 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
   };
 }
 
+/** The stage (chunk) that computes `op`. */
+function stageOf(ctx: PipelineStepContext, op: Exclude<AnyOp, { kind: 'optimizer' }>): StageSession {
+  const stage = ctx.chunks ? ctx.chunks[op.chunk ?? 0]?.stage : (op.chunk ?? 0) === 0 ? ctx.stage : undefined;
+  if (!stage) throw new PipelineError(`chunk ${op.chunk}: this peer holds no such chunk`);
+  return stage;
+}
+
 /**
  * One compute op: forward takes the previous stage's activations, backward (or its input part I)
  * the next stage's gradients dy; W takes nothing. Returns what the op's send carries.
@@ -210,8 +217,7 @@ function computeOp(
   op: Extract<AnyOp, { kind: 'forward' | 'backward' | 'backwardInput' | 'backwardWeight' }>,
   input: Float32Array | null,
 ): Promise<Float32Array | null> {
-  const stage = ctx.chunks ? ctx.chunks[op.chunk ?? 0]?.stage : (op.chunk ?? 0) === 0 ? ctx.stage : undefined;
-  if (!stage) throw new PipelineError(`chunk ${op.chunk}: this peer holds no such chunk`);
+  const stage = stageOf(ctx, op);
   switch (op.kind) {
     case 'forward':
       return stage.forward(op.mb, input);
@@ -294,8 +300,12 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           received.delete(id(op));
           const out = await computeOp(ctx, op, input);
           if (out) produced.set(id(op), out);
-          // The split parts show as backward spans (the span kinds have no I / W).
-          span(op.kind === 'forward' ? 'forward' : 'backward', t0, { microBatch: op.mb });
+          // The split parts show as backward spans (the span kinds have no I / W). On a compute
+          // thread the span is when the op ran there: the hops to it and back are not compute.
+          const kind = op.kind === 'forward' ? 'forward' : 'backward';
+          const ran = stageOf(ctx, op).lastRan?.();
+          if (ran) spans.record(kind, ran.startMs, ran.endMs - ran.startMs, { step, microBatch: op.mb });
+          else span(kind, t0, { microBatch: op.mb });
           // Activations are held from the forward to the backward, or to the W of a split one.
           if (op.kind !== 'backwardInput') ctx.onHeld?.(op.kind === 'forward' ? ++held : --held);
           break;
