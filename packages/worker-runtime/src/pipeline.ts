@@ -213,11 +213,10 @@ function stageOf(ctx: PipelineStepContext, op: Exclude<AnyOp, { kind: 'optimizer
  * the next stage's gradients dy; W takes nothing. Returns what the op's send carries.
  */
 function computeOp(
-  ctx: PipelineStepContext,
+  stage: StageSession,
   op: Extract<AnyOp, { kind: 'forward' | 'backward' | 'backwardInput' | 'backwardWeight' }>,
   input: Float32Array | null,
 ): Promise<Float32Array | null> {
-  const stage = stageOf(ctx, op);
   switch (op.kind) {
     case 'forward':
       return stage.forward(op.mb, input);
@@ -298,12 +297,13 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           const t0 = now();
           const input = received.get(id(op)) ?? null;
           received.delete(id(op));
-          const out = await computeOp(ctx, op, input);
+          const stage = stageOf(ctx, op);
+          const out = await computeOp(stage, op, input);
           if (out) produced.set(id(op), out);
           // The split parts show as backward spans (the span kinds have no I / W). On a compute
           // thread the span is when the op ran there: the hops to it and back are not compute.
           const kind = op.kind === 'forward' ? 'forward' : 'backward';
-          const ran = stageOf(ctx, op).lastRan?.();
+          const ran = stage.lastRan?.();
           if (ran) spans.record(kind, ran.startMs, ran.endMs - ran.startMs, { step, microBatch: op.mb });
           else span(kind, t0, { microBatch: op.mb });
           // Activations are held from the forward to the backward, or to the W of a split one.
