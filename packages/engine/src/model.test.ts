@@ -215,6 +215,37 @@ describe.each(['cpu', 'wasm'] as const)('model on %s', (backend) => {
     }
   });
 
+  it('prime readies each dense kernel on wasm only, leaves no tensor and changes no result', async () => {
+    for (const spec of [smallMlp, smallCnn]) {
+      const model = buildModel(spec);
+      const stage = model.stage(0, model.layers.length);
+      const params = model.initParams(3);
+      const { x } = batch(model, 4, 2);
+      const xt = tf.tensor2d(x, [4, model.inputSize]);
+      const run = async (primed: boolean): Promise<{ y: Float32Array; kernels: string[] }> => {
+        const w = stage.uploadParams(params);
+        const before = tf.memory().numTensors;
+        const info = await tf.profile(() => {
+          if (primed) stage.prime(w);
+        });
+        expect(tf.memory().numTensors).toBe(before);
+        const f = stage.forward(xt, w);
+        const y = await f.y.data<'float32'>();
+        f.y.dispose();
+        disposeSaved(f.saved);
+        tf.dispose(w);
+        return { y, kernels: info.kernels.map((k) => k.name) };
+      };
+      const plain = await run(false);
+      const primed = await run(true);
+      expect(primed.y).toEqual(plain.y);
+      const dense = model.layers.filter((l) => l.spec.kind === 'dense').length;
+      const products = primed.kernels.filter((k) => k === 'BatchMatMul').length;
+      expect(products).toBe(backend === 'wasm' ? dense : 0);
+      xt.dispose();
+    }
+  });
+
   it('stages [0, k) then [k, n) chained by hand give the whole model gradients', async () => {
     const model = buildModel(smallCnn);
     const params = model.initParams(11);

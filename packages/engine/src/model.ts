@@ -51,6 +51,8 @@ export interface Stage {
   initParams(seed: number): Float32Array;
   /** One tensor per `params` entry from the stage's flat slice (copied); the caller disposes them. */
   uploadParams(stageParams: Float32Array): Tensor[];
+  /** Readies the backend for these uploaded parameters ahead of the first forward (Layer.prime). */
+  prime(w: readonly Tensor[]): void;
   /** x: [B, ...inputShape] (or [B, prod(inputShape)]). Keeps what backward needs. */
   forward(x: Tensor, w: readonly Tensor[]): StageForward;
   /** Forward without keeping anything for backward: [B, ...outputShape]. */
@@ -188,6 +190,10 @@ function makeStage(all: readonly Layer[], first: number, end: number): Stage {
         const at = p.offset - paramOffset;
         return tensorOf(stageParams.subarray(at, at + p.size), p.shape);
       });
+    },
+    prime(w) {
+      checkW(w);
+      tf.tidy(() => layers.forEach((l, i) => l.prime?.(layerW(w, i))));
     },
     forward(x, w) {
       checkW(w);

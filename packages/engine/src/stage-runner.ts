@@ -2,8 +2,9 @@
 // runtime walks the schedule's op list and calls forward(mb) / backward(mb) here; the bytes that
 // cross to the neighbouring stages go in and out as Float32Arrays.
 //
-// Per step: beginStep uploads the stage's parameters once, forward(mb) keeps what backward(mb)
-// needs (or, with recomputation, only the micro-batch's input), backward(mb) adds the micro-batch's
+// Per step: beginStep uploads the stage's parameters once and readies the backend for them,
+// forward(mb) keeps what backward(mb) needs (or, with recomputation, only the micro-batch's
+// input), backward(mb) adds the micro-batch's
 // parameter gradients to the step's sum, endStep reads the sum out. Micro-batch losses are divided
 // by the whole batch's size, so the sum over micro-batches is the batch's mean-loss gradient: the
 // same numbers as one worker on the whole batch (up to fp32 summation order).
@@ -153,6 +154,8 @@ class PipelineStageRunner implements StageRunner {
   beginStep(params: Float32Array, stepData: StepData): void {
     this.#resetStep();
     this.#w = this.stage.uploadParams(params);
+    // Before the step's first input arrives: a stage past the first waits for it here anyway.
+    this.stage.prime(this.#w);
     this.#data = stepData;
   }
 
