@@ -16,7 +16,7 @@ run() {
   timeout "${RUN_TIMEOUT:-150}" "$PT/run.sh" train --report "$OUT/$name.json" "$@" >"$OUT/$name.log" 2>&1
   local rc=$?
   printf '== %s (rc %s, %ss): %s\n' "$name" "$rc" "$((SECONDS - t0))" "$*"
-  grep -E 'done in|test accuracy|target  |throughput|bubble|compute share|worker [0-9]|Error' "$OUT/$name.log" | cut -c1-150 | head -9
+  grep -E 'done in|test accuracy|target  |throughput|bubble|compute share|worker [0-9]|Error' "$OUT/$name.log" | cut -c1-150 | head -12
 }
 common=(--eval-every 0 --seed 42)
 if [ "$SET" = smoke ]; then
@@ -42,8 +42,18 @@ if [ "$SET" = all ] || [ "$SET" = scaling ]; then
   run cnn-wasm-4x24 --model cnn --workers 4 --batch 24 --backend wasm --steps 60 --eval-every 0
 fi
 if [ "$SET" = all ] || [ "$SET" = pipeline ]; then
-  for s in gpipe 1f1b; do
-    run "pipe-wide-$s-p4m8" --strategy pipeline --model wideMlp --workers 4 --micro-batches 8 --schedule "$s" \
-      --steps 20 --backend wasm "${common[@]}"
+  # Issue 13 with a core per stage: the bench's headline case (apps/bench/src/pipeline-cases.ts: wideMlp,
+  # synthetic, batch 128, its partitions), every schedule at P = 4, M = 8, over WebRTC and between the
+  # tabs of one profile (tab links). The summary's "bubble" line is the measured one beside theory.
+  wide=(--strategy pipeline --model wideMlp --dataset synthetic --batch 128 --workers 4 --micro-batches 8
+    --steps 20 --backend wasm "${common[@]}")
+  for links in webrtc one-profile; do
+    extra=()
+    [ "$links" = one-profile ] && extra=(--one-profile)
+    for s in gpipe 1f1b zb-h1; do
+      run "pipe-wide-$s-p4m8-$links" "${wide[@]}" --schedule "$s" --partition 0-1,2-3,4-5,6-8 "${extra[@]}"
+    done
+    run "pipe-wide-interleaved2-p4m8-$links" "${wide[@]}" --schedule interleaved --virtual-stages 2 \
+      --partition 0-0,1-1,2-3,4-4,5-5,6-6,7-7,8-8 "${extra[@]}"
   done
 fi

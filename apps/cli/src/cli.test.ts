@@ -162,6 +162,16 @@ describe('formatSummary', () => {
     expect(formatSummary(missed, '').split('\n')[3]).toBe('  target          92.00% not reached');
   });
 
+  it('names the schedule of a pipeline, with its chunks per peer when interleaved', () => {
+    const pipe = (input: Parameters<typeof parseRunConfig>[0]): string =>
+      formatSummary({ ...report, config: parseRunConfig(input) }, '').split('\n')[0]!;
+    const base = { strategy: 'pipeline', workers: 4, microBatches: 8, model: 'wideMlp' } as const;
+    expect(pipe({ ...base, schedule: '1f1b' })).toContain('(4 workers, pipeline 1f1b M=8, wideMlp');
+    expect(pipe({ ...base, schedule: 'interleaved', virtualStages: 2 })).toContain(
+      '(4 workers, pipeline interleaved V=2 M=8, wideMlp',
+    );
+  });
+
   it('points a communication-bound synchronous run at local steps, and no other run', () => {
     const bound: CliReport = { ...report, computeMsMedian: 9, commMsMedian: 61 };
     const hint = formatSummary(bound, '')

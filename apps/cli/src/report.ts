@@ -100,7 +100,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
   const h = report.harness;
   const lines = [
     `peertrain: done in ${h.wallMs < 60_000 ? `${(h.wallMs / 1000).toFixed(1)} s` : formatDuration(h.wallMs)} (${c.workers} workers, ` +
-      `${c.strategy === 'data' ? `data/${c.sync}` : `${c.strategy} ${c.schedule} M=${c.microBatches}${c.recompute ? ' recompute' : ''}${c.strategy === 'hybrid' ? ` R=${c.replicas}` : ''}`}, ` +
+      `${c.strategy === 'data' ? `data/${c.sync}` : `${c.strategy} ${c.schedule}${c.virtualStages > 1 ? ` V=${c.virtualStages}` : ''} M=${c.microBatches}${c.recompute ? ' recompute' : ''}${c.strategy === 'hybrid' ? ` R=${c.replicas}` : ''}`}, ` +
       `${c.model} on ${c.dataset}, ${c.steps} steps, batch ${c.batch}/${c.strategy === 'data' ? 'worker' : 'pipeline'}${h.isolated ? ', isolated network' : ''})`,
     `  final loss      ${report.finalLoss.toFixed(4)}`,
     `  test accuracy   ${(report.testAccuracy * 100).toFixed(2)}%`,
