@@ -152,7 +152,7 @@ export function formatSummary(report: CliReport, reportPath: string): string {
     );
     for (const st of pl.perStage) {
       lines.push(
-        `  stage ${st.stage}         layers ${st.layers[0]}-${st.layers[1]} (${st.layerNames.join(' ')}), params ${bytes(st.parameterBytes)}, ` +
+        `  stage ${st.stage}         layers ${(st.chunks ?? [st.layers]).map(([a, b]) => `${a}-${b}`).join(',')} (${st.layerNames.join(' ')}), params ${bytes(st.parameterBytes)}, ` +
           `peak activations ${bytes(st.peakActivationBytes)}` +
           (pl.recompute ? ` (${bytes(st.peakActivationBytesNoRecompute)} without recompute)` : ''),
       );

@@ -15,6 +15,11 @@ describe('peer labels', () => {
     expect(roleText({ role: 'worker+server', stage: null })).toBe('worker + server');
     expect(roleText({ role: null, stage: null })).toBeNull();
     expect(layersText(stage)).toBe('[4, 7)');
+    const chunks = [
+      { first: 1, end: 2 },
+      { first: 5, end: 7 },
+    ];
+    expect(layersText({ ...stage, first: 1, end: 2, chunks })).toBe('[1, 2) [5, 7)');
     expect(stageBadge(stage, 1)).toBe('S2');
     expect(stageBadge(stage, 2)).toBe('S2·R1');
   });

@@ -27,9 +27,9 @@ export function roleText(peer: Pick<PeerView, 'role' | 'stage'>): string | null 
   }
 }
 
-/** Half-open layer range as the contracts define it: "[3, 6)". */
-export function layersText(stage: Pick<StageAssignment, 'first' | 'end'>): string {
-  return `[${stage.first}, ${stage.end})`;
+/** Half-open layer range as the contracts define it: "[3, 6)"; an interleaved peer's chunks: "[0, 1) [5, 6)". */
+export function layersText(stage: Pick<StageAssignment, 'first' | 'end' | 'chunks'>): string {
+  return (stage.chunks ?? [stage]).map((c) => `[${c.first}, ${c.end})`).join(' ');
 }
 
 /** Compact place in the pipeline for small spaces: "S1" with one replica, "S1·R0" with several. */

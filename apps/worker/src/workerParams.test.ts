@@ -58,6 +58,14 @@ describe('roleText', () => {
     expect(roleText('stage', { ...stage, stage: 3, replica: 2, first: 7, end: 8 })).toBe(
       'stage 4 of 4, replica 3, layer 7',
     );
+    // Interleaved: every chunk the peer holds.
+    const chunks = [
+      { first: 1, end: 2 },
+      { first: 5, end: 7 },
+    ];
+    expect(roleText('stage', { ...stage, first: 1, end: 2, chunks })).toBe(
+      'stage 2 of 4, replica 1, layers 1, 5-6',
+    );
     // The assignment may lag the role by one status update.
     expect(roleText('stage', null)).toBe('pipeline stage');
   });

@@ -102,7 +102,7 @@ export function phaseText(phase: WorkerPhase, retrying = false): string {
 
 /**
  * What this worker holds, for a person: "worker", "worker + parameter server", or for a pipeline
- * stage "stage 2 of 4, replica 1, layers 3-5". Stage and replica are counted from 1 (ordinals a
+ * stage "stage 2 of 4, replica 1, layers 3-5" (interleaved: "layers 1, 5-6"). Stage and replica are counted from 1 (ordinals a
  * volunteer reads); layers are the model's 0-based indices, inclusive, as `--partition` writes them.
  */
 export function roleText(role: WorkerStatus['role'], stage: WorkerStatus['stage']): string {
@@ -115,8 +115,10 @@ export function roleText(role: WorkerStatus['role'], stage: WorkerStatus['stage'
       return 'worker + parameter server';
     case 'stage': {
       if (stage === null) return 'pipeline stage';
-      const last = stage.end - 1;
-      const layers = last > stage.first ? `layers ${stage.first}-${last}` : `layer ${stage.first}`;
+      const ranges = stage.chunks ?? [stage];
+      const text = ranges.map((r) => (r.end - 1 > r.first ? `${r.first}-${r.end - 1}` : `${r.first}`));
+      const many = ranges.length > 1 || stage.end - 1 > stage.first;
+      const layers = `${many ? 'layers' : 'layer'} ${text.join(', ')}`;
       return `stage ${stage.stage + 1} of ${stage.stages}, replica ${stage.replica + 1}, ${layers}`;
     }
     default: {

@@ -97,6 +97,8 @@ export interface StageAssignment {
   replica: number;
   first: number;
   end: number;
+  /** Interleaved: every chunk [first, end) the peer holds, in order (first and end are the first's). */
+  chunks?: { first: number; end: number }[];
 }
 
 /**

@@ -37,7 +37,7 @@ describe('interleaved and zero-bubble schedules over the in-memory transport', (
   for (const [schedule, p, m, v, recompute] of cases) {
     const name = `${p} stages, ${schedule} M=${m}${v > 1 ? ` V=${v}` : ''}${recompute ? ' recompute' : ''}`;
     it(`${name} equals the single worker after 3 steps`, async () => {
-      const { coord } = memoryCluster(p, `sch-${schedule}-${p}-${m}-${recompute}`, cleanups);
+      const { coord, workers } = memoryCluster(p, `sch-${schedule}-${p}-${m}-${recompute}`, cleanups);
       const before = tf.memory().numTensors;
       const report = await coord.run(
         { ...base, workers: p, schedule, microBatches: m, virtualStages: v, recompute },
@@ -57,6 +57,12 @@ describe('interleaved and zero-bubble schedules over the in-memory transport', (
         expect(order[0]![0]).toBe(0);
         expect(order.at(-1)![1]).toBe(8);
         for (let c = 1; c < order.length; c++) expect(order[c]![0]).toBe(order[c - 1]![1] + 1);
+        // The dashboard's peer views and each worker's own status show the same chunks.
+        const halfOpen = (cs: [number, number][]) => cs.map(([a, b]) => ({ first: a, end: b + 1 }));
+        const views = new Map(coord.view().peers.map((v) => [v.peerId, v.stage?.chunks]));
+        for (const s of pl.perStage) expect(views.get(s.peerId)).toEqual(halfOpen(s.chunks!));
+        const own = new Map(workers.map((w) => [w.status().peerId, w.status().stage?.chunks]));
+        for (const s of pl.perStage) expect(own.get(s.peerId)).toEqual(halfOpen(s.chunks!));
       }
       for (const s of pl.perStage) {
         expect(s.peakActivationBytes).toBeGreaterThan(0);

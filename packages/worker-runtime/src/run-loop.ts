@@ -42,10 +42,19 @@ export function startRun(core: WorkerCore, assign: Assign): void {
   core.current = run;
   const { stages: p } = runShape(assign.config);
   const range = assign.stages?.[assign.rank % p];
+  // Interleaved: chunk c is on the peer of stage c mod P.
+  const V = assign.config.virtualStages;
+  const chunks = assign.stages?.filter((_, c) => c % p === assign.rank % p) ?? [];
   core.update({
     stage:
       assign.role.kind === 'stage' && range
-        ? { stage: assign.role.stage, replica: assign.role.replica, stages: p, ...range }
+        ? {
+            stage: assign.role.stage,
+            replica: assign.role.replica,
+            stages: p,
+            ...range,
+            ...(V > 1 && chunks.length > 1 ? { chunks } : {}),
+          }
         : null,
     phase: 'loading',
     runId: assign.runId,

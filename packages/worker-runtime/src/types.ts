@@ -14,8 +14,18 @@ export interface WorkerStatus {
   worldSize: number | null;
   role: Role['kind'] | null;
   shard: Shard | null;
-  /** Pipeline / hybrid: the stage held (layers [first, end) of `stages`), else null. */
-  stage: { stage: number; replica: number; first: number; end: number; stages: number } | null;
+  /**
+   * Pipeline / hybrid: the stage held (layers [first, end) of `stages`), else null. Interleaved:
+   * `chunks` are every range the peer holds, in order (first and end are the first's).
+   */
+  stage: {
+    stage: number;
+    replica: number;
+    first: number;
+    end: number;
+    stages: number;
+    chunks?: { first: number; end: number }[];
+  } | null;
   step: number;
   totalSteps: number;
   loss: number | null;

@@ -90,7 +90,18 @@ export function PeerTable(props: { peers: readonly PeerView[]; room: string }) {
                   </td>
                   <td className="wrap">{orDash(roleText(p))}</td>
                   <td title={formatShard(p.shard)}>{shardText(p.shard)}</td>
-                  {staged && <td className="mono">{p.stage ? layersText(p.stage) : orDash(null)}</td>}
+                  {staged && (
+                    <td className="mono">
+                      {/* an interleaved peer's chunks one per line, so the row keeps its width */}
+                      {p.stage
+                        ? (p.stage.chunks ?? [p.stage]).map((c) => (
+                            <span className="cell-main" key={c.first}>
+                              {layersText(c)}
+                            </span>
+                          ))
+                        : orDash(null)}
+                    </td>
+                  )}
                   <td className="num" data-col="memory" title={memoryTitle(p.memory)}>
                     <TwoLines lines={memoryLines(p.memory)} />
                   </td>

@@ -106,6 +106,7 @@ function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
         Pipeline{' '}
         <span className="muted">
           {scheduleName(p.schedule)}, {p.stages} stages
+          {(p.virtualStages ?? 1) > 1 ? ` (${p.virtualStages} chunks per peer)` : ''}
           {p.replicas > 1 ? ` × ${p.replicas} replicas` : ''}, {p.microBatches} micro-batches
           {p.recompute ? ', recompute' : ''}
         </span>
@@ -146,7 +147,11 @@ function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
                 <td>
                   {/* The report's layers are [first, last], inclusive. */}
                   <span className="mono">
-                    {layersText({ first: s.layers[0], end: s.layers[1] + 1 })}
+                    {layersText({
+                      first: s.layers[0],
+                      end: s.layers[1] + 1,
+                      chunks: (s.chunks ?? [s.layers]).map(([a, b]) => ({ first: a, end: b + 1 })),
+                    })}
                   </span>{' '}
                   <span className="muted small">{s.layerNames.join(' · ')}</span>
                 </td>

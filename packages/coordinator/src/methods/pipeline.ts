@@ -48,7 +48,7 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     return {
       role: 'stage',
       shard,
-      stage: { stage, replica, first: range.first, end: range.end },
+      stage: { stage, replica, first: range.first, end: range.end, ...(V > 1 ? { chunks: held } : {}) },
       message: { ...baseAssign(ctx, rank, shards, shard), role: { kind: 'stage', stage, replica }, stages },
       traceName: `rank ${rank}: stage ${stage}${replicaName} (layers ${held.map((r) => `${r.first}-${r.end - 1}`).join(', ')})`,
     };
