@@ -34,7 +34,7 @@ import {
   useFrameThrottled,
 } from '@peertrain/ui';
 import { computeThread } from './computeThread.ts';
-import { phaseText, roleText, type BackendChoice } from './workerParams.ts';
+import { memoryText, phaseText, roleText, type BackendChoice } from './workerParams.ts';
 
 /** Served from public/data (built by packages/engine/scripts/build-mnist.ts). */
 export const MNIST_URL = '/data/mnist.bin';
@@ -220,14 +220,7 @@ function WorkerView(props: { live: Live }) {
                 (device.computeThread === true ? ', in a thread of its own' : '')}
           </Row>
           <Row id="memory" label="memory">
-            {s.memory === null
-              ? '–'
-              : `${formatBytes(s.memory.numBytes)} in ${s.memory.numTensors} tensors` +
-                (s.memory.numBytesInGPU !== undefined
-                  ? ` (GPU ${formatBytes(s.memory.numBytesInGPU)})`
-                  : '') +
-                // Data parallel keeps the model's parameters as plain arrays between steps.
-                (s.memory.paramBytes !== undefined ? `, parameters ${formatBytes(s.memory.paramBytes)}` : '')}
+            {memoryText(s.memory)}
           </Row>
           <Row id="links" label="links to peers" wide>
             {/* Tabs of this browser talk inside it (tab links); other devices over WebRTC. */}

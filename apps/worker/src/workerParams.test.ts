@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWorkerParams, phaseText, roleText } from './workerParams.ts';
+import { memoryText, parseWorkerParams, phaseText, roleText } from './workerParams.ts';
 
 describe('worker params', () => {
   it('reads room, backend and where to compute', () => {
@@ -68,5 +68,18 @@ describe('roleText', () => {
     );
     // The assignment may lag the role by one status update.
     expect(roleText('stage', null)).toBe('pipeline stage');
+  });
+});
+
+describe('memoryText', () => {
+  it("says what the engine holds, the parameters and a stage's activation peak when known", () => {
+    expect(memoryText(null)).toBe('–');
+    expect(memoryText({ numBytes: 1_500_000, numTensors: 14 })).toBe('1.50 MB in 14 tensors');
+    expect(memoryText({ numBytes: 0, numTensors: 0, numBytesInGPU: 2_000_000, paramBytes: 4_200_000 })).toBe(
+      '0 B in 0 tensors (GPU 2.00 MB), parameters 4.20 MB',
+    );
+    expect(
+      memoryText({ numBytes: 0, numTensors: 0, paramBytes: 4_200_000, peakActivationBytes: 786_400 }),
+    ).toBe('0 B in 0 tensors, parameters 4.20 MB, activations at most 786 kB');
   });
 });

@@ -7,8 +7,10 @@ import {
   toWireError,
   validateRoom,
   type BackendName,
+  type MemoryReport,
   type WireError,
 } from '@peertrain/protocol';
+import { formatBytes } from '@peertrain/ui';
 import type { WorkerPhase, WorkerStatus } from '@peertrain/worker-runtime';
 
 // Worker URL: /apps/worker/?room=ROOM[&backend=auto|webgpu|webgl|wasm|cpu][&compute=thread|page]
@@ -126,4 +128,21 @@ export function roleText(role: WorkerStatus['role'], stage: WorkerStatus['stage'
       return _;
     }
   }
+}
+
+/**
+ * The memory line: what the engine holds now ("1.2 MB in 14 tensors"), on GPU backends also on the
+ * device, then the parameters held between steps and, for a pipeline stage, the most activation
+ * bytes its last step held at once. The line follows every step, taken when the step is over: a
+ * stage holds nothing then (its kernels and activations live inside a step), so without its peak
+ * it read "0 B in 0 tensors" all run.
+ */
+export function memoryText(m: MemoryReport | null): string {
+  if (m === null) return '–';
+  return (
+    `${formatBytes(m.numBytes)} in ${m.numTensors} tensors` +
+    (m.numBytesInGPU !== undefined ? ` (GPU ${formatBytes(m.numBytesInGPU)})` : '') +
+    (m.paramBytes !== undefined ? `, parameters ${formatBytes(m.paramBytes)}` : '') +
+    (m.peakActivationBytes !== undefined ? `, activations at most ${formatBytes(m.peakActivationBytes)}` : '')
+  );
 }
