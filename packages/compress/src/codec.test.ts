@@ -89,6 +89,38 @@ describe('fp16', () => {
   });
 });
 
+describe('fp16 payloads', () => {
+  it('encode writes the bits toHalfBits gives, for every kind of float32', () => {
+    // Random bit patterns reach every exponent: zeros, subnormals, normals, Infinity and NaN.
+    const rnd = mulberry32(11);
+    const x = new Float32Array(200_000);
+    const bits = new Uint32Array(x.buffer);
+    for (let i = 0; i < bits.length; i++) bits[i] = Math.floor(rnd() * 2 ** 32);
+    // and the edges of the fast path, with their neighbours
+    const edges = [2 ** -14, 65504, 65519.99, 65520, 65536, 2 ** -14 * (1 - 2 ** -24), 1 + 2 ** -11];
+    const y = Float32Array.from(edges.flatMap((e) => [e, -e]));
+    for (const v of [x, y]) {
+      const view = new DataView(encodeFp16(v).buffer);
+      for (let i = 0; i < v.length; i++) {
+        const got = view.getUint16(8 + 2 * i, true);
+        if (got !== toHalfBits(v[i]!)) expect.fail(`${v[i]} encoded as ${got}, not ${toHalfBits(v[i]!)}`);
+      }
+    }
+  });
+
+  it('decodes a payload at an odd offset (as a received frame may carry it) to the same values', () => {
+    const x = data(1001, 6, 3);
+    const a = encodeFp16(x);
+    const framed = new Uint8Array(a.byteLength + 13);
+    framed.set(a, 7);
+    const odd = decode(framed.subarray(7, 7 + a.byteLength));
+    expect(odd).toEqual(decode(a));
+    const sum = Float32Array.from(x);
+    decodeInto(framed.subarray(7, 7 + a.byteLength), sum, { add: true });
+    for (let i = 0; i < x.length; i++) expect(sum[i]).toBe(Math.fround(x[i]! + odd[i]!));
+  });
+});
+
 describe('int8', () => {
   it("draws once from the caller's generator per payload (its rounding stream is seeded by that draw)", () => {
     const source = mulberry32(5);

@@ -62,10 +62,33 @@ export function fp16Bytes(n: number): number {
   return HEADER_BYTES + 2 * n;
 }
 
-/** x [n] float32 -> fp16 payload [8 + 2n] bytes. */
+/** The payload's u16s are little-endian; typed-array views write the platform's order. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * x [n] float32 -> fp16 payload [8 + 2n] bytes. The values a half holds as a normal number
+ * (2^-14 <= |x| < 65536) take one expression on the float's bits: adding 0xfff plus the kept
+ * mantissa's lowest bit before the shift rounds to nearest, ties to even, and a carry runs into the
+ * exponent as it should (up to Infinity). The rest (zero, subnormals, Infinity, NaN) go through
+ * toHalfBits. 262,144 values in Node: 1.0-1.05 ms against 2.8 with toHalfBits for every value (and
+ * a DataView write each), the same bits.
+ */
 export function encodeFp16(x: Float32Array): Uint8Array {
   const { out, view } = newPayload('fp16', x.length, fp16Bytes(x.length));
-  for (let i = 0; i < x.length; i++) view.setUint16(HEADER_BYTES + 2 * i, toHalfBits(x[i]!), true);
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  if (!LITTLE_ENDIAN) {
+    for (let i = 0; i < x.length; i++) view.setUint16(HEADER_BYTES + 2 * i, toHalfBits(x[i]!), true);
+    return out;
+  }
+  const h = new Uint16Array(out.buffer, HEADER_BYTES, x.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    const abs = b & 0x7fffffff;
+    h[i] =
+      abs >= 0x38800000 && abs < 0x47800000
+        ? ((b >>> 16) & 0x8000) | ((abs - 0x38000000 + 0xfff + ((abs >>> 13) & 1)) >>> 13)
+        : toHalfBits(x[i]!);
+  }
   return out;
 }
 
@@ -75,6 +98,15 @@ export function decodeFp16Into(h: PayloadHeader, byteLength: number, out: Float3
   table ??= buildTable();
   const t = table;
   const { view } = h;
+  // A u16 view where the platform and the payload's alignment allow (a frame's payload may sit at
+  // an odd offset), else the DataView.
+  const at = view.byteOffset + HEADER_BYTES;
+  if (LITTLE_ENDIAN && at % 2 === 0) {
+    const src = new Uint16Array(view.buffer, at, out.length);
+    if (add) for (let i = 0; i < out.length; i++) out[i] = out[i]! + t[src[i]!]!;
+    else for (let i = 0; i < out.length; i++) out[i] = t[src[i]!]!;
+    return;
+  }
   for (let i = 0; i < out.length; i++) {
     const v = t[view.getUint16(HEADER_BYTES + 2 * i, true)]!;
     out[i] = add ? out[i]! + v : v;
