@@ -137,8 +137,8 @@ pack() {
   local name="$1"
   shift
   rm -f "$OUT/peertrain-gpu-$name.tar.xz"*
-  log "packing $name (xz -${PEERTRAIN_XZ_LEVEL:-9})"
-  tar -C "$OUT" -cf - "$@" | xz -T0 "-${PEERTRAIN_XZ_LEVEL:-9}" >"$OUT/peertrain-gpu-$name.tar.xz"
+  log "packing $name (xz -${PEERTRAIN_XZ_LEVEL:-6})"
+  tar -C "$OUT" -cf - "$@" | xz -T0 "-${PEERTRAIN_XZ_LEVEL:-6}" >"$OUT/peertrain-gpu-$name.tar.xz"
   if [ "$(stat -c %s "$OUT/peertrain-gpu-$name.tar.xz")" -gt $((58 * 1024 * 1024)) ]; then
     split -b "$PART_SIZE" "$OUT/peertrain-gpu-$name.tar.xz" "$OUT/peertrain-gpu-$name.tar.xz.part-"
     rm "$OUT/peertrain-gpu-$name.tar.xz"
