@@ -128,8 +128,10 @@ describe('diloco', () => {
 
   it('fillWaits: a faster worker takes extra inner steps while it waits, and the run ends in step', async () => {
     const cfg = { ...overlapped4, steps: 24 } as const;
-    // Worker 1 sleeps 15 ms before each step: worker 0 ends its rounds first and waits for it.
-    const delayMs = (rank: number): number => (rank === 1 ? 15 : 0);
+    // Worker 1 sleeps 60 ms before each step: worker 0 ends its rounds first and waits for it.
+    // The margin is the test's premise: at 15 ms, a full suite run beside another one made worker
+    // 0's own steps about as slow, so it never waited and filled nothing.
+    const delayMs = (rank: number): number => (rank === 1 ? 60 : 0);
     const filled = await runCluster({ ...cfg, fillWaits: true }, { delayMs });
     const plain = await runCluster(cfg, { delayMs });
     const byWorker = (run: ClusterResult, w: number): number[] => run.extraSamples.map((e) => e[w]!);
