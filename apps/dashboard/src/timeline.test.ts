@@ -255,6 +255,9 @@ describe('rects', () => {
 describe('labels and hit test', () => {
   it('labels spans by kind and micro-batch', () => {
     expect(spanLabel(span({ startMs: 0, durMs: 1, microBatch: 3 }))).toBe('F3');
+    // an interleaved peer's second chunk
+    expect(spanLabel(span({ startMs: 0, durMs: 1, microBatch: 3, chunk: 1 }))).toBe('F3′');
+    expect(spanLabel(span({ startMs: 0, durMs: 1, microBatch: 3, chunk: 0 }))).toBe('F3');
     expect(spanLabel(span({ kind: 'backward', startMs: 0, durMs: 1, microBatch: 0 }))).toBe('B0');
     expect(spanLabel(span({ kind: 'send', startMs: 0, durMs: 1, microBatch: 12 }))).toBe('S12');
     expect(spanLabel(span({ kind: 'allreduce', startMs: 0, durMs: 1 }))).toBe('AR');

@@ -319,9 +319,13 @@ export function memoLayoutRects(): typeof layoutRects {
   };
 }
 
-/** Short text drawn inside a span: F3 / B3 / S3 / R3 for micro-batch 3, or the kind. */
+/**
+ * Short text drawn inside a span: F3 / B3 / S3 / R3 for micro-batch 3, or the kind. An interleaved
+ * peer's later chunks take primes, as in the interleaved schedule's papers: F3′ is micro-batch 3's
+ * forward through the peer's second chunk.
+ */
 export function spanLabel(s: TimelineSpan): string {
-  const mb = s.microBatch === undefined ? '' : String(s.microBatch);
+  const mb = s.microBatch === undefined ? '' : `${s.microBatch}${'′'.repeat(s.chunk ?? 0)}`;
   switch (s.kind) {
     case 'forward':
       return `F${mb}`;

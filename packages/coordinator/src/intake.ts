@@ -67,6 +67,7 @@ export class SpanIntake {
         lane: w.lane,
       };
       if (w.microBatch !== undefined) t.microBatch = w.microBatch;
+      if (w.chunk !== undefined) t.chunk = w.chunk;
       if (w.bytes !== undefined) t.bytes = w.bytes;
       if (w.peer !== undefined) t.peer = w.peer;
       this.traceSpans.push(t);

@@ -126,6 +126,8 @@ export const WireSpanSchema = z.object({
   durMs: z.number().min(0),
   step: z.number().int(),
   microBatch: z.number().int().optional(),
+  /** Interleaved pipelines: which of the peer's model chunks the op ran (0 = its first). */
+  chunk: z.number().int().min(0).optional(),
   bytes: z.number().min(0).optional(),
   lane: z.enum(LANES),
   /** The peer on the other end of a send / recv. */

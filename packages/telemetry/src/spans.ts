@@ -12,6 +12,8 @@ export interface Span {
   durMs: number;
   step: number;
   microBatch?: number;
+  /** Interleaved pipelines: which of the peer's model chunks the op ran (0 = its first). */
+  chunk?: number;
   /** Payload bytes moved (send, recv, allreduce). */
   bytes?: number;
   lane: Lane;
@@ -23,6 +25,7 @@ export interface Span {
 export interface SpanMeta {
   step: number;
   microBatch?: number;
+  chunk?: number;
   bytes?: number;
   lane?: Lane;
   peer?: string;
@@ -112,6 +115,7 @@ export class SpanRecorder {
       lane: meta.lane ?? laneOf(kind),
     };
     if (meta.microBatch !== undefined) span.microBatch = meta.microBatch;
+    if (meta.chunk !== undefined) span.chunk = meta.chunk;
     if (meta.bytes !== undefined) span.bytes = meta.bytes;
     if (meta.peer !== undefined) span.peer = meta.peer;
     const tail = (this.#head + this.#size) % this.capacity;

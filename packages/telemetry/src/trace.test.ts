@@ -50,6 +50,11 @@ describe('toChromeTrace', () => {
     expect(ts).toEqual([...ts].sort((a, b) => a - b));
   });
 
+  it("keeps an interleaved op's chunk in its args", () => {
+    const chunked = toChromeTrace([{ ...spans[0]!, chunk: 1 }], { offsets });
+    expect(chunked.traceEvents.find((e) => e.ph === 'X')?.args).toEqual({ step: 0, microBatch: 0, chunk: 1 });
+  });
+
   it('names one process per peer (named peers first) with compute and comm threads', () => {
     const processes = metadata.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args?.name]);
     expect(processes).toEqual([

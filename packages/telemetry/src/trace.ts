@@ -48,6 +48,7 @@ export function toChromeTrace(spans: readonly Span[], opts: TraceOptions = {}): 
     .map((s): ChromeTraceEvent => {
       const args: Record<string, number> = { step: s.step };
       if (s.microBatch !== undefined) args.microBatch = s.microBatch;
+      if (s.chunk !== undefined) args.chunk = s.chunk;
       if (s.bytes !== undefined) args.bytes = s.bytes;
       return {
         name: s.microBatch === undefined ? s.kind : `${s.kind} ${s.microBatch}`,

@@ -64,6 +64,12 @@ describe('interleaved and zero-bubble schedules over the in-memory transport', (
         const own = new Map(workers.map((w) => [w.status().peerId, w.status().stage?.chunks]));
         for (const s of pl.perStage) expect(own.get(s.peerId)).toEqual(halfOpen(s.chunks!));
       }
+      // Interleaved compute spans say which of the peer's chunks ran them; no other schedule's do.
+      const computes = coord.trace().traceEvents.filter((e) => e.ph === 'X' && e.cat === 'compute');
+      const chunks = new Set(
+        computes.filter((e) => /^(forward|backward) /.test(e.name)).map((e) => e.args?.chunk),
+      );
+      expect([...chunks].sort()).toEqual(v > 1 ? Array.from({ length: v }, (_, k) => k) : [undefined]);
       for (const s of pl.perStage) {
         expect(s.peakActivationBytes).toBeGreaterThan(0);
         if (recompute) expect(s.peakActivationBytes).toBeLessThanOrEqual(s.peakActivationBytesNoRecompute);

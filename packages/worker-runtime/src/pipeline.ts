@@ -304,8 +304,10 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
           // thread the span is when the op ran there: the hops to it and back are not compute.
           const kind = op.kind === 'forward' ? 'forward' : 'backward';
           const ran = stage.lastRan?.();
-          if (ran) spans.record(kind, ran.startMs, ran.endMs - ran.startMs, { step, microBatch: op.mb });
-          else span(kind, t0, { microBatch: op.mb });
+          // Interleaved: which of this peer's chunks ran it (the timeline shades chunks apart).
+          const at = { microBatch: op.mb, ...(ctx.chunks ? { chunk: op.chunk ?? 0 } : {}) };
+          if (ran) spans.record(kind, ran.startMs, ran.endMs - ran.startMs, { step, ...at });
+          else span(kind, t0, at);
           // Activations are held from the forward to the backward, or to the W of a split one.
           if (op.kind !== 'backwardInput') ctx.onHeld?.(op.kind === 'forward' ? ++held : --held);
           break;

@@ -339,6 +339,7 @@ function toWireSpan(span: Span): WireSpan {
     lane: span.lane,
   };
   if (span.microBatch !== undefined) wire.microBatch = span.microBatch;
+  if (span.chunk !== undefined) wire.chunk = span.chunk;
   if (span.bytes !== undefined) wire.bytes = span.bytes;
   if (span.peer !== undefined) wire.peer = span.peer;
   return wire;

@@ -96,6 +96,7 @@ export function Timeline(props: {
   const rows = useMemo(() => layoutRows(order), [order]);
   const labels = useMemo(() => rowLabels(order, peers, pipeline, room), [order, peers, pipeline, room]);
   const kinds = useMemo(() => presentKinds(spans), [spans]);
+  const chunked = useMemo(() => spans.some((s) => (s.chunk ?? 0) > 0), [spans]);
   const originMs = props.originMs ?? index.extent?.startMs ?? 0;
   const height = rows.rows.length > 0 ? rows.height : EMPTY_HEIGHT;
 
@@ -333,7 +334,7 @@ export function Timeline(props: {
         </div>
         <aside className="timeline-side">
           {pipeline && <BubbleStats pipeline={pipeline} />}
-          <Legend kinds={kinds.length > 0 ? kinds : LEGEND_KINDS} />
+          <Legend kinds={kinds.length > 0 ? kinds : LEGEND_KINDS} chunked={chunked} />
         </aside>
       </div>
       <p className="muted small hint">
@@ -344,7 +345,7 @@ export function Timeline(props: {
   );
 }
 
-function Legend(props: { kinds: readonly SpanKind[] }) {
+function Legend(props: { kinds: readonly SpanKind[]; chunked: boolean }) {
   return (
     <ul className="legend" aria-label="span kinds">
       {props.kinds.map((k) => (
@@ -353,6 +354,12 @@ function Legend(props: { kinds: readonly SpanKind[] }) {
           {SPAN_STYLE[k].name}
         </li>
       ))}
+      {props.chunked && (
+        <li key="chunk" title="lighter: the op ran through the peer's second chunk of layers">
+          <span className="swatch" style={{ background: SPAN_STYLE.forward.fill, opacity: 0.6 }} />
+          2nd chunk (F3′)
+        </li>
+      )}
     </ul>
   );
 }
@@ -361,7 +368,11 @@ function SpanTip(props: { hover: Hover; originMs: number; room: string }) {
   const { span: s, x, y, boxWidth } = props.hover;
   const rows: [string, ReactNode][] = [
     ['peer', shortPeerId(s.peerId, props.room)],
-    ['step', s.microBatch === undefined ? s.step : `${s.step} · micro-batch ${s.microBatch}`],
+    [
+      'step',
+      (s.microBatch === undefined ? String(s.step) : `${s.step} · micro-batch ${s.microBatch}`) +
+        (s.chunk === undefined ? '' : ` · chunk ${s.chunk}`),
+    ],
     ['start', `+${formatMs(s.startMs - props.originMs)}`],
     ['duration', formatMs(s.durMs)],
   ];

@@ -110,6 +110,11 @@ export function drawTimeline(ctx: CanvasRenderingContext2D, scene: TimelineScene
     const style = SPAN_STYLE[r.kind];
     ctx.fillStyle = style.fill;
     ctx.fillRect(r.x, r.y, r.w, r.h);
+    if ((r.span.chunk ?? 0) > 0) {
+      // An interleaved peer's later chunks: a lighter shade of the kind's colour.
+      ctx.fillStyle = 'rgba(255,255,255,0.4)';
+      ctx.fillRect(r.x, r.y, r.w, r.h);
+    }
     if (r.w >= 4) {
       ctx.fillStyle = 'rgba(255,255,255,0.85)';
       ctx.fillRect(r.x, r.y, 1, r.h);
