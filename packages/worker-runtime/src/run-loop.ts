@@ -41,10 +41,9 @@ export function startRun(core: WorkerCore, assign: Assign): void {
   const run = newRunState(assign);
   core.current = run;
   const { stages: p } = runShape(assign.config);
-  const range = assign.stages?.[assign.rank % p];
-  // Interleaved: chunk c is on the peer of stage c mod P.
-  const V = assign.config.virtualStages;
-  const chunks = assign.stages?.filter((_, c) => c % p === assign.rank % p) ?? [];
+  // The ranges this rank holds: range c is on the peer of stage c mod P (several when interleaved).
+  const mine = assign.stages?.filter((_, c) => c % p === assign.rank % p) ?? [];
+  const range = mine[0];
   core.update({
     stage:
       assign.role.kind === 'stage' && range
@@ -53,7 +52,7 @@ export function startRun(core: WorkerCore, assign: Assign): void {
             replica: assign.role.replica,
             stages: p,
             ...range,
-            ...(V > 1 && chunks.length > 1 ? { chunks } : {}),
+            ...(mine.length > 1 ? { chunks: mine } : {}),
           }
         : null,
     phase: 'loading',
