@@ -176,6 +176,7 @@ describe('parseCommandLine', () => {
       virtualStages: 1,
       recompute: false,
       activationCompress: 'none',
+      activationSkipZeros: true,
       partition: 'auto',
       spares: 0,
       stageCheckpointEvery: 10,
@@ -244,7 +245,7 @@ describe('parseCommandLine', () => {
 
   it('maps the pipeline and hybrid options', () => {
     const pipe = train(
-      '--strategy pipeline --workers 4 --model cnn --micro-batches 8 --schedule gpipe --recompute --activation-compress fp16 --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
+      '--strategy pipeline --workers 4 --model cnn --micro-batches 8 --schedule gpipe --recompute --activation-compress fp16 --no-skip-zeros --partition 0-1,2-3,4-5,6-7 --trace t.json'.split(
         ' ',
       ),
     );
@@ -255,6 +256,7 @@ describe('parseCommandLine', () => {
       schedule: 'gpipe',
       recompute: true,
       activationCompress: 'fp16',
+      activationSkipZeros: false,
       partition: '0-1,2-3,4-5,6-7',
       batch: 128,
     });

@@ -107,6 +107,8 @@ Pipeline and hybrid:
   --recompute            keep only each stage's input; recompute the forward in backward
   --activation-compress none|fp16|int8
                          codec of the activations and gradients between stages (default none)
+  --no-skip-zeros        send the zeros between stages too (default: a ReLU's zeros, and its
+                         gradient's, cross as a bit mask; lossless)
   --partition auto|RANGES
                          stage layers, e.g. 0-2,3-5,6-7 (default auto: planned from per-layer
                          costs measured on each worker, within each device's memory)
@@ -251,6 +253,7 @@ const OPTIONS = {
   'micro-batches': { type: 'string' },
   recompute: { type: 'boolean' },
   'activation-compress': { type: 'string' },
+  'no-skip-zeros': { type: 'boolean' },
   partition: { type: 'string' },
   replicas: { type: 'string' },
   spares: { type: 'string' },
@@ -451,6 +454,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (heartbeat !== undefined) config.heartbeatTimeoutMs = heartbeat;
   if (values.recompute === true) config.recompute = true;
   if (values['activation-compress'] !== undefined) config.activationCompress = values['activation-compress'];
+  if (values['no-skip-zeros'] === true) config.activationSkipZeros = false;
   if (values['no-outer-nesterov'] === true) config.outerNesterov = false;
   if (values['overlap-outer'] === true) config.overlapOuter = true;
   if (values['fill-waits'] === true) config.fillWaits = true;

@@ -2,7 +2,7 @@ import { mulberry32 } from '@peertrain/base';
 import { ConfigError } from '@peertrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { createCompressor, decode, decodeInto, encodePayload, relativeError } from './codec.ts';
-import { CompressionError } from './errors.ts';
+import { codeOf } from './testing.ts';
 import { encodeFp16, fp16Bytes, fromHalfBits, toHalfBits } from './fp16.ts';
 import { encodeInt8, int8Bytes } from './int8.ts';
 import { formatCompression, parseCompression } from './spec.ts';
@@ -12,17 +12,6 @@ import { ErrorFeedback, encodeTopk, topkCount } from './topk.ts';
 function data(n: number, seed: number, amp = 1): Float32Array {
   const rnd = mulberry32(seed);
   return Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * amp);
-}
-
-/** Runs fn and returns the CompressionError code it throws (fails the test otherwise). */
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CompressionError);
-    return (err as CompressionError).code;
-  }
-  return expect.fail('expected a CompressionError');
 }
 
 describe('parseCompression', () => {

@@ -6,6 +6,7 @@ import { readHeader } from './header.ts';
 import type { PayloadCodec } from './header.ts';
 import { DEFAULT_INT8_BUCKET, decodeInt8Into, encodeInt8 } from './int8.ts';
 import { PowerSgd } from './powersgd.ts';
+import { decodeSparseInto } from './sparse.ts';
 import type { CompressionSpec } from './spec.ts';
 import { ErrorFeedback, decodeTopkInto, encodeTopk } from './topk.ts';
 
@@ -114,6 +115,9 @@ export function decodeInto(bytes: Uint8Array, out: Float32Array, opts: DecodeOpt
       return decodeInt8Into(h, bytes.byteLength, out, add);
     case 'topk':
       return decodeTopkInto(h, bytes.byteLength, out, add);
+    case 'sparse':
+    case 'sparse-fp16':
+      return decodeSparseInto(h.codec, h, bytes.byteLength, out, add);
   }
 }
 

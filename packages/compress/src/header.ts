@@ -10,9 +10,19 @@ const MAGIC = 0xc5;
 const VERSION = 1;
 
 /** Wire ids of the payload codecs (PowerSGD exchanges plain float32 factors, so it has none). */
-export const CODEC_IDS = { fp16: 1, int8: 2, topk: 3 } as const;
+export const CODEC_IDS = { fp16: 1, int8: 2, topk: 3, sparse: 4, 'sparse-fp16': 5 } as const;
 export type PayloadCodec = keyof typeof CODEC_IDS;
-const CODEC_NAMES: readonly (PayloadCodec | undefined)[] = [undefined, 'fp16', 'int8', 'topk'];
+const CODEC_NAMES: readonly (PayloadCodec | undefined)[] = [
+  undefined,
+  'fp16',
+  'int8',
+  'topk',
+  'sparse',
+  'sparse-fp16',
+];
+
+/** Typed-array views write the platform's byte order; payloads are little-endian. */
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A new payload of `bytes` bytes with its header written; returns it and a DataView over it. */
 export function newPayload(
@@ -21,12 +31,18 @@ export function newPayload(
   bytes: number,
 ): { out: Uint8Array; view: DataView } {
   const out = new Uint8Array(bytes);
-  const view = new DataView(out.buffer);
+  writeHeader(out, codec, length);
+  return { out, view: new DataView(out.buffer) };
+}
+
+/** Writes the header of a `codec` payload of `length` elements at the start of `out`. */
+export function writeHeader(out: Uint8Array, codec: PayloadCodec, length: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
   view.setUint8(0, MAGIC);
   view.setUint8(1, CODEC_IDS[codec]);
   view.setUint8(2, VERSION);
+  view.setUint8(3, 0);
   view.setUint32(4, length, true);
-  return { out, view };
 }
 
 export interface PayloadHeader {
@@ -55,6 +71,11 @@ export function readHeader(bytes: Uint8Array): PayloadHeader {
     );
   }
   return { codec, length: view.getUint32(4, true), view };
+}
+
+/** The codec a payload says it is in (its header checked); CompressionError when it is not one of ours. */
+export function payloadCodec(bytes: Uint8Array): PayloadCodec {
+  return readHeader(bytes).codec;
 }
 
 /** Throws bad-length unless the payload is exactly `want` bytes. */

@@ -158,6 +158,13 @@ const RunConfigObject = z.object({
   recompute: z.boolean().default(false),
   /** Codec of the tensors that cross stages (activations forward, their gradients backward). */
   activationCompress: z.enum(['none', 'fp16', 'int8']).default('none'),
+  /**
+   * Zero skipping between stages (lossless): a tensor that is mostly zeros (a ReLU's output) crosses
+   * as a mask and its non-zero values, and the gradient sent back for a ReLU's output is zeroed
+   * where the output was (the sender drops those elements anyway) and crosses the same way. Not
+   * with activationCompress int8.
+   */
+  activationSkipZeros: z.boolean().default(true),
   /** 'auto' (the planner, from per-layer costs measured on each worker) or ranges "0-2,3-5,6-7". */
   partition: z.string().min(1).default('auto'),
   /** Pipeline replicas (hybrid); workers = replicas * stages. */

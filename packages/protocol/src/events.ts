@@ -26,6 +26,8 @@ export const PipelineReportSchema = z.object({
   recompute: z.boolean(),
   /** Codec of the tensors that crossed stages (--activation-compress). */
   activationCompress: z.enum(['none', 'fp16', 'int8']).exactOptional(),
+  /** Whether zeros were skipped between stages (config activationSkipZeros). */
+  activationSkipZeros: z.boolean().exactOptional(),
   /** Bytes the stages sent each other per step (every replica; from the workers' send spans). */
   bytesBetweenStagesPerStep: anyNumber.exactOptional(),
   /** Median measured bubble over the steps after the first few (warm-up). */

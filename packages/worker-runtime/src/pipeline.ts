@@ -9,14 +9,23 @@
 // their gradients as { ..., tag: GRAD_TAG }; a stage's parameters gathered for evaluation as
 // { runId, step, microBatch: null, tag: PARAM_TAG_BASE + stage } (the all-reduce of a hybrid's stage
 // group uses microBatch null and tags from 0, on other links).
-import { decode, encodePayload } from '@peertrain/compress';
-import type { PayloadCompressor } from '@peertrain/compress';
+import {
+  countSent,
+  decode,
+  encodePayload,
+  encodeSparse,
+  fp16Bytes,
+  payloadCodec,
+  sparseBytes,
+} from '@peertrain/compress';
+import type { PayloadCodec, PayloadCompressor } from '@peertrain/compress';
 import { ProtocolError } from '@peertrain/protocol';
 import type { AnyOp, AnyStageOps } from '@peertrain/schedules';
 import type { SpanKind } from '@peertrain/protocol';
 import type { SpanMeta, SpanRecorder } from '@peertrain/telemetry';
 import type { Mesh, TensorKey } from '@peertrain/transport';
 import type { StageSession, StageStepOutcome } from './compute.ts';
+import { gateGradient, nonZeroMask } from './zero-gate.ts';
 
 /** The schedule and the stage disagree (a runtime bug, or ops that do not fit this stage). */
 export class PipelineError extends Error {
@@ -49,6 +58,17 @@ export interface PipelineStepContext {
   onHeld?: (count: number) => void;
   /** Codec of the tensors this stage sends (--activation-compress); null: float32 as computed. */
   codec?: PayloadCompressor | null;
+  /**
+   * Zero skipping (config activationSkipZeros): a tensor whose payload is smaller as a mask and its
+   * non-zero values goes that way (float32, or fp16 with the fp16 codec; never with int8), and
+   * receives accept it. Default false.
+   */
+  skipZeros?: boolean;
+  /**
+   * With skipZeros: whether chunk k's input is a zero-gated output (zero-gate.ts), so that the
+   * gradient sent back for it is zeroed where the input was 0 (and then skips those zeros too).
+   */
+  gatedInput?: (chunk: number) => boolean;
   /** false: one lane, each receive posted at its op and each send awaited there (for measurements). */
   overlap?: boolean;
   /**
@@ -101,12 +121,55 @@ function asBytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** The tensor's float32 values: as sent, or decoded from a compressed payload (dtype uint8). */
-function tensorValues(dtype: string, data: Uint8Array, compressed: boolean): Float32Array {
-  if (compressed && dtype === 'uint8') return decode(data);
-  if (!compressed && dtype === 'float32') return f32View(data);
-  const want = compressed ? 'uint8 (compressed)' : 'float32';
-  throw new ProtocolError('bad-message', `expected ${want} activations, got ${dtype}`);
+/** The smallest share of the dense bytes a zero-skipping payload must save to be sent instead. */
+export const SKIP_ZEROS_MIN_SAVING = 0.1;
+
+/**
+ * How this stage's tensors travel: the codecs of the payloads it sends and accepts, float32 raw
+ * ('float32') among them when there is no codec.
+ */
+export function wireFormats(
+  codec: PayloadCompressor | null,
+  skipZeros: boolean,
+): ('float32' | PayloadCodec)[] {
+  if (codec?.kind === 'int8' || codec?.kind === 'topk') return [codec.kind];
+  if (codec) return skipZeros ? ['fp16', 'sparse-fp16'] : ['fp16'];
+  return skipZeros ? ['float32', 'sparse'] : ['float32'];
+}
+
+/** `data` as it goes on the wire: raw float32, the codec's payload, or zero-skipping when that is smaller enough. */
+export function encodeTensor(
+  data: Float32Array,
+  codec: PayloadCompressor | null,
+  skipZeros: boolean,
+): { dtype: 'float32' | 'uint8'; payload: Uint8Array } {
+  if (skipZeros && (codec === null || codec.kind === 'fp16')) {
+    const kind = codec ? 'sparse-fp16' : 'sparse';
+    const dense = codec ? fp16Bytes(data.length) : 4 * data.length;
+    const sent = countSent(data);
+    if (sparseBytes(kind, data.length, sent) <= dense * (1 - SKIP_ZEROS_MIN_SAVING))
+      return { dtype: 'uint8', payload: encodeSparse(data, kind, sent) };
+  }
+  if (codec) return { dtype: 'uint8', payload: encodePayload(codec, data) };
+  return { dtype: 'float32', payload: asBytes(data) };
+}
+
+/** The tensor's float32 values: as sent, or decoded from a payload of one of the `accepted` formats. */
+export function tensorValues(
+  dtype: string,
+  data: Uint8Array,
+  accepted: readonly ('float32' | PayloadCodec)[],
+): Float32Array {
+  if (dtype === 'float32' && accepted.includes('float32')) return f32View(data);
+  if (dtype === 'uint8') {
+    const got = payloadCodec(data);
+    if (accepted.includes(got)) return decode(data);
+    throw new ProtocolError(
+      'bad-message',
+      `expected ${accepted.join(' or ')} activations, got a ${got} payload`,
+    );
+  }
+  throw new ProtocolError('bad-message', `expected ${accepted.join(' or ')} activations, got ${dtype}`);
 }
 
 interface Arrival {
@@ -125,6 +188,8 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
   const { mesh, runId, step, stage } = ctx;
   const overlap = ctx.overlap ?? true;
   const codec = ctx.codec ?? null;
+  const skipZeros = ctx.skipZeros ?? false;
+  const accepted = wireFormats(codec, skipZeros);
   const offset = ctx.tagOffset ?? 0;
   const key = (mb: number, tag: number): TensorKey => ({ runId, step, microBatch: mb, tag: tag + offset });
   // Aborts the posted receives when the step fails (or when the caller aborts).
@@ -142,7 +207,7 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
   const post = (peer: string | null, mb: number, tag: number): Promise<Arrival> => {
     const from = neighbour(peer, 'receive from');
     const p = mesh.recvTensor(from, key(mb, tag), { signal }).then((msg) => ({
-      values: tensorValues(msg.dtype, msg.data, codec !== null),
+      values: tensorValues(msg.dtype, msg.data, accepted),
       bytes: msg.data.byteLength,
     }));
     p.catch(() => {}); // observed by its recv op, or settled in fail()
@@ -176,9 +241,8 @@ function stepComm(ctx: PipelineStepContext, span: Span) {
     async send(peer: string | null, mb: number, tag: number, data: Float32Array): Promise<void> {
       const to = neighbour(peer, 'send to');
       const t0 = now();
-      const payload = codec ? encodePayload(codec, data) : asBytes(data);
-      const dtype = codec ? 'uint8' : 'float32';
-      const shape = [codec ? payload.byteLength : data.length];
+      const { dtype, payload } = encodeTensor(data, codec, skipZeros);
+      const shape = [dtype === 'uint8' ? payload.byteLength : data.length];
       const bytes = payload.byteLength;
       const p = mesh
         .sendTensor(to, { ...key(mb, tag), dtype, shape, data: payload }, { signal })
@@ -267,6 +331,9 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
   // Keyed chunk/mb: a peer of an interleaved schedule holds several chunks' tensors of one mb.
   const received = new Map<string, Float32Array>();
   const produced = new Map<string, Float32Array>();
+  // Zero-gated inputs: where each held micro-batch's input was not zero (its gradient is gated by it).
+  const masks = new Map<string, Int32Array>();
+  const gated = (chunk: number): boolean => (ctx.skipZeros ?? false) && (ctx.gatedInput?.(chunk) ?? false);
   const id = (op: Exclude<AnyOp, { kind: 'optimizer' }>): string => `${op.chunk ?? 0}/${op.mb}`;
   const self = ctx.position ?? null;
   let held = 0;
@@ -284,9 +351,12 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
     for (const op of ctx.ops) {
       signal.throwIfAborted();
       switch (op.kind) {
-        case 'recvAct':
-          received.set(id(op), await comm.recv(ctx.prev, op.mb, chunkTag(op, self)));
+        case 'recvAct': {
+          const input = await comm.recv(ctx.prev, op.mb, chunkTag(op, self));
+          if (gated(op.chunk ?? 0)) masks.set(id(op), nonZeroMask(input));
+          received.set(id(op), input);
           break;
+        }
         case 'recvGrad':
           received.set(id(op), await comm.recv(ctx.next, op.mb, chunkTag(op, self)));
           break;
@@ -315,9 +385,13 @@ export async function runPipelineStep(ctx: PipelineStepContext): Promise<StageSt
         case 'sendAct':
           await comm.send(ctx.next, op.mb, chunkTag(op, self), take(op));
           break;
-        case 'sendGrad':
-          await comm.send(ctx.prev, op.mb, chunkTag(op, self), take(op));
+        case 'sendGrad': {
+          const dx = take(op);
+          const mask = masks.get(id(op));
+          masks.delete(id(op));
+          await comm.send(ctx.prev, op.mb, chunkTag(op, self), mask ? gateGradient(dx, mask) : dx);
           break;
+        }
         case 'optimizer': {
           const t0 = now();
           outcome = await endChunks(ctx);

@@ -98,6 +98,7 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
                 replica0.map((p) => p.peerId),
               ),
               activationCompress: config.activationCompress,
+              activationSkipZeros: config.activationSkipZeros,
               ...(crossed.steps() > 0 ? { bytesBetweenStagesPerStep: crossed.perStep() } : {}),
             },
           }

@@ -31,6 +31,7 @@ import {
   stageChunks,
   stageCoords,
   stepOutcome,
+  zeroSkipping,
 } from './pipeline.ts';
 import type { StageCoords } from './pipeline.ts';
 import type { MethodContext, MethodRun, WorkerMethod } from './types.ts';
@@ -147,6 +148,7 @@ function stageStep(s: LiveStage, h: Held, step: number) {
     signal: AbortSignal.any([ctx.signal, s.inbox.abort.signal]),
     onHeld: ctx.onHeld,
     tagOffset: EPOCH_TAG_STRIDE * s.epoch,
+    ...zeroSkipping(ctx.assign.config, [h]),
     optimizer: () => {
       const t0 = ctx.spans.now();
       h.optimizer.step(h.params, h.grads);

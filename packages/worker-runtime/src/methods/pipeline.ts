@@ -2,7 +2,8 @@
 // of layers) and walks its schedule's op list per step (../pipeline.ts is the engine). Replica 0's
 // stages gather their parameters on rank 0, which evaluates the whole model. hybrid.ts is this
 // method plus the stage group's averaging over the replicas.
-import { PHASE_TIMEOUTS, ProtocolError, runShape } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError, modelPreset, runShape } from '@peertrain/protocol';
+import type { RunConfig } from '@peertrain/protocol';
 import { createCompressor } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
 import { createOptimizer } from '@peertrain/optim';
@@ -12,6 +13,7 @@ import type { StageSession, StageStepOutcome } from '../compute.ts';
 import { hopTimed } from '../phase-timeouts.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
 import type { StageChunk } from '../pipeline.ts';
+import { zeroGatedOutput } from '../zero-gate.ts';
 import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
 import type { StepOutcome } from './types.ts';
 
@@ -118,6 +120,7 @@ function setupStage(ctx: MethodContext, spec: StageMethodSpec): MethodRun {
         signal: ctx.signal,
         onHeld: ctx.onHeld,
         codec,
+        ...zeroSkipping(config, chunks ?? [{ stage }]),
         ...(chunks ? { chunks, position: coords.stage } : {}),
         optimizer: async () => {
           await spec.average?.(run, step);
@@ -183,6 +186,19 @@ export function stageChunks(
     return c;
   });
   return { stage: sessions[0]!, params, grads, chunks: V > 1 ? chunks : null };
+}
+
+/**
+ * The step context's zero skipping (config activationSkipZeros): on, and which of the peer's chunks
+ * take a zero-gated input (their gradients are gated before they go back).
+ */
+export function zeroSkipping(
+  config: Pick<RunConfig, 'activationSkipZeros' | 'model'>,
+  chunks: readonly { stage: { first: number } }[],
+): { skipZeros: boolean; gatedInput: (chunk: number) => boolean } {
+  const layers = modelPreset(config.model).layers;
+  const gated = chunks.map((c) => zeroGatedOutput(layers, c.stage.first));
+  return { skipZeros: config.activationSkipZeros, gatedInput: (chunk) => gated[chunk] ?? false };
 }
 
 /** The codec of what this stage sends (int8's stochastic rounding seeded per rank); null for none. */
