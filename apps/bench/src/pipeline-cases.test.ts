@@ -12,6 +12,7 @@ import {
   recomputeCosts,
   samplesPerSec,
   stepMs,
+  zeroSkipping,
 } from './pipeline-cases.ts';
 import type { OkRow } from './pipeline-cases.ts';
 import { key, okRow } from './pipeline.fixture.ts';
@@ -21,8 +22,8 @@ describe('pipelineCases', () => {
   it('runs naive at M = 1 and every schedule at every M for each P, then the recompute pair', () => {
     const s = pipelineSettings(false);
     const cases = pipelineCases(s);
-    // 3 x (1 + 4 schedules x 3 M) grid runs + 2 recompute runs.
-    expect(cases).toHaveLength(41);
+    // 3 x (1 + 4 schedules x 3 M) grid runs + 2 recompute runs + the zeros-sent run.
+    expect(cases).toHaveLength(42);
     expect(cases.slice(0, 9).map(caseLabel)).toEqual([
       'P=2 naive M=1',
       'P=2 gpipe M=4',
@@ -36,7 +37,13 @@ describe('pipelineCases', () => {
     ]);
     expect(cases.filter((c) => c.schedule === 'naive').every((c) => c.microBatches === 1)).toBe(true);
     expect(cases.filter((c) => c.schedule === 'interleaved').every((c) => c.virtualStages === 2)).toBe(true);
-    expect(cases.slice(39)).toEqual([key(4, '1f1b', 8, false, 12), key(4, '1f1b', 8, true, 12)]);
+    expect(cases.slice(39)).toEqual([
+      key(4, '1f1b', 8, false, 12),
+      key(4, '1f1b', 8, true, 12),
+      { ...key(4, '1f1b', 8, false, 12), skipZeros: false },
+    ]);
+    expect(parseRunConfig(pipelineConfig(cases[41]!, s)).activationSkipZeros).toBe(false);
+    expect(parseRunConfig(pipelineConfig(cases[40]!, s)).activationSkipZeros).toBe(true);
     expect(cases.slice(0, 39).every((c) => c.steps === 6 && !c.recompute)).toBe(true);
   });
 
@@ -69,6 +76,7 @@ describe('pipelineCases', () => {
       'P=4 zb-h1 M=8',
       'P=4 1f1b M=8',
       'P=4 1f1b M=8 +recompute',
+      'P=4 1f1b M=8 zeros sent',
     ]);
   });
 
@@ -182,6 +190,32 @@ describe('summaries', () => {
     });
     expect(cost?.stepIncrease).toBeCloseTo(0.2, 12);
     expect(cost?.stage0PeakDecrease).toBeCloseTo(200 / 460, 12);
+  });
+
+  it('zeroSkipping pairs the zeros-sent run with the one that skipped them, never with another', () => {
+    const peaks = [460_000, 400_000, 260_000, 200_000];
+    const skipped = okRow(key(4, '1f1b', 8, false, 12), peaks, 300, { bytesBetweenStagesPerStep: 900_000 });
+    const sent = okRow({ ...key(4, '1f1b', 8, false, 12), skipZeros: false }, peaks, 600, {
+      bytesBetweenStagesPerStep: 3_000_000,
+      bubbleMeasured: 0.78,
+    });
+    expect(zeroSkipping([...rows, skipped], s)).toEqual([]);
+    expect(zeroSkipping([...rows, sent], s)).toEqual([]);
+    expect(zeroSkipping([...rows, sent, skipped], s)).toEqual([
+      {
+        stages: 4,
+        schedule: '1f1b',
+        microBatches: 8,
+        bytesSent: 3_000_000,
+        bytesSkipped: 900_000,
+        stepMsSent: 600,
+        stepMsSkipped: 300,
+        bubbleSent: 0.78,
+        bubbleSkipped: skipped.bubbleMeasured,
+      },
+    ]);
+    // The headline keeps to the runs that skipped zeros.
+    expect(findRow([sent], { ...key(4, '1f1b', 8), recompute: false })).toBeNull();
   });
 
   it('headline compares 1f1b with theory and stage-0 memory with gpipe', () => {

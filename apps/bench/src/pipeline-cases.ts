@@ -44,6 +44,8 @@ export interface PipelineCase extends ScheduleSpec {
   stages: number;
   microBatches: number;
   recompute: boolean;
+  /** false: every zero crosses between stages (activationSkipZeros off); absent: skipped, the default. */
+  skipZeros?: boolean;
   steps: number;
 }
 
@@ -61,9 +63,12 @@ export function scheduleLabel(c: ScheduleSpec): string {
 /** A case without its step count: what sameCase compares. */
 export type CaseKey = Omit<PipelineCase, 'steps'>;
 
-/** "P=4 1f1b M=8 +recompute", "P=4 interleaved V=2 M=8" */
+/** "P=4 1f1b M=8 +recompute", "P=4 interleaved V=2 M=8", "P=4 1f1b M=8 zeros sent" */
 export function caseLabel(c: CaseKey): string {
-  return `P=${c.stages} ${scheduleLabel(c)} M=${c.microBatches}${c.recompute ? ' +recompute' : ''}`;
+  return (
+    `P=${c.stages} ${scheduleLabel(c)} M=${c.microBatches}${c.recompute ? ' +recompute' : ''}` +
+    (c.skipZeros === false ? ' zeros sent' : '')
+  );
 }
 
 export function sameCase(a: CaseKey, b: CaseKey): boolean {
@@ -72,7 +77,8 @@ export function sameCase(a: CaseKey, b: CaseKey): boolean {
     a.schedule === b.schedule &&
     a.virtualStages === b.virtualStages &&
     a.microBatches === b.microBatches &&
-    a.recompute === b.recompute
+    a.recompute === b.recompute &&
+    (a.skipZeros ?? true) === (b.skipZeros ?? true)
   );
 }
 
@@ -80,8 +86,9 @@ export function sameCase(a: CaseKey, b: CaseKey): boolean {
  * The runs in order: for each P, naive at M = 1, then every schedule of `s.schedules` at every M
  * (`steps` each; interleaved only where M >= P, its schedule's need); then each recompute case
  * twice, back to back, without and with recomputation, at `recomputeSteps` (more measured steps:
- * recomputation's cost is small beside the noise). Throws ConfigError for a (P, V) without a
- * partition or an M the batch cannot hold.
+ * recomputation's cost is small beside the noise), and a third time with every zero sent between
+ * stages (what skipping them saves). Throws ConfigError for a (P, V) without a partition or an M
+ * the batch cannot hold.
  */
 export function pipelineCases(s: PipelineSettings): PipelineCase[] {
   const issues: string[] = [];
@@ -114,6 +121,7 @@ export function pipelineCases(s: PipelineSettings): PipelineCase[] {
     if (r.schedule === 'naive' && r.microBatches !== 1) issues.push(`naive runs M=1, not ${r.microBatches}`);
     for (const recompute of [false, true])
       out.push({ ...r, virtualStages: 1, recompute, steps: s.recomputeSteps });
+    out.push({ ...r, virtualStages: 1, recompute: false, skipZeros: false, steps: s.recomputeSteps });
   }
   if (issues.length > 0) throw new ConfigError('invalid pipeline benchmark settings', issues);
   return out;
@@ -135,6 +143,7 @@ export function pipelineConfig(c: PipelineCase, s: PipelineSettings): RunConfigI
     microBatches: c.microBatches,
     ...(c.virtualStages > 1 ? { virtualStages: c.virtualStages } : {}),
     recompute: c.recompute,
+    ...(c.skipZeros === false ? { activationSkipZeros: false } : {}),
     partition,
     // The fastest backend measured on this machine (wasm ~15 GFLOP/s, webgl ~1, cpu and SwiftShader webgpu <0.5); 'auto' would probe every tab.
     backend: 'wasm',
@@ -209,6 +218,40 @@ export function recomputeCosts(rows: readonly PipelineRow[], s: PipelineSettings
       stage0PeakDecrease: 1 - p0re / p0,
       maxPeakBytes: maxPeak(without).bytes,
       maxPeakBytesRecompute: maxPeak(withRe).bytes,
+    });
+  }
+  return out;
+}
+
+export interface ZeroSkipping {
+  stages: number;
+  schedule: ScheduleKind;
+  microBatches: number;
+  /** Bytes between stages per step, step ms and bubble with every zero sent, then with zeros skipped. */
+  bytesSent: number | null;
+  bytesSkipped: number | null;
+  stepMsSent: number;
+  stepMsSkipped: number;
+  bubbleSent: number;
+  bubbleSkipped: number;
+}
+
+/** One entry per recompute case whose run without recomputation and whose zeros-sent run both succeeded. */
+export function zeroSkipping(rows: readonly PipelineRow[], s: PipelineSettings): ZeroSkipping[] {
+  const out: ZeroSkipping[] = [];
+  for (const r of s.recompute) {
+    const key = { ...r, virtualStages: 1, recompute: false };
+    const skipped = findRow(rows, key, s.recomputeSteps);
+    const sent = findRow(rows, { ...key, skipZeros: false }, s.recomputeSteps);
+    if (!skipped || !sent) continue;
+    out.push({
+      ...r,
+      bytesSent: sent.bytesBetweenStagesPerStep,
+      bytesSkipped: skipped.bytesBetweenStagesPerStep,
+      stepMsSent: stepMs(sent),
+      stepMsSkipped: stepMs(skipped),
+      bubbleSent: sent.bubbleMeasured,
+      bubbleSkipped: skipped.bubbleMeasured,
     });
   }
   return out;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pipelineSettings } from './args.ts';
-import { headline, recomputeCosts } from './pipeline-cases.ts';
+import { headline, recomputeCosts, zeroSkipping } from './pipeline-cases.ts';
 import { key, okRow } from './pipeline.fixture.ts';
 import type { PipelineSpanAnalysis } from './pipeline-spans.ts';
 import {
@@ -63,6 +63,29 @@ function part(): PipelinePart {
     traceFile: '20261122-000000-pipeline-1f1b-P4-M8.trace.json',
   };
 }
+
+describe('zeros sent against zeros skipped', () => {
+  it('marks the zeros-sent run in the grid and compares it in its own table', () => {
+    const base = part();
+    const sent = okRow({ ...key(4, '1f1b', 8, false, 12), skipZeros: false }, [463_360, 0, 0, 0], 2000, {
+      bytesBetweenStagesPerStep: 3_145_728,
+      bubbleMeasured: 0.78,
+    });
+    const skipped = okRow(key(4, '1f1b', 8, false, 12), [463_360, 0, 0, 0], 1000, {
+      bytesBetweenStagesPerStep: 943_718,
+      bubbleMeasured: 0.69,
+    });
+    const rows = [...base.rows, sent, skipped];
+    const md = renderPipeline({ ...base, rows, zeros: zeroSkipping(rows, pipelineSettings(false)) }).join(
+      '\n',
+    );
+    expect(md).toMatch(/^\| +4 \| 1f1b, zeros sent +\| +8 \| no +\| +12 \| +0\.780 \|/m);
+    expect(md).toContain('### Skipping zeros between stages');
+    expect(md).toMatch(
+      /^\| P=4 1f1b M=8 +\| +3 MiB \| +921\.6 KiB \| +0\.30x \| +2000 \| +1000 \| +-50% \| +0\.780 \| +0\.690 \|$/m,
+    );
+  });
+});
 
 describe('pipelineGridTable', () => {
   const md = pipelineGridTable(part().rows);
@@ -192,6 +215,7 @@ describe('stage times', () => {
       "- P=4 interleaved V=2 M=8: bubble 0.300 (theory 0.158) vs 1F1B's 0.323 in this run: below (met)",
     );
     expect(md).toContain('### Where the step goes at P=4');
+    expect(md).not.toContain('### Skipping zeros between stages');
     // Only the 12-step 1f1b run has spans among the picked rows: 4 stage lines.
     expect(md.match(/^\| P=4 1f1b M=8 +\| [0-3] \(/gm)).toHaveLength(4);
     expect(md).toMatch(/\| 1 \(2-3\) +\| +50 \| +500 \| +10\.0 \| +300 \| +450 \| +45% \|/);

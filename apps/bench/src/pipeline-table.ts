@@ -1,7 +1,7 @@
 import { caseLabel, findRow, maxPeak, samplesPerSec, scheduleLabel, stepMs } from './pipeline-cases.ts';
 import { renderCompress } from './pipeline-compress.ts';
 import { beatLines, headlineVersusLines, versusTable } from './pipeline-versus.ts';
-import type { Headline, OkRow, RecomputeCost } from './pipeline-cases.ts';
+import type { Headline, OkRow, RecomputeCost, ZeroSkipping } from './pipeline-cases.ts';
 import type { PipelinePart, PipelineRow } from './report.ts';
 import { fmt, fmtBytes, fmtPercent, fmtRatio, markdownTable } from './table.ts';
 
@@ -52,7 +52,7 @@ export function pipelineGridTable(rows: readonly PipelineRow[]): string {
     rows.map((r) => {
       const head = [
         String(r.stages),
-        scheduleLabel(r),
+        scheduleLabel(r) + (r.skipZeros === false ? ', zeros sent' : ''),
         String(r.microBatches),
         r.recompute ? 'yes' : 'no',
         String(r.steps),
@@ -104,6 +104,36 @@ export function recomputeTable(costs: readonly RecomputeCost[]): string {
       fmtChange(-c.stage0PeakDecrease),
       bytesOrDash(c.maxPeakBytes),
       bytesOrDash(c.maxPeakBytesRecompute),
+    ]),
+    [L, R, R, R, R, R, R, R, R],
+  );
+}
+
+/** The recompute cases with every zero sent between stages against zeros skipped (the default). */
+export function zerosTable(entries: readonly ZeroSkipping[]): string {
+  const ratio = (a: number | null, b: number | null): string => (a !== null && b ? fmtRatio(a / b) : '-');
+  return markdownTable(
+    [
+      'run',
+      'bytes/step, zeros sent',
+      'zeros skipped',
+      'bytes',
+      'step ms, zeros sent',
+      'zeros skipped',
+      'step time',
+      'bubble, zeros sent',
+      'zeros skipped',
+    ],
+    entries.map((e) => [
+      caseLabel({ ...e, virtualStages: 1, recompute: false }),
+      bytesOrDash(e.bytesSent),
+      bytesOrDash(e.bytesSkipped),
+      ratio(e.bytesSkipped, e.bytesSent),
+      fmt(e.stepMsSent, 0),
+      fmt(e.stepMsSkipped, 0),
+      fmtChange(e.stepMsSkipped / e.stepMsSent - 1),
+      fmt(e.bubbleSent, 3),
+      fmt(e.bubbleSkipped, 3),
     ]),
     [L, R, R, R, R, R, R, R, R],
   );
@@ -224,6 +254,17 @@ export function renderPipeline(part: PipelinePart): string[] {
   if (part.compression) out.push('', ...renderCompress(part.compression));
   if (part.recompute.length > 0)
     out.push('', '### Cost of recomputation', '', recomputeTable(part.recompute));
+  if (part.zeros && part.zeros.length > 0)
+    out.push(
+      '',
+      '### Skipping zeros between stages',
+      '',
+      zerosTable(part.zeros),
+      '',
+      'Every other run skips zeros (`activationSkipZeros`, the default, lossless): a ReLU output crosses as a ' +
+        'bit mask and its non-zero values, and its gradient is zeroed where the output was before it goes back. ' +
+        '"zeros sent": the same run with `activationSkipZeros: false`.',
+    );
   const detail = stageTimeRows(part);
   if (detail.length > 0) {
     out.push(

@@ -10,6 +10,7 @@ import {
   pipelineCases,
   pipelineConfig,
   recomputeCosts,
+  zeroSkipping,
   samplesPerSec,
   sameCase,
   stepMs,
@@ -154,6 +155,7 @@ export async function measurePipeline(opts: PipelineOptions): Promise<PipelineRe
       part: {
         rows,
         recompute: recomputeCosts(rows, ps),
+        zeros: zeroSkipping(rows, ps),
         headline: headline(rows, ps.headline.stages, ps.headline.microBatches),
         versus: versus1f1b(rows),
         compression,

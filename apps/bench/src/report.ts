@@ -1,5 +1,5 @@
 import type { ScheduleKind } from '@peertrain/protocol';
-import type { Headline, PipelineCase, RecomputeCost, ScheduleSpec } from './pipeline-cases.ts';
+import type { Headline, PipelineCase, RecomputeCost, ScheduleSpec, ZeroSkipping } from './pipeline-cases.ts';
 import type { CompressPairSettings, CompressPart } from './pipeline-compress.ts';
 import type { VersusEntry } from './pipeline-versus.ts';
 import type { PipelineSpanAnalysis } from './pipeline-spans.ts';
@@ -259,6 +259,8 @@ export type PipelineRow = PipelineCase &
 export interface PipelinePart {
   rows: PipelineRow[];
   recompute: RecomputeCost[];
+  /** The recompute cases with every zero sent against zeros skipped (absent in older reports). */
+  zeros?: ZeroSkipping[];
   headline: Headline;
   /** Every other schedule against 1F1B at the same (P, M), from these rows. */
   versus: VersusEntry[];

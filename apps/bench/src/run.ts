@@ -27,6 +27,7 @@ import { BenchTabs } from './tabs.ts';
 import { measureTraining } from './train.ts';
 import { measurePipeline } from './pipeline.ts';
 import { caseLabel } from './pipeline-cases.ts';
+import { variantLabel } from './pipeline-compress.ts';
 import { measureDashboard } from './dashboard.ts';
 import { measureScaling } from './scaling.ts';
 import { measureGpu } from './gpu.ts';
@@ -177,7 +178,7 @@ export async function runBench(
         report.errors.push(
           ...part.rows.flatMap((r) => (r.ok ? [] : [`pipeline ${caseLabel(r)}: ${r.error}`])),
           ...(part.compression?.rows ?? []).flatMap((r) =>
-            r.ok ? [] : [`pipeline CNN activations ${r.codec}: ${r.error}`],
+            r.ok ? [] : [`pipeline CNN activations ${variantLabel(r.variant)}: ${r.error}`],
           ),
         );
       } catch (err) {
