@@ -13,7 +13,7 @@ export {
   toWireError,
 } from './errors.ts';
 export type { ProtocolErrorCode, WireError } from './errors.ts';
-export { LayerSpecSchema, ModelSpecSchema } from './model.ts';
+export { LayerSpecSchema, ModelSpecSchema, zeroGatedOutput } from './model.ts';
 export type { LayerSpec, ModelSpec } from './model.ts';
 export {
   BACKENDS,

@@ -31,3 +31,19 @@ export const ModelSpecSchema = z.object({
   classes: z.number().int().positive(),
 });
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+/**
+ * Whether the output of a stage that ends before layer `end` is zero-gated: wherever it is 0, the
+ * stage's backward passes nothing of its gradient on. True when layer end - 1 is a relu, or a
+ * max-pool or flatten over a zero-gated output (a pooled 0 is the maximum of a window of ReLU
+ * outputs that are all 0, so whichever tap takes the gradient has a zero ReLU derivative).
+ * False for end 0 (the data) and every other layer (a tanh or dense output, a conv).
+ */
+export function zeroGatedOutput(layers: readonly LayerSpec[], end: number): boolean {
+  for (let i = end - 1; i >= 0; i--) {
+    const kind = layers[i]?.kind;
+    if (kind === 'relu') return true;
+    if (kind !== 'maxpool' && kind !== 'flatten') return false;
+  }
+  return false;
+}

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createCompressor, decode, encodeFp16, encodeSparse, payloadCodec } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
-import { ProtocolError, modelPreset } from '@peertrain/protocol';
+import { ProtocolError, modelPreset, zeroGatedOutput } from '@peertrain/protocol';
 import { buildModel, tf } from '@peertrain/engine';
 import { encodeTensor, tensorValues, wireFormats } from './pipeline.ts';
-import { gateGradient, nonZeroMask, zeroGatedOutput } from './zero-gate.ts';
+import { gateGradient, nonZeroMask } from './zero-gate.ts';
 
 const bits = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
 const fp16 = createCompressor({ kind: 'fp16' }, { length: 0, seed: 1 }) as PayloadCompressor;

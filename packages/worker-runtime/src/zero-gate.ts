@@ -1,28 +1,11 @@
-import type { LayerSpec } from '@peertrain/protocol';
-
-// Zero skipping between pipeline stages, both ways. A ReLU's output is about half zeros, and those
+// Zero skipping between pipeline stages, both ways (which outputs are zero-gated: protocol's
+// zeroGatedOutput). A ReLU's output is about half zeros, and those
 // travel as a mask (packages/compress sparse.ts). Its gradient on the way back is dense, but where
 // the output was zero the sending stage throws it away: the ReLU's backward multiplies it by
 // step(x) = 0 there. So the stage that received the activations zeroes those elements of the
 // gradient it sends back (gateGradient), and the gradient is as sparse as the activations were.
 // Exact: the previous stage computes the same bits as from the dense gradient (0 * finite = 0);
 // non-finite values are left alone, since 0 * Infinity is NaN there.
-
-/**
- * Whether the output of a stage that ends before layer `end` is zero-gated: wherever it is 0, the
- * stage's backward passes nothing of its gradient on. True when layer end - 1 is a relu, or a
- * max-pool or flatten over a zero-gated output (a pooled 0 is the maximum of a window of ReLU
- * outputs that are all 0, so whichever tap takes the gradient has a zero ReLU derivative).
- * False for end 0 (the data) and every other layer (a tanh or dense output, a conv).
- */
-export function zeroGatedOutput(layers: readonly LayerSpec[], end: number): boolean {
-  for (let i = end - 1; i >= 0; i--) {
-    const kind = layers[i]?.kind;
-    if (kind === 'relu') return true;
-    if (kind !== 'maxpool' && kind !== 'flatten') return false;
-  }
-  return false;
-}
 
 /** A bit per element of `x` (bit i % 32 of word i >> 5), set where x[i] is not 0 (nor -0). */
 export function nonZeroMask(x: Float32Array): Int32Array {

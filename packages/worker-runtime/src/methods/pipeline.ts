@@ -2,7 +2,7 @@
 // of layers) and walks its schedule's op list per step (../pipeline.ts is the engine). Replica 0's
 // stages gather their parameters on rank 0, which evaluates the whole model. hybrid.ts is this
 // method plus the stage group's averaging over the replicas.
-import { PHASE_TIMEOUTS, ProtocolError, modelPreset, runShape } from '@peertrain/protocol';
+import { PHASE_TIMEOUTS, ProtocolError, modelPreset, runShape, zeroGatedOutput } from '@peertrain/protocol';
 import type { RunConfig } from '@peertrain/protocol';
 import { createCompressor } from '@peertrain/compress';
 import type { PayloadCompressor } from '@peertrain/compress';
@@ -13,7 +13,6 @@ import type { StageSession, StageStepOutcome } from '../compute.ts';
 import { hopTimed } from '../phase-timeouts.ts';
 import { PARAM_TAG_BASE, f32View, runPipelineStep } from '../pipeline.ts';
 import type { StageChunk } from '../pipeline.ts';
-import { zeroGatedOutput } from '../zero-gate.ts';
 import type { MethodContext, MethodLinks, MethodName, MethodRun, Placement, WorkerMethod } from './types.ts';
 import type { StepOutcome } from './types.ts';
 
