@@ -2,11 +2,13 @@ import { AbortError, deadline } from '@peertrain/base';
 import {
   ConfigError,
   PROBE_TAG,
+  modelPreset,
   parsePartition,
   parseRunConfig,
   probeKey,
   runShape,
   toWireError,
+  zeroGatedOutput,
 } from '@peertrain/protocol';
 import type { LayerCost, RunConfig, RunConfigInput, ToCoordinator } from '@peertrain/protocol';
 import { evaluatePartition, planStages } from '@peertrain/planner';
@@ -28,6 +30,12 @@ import type { WaitScope, Waiter } from './wait.ts';
  * measured 18-30 MB/s on the development machine (npm run bench, raw one-way).
  */
 const PLANNER_LINK_BYTES_PER_MS = 20_000;
+/**
+ * The share of a zero-gated output's elements the planner expects to be non-zero (a ReLU of a
+ * zero-mean input: half); real activations are often sparser (the MNIST CNN's first ReLU crosses
+ * at 0.3x of float32 with its gradient), which only makes such a cut cheaper still.
+ */
+const PLANNER_NONZERO_SHARE = 0.5;
 /** Memory assumed for a tab that does not report navigator.deviceMemory, GiB. */
 const DEFAULT_DEVICE_GIB = 4;
 /**
@@ -204,7 +212,7 @@ export class Planning {
       referenceGflops: stageDevices[fastest]!.gflops,
       bytesPerMs: PLANNER_LINK_BYTES_PER_MS,
     };
-    return { layers, devices: stageDevices, options };
+    return { layers: wireBytes(layers, config), devices: stageDevices, options };
   }
 
   /**
@@ -284,4 +292,26 @@ export class Planning {
       if (this.preview === s) this.preview = null;
     }
   }
+}
+
+/**
+ * The layer profiles with `outputBytes` as the run's stages will send them: the measured float32
+ * bytes times the codec's width (fp16 2 of 4 bytes, int8 1) and, with zero skipping (fp32 and fp16;
+ * int8 sends every element), for a zero-gated output the mask (1 bit an element) and the
+ * PLANNER_NONZERO_SHARE of elements that carry a value. So a cut after a ReLU counts about half of
+ * one after the dense layer before it, where the two are the same size.
+ */
+export function wireBytes(
+  layers: readonly LayerCost[],
+  config: Pick<RunConfig, 'model' | 'activationCompress' | 'activationSkipZeros'>,
+): LayerCost[] {
+  const width = { none: 4, fp16: 2, int8: 1 }[config.activationCompress];
+  const skip = config.activationSkipZeros && config.activationCompress !== 'int8';
+  const specs = modelPreset(config.model).layers;
+  return layers.map((l, i) => {
+    if (l.outputBytes === undefined) return l;
+    const elements = l.outputBytes / 4;
+    const perElement = skip && zeroGatedOutput(specs, i + 1) ? 1 / 8 + PLANNER_NONZERO_SHARE * width : width;
+    return { ...l, outputBytes: Math.round(elements * perElement) };
+  });
 }
