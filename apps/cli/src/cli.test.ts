@@ -172,6 +172,35 @@ describe('formatSummary', () => {
     );
   });
 
+  it('says what crossed between pipeline stages a step, and in which format', () => {
+    const pipeline = {
+      schedule: '1f1b',
+      stages: 4,
+      replicas: 1,
+      microBatches: 8,
+      recompute: false,
+      bubbleMeasured: 0.7,
+      bubbleTheory: 0.273,
+      perStage: [],
+      bytesBetweenStagesPerStep: 920_000,
+    } as unknown as NonNullable<CliReport['pipeline']>;
+    const line = (extra: object): string | undefined =>
+      formatSummary({ ...report, pipeline: { ...pipeline, ...extra } }, '')
+        .split('\n')
+        .find((l) => l.startsWith('  between stages'));
+    expect(line({ activationCompress: 'none', activationSkipZeros: true })).toBe(
+      '  between stages  920.0 kB a step (float32, zeros skipped)',
+    );
+    expect(line({ activationCompress: 'fp16', activationSkipZeros: false })).toBe(
+      '  between stages  920.0 kB a step (fp16, every zero sent)',
+    );
+    expect(line({ activationCompress: 'int8', activationSkipZeros: true })).toBe(
+      '  between stages  920.0 kB a step (int8, every zero sent)',
+    );
+    const { bytesBetweenStagesPerStep: _, ...without } = pipeline;
+    expect(formatSummary({ ...report, pipeline: without }, '')).not.toContain('between stages');
+  });
+
   it('points a communication-bound synchronous run at local steps, and no other run', () => {
     const bound: CliReport = { ...report, computeMsMedian: 9, commMsMedian: 61 };
     const hint = formatSummary(bound, '')

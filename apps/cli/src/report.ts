@@ -150,6 +150,13 @@ export function formatSummary(report: CliReport, reportPath: string): string {
     lines.push(
       `  bubble          measured ${(pl.bubbleMeasured * 100).toFixed(1)}%, theory (${pl.schedule}) ${(pl.bubbleTheory * 100).toFixed(1)}%`,
     );
+    if (pl.bytesBetweenStagesPerStep !== undefined) {
+      const codec = pl.activationCompress ?? 'none';
+      const zeros = pl.activationSkipZeros === true && codec !== 'int8' ? 'zeros skipped' : 'every zero sent';
+      lines.push(
+        `  between stages  ${bytes(pl.bytesBetweenStagesPerStep)} a step (${codec === 'none' ? 'float32' : codec}, ${zeros})`,
+      );
+    }
     for (const st of pl.perStage) {
       lines.push(
         `  stage ${st.stage}         layers ${(st.chunks ?? [st.layers]).map(([a, b]) => `${a}-${b}`).join(',')} (${st.layerNames.join(' ')}), params ${bytes(st.parameterBytes)}, ` +
