@@ -33,11 +33,29 @@ const config: RunConfigInput = {
   evalEvery: 0,
 };
 
+interface Trained {
+  params: Float32Array;
+  bytes: number;
+  reported: number;
+}
+
+/** Each (codec, zeros) run once for the whole file: the tests compare the same runs. */
+const runs = new Map<string, Promise<Trained>>();
+function train(activationCompress: 'none' | 'fp16' | 'int8', activationSkipZeros = false): Promise<Trained> {
+  const key = `${activationCompress}/${activationSkipZeros}`;
+  let run = runs.get(key);
+  if (!run) {
+    run = trainOnce(activationCompress, activationSkipZeros);
+    runs.set(key, run);
+  }
+  return run;
+}
+
 /** Trains `config` with the given codec; the trained parameters and the bytes between stages. */
-async function train(
+async function trainOnce(
   activationCompress: 'none' | 'fp16' | 'int8',
-  activationSkipZeros = false,
-): Promise<{ params: Float32Array; bytes: number; reported: number }> {
+  activationSkipZeros: boolean,
+): Promise<Trained> {
   const room = `ac-${activationCompress}${activationSkipZeros ? 'z' : ''}`;
   const net = createMemoryNetwork();
   const coord = createCoordinator({ mesh: createMesh(memoryTransport(net, coordinatorPeerId(room))), room });
