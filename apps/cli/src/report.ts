@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ChromeTrace, RunReport, TargetReport } from '@peertrain/protocol';
 import type { LinkCounts, RunConfig, WireError } from '@peertrain/protocol';
-import { linkCountsText } from '@peertrain/protocol';
+import { activationFormat, linkCountsText } from '@peertrain/protocol';
 import type { ChaosEventRecord } from '@peertrain/harness';
 import { formatDuration } from './progress.ts';
 
@@ -150,13 +150,8 @@ export function formatSummary(report: CliReport, reportPath: string): string {
     lines.push(
       `  bubble          measured ${(pl.bubbleMeasured * 100).toFixed(1)}%, theory (${pl.schedule}) ${(pl.bubbleTheory * 100).toFixed(1)}%`,
     );
-    if (pl.bytesBetweenStagesPerStep !== undefined) {
-      const codec = pl.activationCompress ?? 'none';
-      const zeros = pl.activationSkipZeros === true && codec !== 'int8' ? 'zeros skipped' : 'every zero sent';
-      lines.push(
-        `  between stages  ${bytes(pl.bytesBetweenStagesPerStep)} a step (${codec === 'none' ? 'float32' : codec}, ${zeros})`,
-      );
-    }
+    if (pl.bytesBetweenStagesPerStep !== undefined)
+      lines.push(`  between stages  ${bytes(pl.bytesBetweenStagesPerStep)} a step (${activationFormat(pl)})`);
     for (const st of pl.perStage) {
       lines.push(
         `  stage ${st.stage}         layers ${(st.chunks ?? [st.layers]).map(([a, b]) => `${a}-${b}`).join(',')} (${st.layerNames.join(' ')}), params ${bytes(st.parameterBytes)}, ` +

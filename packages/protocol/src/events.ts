@@ -53,6 +53,18 @@ export const PipelineReportSchema = z.object({
 });
 export type PipelineReport = z.infer<typeof PipelineReportSchema>;
 
+/**
+ * How the tensors crossed between stages, in words: "float32, zeros skipped", "fp16, every zero
+ * sent" (int8 sends every element; a report without the setting predates zero skipping).
+ */
+export function activationFormat(
+  p: Pick<PipelineReport, 'activationCompress' | 'activationSkipZeros'>,
+): string {
+  const codec = p.activationCompress ?? 'none';
+  const zeros = p.activationSkipZeros === true && codec !== 'int8' ? 'zeros skipped' : 'every zero sent';
+  return `${codec === 'none' ? 'float32' : codec}, ${zeros}`;
+}
+
 /** A run's target accuracy: reached or not, and what it took (null fields when not reached). */
 export const TargetReportSchema = z.object({
   accuracy: anyNumber,

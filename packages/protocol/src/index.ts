@@ -108,6 +108,7 @@ export type { ComputePlace } from './rooms.ts';
 export {
   CoordinatorEventSchema,
   PipelineReportSchema,
+  activationFormat,
   RunReportSchema,
   StalenessReportSchema,
   TargetReportSchema,

@@ -1,5 +1,6 @@
 import type { PipelineReport, RunReport } from '@peertrain/coordinator';
 import { formatBytes, formatLoss, formatMs, formatPercent, formatRate, Stats } from '@peertrain/ui';
+import { activationFormat } from '@peertrain/protocol';
 import type { ChromeTrace } from '@peertrain/protocol';
 import type { TrainedModel } from '@peertrain/coordinator';
 import { downloadModel, downloadReport, downloadTrace } from '../report.ts';
@@ -126,6 +127,14 @@ function PipelineSection(props: { pipeline: PipelineReport; room: string }) {
               ? `${formatBytes(peakWith)} (−${formatPercent(recomputeSaving(peakWith, peakWithout), 0)})`
               : formatBytes(peakWith),
           ],
+          ...(p.bytesBetweenStagesPerStep !== undefined
+            ? [
+                [
+                  `between stages (${activationFormat(p)})`,
+                  `${formatBytes(p.bytesBetweenStagesPerStep)} a step`,
+                ] as [string, string],
+              ]
+            : []),
         ]}
       />
       <div className="table-scroll">
