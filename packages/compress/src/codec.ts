@@ -2,11 +2,11 @@ import { mulberry32 } from '@peertrain/base';
 
 import { CompressionError } from './errors.ts';
 import { decodeFp16Into, encodeFp16 } from './fp16.ts';
-import { readHeader } from './header.ts';
+import { HEADER_BYTES, readHeader } from './header.ts';
 import type { PayloadCodec } from './header.ts';
 import { DEFAULT_INT8_BUCKET, decodeInt8Into, encodeInt8 } from './int8.ts';
 import { PowerSgd } from './powersgd.ts';
-import { decodeSparseInto } from './sparse.ts';
+import { decodeSparseInto, sparseMaskBytes } from './sparse.ts';
 import type { CompressionSpec } from './spec.ts';
 import { ErrorFeedback, decodeTopkInto, encodeTopk } from './topk.ts';
 
@@ -121,10 +121,37 @@ export function decodeInto(bytes: Uint8Array, out: Float32Array, opts: DecodeOpt
   }
 }
 
-/** Decodes a payload into a fresh Float32Array of the length its header gives (at most maxLength). */
+/**
+ * The fewest bytes a payload of `length` elements can have: every element has a place in fp16,
+ * int8 and the zero-skipping mask; top-k's payload does not grow with the length.
+ */
+function leastBytes(codec: PayloadCodec, length: number): number {
+  switch (codec) {
+    case 'fp16':
+      return HEADER_BYTES + 2 * length;
+    case 'int8':
+      return HEADER_BYTES + 4 + length;
+    case 'sparse':
+    case 'sparse-fp16':
+      return HEADER_BYTES + sparseMaskBytes(length);
+    case 'topk':
+      return HEADER_BYTES + 8;
+  }
+}
+
+/**
+ * Decodes a payload into a fresh Float32Array of the length its header gives (at most maxLength).
+ * A header that claims more elements than the payload could hold is refused before the array is
+ * allocated (a peer's few bytes cannot make this side allocate a gigabyte).
+ */
 export function decode(bytes: Uint8Array, maxLength = 1 << 28): Float32Array {
-  const { length } = readHeader(bytes);
+  const { codec, length } = readHeader(bytes);
   if (length > maxLength) throw new CompressionError('bad-length', `payload claims ${length} elements`);
+  if (bytes.byteLength < leastBytes(codec, length))
+    throw new CompressionError(
+      'truncated',
+      `${codec} payload of ${bytes.byteLength} B cannot hold ${length} elements`,
+    );
   const out = new Float32Array(length);
   decodeInto(bytes, out);
   return out;

@@ -89,4 +89,13 @@ describe('sparse (zero skipping)', () => {
     dv.setUint32(HEADER_BYTES, (w0 | (1 << free)) >>> 0, true);
     expect(untouched(extra)).toBe('truncated');
   });
+
+  it('decode refuses a header that claims more elements than the payload holds, before allocating', () => {
+    for (const payload of [encodeSparse(new Float32Array(8), 'sparse'), encodeFp16(new Float32Array(8))]) {
+      const lying = payload.slice();
+      new DataView(lying.buffer).setUint32(4, 1 << 27, true); // 128 M elements in a few bytes
+      expect(codeOf(() => decode(lying))).toBe('truncated');
+      expect(() => decode(lying)).toThrow(/cannot hold 134217728 elements/);
+    }
+  });
 });
