@@ -7,7 +7,16 @@ import type { Mesh } from '@peertrain/transport';
 import type { TrainSession } from './compute.ts';
 import { newRunState } from './core.ts';
 import type { WorkerCore } from './core.ts';
-import { ElasticStateError, elasticAllReduce, onEpoch, rewind, virtualRanks } from './elastic.ts';
+import {
+  ElasticStateError,
+  StepRedoError,
+  elasticAllReduce,
+  onEpoch,
+  rewind,
+  virtualRanks,
+} from './elastic.ts';
+import type { EpochMsg } from './elastic.ts';
+import { elasticDiloco } from './methods/diloco-elastic.ts';
 import type { Assign } from './methods/index.ts';
 import { trainCluster } from './test-cluster.ts';
 
@@ -205,5 +214,102 @@ describe('elastic rollback (one worker, fake gradients)', () => {
     expect(m.evalParams).toEqual(after[2]);
     await m.step(3);
     expect(m.evalParams).toEqual(after[3]); // momentum restored too: the same update again
+  });
+});
+
+/**
+ * One worker's method whose next gradients call can be held (`hold`: resolves once that call has
+ * started; `release` lets it finish), and whose mesh refuses any use (an exchange under a
+ * superseded epoch would reach it). w0 starts in a run of two members, w0 and w1.
+ */
+function racedWorker(config: RunConfigInput) {
+  const parsed = parseRunConfig({ workers: 2, elastic: true, dataset: 'synthetic', ...config });
+  const assign: Assign = {
+    type: 'assign',
+    runId: 7,
+    rank: 0,
+    peers: ['w0', 'w1'],
+    role: { kind: 'worker' },
+    shard: { start: 0, count: 10 },
+    allShards: [
+      { start: 0, count: 10 },
+      { start: 10, count: 10 },
+    ],
+    config: parsed,
+  };
+  let held: { started: () => void; release: Promise<void> } | null = null;
+  let release = (): void => undefined;
+  const gradients = async (params: Float32Array, step: number) => {
+    const h = held;
+    held = null;
+    if (h) {
+      h.started();
+      await h.release;
+    }
+    return { loss: step, grads: params.map((p) => p * 0.5 + step) };
+  };
+  const hold = (): Promise<void> =>
+    new Promise<void>((started) => {
+      held = { started, release: new Promise<void>((r) => (release = r)) };
+    });
+  const session = {
+    initParams: () => new Float32Array(5).fill(1),
+    gradients,
+    gradientsOf: gradients,
+  } as unknown as TrainSession;
+  const refuse = (): never => {
+    throw new Error('the mesh was used under a superseded epoch');
+  };
+  const mesh = new Proxy(
+    { localId: 'w0' },
+    { get: (target, key) => (key === 'localId' ? target.localId : refuse) },
+  ) as unknown as Mesh;
+  const ctx = {
+    mesh,
+    assign,
+    session,
+    signal: new AbortController().signal,
+    spans: new SpanRecorder({ peerId: 'w0', now: () => 0 }),
+    onHeld: () => undefined,
+  };
+  const told: unknown[] = [];
+  const run = newRunState(assign);
+  const core = { current: run, mesh, tell: (msg: unknown) => told.push(msg) } as unknown as WorkerCore;
+  return { ctx, run, core, told, hold, release: () => release() };
+}
+
+describe('an epoch that arrives while a step computes', () => {
+  // w1 is lost while w0 computes: the epoch of w0 alone redoes from step 0.
+  const epoch: EpochMsg = { type: 'epoch', runId: 7, epoch: 2, peers: ['w0'], fromStep: 0 };
+
+  it('all-reduce: the step stops before its exchange and is redone under the new epoch', async () => {
+    const w = racedWorker({ steps: 3 });
+    const m = elasticAllReduce(w.ctx);
+    const computing = w.hold();
+    const step0 = m.step(0);
+    await computing;
+    onEpoch(w.core, epoch);
+    w.release();
+    await expect(step0).rejects.toThrow(StepRedoError);
+    expect(rewind(w.run)).toBe(0);
+    await m.step(0); // alone: no exchange
+    expect(w.told).toEqual([{ type: 'epochAck', runId: 7, epoch: 2 }]);
+  });
+
+  it('DiLoCo: the round ends without its exchange and is redone from its start', async () => {
+    const sgd = { kind: 'sgd', momentum: 0 } as const;
+    const w = racedWorker({ steps: 4, sync: 'diloco', innerSteps: 2, optimizer: sgd });
+    const m = elasticDiloco(w.ctx);
+    await m.step(0); // an inner step: nothing exchanged
+    const computing = w.hold();
+    const step1 = m.step(1); // the round's last inner step, then its exchange
+    await computing;
+    onEpoch(w.core, epoch);
+    w.release();
+    await expect(step1).rejects.toThrow(StepRedoError);
+    expect(rewind(w.run)).toBe(0);
+    await m.step(0);
+    await m.step(1); // alone: the round ends without an exchange
+    expect(w.told).toEqual([{ type: 'epochAck', runId: 7, epoch: 2 }]);
   });
 });

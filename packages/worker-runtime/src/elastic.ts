@@ -119,6 +119,17 @@ export function onEpoch(core: WorkerCore, msg: EpochMsg): void {
 }
 
 /**
+ * The abort signal of the epoch a step runs in, taken as the step starts (after it took any
+ * pending epoch). An epoch that arrives later, while the step computes, aborts it, and the step's
+ * exchange stops before it starts: `inbox.abort` read at the exchange would be the new epoch's,
+ * never aborted, and the exchange would wait on the old members (a lost one among them) while the
+ * others redo the step under the new epoch.
+ */
+export function stepEpoch(inbox: EpochInbox): AbortSignal {
+  return inbox.abort.signal;
+}
+
+/**
  * Called by the run loop before it looks for work: after an epoch, the next step is its fromStep
  * (evaluations queued for later steps go: they come due again when the redone steps complete).
  * Returns that step, or null when no epoch came.
@@ -196,13 +207,15 @@ export function elasticAllReduce(ctx: MethodContext): MethodRun {
     evalParams: params,
     async step(step) {
       if (inbox.pending) await takeEpoch(e, inbox.pending);
+      const epochAbort = stepEpoch(inbox);
       if (step !== e.committed)
         throw new ElasticStateError(`asked for step ${step}, committed ${e.committed}`);
       e.snapshots.set(step, { params: params.slice(), optimizer: optimizer.state() });
       e.snapshots.delete(step - SNAPSHOTS);
       const { loss, grads, computeMs } = await gradientSum(e, step);
       try {
-        await globalMean(e, grads, step, AbortSignal.any([ctx.signal, inbox.abort.signal]));
+        epochAbort.throwIfAborted();
+        await globalMean(e, grads, step, AbortSignal.any([ctx.signal, epochAbort]));
       } catch (err) {
         // A lost member's ring fails (or a frozen one's hop times out) before the epoch arrives.
         await redoAfterLoss(err, inbox, ctx.signal, `step ${step}`, e.epoch, true);

@@ -33,6 +33,7 @@ import {
   redoAfterLoss,
   relinkRing,
   stateSource,
+  stepEpoch,
   takeState,
   virtualRanks,
 } from '../elastic.ts';
@@ -110,12 +111,13 @@ class ElasticDilocoRun implements MethodRun {
 
   async step(step: number): Promise<StepOutcome> {
     if (this.#inbox.pending) await this.#takeEpoch(this.#inbox.pending);
+    const epochAbort = stepEpoch(this.#inbox);
     if (step !== this.#committed)
       throw new ElasticStateError(`asked for step ${step}, committed ${this.#committed}`);
     const { config } = this.#ctx.assign;
     if (step % config.innerSteps === 0) this.#snapshot(step);
     const { loss, computeMs } = await this.#innerSteps(step);
-    if (endsRound(step, config)) await this.#endRound(step);
+    if (endsRound(step, config)) await this.#endRound(step, epochAbort);
     this.#committed = step + 1;
     return { loss, computeMs };
   }
@@ -176,7 +178,7 @@ class ElasticDilocoRun implements MethodRun {
    * A lost member fails the exchange (or a frozen one's hop times out) before the coordinator's
    * epoch comes: the step waits for it and is redone (from the round's start) under it.
    */
-  async #endRound(step: number): Promise<void> {
+  async #endRound(step: number, epochAbort: AbortSignal): Promise<void> {
     const { spans, assign, signal } = this.#ctx;
     const g = this.#global;
     const delta = new Float32Array(g.length);
@@ -186,6 +188,7 @@ class ElasticDilocoRun implements MethodRun {
     if (m > 1) {
       const t0 = spans.now();
       try {
+        epochAbort.throwIfAborted(); // an epoch came during the round's inner steps
         const stats = await allReduceMean(this.#ctx.mesh, this.#peers, delta, {
           runId: assign.runId,
           step,
@@ -193,7 +196,7 @@ class ElasticDilocoRun implements MethodRun {
           microBatch: this.#epoch,
           bucketElems: assign.config.bucketElems,
           algorithm: assign.config.allReduce,
-          signal: AbortSignal.any([signal, this.#inbox.abort.signal]),
+          signal: AbortSignal.any([signal, epochAbort]),
           now: () => spans.now(),
           onPhase: (kind, startMs, endMs) => spans.record(kind, startMs, endMs - startMs, { step }),
           ...(this.#compressor !== null ? { compressor: this.#compressor } : {}),

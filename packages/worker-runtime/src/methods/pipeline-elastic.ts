@@ -18,7 +18,7 @@ import type { Optimizer } from '@peertrain/optim';
 import { schedule } from '@peertrain/schedules';
 import type { AnyStageOps } from '@peertrain/schedules';
 import type { StageSession } from '../compute.ts';
-import { ElasticStateError, inboxOf, redoAfterLoss } from '../elastic.ts';
+import { ElasticStateError, StepRedoError, inboxOf, redoAfterLoss } from '../elastic.ts';
 import type { EpochInbox, EpochMsg } from '../elastic.ts';
 import { unpackState } from '../join-state.ts';
 import { linkCounts, openLinks } from '../links.ts';
@@ -106,6 +106,9 @@ export function elasticStage(ctx: MethodContext): MethodRun {
     async beforeEval(after) {
       const h = s.held;
       if (!h) return;
+      // An epoch that came since the step ended has other stages: the loop rewinds to it first.
+      if (s.inbox.pending)
+        throw new StepRedoError(`the gather after step ${after} comes after epoch ${s.inbox.pending.epoch}`);
       const placed = { ...assign, peers: s.peers, rank: s.position };
       const ctxNow = { ...ctx, assign: placed, signal: AbortSignal.any([ctx.signal, s.inbox.abort.signal]) };
       await redoable(s, after, () => gatherParams(ctxNow, coordsOf(s), [h], s.full, after));
