@@ -1,3 +1,4 @@
+import { asError } from '@peertrain/base';
 import type { ToCoordinator } from '@peertrain/protocol';
 import type { Mesh } from '@peertrain/transport';
 import type { Compute, EngineMemory } from './compute.ts';
@@ -35,7 +36,14 @@ export interface RunState {
   /** An evaluation fell due (every evalEvery steps) and waits for the method's evalReady. */
   evalOwed: boolean;
   pendingReference: boolean;
+  /** The loop's sleep (waitForWork), woken by poke. */
   wake: (() => void) | null;
+  /**
+   * A poke that came while the loop was not asleep (it was stepping): its next sleep returns at
+   * once and the loop looks again. Without it a wake-up that needs the loop to look at state it
+   * does not check before sleeping (an elastic epoch's rewind) would be lost.
+   */
+  poked: boolean;
   /** What the run holds, for the memory report: parameters (model or stage), last step's activation peak. */
   paramBytes: number;
   peakActivationBytes: number | null;
@@ -71,6 +79,7 @@ export function newRunState(assign: Assign): RunState {
     evalOwed: false,
     pendingReference: false,
     wake: null,
+    poked: false,
     paramBytes: 0,
     peakActivationBytes: null,
     savedActivations: null,
@@ -81,11 +90,35 @@ export function newRunState(assign: Assign): RunState {
   };
 }
 
-/** Wakes the run's loop if it sleeps (a grant, an eval or the reference arrived). */
+/**
+ * Wakes the run's loop (a grant, an eval, the reference or an epoch arrived): now if it sleeps,
+ * else its next sleep returns at once.
+ */
 export function poke(run: RunState): void {
   const w = run.wake;
   run.wake = null;
-  w?.();
+  if (w) w();
+  else run.poked = true;
+}
+
+/**
+ * Sleeps until the coordinator grants a step, asks for an eval or the reference, sends an epoch, or
+ * the run is aborted; at once when a poke came since the last sleep. The abort listener goes with
+ * the wake so idle waits do not pile up.
+ */
+export function waitForWork(run: RunState, signal: AbortSignal): Promise<void> {
+  if (run.poked) {
+    run.poked = false;
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(asError(signal.reason));
+    run.wake = () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 type PongMemory = NonNullable<Extract<ToCoordinator, { type: 'pong' }>['memory']>;

@@ -7,7 +7,7 @@ import type { WireSpan } from '@peertrain/protocol';
 import { SpanRecorder } from '@peertrain/telemetry';
 import type { Span } from '@peertrain/telemetry';
 import type { TrainSession } from './compute.ts';
-import { memoryReport, newRunState } from './core.ts';
+import { memoryReport, newRunState, waitForWork } from './core.ts';
 import type { RunState, WorkerCore } from './core.ts';
 import { receiveResume, sendCheckpointIfDue } from './checkpoint.ts';
 import { StepRedoError, leads, rewind } from './elastic.ts';
@@ -303,21 +303,6 @@ function heldModel(method: MethodRun): Float32Array {
   if (!method.evalParams)
     throw new ProtocolError('bad-message', 'this worker holds no whole model to evaluate');
   return method.evalParams;
-}
-
-/**
- * Sleeps until the coordinator grants a step, asks for an eval or the reference, or the run is
- * aborted; the abort listener goes with the wake so idle waits do not pile up.
- */
-function waitForWork(run: RunState, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(asError(signal.reason));
-    run.wake = () => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Bytes this worker sent to other workers (gradients, parameters): the coordinator link excluded. */
