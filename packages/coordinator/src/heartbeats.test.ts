@@ -202,6 +202,27 @@ describe('heartbeats', () => {
     expect(stateOf(coord, a.id)).toBe('idle');
   });
 
+  it('counts no silence from a stall of the coordinator’s own', async () => {
+    const gate = { limit: 4 };
+    const { coord, time, workers } = await cluster(2, gate);
+    const [a, b] = workers as [Scripted, Scripted];
+    const logs: string[] = [];
+    coord.onEvent((e) => void (e.type === 'log' && logs.push(e.message)));
+    const run = coord.run(config()).catch((e: unknown) => e);
+    await until(() => coord.view().run.step === 4, 'steps 0..3');
+    await second(time, workers);
+    // The coordinator's tab does not run for 5 s, past the 3 s timeout; its watchdog's first tick
+    // after comes before the heartbeats that waited for it are read.
+    time.tick(5000);
+    await settle();
+    expect(workers.map((w) => stateOf(coord, w.id))).not.toContain('gone');
+    expect(logs).toContainEqual(expect.stringMatching(/did not run for 5000 ms/));
+    // Silence counts from there: a member that then says nothing for the timeout is dropped.
+    b.frozen = true;
+    for (let s = 0; s <= TIMEOUT_MS / 1000; s++) await second(time, [a]);
+    expect(await run).toMatchObject({ name: 'PeerLostError', peerId: b.id });
+  });
+
   it('keeps a slow member that sends heartbeats', async () => {
     const gate = { limit: 4 };
     const { coord, time, workers } = await cluster(2, gate);

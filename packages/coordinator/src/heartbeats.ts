@@ -12,6 +12,11 @@ import type { Timers } from './coordinator.ts';
  * closed link, so an elastic run ends the epoch and redoes the step without it, any other run fails
  * with PeerLostError. A frozen tab's link stays open, so without this the run would only stall.
  *
+ * Silence is counted while the coordinator listens. Its own tab can stall too (a long task, a
+ * starved machine): the peers' messages then wait in its queue, unread, and a watchdog tick that
+ * runs first would drop members that spoke all along. A tick that comes LATE_TICKS intervals late
+ * or more marks the coordinator as having been away, and silence counts from that tick.
+ *
  * A dropped peer that speaks again (its tab thawed) is told so, once (`dropped`): it aborts what it
  * had in flight, forgets its run and says hello again, and everything it sent until then is void.
  * Its new hello admits it as an idle peer; an elastic run in progress takes it back at the next
@@ -25,9 +30,14 @@ export interface WatchedRun {
   readonly runView: Pick<RunView, 'phase' | 'config'>;
 }
 
+/** A watchdog tick this many intervals after the last one means the coordinator itself stalled. */
+export const LATE_TICKS = 2;
+
 export class Heartbeats {
   /** Dropped peers already told so (until their next hello). */
   private readonly told = new Set<string>();
+  /** When the coordinator last came back from a stall of its own: no silence counts before it. */
+  private listeningSince = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly hub: Hub,
@@ -37,8 +47,21 @@ export class Heartbeats {
 
   /** Checks every `everyMs` on the injected timers; returns the stop. */
   start(timers: Timers, everyMs: number): () => void {
-    const handle = timers.setInterval(() => this.check(this.hub.now()), everyMs);
+    let last = this.hub.now();
+    const handle = timers.setInterval(() => {
+      const t = this.hub.now();
+      if (t - last >= LATE_TICKS * everyMs) this.resumed(t, t - last);
+      last = t;
+      this.check(t);
+    }, everyMs);
     return () => timers.clearInterval(handle);
+  }
+
+  /** The coordinator did not run for `awayMs` until `t`: what the peers sent meanwhile is unread yet. */
+  resumed(t: number, awayMs: number): void {
+    this.listeningSince = t;
+    if (this.run.ranks().length > 0)
+      this.hub.log(`the coordinator did not run for ${Math.round(awayMs)} ms: silence counts from now`);
   }
 
   /**
@@ -72,7 +95,7 @@ export class Heartbeats {
     for (const id of this.run.ranks()) {
       const p = this.membership.peers.get(id);
       if (!p || p.state === 'gone') continue;
-      const ms = t - p.lastSeenAt;
+      const ms = t - Math.max(p.lastSeenAt, this.listeningSince);
       if (ms > config.heartbeatTimeoutMs) silent.push({ peerId: id, ms });
     }
     // Each loss may end an epoch (or the run): one at a time, each against the state the last left.
