@@ -309,7 +309,7 @@ describe('coordinator: grants', () => {
       innerSteps: 10,
     });
     expect(report.loss).toHaveLength(60);
-    // A grant per step would be 60; the window (H + 1 = 11) and a round's reports arriving
+    // A grant per step would be 60; the window (2H + 1 = 21) and a round's reports arriving
     // together leave one a round (6), give or take the first.
     for (const w of workers) expect(w.grants()).toBeLessThanOrEqual(8);
   });

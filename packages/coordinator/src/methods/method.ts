@@ -48,7 +48,7 @@ export interface MethodRun {
   /**
    * Steps workers may run ahead of the slowest finished step (hides the barrier's round trip).
    * Absent: STEP_WINDOW. A method whose workers must run further alone says so here: local steps
-   * a round (innerSteps + 1), an asynchronous server its staleness + 1.
+   * two rounds (2 innerSteps + 1), an asynchronous server its staleness + 1.
    */
   barrierWindow?: number;
   /**

@@ -48,12 +48,12 @@ describe('coordinator methods', () => {
     expect(barrierWindowOf({ barrierWindow: 0 })).toBe(1); // a step is always granted
   });
 
-  it('diloco: a round ahead (H + 1), two with the overlapped outer step (2H + 1)', async () => {
+  it('diloco: two rounds ahead (2H + 1), three with the overlapped outer step (3H + 1)', async () => {
     const plain = ctx({ workers: 3, sync: 'diloco', innerSteps: 20 });
-    expect((await methodFor(plain.config).prepare(plain)).barrierWindow).toBe(21);
+    expect((await methodFor(plain.config).prepare(plain)).barrierWindow).toBe(41);
     const overlapped = ctx({ workers: 3, sync: 'diloco', innerSteps: 20, overlapOuter: true });
     const run = await methodFor(overlapped.config).prepare(overlapped);
-    expect(run.barrierWindow).toBe(41);
+    expect(run.barrierWindow).toBe(61);
     expect(run.assignments.map((a) => a.role)).toEqual(['worker', 'worker', 'worker']);
   });
 
