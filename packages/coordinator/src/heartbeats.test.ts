@@ -223,6 +223,23 @@ describe('heartbeats', () => {
     expect(await run).toMatchObject({ name: 'PeerLostError', peerId: b.id });
   });
 
+  it('ticks 2 s apart (a hidden dashboard tab’s timers) are no stall: a silent member goes on time', async () => {
+    const gate = { limit: 4 };
+    const { coord, time, workers } = await cluster(2, gate);
+    const [a, b] = workers as [Scripted, Scripted];
+    const run = coord.run(config()).catch((e: unknown) => e);
+    await until(() => coord.view().run.step === 4, 'steps 0..3');
+    await second(time, workers);
+    b.frozen = true;
+    for (let s = 0; s < 2; s++) {
+      a.beat();
+      await settle();
+      time.tick(2000);
+      await settle();
+    }
+    expect(await run).toMatchObject({ name: 'PeerLostError', peerId: b.id });
+  });
+
   it('keeps a slow member that sends heartbeats', async () => {
     const gate = { limit: 4 };
     const { coord, time, workers } = await cluster(2, gate);

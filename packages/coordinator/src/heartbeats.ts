@@ -14,8 +14,8 @@ import type { Timers } from './coordinator.ts';
  *
  * Silence is counted while the coordinator listens. Its own tab can stall too (a long task, a
  * starved machine): the peers' messages then wait in its queue, unread, and a watchdog tick that
- * runs first would drop members that spoke all along. A tick that comes LATE_TICKS intervals late
- * or more marks the coordinator as having been away, and silence counts from that tick.
+ * runs first would drop members that spoke all along. A tick that comes `awayAfterMs` after the
+ * last one or later marks the coordinator as having been away, and silence counts from that tick.
  *
  * A dropped peer that speaks again (its tab thawed) is told so, once (`dropped`): it aborts what it
  * had in flight, forgets its run and says hello again, and everything it sent until then is void.
@@ -30,8 +30,14 @@ export interface WatchedRun {
   readonly runView: Pick<RunView, 'phase' | 'config'>;
 }
 
-/** A watchdog tick this many intervals after the last one means the coordinator itself stalled. */
-export const LATE_TICKS = 2;
+/**
+ * The gap between two watchdog ticks that means the coordinator itself stalled: 3 intervals, or a
+ * third of the heartbeat timeout if that is more. A hidden dashboard tab's timers, which Chromium
+ * aligns to whole seconds (ticks 1-2 s apart), do not count as a stall.
+ */
+export function awayAfterMs(everyMs: number, heartbeatTimeoutMs: number): number {
+  return Math.max(3 * everyMs, heartbeatTimeoutMs / 3);
+}
 
 export class Heartbeats {
   /** Dropped peers already told so (until their next hello). */
@@ -50,7 +56,8 @@ export class Heartbeats {
     let last = this.hub.now();
     const handle = timers.setInterval(() => {
       const t = this.hub.now();
-      if (t - last >= LATE_TICKS * everyMs) this.resumed(t, t - last);
+      const timeout = this.run.runView.config?.heartbeatTimeoutMs ?? 0;
+      if (t - last >= awayAfterMs(everyMs, timeout)) this.resumed(t, t - last);
       last = t;
       this.check(t);
     }, everyMs);
