@@ -150,6 +150,7 @@ async function oneRun(
     browser: opts.browser,
     dist: opts.dist,
     idleTimeoutMs: 90_000,
+    trainedModel: true,
     ...(seed === null ? {} : { chaos: { kill: 1, freeze: null, slow: null, hide: 0, seed, steps: null } }),
     onReady: (info) => (planned = info.chaos),
     onChaos: (r) => done.push(r),

@@ -217,6 +217,7 @@ async function train(
         ...(runner.oneProfile ? { oneProfile: true } : {}),
         ...(runner.compute ? { compute: runner.compute } : {}),
         ...(resume ? { resume } : {}),
+        ...(runner.exportModel !== undefined ? { trainedModel: true } : {}),
         idleTimeoutMs: runner.idleTimeoutMs,
         signal,
         log: (line) => progress.line(line),

@@ -49,6 +49,20 @@ describe('runHeadless', () => {
     expect(listenerCount()).toBe(0);
   });
 
+  it('hands the trained parameters over only to a request that asked for them', async () => {
+    const model: CoordinatorEvent = { type: 'model', model: 'mlp', paramsBase64: 'AACAPw==' };
+    const events: CoordinatorEvent[] = [{ type: 'log', message: 'hi' }, model];
+    const emittedBy = async (request: { config: typeof config; faults: string[]; model?: true }) => {
+      const emitted: CoordinatorEvent[] = [];
+      await runHeadless(fakeCoordinator(events, report).coordinator, request, {
+        emit: (e) => emitted.push(e),
+      });
+      return emitted.map((e) => e.type);
+    };
+    expect(await emittedBy({ config, faults: [] })).toEqual(['log', 'done']);
+    expect(await emittedBy({ config, faults: [], model: true })).toEqual(['log', 'model', 'done']);
+  });
+
   it('emits the run error once, as the terminal event', async () => {
     const err = new PhaseTimeoutError('join', 120000);
     const { coordinator } = fakeCoordinator([{ type: 'log', message: 'waiting' }], err);

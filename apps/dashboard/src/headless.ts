@@ -108,7 +108,8 @@ function rawPageEmitter(host: { peertrainEmit?: (event: CoordinatorEvent) => unk
  * Runs the requested session on `coordinator`, forwarding its events to `emit`, and emits the
  * terminal event once: `done` with run()'s report (a `done` the coordinator emits itself is not
  * forwarded, so there is never a second one), or `error` (skipped when the coordinator already
- * emitted that same error as its last event). Resolves with the report, rejects with run()'s error.
+ * emitted that same error as its last event). The trained parameters (`model`) go only to a request
+ * that asked for them. Resolves with the report, rejects with run()'s error.
  */
 export async function runHeadless(
   coordinator: Pick<Coordinator, 'run' | 'onEvent'>,
@@ -117,7 +118,7 @@ export async function runHeadless(
 ): Promise<RunReport> {
   let lastForwarded: CoordinatorEvent | null = null;
   const off = coordinator.onEvent((event) => {
-    if (event.type === 'done') return;
+    if (event.type === 'done' || (event.type === 'model' && !request.model)) return;
     lastForwarded = event;
     opts.emit(event);
   });

@@ -40,6 +40,18 @@ describe('dashboard params', () => {
     });
   });
 
+  it('asks for the trained parameters with model=1 only', () => {
+    const request = (search: string) => parseDashboardParams(search, fixedRoom).request;
+    expect(request('?room=r1&headless=1&model=1')).toEqual({
+      ok: true,
+      value: { config: parseRunConfig({}), faults: [], model: true },
+    });
+    expect(request('?room=r1&headless=1&model=0')).toEqual({
+      ok: true,
+      value: { config: parseRunConfig({}), faults: [] },
+    });
+  });
+
   it('uses defaults when headless has no config, and reports a bad one', () => {
     expect(parseDashboardParams('?room=r1&headless=1', fixedRoom).request).toEqual({
       ok: true,

@@ -16,6 +16,11 @@ export interface HeadlessRequest {
   faults: string[];
   /** `resume=1`: start from the checkpoint the harness hands over (window.peertrainResume). */
   resume?: true;
+  /**
+   * `model=1`: hand the trained parameters to the harness (the `model` event: the CLI's
+   * --export-model). Without it the event stays in the page: wideMlp's 16 MB took 2.8 s to cross.
+   */
+  model?: true;
 }
 
 export interface DashboardParams {
@@ -65,7 +70,8 @@ export function parseDashboardParams(
       const param = q.get('config');
       const config = param === null || param === '' ? parseRunConfig({}) : decodeRunConfigParam(param);
       const resume = q.get('resume') === '1' ? { resume: true as const } : {};
-      request = { ok: true, value: { config, faults: parseFaults(q.get('faults')), ...resume } };
+      const model = q.get('model') === '1' ? { model: true as const } : {};
+      request = { ok: true, value: { config, faults: parseFaults(q.get('faults')), ...resume, ...model } };
     } catch (err) {
       request = {
         ok: false,

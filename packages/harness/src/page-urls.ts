@@ -14,6 +14,7 @@ export function dashboardUrl(
   config: RunConfigInput,
   faults: readonly string[] = [],
   resume = false,
+  model = false,
 ): string {
   const url = new URL('/', base);
   url.searchParams.set('room', room);
@@ -22,6 +23,8 @@ export function dashboardUrl(
   if (faults.length > 0) url.searchParams.set('faults', faults.join(','));
   // The page asks for the checkpoint through window.peertrainResume (exposed by drive()).
   if (resume) url.searchParams.set('resume', '1');
+  // The trained parameters cross only when asked for (the `model` event).
+  if (model) url.searchParams.set('model', '1');
   return url.href;
 }
 
