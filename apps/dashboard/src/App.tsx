@@ -227,7 +227,7 @@ function Dashboard(props: { live: Live; room: string; origin: string; headless: 
   const parallel = run.spans.length > 0 || run.pipeline !== null;
 
   return (
-    <main className="layout">
+    <main className={props.headless ? 'layout unwatched' : 'layout'}>
       <aside className="side">
         <ShareCard room={props.room} origin={props.origin} />
         <RunForm
