@@ -1,7 +1,7 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { tickLabels } from './chartData.ts';
+import { tickLabels, xRangeOf } from './chartData.ts';
 
 const HEIGHT = 220;
 
@@ -86,7 +86,8 @@ export function LineChart(props: {
       legend: { show: multiNow, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: {
-        x: { time: false },
+        // From the data itself: uPlot pads a lone x to twice its value before a range function sees it.
+        x: { time: false, range: (u) => xRangeOf(u.data[0]?.[0] ?? null, u.data[0]?.at(-1) ?? null) },
         y:
           yMin !== undefined && yMax !== undefined
             ? { range: [yMin, yMax] }

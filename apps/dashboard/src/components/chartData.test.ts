@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { StepPoint } from '@peertrain/coordinator';
 import { parseRunConfig } from '@peertrain/protocol';
-import { ChartAccumulator, MAX_CHART_POINTS, SMOOTH_STEPS, chartColumns, tickLabels } from './chartData.ts';
+import {
+  ChartAccumulator,
+  MAX_CHART_POINTS,
+  SMOOTH_STEPS,
+  chartColumns,
+  tickLabels,
+  xRangeOf,
+} from './chartData.ts';
 
 const config = parseRunConfig({ workers: 2, batch: 16 }); // data parallel: 32 samples per step
 
@@ -185,6 +192,15 @@ describe('ChartAccumulator', () => {
     const c2 = acc.update({ config, steps: other, evals: [] });
     expect(c2.loss).toEqual([9, 8]);
     expect(c2.steps).toBe(2);
+  });
+});
+
+describe('xRangeOf', () => {
+  it('keeps a span, and puts one point at the right end of 0..x', () => {
+    expect(xRangeOf(50, 300)).toEqual([50, 300]);
+    expect(xRangeOf(200, 200)).toEqual([0, 200]);
+    expect(xRangeOf(0, 0)).toEqual([-1, 1]);
+    expect(xRangeOf(null, null)).toEqual([0, 1]);
   });
 });
 

@@ -244,6 +244,18 @@ export function chartColumns(run: Pick<RunView, 'steps' | 'evals' | 'config'>): 
 }
 
 /**
+ * The x range of a chart's data: [min, max] as it is, but one point (a run's only evaluation, at
+ * its last step) from 0 to that x, not the doubled span uPlot pads a single value to (an accuracy
+ * point at step 200 on an axis to 400 beside a loss chart that ends at 200). No data: [0, 1].
+ * `min` and `max`: the first and last x (ascending).
+ */
+export function xRangeOf(min: number | null, max: number | null): [number, number] {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (min < max) return [min, max];
+  return max > 0 ? [0, max] : [max - 1, max + 1];
+}
+
+/**
  * An axis's tick labels with each repeat of the label before it left blank: a formatter that rounds
  * (bytes to whole B, with no data yet on a 0-1 scale) would otherwise print "0 B" three times.
  */
