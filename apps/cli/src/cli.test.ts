@@ -201,6 +201,32 @@ describe('formatSummary', () => {
     expect(formatSummary({ ...report, pipeline: without }, '')).not.toContain('between stages');
   });
 
+  it("says when a pipeline's stage tabs outnumbered the cores, and only then", () => {
+    const pipeline = {
+      schedule: '1f1b',
+      stages: 4,
+      replicas: 1,
+      microBatches: 8,
+      bubbleMeasured: 0.7,
+      bubbleTheory: 0.273,
+      perStage: [],
+    } as unknown as NonNullable<CliReport['pipeline']>;
+    const after = (cores: number | undefined, replicas = 1): string | undefined => {
+      const harness = { ...report.harness, ...(cores !== undefined ? { cores } : {}) };
+      const lines = formatSummary({ ...report, harness, pipeline: { ...pipeline, replicas } }, '').split(
+        '\n',
+      );
+      return lines[lines.findIndex((l) => l.startsWith('  bubble')) + 1];
+    };
+    expect(after(2)).toBe(
+      "                  (4 stage tabs shared this machine's 2 cores: the theory gives each a core;" +
+        ' README "Pipeline schedules, measured")',
+    );
+    expect(after(4, 2)).toContain("(8 stage tabs shared this machine's 4 cores");
+    expect(after(4)).not.toContain('cores');
+    expect(after(undefined)).not.toContain('cores');
+  });
+
   it('points a communication-bound synchronous run at local steps, and no other run', () => {
     const bound: CliReport = { ...report, computeMsMedian: 9, commMsMedian: 61 };
     const hint = formatSummary(bound, '')

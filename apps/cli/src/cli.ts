@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError, PhaseTimeoutError, checkResumable, toWireError } from '@peertrain/protocol';
 import { AbortError } from '@peertrain/base';
 import type { RunConfig } from '@peertrain/protocol';
@@ -198,6 +199,7 @@ async function train(
       isolated,
       room,
       node: process.version,
+      cores: availableParallelism(),
       startedAt,
       faults: [...runner.faults],
       ...(link ? { link: link.text } : {}),
