@@ -172,18 +172,20 @@ describe('formatSummary', () => {
     );
   });
 
+  /** The pipeline part of a 4-stage 1F1B report, as the summary reads it. */
+  const pipelineReport = {
+    schedule: '1f1b',
+    stages: 4,
+    replicas: 1,
+    microBatches: 8,
+    recompute: false,
+    bubbleMeasured: 0.7,
+    bubbleTheory: 0.273,
+    perStage: [],
+  } as unknown as NonNullable<CliReport['pipeline']>;
+
   it('says what crossed between pipeline stages a step, and in which format', () => {
-    const pipeline = {
-      schedule: '1f1b',
-      stages: 4,
-      replicas: 1,
-      microBatches: 8,
-      recompute: false,
-      bubbleMeasured: 0.7,
-      bubbleTheory: 0.273,
-      perStage: [],
-      bytesBetweenStagesPerStep: 920_000,
-    } as unknown as NonNullable<CliReport['pipeline']>;
+    const pipeline = { ...pipelineReport, bytesBetweenStagesPerStep: 920_000 };
     const line = (extra: object): string | undefined =>
       formatSummary({ ...report, pipeline: { ...pipeline, ...extra } }, '')
         .split('\n')
@@ -202,15 +204,7 @@ describe('formatSummary', () => {
   });
 
   it("says when a pipeline's stage tabs outnumbered the cores, and only then", () => {
-    const pipeline = {
-      schedule: '1f1b',
-      stages: 4,
-      replicas: 1,
-      microBatches: 8,
-      bubbleMeasured: 0.7,
-      bubbleTheory: 0.273,
-      perStage: [],
-    } as unknown as NonNullable<CliReport['pipeline']>;
+    const pipeline = pipelineReport;
     const after = (cores: number | undefined, replicas = 1): string | undefined => {
       const harness = { ...report.harness, ...(cores !== undefined ? { cores } : {}) };
       const lines = formatSummary({ ...report, harness, pipeline: { ...pipeline, replicas } }, '').split(
