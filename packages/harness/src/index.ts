@@ -75,5 +75,6 @@ export { PAGE_RELOADS, loadPage } from './load.ts';
 export type { LoadPageOptions } from './load.ts';
 export { DEFAULT_IDLE_TIMEOUT_MS, ROOM_PATTERN, ROOM_RULE, randomRoom, runSession } from './session.ts';
 export { dashboardUrl, encodeConfigParam, workerUrl } from './page-urls.ts';
+export type { DashboardUrlOptions } from './page-urls.ts';
 export type { RunSessionOptions, SessionInfo } from './session.ts';
 export { LATEST_MANIFEST, blobFileName, readCheckpointDir, writeCheckpointDir } from './checkpoint-dir.ts';

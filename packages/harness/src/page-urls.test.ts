@@ -8,8 +8,12 @@ describe('dashboardUrl', () => {
     expect(plain.get('headless')).toBe('1');
     expect(plain.has('model')).toBe(false);
     expect(plain.has('resume')).toBe(false);
-    const asked = params(dashboardUrl('http://127.0.0.1:9/', 'r1', { workers: 2 }, [], true, true));
+    const asked = params(
+      dashboardUrl('http://127.0.0.1:9/', 'r1', { workers: 2 }, { resume: true, model: true }),
+    );
     expect(asked.get('model')).toBe('1');
     expect(asked.get('resume')).toBe('1');
+    const faulty = params(dashboardUrl('http://127.0.0.1:9/', 'r1', {}, { faults: ['slow', 'vanish'] }));
+    expect(faulty.get('faults')).toBe('slow,vanish');
   });
 });

@@ -8,13 +8,21 @@ export function encodeConfigParam(config: RunConfigInput): string {
   return Buffer.from(JSON.stringify(config), 'utf8').toString('base64url');
 }
 
+/** What a headless dashboard is asked for besides its run: see the harness README's URL. */
+export interface DashboardUrlOptions {
+  /** Fault injection (`faults=a,b`). */
+  faults?: readonly string[];
+  /** `resume=1`: start from the checkpoint the harness hands over. */
+  resume?: boolean;
+  /** `model=1`: hand the trained parameters over as a `model` event. */
+  model?: boolean;
+}
+
 export function dashboardUrl(
   base: string,
   room: string,
   config: RunConfigInput,
-  faults: readonly string[] = [],
-  resume = false,
-  model = false,
+  { faults = [], resume = false, model = false }: DashboardUrlOptions = {},
 ): string {
   const url = new URL('/', base);
   url.searchParams.set('room', room);
