@@ -84,11 +84,26 @@ async function main(): Promise<ReloadCheckResult> {
         if (dashboardLog.length > 40) dashboardLog.shift();
       },
     );
+    // Its console's warnings and errors too (a signaling server it cannot reach says so there only).
+    const dashboardConsole: string[] = [];
     const openDashboard = async (): Promise<Page> => {
       const p = await dashCtx.newPage();
       p.on('pageerror', (e) => dashboardErrors.push(`${e.name}: ${e.message}`));
+      p.on('console', (m) => {
+        if (m.type() !== 'error' && m.type() !== 'warning') return;
+        dashboardConsole.push(
+          `${new Date().toISOString().slice(11, 23)} ${m.type()} ${m.text().slice(0, 300)}`,
+        );
+        if (dashboardConsole.length > 20) dashboardConsole.shift();
+      });
       return p;
     };
+    // Until the workers are open: what the dashboard said (a first load that never came online).
+    describe = () =>
+      Promise.resolve(
+        `dashboard errors: [${dashboardErrors.join('; ')}]; dashboard console:\n  ${dashboardConsole.join('\n  ')}` +
+          `\ndashboard log:\n  ${dashboardLog.join('\n  ')}`,
+      );
     let page = await openDashboard();
     await page.goto(links.dashboard, { waitUntil: 'domcontentloaded' });
     await page.getByText('coordinator online').waitFor({ timeout: LONG_WAIT_MS });
@@ -117,7 +132,7 @@ async function main(): Promise<ReloadCheckResult> {
         `[${await text(page, '[data-testid="resumed"]')}]; peer table: ` +
         `[${await text(page, 'section.peers tbody tr')}]; worker pages: [${states.join('; ')}]; ` +
         `worker errors: [${workerErrors.join('; ')}]; dashboard errors: [${dashboardErrors.join('; ')}]; ` +
-        `dashboard log:\n  ${dashboardLog.join('\n  ')}`
+        `dashboard console:\n  ${dashboardConsole.join('\n  ')}\ndashboard log:\n  ${dashboardLog.join('\n  ')}`
       );
     };
     const idlePeers = (n: number) =>
