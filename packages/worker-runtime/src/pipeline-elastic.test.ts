@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildModel, modelPreset, paramDiff } from '@peertrain/engine';
 import type { RunConfigInput, RunReport } from '@peertrain/protocol';
+import type { AbortOptions, Connection, Transport } from '@peertrain/transport';
 import { memoryCluster } from './test-cluster.ts';
 
 // Elastic pipelines end to end in Node: a real coordinator and real worker runtimes over the
@@ -42,6 +43,42 @@ async function train(
 
 const layout = buildModel(modelPreset('deepMlp')).params;
 
+/**
+ * `t` whose links hold back, from the first one on, every send `holds(remoteId)` picks (never
+ * delivered, never settled), as a tab that stopped; `onHeld` runs at the first.
+ */
+function holdingSends(t: Transport, holds: (remoteId: string) => boolean, onHeld: () => void): Transport {
+  let held = false;
+  const hold = (remoteId: string): boolean => {
+    if (!holds(remoteId)) return false;
+    if (!held) onHeld();
+    held = true;
+    return true;
+  };
+  const wrap = (c: Connection): Connection => ({
+    remoteId: c.remoteId,
+    maxMessageSize: c.maxMessageSize,
+    get bufferedAmount() {
+      return c.bufferedAmount;
+    },
+    get closed() {
+      return c.closed;
+    },
+    send: (data: Uint8Array, opts?: AbortOptions) =>
+      hold(c.remoteId) ? new Promise<void>(() => undefined) : c.send(data, opts),
+    trySend: (data: Uint8Array) => !hold(c.remoteId) && c.trySend(data),
+    onMessage: (h) => c.onMessage(h),
+    onClose: (h) => c.onClose(h),
+    close: () => c.close(),
+  });
+  return {
+    localId: t.localId,
+    dial: async (peerId, opts) => wrap(await t.dial(peerId, opts)),
+    onConnection: (handler) => t.onConnection((c) => handler(wrap(c))),
+    close: () => t.close(),
+  };
+}
+
 describe('elastic pipeline with a spare', () => {
   it('loses stage 2 at step 6: the spare takes it and the run ends with the undisturbed parameters', async () => {
     const calm = await train({ ...base, reference: true }, 'pe-calm', 5);
@@ -70,6 +107,39 @@ describe('elastic pipeline with a spare', () => {
     expect(hit.report.membershipChanges).toHaveLength(1);
     expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
   }, 180_000);
+
+  // Snapshots every 4 of 12 steps: the last is after step 12, so the epoch has no step to redo.
+  // `holder` stops as it sends its parameters to stage 0 for the final evaluation (the only tensor
+  // stage 2 or 3 ever sends stage 0), its snapshot and last report already out; 200 ms later (the
+  // coordinator has taken the step-12 snapshots as the barrier passed) `victim`'s tab closes.
+  it.each([
+    { victim: 2, holder: 2, what: 'stage 2' },
+    { victim: 0, holder: 3, what: 'stage 0, the leader' },
+  ])(
+    'loses $what during the final gather, after the last snapshot: the spare takes it and the run ends as undisturbed',
+    async ({ victim, holder }) => {
+      const calm = await train(base, `pe-end-calm-${victim}`, 5);
+      const rankId = (rank: number) => coord.view().peers.find((p) => p.rank === rank)?.peerId;
+      const wrap = (name: string, t: Transport) =>
+        holdingSends(
+          t,
+          (remote) => t.localId === rankId(holder) && remote === rankId(0),
+          () => setTimeout(() => net.closePeer(rankId(victim)!), 200),
+        );
+      const { coord, net } = memoryCluster(5, `pe-end-hit-${victim}`, cleanups, { wrap });
+      const report = await coord.run(base, { waitMs: 30_000 });
+      const changes = report.membershipChanges ?? [];
+      expect(changes).toHaveLength(1);
+      expect(changes[0]!.step).toBe(base.steps);
+      expect(report.redoneSteps).toBe(0);
+      expect(report.loss.map((l) => l.step)).toEqual([...Array(base.steps).keys()]);
+      const trained = coord.trainedModel();
+      expect(trained).not.toBeNull();
+      expect(paramDiff(trained!.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+      expect(report.testAccuracy).toBe(calm.report.testAccuracy);
+    },
+    180_000,
+  );
 
   it('without a spare the loss fails the run by name', async () => {
     const run = train({ ...base, workers: 4, spares: 0 }, 'pe-none', 4, { rank: 2, afterSteps: 3 });

@@ -142,6 +142,12 @@ async function runLoop(core: WorkerCore, run: RunState): Promise<void> {
       // Elastic: a new epoch redoes from its fromStep; held reports of the steps it redoes are void.
       const from = rewind(run);
       if (from !== null) reports.dropFrom(from);
+      // An epoch with no step left to redo (an elastic pipeline's stage lost at the final gather):
+      // nothing else would take it, so it is taken here and the evaluation prepared again.
+      if (from !== null && from === run.endStep && m.takeEpochAtEnd) {
+        await m.takeEpochAtEnd(from);
+        await prepareEval(d, from);
+      }
       if (granted(run)) await runStep(d);
       await runEvals(d);
       if (run.pendingReference) await runReference(d);
@@ -163,7 +169,8 @@ function granted(run: RunState): boolean {
 }
 
 /** Runs the next granted step, reports it, and prepares the evaluation it makes due. */
-async function runStep({ core, run, method, spans, signal, reports, sharded }: Driver): Promise<void> {
+async function runStep(d: Driver): Promise<void> {
+  const { core, run, method, spans, signal, reports } = d;
   const { config, runId } = run.assign;
   const step = run.completed;
   const t0 = core.now();
@@ -212,15 +219,23 @@ async function runStep({ core, run, method, spans, signal, reports, sharded }: D
   // DiLoCo's evalParams move only at round ends: an evaluation due mid-round would repeat the last.
   const due = run.completed === config.steps || (run.evalOwed && (method.evalReady?.(run.completed) ?? true));
   if (due) run.evalOwed = false;
-  // An elastic pipeline's gather that an epoch aborted: the loop rewinds; the evaluation comes due again.
-  if (due && !(await method.beforeEval(run.completed).then(() => true, redo))) return;
-  // After a synchronous step every replica holds the same parameters: rank 0 (the leader)
-  // evaluates, or every rank its part (sharded-eval.ts) where the method says they all hold them.
+  if (due) await prepareEval(d, run.completed);
+}
+
+/**
+ * Before the evaluation after `after` steps: the method's part on every worker (a pipeline's
+ * gather), then the evaluation queued where it runs. After a synchronous step every replica holds
+ * the same parameters: rank 0 (the leader) evaluates, or every rank its part (sharded-eval.ts)
+ * where the method says they all hold them. An elastic pipeline's gather that an epoch aborted
+ * queues nothing: the loop rewinds, and the evaluation comes due again.
+ */
+async function prepareEval(d: Driver, after: number): Promise<void> {
+  const { core, run, method, sharded } = d;
+  if (!(await method.beforeEval(after).then(() => true, redo))) return;
   const shared = method.sharedEval === true && run.assign.peers.length > 1;
-  if (due && (shared || leads(run, core.mesh.localId))) {
-    run.pendingEvals.push(run.completed);
-    if (shared) sharded.add(run.completed);
-  }
+  if (!shared && !leads(run, core.mesh.localId)) return;
+  if (!run.pendingEvals.includes(after)) run.pendingEvals.push(after);
+  if (shared) sharded.add(after);
 }
 
 /** Elastic: a StepRedoError means the loop rewinds to the epoch's step (null); anything else fails. */

@@ -8,6 +8,9 @@
 //   coordinator, under stageRestoreKey; fromStep 0: the seeded initial state), acknowledges, links
 //   the new neighbours and redoes from fromStep. Every stage's step depends on its state and the
 //   step only, so the run ends equal to the undisturbed one.
+// An epoch whose fromStep is the run's end (a stage lost at the final gather, after the last
+// snapshot) has no step to redo: the run loop has every worker take it (takeEpochAtEnd) and
+// gathers again.
 // A spare (assign.joining) holds no stage until its first epoch names one: peers[position] is it.
 // Each epoch's activations and gradients carry their own tags, so an aborted attempt's tensors
 // still in flight never feed a redone step. The epoch's peers[0] leads (evaluates; the gather).
@@ -112,6 +115,10 @@ export function elasticStage(ctx: MethodContext): MethodRun {
       const placed = { ...assign, peers: s.peers, rank: s.position };
       const ctxNow = { ...ctx, assign: placed, signal: AbortSignal.any([ctx.signal, s.inbox.abort.signal]) };
       await redoable(s, after, () => gatherParams(ctxNow, coordsOf(s), [h], s.full, after));
+    },
+    async takeEpochAtEnd(end) {
+      const pending = s.inbox.pending;
+      if (pending?.fromStep === end) await takeEpoch(s, pending);
     },
     dispose: () => {
       s.inbox.arrived = null;

@@ -92,6 +92,12 @@ export interface MethodRun {
    */
   beforeEval(after: number): Promise<void>;
   /**
+   * Elastic methods whose evaluation needs every member (a pipeline's gather): an epoch came whose
+   * fromStep is the run's end, `end`, so no step will take it; takes it now. The driver then runs
+   * beforeEval and queues the final evaluation again.
+   */
+  takeEpochAtEnd?(end: number): Promise<void>;
+  /**
    * Whether `evalParams` after `after` steps may differ from what the last evaluation saw: local-step
    * methods change them only at a round's end, so an evaluation due mid-round waits for it (absent:
    * always). The run's last step is evaluated whatever this says.
