@@ -100,12 +100,15 @@ describe('elastic pipeline with a spare', () => {
     expect(diff.maxRelDiff).toBeLessThanOrEqual(1e-5);
   }, 180_000);
 
-  it('gpipe: the same recovery, the same parameters', async () => {
+  it('gpipe, losing stage 0 (the leader) mid-run: the spare takes it, evaluates and hands back the model', async () => {
     const gpipe = { ...base, schedule: 'gpipe' as const };
     const calm = await train(gpipe, 'pg-calm', 5);
-    const hit = await train(gpipe, 'pg-hit', 5, { rank: 2, afterSteps: 5 });
-    expect(hit.report.membershipChanges).toHaveLength(1);
+    const hit = await train(gpipe, 'pg-hit', 5, { rank: 0, afterSteps: 5 });
+    const changes = hit.report.membershipChanges ?? [];
+    expect(changes).toHaveLength(1);
+    expect(changes[0]!.peerId).toBe(hit.report.workers[0]!.peerId);
     expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+    expect(hit.report.testAccuracy).toBe(calm.report.testAccuracy);
   }, 180_000);
 
   // Snapshots every 4 of 12 steps: the last is after step 12, so the epoch has no step to redo.
