@@ -166,16 +166,17 @@ describe('RunConfig elastic', () => {
     ]);
   });
 
-  it('takes pipelines (gpipe, 1f1b) with spares beside the stages, and refuses the rest by name', () => {
+  it('takes pipelines (gpipe, 1f1b, zb-h1; fp16 activations) with spares beside the stages, and refuses the rest by name', () => {
     const c = parseRunConfig({ strategy: 'pipeline', workers: 5, spares: 1, elastic: true });
     expect([c.spares, c.stageCheckpointEvery, runShape(c).stages]).toEqual([1, 10, 4]);
     const p = { strategy: 'pipeline', workers: 3, elastic: true } as const;
     expect(parseRunConfig({ ...p, schedule: 'gpipe' }).elastic).toBe(true);
-    expect(issuesOf({ ...p, schedule: 'zb-h1' })).toEqual([
-      'schedule: elastic pipelines run gpipe or 1f1b, not zb-h1',
+    expect(parseRunConfig({ ...p, schedule: 'zb-h1', activationCompress: 'fp16' }).elastic).toBe(true);
+    expect(issuesOf({ ...p, schedule: 'interleaved', virtualStages: 2, microBatches: 6 })).toEqual([
+      'schedule: elastic pipelines run gpipe, 1f1b or zb-h1, not interleaved',
     ]);
     expect(issuesOf({ ...p, activationCompress: 'int8' })[0]).toMatch(
-      /^activationCompress: elastic pipelines/,
+      /^activationCompress: elastic pipelines send float32 or fp16 activations, not int8/,
     );
     expect(issuesOf({ strategy: 'pipeline', workers: 3, spares: 1 })).toEqual([
       'spares: spares apply to elastic pipelines (strategy pipeline, elastic)',

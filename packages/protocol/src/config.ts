@@ -256,7 +256,7 @@ export function checkpointable(
 }
 
 /** Schedules an elastic pipeline redoes exactly (their stages' state is parameters + optimizer). */
-const ELASTIC_SCHEDULES: readonly ScheduleKind[] = ['gpipe', '1f1b'];
+const ELASTIC_SCHEDULES: readonly ScheduleKind[] = ['gpipe', '1f1b', 'zb-h1'];
 
 /**
  * Elastic DiLoCo (worker-runtime methods/diloco-elastic.ts) redoes a round from its start: no
@@ -315,11 +315,11 @@ function elasticIssues(
       `elastic ps-async drops a lost worker, no policy applies (${c.elasticPolicy})`,
     ]);
   if (pipeline && !ELASTIC_SCHEDULES.includes(c.schedule))
-    issues.push(['schedule', `elastic pipelines run gpipe or 1f1b, not ${c.schedule}`]);
-  if (pipeline && c.activationCompress !== 'none')
+    issues.push(['schedule', `elastic pipelines run gpipe, 1f1b or zb-h1, not ${c.schedule}`]);
+  if (pipeline && c.activationCompress === 'int8')
     issues.push([
       'activationCompress',
-      'elastic pipelines send float32 activations (a codec’s rounding state is not rolled back)',
+      'elastic pipelines send float32 or fp16 activations, not int8 (its stochastic rounding is seeded per peer: a spare would round otherwise)',
     ]);
   if (c.spares > 0 && !pipeline)
     issues.push(['spares', 'spares apply to elastic pipelines (strategy pipeline, elastic)']);

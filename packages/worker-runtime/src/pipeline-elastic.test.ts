@@ -111,6 +111,18 @@ describe('elastic pipeline with a spare', () => {
     expect(hit.report.testAccuracy).toBe(calm.report.testAccuracy);
   }, 180_000);
 
+  it('zb-h1 with fp16 activations: the same recovery, the undisturbed run of that schedule and codec', async () => {
+    const zb = { ...base, schedule: 'zb-h1' as const, activationCompress: 'fp16' as const };
+    const calm = await train(zb, 'pz-calm', 5);
+    const hit = await train(zb, 'pz-hit', 5, { rank: 2, afterSteps: 6 });
+    expect(hit.report.membershipChanges).toHaveLength(1);
+    expect(hit.report.redoneSteps).toBeGreaterThanOrEqual(3);
+    expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBeLessThanOrEqual(1e-5);
+    // fp16 did cross: the run differs from the float32 one.
+    const exact = await train({ ...zb, activationCompress: 'none' }, 'pz-f32', 5);
+    expect(paramDiff(calm.params, exact.params, layout).maxRelDiff).toBeGreaterThan(1e-5);
+  }, 180_000);
+
   // Snapshots every 4 of 12 steps: the last is after step 12, so the epoch has no step to redo.
   // `holder` stops as it sends its parameters to stage 0 for the final evaluation (the only tensor
   // stage 2 or 3 ever sends stage 0), its snapshot and last report already out; 200 ms later (the

@@ -1,5 +1,6 @@
-// Elastic pipelines (config.elastic, strategy pipeline, gpipe or 1f1b, one replica). A stage runs
-// the plain stage's step, and besides:
+// Elastic pipelines (config.elastic, strategy pipeline, gpipe, 1f1b or zb-h1, one replica; float32
+// or fp16 activations, which round the same on any peer). A stage runs the plain stage's step, and
+// besides:
 // - every config.stageCheckpointEvery steps it sends the coordinator its state after the step
 //   (joinState's layout: its parameters, then its optimizer's arrays) ahead of the step's stepDone,
 //   under stageSnapshotKey; a step's snapshot goes once (a redone step does not send it again);
@@ -18,6 +19,7 @@ import { deadline } from '@peertrain/base';
 import { checkpointDue, joinState, runShape, stageRestoreKey, stageSnapshotKey } from '@peertrain/protocol';
 import { createOptimizer } from '@peertrain/optim';
 import type { Optimizer } from '@peertrain/optim';
+import type { PayloadCompressor } from '@peertrain/compress';
 import { schedule } from '@peertrain/schedules';
 import type { AnyStageOps } from '@peertrain/schedules';
 import type { StageSession } from '../compute.ts';
@@ -27,6 +29,7 @@ import { unpackState } from '../join-state.ts';
 import { linkCounts, openLinks } from '../links.ts';
 import { f32View, runPipelineStep } from '../pipeline.ts';
 import {
+  activationCodec,
   gatherParams,
   neighbour,
   pipelineLinks,
@@ -53,6 +56,8 @@ interface Held {
   grads: Float32Array;
   optimizer: Optimizer;
   ops: AnyStageOps;
+  /** What the stage sends (config activationCompress: none or fp16, which rounds the same anywhere). */
+  codec: PayloadCompressor | null;
 }
 
 interface LiveStage {
@@ -137,7 +142,8 @@ function hold(s: LiveStage): Held {
   const { stage, params, grads } = stageChunks(s.ctx, coordsOf(s), s.full);
   const optimizer = createOptimizer(config.optimizer, config.lr, params.length);
   const ops = schedule(config.schedule, s.stages, config.microBatches)[s.position]!;
-  return { stage, params, grads, optimizer, ops };
+  const codec = activationCodec(config.activationCompress, config.seed + s.position);
+  return { stage, params, grads, optimizer, ops, codec };
 }
 
 /** One pipeline step over the epoch's neighbours; a new epoch aborts it. */
@@ -157,6 +163,7 @@ function stageStep(s: LiveStage, h: Held, step: number) {
     spans: ctx.spans,
     signal: AbortSignal.any([ctx.signal, s.inbox.abort.signal]),
     onHeld: ctx.onHeld,
+    codec: h.codec,
     tagOffset: EPOCH_TAG_STRIDE * s.epoch,
     ...zeroSkipping(ctx.assign.config, [h]),
     optimizer: () => {

@@ -201,7 +201,7 @@ export function zeroSkipping(
 }
 
 /** The codec of what this stage sends (int8's stochastic rounding seeded per rank); null for none. */
-function activationCodec(kind: 'none' | 'fp16' | 'int8', seed: number): PayloadCompressor | null {
+export function activationCodec(kind: 'none' | 'fp16' | 'int8', seed: number): PayloadCompressor | null {
   if (kind === 'none') return null;
   const c = createCompressor({ kind }, { length: 0, seed });
   return c.kind === 'fp16' || c.kind === 'int8' ? c : null;
