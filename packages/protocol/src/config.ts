@@ -281,7 +281,8 @@ function elasticDilocoIssues(
 /**
  * What elastic and spares allow, as [field, message]: data parallel over the ring (all-reduce
  * without compression, or diloco as elasticDilocoIssues allows), or a pipeline (one replica) with
- * gpipe or 1f1b and float32 activations; spares only with an elastic pipeline, at least one stage left.
+ * gpipe, 1f1b or zb-h1 and float32 or fp16 activations; spares only with an elastic pipeline, at least
+ * one stage left.
  */
 function elasticIssues(
   c: Pick<
