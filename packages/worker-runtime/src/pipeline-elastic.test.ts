@@ -156,6 +156,13 @@ describe('elastic pipeline with a spare', () => {
     180_000,
   );
 
+  it('a spare lost while idle leaves the pool; the stages train on undisturbed', async () => {
+    const calm = await train(base, 'ps-calm', 5);
+    const hit = await train(base, 'ps-hit', 5, { rank: 4, afterSteps: 3 });
+    expect(hit.report.redoneSteps).toBe(0);
+    expect(paramDiff(hit.params, calm.params, layout).maxRelDiff).toBe(0);
+  }, 180_000);
+
   it('without a spare the loss fails the run by name', async () => {
     const run = train({ ...base, workers: 4, spares: 0 }, 'pe-none', 4, { rank: 2, afterSteps: 3 });
     await expect(run).rejects.toMatchObject({ name: 'PeerLostError' });
