@@ -18,6 +18,9 @@ let base: string;
 beforeAll(async () => {
   server = await createServer({
     root: REPO_ROOT,
+    // Its own pre-bundled dependencies: `npm start` servers of other checks may bundle beside it
+    // into the default directory with other plugins (VITE_CACHE_DIR_ENV says what that does).
+    cacheDir: join(REPO_ROOT, 'node_modules/.vite/timeline-e2e'),
     logLevel: 'error',
     server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
   });

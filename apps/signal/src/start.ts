@@ -8,6 +8,7 @@ import { createServer } from 'vite';
 import { ConfigError } from '@peertrain/protocol';
 import {
   REPO_ROOT,
+  VITE_CACHE_DIR_ENV,
   pageConfig,
   peertrainJsonPlugin,
   randomRoom,
@@ -31,8 +32,10 @@ if (opts === null) {
 
 const room = opts.room ?? randomRoom();
 const signal = await startSignalServer({ host: opts.host, port: opts.signalPort, path: '/peerjs' });
+const cacheDir = process.env[VITE_CACHE_DIR_ENV];
 const vite = await createServer({
   root: REPO_ROOT,
+  ...(cacheDir ? { cacheDir } : {}),
   configFile: join(REPO_ROOT, 'vite.config.ts'),
   server: { host: opts.host, port: opts.port },
   plugins: [

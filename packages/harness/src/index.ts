@@ -40,7 +40,13 @@ export {
 export type { ChromiumFlagOptions } from './chromium-flags.ts';
 export { startSignalServer } from './signal-server.ts';
 export type { SignalServer, SignalServerOptions } from './signal-server.ts';
-export { PAGE_CONFIG_PATH, pageConfig, peertrainJsonPlugin, servePageConfig } from './page-config.ts';
+export {
+  PAGE_CONFIG_PATH,
+  VITE_CACHE_DIR_ENV,
+  pageConfig,
+  peertrainJsonPlugin,
+  servePageConfig,
+} from './page-config.ts';
 export type { PageConfig, SignalInfo } from './page-config.ts';
 export { startStaticServer } from './static-server.ts';
 export type { StaticServer, StaticServerOptions } from './static-server.ts';

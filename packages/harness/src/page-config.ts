@@ -17,6 +17,14 @@ export interface PageConfig {
 
 export const PAGE_CONFIG_PATH = '/peertrain.json';
 
+/**
+ * When set, where `npm start`'s Vite dev server keeps its pre-bundled dependencies (Vite's cacheDir;
+ * default node_modules/.vite). Dev servers started at once from one checkout with different
+ * plugins re-bundle into a shared directory under each other's pages, which then fail to load with
+ * "504 (Outdated Optimize Dep)": the tests give each server they start its own.
+ */
+export const VITE_CACHE_DIR_ENV = 'PEERTRAIN_VITE_CACHE_DIR';
+
 export function pageConfig(signal: SignalInfo, iceServers: RTCIceServer[] = []): PageConfig {
   return { signal, iceServers };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Download, Locator, Page } from 'playwright-core';
 import { abortReason } from '@peertrain/base';
-import { REPO_ROOT, waitForExit } from '@peertrain/harness';
+import { REPO_ROOT, VITE_CACHE_DIR_ENV, waitForExit } from '@peertrain/harness';
 
 /** SIGTERM (npm start closes both servers on it) and wait; nothing to do once it has exited. */
 export async function stop(child: ChildProcess): Promise<void> {
@@ -18,9 +18,13 @@ export async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Starts `npm start` for `room` on free ports; resolves with the dashboard and worker links it printed. */
+/**
+ * Starts `npm start` for `room` on free ports, its Vite cache in node_modules/.vite/`cacheName`
+ * (a check's own: VITE_CACHE_DIR_ENV); resolves with the dashboard and worker links it printed.
+ */
 export async function startServer(
   room: string,
+  cacheName: string,
   signal: AbortSignal,
 ): Promise<{
   child: ChildProcessByStdio<null, Readable, null>;
@@ -32,7 +36,11 @@ export async function startServer(
       ...['--import', 'tsx', join(REPO_ROOT, 'apps/signal/src/start.ts')],
       ...['--port', '0', '--signal-port', '0', '--room', room],
     ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, [VITE_CACHE_DIR_ENV]: join(REPO_ROOT, 'node_modules/.vite', cacheName) },
+    },
   );
   const lines = createInterface({ input: child.stdout });
   let onAbort = (): void => undefined;

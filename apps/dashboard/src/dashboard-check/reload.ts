@@ -66,7 +66,7 @@ async function main(): Promise<ReloadCheckResult> {
   await mkdir(SCREENSHOTS, { recursive: true });
   await rm(DOWNLOADS, { recursive: true, force: true });
   await mkdir(DOWNLOADS, { recursive: true });
-  const { child, links } = await startServer(RELOAD_ROOM, signal);
+  const { child, links } = await startServer(RELOAD_ROOM, 'reload-check', signal);
   const browser = await launchBrowser({ signal });
   try {
     // One browser profile for the dashboard (its IndexedDB and localStorage survive the reload).

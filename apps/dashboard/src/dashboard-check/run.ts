@@ -224,7 +224,7 @@ async function main(): Promise<DashboardCheckResult> {
   await mkdir(SCREENSHOTS, { recursive: true });
   await rm(DOWNLOADS, { recursive: true, force: true });
   await mkdir(DOWNLOADS, { recursive: true });
-  const { child, links } = await startServer(ROOM, signal);
+  const { child, links } = await startServer(ROOM, 'dashboard-check', signal);
   const browser = await launchBrowser({ signal });
   try {
     const serverUp = since();

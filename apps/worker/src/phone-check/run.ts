@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { abortReason } from '@peertrain/base';
-import { REPO_ROOT, dashboardUrl, launchBrowser, waitForExit } from '@peertrain/harness';
+import { REPO_ROOT, VITE_CACHE_DIR_ENV, dashboardUrl, launchBrowser, waitForExit } from '@peertrain/harness';
 import { FIELDS, ICE_URL, PHONE, type Layout, type PhoneCheckResult } from './check.ts';
 
 const SCREENSHOTS = join(REPO_ROOT, '.artifacts/screenshots');
@@ -33,7 +33,12 @@ async function startServer(
       ...['--import', 'tsx', join(REPO_ROOT, 'apps/signal/src/start.ts')],
       ...['--port', '0', '--signal-port', '0', '--room', ROOM, '--ice', ICE_URL],
     ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      // Its own Vite cache: other checks' dev servers may be bundling beside it (VITE_CACHE_DIR_ENV).
+      env: { ...process.env, [VITE_CACHE_DIR_ENV]: join(REPO_ROOT, 'node_modules/.vite/phone-check') },
+    },
   );
   const lines = createInterface({ input: child.stdout });
   let onAbort = (): void => undefined;
