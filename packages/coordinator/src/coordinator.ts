@@ -150,7 +150,7 @@ function startPings({ hub, membership, driver }: Parts, timers: Timers, everyMs:
 /** Routes one message from a peer to the part that owns it. */
 function route(parts: Parts, from: string, msg: ToCoordinator): void {
   const { hub, membership, planning, driver, heartbeats } = parts;
-  if (!heartbeats.heard(from, msg.type)) return; // a dropped peer's: void until it says hello again
+  if (!heartbeats.heard(from, msg)) return; // a dropped peer's: void until it says hello again
   if (msg.type === 'hello') {
     membership.hello(from, msg);
     return;

@@ -79,8 +79,8 @@ class Scripted {
     return this.tell({ type: 'hello', protocolVersion: PROTOCOL_VERSION, room: ROOM, device });
   }
 
-  beat(): void {
-    if (!this.frozen) void this.tell({ type: 'heartbeat', tWorker: 0 });
+  beat(seen: { gapMs?: number; sendWaitMs?: number } = {}): void {
+    if (!this.frozen) void this.tell({ type: 'heartbeat', tWorker: 0, ...seen });
   }
 
   /** Reports what the gate lets through. */
@@ -258,6 +258,8 @@ describe('heartbeats', () => {
     const gate = { limit: 4 };
     const { coord, time, workers } = await cluster(3, gate);
     const [a, b, c] = workers as [Scripted, Scripted, Scripted];
+    const logs: string[] = [];
+    coord.onEvent((e) => void (e.type === 'log' && logs.push(e.message)));
     const run = coord.run(config({ workers: 3, elastic: true }));
     await until(() => coord.view().run.step === 4, 'steps 0..3');
     b.frozen = true;
@@ -266,9 +268,13 @@ describe('heartbeats', () => {
     expect(coord.view().run.phase).toBe('running'); // the epoch ended, not the run
     // The tab thaws: its first word is void, it is told it was dropped and says hello again.
     b.frozen = false;
-    b.beat();
+    b.beat({ gapMs: 4000.4, sendWaitMs: 2 });
     await until(() => stateOf(coord, b.id) === 'idle', 'the dropped member back in the room');
     expect(b.hellos).toBe(2);
+    // Its first beat's own account of the silence is logged (here: its timer ran 4 s late).
+    expect(logs).toContainEqual(
+      `${b.id}'s own view of the silence: its heartbeat timer ran 4000 ms after the last, whose beat waited 2 ms to reach its link`,
+    );
     gate.limit = 8; // a and c finish step 4; b joins at the boundary of step 5
     for (const w of [a, c]) w.pump();
     const report = await run;

@@ -42,6 +42,8 @@ export function awayAfterMs(everyMs: number, heartbeatTimeoutMs: number): number
 export class Heartbeats {
   /** Dropped peers already told so (until their next hello). */
   private readonly told = new Set<string>();
+  /** Dropped peers whose own account of the silence (their first beat since) is logged. */
+  private readonly explained = new Set<string>();
   /** When the coordinator last came back from a stall of its own: no silence counts before it. */
   private listeningSince = Number.NEGATIVE_INFINITY;
 
@@ -75,11 +77,12 @@ export class Heartbeats {
    * A control message of `type` arrived from `from`: a sign of life. False when the peer was
    * dropped and has not said hello since: the message is void (the peer is told, once).
    */
-  heard(from: string, type: ToCoordinator['type']): boolean {
+  heard(from: string, msg: ToCoordinator): boolean {
     const p = this.membership.peers.get(from);
     if (!p) return true; // not admitted: route() answers only its hello
-    if (type === 'hello') {
+    if (msg.type === 'hello') {
       this.told.delete(from);
+      this.explained.delete(from);
       return true;
     }
     if (p.state !== 'gone') {
@@ -90,6 +93,16 @@ export class Heartbeats {
       this.told.add(from);
       this.hub.log(`${from} speaks again after it was dropped: told to rejoin`);
       this.hub.send(from, { type: 'dropped', reason: 'no heartbeat within the timeout' });
+    }
+    if (msg.type === 'heartbeat' && msg.gapMs !== undefined && !this.explained.has(from)) {
+      // Its first beat since the drop says what held it: its tab (the timer ran late), its send
+      // queue (the beat before waited to reach the link), or neither (the link or this tab).
+      this.explained.add(from);
+      const sendWait = Math.round(msg.sendWaitMs ?? 0);
+      this.hub.log(
+        `${from}'s own view of the silence: its heartbeat timer ran ${Math.round(msg.gapMs)} ms after the last, ` +
+          `whose beat waited ${sendWait} ms to reach its link`,
+      );
     }
     return false;
   }

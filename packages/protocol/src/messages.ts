@@ -370,8 +370,16 @@ export const ToCoordinatorSchema = z.discriminatedUnion('type', [
   /**
    * Sign of life, every HEARTBEAT_EVERY_MS once welcomed (any control message counts as one): a
    * run's member silent for its config.heartbeatTimeoutMs is dropped. `tWorker`: the worker's clock.
+   * What the worker saw of its own beats, so a drop can be told apart from a frozen tab: `gapMs`,
+   * the time since its previous beat's timer (far over the interval: the tab did not run);
+   * `sendWaitMs`, how long its previous beat waited to be handed to the link (still waiting: so far).
    */
-  z.object({ type: z.literal('heartbeat'), tWorker: z.number() }),
+  z.object({
+    type: z.literal('heartbeat'),
+    tWorker: z.number(),
+    gapMs: z.number().min(0).optional(),
+    sendWaitMs: z.number().min(0).optional(),
+  }),
   /** The worker took epoch `epoch`: every stepDone it sends after this one belongs to that epoch. */
   z.object({ type: z.literal('epochAck'), runId: z.number().int(), epoch: z.number().int().min(0) }),
 ]);

@@ -24,8 +24,10 @@ describe('worker heartbeats', () => {
     const coordMesh = createMesh(memoryTransport(net, coordinatorPeerId(room)));
     cleanups.push(() => coordMesh.close());
     const heard: ControlMessage['type'][] = [];
+    const beatsHeard: ControlMessage[] = [];
     coordMesh.onControl((from, msg) => {
       heard.push(msg.type);
+      if (msg.type === 'heartbeat') beatsHeard.push(msg);
       if (msg.type === 'hello')
         void coordMesh.sendControl(from, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, room });
     });
@@ -40,12 +42,23 @@ describe('worker heartbeats', () => {
       coordinatorId: coordinatorPeerId(room),
       compute: ({ signal }) => nodeCompute(signal),
       timers,
+      now: () => clock,
     });
+    let clock = 0;
     cleanups.push(() => w.leave('test over'));
     await until(() => w.status().phase === 'idle', 'welcome');
     await until(() => beats.size === 1, 'the heartbeat timer');
     for (const beat of beats) beat();
     await until(() => heard.includes('heartbeat'), 'a heartbeat');
+    // Each later beat says how long after the last its timer ran, and how long that one waited
+    // to reach the link (here: no wait).
+    clock = 2500;
+    for (const beat of beats) beat();
+    await until(() => beatsHeard.length === 2, 'a second heartbeat');
+    expect(beatsHeard).toEqual([
+      { type: 'heartbeat', tWorker: 0 },
+      { type: 'heartbeat', tWorker: 2500, gapMs: 2500, sendWaitMs: 0 },
+    ]);
 
     await coordMesh.sendControl(workerPeerId(room, 'a'), { type: 'dropped', reason: 'test' });
     await until(() => heard.filter((t) => t === 'hello').length === 2, 'the second hello');

@@ -31,6 +31,9 @@ export class DroppedError extends Error {
  */
 export class Heartbeat {
   private handle: unknown = null;
+  /** When the previous beat's timer ran, and when that beat was handed to the link (null: not yet). */
+  private lastTick: number | null = null;
+  private lastSent: number | null = null;
 
   constructor(
     private readonly core: WorkerCore,
@@ -43,9 +46,25 @@ export class Heartbeat {
   start(): void {
     this.stop();
     if (this.core.lifetime.aborted) return;
-    this.handle = this.timers.setInterval(
-      () => this.core.tell({ type: 'heartbeat', tWorker: this.core.now() }),
-      this.everyMs,
+    this.lastTick = null;
+    this.handle = this.timers.setInterval(() => this.beat(), this.everyMs);
+  }
+
+  private beat(): void {
+    const { core } = this;
+    const t = core.now();
+    const last = this.lastTick;
+    const seen =
+      last === null
+        ? {}
+        : { gapMs: Math.max(0, t - last), sendWaitMs: Math.max(0, (this.lastSent ?? t) - last) };
+    this.lastTick = t;
+    this.lastSent = null;
+    core.mesh.sendControl(core.coordinatorId, { type: 'heartbeat', tWorker: t, ...seen }).then(
+      () => {
+        if (this.lastTick === t) this.lastSent = core.now();
+      },
+      () => undefined, // the coordinator link is gone; onPeer('close') reports it
     );
   }
 
