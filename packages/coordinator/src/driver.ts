@@ -530,6 +530,7 @@ export class RunDriver {
     const { hub, stepTimeoutMs } = this.init;
     const { config } = r;
     const trainMs = hub.now() - r.trainStart;
+    r.spares?.runEnded();
     this.runView = { ...this.runView, phase: 'finishing' };
     hub.changed();
     const early = r.endStep < config.steps;

@@ -83,19 +83,30 @@ export class StageSpares {
     const done = step + 1;
     const members = this.r.epochs?.members() ?? [];
     if (checkpointDue(this.r.config.stageCheckpointEvery, done)) void this.collect(done, members);
-    for (const o of this.open.filter((x) => x.until <= step)) {
-      this.open.splice(this.open.indexOf(o), 1);
-      const { hub, spans } = this.init;
-      const sp = this.recorder.record('recovery', o.startMs, hub.now() - o.startMs, {
-        step: o.fromStep,
-        lane: 'comm',
-        peer: o.lost,
-        bytes: o.bytes,
-      });
-      this.recorder.drain();
-      const { kind, startMs, durMs, lane } = sp;
-      spans.add(sp.peerId, 0, [{ kind, startMs, durMs, step: sp.step, lane, peer: o.lost, bytes: o.bytes }]);
-    }
+    for (const o of this.open.filter((x) => x.until <= step)) this.close(o);
+  }
+
+  /**
+   * The run's final evaluation is in: a recovery still open began at the run's end (a stage lost in
+   * the final gather), which no step's barrier follows; it ends here.
+   */
+  runEnded(): void {
+    for (const o of [...this.open]) this.close(o);
+  }
+
+  /** Ends recovery `o`: its span, from the loss until now, on the coordinator's track. */
+  private close(o: Open): void {
+    this.open.splice(this.open.indexOf(o), 1);
+    const { hub, spans } = this.init;
+    const sp = this.recorder.record('recovery', o.startMs, hub.now() - o.startMs, {
+      step: o.fromStep,
+      lane: 'comm',
+      peer: o.lost,
+      bytes: o.bytes,
+    });
+    this.recorder.drain();
+    const { kind, startMs, durMs, lane } = sp;
+    spans.add(sp.peerId, 0, [{ kind, startMs, durMs, step: sp.step, lane, peer: o.lost, bytes: o.bytes }]);
   }
 
   private async collect(done: number, members: readonly string[]): Promise<void> {

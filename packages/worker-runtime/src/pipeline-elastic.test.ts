@@ -142,11 +142,17 @@ describe('elastic pipeline with a spare', () => {
           () => setTimeout(() => net.closePeer(rankId(victim)!), 200),
         );
       const { coord, net } = memoryCluster(5, `pe-end-hit-${victim}`, cleanups, { wrap });
+      const trace: string[] = [];
+      coord.onEvent(
+        (e) => void (e.type === 'trace' && trace.push(...e.trace.traceEvents.map((t) => t.name))),
+      );
       const report = await coord.run(base, { waitMs: 30_000 });
       const changes = report.membershipChanges ?? [];
       expect(changes).toHaveLength(1);
       expect(changes[0]!.step).toBe(base.steps);
       expect(report.redoneSteps).toBe(0);
+      // The recovery shows on the coordinator's track, though no step's barrier came after it.
+      expect(trace).toContain('recovery');
       expect(report.loss.map((l) => l.step)).toEqual([...Array(base.steps).keys()]);
       const trained = coord.trainedModel();
       expect(trained).not.toBeNull();
