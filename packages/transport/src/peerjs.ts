@@ -13,6 +13,7 @@ import {
   emit,
   subscribe,
 } from './internal.ts';
+import { DEFAULT_ACK_WINDOW, LinkAcks } from './acks.ts';
 import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.ts';
 
 /*
@@ -26,7 +27,8 @@ import type { AbortOptions, Connection, Transport, Unsubscribe } from './types.t
  * - maxMessageSize is the RTCPeerConnection's sctp.maxMessageSize (262144 in Chromium; 65536 when
  *   unknown), optionally capped by init.maxMessageSize.
  * - Backpressure: send() resolves at once while the channel's bufferedAmount is below highWaterMark,
- *   else when it drains to half (bufferedAmountLowThreshold = highWaterMark / 2).
+ *   else when it drains to half (bufferedAmountLowThreshold = highWaterMark / 2); and while fewer
+ *   than ackWindow bytes are out unacknowledged by the other end (acks.ts says why).
  * - PeerJS errors become TransportError (signaling, id taken, WebRTC) or PeerLostError (no such peer).
  */
 
@@ -45,6 +47,8 @@ export interface PeerjsTransportInit {
   highWaterMark?: number | undefined;
   /** Caps every link's maxMessageSize below what SCTP allows. */
   maxMessageSize?: number | undefined;
+  /** Bytes a link sends ahead of the other end's acknowledgements. Default 256 KiB; 0: off. */
+  ackWindow?: number | undefined;
   /**
    * A dial (or an incoming link) that has not opened by then fails with PhaseTimeoutError, naming
    * where its handshake stopped. Default DEFAULT_OPEN_TIMEOUT_MS.
@@ -181,6 +185,7 @@ class PeerjsTransport implements Transport {
   private readonly pending = new Map<string, Set<DialFailer>>();
   private readonly life = new AbortController();
   private readonly highWaterMark: number;
+  private readonly ackWindow: number;
   private readonly openTimeoutMs: number;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectDelayMs = 1_000;
@@ -191,6 +196,7 @@ class PeerjsTransport implements Transport {
   ) {
     this.localId = init.id;
     this.highWaterMark = init.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    this.ackWindow = init.ackWindow ?? DEFAULT_ACK_WINDOW;
     this.openTimeoutMs = init.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
     peer.on('connection', (dc) => this.accept(dc));
     peer.on('error', (err) => this.onPeerError(err));
@@ -263,7 +269,7 @@ class PeerjsTransport implements Transport {
   }
 
   private wrap(dc: DataConnection): PeerjsConnection {
-    const c = new PeerjsConnection(dc, this.highWaterMark, this.init.maxMessageSize, (gone) =>
+    const c = new PeerjsConnection(dc, this.highWaterMark, this.ackWindow, this.init.maxMessageSize, (gone) =>
       this.conns.delete(gone),
     );
     this.conns.add(c);
@@ -345,6 +351,8 @@ class PeerjsConnection implements Connection {
   private readonly drained = new DrainWaiters();
   private lastError: Error | undefined;
   private readonly onLow = (): void => this.drained.wake();
+  /** The link's acknowledged window (acks.ts). */
+  private readonly acks: LinkAcks;
 
   /** Backpressure threshold of this link: the transport's, capped below Chromium's send queue. */
   private readonly highWaterMark: number;
@@ -352,6 +360,7 @@ class PeerjsConnection implements Connection {
   constructor(
     private readonly dc: DataConnection,
     highWaterMark: number,
+    ackWindow: number,
     cap: number | undefined,
     private readonly onGone: (c: PeerjsConnection) => void,
   ) {
@@ -365,6 +374,10 @@ class PeerjsConnection implements Connection {
     this.highWaterMark = effectiveHighWaterMark(highWaterMark, this.maxMessageSize);
     this.channel.bufferedAmountLowThreshold = Math.floor(this.highWaterMark / 2);
     this.channel.addEventListener('bufferedamountlow', this.onLow);
+    this.acks = new LinkAcks(dc.peerConnection, ackWindow, (detail) => {
+      this.markClosed(new TransportError(`link to ${this.remoteId} failed: ${detail}`));
+      this.dc.close();
+    });
     dc.on('data', this.onData);
     dc.on('error', this.onError);
     dc.on('close', this.onRemoteClose);
@@ -389,12 +402,14 @@ class PeerjsConnection implements Connection {
         `send to ${this.remoteId} failed: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`,
       );
     }
+    await this.acks.window.wait(opts.signal);
     if (this.channel.bufferedAmount < this.highWaterMark) return;
     await this.drained.wait(opts.signal);
   }
 
   trySend(data: Uint8Array): boolean {
     if (this.refusal(data) !== null || this.channel.bufferedAmount >= this.highWaterMark) return false;
+    if (this.acks.window.full) return false;
     try {
       this.transmit(data);
       return true;
@@ -415,6 +430,7 @@ class PeerjsConnection implements Connection {
   private transmit(data: Uint8Array): void {
     // Only an ArrayBuffer-backed view can be sent; copy anything else (a SharedArrayBuffer view).
     this.channel.send(data.buffer instanceof ArrayBuffer ? (data as Uint8Array<ArrayBuffer>) : data.slice());
+    this.acks.window.sent(data.byteLength);
   }
 
   onMessage(handler: (data: Uint8Array) => void): Unsubscribe {
@@ -448,7 +464,10 @@ class PeerjsConnection implements Connection {
   }
 
   private readonly onData = (data: unknown): void => {
-    if (!this.closed) this.inbox.push(toBytes(data));
+    if (this.closed) return;
+    const bytes = toBytes(data);
+    this.acks.received(bytes.byteLength);
+    this.inbox.push(bytes);
   };
 
   private readonly onError = (err: PeerError<string>): void => {
@@ -462,6 +481,7 @@ class PeerjsConnection implements Connection {
   private markClosed(reason: Error | undefined): boolean {
     if (!this.closeSignal.fire(reason)) return false;
     this.drained.fail(reason ?? new TransportError(`link to ${this.remoteId} closed`));
+    this.acks.close(reason ?? new TransportError(`link to ${this.remoteId} closed`));
     this.inbox.clear();
     this.channel.removeEventListener('bufferedamountlow', this.onLow);
     this.dc.off('data', this.onData);
