@@ -8,7 +8,8 @@
 // mark nor pacing each link shortened them. The bench's headline pipeline (wideMlp 1F1B, 4 tabs,
 // 30 steps, alternating runs) went from its last step to the final evaluation in 7.6-9.7 s without
 // a window, in 2.9-3.4 s with 256 KiB (3.0-3.1 s at 128 KiB, 2.5 s at 512 KiB); its steps and the
-// default all-reduce run (1:08-1:17 either way) did not change.
+// default all-reduce run (1:08-1:17 either way) did not change. With Chromium's log on, 2 runs each:
+// 928-2,412 dropped packets logged without the window, 0 with it.
 import { DrainWaiters } from './internal.ts';
 
 export const DEFAULT_ACK_WINDOW = 2 ** 18;
