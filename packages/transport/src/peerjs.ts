@@ -60,10 +60,9 @@ export interface PeerjsTransportInit {
   signal?: AbortSignal | undefined;
 }
 
-// Measured with Chromium's log on (2026-12-06): in a bulk transfer (a pipeline's final gather and
-// model upload) the renderer drops packets it cannot hand to the network service ("UDP send ...
-// failed with error 11"), and SCTP resends them. A lower mark does not stop it (914-1,922 drops a
-// run at 64 KiB, 1,122-2,165 at 256 KiB, 659-1,500 at 1 MiB), nor does pacing each link to 12 MB/s.
+// A lower mark does not stop the packet drops of bulk transfers that acks.ts describes (914-1,922
+// drops a run at 64 KiB, 1,122-2,165 at 256 KiB, 659-1,500 at 1 MiB, without the window); the
+// acknowledged window does.
 const DEFAULT_HIGH_WATER_MARK = 2 ** 20;
 
 /**
