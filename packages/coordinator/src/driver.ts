@@ -1,4 +1,4 @@
-import { AbortError, deadline } from '@peertrain/base';
+import { AbortError, asError, deadline } from '@peertrain/base';
 import {
   ConfigError,
   PeerLostError,
@@ -25,7 +25,6 @@ import { buildReport, workersByRank } from './report.ts';
 import { inRankOrder } from './rank-order.ts';
 import { emptyRun } from './types.ts';
 import type { RunReport, RunView, TrainedModel } from './types.ts';
-import { asError } from '@peertrain/base';
 import { untilReleased, waitFor, wake } from './wait.ts';
 
 /*
@@ -359,7 +358,11 @@ export class RunDriver {
     if (r.config.elastic)
       r.epochs = new ElasticEpochs(r.runId, r.ranks, view.epoch, stages, mr.epochBoundary);
     if (r.config.elastic && r.config.strategy === 'pipeline')
-      r.spares = new StageSpares(this.init, r, barrierWindowOf(mr));
+      r.spares = new StageSpares(this.init, r, barrierWindowOf(mr), (snapshotStep) => {
+        const pipeline = this.runView.pipeline && { ...this.runView.pipeline, snapshotStep };
+        if (pipeline && this.runView.runId === r.runId) this.runView = { ...this.runView, pipeline };
+        hub.changed();
+      });
     if (mr.pipelineView) this.runView = { ...this.runView, pipeline: mr.pipelineView };
     hub.changed();
   }

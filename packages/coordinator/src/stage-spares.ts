@@ -64,6 +64,8 @@ export class StageSpares {
     private readonly r: SpareRun,
     /** The barrier window: how far ahead of `waiting` the stages are granted. */
     private readonly window: number,
+    /** Every stage's snapshot after step `step` is in: a recovery now redoes from there. */
+    private readonly onSnapshot: (step: number) => void = () => undefined,
   ) {
     this.pool = r.ranks.slice(r.ranks.length - r.config.spares);
     this.recorder = new SpanRecorder({ peerId: init.hub.mesh.localId, now: () => init.hub.now() });
@@ -122,7 +124,10 @@ export class StageSpares {
           return new Float32Array(bytes.buffer, 0, bytes.byteLength / 4);
         }),
       );
-      if (done > this.fromStep) this.latest = { step: done, states };
+      if (done > this.fromStep) {
+        this.latest = { step: done, states };
+        this.onSnapshot(done);
+      }
     } catch (e) {
       // A stage lost before its snapshot came: the previous complete one stays the newest.
       if (!this.r.abort.signal.aborted)

@@ -128,6 +128,11 @@ export interface PipelineView {
    * backward), the last BUBBLE_HISTORY steps.
    */
   bubbles: { step: number; bubble: number }[];
+  /**
+   * Elastic pipelines: the newest step after which every stage's snapshot arrived, the step a stage
+   * lost now would be redone from (0: the seeded start). Absent without elasticity.
+   */
+  snapshotStep?: number;
 }
 
 export interface RunView {

@@ -125,8 +125,8 @@ describe('elastic pipeline with a spare', () => {
 
   // Snapshots every 4 of 12 steps: the last is after step 12, so the epoch has no step to redo.
   // `holder` stops as it sends its parameters to stage 0 for the final evaluation (the only tensor
-  // stage 2 or 3 ever sends stage 0), its snapshot and last report already out; 200 ms later (the
-  // coordinator has taken the step-12 snapshots as the barrier passed) `victim`'s tab closes.
+  // stage 2 or 3 ever sends stage 0), its snapshot and last report already out; once it has and the
+  // coordinator's view shows every stage's step-12 snapshot in, `victim`'s tab closes.
   it.each([
     { victim: 2, holder: 2, what: 'stage 2' },
     { victim: 0, holder: 3, what: 'stage 0, the leader' },
@@ -135,13 +135,27 @@ describe('elastic pipeline with a spare', () => {
     async ({ victim, holder }) => {
       const calm = await train(base, `pe-end-calm-${victim}`, 5);
       const rankId = (rank: number) => coord.view().peers.find((p) => p.rank === rank)?.peerId;
+      let held = false;
+      let closed = false;
+      // Closes the victim once both hold: the holder stopped, the step-12 snapshots are in (either first).
+      const closeWhenReady = () => {
+        if (closed || !held || coord.view().run.pipeline?.snapshotStep !== base.steps) return;
+        closed = true;
+        const id = rankId(victim)!;
+        setTimeout(() => net.closePeer(id)); // not from inside the coordinator's view update
+      };
       const wrap = (name: string, t: Transport) =>
         holdingSends(
           t,
           (remote) => t.localId === rankId(holder) && remote === rankId(0),
-          () => setTimeout(() => net.closePeer(rankId(victim)!), 200),
+          () => {
+            held = true;
+            closeWhenReady();
+          },
         );
       const { coord, net } = memoryCluster(5, `pe-end-hit-${victim}`, cleanups, { wrap });
+      const unsubscribe = coord.subscribe(closeWhenReady);
+      cleanups.push(() => Promise.resolve(void unsubscribe()));
       const trace: string[] = [];
       coord.onEvent(
         (e) => void (e.type === 'trace' && trace.push(...e.trace.traceEvents.map((t) => t.name))),

@@ -62,6 +62,13 @@ export function BubbleStats(props: { pipeline: PipelineView }) {
         {p.microBatches === 1 ? '' : 'es'}
         {p.recompute ? ' · recompute' : ''}
       </p>
+      {p.snapshotStep !== undefined && (
+        <p className="muted small" title="elastic: every stage's snapshot after this step is in">
+          {p.snapshotStep === 0
+            ? 'a stage lost now redoes from the start'
+            : `a stage lost now redoes from step ${p.snapshotStep}`}
+        </p>
+      )}
       {p.predictedStepMs !== null && (
         <p className="muted small">planner predicted {formatMs(p.predictedStepMs)} a step</p>
       )}

@@ -67,6 +67,7 @@ async function preparePipeline(ctx: MethodContext): Promise<MethodRun> {
     bubbleTheory: bubbleTheory(config.schedule, P, config.microBatches, V),
     bubbleMeasured: null,
     bubbles: [],
+    ...(config.elastic ? { snapshotStep: 0 } : {}),
   };
   // Per stage of replica 0, the largest activation peaks reported (with and without recomputation).
   const peaks = new Map<number, { withRe: number; without: number }>();
