@@ -49,7 +49,8 @@ describe('parseCommandLine', () => {
   });
 
   it('--schedule interleaved --virtual-stages 2 and --schedule zb-h1 reach the config', () => {
-    const flags = '--strategy pipeline --workers 2 --schedule interleaved --virtual-stages 2'.split(' ');
+    const flags =
+      '--strategy pipeline --model cnn --workers 2 --schedule interleaved --virtual-stages 2'.split(' ');
     expect(train(flags).config).toMatchObject({ schedule: 'interleaved', virtualStages: 2 });
     expect(train(['--strategy', 'pipeline', '--schedule', 'zb-h1']).config.schedule).toBe('zb-h1');
   });

@@ -68,6 +68,22 @@ describe('RunConfig partition (pipeline and hybrid)', () => {
     expect(issuesOf({ strategy: 'data', partition: '0-99' })).toEqual([]);
     expect(issuesOf({ strategy: 'pipeline', partition: 'auto' })).toEqual([]);
   });
+
+  it('refuses more stages than the model has layers when the config is read, naming deeper models', () => {
+    // mlp: 3 layers. 4 stages (5 workers, a spare) could not each get one: the planner's late PlanError.
+    const spare = { strategy: 'pipeline', workers: 5, spares: 1, elastic: true } as const;
+    expect(issuesOf(spare)).toEqual([
+      'workers: 4 stages need a model of at least 4 layers; mlp has 3: pick a deeper one (model cnn or deepMlp) or fewer stage workers',
+    ]);
+    expect(issuesOf({ ...spare, model: 'cnn' })).toEqual([]);
+    expect(issuesOf({ strategy: 'pipeline', workers: 3 })).toEqual([]);
+    // interleaved: every peer holds virtualStages chunks.
+    const inter = { strategy: 'pipeline', schedule: 'interleaved', microBatches: 8 } as const;
+    expect(issuesOf({ ...inter, model: 'cnn', workers: 4, virtualStages: 2 })).toEqual([]);
+    expect(issuesOf({ ...inter, model: 'cnn', workers: 4, virtualStages: 3 })[0]).toMatch(
+      /^workers: 12 stages need a model of at least 12 layers; cnn has 8/,
+    );
+  });
 });
 
 describe('RunConfig communication-efficient methods', () => {
@@ -167,14 +183,14 @@ describe('RunConfig elastic', () => {
   });
 
   it('takes pipelines (gpipe, 1f1b, zb-h1; fp16 activations) with spares beside the stages, and refuses the rest by name', () => {
-    const c = parseRunConfig({ strategy: 'pipeline', workers: 5, spares: 1, elastic: true });
+    const c = parseRunConfig({ strategy: 'pipeline', workers: 5, spares: 1, elastic: true, model: 'cnn' });
     expect([c.spares, c.stageCheckpointEvery, runShape(c).stages]).toEqual([1, 10, 4]);
     const p = { strategy: 'pipeline', workers: 3, elastic: true } as const;
     expect(parseRunConfig({ ...p, schedule: 'gpipe' }).elastic).toBe(true);
     expect(parseRunConfig({ ...p, schedule: 'zb-h1', activationCompress: 'fp16' }).elastic).toBe(true);
-    expect(issuesOf({ ...p, schedule: 'interleaved', virtualStages: 2, microBatches: 6 })).toEqual([
-      'schedule: elastic pipelines run gpipe, 1f1b or zb-h1, not interleaved',
-    ]);
+    expect(
+      issuesOf({ ...p, model: 'cnn', schedule: 'interleaved', virtualStages: 2, microBatches: 6 }),
+    ).toEqual(['schedule: elastic pipelines run gpipe, 1f1b or zb-h1, not interleaved']);
     expect(issuesOf({ ...p, activationCompress: 'int8' })[0]).toMatch(
       /^activationCompress: elastic pipelines send float32 or fp16 activations, not int8/,
     );
@@ -190,7 +206,9 @@ describe('RunConfig elastic', () => {
 describe('RunConfig schedules with chunks and split backward', () => {
   it('takes zb-h1 and interleaved with its chunks per peer; V defaults to 1', () => {
     expect(parseRunConfig({ strategy: 'pipeline', workers: 2, schedule: 'zb-h1' }).virtualStages).toBe(1);
-    const c = parseRunConfig({ strategy: 'pipeline', workers: 2, schedule: 'interleaved', virtualStages: 2 });
+    const c = parseRunConfig({
+      ...{ strategy: 'pipeline', model: 'cnn', workers: 2, schedule: 'interleaved', virtualStages: 2 },
+    });
     expect([c.schedule, c.virtualStages]).toEqual(['interleaved', 2]);
   });
 
@@ -201,7 +219,8 @@ describe('RunConfig schedules with chunks and split backward', () => {
     expect(issuesOf({ strategy: 'pipeline', workers: 1, schedule: 'interleaved' })).toEqual([
       'microBatches: interleaved needs at least 2 stages, got 1',
     ]);
-    expect(issuesOf({ strategy: 'pipeline', workers: 4, schedule: 'interleaved', microBatches: 2 })).toEqual([
+    const four = { strategy: 'pipeline', model: 'cnn', workers: 4 } as const;
+    expect(issuesOf({ ...four, schedule: 'interleaved', microBatches: 2 })).toEqual([
       'microBatches: interleaved needs microBatches >= stages, got M = 2 < P = 4',
     ]);
     expect(issuesOf({ strategy: 'hybrid', workers: 4, replicas: 2, schedule: 'interleaved' })).toEqual([

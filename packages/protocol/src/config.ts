@@ -375,12 +375,18 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   );
   const batch = c.batch ?? DEFAULT_BATCH[c.strategy];
   if (m > batch) issue('microBatches', `${m} micro-batches need a batch of at least ${m}, got ${batch}`);
+  const layers = modelPreset(c.model).layers.length;
+  const chunks = (stagePeers / replicas) * c.virtualStages;
+  // (virtualStages off interleaved is refused above; the stages alone are checked then.)
+  const cut = c.schedule === 'interleaved' ? chunks : stagePeers / replicas;
+  if (c.partition === 'auto' && stagePeers % replicas === 0 && cut > layers)
+    issue(
+      'workers',
+      `${cut} stages need a model of at least ${cut} layers; ${c.model} has ${layers}: ` +
+        `pick a deeper one (model cnn or deepMlp) or fewer stage workers`,
+    );
   if (c.partition !== 'auto' && stagePeers % replicas === 0)
-    readPartition(
-      c.partition,
-      modelPreset(c.model).layers.length,
-      (stagePeers / replicas) * c.virtualStages,
-    ).issues.forEach((m) => issue('partition', m));
+    readPartition(c.partition, layers, chunks).issues.forEach((m) => issue('partition', m));
 }).transform((c) => ({
   ...c,
   batch: c.batch ?? DEFAULT_BATCH[c.strategy],
