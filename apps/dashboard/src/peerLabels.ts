@@ -9,11 +9,11 @@ export function shortPeerId(peerId: string, room: string): string {
   return peerId.startsWith(prefix) ? peerId.slice(prefix.length) : peerId;
 }
 
-/** "stage 1 of replica 0", "worker + server", "worker", or null when unassigned. */
+/** "stage 1 of replica 0", "spare" (a stage peer without one), "worker + server", "worker", or null when unassigned. */
 export function roleText(peer: Pick<PeerView, 'role' | 'stage'>): string | null {
   switch (peer.role) {
     case 'stage':
-      return peer.stage ? `stage ${peer.stage.stage} of replica ${peer.stage.replica}` : 'stage';
+      return peer.stage ? `stage ${peer.stage.stage} of replica ${peer.stage.replica}` : 'spare';
     case 'worker+server':
       return 'worker + server';
     case 'worker':

@@ -171,6 +171,19 @@ describe('buildReport', () => {
   });
 });
 
+describe('report workers', () => {
+  it("names an elastic pipeline's spare (a stage peer holding no stage) a spare", () => {
+    const base = inputs();
+    const [a, b] = base.workers;
+    const workers = [
+      { ...a!, role: 'stage', stage: { stage: 0 } },
+      { ...b!, role: 'stage', stage: null },
+    ];
+    expect(buildReport({ ...base, workers }).workers.map((w) => w.role)).toEqual(['stage', 'spare']);
+    expect(buildReport(base).workers.map((w) => w.role)).toEqual(base.workers.map((w) => w.role ?? 'worker'));
+  });
+});
+
 describe('workersByRank', () => {
   const rec = (peerId: string, bytesSent: number) => ({
     peerId,

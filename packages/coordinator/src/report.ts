@@ -10,6 +10,8 @@ type ReferenceResult = Extract<ToCoordinator, { type: 'referenceResult' }>;
 export interface ReportWorker {
   peerId: string;
   role: string | null;
+  /** A stage-role peer's place; null for an elastic pipeline's spare (it has none until it takes one). */
+  stage?: object | null;
   device: DeviceInfo | null;
   bytesSent: number;
   framesRefused: number;
@@ -96,7 +98,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
     workers: inputs.workers.map((p, rank) => ({
       peerId: p.peerId,
       rank,
-      role: p.role ?? 'worker',
+      role: p.role === 'stage' && p.stage === null ? 'spare' : (p.role ?? 'worker'),
       backend: p.device?.backend ?? 'unknown',
       gflops: p.device?.gflops ?? 0,
       bytesSent: p.bytesSent,
