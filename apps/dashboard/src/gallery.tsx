@@ -1,6 +1,7 @@
 import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { parseRunConfig, runShape } from '@peertrain/protocol';
+import { modelPreset, parseRunConfig, runShape } from '@peertrain/protocol';
+import type { RunConfig } from '@peertrain/protocol';
 import type { PipelineView, RunReport, RunView, StepPoint, TimelineSpan } from '@peertrain/coordinator';
 import { TopBar } from '@peertrain/ui';
 import { Timeline } from './components/Timeline.tsx';
@@ -55,7 +56,7 @@ function data(steps: number): { spans: TimelineSpan[]; pipeline: PipelineView } 
 
 function report(pipeline: PipelineView): RunReport {
   return {
-    config: parseRunConfig({ strategy: 'pipeline', workers: STAGES, model: 'deepMlp', schedule: 'gpipe' }),
+    config: sceneConfig(),
     finalLoss: 0.2345,
     testAccuracy: 0.9412,
     wallMs: 61_000,
@@ -107,13 +108,22 @@ function chartFixture(n: number, ranks: number, globalBatch: number): ReturnType
   return chartCache;
 }
 
-function chartRun(pipeline: PipelineView, steps: number): RunView {
-  const config = parseRunConfig({
-    strategy: 'pipeline',
-    workers: STAGES,
-    model: 'deepMlp',
-    schedule: 'gpipe',
+/**
+ * The scene's config: GPipe over STAGES stages of deepMlp. Its 9 layers cannot really be cut more
+ * ways, so a larger scene (the 16-peer one) is the 9-stage config relabelled: made up, as its
+ * spans and telemetry are.
+ */
+function sceneConfig(): RunConfig {
+  const layers = modelPreset('deepMlp').layers.length;
+  const c = parseRunConfig({
+    ...{ strategy: 'pipeline', model: 'deepMlp', schedule: 'gpipe' },
+    workers: Math.min(STAGES, layers),
   });
+  return { ...c, workers: STAGES };
+}
+
+function chartRun(pipeline: PipelineView, steps: number): RunView {
+  const config = sceneConfig();
   // As the coordinator does: one steps array per run, appended to (not a regenerated run).
   const n = CHART_STEPS + steps;
   const all = chartFixture(n, pipeline.assignments.length, runShape(config).globalBatch);
