@@ -43,7 +43,8 @@ async function open(query: string): Promise<Page> {
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}${query}`, { waitUntil: 'networkidle' });
   await page.waitForSelector('.timeline-canvas');
-  await page.waitForTimeout(300);
+  // Until the first frame of spans is drawn (a loaded machine draws late).
+  await expect.poll(async () => (await colourCounts(page)).forward, { timeout: 10_000 }).toBeGreaterThan(0);
   expect(errors).toEqual([]);
   return page;
 }
@@ -85,9 +86,10 @@ describe('pipeline timeline in Chromium', () => {
     const box = (await canvas.boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.45, box.y + 40);
     for (let i = 0; i < 6; i++) await page.mouse.wheel(0, -300);
-    await page.waitForTimeout(200);
+    // Until the next frame is drawn (a loaded machine draws late).
+    const hashNow = async () => (await colourCounts(page)).hash;
+    await expect.poll(hashNow, { timeout: 10_000 }).not.toBe(first.hash);
     const zoomed = await colourCounts(page);
-    expect(zoomed.hash).not.toBe(first.hash);
     expect(await follow.getAttribute('aria-pressed')).toBe('false');
 
     // Hover a compute span of the first peer: a tooltip names it.
@@ -110,14 +112,12 @@ describe('pipeline timeline in Chromium', () => {
     await page.mouse.down();
     await page.mouse.move(box.x + 600, box.y + 60, { steps: 5 });
     await page.mouse.up();
-    await page.waitForTimeout(100);
-    expect((await colourCounts(page)).hash).not.toBe(zoomed.hash);
+    await expect.poll(hashNow, { timeout: 10_000 }).not.toBe(zoomed.hash);
 
     // Follow live again: back to the last steps, as at the start.
     await follow.click();
-    await page.waitForTimeout(100);
     expect(await follow.getAttribute('aria-pressed')).toBe('true');
-    expect((await colourCounts(page)).hash).toBe(first.hash);
+    await expect.poll(hashNow, { timeout: 10_000 }).toBe(first.hash);
 
     // The side panel: bubble measured vs theory, and a legend of the kinds present.
     const side = (await page.locator('.timeline-side').textContent()) ?? '';
@@ -172,9 +172,9 @@ describe('pipeline timeline in Chromium', () => {
     // Steps / time toggle: the loss chart's x axis changes, its points stay.
     const before = await loss.locator('canvas').screenshot();
     await page.getByRole('button', { name: 'time' }).click();
-    await page.waitForTimeout(100);
     expect(await page.getByRole('button', { name: 'time' }).getAttribute('aria-pressed')).toBe('true');
-    expect((await loss.locator('canvas').screenshot()).equals(before)).toBe(false);
+    const redrawn = async () => (await loss.locator('canvas').screenshot()).equals(before);
+    await expect.poll(redrawn, { timeout: 10_000 }).toBe(false);
     expect(await loss.getAttribute('data-points')).toBe('1002');
     await page.getByRole('button', { name: 'steps' }).click();
 
