@@ -11,7 +11,7 @@ describe('peer labels', () => {
   it('names roles, with the stage and replica of a pipeline peer', () => {
     const stage = { stage: 2, replica: 1, first: 4, end: 7 };
     expect(roleText({ role: 'stage', stage })).toBe('stage 2 of replica 1');
-    expect(roleText({ role: 'stage', stage: null })).toBe('spare'); // an elastic pipeline's spare;
+    expect(roleText({ role: 'stage', stage: null })).toBe('spare'); // an elastic pipeline's spare
     expect(roleText({ role: 'worker+server', stage: null })).toBe('worker + server');
     expect(roleText({ role: null, stage: null })).toBeNull();
     expect(layersText(stage)).toBe('[4, 7)');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SCHEDULES, parseRunConfig } from '@peertrain/protocol';
+import { ConfigError, SCHEDULES, parseRunConfig, runShape } from '@peertrain/protocol';
 import {
   SCHEDULE_CHOICES,
   checkRunForm,
   describeShape,
+  formSpares,
   initialRunForm,
   issueField,
   issuesByField,
@@ -369,5 +370,34 @@ describe('run form', () => {
       'elastic diloco compresses with none, fp16 or int8, not topk:0.01',
     ]);
     expect(initialRunForm(parseRunConfig({ elastic: true })).elastic).toBe(true);
+  });
+
+  it('offers elastic pipelines with spares, counted out of the stages, and starts from a run that had them', () => {
+    const pipe = { ...withStrategy(form({ model: 'cnn', workers: '5' }), 'pipeline'), elastic: true };
+    expect(formSpares(pipe)).toBe(1); // the form's default when the box is ticked
+    const c = runFormToConfig(pipe);
+    expect([c.elastic, c.spares, runShape(c).stages]).toEqual([true, 1, 4]);
+    expect(describeShape(c)).toMatch(
+      /^4 stages × 1 replica · 1 spare \(a lost stage's layers go to one\) · /,
+    );
+    // Unticked, the spares typed do not leak: five stages.
+    const plain = runFormToConfig({ ...pipe, elastic: false, spares: '2' });
+    expect([plain.elastic, plain.spares, runShape(plain).stages]).toEqual([false, 0, 5]);
+    expect(formSpares({ ...pipe, elastic: false })).toBe(0);
+    // The schema's issues land under the fields: too many spares, a schedule elastic runs refuse.
+    expect(issuesByField(issuesOf({ ...pipe, spares: '5' })).get('spares')?.[0]).toMatch(
+      /^5 spares of 5 workers leave no stage/,
+    );
+    expect(issuesByField(issuesOf({ ...pipe, spares: 'x' })).get('spares')).toEqual(['"x" is not a number']);
+    const inter = { ...pipe, schedule: 'interleaved' as const, microBatches: '8' };
+    expect(issuesByField(issuesOf(inter)).get('schedule')?.[0]).toMatch(/^elastic pipelines run gpipe/);
+    // A hybrid is not elastic: a box left ticked does not leak.
+    const hybrid = runFormToConfig(withStrategy({ ...pipe, workers: '4' }, 'hybrid'));
+    expect([hybrid.elastic, hybrid.spares]).toEqual([false, 0]);
+    // The form opened on such a run (the CLI's, or a resumed one) shows its spares.
+    const from = initialRunForm(
+      parseRunConfig({ strategy: 'pipeline', model: 'cnn', workers: 6, spares: 2, elastic: true }),
+    );
+    expect([from.elastic, from.spares]).toEqual([true, '2']);
   });
 });

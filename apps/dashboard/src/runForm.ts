@@ -89,9 +89,14 @@ export interface RunFormState {
   // ---- ps-async (staleness), ps and ps-async (server shards) ----
   staleness: string;
   psShards: string;
-  // ---- data parallel (all-reduce) and diloco ----
-  /** A lost worker ends the epoch, not the run; a newcomer joins mid-run (config.elastic). */
+  // ---- data parallel (all-reduce, diloco, ps-async) and pipeline ----
+  /**
+   * config.elastic. Data parallel: a lost worker ends the epoch, not the run; a newcomer joins
+   * mid-run. Pipeline: a lost stage's layers go to a spare.
+   */
   elastic: boolean;
+  /** Elastic pipelines: how many of the workers wait as spares (config.spares). */
+  spares: string;
   // ---- every method ----
   compress: CompressKind;
   /** topk: the fraction; powersgd: the rank (ignored otherwise). */
@@ -129,9 +134,16 @@ export function hasServer(choice: StrategyChoice): boolean {
   return choice === 'ps' || choice === 'ps-async';
 }
 
-/** The choices the form offers elastic runs for (elastic pipelines need spares, which it does not edit). */
+/** The choices the form offers elastic runs for (a pipeline with spares; hybrids are not elastic). */
 export function isElasticChoice(choice: StrategyChoice): boolean {
-  return choice === 'data' || choice === 'diloco' || choice === 'ps-async';
+  return choice === 'data' || choice === 'diloco' || choice === 'ps-async' || choice === 'pipeline';
+}
+
+/** Spares the form's text asks for: an elastic pipeline's, else 0 (NaN while not a number). */
+export function formSpares(form: Pick<RunFormState, 'strategy' | 'elastic' | 'spares'>): number {
+  if (form.strategy !== 'pipeline' || !form.elastic) return 0;
+  const t = form.spares.trim();
+  return t === '' ? NaN : Number(t);
 }
 
 /** What a closed tab costs an elastic run of `sync`, for the shape line. */
@@ -188,7 +200,8 @@ export function initialRunForm(defaults: RunConfig = parseRunConfig({})): RunFor
     fillMax: defaults.fillMax === undefined ? '' : String(defaults.fillMax),
     staleness: String(defaults.staleness),
     psShards: String(defaults.psShards),
-    elastic: defaults.elastic && defaults.strategy === 'data',
+    elastic: defaults.elastic && defaults.strategy !== 'hybrid',
+    spares: String(defaults.elastic && defaults.strategy === 'pipeline' ? defaults.spares : 1),
     ...splitCompress(defaults.compress),
     targetAccuracy: defaults.targetAccuracy === undefined ? '' : String(defaults.targetAccuracy),
   };
@@ -357,6 +370,7 @@ function methodInput(
     }
   }
   if (form.elastic && isElasticChoice(form.strategy)) out.elastic = true;
+  if (form.elastic && form.strategy === 'pipeline') out.spares = num('spares', form.spares);
   if (form.strategy === 'ps-async') out.staleness = num('staleness', form.staleness);
   if (hasServer(form.strategy)) out.psShards = num('psShards', form.psShards);
   if (!isPipelined(form.strategy) && form.compress !== 'none') {
@@ -388,7 +402,9 @@ export function describeShape(c: RunConfig): string {
   const mb = `${c.microBatches} micro-batch${c.microBatches === 1 ? '' : 'es'} of ${even ? per : `~${per}`}`;
   const replicaText = `${replicas} replica${replicas === 1 ? '' : 's'}`;
   const chunks = c.schedule === 'interleaved' ? ` · ${c.virtualStages} chunks per peer` : '';
-  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText}${chunks} · global batch ${globalBatch} · ${mb}`;
+  const spares =
+    c.spares > 0 ? ` · ${c.spares} spare${c.spares === 1 ? '' : 's'} (a lost stage's layers go to one)` : '';
+  const shape = `${stages} stage${stages === 1 ? '' : 's'} × ${replicaText}${chunks}${spares} · global batch ${globalBatch} · ${mb}`;
   return c.targetAccuracy === undefined ? shape : `${shape} · ${stopsAt(c.targetAccuracy)}`;
 }
 

@@ -23,6 +23,7 @@ type MethodTextKey =
   | 'outerMomentum'
   | 'staleness'
   | 'psShards'
+  | 'spares'
   | 'compressArg'
   | 'targetAccuracy';
 type MethodCheckKey = 'outerNesterov' | 'overlapOuter' | 'fillWaits' | 'elastic';
@@ -33,6 +34,7 @@ export function methodFieldsShown(form: RunFormState): RunFormField[] {
   if (form.strategy === 'diloco') shown.push('innerSteps', 'outerLr', 'outerMomentum');
   if (form.strategy === 'diloco' && form.overlapOuter && form.fillWaits) shown.push('fillMax');
   if (form.strategy === 'ps-async') shown.push('staleness');
+  if (form.strategy === 'pipeline' && form.elastic) shown.push('spares');
   if (hasServer(form.strategy)) shown.push('psShards');
   if (!isPipelined(form.strategy)) shown.push('compress', 'compressArg');
   return shown;
@@ -96,7 +98,12 @@ export function MethodFields(props: {
       {isElasticChoice(form.strategy) && (
         <>
           <h3 className="wide">Peers leaving and arriving</h3>
-          {check('elastic', 'elastic: a closed tab ends an epoch, not the run; newcomers join mid-run')}
+          {form.strategy === 'pipeline'
+            ? check('elastic', "elastic: a closed stage tab's layers go to a spare peer; the run goes on")
+            : check('elastic', 'elastic: a closed tab ends an epoch, not the run; newcomers join mid-run')}
+          {form.strategy === 'pipeline' &&
+            form.elastic &&
+            field('spares (of the workers)', 'spares', text('spares', 'numeric'))}
         </>
       )}
       <h3 className="wide">{isPipelined(form.strategy) ? 'Stopping' : 'Exchange and stopping'}</h3>

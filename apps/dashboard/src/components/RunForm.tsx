@@ -16,6 +16,7 @@ import {
 import {
   STRATEGY_CHOICES,
   checkRunForm,
+  formSpares,
   defaultMicroBatches,
   SCHEDULE_CHOICES,
   describeShape,
@@ -83,11 +84,11 @@ const PIPELINE_FIELDS: readonly RunFormField[] = [
   'recompute',
 ];
 
-/** Stages the form's text fields describe (workers / replicas), or null while they do not. */
+/** Stages the form's text fields describe ((workers - spares) / replicas), or null while they do not. */
 function formStages(form: RunFormState): number | null {
   const workers = Number(form.workers.trim());
   const replicas = form.strategy === 'hybrid' ? Number(form.replicas.trim()) : 1;
-  const stages = workers / replicas;
+  const stages = (workers - formSpares(form)) / replicas;
   return Number.isInteger(stages) && stages >= 1 && stages <= 64 ? stages : null;
 }
 

@@ -114,6 +114,7 @@ describe('previewKey', () => {
     const c = {
       strategy: 'pipeline',
       workers: 4,
+      spares: 0,
       replicas: 1,
       model: 'deepMlp',
       batch: 128,
@@ -122,6 +123,8 @@ describe('previewKey', () => {
     expect(previewKey(c)).toBe(previewKey({ ...c }));
     expect(previewKey(c)).not.toBe(previewKey({ ...c, microBatches: 8 }));
     expect(previewKey(c)).not.toBe(previewKey({ ...c, model: 'cnn' }));
+    // 4 workers with a spare are 3 stages: another cut.
+    expect(previewKey(c)).not.toBe(previewKey({ ...c, spares: 1 }));
   });
 });
 

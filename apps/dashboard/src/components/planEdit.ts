@@ -115,9 +115,9 @@ function formatMiB(bytes: number): string {
  * taken for another key no longer describes the run the form would start.
  */
 export function previewKey(
-  c: Pick<RunConfig, 'strategy' | 'workers' | 'replicas' | 'model' | 'batch' | 'microBatches'>,
+  c: Pick<RunConfig, 'strategy' | 'workers' | 'spares' | 'replicas' | 'model' | 'batch' | 'microBatches'>,
 ): string {
-  return [c.strategy, c.workers, c.replicas, c.model, c.batch, c.microBatches].join('/');
+  return [c.strategy, c.workers, c.spares, c.replicas, c.model, c.batch, c.microBatches].join('/');
 }
 
 // ---- data parallelism: shard sizes in samples ----
