@@ -187,6 +187,8 @@ describe('heartbeats', () => {
     const gate = { limit: 4 };
     const { coord, time, workers } = await cluster(2, gate);
     const [a, b] = workers as [Scripted, Scripted];
+    const logs: string[] = [];
+    coord.onEvent((e) => void (e.type === 'log' && logs.push(e.message)));
     const run = coord.run(config()).catch((e: unknown) => e);
     await until(() => coord.view().run.step === 4, 'steps 0..3');
     b.frozen = true;
@@ -200,6 +202,27 @@ describe('heartbeats', () => {
     expect(stateOf(coord, b.id)).toBe('gone');
     expect(coord.view().run.steps.map((s) => s.step)).toEqual([0, 1, 2, 3]); // the steps done are kept
     expect(stateOf(coord, a.id)).toBe('idle');
+    // The drop says whom the coordinator still heard: a, a tick ago (so b's tab, not this side).
+    expect(logs).toContainEqual(
+      `1 of 2 members silent past the heartbeat timeout; the last word from any member came 1000 ms ago (${a.id})`,
+    );
+  });
+
+  it('members silent together: the drop says nobody was heard for as long', async () => {
+    const gate = { limit: 4 };
+    const { coord, time, workers } = await cluster(2, gate);
+    const logs: string[] = [];
+    coord.onEvent((e) => void (e.type === 'log' && logs.push(e.message)));
+    const run = coord.run(config()).catch((e: unknown) => e);
+    await until(() => coord.view().run.step === 4, 'steps 0..3');
+    for (const w of workers) w.frozen = true;
+    for (let s = 0; s <= TIMEOUT_MS / 1000; s++) await second(time, []);
+    expect(await run).toMatchObject({ name: 'PeerLostError' });
+    expect(logs).toContainEqual(
+      expect.stringMatching(
+        /^2 of 2 members silent past the heartbeat timeout; the last word from any member came [34]\d{3} ms ago/,
+      ),
+    );
   });
 
   it('counts no silence from a stall of the coordinator’s own', async () => {

@@ -107,6 +107,21 @@ export class Heartbeats {
     return false;
   }
 
+  /**
+   * Whom the coordinator still hears, said as members fall silent: when nobody has been heard for
+   * about as long, its own receiving (or the browser's network) stalled rather than each tab.
+   */
+  private lastWord(t: number, silentCount: number): string {
+    let latest = Number.NEGATIVE_INFINITY;
+    let from = '';
+    for (const id of this.run.ranks()) {
+      const p = this.membership.peers.get(id);
+      if (p && p.state !== 'gone' && p.lastSeenAt > latest) [latest, from] = [p.lastSeenAt, id];
+    }
+    const members = this.run.ranks().length;
+    return `${silentCount} of ${members} members silent past the heartbeat timeout; the last word from any member came ${Math.round(t - latest)} ms ago (${from})`;
+  }
+
   /** Drops the run's members silent for longer than its heartbeat timeout; returns who. */
   check(t: number): string[] {
     const { phase, config } = this.run.runView;
@@ -118,6 +133,7 @@ export class Heartbeats {
       const ms = t - Math.max(p.lastSeenAt, this.listeningSince);
       if (ms > config.heartbeatTimeoutMs) silent.push({ peerId: id, ms });
     }
+    if (silent.length > 0) this.hub.log(this.lastWord(t, silent.length));
     // Each loss may end an epoch (or the run): one at a time, each against the state the last left.
     for (const s of silent) this.membership.silent(s.peerId, s.ms);
     return silent.map((s) => s.peerId);
