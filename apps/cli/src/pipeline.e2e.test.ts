@@ -15,6 +15,10 @@ import { useTrainCli } from './train-cli.fixture.ts';
 // order is all that differs; accuracy over 100 steps.
 
 const cli = useTrainCli();
+// These runs are about schedules and equivalence, not silence (freeze.e2e tests the watchdog at
+// 8 s): on a starved CI machine live stage tabs went 10 s without a word and the default watchdog
+// failed the run (two tabs at once, 10334 and 10336 ms, mid-run).
+const HEARTBEAT = ['--heartbeat-timeout', '30'];
 const train = cli.train;
 
 describe('pipeline parallelism in real Chromium over WebRTC', () => {
@@ -62,7 +66,7 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
     const run = await train([
       ...['--strategy', 'pipeline', '--workers', '4', '--micro-batches', '8', '--schedule', name],
       ...['--model', 'cnn', '--dataset', 'mnist', '--steps', String(steps), '--backend', 'wasm'],
-      ...['--trace', trace, '--partition', '0-2,3-3,4-5,6-7', ...extra],
+      ...['--trace', trace, '--partition', '0-2,3-3,4-5,6-7', ...HEARTBEAT, ...extra],
     ]);
     expect(run.code, run.stderr).toBe(0);
     // Chrome trace event format: every complete event has ts, dur, pid, tid; one process per peer.
@@ -125,7 +129,7 @@ describe('pipeline parallelism in real Chromium over WebRTC', () => {
   async function equalsReference(name: string, flags: string[], steps: number, tol: number) {
     const { code, stderr, report } = await train([
       ...['--strategy', 'pipeline', '--workers', '4', '--model', 'cnn', '--dataset', 'mnist'],
-      ...['--steps', String(steps), '--backend', 'wasm', '--reference', ...flags],
+      ...['--steps', String(steps), '--backend', 'wasm', '--reference', ...HEARTBEAT, ...flags],
     ]);
     if (code !== 0) console.error(`${name}: peertrain exited ${code}:\n${stderr.slice(-3000)}`);
     expect(code, stderr).toBe(0);
