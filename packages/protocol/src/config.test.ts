@@ -73,16 +73,20 @@ describe('RunConfig partition (pipeline and hybrid)', () => {
     // mlp: 3 layers. 4 stages (5 workers, a spare) could not each get one: the planner's late PlanError.
     const spare = { strategy: 'pipeline', workers: 5, spares: 1, elastic: true } as const;
     expect(issuesOf(spare)).toEqual([
-      'workers: 4 stages need a model of at least 4 layers; mlp has 3: pick a deeper one (model cnn or deepMlp) or fewer stage workers',
+      'workers: 4 stages need a model of at least 4 layers; mlp has 3: model cnn or deepMlp or wideMlp, or fewer stage workers',
     ]);
     expect(issuesOf({ ...spare, model: 'cnn' })).toEqual([]);
     expect(issuesOf({ strategy: 'pipeline', workers: 3 })).toEqual([]);
     // interleaved: every peer holds virtualStages chunks.
     const inter = { strategy: 'pipeline', schedule: 'interleaved', microBatches: 8 } as const;
     expect(issuesOf({ ...inter, model: 'cnn', workers: 4, virtualStages: 2 })).toEqual([]);
-    expect(issuesOf({ ...inter, model: 'cnn', workers: 4, virtualStages: 3 })[0]).toMatch(
-      /^workers: 12 stages need a model of at least 12 layers; cnn has 8/,
+    expect(issuesOf({ ...inter, model: 'cnn', workers: 4, virtualStages: 3 })[0]).toBe(
+      'workers: 12 stages need a model of at least 12 layers; cnn has 8: fewer stage workers',
     );
+    // Only the deeper presets are named.
+    expect(issuesOf({ strategy: 'pipeline', model: 'cnn', workers: 9 })).toEqual([
+      'workers: 9 stages need a model of at least 9 layers; cnn has 8: model deepMlp or wideMlp, or fewer stage workers',
+    ]);
   });
 });
 

@@ -379,12 +379,15 @@ export const RunConfigSchema = RunConfigObject.superRefine((c, ctx) => {
   const chunks = (stagePeers / replicas) * c.virtualStages;
   // (virtualStages off interleaved is refused above; the stages alone are checked then.)
   const cut = c.schedule === 'interleaved' ? chunks : stagePeers / replicas;
-  if (c.partition === 'auto' && stagePeers % replicas === 0 && cut > layers)
+  if (c.partition === 'auto' && stagePeers % replicas === 0 && cut > layers) {
+    const deeper = MODEL_PRESETS.filter((name) => modelPreset(name).layers.length >= cut);
+    const pick =
+      deeper.length > 0 ? `model ${deeper.join(' or ')}, or fewer stage workers` : 'fewer stage workers';
     issue(
       'workers',
-      `${cut} stages need a model of at least ${cut} layers; ${c.model} has ${layers}: ` +
-        `pick a deeper one (model cnn or deepMlp) or fewer stage workers`,
+      `${cut} stages need a model of at least ${cut} layers; ${c.model} has ${layers}: ${pick}`,
     );
+  }
   if (c.partition !== 'auto' && stagePeers % replicas === 0)
     readPartition(c.partition, layers, chunks).issues.forEach((m) => issue('partition', m));
 }).transform((c) => ({
