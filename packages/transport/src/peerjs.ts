@@ -479,8 +479,9 @@ class PeerjsConnection implements Connection {
 
   private markClosed(reason: Error | undefined): boolean {
     if (!this.closeSignal.fire(reason)) return false;
-    this.drained.fail(reason ?? new TransportError(`link to ${this.remoteId} closed`));
-    this.acks.close(reason ?? new TransportError(`link to ${this.remoteId} closed`));
+    const err = reason ?? new TransportError(`link to ${this.remoteId} closed`);
+    this.drained.fail(err);
+    this.acks.close(err);
     this.inbox.clear();
     this.channel.removeEventListener('bufferedamountlow', this.onLow);
     this.dc.off('data', this.onData);
